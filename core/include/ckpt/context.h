@@ -1,0 +1,81 @@
+// ckpt/context.h -- options bound to a scope of host code.
+//
+//   ckpt::Context ctx(ckpt::ContextOptions{.async_timeout = 60s});
+//   ckpt::save(path, tree);  // uses ctx's options
+//
+// A Context is an RAII guard: constructing it makes it current on this
+// thread until it is destroyed (contexts nest; destroy them in reverse
+// order). Calls outside any Context use ContextOptions{}.
+#ifndef CKPT_CONTEXT_H_
+#define CKPT_CONTEXT_H_
+
+#include <ckpt/registry.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ckpt {
+
+// Handlers bound to checkpointable names, for one Context.
+struct CheckpointablesOptions {
+  // A local registry (global entries first) with each handler added under
+  // its name, e.g. {{"config", make_handler("ckpt.json.JsonHandler",
+  // {{"filename", "config.json"}})}}.
+  static CheckpointablesOptions create_with_handlers(
+      const std::vector<std::pair<std::string, HandlerPtr>>& handlers);
+
+  RegistryPtr registry;  // null: the default
+};
+
+struct ContextOptions {
+  // The registry to resolve handlers in. Null: a read-only snapshot of the
+  // global registry taken when the Context is made.
+  CheckpointablesOptions checkpointables_options;
+  // How long an async save may take before it fails with TimeoutError.
+  std::chrono::milliseconds async_timeout = std::chrono::seconds(1200);
+  // Multi-process runs: only the primary host writes shared files.
+  int process_index = 0;
+  int process_count = 1;
+  int primary_host = 0;
+  // Permission bits of new files and folders (before the umask).
+  unsigned file_mode = 0644;
+  unsigned directory_mode = 0755;
+  // Extra plugin folders; their default registrations go to this Context's
+  // registry only.
+  std::vector<std::filesystem::path> plugin_paths;
+  bool allow_insecure_plugin_paths = false;
+  // Options handed to handlers, by handler family, e.g. {"pytree": {...}}.
+  nlohmann::json handler_options = nlohmann::json::object();
+};
+
+class Context {
+ public:
+  explicit Context(ContextOptions options = {});
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  const ContextOptions& options() const { return options_; }
+  // The registry calls in this scope resolve handlers in.
+  const HandlerRegistry& registry() const { return *registry_; }
+  bool is_primary_host() const {
+    return options_.process_index == options_.primary_host;
+  }
+
+  // The innermost Context of this thread, or a default one.
+  static const Context& current();
+
+ private:
+  ContextOptions options_;
+  std::shared_ptr<const HandlerRegistry> registry_;
+  const Context* previous_ = nullptr;
+  bool pushed_ = true;
+};
+
+}  // namespace ckpt
+
+#endif  // CKPT_CONTEXT_H_

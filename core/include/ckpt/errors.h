@@ -1,0 +1,65 @@
+// ckpt/errors.h -- the one exception hierarchy of the C++ API.
+//
+// Every failure of a ckpt call is a ckpt::Error; its kind() says which of
+// the kinds below it is, and what() names the path, checkpointable or
+// plugin file involved.
+#ifndef CKPT_ERRORS_H_
+#define CKPT_ERRORS_H_
+
+#include <stdexcept>
+#include <string>
+
+namespace ckpt {
+
+enum class ErrorKind {
+  kInternal,
+  kInvalidArgument,  // bad name, reserved name, path traversal, bad value
+  kNotFound,         // a file or checkpointable that should be there is not
+  kAlreadyExists,    // destination exists, duplicate registration
+  kNoEntry,          // no handler for a checkpointable
+  kInvalidLayout,    // not a (complete) checkpoint folder
+  kTimeout,
+  kPlugin,           // a plugin failed to load or a handler failed
+  kDataLoss,         // corrupt or truncated data
+  kUnimplemented,
+};
+
+// "invalid argument", "no entry", ...
+const char* error_kind_name(ErrorKind kind);
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorKind kind, const std::string& message)
+      : std::runtime_error(message), kind_(kind) {}
+  ErrorKind kind() const noexcept { return kind_; }
+
+ private:
+  ErrorKind kind_;
+};
+
+#define CKPT_DEFINE_ERROR(Name, Kind)                 \
+  class Name : public Error {                         \
+   public:                                            \
+    explicit Name(const std::string& message)         \
+        : Error(ErrorKind::Kind, message) {}          \
+  };
+
+CKPT_DEFINE_ERROR(InternalError, kInternal)
+CKPT_DEFINE_ERROR(InvalidArgumentError, kInvalidArgument)
+CKPT_DEFINE_ERROR(NotFoundError, kNotFound)
+CKPT_DEFINE_ERROR(AlreadyExistsError, kAlreadyExists)
+CKPT_DEFINE_ERROR(NoEntryError, kNoEntry)
+CKPT_DEFINE_ERROR(InvalidLayoutError, kInvalidLayout)
+CKPT_DEFINE_ERROR(TimeoutError, kTimeout)
+CKPT_DEFINE_ERROR(PluginError, kPlugin)
+CKPT_DEFINE_ERROR(DataLossError, kDataLoss)
+CKPT_DEFINE_ERROR(UnimplementedError, kUnimplemented)
+
+#undef CKPT_DEFINE_ERROR
+
+// Throws the exception class of `kind` with `message`.
+[[noreturn]] void throw_error(ErrorKind kind, const std::string& message);
+
+}  // namespace ckpt
+
+#endif  // CKPT_ERRORS_H_

@@ -1,0 +1,60 @@
+#include "async_engine.h"
+
+#include <ckpt/handler.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <exception>
+#include <memory>
+#include <thread>
+
+#include "logging.h"
+
+namespace ckpt::internal {
+
+namespace {
+
+// Never destroyed: background work may still be finishing while static
+// destructors run, and joining from a destructor at exit can deadlock with
+// a plugin's own static state. In-flight saves are waited for explicitly
+// (see checkpoint engine) before exit.
+boost::asio::thread_pool& pool() {
+  static auto* p = new boost::asio::thread_pool(
+      std::max(4u, std::thread::hardware_concurrency() * 2));
+  return *p;
+}
+
+}  // namespace
+
+void post_background(std::function<void()> work) {
+  boost::asio::post(pool(), [work = std::move(work)] {
+    try {
+      work();
+    } catch (const std::exception& e) {
+      log(CKPT_LOG_ERROR, std::string("background work failed: ") + e.what());
+    } catch (...) {
+      log(CKPT_LOG_ERROR, "background work failed");
+    }
+  });
+}
+
+}  // namespace ckpt::internal
+
+namespace ckpt {
+
+std::future<void> run_in_background(std::function<void()> work) {
+  auto promise = std::make_shared<std::promise<void>>();
+  std::future<void> future = promise->get_future();
+  internal::post_background([promise, work = std::move(work)] {
+    try {
+      work();
+      promise->set_value();
+    } catch (...) {
+      promise->set_exception(std::current_exception());
+    }
+  });
+  return future;
+}
+
+}  // namespace ckpt

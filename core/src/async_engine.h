@@ -1,0 +1,15 @@
+// The core's background pool (Boost.Asio), shared by every handler's
+// background tier and by async saves.
+#ifndef CKPT_SRC_ASYNC_ENGINE_H_
+#define CKPT_SRC_ASYNC_ENGINE_H_
+
+#include <functional>
+
+namespace ckpt::internal {
+
+// Runs `work` on the pool. Exceptions escaping `work` are logged.
+void post_background(std::function<void()> work);
+
+}  // namespace ckpt::internal
+
+#endif  // CKPT_SRC_ASYNC_ENGINE_H_

@@ -1,0 +1,102 @@
+#include <ckpt/context.h>
+#include <ckpt/errors.h>
+#include <ckpt/plugins.h>
+
+#include "registry_internal.h"
+
+namespace ckpt {
+
+namespace {
+
+thread_local const Context* current_context = nullptr;
+
+// The live global registry behind a read-only view: calls outside any
+// Context see the global registry as it is at the time of the call.
+class GlobalView final : public HandlerRegistry {
+ public:
+  GlobalView& add(HandlerPtr, std::optional<std::string>,
+                  std::optional<std::vector<std::string>>) override {
+    throw InvalidArgumentError(
+        "the default context's registry is read-only; use register_handler() "
+        "or a local_registry()");
+  }
+  HandlerPtr get(const std::string& name) const override {
+    return global_registry().get(name);
+  }
+  bool has(const std::string& name) const override {
+    return global_registry().has(name);
+  }
+  std::vector<RegistryEntry> get_all_entries() const override {
+    return global_registry().get_all_entries();
+  }
+  std::vector<std::string> get_secondary_typestrs(
+      const Handler& handler) const override {
+    return global_registry().get_secondary_typestrs(handler);
+  }
+};
+
+}  // namespace
+
+CheckpointablesOptions CheckpointablesOptions::create_with_handlers(
+    const std::vector<std::pair<std::string, HandlerPtr>>& handlers) {
+  auto registry = local_registry();
+  for (const auto& [name, handler] : handlers) {
+    if (name.empty()) {
+      throw InvalidArgumentError(
+          "create_with_handlers: a checkpointable name may not be empty");
+    }
+    registry->add(handler, name);
+  }
+  CheckpointablesOptions options;
+  options.registry = registry;
+  return options;
+}
+
+Context::Context(ContextOptions options) : options_(std::move(options)) {
+  if (options_.process_count < 1 || options_.process_index < 0 ||
+      options_.process_index >= options_.process_count ||
+      options_.primary_host < 0 ||
+      options_.primary_host >= options_.process_count) {
+    throw InvalidArgumentError(
+        "Context: process_index " + std::to_string(options_.process_index) +
+        " and primary_host " + std::to_string(options_.primary_host) +
+        " must lie in [0, process_count=" +
+        std::to_string(options_.process_count) + ")");
+  }
+  std::shared_ptr<const HandlerRegistry> base =
+      options_.checkpointables_options.registry;
+  if (!options_.plugin_paths.empty()) {
+    auto registry = base ? local_registry(base.get(), false) : local_registry();
+    for (const auto& folder : options_.plugin_paths) {
+      load_plugin_folder(folder, options_.allow_insecure_plugin_paths,
+                         registry.get());
+    }
+    base = registry;
+  }
+  if (!base) {
+    // A snapshot: later global registrations do not show in this scope.
+    base = local_registry();
+  }
+  registry_ = std::make_shared<ReadOnlyRegistry>(base);
+  previous_ = current_context;
+  current_context = this;
+}
+
+Context::~Context() {
+  if (pushed_) current_context = previous_;
+}
+
+const Context& Context::current() {
+  if (current_context) return *current_context;
+  // One for the process: it is immutable and its registry is stateless.
+  static const Context* fallback = [] {
+    auto* context = new Context(ContextOptions{});
+    current_context = nullptr;  // the fallback is never on a stack
+    context->pushed_ = false;
+    context->registry_ = std::make_shared<GlobalView>();
+    return context;
+  }();
+  return *fallback;
+}
+
+}  // namespace ckpt

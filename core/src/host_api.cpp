@@ -1,0 +1,177 @@
+#include "host_api.h"
+
+#include <cstring>
+#include <exception>
+
+#include "async_engine.h"
+#include "logging.h"
+
+namespace ckpt::internal {
+
+namespace {
+
+ckpt_error* error_new(ckpt_error_code code, const char* message) {
+  return new ckpt_error{code, message ? message : ""};
+}
+ckpt_error_code error_code(const ckpt_error* error) {
+  return error ? error->code : CKPT_ERROR_INTERNAL;
+}
+const char* error_message(const ckpt_error* error) {
+  return error ? error->message.c_str() : "";
+}
+void error_free(ckpt_error* error) { delete error; }
+
+void host_log(ckpt_log_level level, const char* message) {
+  log(level, message ? message : "");
+}
+
+ckpt_error* register_handler_type(ckpt_plugin* plugin,
+                                  const ckpt_handler_type* type) {
+  if (!plugin) return error_new(CKPT_ERROR_INVALID_ARGUMENT, "no plugin");
+  if (!type || type->struct_size < sizeof(ckpt_handler_type) ||
+      !type->typestr || !*type->typestr || !type->create_instance ||
+      !type->destroy_instance || !type->is_handleable ||
+      !type->is_abstract_handleable || !type->save || !type->load) {
+    return error_new(CKPT_ERROR_INVALID_ARGUMENT,
+                     "handler type is incomplete (needs a typestr and every "
+                     "function but metadata)");
+  }
+  for (const ckpt_handler_type* t : plugin->types) {
+    if (std::strcmp(t->typestr, type->typestr) == 0) {
+      return error_new(CKPT_ERROR_ALREADY_EXISTS,
+                       (std::string("handler type '") + type->typestr +
+                        "' registered twice")
+                           .c_str());
+    }
+  }
+  plugin->types.push_back(type);
+  return nullptr;
+}
+
+ckpt_error* add_registration(ckpt_plugin* plugin,
+                             const ckpt_registration* registration) {
+  if (!plugin || !registration || !registration->typestr) {
+    return error_new(CKPT_ERROR_INVALID_ARGUMENT, "registration without typestr");
+  }
+  plugin->registrations.push_back(
+      {registration->typestr,
+       registration->checkpointable_name ? registration->checkpointable_name
+                                         : "",
+       registration->config_json ? registration->config_json : "{}"});
+  return nullptr;
+}
+
+ckpt_value_ref* value_retain(ckpt_value_ref* ref) {
+  return ref ? new ckpt_value_ref{ref->view} : nullptr;
+}
+void value_release(ckpt_value_ref* ref) { delete ref; }
+
+void submit(void (*fn)(void*), void* data) {
+  post_background([fn, data] { fn(data); });
+}
+
+void complete_save(ckpt_completion* completion, ckpt_error* error) {
+  if (!completion) return;
+  if (error) {
+    completion->saved.set_exception(c_error_to_exception(error, completion->what));
+  } else {
+    completion->saved.set_value();
+  }
+  delete completion;
+}
+
+void complete_load(ckpt_completion* completion, ckpt_owned_value owned,
+                   ckpt_error* error) {
+  // Whatever happens, the plugin's deleter runs exactly once.
+  std::shared_ptr<void> keepalive;
+  if (owned.deleter) {
+    keepalive = std::shared_ptr<void>(
+        owned.deleter_ctx, [deleter = owned.deleter](void* ctx) { deleter(ctx); });
+  }
+  if (!completion) return;
+  if (error) {
+    completion->loaded.set_exception(
+        c_error_to_exception(error, completion->what));
+  } else if (!owned.value) {
+    completion->loaded.set_value(Value());
+  } else {
+    try {
+      completion->loaded.set_value(from_c_value(*owned.value, keepalive));
+    } catch (const Error& e) {
+      completion->loaded.set_exception(std::make_exception_ptr(
+          PluginError(completion->what + ": " + e.what())));
+    }
+  }
+  delete completion;
+}
+
+const ckpt_host_api kHostApi = {
+    sizeof(ckpt_host_api),
+    error_new,
+    error_code,
+    error_message,
+    error_free,
+    host_log,
+    register_handler_type,
+    add_registration,
+    value_retain,
+    value_release,
+    submit,
+    complete_save,
+    complete_load,
+};
+
+}  // namespace
+
+const ckpt_host_api* host_api() { return &kHostApi; }
+
+ErrorKind error_kind_from_code(ckpt_error_code code) {
+  switch (code) {
+    case CKPT_ERROR_INVALID_ARGUMENT: return ErrorKind::kInvalidArgument;
+    case CKPT_ERROR_NOT_FOUND: return ErrorKind::kNotFound;
+    case CKPT_ERROR_ALREADY_EXISTS: return ErrorKind::kAlreadyExists;
+    case CKPT_ERROR_NO_ENTRY: return ErrorKind::kNoEntry;
+    case CKPT_ERROR_INVALID_LAYOUT: return ErrorKind::kInvalidLayout;
+    case CKPT_ERROR_TIMEOUT: return ErrorKind::kTimeout;
+    case CKPT_ERROR_PLUGIN: return ErrorKind::kPlugin;
+    case CKPT_ERROR_DATA_LOSS: return ErrorKind::kDataLoss;
+    case CKPT_ERROR_UNIMPLEMENTED: return ErrorKind::kUnimplemented;
+    case CKPT_ERROR_INTERNAL: return ErrorKind::kInternal;
+  }
+  return ErrorKind::kPlugin;
+}
+
+ckpt_error_code code_from_error_kind(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kInvalidArgument: return CKPT_ERROR_INVALID_ARGUMENT;
+    case ErrorKind::kNotFound: return CKPT_ERROR_NOT_FOUND;
+    case ErrorKind::kAlreadyExists: return CKPT_ERROR_ALREADY_EXISTS;
+    case ErrorKind::kNoEntry: return CKPT_ERROR_NO_ENTRY;
+    case ErrorKind::kInvalidLayout: return CKPT_ERROR_INVALID_LAYOUT;
+    case ErrorKind::kTimeout: return CKPT_ERROR_TIMEOUT;
+    case ErrorKind::kPlugin: return CKPT_ERROR_PLUGIN;
+    case ErrorKind::kDataLoss: return CKPT_ERROR_DATA_LOSS;
+    case ErrorKind::kUnimplemented: return CKPT_ERROR_UNIMPLEMENTED;
+    case ErrorKind::kInternal: return CKPT_ERROR_INTERNAL;
+  }
+  return CKPT_ERROR_INTERNAL;
+}
+
+std::exception_ptr c_error_to_exception(ckpt_error* error,
+                                        const std::string& prefix) {
+  try {
+    throw_c_error(error, prefix);
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
+void throw_c_error(ckpt_error* error, const std::string& prefix) {
+  ErrorKind kind = error_kind_from_code(error->code);
+  std::string message =
+      prefix.empty() ? error->message : prefix + ": " + error->message;
+  delete error;
+  throw_error(kind, message);
+}
+
+}  // namespace ckpt::internal

@@ -1,0 +1,336 @@
+// Finding, vetting and loading plugin shared objects (Boost.DLL).
+#include <ckpt/errors.h>
+#include <ckpt/plugins.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "handler_types.h"
+#include "host_api.h"
+#include "logging.h"
+#include "registry_internal.h"
+
+namespace fs = std::filesystem;
+
+namespace ckpt {
+
+namespace {
+
+constexpr const char* kPluginPrefix = "ckpt-plugin-";
+constexpr const char* kPluginSuffix = ".so";
+
+struct LoadedPlugin {
+  PluginInfo info;
+  std::vector<ckpt_plugin::Registration> registrations;
+};
+
+struct LoaderState {
+  std::recursive_mutex mutex;
+  std::map<fs::path, LoadedPlugin> by_path;
+  std::vector<fs::path> order;
+  std::vector<PluginFailure> failures;
+};
+
+LoaderState& state() {
+  static auto* s = new LoaderState();
+  return *s;
+}
+
+// A file or folder another user could write to is refused: loading a
+// plugin runs its code.
+void check_secure(const fs::path& path, const char* what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    throw PluginError("plugin " + std::string(what) + " " + path.string() +
+                      ": cannot stat it");
+  }
+  const bool sticky_dir = S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX);
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky_dir) {
+    throw PluginError("plugin " + std::string(what) + " " + path.string() +
+                      " is writable by other users; refusing to load code "
+                      "from it (fix its permissions or allow insecure plugin "
+                      "paths explicitly)");
+  }
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    throw PluginError("plugin " + std::string(what) + " " + path.string() +
+                      " is owned by another user (uid " +
+                      std::to_string(st.st_uid) + "); refusing to load it");
+  }
+}
+
+bool is_plugin_file_name(const std::string& name) {
+  const std::string prefix = kPluginPrefix, suffix = kPluginSuffix;
+  return name.size() > prefix.size() + suffix.size() &&
+         name.compare(0, prefix.size(), prefix) == 0 &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void add_registrations(const fs::path& file,
+                       const std::vector<ckpt_plugin::Registration>& regs,
+                       HandlerRegistry& registry) {
+  // Check everything first so that a failing plugin adds nothing.
+  std::vector<std::pair<HandlerPtr, std::optional<std::string>>> pending;
+  const auto entries = registry.get_all_entries();
+  for (const auto& r : regs) {
+    std::optional<std::string> name;
+    if (!r.checkpointable_name.empty()) name = r.checkpointable_name;
+    auto type = internal::find_handler_type(r.typestr);
+    if (!type) {
+      throw PluginError("plugin " + file.string() + ": registration of unknown handler type '" +
+                        r.typestr + "'");
+    }
+    nlohmann::json config = nlohmann::json::parse(r.config_json, nullptr, false);
+    if (config.is_discarded() || !config.is_object()) {
+      throw PluginError("plugin " + file.string() + ": configuration of " + r.typestr +
+                        " is not a JSON object: " + r.config_json);
+    }
+    for (const auto& e : entries) {
+      bool clash = name ? e.checkpointable_name == name
+                        : e.handler->typestr() == r.typestr;
+      if (clash) {
+        throw PluginError("plugin " + file.string() + ": duplicate registration of " +
+                          r.typestr +
+                          (name ? " for checkpointable '" + *name + "'"
+                                : std::string(" (general)")));
+      }
+    }
+    try {
+      pending.emplace_back(type->factory(config), name);
+    } catch (const Error& e) {
+      throw PluginError("plugin " + file.string() + ": " + e.what());
+    }
+  }
+  for (auto& [handler, name] : pending) registry.add(handler, name);
+}
+
+PluginInfo load_locked(const fs::path& file, bool allow_insecure,
+                       HandlerRegistry& registry, bool is_global) {
+  LoaderState& s = state();
+  std::error_code ec;
+  fs::path path = fs::canonical(file, ec);
+  if (ec) {
+    throw PluginError("plugin " + file.string() + ": " + ec.message());
+  }
+  if (auto it = s.by_path.find(path); it != s.by_path.end()) {
+    // Already loaded: a non-global registry still gets its registrations.
+    if (!is_global) add_registrations(path, it->second.registrations, registry);
+    return it->second.info;
+  }
+  if (!fs::is_regular_file(path)) {
+    throw PluginError("plugin " + path.string() + ": not a regular file");
+  }
+  if (!allow_insecure) {
+    check_secure(path.parent_path(), "folder");
+    check_secure(path, "file");
+  }
+
+  // Never unloaded: handlers, values and static state of the plugin may be
+  // referenced until the process ends.
+  auto* library = new boost::dll::shared_library();
+  try {
+    library->load(path, boost::dll::load_mode::rtld_now |
+                            boost::dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    delete library;
+    throw PluginError("plugin " + path.string() +
+                      ": not a loadable shared object (" + e.what() + ")");
+  }
+  if (!library->has(CKPT_PLUGIN_ENTRY_SYMBOL)) {
+    throw PluginError("plugin " + path.string() + ": has no entry symbol '" +
+                      CKPT_PLUGIN_ENTRY_SYMBOL +
+                      "' (is it built with CKPT_PLUGIN from ckpt/sdk/plugin.h?)");
+  }
+  auto entry = library->get<ckpt_error*(ckpt_plugin_init_args*)>(
+      CKPT_PLUGIN_ENTRY_SYMBOL);
+
+  ckpt_plugin plugin;
+  plugin.path = path.string();
+  ckpt_plugin_init_args args{};
+  args.struct_size = sizeof(args);
+  args.host_abi_major = CKPT_ABI_MAJOR;
+  args.host_abi_minor = CKPT_ABI_MINOR;
+  args.host = internal::host_api();
+  args.plugin = &plugin;
+  ckpt_error* error = entry(&args);
+  if (args.plugin_abi_major != CKPT_ABI_MAJOR) {
+    if (error) delete error;
+    throw PluginError("plugin " + path.string() + ": built for ckpt ABI " +
+                      std::to_string(args.plugin_abi_major) + "." +
+                      std::to_string(args.plugin_abi_minor) +
+                      ", this host speaks ABI " +
+                      std::to_string(CKPT_ABI_MAJOR) + "." +
+                      std::to_string(CKPT_ABI_MINOR) + " (majors must match)");
+  }
+  if (error) {
+    internal::throw_c_error(error, "plugin " + path.string() +
+                                       ": initialisation failed");
+  }
+
+  PluginInfo info;
+  info.path = path;
+  info.name = args.plugin_name ? args.plugin_name : path.stem().string();
+  info.abi_major = args.plugin_abi_major;
+  info.abi_minor = args.plugin_abi_minor;
+
+  // Types: all or nothing.
+  for (const ckpt_handler_type* t : plugin.types) {
+    if (auto existing = internal::find_handler_type(t->typestr)) {
+      throw PluginError("plugin " + path.string() + ": handler type '" +
+                        t->typestr + "' is already registered by " +
+                        existing->info.origin);
+    }
+  }
+  for (const ckpt_handler_type* t : plugin.types) {
+    auto handler_info = std::make_shared<HandlerInfo>();
+    handler_info->typestr = t->typestr;
+    for (size_t i = 0; i < t->num_secondary_typestrs; ++i) {
+      if (t->secondary_typestrs[i]) {
+        handler_info->secondary_typestrs.push_back(t->secondary_typestrs[i]);
+      }
+    }
+    handler_info->description = t->description ? t->description : "";
+    handler_info->origin = path.string();
+    handler_info->plugin_name = info.name;
+    handler_info->abi_major = info.abi_major;
+    handler_info->abi_minor = info.abi_minor;
+    auto type = std::make_shared<internal::HandlerType>();
+    type->info = *handler_info;
+    type->factory = internal::plugin_handler_factory(t, handler_info);
+    internal::add_handler_type(type);
+    info.handler_typestrs.push_back(t->typestr);
+  }
+  s.by_path[path] = LoadedPlugin{info, plugin.registrations};
+  s.order.push_back(path);
+  add_registrations(path, plugin.registrations, registry);
+  internal::log(CKPT_LOG_DEBUG, "loaded plugin " + path.string());
+  return info;
+}
+
+std::vector<PluginInfo> load_folder_locked(const fs::path& folder,
+                                           bool allow_insecure,
+                                           HandlerRegistry& registry,
+                                           bool is_global) {
+  std::vector<PluginInfo> out;
+  LoaderState& s = state();
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) {
+    s.failures.push_back({folder, "not a folder"});
+    internal::log(CKPT_LOG_WARNING,
+                  "plugin folder " + folder.string() + " is not a folder");
+    return out;
+  }
+  if (!allow_insecure) {
+    try {
+      check_secure(folder, "folder");
+    } catch (const Error& e) {
+      s.failures.push_back({folder, e.what()});
+      internal::log(CKPT_LOG_WARNING, e.what());
+      return out;
+    }
+  }
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    if (is_plugin_file_name(entry.path().filename().string())) {
+      files.push_back(entry.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& file : files) {
+    try {
+      out.push_back(load_locked(file, allow_insecure, registry, is_global));
+    } catch (const Error& e) {
+      s.failures.push_back({file, e.what()});
+      internal::log(CKPT_LOG_WARNING, e.what());
+    }
+  }
+  return out;
+}
+
+std::once_flag defaults_once;
+
+}  // namespace
+
+fs::path builtin_plugin_folder() {
+  if (const char* dir = std::getenv("CKPT_BUILTIN_PLUGIN_DIR")) return dir;
+  fs::path here = boost::dll::this_line_location().parent_path();
+#ifdef CKPT_BUILD_LIB_DIR
+  std::error_code ec;
+  if (fs::equivalent(here, CKPT_BUILD_LIB_DIR, ec)) return CKPT_BUILD_PLUGIN_DIR;
+#endif
+  return here / "ckpt" / "plugins";
+}
+
+void ensure_default_plugins_loaded() {
+  std::call_once(defaults_once, [] {
+    LoaderState& s = state();
+    std::lock_guard<std::recursive_mutex> lock(s.mutex);
+    Registry& global = internal::global_registry_unloaded();
+    auto stateful = internal::stateful_handler_type();
+    internal::add_handler_type(stateful);
+    global.add(stateful->factory(nlohmann::json::object()));
+    fs::path builtin = builtin_plugin_folder();
+    std::error_code ec;
+    if (fs::is_directory(builtin, ec)) {
+      load_folder_locked(builtin, false, global, true);
+    } else {
+      internal::log(CKPT_LOG_WARNING,
+                    "built-in plugin folder " + builtin.string() +
+                        " does not exist; only the core's handlers are there");
+    }
+    if (const char* env = std::getenv("CKPT_PLUGIN_PATH")) {
+      std::stringstream paths(env);
+      std::string folder;
+      while (std::getline(paths, folder, ':')) {
+        if (!folder.empty()) load_folder_locked(folder, false, global, true);
+      }
+    }
+  });
+}
+
+PluginInfo load_plugin(const fs::path& file, bool allow_insecure,
+                       HandlerRegistry* registry) {
+  ensure_default_plugins_loaded();
+  LoaderState& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mutex);
+  HandlerRegistry& target =
+      registry ? *registry : internal::global_registry_unloaded();
+  return load_locked(file, allow_insecure, target,
+                     &target == &internal::global_registry_unloaded());
+}
+
+std::vector<PluginInfo> load_plugin_folder(const fs::path& folder,
+                                           bool allow_insecure,
+                                           HandlerRegistry* registry) {
+  ensure_default_plugins_loaded();
+  LoaderState& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mutex);
+  HandlerRegistry& target =
+      registry ? *registry : internal::global_registry_unloaded();
+  return load_folder_locked(folder, allow_insecure, target,
+                            &target == &internal::global_registry_unloaded());
+}
+
+std::vector<PluginInfo> loaded_plugins() {
+  ensure_default_plugins_loaded();
+  LoaderState& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mutex);
+  std::vector<PluginInfo> out;
+  for (const fs::path& p : s.order) out.push_back(s.by_path.at(p).info);
+  return out;
+}
+
+std::vector<PluginFailure> plugin_failures() {
+  ensure_default_plugins_loaded();
+  LoaderState& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mutex);
+  return s.failures;
+}
+
+}  // namespace ckpt

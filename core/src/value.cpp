@@ -1,0 +1,357 @@
+#include <ckpt/value.h>
+
+#include <cstring>
+#include <functional>
+#include <numeric>
+
+namespace ckpt {
+
+namespace {
+
+struct DTypeInfo {
+  DType dtype;
+  const char* name;
+  size_t size;
+};
+
+constexpr DTypeInfo kDTypes[] = {
+    {DType::kBool, "bool", 1},           {DType::kInt8, "int8", 1},
+    {DType::kInt16, "int16", 2},         {DType::kInt32, "int32", 4},
+    {DType::kInt64, "int64", 8},         {DType::kUInt8, "uint8", 1},
+    {DType::kUInt16, "uint16", 2},       {DType::kUInt32, "uint32", 4},
+    {DType::kUInt64, "uint64", 8},       {DType::kFloat16, "float16", 2},
+    {DType::kBFloat16, "bfloat16", 2},   {DType::kFloat32, "float32", 4},
+    {DType::kFloat64, "float64", 8},     {DType::kComplex64, "complex64", 8},
+    {DType::kComplex128, "complex128", 16},
+};
+
+const DTypeInfo& info(DType dtype) {
+  return kDTypes[static_cast<size_t>(dtype)];
+}
+
+std::string shape_string(const Shape& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(shape[i]);
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+size_t dtype_size(DType dtype) { return info(dtype).size; }
+std::string_view dtype_name(DType dtype) { return info(dtype).name; }
+
+DType dtype_from_name(std::string_view name) {
+  for (const DTypeInfo& i : kDTypes) {
+    if (name == i.name) return i.dtype;
+  }
+  throw InvalidArgumentError("unknown dtype '" + std::string(name) + "'");
+}
+
+// ------------------------------------------------------------------ Array
+
+namespace {
+void check_shape(const Shape& shape) {
+  for (int64_t d : shape) {
+    if (d < 0) {
+      throw InvalidArgumentError("negative dimension in shape " +
+                                 shape_string(shape));
+    }
+  }
+}
+}  // namespace
+
+Array Array::zeros(DType dtype, Shape shape) {
+  check_shape(shape);
+  Array a;
+  a.dtype_ = dtype;
+  a.shape_ = std::move(shape);
+  size_t bytes = a.nbytes();
+  std::shared_ptr<char[]> memory(new char[bytes ? bytes : 1]());
+  a.data_ = memory.get();
+  a.owner_ = std::move(memory);
+  return a;
+}
+
+Array Array::copy(DType dtype, Shape shape, const void* data) {
+  Array a = zeros(dtype, std::move(shape));
+  if (a.nbytes()) std::memcpy(a.data_, data, a.nbytes());
+  return a;
+}
+
+Array Array::borrow(DType dtype, Shape shape, void* data,
+                    std::vector<int64_t> strides) {
+  return share(dtype, std::move(shape), data, nullptr, false,
+               std::move(strides));
+}
+
+Array Array::share(DType dtype, Shape shape, void* data,
+                   std::shared_ptr<void> owner, bool immutable,
+                   std::vector<int64_t> strides) {
+  check_shape(shape);
+  if (!strides.empty() && strides.size() != shape.size()) {
+    throw InvalidArgumentError("strides " + shape_string(strides) +
+                               " do not match shape " + shape_string(shape));
+  }
+  Array a;
+  a.dtype_ = dtype;
+  a.shape_ = std::move(shape);
+  a.strides_ = std::move(strides);
+  a.data_ = data;
+  a.owner_ = std::move(owner);
+  a.immutable_ = immutable;
+  if (a.is_contiguous()) a.strides_.clear();
+  return a;
+}
+
+int64_t Array::num_elements() const {
+  return std::accumulate(shape_.begin(), shape_.end(), int64_t{1},
+                         std::multiplies<int64_t>());
+}
+
+bool Array::is_contiguous() const {
+  if (strides_.empty()) return true;
+  int64_t expected = 1;
+  for (size_t i = shape_.size(); i-- > 0;) {
+    if (shape_[i] != 1 && strides_[i] != expected) return false;
+    expected *= shape_[i];
+  }
+  return true;
+}
+
+Array Array::contiguous_copy() const {
+  Array out = zeros(dtype_, shape_);
+  const size_t item = dtype_size(dtype_);
+  const int64_t n = num_elements();
+  if (n == 0) return out;
+  if (is_contiguous()) {
+    std::memcpy(out.data_, data_, nbytes());
+    return out;
+  }
+  // Walk the source in C order with an index counter.
+  std::vector<int64_t> index(shape_.size(), 0);
+  const char* src = static_cast<const char*>(data_);
+  char* dst = static_cast<char*>(out.data_);
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t offset = 0;
+    for (size_t d = 0; d < shape_.size(); ++d) offset += index[d] * strides_[d];
+    std::memcpy(dst + k * item, src + offset * static_cast<int64_t>(item), item);
+    for (size_t d = shape_.size(); d-- > 0;) {
+      if (++index[d] < shape_[d]) break;
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
+bool Array::operator==(const Array& other) const {
+  if (dtype_ != other.dtype_ || shape_ != other.shape_) return false;
+  Array a = is_contiguous() ? *this : contiguous_copy();
+  Array b = other.is_contiguous() ? other : other.contiguous_copy();
+  return nbytes() == 0 || std::memcmp(a.data_, b.data_, nbytes()) == 0;
+}
+
+// ------------------------------------------------------------------ Value
+
+Value Value::dict(std::initializer_list<std::pair<std::string, Value>> items) {
+  return dict(Dict(items.begin(), items.end()));
+}
+
+Value Value::dict(Dict items) {
+  for (size_t i = 0; i < items.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (items[i].first == items[j].first) {
+        throw InvalidArgumentError("duplicate dict key '" + items[i].first +
+                                   "'");
+      }
+    }
+  }
+  return Value(Kind::kDict, std::move(items));
+}
+
+Value Value::list(std::initializer_list<Value> items) {
+  return list(List(items));
+}
+Value Value::list(List items) { return Value(Kind::kList, std::move(items)); }
+Value Value::json(nlohmann::json document) {
+  return Value(Kind::kJson, std::move(document));
+}
+Value Value::proto(ProtoMessage message) {
+  return Value(Kind::kProto, std::move(message));
+}
+Value Value::proto_type(ProtoMessage type) {
+  type.bytes.clear();
+  return Value(Kind::kProtoType, std::move(type));
+}
+Value Value::stateful(std::shared_ptr<StatefulCheckpointable> object) {
+  if (!object) throw InvalidArgumentError("Value::stateful: null object");
+  return Value(Kind::kStateful, std::move(object));
+}
+Value Value::object(std::string typestr, std::shared_ptr<void> object) {
+  return Value(Kind::kObject, UserObject{std::move(typestr), std::move(object)});
+}
+Value Value::scalar_spec(Kind leaf_kind) {
+  if (leaf_kind != Kind::kBool && leaf_kind != Kind::kInt &&
+      leaf_kind != Kind::kDouble && leaf_kind != Kind::kString) {
+    throw InvalidArgumentError("scalar_spec takes bool, int, double or string");
+  }
+  return Value(Kind::kScalarSpec, leaf_kind);
+}
+Value Value::placeholder() { return Value(Kind::kPlaceholder, {}); }
+Value Value::json_type() { return Value(Kind::kJsonType, {}); }
+
+void Value::wrong_kind(const char* wanted) const {
+  throw InvalidArgumentError(std::string("expected ") + wanted + ", got " +
+                             describe(*this));
+}
+
+bool Value::as_bool() const {
+  if (kind_ != Kind::kBool) wrong_kind("bool");
+  return std::get<bool>(data_);
+}
+int64_t Value::as_int() const {
+  if (kind_ != Kind::kInt) wrong_kind("int");
+  return std::get<int64_t>(data_);
+}
+double Value::as_double() const {
+  if (kind_ == Kind::kInt) return static_cast<double>(std::get<int64_t>(data_));
+  if (kind_ != Kind::kDouble) wrong_kind("double");
+  return std::get<double>(data_);
+}
+const std::string& Value::as_string() const {
+  if (kind_ != Kind::kString) wrong_kind("string");
+  return std::get<std::string>(data_);
+}
+const Array& Value::as_array() const {
+  if (kind_ != Kind::kArray) wrong_kind("array");
+  return std::get<Array>(data_);
+}
+const Value::Dict& Value::as_dict() const {
+  if (kind_ != Kind::kDict) wrong_kind("dict");
+  return std::get<Dict>(data_);
+}
+Value::Dict& Value::as_dict() {
+  if (kind_ != Kind::kDict) wrong_kind("dict");
+  return std::get<Dict>(data_);
+}
+const Value::List& Value::as_list() const {
+  if (kind_ != Kind::kList) wrong_kind("list");
+  return std::get<List>(data_);
+}
+Value::List& Value::as_list() {
+  if (kind_ != Kind::kList) wrong_kind("list");
+  return std::get<List>(data_);
+}
+const nlohmann::json& Value::as_json() const {
+  if (kind_ != Kind::kJson) wrong_kind("JSON document");
+  return std::get<nlohmann::json>(data_);
+}
+const ProtoMessage& Value::as_proto() const {
+  if (kind_ != Kind::kProto && kind_ != Kind::kProtoType) {
+    wrong_kind("protobuf message");
+  }
+  return std::get<ProtoMessage>(data_);
+}
+const UserObject& Value::as_object() const {
+  if (kind_ != Kind::kObject) wrong_kind("object");
+  return std::get<UserObject>(data_);
+}
+const std::shared_ptr<StatefulCheckpointable>& Value::as_stateful() const {
+  if (kind_ != Kind::kStateful) wrong_kind("stateful checkpointable");
+  return std::get<std::shared_ptr<StatefulCheckpointable>>(data_);
+}
+const ArraySpec& Value::as_array_spec() const {
+  if (kind_ != Kind::kArraySpec) wrong_kind("array spec");
+  return std::get<ArraySpec>(data_);
+}
+Value::Kind Value::scalar_kind() const {
+  if (kind_ != Kind::kScalarSpec) wrong_kind("scalar spec");
+  return std::get<Kind>(data_);
+}
+
+const Value* Value::find(std::string_view key) const {
+  for (const auto& [k, v] : as_dict()) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+const Value& Value::at(std::string_view key) const {
+  const Value* v = find(key);
+  if (!v) throw NotFoundError("no key '" + std::string(key) + "' in dict");
+  return *v;
+}
+
+Value& Value::set(std::string key, Value value) {
+  Dict& d = as_dict();
+  for (auto& [k, v] : d) {
+    if (k == key) return v = std::move(value);
+  }
+  d.emplace_back(std::move(key), std::move(value));
+  return d.back().second;
+}
+
+void Value::push_back(Value value) { as_list().push_back(std::move(value)); }
+
+size_t Value::size() const {
+  if (kind_ == Kind::kDict) return as_dict().size();
+  if (kind_ == Kind::kList) return as_list().size();
+  return 0;
+}
+
+bool Value::operator==(const Value& other) const {
+  if (kind_ != other.kind_) return false;
+  return data_ == other.data_;
+}
+
+std::string_view kind_name(Value::Kind kind) {
+  using K = Value::Kind;
+  switch (kind) {
+    case K::kNone: return "none";
+    case K::kBool: return "bool";
+    case K::kInt: return "int";
+    case K::kDouble: return "double";
+    case K::kString: return "string";
+    case K::kArray: return "array";
+    case K::kDict: return "dict";
+    case K::kList: return "list";
+    case K::kJson: return "JSON document";
+    case K::kProto: return "protobuf message";
+    case K::kObject: return "object";
+    case K::kStateful: return "stateful checkpointable";
+    case K::kArraySpec: return "array spec";
+    case K::kScalarSpec: return "scalar spec";
+    case K::kPlaceholder: return "placeholder";
+    case K::kProtoType: return "protobuf type";
+    case K::kJsonType: return "JSON type";
+  }
+  return "unknown";
+}
+
+std::string describe(const Value& value) {
+  using K = Value::Kind;
+  switch (value.kind()) {
+    case K::kDict:
+      return "dict with " + std::to_string(value.size()) + " keys";
+    case K::kList:
+      return "list of " + std::to_string(value.size());
+    case K::kArray:
+      return std::string(dtype_name(value.as_array().dtype())) + " array " +
+             shape_string(value.as_array().shape());
+    case K::kArraySpec:
+      return std::string(dtype_name(value.as_array_spec().dtype)) +
+             " array spec " + shape_string(value.as_array_spec().shape);
+    case K::kProto:
+    case K::kProtoType:
+      return std::string(kind_name(value.kind())) + " " +
+             value.as_proto().full_name;
+    case K::kObject:
+      return "object of type " + value.as_object().typestr;
+    default:
+      return std::string(kind_name(value.kind()));
+  }
+}
+
+}  // namespace ckpt

@@ -1,0 +1,289 @@
+#include "value_bridge.h"
+
+#include <ckpt/errors.h>
+
+#include <ckpt/sdk/value.h>
+
+namespace ckpt::internal {
+
+namespace {
+
+DLDataType dl_dtype(DType dtype) {
+  uint8_t bits = static_cast<uint8_t>(dtype_size(dtype) * 8);
+  switch (dtype) {
+    case DType::kBool:
+    case DType::kUInt8:
+    case DType::kUInt16:
+    case DType::kUInt32:
+    case DType::kUInt64:
+      return DLDataType{kDLUInt, bits, 1};
+    case DType::kFloat16:
+    case DType::kFloat32:
+    case DType::kFloat64:
+      return DLDataType{kDLFloat, bits, 1};
+    case DType::kBFloat16:
+      return DLDataType{kDLBfloat, bits, 1};
+    case DType::kComplex64:
+    case DType::kComplex128:
+      return DLDataType{kDLComplex, bits, 1};
+    default:
+      return DLDataType{kDLInt, bits, 1};
+  }
+}
+
+ckpt_value_kind c_kind(Value::Kind kind) {
+  using K = Value::Kind;
+  switch (kind) {
+    case K::kNone: return CKPT_VALUE_NONE;
+    case K::kBool: return CKPT_VALUE_BOOL;
+    case K::kInt: return CKPT_VALUE_INT;
+    case K::kDouble: return CKPT_VALUE_DOUBLE;
+    case K::kString: return CKPT_VALUE_STRING;
+    case K::kArray: return CKPT_VALUE_ARRAY;
+    case K::kDict: return CKPT_VALUE_DICT;
+    case K::kList: return CKPT_VALUE_LIST;
+    case K::kJson: return CKPT_VALUE_JSON;
+    case K::kProto: return CKPT_VALUE_PROTO;
+    case K::kObject: return CKPT_VALUE_OBJECT;
+    case K::kStateful: return CKPT_VALUE_STATEFUL;
+    case K::kArraySpec: return CKPT_VALUE_ARRAY_SPEC;
+    case K::kScalarSpec: return CKPT_VALUE_SCALAR_SPEC;
+    case K::kPlaceholder: return CKPT_VALUE_PLACEHOLDER;
+    case K::kProtoType: return CKPT_VALUE_PROTO_TYPE;
+    case K::kJsonType: return CKPT_VALUE_JSON_TYPE;
+  }
+  return CKPT_VALUE_NONE;
+}
+
+Value::Kind scalar_leaf_kind(int64_t c_kind) {
+  switch (c_kind) {
+    case CKPT_VALUE_BOOL: return Value::Kind::kBool;
+    case CKPT_VALUE_INT: return Value::Kind::kInt;
+    case CKPT_VALUE_DOUBLE: return Value::Kind::kDouble;
+    case CKPT_VALUE_STRING: return Value::Kind::kString;
+    default:
+      throw PluginError("scalar spec of unsupported leaf kind " +
+                        std::to_string(c_kind));
+  }
+}
+
+Shape shape_of(const ckpt_array& array) {
+  if (array.tensor.ndim < 0 || (array.tensor.ndim > 0 && !array.tensor.shape)) {
+    throw PluginError("array with an invalid shape");
+  }
+  return Shape(array.tensor.shape, array.tensor.shape + array.tensor.ndim);
+}
+
+}  // namespace
+
+ckpt_dtype to_c_dtype(DType dtype) {
+  return static_cast<ckpt_dtype>(static_cast<int>(dtype) + 1);
+}
+
+DType from_c_dtype(ckpt_dtype dtype) {
+  if (dtype < CKPT_DTYPE_BOOL || dtype > CKPT_DTYPE_COMPLEX128) {
+    throw InvalidArgumentError("invalid dtype " + std::to_string(dtype));
+  }
+  return static_cast<DType>(static_cast<int>(dtype) - 1);
+}
+
+CValueView::CValueView(Value value) : value_(std::move(value)) {
+  fill(value_, root_);
+}
+
+void CValueView::fill(const Value& in, ckpt_value& out) {
+  using K = Value::Kind;
+  out = ckpt_value{};
+  out.struct_size = sizeof(ckpt_value);
+  out.kind = c_kind(in.kind());
+  switch (in.kind()) {
+    case K::kBool:
+      out.int_value = in.as_bool() ? 1 : 0;
+      break;
+    case K::kInt:
+      out.int_value = in.as_int();
+      break;
+    case K::kDouble:
+      out.double_value = in.as_double();
+      break;
+    case K::kString:
+      out.string_value = in.as_string().data();
+      out.string_len = in.as_string().size();
+      break;
+    case K::kJson: {
+      const std::string& text = texts_.emplace_back(in.as_json().dump());
+      out.string_value = text.data();
+      out.string_len = text.size();
+      break;
+    }
+    case K::kDict:
+    case K::kList: {
+      auto& children = children_.emplace_back(in.size());
+      auto& keys = keys_.emplace_back();
+      size_t i = 0;
+      if (in.kind() == K::kDict) {
+        for (const auto& [key, child] : in.as_dict()) {
+          keys.push_back(key.c_str());
+          fill(child, children[i++]);
+        }
+        out.keys = keys.data();
+      } else {
+        for (const Value& child : in.as_list()) fill(child, children[i++]);
+      }
+      out.count = children.size();
+      out.children = children.data();
+      break;
+    }
+    case K::kArray:
+    case K::kArraySpec: {
+      ckpt_array& array = arrays_.emplace_back();
+      array = ckpt_array{};
+      array.struct_size = sizeof(ckpt_array);
+      array.tensor.device = DLDevice{kDLCPU, 0};
+      if (in.kind() == K::kArray) {
+        const Array& a = in.as_array();
+        array.dtype = to_c_dtype(a.dtype());
+        array.flags = a.immutable() ? CKPT_ARRAY_IMMUTABLE : 0u;
+        array.tensor.data = a.data();
+        array.tensor.ndim = static_cast<int32_t>(a.shape().size());
+        array.tensor.shape = const_cast<int64_t*>(a.shape().data());
+        array.tensor.strides =
+            a.strides().empty() ? nullptr
+                                : const_cast<int64_t*>(a.strides().data());
+        array.tensor.dtype = dl_dtype(a.dtype());
+      } else {
+        const ArraySpec& spec = in.as_array_spec();
+        array.dtype = to_c_dtype(spec.dtype);
+        array.tensor.ndim = static_cast<int32_t>(spec.shape.size());
+        array.tensor.shape = const_cast<int64_t*>(spec.shape.data());
+        array.tensor.dtype = dl_dtype(spec.dtype);
+      }
+      out.array = &array;
+      break;
+    }
+    case K::kProto:
+    case K::kProtoType: {
+      const ProtoMessage& m = in.as_proto();
+      ckpt_proto& proto = protos_.emplace_back();
+      proto = ckpt_proto{};
+      proto.struct_size = sizeof(ckpt_proto);
+      proto.full_name = m.full_name.c_str();
+      proto.bytes = reinterpret_cast<const uint8_t*>(m.bytes.data());
+      proto.bytes_len = m.bytes.size();
+      proto.descriptor_set =
+          reinterpret_cast<const uint8_t*>(m.descriptor_set.data());
+      proto.descriptor_set_len = m.descriptor_set.size();
+      out.proto = &proto;
+      break;
+    }
+    case K::kObject: {
+      ckpt_object& object = objects_.emplace_back();
+      object = ckpt_object{};
+      object.struct_size = sizeof(ckpt_object);
+      object.typestr = in.as_object().typestr.c_str();
+      object.pointer = in.as_object().object.get();
+      out.object = &object;
+      break;
+    }
+    case K::kScalarSpec:
+      out.int_value = c_kind(in.scalar_kind());
+      break;
+    case K::kNone:
+    case K::kStateful:
+    case K::kPlaceholder:
+    case K::kJsonType:
+      break;
+  }
+}
+
+Value from_c_value(const ckpt_value& in, const std::shared_ptr<void>& keepalive) {
+  switch (in.kind) {
+    case CKPT_VALUE_NONE:
+      return Value();
+    case CKPT_VALUE_BOOL:
+      return Value(in.int_value != 0);
+    case CKPT_VALUE_INT:
+      return Value(static_cast<long long>(in.int_value));
+    case CKPT_VALUE_DOUBLE:
+      return Value(in.double_value);
+    case CKPT_VALUE_STRING:
+      return Value(std::string(sdk::string_of(in)));
+    case CKPT_VALUE_JSON: {
+      auto text = sdk::string_of(in);
+      nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
+      if (doc.is_discarded()) throw PluginError("returned malformed JSON text");
+      return Value::json(std::move(doc));
+    }
+    case CKPT_VALUE_DICT: {
+      if (in.count && (!in.children || !in.keys)) {
+        throw PluginError("dict value without children or keys");
+      }
+      Value::Dict dict;
+      dict.reserve(in.count);
+      for (size_t i = 0; i < in.count; ++i) {
+        dict.emplace_back(in.keys[i] ? in.keys[i] : "",
+                          from_c_value(in.children[i], keepalive));
+      }
+      return Value::dict(std::move(dict));
+    }
+    case CKPT_VALUE_LIST: {
+      if (in.count && !in.children) throw PluginError("list without children");
+      Value::List list;
+      list.reserve(in.count);
+      for (size_t i = 0; i < in.count; ++i) {
+        list.push_back(from_c_value(in.children[i], keepalive));
+      }
+      return Value::list(std::move(list));
+    }
+    case CKPT_VALUE_ARRAY: {
+      if (!in.array) throw PluginError("array value without array");
+      const ckpt_array& a = *in.array;
+      Shape shape = shape_of(a);
+      std::vector<int64_t> strides;
+      if (a.tensor.strides) {
+        strides.assign(a.tensor.strides, a.tensor.strides + a.tensor.ndim);
+      }
+      void* data = static_cast<char*>(a.tensor.data) + a.tensor.byte_offset;
+      return Value(Array::share(from_c_dtype(a.dtype), std::move(shape), data,
+                                keepalive, /*immutable=*/false,
+                                std::move(strides)));
+    }
+    case CKPT_VALUE_ARRAY_SPEC: {
+      if (!in.array) throw PluginError("array spec without array");
+      return Value(ArraySpec{from_c_dtype(in.array->dtype), shape_of(*in.array)});
+    }
+    case CKPT_VALUE_SCALAR_SPEC:
+      return Value::scalar_spec(scalar_leaf_kind(in.int_value));
+    case CKPT_VALUE_PLACEHOLDER:
+      return Value::placeholder();
+    case CKPT_VALUE_JSON_TYPE:
+      return Value::json_type();
+    case CKPT_VALUE_PROTO:
+    case CKPT_VALUE_PROTO_TYPE: {
+      if (!in.proto || !in.proto->full_name) {
+        throw PluginError("protobuf value without a type name");
+      }
+      const ckpt_proto& p = *in.proto;
+      ProtoMessage m;
+      m.full_name = p.full_name;
+      m.bytes.assign(reinterpret_cast<const char*>(p.bytes), p.bytes_len);
+      m.descriptor_set.assign(reinterpret_cast<const char*>(p.descriptor_set),
+                              p.descriptor_set_len);
+      return in.kind == CKPT_VALUE_PROTO ? Value::proto(std::move(m))
+                                         : Value::proto_type(std::move(m));
+    }
+    case CKPT_VALUE_OBJECT:
+      if (!in.object || !in.object->typestr) {
+        throw PluginError("object value without a typestr");
+      }
+      // Shares the plugin value's lifetime.
+      return Value::object(in.object->typestr,
+                           std::shared_ptr<void>(keepalive, in.object->pointer));
+    case CKPT_VALUE_STATEFUL:
+      break;
+  }
+  throw PluginError("returned a value of unsupported kind " +
+                    std::to_string(static_cast<int>(in.kind)));
+}
+
+}  // namespace ckpt::internal

@@ -1,0 +1,173 @@
+// The json plugin: JSON documents (and trees without arrays) as one JSON
+// file per checkpointable. Registers the general json handler and the
+// metrics handler (the same type writing `metrics`, scoped to `metrics`).
+#include <ckpt/sdk/plugin.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using ckpt::sdk::Error;
+using ordered_json = nlohmann::ordered_json;
+
+constexpr const char* kTypestr = "ckpt.json.JsonHandler";
+constexpr const char* kDefaultFilename = "data.json";
+// Orbax v0 wrote JSON items to a file named after the item, `metadata`.
+constexpr const char* kLegacyFilename = "metadata";
+
+ordered_json to_json(const ckpt_value& v) {
+  switch (v.kind) {
+    case CKPT_VALUE_NONE: return nullptr;
+    case CKPT_VALUE_BOOL: return v.int_value != 0;
+    case CKPT_VALUE_INT: return v.int_value;
+    case CKPT_VALUE_DOUBLE: return v.double_value;
+    case CKPT_VALUE_STRING: return std::string(ckpt::sdk::string_of(v));
+    case CKPT_VALUE_DICT: {
+      ordered_json out = ordered_json::object();
+      for (size_t i = 0; i < v.count; ++i) {
+        out[v.keys[i]] = to_json(v.children[i]);
+      }
+      return out;
+    }
+    case CKPT_VALUE_LIST: {
+      ordered_json out = ordered_json::array();
+      for (size_t i = 0; i < v.count; ++i) out.push_back(to_json(v.children[i]));
+      return out;
+    }
+    default:
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  "the json handler saves JSON documents and trees without "
+                  "arrays");
+  }
+}
+
+void write_file(const std::string& path, const std::string& text,
+                unsigned mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                  static_cast<mode_t>(mode));
+  if (fd < 0) {
+    throw Error(CKPT_ERROR_INTERNAL,
+                "cannot create " + path + ": " + std::strerror(errno));
+  }
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      throw Error(CKPT_ERROR_INTERNAL,
+                  "cannot write " + path + ": " + std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    throw Error(CKPT_ERROR_INTERNAL,
+                "cannot write " + path + ": " + std::strerror(errno));
+  }
+}
+
+bool read_file(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  out = buffer.str();
+  return true;
+}
+
+class JsonHandler final : public ckpt::sdk::Handler {
+ public:
+  explicit JsonHandler(const std::string& config_json) {
+    auto config = nlohmann::json::parse(config_json);
+    if (config.contains("filename")) {
+      if (!config["filename"].is_string() ||
+          config["filename"].get<std::string>().empty() ||
+          config["filename"].get<std::string>().find('/') != std::string::npos) {
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    "json handler: 'filename' must be a plain file name");
+      }
+      filename_ = config["filename"].get<std::string>();
+    }
+  }
+
+  bool is_handleable(const ckpt_value& value) override {
+    return value.kind == CKPT_VALUE_JSON || ckpt::sdk::is_plain_tree(value);
+  }
+
+  ckpt_answer is_abstract_handleable(const ckpt_value&) override {
+    return CKPT_ANSWER_DEFER;
+  }
+
+  ckpt::sdk::SaveWork save(const ckpt::sdk::Call& call, const ckpt_value& value,
+                           ckpt::sdk::RetainedValue) override {
+    if (!call.is_primary_host) return nullptr;
+    // The snapshot is the serialized text.
+    std::string text = value.kind == CKPT_VALUE_JSON
+                           ? std::string(ckpt::sdk::string_of(value))
+                           : to_json(value).dump();
+    std::string path = call.directory + "/" + filename_;
+    return [path, text = std::move(text), mode = call.file_mode] {
+      write_file(path, text, mode);
+    };
+  }
+
+  ckpt::sdk::LoadWork load(const ckpt::sdk::Call& call, const ckpt_value*,
+                           ckpt::sdk::RetainedValue) override {
+    std::vector<std::string> candidates = {filename_};
+    for (const char* fallback : {kDefaultFilename, kLegacyFilename}) {
+      if (candidates[0] != fallback) candidates.push_back(fallback);
+    }
+    return [call, candidates] {
+      std::string text;
+      for (const std::string& name : candidates) {
+        std::string path = call.directory + "/" + name;
+        if (!read_file(path, text)) continue;
+        try {
+          auto document = nlohmann::json::parse(text);
+          (void)document;
+        } catch (const nlohmann::json::parse_error& e) {
+          throw Error(CKPT_ERROR_DATA_LOSS, path + " is not valid JSON (" +
+                                                e.what() + ")");
+        }
+        return ckpt::sdk::OutValue::json(std::move(text));
+      }
+      std::string tried;
+      for (const std::string& name : candidates) {
+        tried += (tried.empty() ? "" : ", ") + name;
+      }
+      throw Error(CKPT_ERROR_NOT_FOUND, "no JSON file in " + call.directory +
+                                            " (tried " + tried + ")");
+    };
+  }
+
+  ckpt::sdk::OutValue metadata(const ckpt::sdk::Call&) override {
+    return ckpt::sdk::OutValue::none();
+  }
+
+ private:
+  std::string filename_ = kDefaultFilename;
+};
+
+}  // namespace
+
+CKPT_PLUGIN("json", registrar) {
+  registrar.handler_type<JsonHandler>(
+      kTypestr,
+      {"orbax.checkpoint.experimental.v1._src.handlers.json_handler."
+       "JsonHandler",
+       "orbax.checkpoint._src.handlers.json_checkpoint_handler."
+       "JsonCheckpointHandler"},
+      "JSON documents and trees without arrays, as data.json");
+  registrar.registration(kTypestr);
+  registrar.registration(kTypestr, "metrics", R"({"filename": "metrics"})");
+}

@@ -1,0 +1,310 @@
+// ckpt/sdk/value.h -- reading the host's ckpt_value trees and building the
+// values a plugin hands back.
+//
+// Reading: ckpt_value is plain C data; the helpers here only spare the
+// pointer arithmetic (string_of, child lookups, array byte sizes).
+//
+// Building: OutValue is an ordinary C++ tree. freeze() turns it into a
+// ckpt_owned_value whose deleter frees everything exactly once; array
+// memory is kept alive by the shared_ptr each array leaf holds, so a plugin
+// can hand over a buffer it allocated without copying it.
+#ifndef CKPT_SDK_VALUE_H_
+#define CKPT_SDK_VALUE_H_
+
+#include <ckpt/abi.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ckpt::sdk {
+
+// The text of a CKPT_VALUE_STRING or CKPT_VALUE_JSON value.
+inline std::string_view string_of(const ckpt_value& value) {
+  return std::string_view(value.string_value ? value.string_value : "",
+                          value.string_len);
+}
+
+// Size in bytes of one element of `dtype`; 0 for CKPT_DTYPE_INVALID.
+inline size_t dtype_size(ckpt_dtype dtype) {
+  switch (dtype) {
+    case CKPT_DTYPE_BOOL:
+    case CKPT_DTYPE_INT8:
+    case CKPT_DTYPE_UINT8:
+      return 1;
+    case CKPT_DTYPE_INT16:
+    case CKPT_DTYPE_UINT16:
+    case CKPT_DTYPE_FLOAT16:
+    case CKPT_DTYPE_BFLOAT16:
+      return 2;
+    case CKPT_DTYPE_INT32:
+    case CKPT_DTYPE_UINT32:
+    case CKPT_DTYPE_FLOAT32:
+      return 4;
+    case CKPT_DTYPE_INT64:
+    case CKPT_DTYPE_UINT64:
+    case CKPT_DTYPE_FLOAT64:
+    case CKPT_DTYPE_COMPLEX64:
+      return 8;
+    case CKPT_DTYPE_COMPLEX128:
+      return 16;
+    case CKPT_DTYPE_INVALID:
+      break;
+  }
+  return 0;
+}
+
+// True when the tree under `value` holds no CKPT_VALUE_ARRAY leaf and only
+// tree kinds (dict, list, none, bool, int, double, string).
+inline bool is_plain_tree(const ckpt_value& value) {
+  switch (value.kind) {
+    case CKPT_VALUE_NONE:
+    case CKPT_VALUE_BOOL:
+    case CKPT_VALUE_INT:
+    case CKPT_VALUE_DOUBLE:
+    case CKPT_VALUE_STRING:
+      return true;
+    case CKPT_VALUE_DICT:
+    case CKPT_VALUE_LIST:
+      for (size_t i = 0; i < value.count; ++i) {
+        if (!is_plain_tree(value.children[i])) return false;
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A value under construction by a plugin.
+class OutValue {
+ public:
+  OutValue() = default;  // none
+  static OutValue none() { return OutValue(); }
+  static OutValue boolean(bool v) {
+    OutValue out(CKPT_VALUE_BOOL);
+    out.int_ = v ? 1 : 0;
+    return out;
+  }
+  static OutValue integer(int64_t v) {
+    OutValue out(CKPT_VALUE_INT);
+    out.int_ = v;
+    return out;
+  }
+  static OutValue real(double v) {
+    OutValue out(CKPT_VALUE_DOUBLE);
+    out.double_ = v;
+    return out;
+  }
+  static OutValue string(std::string v) {
+    OutValue out(CKPT_VALUE_STRING);
+    out.text_ = std::move(v);
+    return out;
+  }
+  static OutValue json(std::string text) {
+    OutValue out(CKPT_VALUE_JSON);
+    out.text_ = std::move(text);
+    return out;
+  }
+  static OutValue dict() { return OutValue(CKPT_VALUE_DICT); }
+  static OutValue list() { return OutValue(CKPT_VALUE_LIST); }
+  // An array over `data` (C-contiguous), kept alive by `owner`.
+  static OutValue array(ckpt_dtype dtype, std::vector<int64_t> shape,
+                        void* data, std::shared_ptr<void> owner) {
+    OutValue out(CKPT_VALUE_ARRAY);
+    out.dtype_ = dtype;
+    out.shape_ = std::move(shape);
+    out.data_ = data;
+    out.owner_ = std::move(owner);
+    return out;
+  }
+  static OutValue array_spec(ckpt_dtype dtype, std::vector<int64_t> shape) {
+    OutValue out(CKPT_VALUE_ARRAY_SPEC);
+    out.dtype_ = dtype;
+    out.shape_ = std::move(shape);
+    return out;
+  }
+  static OutValue scalar_spec(ckpt_value_kind leaf_kind) {
+    OutValue out(CKPT_VALUE_SCALAR_SPEC);
+    out.int_ = leaf_kind;
+    return out;
+  }
+  // A protobuf message (or, with empty bytes and is_type, a message type).
+  static OutValue proto(std::string full_name, std::string bytes,
+                        std::string descriptor_set, bool is_type = false) {
+    OutValue out(is_type ? CKPT_VALUE_PROTO_TYPE : CKPT_VALUE_PROTO);
+    out.text_ = std::move(full_name);
+    out.bytes_ = std::move(bytes);
+    out.descriptors_ = std::move(descriptor_set);
+    return out;
+  }
+
+  // Appends a child to a dict (with key) or a list (key ignored).
+  OutValue& add(std::string key, OutValue child) {
+    keys_.push_back(std::move(key));
+    children_.push_back(std::move(child));
+    return children_.back();
+  }
+  OutValue& add(OutValue child) { return add(std::string(), std::move(child)); }
+
+  ckpt_value_kind kind() const { return kind_; }
+
+ private:
+  friend class FrozenValue;
+  explicit OutValue(ckpt_value_kind kind) : kind_(kind) {}
+
+  ckpt_value_kind kind_ = CKPT_VALUE_NONE;
+  int64_t int_ = 0;
+  double double_ = 0;
+  std::string text_;
+  std::string bytes_;
+  std::string descriptors_;
+  std::vector<std::string> keys_;
+  std::vector<OutValue> children_;
+  ckpt_dtype dtype_ = CKPT_DTYPE_INVALID;
+  std::vector<int64_t> shape_;
+  void* data_ = nullptr;
+  std::shared_ptr<void> owner_;
+};
+
+// The C view of an OutValue, owning it. Internal to freeze().
+class FrozenValue {
+ public:
+  // Sizes every storage vector up front so that the pointers fill() takes
+  // into them stay valid.
+  static std::unique_ptr<FrozenValue> make(OutValue value) {
+    return std::unique_ptr<FrozenValue>(new FrozenValue(std::move(value)));
+  }
+  FrozenValue(const FrozenValue&) = delete;
+  FrozenValue& operator=(const FrozenValue&) = delete;
+  const ckpt_value* root() const { return &root_; }
+
+ private:
+  void fill(OutValue& in, ckpt_value& out) {
+    out = ckpt_value{};
+    out.struct_size = sizeof(ckpt_value);
+    out.kind = in.kind_;
+    out.int_value = in.int_;
+    out.double_value = in.double_;
+    switch (in.kind_) {
+      case CKPT_VALUE_STRING:
+      case CKPT_VALUE_JSON:
+        out.string_value = in.text_.data();
+        out.string_len = in.text_.size();
+        break;
+      case CKPT_VALUE_DICT:
+      case CKPT_VALUE_LIST: {
+        auto& children = nodes_.emplace_back(in.children_.size());
+        auto& keys = key_lists_.emplace_back();
+        for (size_t i = 0; i < in.children_.size(); ++i) {
+          fill(in.children_[i], children[i]);
+          keys.push_back(in.keys_[i].c_str());
+        }
+        out.count = children.size();
+        out.children = children.data();
+        out.keys = in.kind_ == CKPT_VALUE_DICT ? keys.data() : nullptr;
+        break;
+      }
+      case CKPT_VALUE_ARRAY:
+      case CKPT_VALUE_ARRAY_SPEC: {
+        ckpt_array& array = arrays_.emplace_back();
+        array = ckpt_array{};
+        array.struct_size = sizeof(ckpt_array);
+        array.dtype = in.dtype_;
+        array.tensor.data = in.data_;
+        array.tensor.device = DLDevice{kDLCPU, 0};
+        array.tensor.ndim = static_cast<int32_t>(in.shape_.size());
+        array.tensor.shape = in.shape_.data();
+        array.tensor.dtype = dl_dtype(in.dtype_);
+        out.array = &array;
+        break;
+      }
+      case CKPT_VALUE_PROTO:
+      case CKPT_VALUE_PROTO_TYPE: {
+        ckpt_proto& proto = protos_.emplace_back();
+        proto = ckpt_proto{};
+        proto.struct_size = sizeof(ckpt_proto);
+        proto.full_name = in.text_.c_str();
+        proto.bytes = reinterpret_cast<const uint8_t*>(in.bytes_.data());
+        proto.bytes_len = in.bytes_.size();
+        proto.descriptor_set =
+            reinterpret_cast<const uint8_t*>(in.descriptors_.data());
+        proto.descriptor_set_len = in.descriptors_.size();
+        out.proto = &proto;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  static DLDataType dl_dtype(ckpt_dtype dtype) {
+    uint8_t bits = static_cast<uint8_t>(dtype_size(dtype) * 8);
+    switch (dtype) {
+      case CKPT_DTYPE_BOOL:
+      case CKPT_DTYPE_UINT8:
+      case CKPT_DTYPE_UINT16:
+      case CKPT_DTYPE_UINT32:
+      case CKPT_DTYPE_UINT64:
+        return DLDataType{kDLUInt, bits, 1};
+      case CKPT_DTYPE_FLOAT16:
+      case CKPT_DTYPE_FLOAT32:
+      case CKPT_DTYPE_FLOAT64:
+        return DLDataType{kDLFloat, bits, 1};
+      case CKPT_DTYPE_BFLOAT16:
+        return DLDataType{kDLBfloat, bits, 1};
+      case CKPT_DTYPE_COMPLEX64:
+      case CKPT_DTYPE_COMPLEX128:
+        return DLDataType{kDLComplex, bits, 1};
+      default:
+        return DLDataType{kDLInt, bits, 1};
+    }
+  }
+
+  explicit FrozenValue(OutValue value) : value_(std::move(value)) {
+    size_t containers = 0, arrays = 0, protos = 0;
+    count(value_, containers, arrays, protos);
+    nodes_.reserve(containers);
+    key_lists_.reserve(containers);
+    arrays_.reserve(arrays);
+    protos_.reserve(protos);
+    fill(value_, root_);
+  }
+  static void count(const OutValue& v, size_t& containers, size_t& arrays,
+                    size_t& protos) {
+    if (v.kind_ == CKPT_VALUE_DICT || v.kind_ == CKPT_VALUE_LIST) ++containers;
+    if (v.kind_ == CKPT_VALUE_ARRAY || v.kind_ == CKPT_VALUE_ARRAY_SPEC) {
+      ++arrays;
+    }
+    if (v.kind_ == CKPT_VALUE_PROTO || v.kind_ == CKPT_VALUE_PROTO_TYPE) {
+      ++protos;
+    }
+    for (const OutValue& child : v.children_) {
+      count(child, containers, arrays, protos);
+    }
+  }
+
+  OutValue value_;
+  ckpt_value root_{};
+  std::vector<std::vector<ckpt_value>> nodes_;
+  std::vector<std::vector<const char*>> key_lists_;
+  std::vector<ckpt_array> arrays_;
+  std::vector<ckpt_proto> protos_;
+};
+
+// Hands `value` over as a ckpt_owned_value; the host frees it exactly once.
+inline ckpt_owned_value freeze(OutValue value) {
+  FrozenValue* frozen = FrozenValue::make(std::move(value)).release();
+  ckpt_owned_value out{};
+  out.struct_size = sizeof(ckpt_owned_value);
+  out.value = frozen->root();
+  out.deleter = [](void* ctx) { delete static_cast<FrozenValue*>(ctx); };
+  out.deleter_ctx = frozen;
+  return out;
+}
+
+}  // namespace ckpt::sdk
+
+#endif  // CKPT_SDK_VALUE_H_
