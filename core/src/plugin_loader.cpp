@@ -44,26 +44,24 @@ LoaderState& state() {
 }
 
 // A file or folder another user could write to is refused: loading a
-// plugin runs its code.
-void check_secure(const fs::path& path, const char* what) {
+// plugin runs its code. Returns the reason, empty when secure.
+std::string insecurity(const fs::path& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    throw PluginError("plugin " + std::string(what) + " " + path.string() +
-                      ": cannot stat it");
-  }
+  if (::stat(path.c_str(), &st) != 0) return path.string() + " cannot be read";
   const bool sticky_dir = S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX);
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky_dir) {
-    throw PluginError("plugin " + std::string(what) + " " + path.string() +
-                      " is writable by other users; refusing to load code "
-                      "from it (fix its permissions or allow insecure plugin "
-                      "paths explicitly)");
+    return path.string() + " is writable by other users";
   }
   if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-    throw PluginError("plugin " + std::string(what) + " " + path.string() +
-                      " is owned by another user (uid " +
-                      std::to_string(st.st_uid) + "); refusing to load it");
+    return path.string() + " is owned by another user (uid " +
+           std::to_string(st.st_uid) + ")";
   }
+  return "";
 }
+
+constexpr const char* kInsecureAdvice =
+    "; refusing to load code from it (fix the permissions, or allow insecure "
+    "plugin paths explicitly)";
 
 bool is_plugin_file_name(const std::string& name) {
   const std::string prefix = kPluginPrefix, suffix = kPluginSuffix;
@@ -127,8 +125,13 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
     throw PluginError("plugin " + path.string() + ": not a regular file");
   }
   if (!allow_insecure) {
-    check_secure(path.parent_path(), "folder");
-    check_secure(path, "file");
+    for (const fs::path& p : {path.parent_path(), path}) {
+      std::string reason = insecurity(p);
+      if (!reason.empty()) {
+        throw PluginError("plugin " + path.string() + ": " + reason +
+                          kInsecureAdvice);
+      }
+    }
   }
 
   // Never unloaded: handlers, values and static state of the plugin may be
@@ -169,8 +172,10 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
                       std::to_string(CKPT_ABI_MINOR) + " (majors must match)");
   }
   if (error) {
-    internal::throw_c_error(error, "plugin " + path.string() +
-                                       ": initialisation failed");
+    std::string message = error->message;
+    delete error;
+    throw PluginError("plugin " + path.string() +
+                      ": initialisation failed: " + message);
   }
 
   PluginInfo info;
@@ -227,11 +232,11 @@ std::vector<PluginInfo> load_folder_locked(const fs::path& folder,
     return out;
   }
   if (!allow_insecure) {
-    try {
-      check_secure(folder, "folder");
-    } catch (const Error& e) {
-      s.failures.push_back({folder, e.what()});
-      internal::log(CKPT_LOG_WARNING, e.what());
+    std::string reason = insecurity(folder);
+    if (!reason.empty()) {
+      std::string message = "plugin folder " + reason + kInsecureAdvice;
+      s.failures.push_back({folder, message});
+      internal::log(CKPT_LOG_WARNING, message);
       return out;
     }
   }

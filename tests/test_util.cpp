@@ -1,0 +1,85 @@
+#include "test_util.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+namespace ckpt::test {
+
+TempDir::TempDir() {
+  std::string pattern = (fs::temp_directory_path() / "ckpt-test-XXXXXX").string();
+  if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
+  fs::remove_all(path_, ec);
+}
+
+fs::path test_plugin(const std::string& file_name) {
+  return fs::path(CKPT_TEST_PLUGIN_DIR) / file_name;
+}
+
+void load_toy_plugin() {
+  static std::once_flag once;
+  std::call_once(once, [] { load_plugin(test_plugin("toy_handlers.so")); });
+}
+
+Value toy(const std::string& tag, const std::string& data) {
+  return Value::dict({{"type", tag}, {"data", data}});
+}
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void write_text(const fs::path& file, const std::string& text) {
+  std::ofstream out(file, std::ios::binary);
+  out << text;
+}
+
+CommandResult run_command(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) {
+    result.output.append(buffer, n);
+  }
+  int status = ::pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+namespace {
+CallContext call_for(const fs::path& dir, const std::string& name) {
+  CallContext call;
+  call.checkpointable_name = name;
+  call.directory = dir;
+  return call;
+}
+}  // namespace
+
+void save_with(const Handler& handler, const fs::path& dir, const Value& value,
+               const std::string& name) {
+  fs::create_directories(dir);
+  handler.save(call_for(dir, name), value).get();
+}
+
+Value load_with(const Handler& handler, const fs::path& dir,
+                const Value* abstract_value, const std::string& name) {
+  return handler.load(call_for(dir, name), abstract_value).get();
+}
+
+}  // namespace ckpt::test

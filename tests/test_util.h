@@ -1,0 +1,58 @@
+// Helpers shared by the tests.
+#ifndef CKPT_TESTS_TEST_UTIL_H_
+#define CKPT_TESTS_TEST_UTIL_H_
+
+#include <ckpt/handler.h>
+#include <ckpt/plugins.h>
+#include <ckpt/value.h>
+
+#include <filesystem>
+#include <string>
+
+namespace ckpt::test {
+
+namespace fs = std::filesystem;
+
+// A fresh folder under the system temp folder, removed at scope end.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+// The path of a test plugin built into the tests' build folder.
+fs::path test_plugin(const std::string& file_name);
+
+// Loads tests/plugins/toy_handlers.so once (types only, no registrations).
+void load_toy_plugin();
+
+// A toy-tagged value {"type": tag, "data": data}.
+Value toy(const std::string& tag, const std::string& data = "");
+
+std::string read_text(const fs::path& file);
+void write_text(const fs::path& file, const std::string& text);
+
+// Runs a command through the shell; returns its exit status and stdout.
+struct CommandResult {
+  int status = -1;
+  std::string output;
+};
+CommandResult run_command(const std::string& command);
+
+// Save `value` with `handler` into `dir` (created) and wait; then load.
+void save_with(const Handler& handler, const fs::path& dir, const Value& value,
+               const std::string& name = "item");
+Value load_with(const Handler& handler, const fs::path& dir,
+                const Value* abstract_value = nullptr,
+                const std::string& name = "item");
+
+}  // namespace ckpt::test
+
+#endif  // CKPT_TESTS_TEST_UTIL_H_
