@@ -9,6 +9,7 @@
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 
@@ -36,6 +37,9 @@ struct LoaderState {
   std::map<fs::path, LoadedPlugin> by_path;
   std::vector<fs::path> order;
   std::vector<PluginFailure> failures;
+  // Every library opened, never closed: handlers, values and static state
+  // of a plugin may be referenced until the process ends.
+  std::vector<std::unique_ptr<boost::dll::shared_library>> libraries;
 };
 
 LoaderState& state() {
@@ -134,14 +138,14 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
     }
   }
 
-  // Never unloaded: handlers, values and static state of the plugin may be
-  // referenced until the process ends.
-  auto* library = new boost::dll::shared_library();
+  auto* library = s.libraries
+                      .emplace_back(std::make_unique<boost::dll::shared_library>())
+                      .get();
   try {
     library->load(path, boost::dll::load_mode::rtld_now |
                             boost::dll::load_mode::rtld_local);
   } catch (const std::exception& e) {
-    delete library;
+    s.libraries.pop_back();
     throw PluginError("plugin " + path.string() +
                       ": not a loadable shared object (" + e.what() + ")");
   }
