@@ -1,16 +1,10 @@
 // The json plugin: JSON documents (and trees without arrays) as one JSON
 // file per checkpointable. Registers the general json handler and the
 // metrics handler (the same type writing `metrics`, scoped to `metrics`).
+#include <ckpt/sdk/files.h>
 #include <ckpt/sdk/plugin.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -50,41 +44,6 @@ ordered_json to_json(const ckpt_value& v) {
   }
 }
 
-void write_file(const std::string& path, const std::string& text,
-                unsigned mode) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                  static_cast<mode_t>(mode));
-  if (fd < 0) {
-    throw Error(CKPT_ERROR_INTERNAL,
-                "cannot create " + path + ": " + std::strerror(errno));
-  }
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      throw Error(CKPT_ERROR_INTERNAL,
-                  "cannot write " + path + ": " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0) {
-    throw Error(CKPT_ERROR_INTERNAL,
-                "cannot write " + path + ": " + std::strerror(errno));
-  }
-}
-
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  out = buffer.str();
-  return true;
-}
-
 class JsonHandler final : public ckpt::sdk::Handler {
  public:
   explicit JsonHandler(const std::string& config_json) {
@@ -117,7 +76,7 @@ class JsonHandler final : public ckpt::sdk::Handler {
                            : to_json(value).dump();
     std::string path = call.directory + "/" + filename_;
     return [path, text = std::move(text), mode = call.file_mode] {
-      write_file(path, text, mode);
+      ckpt::sdk::write_file(path, text, mode);
     };
   }
 
@@ -131,7 +90,7 @@ class JsonHandler final : public ckpt::sdk::Handler {
       std::string text;
       for (const std::string& name : candidates) {
         std::string path = call.directory + "/" + name;
-        if (!read_file(path, text)) continue;
+        if (!ckpt::sdk::read_file_if_exists(path, text)) continue;
         try {
           auto document = nlohmann::json::parse(text);
           (void)document;
