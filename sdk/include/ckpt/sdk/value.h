@@ -141,6 +141,15 @@ class OutValue {
     return out;
   }
 
+  // A user object (see ckpt_object), kept alive by `object`.
+  static OutValue object(std::string typestr, std::shared_ptr<void> object) {
+    OutValue out(CKPT_VALUE_OBJECT);
+    out.text_ = std::move(typestr);
+    out.data_ = object.get();
+    out.owner_ = std::move(object);
+    return out;
+  }
+
   // Appends a child to a dict (with key) or a list (key ignored).
   OutValue& add(std::string key, OutValue child) {
     keys_.push_back(std::move(key));
@@ -235,6 +244,15 @@ class FrozenValue {
         out.proto = &proto;
         break;
       }
+      case CKPT_VALUE_OBJECT: {
+        ckpt_object& object = objects_.emplace_back();
+        object = ckpt_object{};
+        object.struct_size = sizeof(ckpt_object);
+        object.typestr = in.text_.c_str();
+        object.pointer = in.data_;
+        out.object = &object;
+        break;
+      }
       default:
         break;
     }
@@ -264,16 +282,18 @@ class FrozenValue {
   }
 
   explicit FrozenValue(OutValue value) : value_(std::move(value)) {
-    size_t containers = 0, arrays = 0, protos = 0;
-    count(value_, containers, arrays, protos);
+    size_t containers = 0, arrays = 0, protos = 0, objects = 0;
+    count(value_, containers, arrays, protos, objects);
     nodes_.reserve(containers);
     key_lists_.reserve(containers);
     arrays_.reserve(arrays);
     protos_.reserve(protos);
+    objects_.reserve(objects);
     fill(value_, root_);
   }
   static void count(const OutValue& v, size_t& containers, size_t& arrays,
-                    size_t& protos) {
+                    size_t& protos, size_t& objects) {
+    if (v.kind_ == CKPT_VALUE_OBJECT) ++objects;
     if (v.kind_ == CKPT_VALUE_DICT || v.kind_ == CKPT_VALUE_LIST) ++containers;
     if (v.kind_ == CKPT_VALUE_ARRAY || v.kind_ == CKPT_VALUE_ARRAY_SPEC) {
       ++arrays;
@@ -282,7 +302,7 @@ class FrozenValue {
       ++protos;
     }
     for (const OutValue& child : v.children_) {
-      count(child, containers, arrays, protos);
+      count(child, containers, arrays, protos, objects);
     }
   }
 
@@ -292,6 +312,7 @@ class FrozenValue {
   std::vector<std::vector<const char*>> key_lists_;
   std::vector<ckpt_array> arrays_;
   std::vector<ckpt_proto> protos_;
+  std::vector<ckpt_object> objects_;
 };
 
 // Hands `value` over as a ckpt_owned_value; the host frees it exactly once.
