@@ -303,27 +303,34 @@ void ensure_default_plugins_loaded() {
   });
 }
 
+namespace {
+
+// Runs `load(target registry, is_global)` under the loader lock, after the
+// default plugins (so that explicit loads come after them).
+template <class F>
+auto with_loader(HandlerRegistry* registry, F load) {
+  ensure_default_plugins_loaded();
+  std::lock_guard<std::recursive_mutex> lock(state().mutex);
+  Registry& global = internal::global_registry_unloaded();
+  HandlerRegistry& target = registry ? *registry : global;
+  return load(target, &target == &global);
+}
+
+}  // namespace
+
 PluginInfo load_plugin(const fs::path& file, bool allow_insecure,
                        HandlerRegistry* registry) {
-  ensure_default_plugins_loaded();
-  LoaderState& s = state();
-  std::lock_guard<std::recursive_mutex> lock(s.mutex);
-  HandlerRegistry& target =
-      registry ? *registry : internal::global_registry_unloaded();
-  return load_locked(file, allow_insecure, target,
-                     &target == &internal::global_registry_unloaded());
+  return with_loader(registry, [&](HandlerRegistry& target, bool is_global) {
+    return load_locked(file, allow_insecure, target, is_global);
+  });
 }
 
 std::vector<PluginInfo> load_plugin_folder(const fs::path& folder,
                                            bool allow_insecure,
                                            HandlerRegistry* registry) {
-  ensure_default_plugins_loaded();
-  LoaderState& s = state();
-  std::lock_guard<std::recursive_mutex> lock(s.mutex);
-  HandlerRegistry& target =
-      registry ? *registry : internal::global_registry_unloaded();
-  return load_folder_locked(folder, allow_insecure, target,
-                            &target == &internal::global_registry_unloaded());
+  return with_loader(registry, [&](HandlerRegistry& target, bool is_global) {
+    return load_folder_locked(folder, allow_insecure, target, is_global);
+  });
 }
 
 std::vector<PluginInfo> loaded_plugins() {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 #include <sstream>
+#include <type_traits>
 
 namespace ckpt::tool {
 
@@ -31,8 +32,7 @@ float bfloat16_to_float(uint16_t b) {
   return value;
 }
 
-std::string number_text(double v, bool integral) {
-  if (integral) return std::to_string(static_cast<long long>(v));
+std::string number_text(double v) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%.6g", v);
   std::string s = buffer;
@@ -40,8 +40,11 @@ std::string number_text(double v, bool integral) {
   return s;
 }
 
-// Element `i` (C order of a contiguous array) as text.
-std::string element_text(const Array& a, int64_t i) {
+// Calls f with element `i` (C order of a contiguous array) as its C++
+// type: bool, an integer, float (also for float16 and bfloat16), double,
+// or std::complex.
+template <class F>
+auto visit_element(const Array& a, int64_t i, F f) {
   const char* p = static_cast<const char*>(a.data()) + i * dtype_size(a.dtype());
   auto load = [&](auto tag) {
     decltype(tag) v;
@@ -49,65 +52,54 @@ std::string element_text(const Array& a, int64_t i) {
     return v;
   };
   switch (a.dtype()) {
-    case DType::kBool: return load(uint8_t{}) ? "True" : "False";
-    case DType::kInt8: return std::to_string(load(int8_t{}));
-    case DType::kInt16: return std::to_string(load(int16_t{}));
-    case DType::kInt32: return std::to_string(load(int32_t{}));
-    case DType::kInt64: return std::to_string(load(int64_t{}));
-    case DType::kUInt8: return std::to_string(load(uint8_t{}));
-    case DType::kUInt16: return std::to_string(load(uint16_t{}));
-    case DType::kUInt32: return std::to_string(load(uint32_t{}));
-    case DType::kUInt64: return std::to_string(load(uint64_t{}));
-    case DType::kFloat16: return number_text(half_to_float(load(uint16_t{})), false);
-    case DType::kBFloat16:
-      return number_text(bfloat16_to_float(load(uint16_t{})), false);
-    case DType::kFloat32: return number_text(load(float{}), false);
-    case DType::kFloat64: return number_text(load(double{}), false);
-    case DType::kComplex64: {
-      auto c = load(std::complex<float>{});
-      return number_text(c.real(), false) + (c.imag() < 0 ? "" : "+") +
-             number_text(c.imag(), false) + "j";
-    }
-    case DType::kComplex128: {
-      auto c = load(std::complex<double>{});
-      return number_text(c.real(), false) + (c.imag() < 0 ? "" : "+") +
-             number_text(c.imag(), false) + "j";
-    }
+    case DType::kBool: return f(load(uint8_t{}) != 0);
+    case DType::kInt8: return f(load(int8_t{}));
+    case DType::kInt16: return f(load(int16_t{}));
+    case DType::kInt32: return f(load(int32_t{}));
+    case DType::kInt64: return f(load(int64_t{}));
+    case DType::kUInt8: return f(load(uint8_t{}));
+    case DType::kUInt16: return f(load(uint16_t{}));
+    case DType::kUInt32: return f(load(uint32_t{}));
+    case DType::kUInt64: return f(load(uint64_t{}));
+    case DType::kFloat16: return f(half_to_float(load(uint16_t{})));
+    case DType::kBFloat16: return f(bfloat16_to_float(load(uint16_t{})));
+    case DType::kFloat32: return f(load(float{}));
+    case DType::kFloat64: return f(load(double{}));
+    case DType::kComplex64: return f(load(std::complex<float>{}));
+    case DType::kComplex128: return f(load(std::complex<double>{}));
   }
-  return "?";
+  return f(false);
+}
+
+template <class T>
+struct is_complex : std::false_type {};
+template <class T>
+struct is_complex<std::complex<T>> : std::true_type {};
+
+std::string element_text(const Array& a, int64_t i) {
+  return visit_element(a, i, [](auto v) -> std::string {
+    using T = decltype(v);
+    if constexpr (std::is_same_v<T, bool>) {
+      return v ? "True" : "False";
+    } else if constexpr (std::is_integral_v<T>) {
+      return std::to_string(v);
+    } else if constexpr (is_complex<T>::value) {
+      return number_text(v.real()) + (v.imag() < 0 ? "" : "+") +
+             number_text(v.imag()) + "j";
+    } else {
+      return number_text(v);
+    }
+  });
 }
 
 nlohmann::ordered_json element_json(const Array& a, int64_t i) {
-  const char* p = static_cast<const char*>(a.data()) + i * dtype_size(a.dtype());
-  auto load = [&](auto tag) {
-    decltype(tag) v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  };
-  switch (a.dtype()) {
-    case DType::kBool: return load(uint8_t{}) != 0;
-    case DType::kInt8: return load(int8_t{});
-    case DType::kInt16: return load(int16_t{});
-    case DType::kInt32: return load(int32_t{});
-    case DType::kInt64: return load(int64_t{});
-    case DType::kUInt8: return load(uint8_t{});
-    case DType::kUInt16: return load(uint16_t{});
-    case DType::kUInt32: return load(uint32_t{});
-    case DType::kUInt64: return load(uint64_t{});
-    case DType::kFloat16: return half_to_float(load(uint16_t{}));
-    case DType::kBFloat16: return bfloat16_to_float(load(uint16_t{}));
-    case DType::kFloat32: return load(float{});
-    case DType::kFloat64: return load(double{});
-    case DType::kComplex64: {
-      auto c = load(std::complex<float>{});
-      return {c.real(), c.imag()};
+  return visit_element(a, i, [](auto v) -> nlohmann::ordered_json {
+    if constexpr (is_complex<decltype(v)>::value) {
+      return {v.real(), v.imag()};
+    } else {
+      return v;
     }
-    case DType::kComplex128: {
-      auto c = load(std::complex<double>{});
-      return {c.real(), c.imag()};
-    }
-  }
-  return nullptr;
+  });
 }
 
 }  // namespace

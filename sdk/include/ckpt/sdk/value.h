@@ -57,6 +57,31 @@ inline size_t dtype_size(ckpt_dtype dtype) {
   return 0;
 }
 
+// The DLPack type of a ckpt dtype (bool is kDLUInt, 8 bits: dlpack 0.6 has
+// no bool).
+inline DLDataType dl_dtype(ckpt_dtype dtype) {
+  const uint8_t bits = static_cast<uint8_t>(dtype_size(dtype) * 8);
+  switch (dtype) {
+    case CKPT_DTYPE_BOOL:
+    case CKPT_DTYPE_UINT8:
+    case CKPT_DTYPE_UINT16:
+    case CKPT_DTYPE_UINT32:
+    case CKPT_DTYPE_UINT64:
+      return DLDataType{kDLUInt, bits, 1};
+    case CKPT_DTYPE_FLOAT16:
+    case CKPT_DTYPE_FLOAT32:
+    case CKPT_DTYPE_FLOAT64:
+      return DLDataType{kDLFloat, bits, 1};
+    case CKPT_DTYPE_BFLOAT16:
+      return DLDataType{kDLBfloat, bits, 1};
+    case CKPT_DTYPE_COMPLEX64:
+    case CKPT_DTYPE_COMPLEX128:
+      return DLDataType{kDLComplex, bits, 1};
+    default:
+      return DLDataType{kDLInt, bits, 1};
+  }
+}
+
 // True when the tree under `value` holds no CKPT_VALUE_ARRAY leaf and only
 // tree kinds (dict, list, none, bool, int, double, string).
 inline bool is_plain_tree(const ckpt_value& value) {
@@ -258,28 +283,7 @@ class FrozenValue {
     }
   }
 
-  static DLDataType dl_dtype(ckpt_dtype dtype) {
-    uint8_t bits = static_cast<uint8_t>(dtype_size(dtype) * 8);
-    switch (dtype) {
-      case CKPT_DTYPE_BOOL:
-      case CKPT_DTYPE_UINT8:
-      case CKPT_DTYPE_UINT16:
-      case CKPT_DTYPE_UINT32:
-      case CKPT_DTYPE_UINT64:
-        return DLDataType{kDLUInt, bits, 1};
-      case CKPT_DTYPE_FLOAT16:
-      case CKPT_DTYPE_FLOAT32:
-      case CKPT_DTYPE_FLOAT64:
-        return DLDataType{kDLFloat, bits, 1};
-      case CKPT_DTYPE_BFLOAT16:
-        return DLDataType{kDLBfloat, bits, 1};
-      case CKPT_DTYPE_COMPLEX64:
-      case CKPT_DTYPE_COMPLEX128:
-        return DLDataType{kDLComplex, bits, 1};
-      default:
-        return DLDataType{kDLInt, bits, 1};
-    }
-  }
+
 
   explicit FrozenValue(OutValue value) : value_(std::move(value)) {
     size_t containers = 0, arrays = 0, protos = 0, objects = 0;
