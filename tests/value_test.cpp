@@ -4,6 +4,7 @@
 #include <ckpt/value.h>
 
 #include <catch2/catch.hpp>
+#include <limits>
 
 using namespace ckpt;
 
@@ -112,4 +113,11 @@ TEST_CASE("DLPack tensors on other devices are refused, and still freed",
   };
   CHECK_THROWS_AS(from_dlpack(managed), InvalidArgumentError);
   CHECK(deleted == 1);
+}
+
+TEST_CASE("unsigned integers become int64 values when they fit", "[value]") {
+  size_t n = 42;
+  CHECK(Value(n).as_int() == 42);
+  CHECK(Value(7u).as_int() == 7);
+  CHECK_THROWS_AS(Value(std::numeric_limits<uint64_t>::max()), InvalidArgumentError);
 }
