@@ -2,6 +2,7 @@
 // Python's protobuf read, the plugin coexists with generated code for the
 // same .proto elsewhere in the process, and every bad input is a clear
 // error, never a protobuf log line or abort.
+#include <ckpt/checkpoint.h>
 #include <ckpt/context.h>
 #include <ckpt/errors.h>
 #include <ckpt/handler.h>
@@ -457,6 +458,52 @@ TEST_CASE("concurrent saves and loads of one message type all succeed",
   for (int i = 0; i < 8; ++i) {
     CHECK(results[i].get() == wire_bytes(config_for(i)));
   }
+}
+
+TEST_CASE("a message saved next to other checkpointables loads back "
+          "through the checkpoint API",
+          "[proto][checkpoint]") {
+  TempDir dir;
+  fs::path path = dir / "step_1";
+  save_checkpointables(path, {{"config", proto_value(sample_config())},
+                              {"notes", Value::json({{"seen", true}})}});
+  CHECK(fs::exists(path / "config" / "proto.pbtxt"));
+  CHECK(read_checkpoint_info(path).typestr_of("config") ==
+        std::optional<std::string>(kProtoTypestr));
+  auto parts = load_checkpointables(path, {{"config", proto_type<RunConfig>()}});
+  REQUIRE(parts.size() == 1);
+  CHECK(wire_bytes(from_proto_value<RunConfig>(parts[0].second)) ==
+        wire_bytes(sample_config()));
+  // As saved, without a type: the proto handler refuses, naming the
+  // checkpointable.
+  expect_error<InvalidArgumentError>(
+      [&] { load_checkpointables(path, {{"config", Value()}}); },
+      {"failed to load checkpointable 'config'", "message type"});
+  // Metadata is unsupported: none for that checkpointable.
+  for (const auto& [name, metadata] : checkpointables_metadata(path).metadata) {
+    if (name == "config") CHECK(metadata.is_none());
+  }
+}
+
+TEST_CASE("a checkpoint recording Orbax's ProtoHandler typestr loads with "
+          "the proto handler",
+          "[proto][checkpoint]") {
+  TempDir dir;
+  fs::path path = dir / "orbax_like";
+  save_checkpointables(path, {{"config", proto_value(sample_config())}});
+  auto metadata = nlohmann::json::parse(read_text(path / "_CHECKPOINT_METADATA"));
+  metadata["item_handlers"]["config"] =
+      "orbax.checkpoint.experimental.v1._src.handlers.proto_handler."
+      "ProtoHandler";
+  write_text(path / "_CHECKPOINT_METADATA", metadata.dump());
+  Value type = proto_type<RunConfig>();
+  CHECK(resolve_checkpointable_handler(read_checkpoint_info(path), "config",
+                                       &type)
+            ->typestr() == kProtoTypestr);
+  auto parts = load_checkpointables(path, {{"config", type}});
+  REQUIRE(parts.size() == 1);
+  CHECK(wire_bytes(from_proto_value<RunConfig>(parts[0].second)) ==
+        wire_bytes(sample_config()));
 }
 
 TEST_CASE("the proto handler writes nothing on a non-primary host",
