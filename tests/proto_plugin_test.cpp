@@ -1,26 +1,21 @@
-// The proto plugin: messages round-trip through text format that protoc and
-// Python's protobuf read, the plugin coexists with generated code for the
-// same .proto elsewhere in the process, and every bad input is a clear
+// The proto plugin: messages round-trip through text format, the handler
+// claims what Orbax's ProtoHandler claims, and every bad input is a clear
 // error, never a protobuf log line or abort.
-#include <ckpt/checkpoint.h>
 #include <ckpt/context.h>
 #include <ckpt/errors.h>
 #include <ckpt/handler.h>
-#include <ckpt/plugins.h>
 #include <ckpt/proto.h>
 #include <ckpt/registry.h>
 #include <google/protobuf/stubs/logging.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
-#include <cstdint>
 #include <future>
-#include <limits>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "ckpt_test.pb.h"
+#include "proto_samples.h"
 #include "test_util.h"
 
 using namespace ckpt;
@@ -28,83 +23,6 @@ using namespace ckpt::test;
 
 namespace {
 
-constexpr const char* kProtoTypestr = "ckpt.proto.ProtoHandler";
-
-HandlerPtr proto_handler(nlohmann::json config = nlohmann::json::object()) {
-  return make_handler(kProtoTypestr, config);
-}
-
-// A RunConfig with every kind of field set, including values that text
-// format has to escape or spell specially.
-RunConfig sample_config() {
-  RunConfig c;
-  c.set_name("réseau — 学習 — 🚀 \"quoted\"\n");
-  c.set_step(123456789012);
-  Optimizer* optimizer = c.mutable_optimizer();
-  optimizer->set_name("adam");
-  optimizer->set_learning_rate(3e-4);
-  optimizer->add_betas(0.9f);
-  optimizer->add_betas(0.999f);
-  Optimizer* warmup = c.add_schedule();
-  warmup->set_name("warmup");
-  warmup->set_learning_rate(1e-5);
-  c.add_schedule()->set_name("cosine");
-  for (int d : {2, 3, 4}) c.add_shape(d);
-  c.add_tags("baseline");
-  c.add_tags("");
-  (*c.mutable_metrics())["loss"] = 0.25;
-  (*c.mutable_metrics())["accuracy"] = 0.875;
-  (*c.mutable_metrics())["zeta"] = -1e300;
-  (*c.mutable_optimizers_by_stage())[2].set_name("sgd");
-  (*c.mutable_optimizers_by_stage())[-1].set_learning_rate(0.5);
-  c.set_path("/data/train");  // the oneof
-  c.set_phase(PHASE_TRAIN);
-  c.add_phases(PHASE_WARMUP);
-  c.add_phases(PHASE_TRAIN);
-  c.set_blob(std::string("\x00\x01\xff\xfe binary", 11));
-  c.mutable_started()->set_seconds(1700000000);
-  c.mutable_started()->set_nanos(123456789);
-  c.mutable_budget()->set_seconds(3600);
-  c.mutable_budget()->set_nanos(500);
-  Optimizer packed;
-  packed.set_name("packed in an Any");
-  packed.set_learning_rate(2.0);
-  c.mutable_extra()->PackFrom(packed);
-  auto& fields = *c.mutable_params()->mutable_fields();
-  fields["depth"].set_number_value(12);
-  fields["activation"].set_string_value("gelu");
-  fields["flags"].mutable_list_value()->add_values()->set_bool_value(true);
-  fields["nothing"].set_null_value(google::protobuf::NULL_VALUE);
-  c.set_seed_override(0);  // present, with the default value
-  c.set_big(std::numeric_limits<uint64_t>::max());
-  c.set_offset(-42);
-  c.set_checksum(0xdeadbeefcafef00dULL);
-  c.set_ratio(0.1f);
-  c.set_resume(true);
-  return c;
-}
-
-std::string wire_bytes(const google::protobuf::Message& message) {
-  return serialize_deterministically(message);
-}
-
-// Expects `call` to throw ckpt error kind E whose message has every one of
-// `parts`; returns the message.
-template <class E, class F>
-std::string expect_error(F call, const std::vector<std::string>& parts) {
-  try {
-    call();
-  } catch (const E& e) {
-    std::string message = e.what();
-    INFO(message);
-    for (const std::string& part : parts) {
-      CHECK(message.find(part) != std::string::npos);
-    }
-    return message;
-  }
-  FAIL("expected an error containing " << parts.front());
-  return "";
-}
 
 // Collects what protobuf logs while it lives.
 class ProtobufLogCapture {
@@ -136,6 +54,7 @@ class ProtobufLogCapture {
   }
   google::protobuf::LogHandler* previous_;
 };
+
 
 }  // namespace
 
@@ -177,78 +96,6 @@ TEST_CASE("proto.pbtxt is readable text format with UTF-8, enums and an "
   CHECK(text.find("phase: PHASE_TRAIN") != std::string::npos);
   CHECK(text.find("[type.googleapis.com/ckpt.test.Optimizer]") !=
         std::string::npos);
-}
-
-TEST_CASE("protoc --encode turns proto.pbtxt into the message's own bytes",
-          "[proto][interop]") {
-  RunConfig config = sample_config();
-  TempDir dir;
-  save_with(*proto_handler(), dir / "cfg", proto_value(config));
-  CommandResult r = run_command(
-      std::string(CKPT_PROTOC) + " --proto_path=" + CKPT_TEST_PROTO_DIR +
-      " --encode=ckpt.test.RunConfig ckpt_test.proto < " +
-      (dir / "cfg" / "proto.pbtxt").string() + " 2>&1");
-  REQUIRE(r.status == 0);
-  CHECK(r.output == wire_bytes(config));
-}
-
-TEST_CASE("Python's protobuf text_format parses proto.pbtxt into the same "
-          "message",
-          "[proto][interop]") {
-  RunConfig config = sample_config();
-  TempDir dir;
-  save_with(*proto_handler(), dir / "cfg", proto_value(config));
-  CommandResult gen =
-      run_command(std::string(CKPT_PROTOC) + " --proto_path=" +
-                  CKPT_TEST_PROTO_DIR + " --python_out=" + dir.path().string() +
-                  " ckpt_test.proto 2>&1");
-  INFO(gen.output);
-  REQUIRE(gen.status == 0);
-  write_text(dir / "parse.py",
-             "import sys\n"
-             "sys.path.insert(0, sys.argv[1])\n"
-             "import ckpt_test_pb2\n"
-             "from google.protobuf import text_format\n"
-             "with open(sys.argv[2], encoding='utf-8') as f:\n"
-             "    message = text_format.Parse(f.read(), "
-             "ckpt_test_pb2.RunConfig())\n"
-             "sys.stdout.buffer.write("
-             "message.SerializeToString(deterministic=True))\n");
-  CommandResult r = run_command(std::string(CKPT_PYTHON) + " " +
-                                (dir / "parse.py").string() + " " +
-                                dir.path().string() + " " +
-                                (dir / "cfg" / "proto.pbtxt").string());
-  REQUIRE(r.status == 0);
-  RunConfig parsed;
-  REQUIRE(parsed.ParseFromString(r.output));
-  CHECK(wire_bytes(parsed) == wire_bytes(config));
-}
-
-TEST_CASE("a user plugin with generated code for the host's .proto loads "
-          "and works beside the proto plugin",
-          "[proto][plugins]") {
-  // The host (this test binary) holds the full generated code of
-  // ckpt_test.proto; the user plugin holds generated code for it too.
-  RunConfig config = sample_config();
-  make_handler(kProtoTypestr);  // the proto plugin is loaded
-  load_plugin(test_plugin("proto_user_handler.so"));
-  HandlerPtr user = make_handler("test.RunSummaryHandler");
-  Value value = proto_value(config);
-  CHECK(user->is_handleable(value));
-  TempDir dir;
-  save_with(*user, dir / "summary", value);
-  CHECK(read_text(dir / "summary" / "summary.txt") ==
-        config.name() + "\n123456789012");
-  Value type = proto_type<RunConfig>();
-  RunConfig summary =
-      from_proto_value<RunConfig>(load_with(*user, dir / "summary", &type));
-  CHECK(summary.name() == config.name());
-  CHECK(summary.step() == config.step());
-  // The proto plugin still handles the same type.
-  save_with(*proto_handler(), dir / "cfg", value);
-  CHECK(wire_bytes(from_proto_value<RunConfig>(
-            load_with(*proto_handler(), dir / "cfg", &type))) ==
-        wire_bytes(config));
 }
 
 TEST_CASE("a proto handler with a custom filename bound to a name in a "
@@ -458,52 +305,6 @@ TEST_CASE("concurrent saves and loads of one message type all succeed",
   for (int i = 0; i < 8; ++i) {
     CHECK(results[i].get() == wire_bytes(config_for(i)));
   }
-}
-
-TEST_CASE("a message saved next to other checkpointables loads back "
-          "through the checkpoint API",
-          "[proto][checkpoint]") {
-  TempDir dir;
-  fs::path path = dir / "step_1";
-  save_checkpointables(path, {{"config", proto_value(sample_config())},
-                              {"notes", Value::json({{"seen", true}})}});
-  CHECK(fs::exists(path / "config" / "proto.pbtxt"));
-  CHECK(read_checkpoint_info(path).typestr_of("config") ==
-        std::optional<std::string>(kProtoTypestr));
-  auto parts = load_checkpointables(path, {{"config", proto_type<RunConfig>()}});
-  REQUIRE(parts.size() == 1);
-  CHECK(wire_bytes(from_proto_value<RunConfig>(parts[0].second)) ==
-        wire_bytes(sample_config()));
-  // As saved, without a type: the proto handler refuses, naming the
-  // checkpointable.
-  expect_error<InvalidArgumentError>(
-      [&] { load_checkpointables(path, {{"config", Value()}}); },
-      {"failed to load checkpointable 'config'", "message type"});
-  // Metadata is unsupported: none for that checkpointable.
-  for (const auto& [name, metadata] : checkpointables_metadata(path).metadata) {
-    if (name == "config") CHECK(metadata.is_none());
-  }
-}
-
-TEST_CASE("a checkpoint recording Orbax's ProtoHandler typestr loads with "
-          "the proto handler",
-          "[proto][checkpoint]") {
-  TempDir dir;
-  fs::path path = dir / "orbax_like";
-  save_checkpointables(path, {{"config", proto_value(sample_config())}});
-  auto metadata = nlohmann::json::parse(read_text(path / "_CHECKPOINT_METADATA"));
-  metadata["item_handlers"]["config"] =
-      "orbax.checkpoint.experimental.v1._src.handlers.proto_handler."
-      "ProtoHandler";
-  write_text(path / "_CHECKPOINT_METADATA", metadata.dump());
-  Value type = proto_type<RunConfig>();
-  CHECK(resolve_checkpointable_handler(read_checkpoint_info(path), "config",
-                                       &type)
-            ->typestr() == kProtoTypestr);
-  auto parts = load_checkpointables(path, {{"config", type}});
-  REQUIRE(parts.size() == 1);
-  CHECK(wire_bytes(from_proto_value<RunConfig>(parts[0].second)) ==
-        wire_bytes(sample_config()));
 }
 
 TEST_CASE("the proto handler writes nothing on a non-primary host",
