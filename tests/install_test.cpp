@@ -53,6 +53,7 @@ TEST_CASE("meson install puts the library, headers, plugins, tool and "
   const Installed& i = installed();
   CHECK(fs::exists(i.libdir / "libckpt.so"));
   CHECK(fs::exists(i.libdir / "ckpt" / "plugins" / "ckpt-plugin-json.so"));
+  CHECK(fs::exists(i.libdir / "ckpt" / "plugins" / "ckpt-plugin-proto.so"));
   CHECK(fs::exists(i.pkgconfig / "ckpt-sdk.pc"));
   CHECK(fs::exists(i.bindir / "ckpt"));
   bool abi_header = false;

@@ -183,7 +183,7 @@ TEST_CASE("ckpt plugins --json lists the registry in order, with plugins "
   }
   std::vector<std::string> expected = {
       "ckpt.StatefulCheckpointableHandler@*", "ckpt.json.JsonHandler@*",
-      "ckpt.json.JsonHandler@metrics"};
+      "ckpt.json.JsonHandler@metrics", "ckpt.proto.ProtoHandler@*"};
   REQUIRE(order.size() >= expected.size() + 2);
   CHECK(std::equal(expected.begin(), expected.end(), order.begin()));
   CHECK(order[order.size() - 2] == "test.OutOfTreeHandler@*");

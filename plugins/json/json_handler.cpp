@@ -1,6 +1,7 @@
 // The json plugin: JSON documents (and trees without arrays) as one JSON
 // file per checkpointable. Registers the general json handler and the
 // metrics handler (the same type writing `metrics`, scoped to `metrics`).
+#include <ckpt/sdk/config.h>
 #include <ckpt/sdk/files.h>
 #include <ckpt/sdk/plugin.h>
 
@@ -46,18 +47,9 @@ ordered_json to_json(const ckpt_value& v) {
 
 class JsonHandler final : public ckpt::sdk::Handler {
  public:
-  explicit JsonHandler(const std::string& config_json) {
-    auto config = nlohmann::json::parse(config_json);
-    if (config.contains("filename")) {
-      if (!config["filename"].is_string() ||
-          config["filename"].get<std::string>().empty() ||
-          config["filename"].get<std::string>().find('/') != std::string::npos) {
-        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                    "json handler: 'filename' must be a plain file name");
-      }
-      filename_ = config["filename"].get<std::string>();
-    }
-  }
+  explicit JsonHandler(const std::string& config_json)
+      : filename_(ckpt::sdk::filename_option(config_json, kDefaultFilename,
+                                             "json handler")) {}
 
   bool is_handleable(const ckpt_value& value) override {
     return value.kind == CKPT_VALUE_JSON || ckpt::sdk::is_plain_tree(value);
@@ -114,7 +106,7 @@ class JsonHandler final : public ckpt::sdk::Handler {
   }
 
  private:
-  std::string filename_ = kDefaultFilename;
+  std::string filename_;
 };
 
 }  // namespace
