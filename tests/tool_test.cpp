@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "proto_samples.h"
 #include "test_util.h"
 
 using namespace ckpt;
@@ -139,4 +140,20 @@ TEST_CASE("bad input gives a one-line error and exit 1; bad usage exit 2",
   CommandResult help = ckpt_tool("verify --help");
   CHECK(help.status == 0);
   CHECK(help.output.find("DIR") != std::string::npos);
+}
+
+TEST_CASE("ckpt cat shows a protobuf checkpointable's text format and verify "
+          "skips it, saying why",
+          "[tool][proto]") {
+  TempDir dir;
+  save_checkpointables(dir / "c", {{"run", proto_value(sample_config())}});
+  CommandResult r = ckpt_tool("cat " + (dir / "c").string() + " run");
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK(r.output.find("# proto.pbtxt") != std::string::npos);
+  CHECK(r.output.find("step: 123456789012") != std::string::npos);
+  CommandResult v = ckpt_tool("verify " + (dir / "c").string());
+  INFO(v.output);
+  CHECK(v.status == 0);
+  CHECK(v.output.find("needs the message type") != std::string::npos);
 }

@@ -4,11 +4,12 @@
 #include <ckpt/errors.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include "commands.h"
 #include "format.h"
-#include "proto_text.h"
+#include "host_types.h"
 
 namespace ckpt::tool {
 
@@ -40,6 +41,15 @@ const Value& descend(const Value& root, const std::string& key_path,
   return *node;
 }
 
+int print_files(const std::filesystem::path& folder) {
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::cout << "# " << entry.path().filename().string() << "\n" << in.rdbuf();
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_cat(const Common& common, const std::string& dir,
@@ -47,6 +57,12 @@ int run_cat(const Common& common, const std::string& dir,
   const size_t slash = target.find('/');
   const std::string name = target.substr(0, slash);
   const std::string key_path = slash == std::string::npos ? "" : target.substr(slash + 1);
+  const CheckpointInfo info = read_checkpoint_info(dir);
+  if (key_path.empty() && !common.json && !needs_host_type(info, name).empty()) {
+    // Only the host app can load it (e.g. protobuf text format needs the
+    // message type): show its files as written.
+    return print_files(info.path / name);
+  }
   Value value = load_checkpointables(dir, {{name, Value()}})[0].second;
   const Value& shown = descend(value, key_path, "checkpointable '" + name + "'");
   if (common.json) {
@@ -59,10 +75,6 @@ int run_cat(const Common& common, const std::string& dir,
       break;
     case Value::Kind::kArray:
       std::cout << array_text(shown.as_array(), full) << "\n";
-      break;
-    case Value::Kind::kProto:
-      std::cout << "# " << shown.as_proto().full_name << "\n";
-      std::cout << proto_text(shown.as_proto());
       break;
     default:
       std::cout << tree_text(shown, full);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "host_types.h"
 
 namespace ckpt::tool {
 
@@ -39,10 +40,10 @@ int run_verify(const Common& common, const std::string& dir) {
     if (bar) progress(i, names.size(), name);
     Result r{name, "ok", ""};
     try {
-      HandlerPtr handler = resolve_checkpointable_handler(info, name);
-      if (handler->typestr() == "ckpt.StatefulCheckpointableHandler") {
+      const std::string host_only = needs_host_type(info, name);
+      if (!host_only.empty()) {
         r.status = "skipped";
-        r.detail = "stateful: only the host object that saved it can load it";
+        r.detail = host_only;
       } else {
         load_checkpointables(dir, {{name, Value()}});
       }
