@@ -50,6 +50,9 @@ struct SaveOptions {
   bool overwrite = false;
   // Stored in _CHECKPOINT_METADATA; must be a JSON object.
   nlohmann::json custom_metadata = nlohmann::json::object();
+  // Saved as the `metrics` checkpointable (by the handler registered for
+  // that name: JSON in metrics/metrics) and recorded in _CHECKPOINT_METADATA.
+  std::optional<nlohmann::json> metrics;
   // Async saves: called once, on a background thread, after the commit
   // (null) or the failure (its exception).
   std::function<void(std::exception_ptr)> on_complete;

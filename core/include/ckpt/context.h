@@ -41,6 +41,9 @@ struct ContextOptions {
   int process_index = 0;
   int process_count = 1;
   int primary_host = 0;
+  // fsync every file and folder of a checkpoint before it is committed, and
+  // the parent folder after. Off only for scratch data you can lose.
+  bool fsync = true;
   // Permission bits of new files and folders (before the umask).
   unsigned file_mode = 0644;
   unsigned directory_mode = 0755;
