@@ -21,6 +21,14 @@ constexpr const char* kArrayFile = "arrays.h5";
 // The storage format id of ckpt's HDF5 layout (see README.md).
 constexpr const char* kStorageFormat = "ckpt.hdf5.v1";
 
+// Orbax's value_type strings.
+constexpr const char* kArrayValueType = "np.ndarray";
+constexpr const char* kScalarValueType = "scalar";
+constexpr const char* kStringValueType = "string";
+constexpr const char* kNoneValueType = "None";
+constexpr const char* kDictValueType = "Dict";
+constexpr const char* kListValueType = "List";
+
 enum class LeafKind {
   kArray,
   kBool,
@@ -70,7 +78,7 @@ struct TreeMetadata {
 // The _METADATA text of `metadata`.
 std::string format_tree_metadata(const TreeMetadata& metadata);
 
-// Parses _METADATA text. Throws sdk::Error (INVALID_LAYOUT) naming `what`
+// Parses _METADATA text (metadata_reader.cpp). Throws sdk::Error (INVALID_LAYOUT) naming `what`
 // (the file) when the text is not valid pytree metadata.
 TreeMetadata parse_tree_metadata(const std::string& text,
                                  const std::string& what);
