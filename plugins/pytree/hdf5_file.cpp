@@ -325,6 +325,7 @@ struct DirectRead {
   uint64_t nbytes;
   void* destination;
   const ArrayToRead* array;
+  size_t index;
 };
 
 void read_through_hdf5(const OpenDataset& ds, const ArrayToRead& r,
@@ -353,8 +354,10 @@ void read_through_hdf5(const OpenDataset& ds, const ArrayToRead& r,
 
 void read_array_file(const std::string& file,
                      const std::vector<ArrayToRead>& reads,
-                     const std::string& what) {
+                     const std::string& what,
+                     const std::function<void(size_t)>& on_read) {
   std::vector<DirectRead> direct;
+  std::vector<size_t> read_through;  // indices read by HDF5 itself
   {
     Hdf5Lock lock;
     Hid h5(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
@@ -364,7 +367,8 @@ void read_array_file(const std::string& file,
                " (missing, truncated or not HDF5)");
     }
     std::map<std::string, OpenDataset> open;
-    for (const ArrayToRead& r : reads) {
+    for (size_t index = 0; index < reads.size(); ++index) {
+      const ArrayToRead& r = reads[index];
       std::string where = what + ": key path " + r.key_path + ": dataset " + r.dataset;
       auto it = open.find(r.dataset);
       if (it == open.end()) {
@@ -402,15 +406,22 @@ void read_array_file(const std::string& file,
         throw Error(CKPT_ERROR_DATA_LOSS,
                     where + " does not have the shape recorded in _METADATA");
       }
-      if (r.count == 0) continue;
+      if (r.count == 0) {
+        read_through.push_back(index);
+        continue;
+      }
       size_t item = ckpt::sdk::dtype_size(r.dtype);
       if (ds.offset != HADDR_UNDEF) {
         direct.push_back({ds.offset + r.offset * item, r.count * item,
-                          r.destination, &r});
+                          r.destination, &r, index});
       } else {
         read_through_hdf5(ds, r, what);
+        read_through.push_back(index);
       }
     }
+  }
+  if (on_read) {
+    for (size_t index : read_through) on_read(index);
   }
   if (direct.empty()) return;
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
@@ -442,6 +453,7 @@ void read_array_file(const std::string& file,
       }
       done += static_cast<uint64_t>(n);
     }
+    if (on_read) on_read(d.index);
   }
   ::close(fd);
 }

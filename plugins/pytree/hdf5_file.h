@@ -8,6 +8,7 @@
 #include <ckpt/abi.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -65,9 +66,13 @@ struct ArrayToRead {
 // Reads every array of `reads` from `file`. Throws sdk::Error (DATA_LOSS
 // for a missing, truncated or damaged file or dataset) naming `what` and
 // the key path.
+// `on_read(i)`, when set, is called (from this thread, without the lock)
+// as soon as reads[i] is in memory, so that checking it can overlap the
+// remaining reads.
 void read_array_file(const std::string& file,
                      const std::vector<ArrayToRead>& reads,
-                     const std::string& what);
+                     const std::string& what,
+                     const std::function<void(size_t)>& on_read = nullptr);
 
 }  // namespace ckpt_pytree
 

@@ -4,23 +4,20 @@
 #include <ckpt/sdk/value.h>
 #include <xxhash.h>
 
+#include <iterator>
 #include <map>
-#include <new>
 
+#include "buffers.h"
 #include "cast.h"
 #include "dtypes.h"
 #include "hdf5_file.h"
+#include "side_worker.h"
 
 namespace ckpt_pytree {
 
 namespace {
 
 using ckpt::sdk::Error;
-
-std::shared_ptr<void> allocate(uint64_t nbytes) {
-  void* p = ::operator new(static_cast<size_t>(nbytes == 0 ? 1 : nbytes));
-  return std::shared_ptr<void>(p, [](void* q) { ::operator delete(q); });
-}
 
 // Where one planned array's saved bytes land.
 struct Landing {
@@ -62,6 +59,7 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
                  const std::string& what) {
   std::vector<Landing> landing(plan.arrays.size());
   std::vector<ArrayToRead> reads;
+  std::vector<std::vector<size_t>> arrays_of_read;  // plan arrays per read
   std::map<std::string, uint64_t> whole = fully_requested_packs(plan);
   std::map<std::string, std::shared_ptr<void>> pack_memory;
   for (const auto& [dataset, elements] : whole) {
@@ -70,7 +68,7 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
       const LeafRecord& leaf = plan.saved.leaves[a.leaf];
       if (leaf.location.dataset == dataset) any = &leaf;
     }
-    auto memory = allocate(elements * ckpt::sdk::dtype_size(any->dtype));
+    auto memory = allocate_buffer(elements * ckpt::sdk::dtype_size(any->dtype));
     ArrayToRead r;
     r.dataset = dataset;
     r.dtype = any->dtype;
@@ -79,6 +77,7 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
     r.destination = memory.get();
     r.key_path = "(packed " + dtype_name(any->dtype) + " arrays)";
     reads.push_back(std::move(r));
+    arrays_of_read.emplace_back();
     pack_memory[dataset] = std::move(memory);
   }
   for (size_t i = 0; i < plan.arrays.size(); ++i) {
@@ -90,6 +89,8 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
     if (leaf.location.packed && pack != pack_memory.end()) {
       landing[i].owner = pack->second;
       landing[i].data = static_cast<char*>(pack->second.get()) + leaf.location.offset * item;
+      size_t read = static_cast<size_t>(std::distance(pack_memory.begin(), pack));
+      arrays_of_read[read].push_back(i);
       continue;
     }
     bool in_place = a.caller_buffer && a.dtype == leaf.dtype && a.shape == leaf.shape;
@@ -97,7 +98,7 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
       landing[i].data = a.caller_buffer;
       landing[i].owner = caller_memory;
     } else {
-      landing[i].owner = allocate(count * item);
+      landing[i].owner = allocate_buffer(count * item);
       landing[i].data = landing[i].owner.get();
     }
     ArrayToRead r;
@@ -110,9 +111,29 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
     r.destination = landing[i].data;
     r.key_path = key_path_repr(leaf.path);
     reads.push_back(std::move(r));
+    arrays_of_read.push_back({i});
   }
 
-  read_array_file(array_file, reads, what);
+  // Checksums are verified on a second thread as each read completes.
+  SideWorker verifier;
+  auto verify = [&](size_t read) {
+    for (size_t i : arrays_of_read[read]) {
+      const LeafRecord& leaf = plan.saved.leaves[plan.arrays[i].leaf];
+      uint64_t nbytes = element_count(leaf.shape) * ckpt::sdk::dtype_size(leaf.dtype);
+      if (leaf.has_checksum && checksum(landing[i].data, nbytes) != leaf.xxh3) {
+        throw Error(CKPT_ERROR_DATA_LOSS,
+                    what + ": key path " + key_path_repr(leaf.path) +
+                        ": checksum mismatch (dataset " + leaf.location.dataset +
+                        " in " + array_file + "): the array data is corrupted");
+      }
+    }
+  };
+  std::function<void(size_t)> on_read;
+  if (verify_checksums) {
+    on_read = [&](size_t read) { verifier.submit([&verify, read] { verify(read); }); };
+  }
+  read_array_file(array_file, reads, what, on_read);
+  verifier.finish();
 
   std::vector<OutNode*> nodes(plan.arrays.size(), nullptr);
   std::vector<OutNode*> stack = {plan.root.get()};
@@ -128,13 +149,6 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
     const LeafRecord& leaf = plan.saved.leaves[a.leaf];
     uint64_t count = element_count(leaf.shape);
     Landing land = landing[i];
-    if (verify_checksums && leaf.has_checksum &&
-        checksum(land.data, count * ckpt::sdk::dtype_size(leaf.dtype)) != leaf.xxh3) {
-      throw Error(CKPT_ERROR_DATA_LOSS,
-                  what + ": key path " + key_path_repr(leaf.path) +
-                      ": checksum mismatch (dataset " + leaf.location.dataset +
-                      " in " + array_file + "): the array data is corrupted");
-    }
     bool final_is_caller = a.caller_buffer != nullptr;
     if (a.dtype != leaf.dtype) {
       Landing cast;
@@ -143,7 +157,7 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
         cast.data = a.caller_buffer;
         cast.owner = caller_memory;
       } else {
-        cast.owner = allocate(count * ckpt::sdk::dtype_size(a.dtype));
+        cast.owner = allocate_buffer(count * ckpt::sdk::dtype_size(a.dtype));
         cast.data = cast.owner.get();
       }
       cast_elements(leaf.dtype, land.data, a.dtype, cast.data, count);
@@ -155,7 +169,7 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
         fitted.data = a.caller_buffer;
         fitted.owner = caller_memory;
       } else {
-        fitted.owner = allocate(element_count(a.shape) * ckpt::sdk::dtype_size(a.dtype));
+        fitted.owner = allocate_buffer(element_count(a.shape) * ckpt::sdk::dtype_size(a.dtype));
         fitted.data = fitted.owner.get();
       }
       fit_to_shape(land.data, leaf.shape, fitted.data, a.shape,

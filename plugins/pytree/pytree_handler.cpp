@@ -18,6 +18,7 @@
 #include "load_arrays.h"
 #include "load_plan.h"
 #include "options.h"
+#include "side_worker.h"
 #include "snapshot.h"
 #include "tree_metadata.h"
 
@@ -156,10 +157,17 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
                                    const std::string& what, Snapshot& snapshot) {
     std::vector<DatasetToWrite> datasets;
     std::vector<IndexRow> index;
+    // Checksums are computed on a second thread while the file is written.
+    SideWorker hasher;
+    hasher.submit([&snapshot] {
+      for (const ArrayBytes& bytes : snapshot.arrays) {
+        LeafRecord& leaf = snapshot.metadata.leaves[bytes.leaf];
+        leaf.xxh3 = checksum(bytes.data, bytes.nbytes);
+        leaf.has_checksum = true;
+      }
+    });
     for (const ArrayBytes& bytes : snapshot.arrays) {
-      LeafRecord& leaf = snapshot.metadata.leaves[bytes.leaf];
-      leaf.xxh3 = checksum(bytes.data, bytes.nbytes);
-      leaf.has_checksum = true;
+      const LeafRecord& leaf = snapshot.metadata.leaves[bytes.leaf];
       IndexRow row;
       row.key = hdf5_path(leaf.path).substr(1);
       row.dataset = leaf.location.dataset;
@@ -181,6 +189,7 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     }
     write_array_file(call.directory + "/" + kArrayFile, datasets, index,
                      options.storage, call.file_mode, what);
+    hasher.finish();
     write_text_file(call.directory + "/" + kMetadataFile,
                     format_tree_metadata(snapshot.metadata), call.file_mode, what);
   }

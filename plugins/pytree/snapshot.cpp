@@ -4,8 +4,8 @@
 #include <ckpt/sdk/value.h>
 
 #include <cstring>
-#include <new>
 
+#include "buffers.h"
 #include "cast.h"
 #include "dtypes.h"
 
@@ -46,9 +46,8 @@ void flatten(const ckpt_value& v, KeyPath& path, std::vector<FlatLeaf>& out,
 }
 
 void* allocate(uint64_t nbytes, std::shared_ptr<void>& keeper) {
-  void* p = ::operator new(static_cast<size_t>(nbytes == 0 ? 1 : nbytes));
-  keeper = std::shared_ptr<void>(p, [](void* q) { ::operator delete(q); });
-  return p;
+  keeper = allocate_buffer(nbytes);
+  return keeper.get();
 }
 
 std::vector<int64_t> shape_of(const ckpt_array& a) {
