@@ -32,8 +32,8 @@ std::string numpy_name(DType d) {
 
 }  // namespace
 
-TEST_CASE("h5py reads every array of a checkpoint, packed and not, with its "
-          "dtype, shape and values",
+TEST_CASE("h5py reads every array of a checkpoint, packed and not, compressed "
+          "or not, with its dtype, shape and values",
           "[pytree][h5py]") {
   const DType dtypes[] = {
       DType::kBool,    DType::kInt8,     DType::kInt16,    DType::kInt32,
@@ -59,26 +59,32 @@ TEST_CASE("h5py reads every array of a checkpoint, packed and not, with its "
   tree.set("empty", empty);
   expected["empty"] = empty;
 
-  TempDir dir;
-  save_tree(dir / "state", tree, {{"pack_threshold_bytes", 1024}});
-  CommandResult r = run_command("/usr/bin/python3 " CKPT_SOURCE_ROOT
-                                "/tests/pytree_h5py_read.py " +
-                                (dir / "state" / "arrays.h5").string());
-  REQUIRE(r.status == 0);
-  std::istringstream lines(r.output);
-  std::string line;
-  size_t seen = 0;
-  while (std::getline(lines, line)) {
-    auto row = nlohmann::json::parse(line);
-    std::string key = row.at("key");
-    INFO(key);
-    REQUIRE(expected.count(key) == 1);
-    const Array& a = expected.at(key);
-    CHECK(row.at("dtype") == numpy_name(a.dtype()));
-    CHECK(row.at("ckpt_dtype") == dtype_name(a.dtype()));
-    CHECK(row.at("shape").get<Shape>() == a.shape());
-    CHECK(row.at("hex") == hex_of(a));
-    ++seen;
+  for (nlohmann::json options :
+       {nlohmann::json{{"pack_threshold_bytes", 1024}},
+        nlohmann::json{{"pack_threshold_bytes", 1024}, {"compression", "gzip"}}}) {
+    INFO(options.dump());
+    TempDir dir;
+    save_tree(dir / "state", tree, options);
+    CHECK(load_tree(dir / "state") == tree);
+    CommandResult r = run_command("/usr/bin/python3 " CKPT_SOURCE_ROOT
+                                  "/tests/pytree_h5py_read.py " +
+                                  (dir / "state" / "arrays.h5").string());
+    REQUIRE(r.status == 0);
+    std::istringstream lines(r.output);
+    std::string line;
+    size_t seen = 0;
+    while (std::getline(lines, line)) {
+      auto row = nlohmann::json::parse(line);
+      std::string key = row.at("key");
+      INFO(key);
+      REQUIRE(expected.count(key) == 1);
+      const Array& a = expected.at(key);
+      CHECK(row.at("dtype") == numpy_name(a.dtype()));
+      CHECK(row.at("ckpt_dtype") == dtype_name(a.dtype()));
+      CHECK(row.at("shape").get<Shape>() == a.shape());
+      CHECK(row.at("hex") == hex_of(a));
+      ++seen;
+    }
+    CHECK(seen == expected.size());
   }
-  CHECK(seen == expected.size());
 }
