@@ -74,27 +74,17 @@ void require_readable_format(const TreeMetadata& saved, const std::string& what)
                   "be loaded yet, only its metadata)");
 }
 
-bool is_abstract_tree(const ckpt_value& v) {
+// Array specs, scalar kinds, placeholders and concrete leaves.
+bool is_abstract_leaf(const ckpt_value& v) {
   switch (v.kind) {
     case CKPT_VALUE_ARRAY_SPEC:
       return v.array != nullptr;
     case CKPT_VALUE_SCALAR_SPEC:
     case CKPT_VALUE_PLACEHOLDER:
-    case CKPT_VALUE_NONE:
-    case CKPT_VALUE_BOOL:
-    case CKPT_VALUE_INT:
-    case CKPT_VALUE_DOUBLE:
-    case CKPT_VALUE_STRING:
     case CKPT_VALUE_ARRAY:
       return true;
-    case CKPT_VALUE_DICT:
-    case CKPT_VALUE_LIST:
-      for (size_t i = 0; i < v.count; ++i) {
-        if (!is_abstract_tree(v.children[i])) return false;
-      }
-      return true;
     default:
-      return false;
+      return ckpt::sdk::is_plain_tree(v);
   }
 }
 
@@ -111,7 +101,8 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
   }
 
   ckpt_answer is_abstract_handleable(const ckpt_value& abstract_value) override {
-    return is_abstract_tree(abstract_value) ? CKPT_ANSWER_YES : CKPT_ANSWER_NO;
+    return every_leaf(abstract_value, is_abstract_leaf) ? CKPT_ANSWER_YES
+                                                       : CKPT_ANSWER_NO;
   }
 
   ckpt::sdk::SaveWork save(const ckpt::sdk::Call& call, const ckpt_value& value,

@@ -102,26 +102,24 @@ void copy_contiguous(const ckpt_array& a, void* destination) {
   copy_dim(src, a, 0, dst, item);
 }
 
-bool is_supported_tree(const ckpt_value& v) {
-  switch (v.kind) {
-    case CKPT_VALUE_NONE:
-    case CKPT_VALUE_BOOL:
-    case CKPT_VALUE_INT:
-    case CKPT_VALUE_DOUBLE:
-    case CKPT_VALUE_STRING:
-      return true;
-    case CKPT_VALUE_ARRAY:
+bool every_leaf(const ckpt_value& v, bool (*leaf_ok)(const ckpt_value&)) {
+  if (v.kind == CKPT_VALUE_DICT || v.kind == CKPT_VALUE_LIST) {
+    for (size_t i = 0; i < v.count; ++i) {
+      if (!every_leaf(v.children[i], leaf_ok)) return false;
+    }
+    return true;
+  }
+  return leaf_ok(v);
+}
+
+bool is_supported_tree(const ckpt_value& value) {
+  return every_leaf(value, [](const ckpt_value& v) {
+    if (v.kind == CKPT_VALUE_ARRAY) {
       return v.array && is_valid_dtype(v.array->dtype) &&
              v.array->tensor.device.device_type == kDLCPU;
-    case CKPT_VALUE_DICT:
-    case CKPT_VALUE_LIST:
-      for (size_t i = 0; i < v.count; ++i) {
-        if (!is_supported_tree(v.children[i])) return false;
-      }
-      return true;
-    default:
-      return false;
-  }
+    }
+    return ckpt::sdk::is_plain_tree(v);  // none, bool, int, double, string
+  });
 }
 
 Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,

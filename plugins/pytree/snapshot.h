@@ -48,6 +48,10 @@ std::string packed_dataset(ckpt_dtype dtype);
 Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
                        const std::string& what);
 
+// Whether `leaf_ok` holds for every leaf of the tree `value` (dicts and
+// lists are walked; empty ones count as leaves).
+bool every_leaf(const ckpt_value& value, bool (*leaf_ok)(const ckpt_value&));
+
 // Whether every leaf of `value` is one the pytree handler saves.
 bool is_supported_tree(const ckpt_value& value);
 
