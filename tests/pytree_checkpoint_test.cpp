@@ -71,3 +71,29 @@ TEST_CASE("immutable arrays are saved from the caller's memory",
   CHECK(load(dir / "ckpt").at("w").as_array().to_vector<double>() ==
         std::vector<double>(1 << 18, 3.0));
 }
+
+TEST_CASE("a handler instance's configuration gives defaults that the "
+          "Context's options override",
+          "[pytree][checkpoint]") {
+  TempDir dir;
+  auto packing_off = make_handler(kPyTreeTypestr, {{"pytree", {{"pack_threshold_bytes", 0}}}});
+  Value tree = Value::dict({{"a", sample_array(DType::kInt32, 1, {4})}});
+  ContextOptions options;
+  options.checkpointables_options =
+      CheckpointablesOptions::create_with_handlers({{"weights", packing_off}});
+  {
+    Context context(options);
+    save_checkpointables(dir / "own", {{"weights", tree}});
+  }
+  options.handler_options = {{"pytree", {{"pack_threshold_bytes", 1024}}}};
+  {
+    Context context(options);
+    save_checkpointables(dir / "packed", {{"weights", tree}});
+  }
+  auto dataset_of = [&](const fs::path& c) {
+    return nlohmann::json::parse(read_text(c / "weights" / "_METADATA"))["tree_metadata"]["('a',)"]
+        ["value_metadata"]["storage"]["dataset"];
+  };
+  CHECK(dataset_of(dir / "own") == "/a");
+  CHECK(dataset_of(dir / "packed") == "/_ckpt_packed/int32");
+}

@@ -6,18 +6,20 @@
 
 namespace ckpt_pytree {
 
-PyTreeOptions parse_options(const std::string& options_json) {
-  PyTreeOptions out;
+PyTreeOptions parse_options(const std::string& options_json,
+                            const PyTreeOptions& defaults) {
+  PyTreeOptions out = defaults;
   try {
     nlohmann::json all = nlohmann::json::parse(options_json);
     if (!all.is_object() || !all.contains("pytree")) return out;
     const nlohmann::json& o = all["pytree"];
     if (!o.is_object()) throw std::invalid_argument("\"pytree\" must be an object");
-    out.load.partial_load = o.value("partial_load", false);
-    out.load.allow_shape_mismatch = o.value("allow_shape_mismatch", false);
-    out.verify_checksums = o.value("verify_checksums", true);
+    out.load.partial_load = o.value("partial_load", out.load.partial_load);
+    out.load.allow_shape_mismatch =
+        o.value("allow_shape_mismatch", out.load.allow_shape_mismatch);
+    out.verify_checksums = o.value("verify_checksums", out.verify_checksums);
     out.pack_threshold_bytes = o.value("pack_threshold_bytes", out.pack_threshold_bytes);
-    out.storage.chunking = o.value("chunking", false);
+    out.storage.chunking = o.value("chunking", out.storage.chunking);
     if (o.contains("compression") && !o["compression"].is_null()) {
       const nlohmann::json& c = o["compression"];
       std::string type = c.is_string() ? c.get<std::string>() : c.at("type").get<std::string>();

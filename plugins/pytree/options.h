@@ -24,9 +24,10 @@ struct PyTreeOptions {
 };
 
 // Parses the handler options JSON text (the whole object; only its
-// "pytree" member is read). Throws sdk::Error (INVALID_ARGUMENT) for a
-// malformed option.
-PyTreeOptions parse_options(const std::string& options_json);
+// "pytree" member is read); options it does not set keep their value in
+// `defaults`. Throws sdk::Error (INVALID_ARGUMENT) for a malformed option.
+PyTreeOptions parse_options(const std::string& options_json,
+                            const PyTreeOptions& defaults = PyTreeOptions());
 
 }  // namespace ckpt_pytree
 

@@ -91,8 +91,8 @@ bool is_abstract_leaf(const ckpt_value& v) {
 class PyTreeHandler final : public ckpt::sdk::Handler {
  public:
   explicit PyTreeHandler(const std::string& config_json) {
-    // Instance configuration holds defaults for the handler options, in
-    // the same shape: {"pytree": {...}}.
+    // An instance configuration holds defaults for the Context's handler
+    // options, in the same shape: {"pytree": {...}}.
     config_ = parse_options(config_json);
   }
 
@@ -140,7 +140,7 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
 
  private:
   PyTreeOptions options_for(const ckpt::sdk::Call& call) const {
-    return call.options_json == "{}" ? config_ : parse_options(call.options_json);
+    return parse_options(call.options_json, config_);
   }
 
   static void write_checkpointable(const ckpt::sdk::Call& call,

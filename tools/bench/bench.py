@@ -200,6 +200,7 @@ def main():
         rows.append((w, "raw + fsync", c["raw_write_fsync"], None, rw, rr))
         rows.append((w, "ckpt", c["ckpt_save"], c["ckpt_load"], rw, rr))
         rows.append((w, "ckpt + fsync", c["ckpt_save_fsync"], None, rw, rr))
+        rows.append((w, "ckpt, immutable arrays", c["ckpt_save_immutable"], None, rw, rr))
         rows.append((w, "ckpt async (blocking)", c["ckpt_async_blocking"], None, rw, rr))
         rows.append((w, "memcpy of the data", c["memcpy"], None, rw, rr))
         for name, (s, l) in peers.items():
