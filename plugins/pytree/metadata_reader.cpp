@@ -179,8 +179,9 @@ class Reader : public nlohmann::json_sax<json> {
     bool is_array;
   };
 
-  std::string name_here() const {
-    return !frames_.empty() && frames_.back().is_array ? "[]" : key_;
+  const std::string& name_here() const {
+    static const std::string kElement = "[]";
+    return !frames_.empty() && frames_.back().is_array ? kElement : key_;
   }
   bool in_tree() const { return frames_.size() >= 2 && frames_[1].name == "tree_metadata"; }
 
@@ -212,7 +213,7 @@ class Reader : public nlohmann::json_sax<json> {
   }
 
   bool scalar(const Scalar& v) {
-    std::string name = name_here();
+    const std::string& name = name_here();
     size_t depth = frames_.size();
     if (depth == 1) {
       if (name == "use_ocdbt" && v.type == Scalar::Type::kBool) ocdbt = v.b;

@@ -148,14 +148,17 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
                                    const std::string& what, Snapshot& snapshot) {
     std::vector<DatasetToWrite> datasets;
     std::vector<IndexRow> index;
-    // Checksums are computed on a second thread while the file is written.
+    // Checksums and the _METADATA text are made on a second thread while
+    // the array file is written.
+    std::string metadata_text;  // declared first: outlives the worker
     SideWorker hasher;
-    hasher.submit([&snapshot] {
+    hasher.submit([&snapshot, &metadata_text] {
       for (const ArrayBytes& bytes : snapshot.arrays) {
         LeafRecord& leaf = snapshot.metadata.leaves[bytes.leaf];
         leaf.xxh3 = checksum(bytes.data, bytes.nbytes);
         leaf.has_checksum = true;
       }
+      metadata_text = format_tree_metadata(snapshot.metadata);
     });
     for (const ArrayBytes& bytes : snapshot.arrays) {
       const LeafRecord& leaf = snapshot.metadata.leaves[bytes.leaf];
@@ -181,8 +184,8 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     write_array_file(call.directory + "/" + kArrayFile, datasets, index,
                      options.storage, call.file_mode, what);
     hasher.finish();
-    write_text_file(call.directory + "/" + kMetadataFile,
-                    format_tree_metadata(snapshot.metadata), call.file_mode, what);
+    write_text_file(call.directory + "/" + kMetadataFile, metadata_text,
+                    call.file_mode, what);
   }
 
   PyTreeOptions config_;
