@@ -1,20 +1,23 @@
 // The main example: a host app that embeds libckpt in a training loop.
 //
 // Every few steps it saves the training state -- model parameters (a tree
-// of arrays), the run configuration (JSON) and the dataset iterator (a
-// StatefulCheckpointable) -- with save_checkpointables_async, and keeps
-// training while the checkpoint is written. At the end it restores the
-// iterator and config from the newest checkpoint, without touching the
-// parameters.
+// of arrays), the run configuration (a protobuf message, written as text
+// format) and the dataset iterator (a StatefulCheckpointable) -- with
+// save_checkpointables_async, and keeps training while the checkpoint is
+// written. At the end it restores the iterator and config from the newest
+// checkpoint, without touching the parameters.
 //
 //   ./build/examples/training_loop [CHECKPOINT_ROOT]
 #include <ckpt/ckpt.h>
+#include <ckpt/proto.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+
+#include "run_config.pb.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -59,8 +62,11 @@ int run(int argc, char** argv) {
   const fs::path root = argc > 1 ? argv[1] : "demo-checkpoints";
   fs::create_directories(root);
 
-  const nlohmann::json config = {
-      {"model", "mlp"}, {"hidden", 512}, {"learning_rate", 0.05}, {"seed", 7}};
+  ckpt::example::RunConfig config;
+  config.set_model("mlp");
+  config.set_hidden(512);
+  config.set_learning_rate(0.05);
+  config.set_seed(7);
   auto iterator = std::make_shared<DatasetIterator>();
   std::vector<float> kernel(512 * 512, 0.01f), bias(512, 0.0f);
 
@@ -92,7 +98,7 @@ int run(int argc, char** argv) {
     in_flight = ckpt::save_checkpointables_async(
         newest,
         {{"params", params},
-         {"config", ckpt::Value::json(config)},
+         {"config", ckpt::proto_value(config)},
          {"dataset", ckpt::Value::stateful(iterator)}},
         options);
     std::printf("step %2d: checkpoint %s started; training resumed after %.2f ms\n",
@@ -115,9 +121,12 @@ int run(int argc, char** argv) {
   // Restore a subset: the config and the iterator, not the parameters.
   auto restored = std::make_shared<DatasetIterator>();
   auto parts = ckpt::load_checkpointables(
-      newest, {{"config", ckpt::Value()},
+      newest, {{"config", ckpt::proto_type<ckpt::example::RunConfig>()},
                {"dataset", ckpt::Value::stateful(restored)}});
-  std::printf("\nrestored config %s\n", parts[0].second.as_json().dump().c_str());
+  auto restored_config =
+      ckpt::from_proto_value<ckpt::example::RunConfig>(parts[0].second);
+  std::printf("\nrestored config { %s }\n",
+              restored_config.ShortDebugString().c_str());
   std::printf("restored dataset iterator at epoch %lld, position %lld (saved at "
               "epoch %lld, position %lld)\n",
               static_cast<long long>(restored->epoch),

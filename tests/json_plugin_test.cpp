@@ -106,9 +106,7 @@ TEST_CASE("json writes nothing on a non-primary host", "[json]") {
   auto h = json_handler();
   TempDir dir;
   fs::create_directories(dir / "x");
-  CallContext call;
-  call.checkpointable_name = "x";
-  call.directory = dir / "x";
+  CallContext call = call_for(dir / "x", "x");
   call.is_primary_host = false;
   h->save(call, Value::json({{"a", 1}})).get();
   CHECK(fs::is_empty(dir / "x"));

@@ -1,6 +1,7 @@
 // Loading plugins: a C99 plugin, a plugin built out of tree, and every kind
 // of bad plugin, each failing with an error that names the file while the
 // host goes on working.
+#include <ckpt/context.h>
 #include <ckpt/errors.h>
 #include <ckpt/plugins.h>
 #include <ckpt/registry.h>
@@ -182,7 +183,7 @@ TEST_CASE("ckpt plugins --json lists the registry in order, with plugins "
   }
   std::vector<std::string> expected = {
       "ckpt.StatefulCheckpointableHandler@*", "ckpt.json.JsonHandler@*",
-      "ckpt.json.JsonHandler@metrics"};
+      "ckpt.json.JsonHandler@metrics", "ckpt.proto.ProtoHandler@*"};
   REQUIRE(order.size() >= expected.size() + 2);
   CHECK(std::equal(expected.begin(), expected.end(), order.begin()));
   CHECK(order[order.size() - 2] == "test.OutOfTreeHandler@*");
@@ -204,4 +205,19 @@ TEST_CASE("ckpt plugins reports a plugin that failed to load and exits 1",
   CHECK(r.status == 1);
   CHECK(r.output.find("FAILED") != std::string::npos);
   CHECK(r.output.find("ckpt-plugin-broken.so") != std::string::npos);
+}
+
+TEST_CASE("plugins from a Context's plugin paths register in that Context "
+          "only",
+          "[plugins][context]") {
+  const fs::path& folder = out_of_tree_plugin_folder();
+  {
+    ContextOptions options;
+    options.plugin_paths = {folder};
+    Context context(options);
+    CHECK(context.registry().has("notes"));
+    CHECK(resolve_save_handler(context.registry(), "x", Value("oot: x"))->typestr() ==
+          "test.OutOfTreeHandler");
+  }
+  CHECK_FALSE(Context::current().registry().has("notes"));
 }

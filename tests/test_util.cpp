@@ -62,14 +62,12 @@ CommandResult run_command(const std::string& command) {
   return result;
 }
 
-namespace {
 CallContext call_for(const fs::path& dir, const std::string& name) {
   CallContext call;
   call.checkpointable_name = name;
   call.directory = dir;
   return call;
 }
-}  // namespace
 
 void save_with(const Handler& handler, const fs::path& dir, const Value& value,
                const std::string& name) {

@@ -46,6 +46,9 @@ struct CommandResult {
 };
 CommandResult run_command(const std::string& command);
 
+// A call context for checkpointable `name` in folder `dir` (primary host).
+CallContext call_for(const fs::path& dir, const std::string& name);
+
 // Save `value` with `handler` into `dir` (created) and wait; then load.
 void save_with(const Handler& handler, const fs::path& dir, const Value& value,
                const std::string& name = "item");

@@ -1,8 +1,10 @@
 // Values and arrays of the C++ API.
+#include <ckpt/dlpack.h>
 #include <ckpt/errors.h>
 #include <ckpt/value.h>
 
 #include <catch2/catch.hpp>
+#include <limits>
 
 using namespace ckpt;
 
@@ -63,4 +65,59 @@ TEST_CASE("accessors name the kind they found on a mismatch", "[value]") {
   } catch (const InvalidArgumentError& e) {
     CHECK(std::string(e.what()) == "expected dict, got list of 2");
   }
+}
+
+TEST_CASE("DLPack tensors come in and go out without a copy", "[value][dlpack]") {
+  static int deleted = 0;
+  deleted = 0;
+  std::vector<int16_t> memory = {1, 2, 3, 4, 5, 6};
+  int64_t shape[] = {2, 3};
+  auto* managed = new DLManagedTensor{};
+  managed->dl_tensor.data = memory.data();
+  managed->dl_tensor.device = DLDevice{kDLCPU, 0};
+  managed->dl_tensor.ndim = 2;
+  managed->dl_tensor.dtype = DLDataType{kDLInt, 16, 1};
+  managed->dl_tensor.shape = shape;
+  managed->deleter = [](DLManagedTensor* self) {
+    ++deleted;
+    delete self;
+  };
+  {
+    Array a = from_dlpack(managed);
+    CHECK(a.data() == memory.data());
+    CHECK(a.dtype() == DType::kInt16);
+    CHECK(a.shape() == Shape{2, 3});
+    DLManagedTensor* out = to_dlpack(a);
+    CHECK(out->dl_tensor.data == memory.data());
+    CHECK(out->dl_tensor.dtype.code == kDLInt);
+    CHECK(out->dl_tensor.shape[1] == 3);
+    out->deleter(out);
+    CHECK(deleted == 0);  // `a` still shares the memory
+  }
+  CHECK(deleted == 1);
+}
+
+TEST_CASE("DLPack tensors on other devices are refused, and still freed",
+          "[value][dlpack]") {
+  static int deleted = 0;
+  deleted = 0;
+  int64_t shape[] = {1};
+  auto* managed = new DLManagedTensor{};
+  managed->dl_tensor.device = DLDevice{kDLCUDA, 0};
+  managed->dl_tensor.ndim = 1;
+  managed->dl_tensor.dtype = DLDataType{kDLFloat, 32, 1};
+  managed->dl_tensor.shape = shape;
+  managed->deleter = [](DLManagedTensor* self) {
+    ++deleted;
+    delete self;
+  };
+  CHECK_THROWS_AS(from_dlpack(managed), InvalidArgumentError);
+  CHECK(deleted == 1);
+}
+
+TEST_CASE("unsigned integers become int64 values when they fit", "[value]") {
+  size_t n = 42;
+  CHECK(Value(n).as_int() == 42);
+  CHECK(Value(7u).as_int() == 7);
+  CHECK_THROWS_AS(Value(std::numeric_limits<uint64_t>::max()), InvalidArgumentError);
 }

@@ -1,6 +1,7 @@
 #include "atomic_commit.h"
 
 #include <ckpt/errors.h>
+#include <ckpt/sdk/files.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -39,27 +40,10 @@ void fsync_path(const fs::path& path, bool directory) {
 }  // namespace
 
 void write_file(const fs::path& path, const std::string& text, unsigned mode) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                  static_cast<mode_t>(mode));
-  if (fd < 0) {
-    throw InternalError("cannot create " + path.string() + ": " +
-                        errno_text(errno));
-  }
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      throw InternalError("cannot write " + path.string() + ": " +
-                          errno_text(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0) {
-    throw InternalError("cannot write " + path.string() + ": " +
-                        errno_text(errno));
+  try {
+    sdk::write_file(path.string(), text, mode);
+  } catch (const sdk::Error& e) {
+    throw InternalError(e.what());
   }
 }
 

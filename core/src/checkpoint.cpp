@@ -189,20 +189,6 @@ void finish(SaveJob& job) {
   }
 }
 
-HandlerPtr handler_for_load(const HandlerRegistry& registry,
-                            const std::string& name, const Value* abstract_value,
-                            const std::optional<std::string>& typestr) {
-  try {
-    return resolve_load_handler(registry, name, abstract_value, typestr);
-  } catch (const NoEntryError&) {
-    // Orbax's checkpoint-level fallback: the handler bound to `state`.
-    if (registry.has(kDefaultCheckpointableName)) {
-      return registry.get(kDefaultCheckpointableName);
-    }
-    throw;
-  }
-}
-
 fs::path folder_of(const CheckpointInfo& info, const std::string& name) {
   return info.layout == LayoutVersion::kV0Flat ? info.path : info.path / name;
 }
@@ -230,6 +216,22 @@ std::string join_names(const std::vector<std::string>& names) {
 }
 
 }  // namespace
+
+HandlerPtr resolve_checkpointable_handler(const CheckpointInfo& info,
+                                          const std::string& name,
+                                          const Value* abstract_value) {
+  const HandlerRegistry& registry = Context::current().registry();
+  try {
+    return resolve_load_handler(registry, name, abstract_value,
+                                info.typestr_of(name));
+  } catch (const NoEntryError&) {
+    // Orbax's checkpoint-level fallback: the handler bound to `state`.
+    if (registry.has(kDefaultCheckpointableName)) {
+      return registry.get(kDefaultCheckpointableName);
+    }
+    throw;
+  }
+}
 
 // ------------------------------------------------------------ AsyncSave
 
@@ -416,8 +418,8 @@ Checkpointables load_checkpointables(const fs::path& path,
   for (const auto& [name, abstract_value] : requested) {
     const Value* abstract_ptr = abstract_value.is_none() ? nullptr : &abstract_value;
     try {
-      HandlerPtr handler = handler_for_load(context.registry(), name,
-                                            abstract_ptr, info.typestr_of(name));
+      HandlerPtr handler =
+          resolve_checkpointable_handler(info, name, abstract_ptr);
       futures.push_back(handler->load(
           call_for(context, name, folder_of(info, name)), abstract_ptr));
     } catch (...) {
@@ -455,8 +457,8 @@ Metadata metadata(const fs::path& path, const std::string& name) {
   std::string resolved =
       name == kAutoName ? auto_name(out.checkpoint, names) : name;
   const Context& context = Context::current();
-  HandlerPtr handler = handler_for_load(context.registry(), resolved, nullptr,
-                                        out.checkpoint.typestr_of(resolved));
+  HandlerPtr handler =
+      resolve_checkpointable_handler(out.checkpoint, resolved, nullptr);
   try {
     auto value = handler->metadata(
         call_for(context, resolved, folder_of(out.checkpoint, resolved)));
@@ -476,8 +478,8 @@ CheckpointablesMetadata checkpointables_metadata(const fs::path& path) {
   for (const std::string& name : list_checkpointables(path)) {
     Value value;
     try {
-      HandlerPtr handler = handler_for_load(context.registry(), name, nullptr,
-                                            out.checkpoint.typestr_of(name));
+      HandlerPtr handler =
+          resolve_checkpointable_handler(out.checkpoint, name, nullptr);
       auto m = handler->metadata(
           call_for(context, name, folder_of(out.checkpoint, name)));
       if (m) value = *m;

@@ -9,6 +9,7 @@
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 
@@ -36,6 +37,9 @@ struct LoaderState {
   std::map<fs::path, LoadedPlugin> by_path;
   std::vector<fs::path> order;
   std::vector<PluginFailure> failures;
+  // Every library opened, never closed: handlers, values and static state
+  // of a plugin may be referenced until the process ends.
+  std::vector<std::unique_ptr<boost::dll::shared_library>> libraries;
 };
 
 LoaderState& state() {
@@ -134,14 +138,14 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
     }
   }
 
-  // Never unloaded: handlers, values and static state of the plugin may be
-  // referenced until the process ends.
-  auto* library = new boost::dll::shared_library();
+  auto* library = s.libraries
+                      .emplace_back(std::make_unique<boost::dll::shared_library>())
+                      .get();
   try {
     library->load(path, boost::dll::load_mode::rtld_now |
                             boost::dll::load_mode::rtld_local);
   } catch (const std::exception& e) {
-    delete library;
+    s.libraries.pop_back();
     throw PluginError("plugin " + path.string() +
                       ": not a loadable shared object (" + e.what() + ")");
   }
@@ -299,27 +303,34 @@ void ensure_default_plugins_loaded() {
   });
 }
 
+namespace {
+
+// Runs `load(target registry, is_global)` under the loader lock, after the
+// default plugins (so that explicit loads come after them).
+template <class F>
+auto with_loader(HandlerRegistry* registry, F load) {
+  ensure_default_plugins_loaded();
+  std::lock_guard<std::recursive_mutex> lock(state().mutex);
+  Registry& global = internal::global_registry_unloaded();
+  HandlerRegistry& target = registry ? *registry : global;
+  return load(target, &target == &global);
+}
+
+}  // namespace
+
 PluginInfo load_plugin(const fs::path& file, bool allow_insecure,
                        HandlerRegistry* registry) {
-  ensure_default_plugins_loaded();
-  LoaderState& s = state();
-  std::lock_guard<std::recursive_mutex> lock(s.mutex);
-  HandlerRegistry& target =
-      registry ? *registry : internal::global_registry_unloaded();
-  return load_locked(file, allow_insecure, target,
-                     &target == &internal::global_registry_unloaded());
+  return with_loader(registry, [&](HandlerRegistry& target, bool is_global) {
+    return load_locked(file, allow_insecure, target, is_global);
+  });
 }
 
 std::vector<PluginInfo> load_plugin_folder(const fs::path& folder,
                                            bool allow_insecure,
                                            HandlerRegistry* registry) {
-  ensure_default_plugins_loaded();
-  LoaderState& s = state();
-  std::lock_guard<std::recursive_mutex> lock(s.mutex);
-  HandlerRegistry& target =
-      registry ? *registry : internal::global_registry_unloaded();
-  return load_folder_locked(folder, allow_insecure, target,
-                            &target == &internal::global_registry_unloaded());
+  return with_loader(registry, [&](HandlerRegistry& target, bool is_global) {
+    return load_folder_locked(folder, allow_insecure, target, is_global);
+  });
 }
 
 std::vector<PluginInfo> loaded_plugins() {

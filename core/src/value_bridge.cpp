@@ -8,28 +8,6 @@ namespace ckpt::internal {
 
 namespace {
 
-DLDataType dl_dtype(DType dtype) {
-  uint8_t bits = static_cast<uint8_t>(dtype_size(dtype) * 8);
-  switch (dtype) {
-    case DType::kBool:
-    case DType::kUInt8:
-    case DType::kUInt16:
-    case DType::kUInt32:
-    case DType::kUInt64:
-      return DLDataType{kDLUInt, bits, 1};
-    case DType::kFloat16:
-    case DType::kFloat32:
-    case DType::kFloat64:
-      return DLDataType{kDLFloat, bits, 1};
-    case DType::kBFloat16:
-      return DLDataType{kDLBfloat, bits, 1};
-    case DType::kComplex64:
-    case DType::kComplex128:
-      return DLDataType{kDLComplex, bits, 1};
-    default:
-      return DLDataType{kDLInt, bits, 1};
-  }
-}
 
 ckpt_value_kind c_kind(Value::Kind kind) {
   using K = Value::Kind;
@@ -150,13 +128,13 @@ void CValueView::fill(const Value& in, ckpt_value& out) {
         array.tensor.strides =
             a.strides().empty() ? nullptr
                                 : const_cast<int64_t*>(a.strides().data());
-        array.tensor.dtype = dl_dtype(a.dtype());
+        array.tensor.dtype = sdk::dl_dtype(array.dtype);
       } else {
         const ArraySpec& spec = in.as_array_spec();
         array.dtype = to_c_dtype(spec.dtype);
         array.tensor.ndim = static_cast<int32_t>(spec.shape.size());
         array.tensor.shape = const_cast<int64_t*>(spec.shape.data());
-        array.tensor.dtype = dl_dtype(spec.dtype);
+        array.tensor.dtype = sdk::dl_dtype(array.dtype);
       }
       out.array = &array;
       break;

@@ -1,16 +1,11 @@
 // The json plugin: JSON documents (and trees without arrays) as one JSON
 // file per checkpointable. Registers the general json handler and the
 // metrics handler (the same type writing `metrics`, scoped to `metrics`).
+#include <ckpt/sdk/config.h>
+#include <ckpt/sdk/files.h>
 #include <ckpt/sdk/plugin.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -50,55 +45,11 @@ ordered_json to_json(const ckpt_value& v) {
   }
 }
 
-void write_file(const std::string& path, const std::string& text,
-                unsigned mode) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                  static_cast<mode_t>(mode));
-  if (fd < 0) {
-    throw Error(CKPT_ERROR_INTERNAL,
-                "cannot create " + path + ": " + std::strerror(errno));
-  }
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      throw Error(CKPT_ERROR_INTERNAL,
-                  "cannot write " + path + ": " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0) {
-    throw Error(CKPT_ERROR_INTERNAL,
-                "cannot write " + path + ": " + std::strerror(errno));
-  }
-}
-
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  out = buffer.str();
-  return true;
-}
-
 class JsonHandler final : public ckpt::sdk::Handler {
  public:
-  explicit JsonHandler(const std::string& config_json) {
-    auto config = nlohmann::json::parse(config_json);
-    if (config.contains("filename")) {
-      if (!config["filename"].is_string() ||
-          config["filename"].get<std::string>().empty() ||
-          config["filename"].get<std::string>().find('/') != std::string::npos) {
-        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                    "json handler: 'filename' must be a plain file name");
-      }
-      filename_ = config["filename"].get<std::string>();
-    }
-  }
+  explicit JsonHandler(const std::string& config_json)
+      : filename_(ckpt::sdk::filename_option(config_json, kDefaultFilename,
+                                             "json handler")) {}
 
   bool is_handleable(const ckpt_value& value) override {
     return value.kind == CKPT_VALUE_JSON || ckpt::sdk::is_plain_tree(value);
@@ -117,7 +68,7 @@ class JsonHandler final : public ckpt::sdk::Handler {
                            : to_json(value).dump();
     std::string path = call.directory + "/" + filename_;
     return [path, text = std::move(text), mode = call.file_mode] {
-      write_file(path, text, mode);
+      ckpt::sdk::write_file(path, text, mode);
     };
   }
 
@@ -131,7 +82,7 @@ class JsonHandler final : public ckpt::sdk::Handler {
       std::string text;
       for (const std::string& name : candidates) {
         std::string path = call.directory + "/" + name;
-        if (!read_file(path, text)) continue;
+        if (!ckpt::sdk::read_file_if_exists(path, text)) continue;
         try {
           auto document = nlohmann::json::parse(text);
           (void)document;
@@ -155,7 +106,7 @@ class JsonHandler final : public ckpt::sdk::Handler {
   }
 
  private:
-  std::string filename_ = kDefaultFilename;
+  std::string filename_;
 };
 
 }  // namespace

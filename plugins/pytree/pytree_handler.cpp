@@ -2,15 +2,10 @@
 // Orbax's shape) plus one HDF5 file of arrays. Registers the pytree handler
 // generally and scoped to `state`, with Orbax's pytree typestrs as
 // secondary typestrs. See README.md for the on-disk format.
+#include <ckpt/sdk/files.h>
 #include <ckpt/sdk/plugin.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "dtypes.h"
@@ -33,35 +28,14 @@ std::string describe(const ckpt::sdk::Call& call) {
   return "pytree checkpointable '" + call.checkpointable_name + "'";
 }
 
-void write_text_file(const std::string& path, const std::string& text,
-                     unsigned mode, const std::string& what) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                  static_cast<mode_t>(mode));
-  size_t done = 0;
-  while (fd >= 0 && done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  int err = errno;
-  bool ok = fd >= 0 && done == text.size() && ::close(fd) == 0;
-  if (!ok) {
-    throw Error(CKPT_ERROR_INTERNAL,
-                what + ": cannot write " + path + ": " + std::strerror(err));
-  }
-}
-
 TreeMetadata read_tree_metadata(const ckpt::sdk::Call& call) {
   std::string path = call.directory + "/" + kMetadataFile;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::string text;
+  if (!ckpt::sdk::read_file_if_exists(path, text)) {
     throw Error(CKPT_ERROR_NOT_FOUND,
                 describe(call) + ": no " + kMetadataFile + " in " + call.directory);
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_tree_metadata(text.str(), describe(call) + ": " + path);
+  return parse_tree_metadata(text, describe(call) + ": " + path);
 }
 
 // Arrays written by anything but ckpt's HDF5 layout cannot be read here.
@@ -184,8 +158,8 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     write_array_file(call.directory + "/" + kArrayFile, datasets, index,
                      options.storage, call.file_mode, what);
     hasher.finish();
-    write_text_file(call.directory + "/" + kMetadataFile, metadata_text,
-                    call.file_mode, what);
+    ckpt::sdk::write_file(call.directory + "/" + kMetadataFile, metadata_text,
+                          call.file_mode);
   }
 
   PyTreeOptions config_;

@@ -20,6 +20,7 @@
 #ifndef CKPT_CHECKPOINT_H_
 #define CKPT_CHECKPOINT_H_
 
+#include <ckpt/handler.h>
 #include <ckpt/value.h>
 
 #include <chrono>
@@ -130,6 +131,14 @@ CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
 // The checkpointables of a checkpoint on disk, reserved names excluded,
 // sorted by name.
 std::vector<std::string> list_checkpointables(const std::filesystem::path& path);
+
+// The handler load_checkpointables would use for checkpointable `name` of
+// the checkpoint `info` describes, in the current Context: Orbax's load
+// resolution with the checkpoint-level fallback to the handler bound to
+// `state`. NoEntryError when there is none.
+HandlerPtr resolve_checkpointable_handler(const CheckpointInfo& info,
+                                          const std::string& name,
+                                          const Value* abstract_value = nullptr);
 
 struct Metadata {
   CheckpointInfo checkpoint;

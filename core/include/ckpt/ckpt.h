@@ -4,6 +4,7 @@
 
 #include <ckpt/checkpoint.h>
 #include <ckpt/context.h>
+#include <ckpt/dlpack.h>
 #include <ckpt/errors.h>
 #include <ckpt/handler.h>
 #include <ckpt/plugins.h>

@@ -211,6 +211,11 @@ class Value {
   Value(int v) : kind_(Kind::kInt), data_(int64_t{v}) {}
   Value(long v) : kind_(Kind::kInt), data_(int64_t{v}) {}
   Value(long long v) : kind_(Kind::kInt), data_(int64_t{v}) {}
+  // Unsigned integers are stored as int64; InvalidArgumentError above
+  // INT64_MAX.
+  Value(unsigned v) : Value(static_cast<long long>(v)) {}
+  Value(unsigned long v) : Value(checked_int64(v)) {}
+  Value(unsigned long long v) : Value(checked_int64(v)) {}
   Value(double v) : kind_(Kind::kDouble), data_(v) {}
   Value(const char* v) : kind_(Kind::kString), data_(std::string(v)) {}
   Value(std::string v) : kind_(Kind::kString), data_(std::move(v)) {}
@@ -274,6 +279,13 @@ class Value {
                             std::shared_ptr<StatefulCheckpointable>, ArraySpec,
                             Kind>;
   Value(Kind kind, Data data) : kind_(kind), data_(std::move(data)) {}
+  static long long checked_int64(unsigned long long v) {
+    if (v > static_cast<unsigned long long>(INT64_MAX)) {
+      throw InvalidArgumentError("integer " + std::to_string(v) +
+                                 " does not fit in int64");
+    }
+    return static_cast<long long>(v);
+  }
   [[noreturn]] void wrong_kind(const char* wanted) const;
 
   Kind kind_ = Kind::kNone;

@@ -57,6 +57,31 @@ inline size_t dtype_size(ckpt_dtype dtype) {
   return 0;
 }
 
+// The DLPack type of a ckpt dtype (bool is kDLUInt, 8 bits: dlpack 0.6 has
+// no bool).
+inline DLDataType dl_dtype(ckpt_dtype dtype) {
+  const uint8_t bits = static_cast<uint8_t>(dtype_size(dtype) * 8);
+  switch (dtype) {
+    case CKPT_DTYPE_BOOL:
+    case CKPT_DTYPE_UINT8:
+    case CKPT_DTYPE_UINT16:
+    case CKPT_DTYPE_UINT32:
+    case CKPT_DTYPE_UINT64:
+      return DLDataType{kDLUInt, bits, 1};
+    case CKPT_DTYPE_FLOAT16:
+    case CKPT_DTYPE_FLOAT32:
+    case CKPT_DTYPE_FLOAT64:
+      return DLDataType{kDLFloat, bits, 1};
+    case CKPT_DTYPE_BFLOAT16:
+      return DLDataType{kDLBfloat, bits, 1};
+    case CKPT_DTYPE_COMPLEX64:
+    case CKPT_DTYPE_COMPLEX128:
+      return DLDataType{kDLComplex, bits, 1};
+    default:
+      return DLDataType{kDLInt, bits, 1};
+  }
+}
+
 // True when the tree under `value` holds no CKPT_VALUE_ARRAY leaf and only
 // tree kinds (dict, list, none, bool, int, double, string).
 inline bool is_plain_tree(const ckpt_value& value) {
@@ -138,6 +163,15 @@ class OutValue {
     out.text_ = std::move(full_name);
     out.bytes_ = std::move(bytes);
     out.descriptors_ = std::move(descriptor_set);
+    return out;
+  }
+
+  // A user object (see ckpt_object), kept alive by `object`.
+  static OutValue object(std::string typestr, std::shared_ptr<void> object) {
+    OutValue out(CKPT_VALUE_OBJECT);
+    out.text_ = std::move(typestr);
+    out.data_ = object.get();
+    out.owner_ = std::move(object);
     return out;
   }
 
@@ -235,45 +269,35 @@ class FrozenValue {
         out.proto = &proto;
         break;
       }
+      case CKPT_VALUE_OBJECT: {
+        ckpt_object& object = objects_.emplace_back();
+        object = ckpt_object{};
+        object.struct_size = sizeof(ckpt_object);
+        object.typestr = in.text_.c_str();
+        object.pointer = in.data_;
+        out.object = &object;
+        break;
+      }
       default:
         break;
     }
   }
 
-  static DLDataType dl_dtype(ckpt_dtype dtype) {
-    uint8_t bits = static_cast<uint8_t>(dtype_size(dtype) * 8);
-    switch (dtype) {
-      case CKPT_DTYPE_BOOL:
-      case CKPT_DTYPE_UINT8:
-      case CKPT_DTYPE_UINT16:
-      case CKPT_DTYPE_UINT32:
-      case CKPT_DTYPE_UINT64:
-        return DLDataType{kDLUInt, bits, 1};
-      case CKPT_DTYPE_FLOAT16:
-      case CKPT_DTYPE_FLOAT32:
-      case CKPT_DTYPE_FLOAT64:
-        return DLDataType{kDLFloat, bits, 1};
-      case CKPT_DTYPE_BFLOAT16:
-        return DLDataType{kDLBfloat, bits, 1};
-      case CKPT_DTYPE_COMPLEX64:
-      case CKPT_DTYPE_COMPLEX128:
-        return DLDataType{kDLComplex, bits, 1};
-      default:
-        return DLDataType{kDLInt, bits, 1};
-    }
-  }
+
 
   explicit FrozenValue(OutValue value) : value_(std::move(value)) {
-    size_t containers = 0, arrays = 0, protos = 0;
-    count(value_, containers, arrays, protos);
+    size_t containers = 0, arrays = 0, protos = 0, objects = 0;
+    count(value_, containers, arrays, protos, objects);
     nodes_.reserve(containers);
     key_lists_.reserve(containers);
     arrays_.reserve(arrays);
     protos_.reserve(protos);
+    objects_.reserve(objects);
     fill(value_, root_);
   }
   static void count(const OutValue& v, size_t& containers, size_t& arrays,
-                    size_t& protos) {
+                    size_t& protos, size_t& objects) {
+    if (v.kind_ == CKPT_VALUE_OBJECT) ++objects;
     if (v.kind_ == CKPT_VALUE_DICT || v.kind_ == CKPT_VALUE_LIST) ++containers;
     if (v.kind_ == CKPT_VALUE_ARRAY || v.kind_ == CKPT_VALUE_ARRAY_SPEC) {
       ++arrays;
@@ -282,7 +306,7 @@ class FrozenValue {
       ++protos;
     }
     for (const OutValue& child : v.children_) {
-      count(child, containers, arrays, protos);
+      count(child, containers, arrays, protos, objects);
     }
   }
 
@@ -292,6 +316,7 @@ class FrozenValue {
   std::vector<std::vector<const char*>> key_lists_;
   std::vector<ckpt_array> arrays_;
   std::vector<ckpt_proto> protos_;
+  std::vector<ckpt_object> objects_;
 };
 
 // Hands `value` over as a ckpt_owned_value; the host frees it exactly once.

@@ -1,0 +1,30 @@
+// ckpt/dlpack.h -- zero-copy exchange of arrays with other C++ tensor
+// libraries (libtorch, TVM, ...) through DLPack 0.6.
+//
+//   DLManagedTensor* t = at::toDLPack(tensor);       // libtorch
+//   ckpt::Array a = ckpt::from_dlpack(t);             // shares its memory
+//   DLManagedTensor* back = ckpt::to_dlpack(loaded);  // and the other way
+//   at::Tensor restored = at::fromDLPack(back);
+#ifndef CKPT_DLPACK_H_
+#define CKPT_DLPACK_H_
+
+#include <ckpt/value.h>
+#include <dlpack/dlpack.h>
+
+namespace ckpt {
+
+// Takes ownership of `tensor`: its deleter runs once, when the last Array
+// sharing its memory is gone (also when this call throws). Only CPU
+// tensors. DLPack 0.6 has no bool type: 8-bit unsigned data is uint8 unless
+// `as_bool`. InvalidArgumentError for other devices, lanes != 1, or a dtype
+// ckpt does not have.
+Array from_dlpack(DLManagedTensor* tensor, bool as_bool = false);
+
+// A DLManagedTensor viewing `array`'s memory (kept alive until the
+// consumer calls the tensor's deleter, exactly once). Borrowed arrays are
+// not copied: their memory must outlive the tensor.
+DLManagedTensor* to_dlpack(const Array& array);
+
+}  // namespace ckpt
+
+#endif  // CKPT_DLPACK_H_

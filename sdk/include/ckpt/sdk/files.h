@@ -1,0 +1,84 @@
+// ckpt/sdk/files.h -- whole-file reads and writes for handlers.
+//
+// Errors are sdk::Error naming the file (CKPT_ERROR_NOT_FOUND for a missing
+// file, CKPT_ERROR_INTERNAL for any other I/O failure). Handlers never
+// fsync: the core makes a checkpoint durable before it commits it.
+#ifndef CKPT_SDK_FILES_H_
+#define CKPT_SDK_FILES_H_
+
+#include <ckpt/sdk/error.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace ckpt::sdk {
+
+// Creates `path` (which must not exist) with permission bits `mode` and
+// writes `size` bytes of `data` into it.
+inline void write_file(const std::string& path, const void* data, size_t size,
+                       unsigned mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                  static_cast<mode_t>(mode));
+  if (fd < 0) {
+    throw Error(CKPT_ERROR_INTERNAL,
+                "cannot create " + path + ": " + std::strerror(errno));
+  }
+  const char* p = static_cast<const char*>(data);
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::write(fd, p + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      throw Error(CKPT_ERROR_INTERNAL,
+                  "cannot write " + path + ": " + std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    throw Error(CKPT_ERROR_INTERNAL,
+                "cannot write " + path + ": " + std::strerror(errno));
+  }
+}
+
+inline void write_file(const std::string& path, const std::string& text,
+                       unsigned mode) {
+  write_file(path, text.data(), text.size(), mode);
+}
+
+// The whole content of `path`; false (and `out` untouched) when it does
+// not exist.
+inline bool read_file_if_exists(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return false;
+    throw Error(CKPT_ERROR_INTERNAL,
+                "cannot open " + path + ": " + std::strerror(errno));
+  }
+  std::string content;
+  char buffer[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      throw Error(CKPT_ERROR_INTERNAL,
+                  "cannot read " + path + ": " + std::strerror(err));
+    }
+    if (n == 0) break;
+    content.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  out = std::move(content);
+  return true;
+}
+
+}  // namespace ckpt::sdk
+
+#endif  // CKPT_SDK_FILES_H_

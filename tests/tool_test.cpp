@@ -1,0 +1,142 @@
+// The `ckpt` command-line tool, run as a user would, on our checkpoints and
+// on Python Orbax's.
+#include <ckpt/checkpoint.h>
+
+#include <catch2/catch.hpp>
+
+#include "test_util.h"
+
+using namespace ckpt;
+using namespace ckpt::test;
+
+namespace {
+
+CommandResult ckpt_tool(const std::string& args) {
+  return run_command(std::string(CKPT_TOOL) + " " + args + " 2>&1");
+}
+
+fs::path orbax_fixture(const std::string& category, const std::string& name) {
+  return fs::path(CKPT_SOURCE_ROOT) / ".." / "shared" / "fixtures" / "orbax" /
+         "v1_checkpoints" / "composite_checkpoint" / category / name;
+}
+
+// A checkpoint of ours with a JSON config and metrics.
+fs::path make_checkpoint(const TempDir& dir) {
+  SaveOptions options;
+  options.custom_metadata = {{"run", "tool-test"}};
+  options.metrics = nlohmann::json{{"loss", 0.5}};
+  save_checkpointables(dir / "c", {{"config", Value::json({{"lr", 0.1}, {"layers", {1, 2}}})}},
+                       options);
+  return dir / "c";
+}
+
+}  // namespace
+
+TEST_CASE("ckpt info describes a checkpoint and the handler that would load "
+          "each part now",
+          "[tool]") {
+  TempDir dir;
+  fs::path c = make_checkpoint(dir);
+  CommandResult text = ckpt_tool("info " + c.string());
+  INFO(text.output);
+  CHECK(text.status == 0);
+  CHECK(text.output.find("v1 (orbax.checkpoint marker)") != std::string::npos);
+  CHECK(text.output.find("config") != std::string::npos);
+  CHECK(text.output.find("tool-test") != std::string::npos);
+
+  CommandResult json = ckpt_tool("info --json " + c.string());
+  REQUIRE(json.status == 0);
+  auto out = nlohmann::json::parse(json.output);
+  CHECK(out["layout"] == "v1");
+  CHECK(out["custom_metadata"]["run"] == "tool-test");
+  CHECK(out["metrics"]["loss"] == 0.5);
+  REQUIRE(out["checkpointables"].size() == 1);
+  CHECK(out["checkpointables"][0]["name"] == "config");
+  CHECK(out["checkpointables"][0]["saved_by"] == "ckpt.json.JsonHandler");
+  CHECK(out["checkpointables"][0]["loaded_by"] == "ckpt.json.JsonHandler");
+  CHECK(out["bytes"].get<uint64_t>() > 0);
+}
+
+TEST_CASE("ckpt info reads Orbax checkpoints", "[tool][orbax]") {
+  fs::path c = orbax_fixture("checkpoint_metadata_present",
+                             "pytree_checkpointable_has_metadata");
+  CommandResult json = ckpt_tool("info --json " + c.string());
+  INFO(json.output);
+  REQUIRE(json.status == 0);
+  auto out = nlohmann::json::parse(json.output);
+  bool metadata_by_json = false, descriptor_absent = false;
+  for (const auto& cp : out["checkpointables"]) {
+    metadata_by_json |= cp["name"] == "metadata" && cp["loaded_by"] == "ckpt.json.JsonHandler";
+    descriptor_absent |= cp["name"] == "descriptor" && cp["present"] == false;
+  }
+  CHECK(metadata_by_json);
+  CHECK(descriptor_absent);
+}
+
+TEST_CASE("ckpt cat prints JSON checkpointables and key paths", "[tool]") {
+  TempDir dir;
+  fs::path c = make_checkpoint(dir);
+  CommandResult whole = ckpt_tool("cat " + c.string() + " config");
+  CHECK(whole.status == 0);
+  CHECK(nlohmann::json::parse(whole.output)["lr"] == 0.1);
+  CommandResult orbax = ckpt_tool(
+      "cat " + orbax_fixture("checkpoint_metadata_present",
+                             "pytree_checkpointable_has_metadata").string() +
+      " metadata --json");
+  CHECK(orbax.status == 0);
+  CHECK(nlohmann::json::parse(orbax.output)["metadata"] == "json_data");
+  CommandResult missing = ckpt_tool("cat " + c.string() + " nothing");
+  CHECK(missing.status == 1);
+  CHECK(missing.output.find("no checkpointable 'nothing'") != std::string::npos);
+}
+
+TEST_CASE("ckpt verify passes a good checkpoint and names each problem",
+          "[tool]") {
+  TempDir dir;
+  fs::path c = make_checkpoint(dir);
+  CommandResult good = ckpt_tool("verify " + c.string());
+  INFO(good.output);
+  CHECK(good.status == 0);
+  CHECK(good.output.find("0 problems") != std::string::npos);
+  write_text(c / "config" / "data.json", "{ damaged");
+  CommandResult bad = ckpt_tool("verify --json " + c.string());
+  INFO(bad.output);
+  CHECK(bad.status == 1);
+  auto out = nlohmann::json::parse(bad.output);
+  CHECK(out["problems"] == 1);
+  CHECK(out["checkpointables"][0]["status"] == "failed");
+  CHECK(out["checkpointables"][0]["detail"].get<std::string>().find("data.json") !=
+        std::string::npos);
+}
+
+TEST_CASE("ckpt verify fails critical Orbax alterations, naming the part",
+          "[tool][orbax]") {
+  CommandResult r = ckpt_tool(
+      "verify " + orbax_fixture("critical_general_alterations", "dummy_checkpointable_added").string());
+  INFO(r.output);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("dummy") != std::string::npos);
+}
+
+TEST_CASE("bad input gives a one-line error and exit 1; bad usage exit 2",
+          "[tool]") {
+  TempDir dir;
+  fs::create_directories(dir / "c.orbax-checkpoint-tmp-1");
+  write_text(dir / "file", "x");
+  for (const std::string& path :
+       {(dir / "missing").string(), (dir / "file").string(),
+        (dir / "c.orbax-checkpoint-tmp-1").string(), dir.path().string()}) {
+    for (std::string command : {"info", "verify", "tree"}) {
+      CommandResult r = ckpt_tool(command + " " + path);
+      INFO(command << " " << path << ": " << r.output);
+      CHECK(r.status == 1);
+      CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+      CHECK(r.output.rfind("ckpt: ", 0) == 0);
+    }
+  }
+  CHECK(ckpt_tool("info").status == 2);
+  CHECK(ckpt_tool("frobnicate").status == 2);
+  CommandResult help = ckpt_tool("verify --help");
+  CHECK(help.status == 0);
+  CHECK(help.output.find("DIR") != std::string::npos);
+}

@@ -1,0 +1,73 @@
+// `ckpt cat DIR NAME[/key/path]`: one checkpointable (or one subtree of
+// it) printed for people, or as JSON.
+#include <ckpt/checkpoint.h>
+#include <ckpt/errors.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "commands.h"
+#include "format.h"
+#include "proto_text.h"
+
+namespace ckpt::tool {
+
+namespace {
+
+// Walks `key_path` ("a/b/0") down a tree.
+const Value& descend(const Value& root, const std::string& key_path,
+                     const std::string& what) {
+  const Value* node = &root;
+  size_t start = 0;
+  while (start < key_path.size()) {
+    size_t end = key_path.find('/', start);
+    if (end == std::string::npos) end = key_path.size();
+    const std::string key = key_path.substr(start, end - start);
+    if (node->kind() == Value::Kind::kDict) {
+      node = node->find(key);
+    } else if (node->kind() == Value::Kind::kList) {
+      char* rest = nullptr;
+      unsigned long index = std::strtoul(key.c_str(), &rest, 10);
+      node = (!key.empty() && *rest == '\0' && index < node->size())
+                 ? &node->as_list()[index]
+                 : nullptr;
+    } else {
+      node = nullptr;
+    }
+    if (!node) throw NotFoundError("no key path '" + key_path + "' in " + what);
+    start = end + 1;
+  }
+  return *node;
+}
+
+}  // namespace
+
+int run_cat(const Common& common, const std::string& dir,
+            const std::string& target, bool full) {
+  const size_t slash = target.find('/');
+  const std::string name = target.substr(0, slash);
+  const std::string key_path = slash == std::string::npos ? "" : target.substr(slash + 1);
+  Value value = load_checkpointables(dir, {{name, Value()}})[0].second;
+  const Value& shown = descend(value, key_path, "checkpointable '" + name + "'");
+  if (common.json) {
+    std::cout << to_json(shown).dump(2) << "\n";
+    return 0;
+  }
+  switch (shown.kind()) {
+    case Value::Kind::kJson:
+      std::cout << shown.as_json().dump(2) << "\n";
+      break;
+    case Value::Kind::kArray:
+      std::cout << array_text(shown.as_array(), full) << "\n";
+      break;
+    case Value::Kind::kProto:
+      std::cout << "# " << shown.as_proto().full_name << "\n";
+      std::cout << proto_text(shown.as_proto());
+      break;
+    default:
+      std::cout << tree_text(shown, full);
+  }
+  return 0;
+}
+
+}  // namespace ckpt::tool

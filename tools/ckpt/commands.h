@@ -1,0 +1,25 @@
+// The subcommands of the `ckpt` tool. Each returns the exit code: 0 ok,
+// 1 problem found (ckpt::Error escapes to main, which prints it on one line
+// and exits 1).
+#ifndef CKPT_TOOLS_CKPT_COMMANDS_H_
+#define CKPT_TOOLS_CKPT_COMMANDS_H_
+
+#include <string>
+
+namespace ckpt::tool {
+
+struct Common {
+  bool json = false;
+};
+
+int run_plugins(const Common& common);
+int run_info(const Common& common, const std::string& dir);
+int run_tree(const Common& common, const std::string& dir,
+             const std::string& name);
+int run_cat(const Common& common, const std::string& dir,
+            const std::string& target, bool full);
+int run_verify(const Common& common, const std::string& dir);
+
+}  // namespace ckpt::tool
+
+#endif  // CKPT_TOOLS_CKPT_COMMANDS_H_

@@ -1,0 +1,249 @@
+#include "format.h"
+
+#include <cmath>
+#include <complex>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <sstream>
+#include <type_traits>
+
+namespace ckpt::tool {
+
+namespace {
+
+float half_to_float(uint16_t h) {
+  uint32_t sign = (h >> 15) & 1, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
+  float value;
+  if (exponent == 0) {
+    value = std::ldexp(static_cast<float>(mantissa), -24);
+  } else if (exponent == 31) {
+    value = mantissa ? NAN : INFINITY;
+  } else {
+    value = std::ldexp(static_cast<float>(mantissa | 0x400), static_cast<int>(exponent) - 25);
+  }
+  return sign ? -value : value;
+}
+
+float bfloat16_to_float(uint16_t b) {
+  uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+std::string number_text(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.6g", v);
+  std::string s = buffer;
+  if (s.find_first_of(".enia") == std::string::npos) s += ".";
+  return s;
+}
+
+// Calls f with element `i` (C order of a contiguous array) as its C++
+// type: bool, an integer, float (also for float16 and bfloat16), double,
+// or std::complex.
+template <class F>
+auto visit_element(const Array& a, int64_t i, F f) {
+  const char* p = static_cast<const char*>(a.data()) + i * dtype_size(a.dtype());
+  auto load = [&](auto tag) {
+    decltype(tag) v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  };
+  switch (a.dtype()) {
+    case DType::kBool: return f(load(uint8_t{}) != 0);
+    case DType::kInt8: return f(load(int8_t{}));
+    case DType::kInt16: return f(load(int16_t{}));
+    case DType::kInt32: return f(load(int32_t{}));
+    case DType::kInt64: return f(load(int64_t{}));
+    case DType::kUInt8: return f(load(uint8_t{}));
+    case DType::kUInt16: return f(load(uint16_t{}));
+    case DType::kUInt32: return f(load(uint32_t{}));
+    case DType::kUInt64: return f(load(uint64_t{}));
+    case DType::kFloat16: return f(half_to_float(load(uint16_t{})));
+    case DType::kBFloat16: return f(bfloat16_to_float(load(uint16_t{})));
+    case DType::kFloat32: return f(load(float{}));
+    case DType::kFloat64: return f(load(double{}));
+    case DType::kComplex64: return f(load(std::complex<float>{}));
+    case DType::kComplex128: return f(load(std::complex<double>{}));
+  }
+  return f(false);
+}
+
+template <class T>
+struct is_complex : std::false_type {};
+template <class T>
+struct is_complex<std::complex<T>> : std::true_type {};
+
+std::string element_text(const Array& a, int64_t i) {
+  return visit_element(a, i, [](auto v) -> std::string {
+    using T = decltype(v);
+    if constexpr (std::is_same_v<T, bool>) {
+      return v ? "True" : "False";
+    } else if constexpr (std::is_integral_v<T>) {
+      return std::to_string(v);
+    } else if constexpr (is_complex<T>::value) {
+      return number_text(v.real()) + (v.imag() < 0 ? "" : "+") +
+             number_text(v.imag()) + "j";
+    } else {
+      return number_text(v);
+    }
+  });
+}
+
+nlohmann::ordered_json element_json(const Array& a, int64_t i) {
+  return visit_element(a, i, [](auto v) -> nlohmann::ordered_json {
+    if constexpr (is_complex<decltype(v)>::value) {
+      return {v.real(), v.imag()};
+    } else {
+      return v;
+    }
+  });
+}
+
+}  // namespace
+
+std::string human_bytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buffer;
+}
+
+std::string shape_text(const Shape& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    out += (i ? ", " : "") + std::to_string(shape[i]);
+  }
+  return out + "]";
+}
+
+uint64_t bytes_on_disk(const std::filesystem::path& path) {
+  uint64_t total = 0;
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec)) {
+    return std::filesystem::file_size(path, ec);
+  }
+  for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+std::string array_text(const Array& input, bool full) {
+  Array a = input.is_contiguous() ? input : input.contiguous_copy();
+  const Shape& shape = a.shape();
+  const int64_t edge = 3;
+  const bool summarize = !full && a.num_elements() > 1000;
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (size_t d = shape.size(); d-- > 1;) strides[d - 1] = strides[d] * shape[d];
+  std::function<std::string(size_t, int64_t)> render = [&](size_t dim,
+                                                            int64_t offset) {
+    if (dim == shape.size()) return element_text(a, offset);
+    std::string out = "[";
+    const int64_t n = shape[dim];
+    const std::string sep = dim + 1 == shape.size() ? ", " : ",\n" + std::string(dim + 1, ' ');
+    for (int64_t i = 0; i < n; ++i) {
+      if (summarize && n > 2 * edge && i == edge) {
+        out += "..." + sep;
+        i = n - edge - 1;
+        continue;
+      }
+      out += render(dim + 1, offset + i * strides[dim]);
+      if (i + 1 < n) out += sep;
+    }
+    return out + "]";
+  };
+  std::string body = render(0, 0);
+  return "array(" + body + ", dtype=" + std::string(dtype_name(a.dtype())) +
+         (shape.empty() ? "" : ", shape=" + shape_text(shape)) + ")";
+}
+
+nlohmann::ordered_json to_json(const Value& value) {
+  using K = Value::Kind;
+  switch (value.kind()) {
+    case K::kNone: return nullptr;
+    case K::kBool: return value.as_bool();
+    case K::kInt: return value.as_int();
+    case K::kDouble: return value.as_double();
+    case K::kString: return value.as_string();
+    case K::kJson: return nlohmann::ordered_json::parse(value.as_json().dump());
+    case K::kDict: {
+      nlohmann::ordered_json out = nlohmann::ordered_json::object();
+      for (const auto& [k, v] : value.as_dict()) out[k] = to_json(v);
+      return out;
+    }
+    case K::kList: {
+      nlohmann::ordered_json out = nlohmann::ordered_json::array();
+      for (const auto& v : value.as_list()) out.push_back(to_json(v));
+      return out;
+    }
+    case K::kArray: {
+      Array a = value.as_array().is_contiguous() ? value.as_array()
+                                                 : value.as_array().contiguous_copy();
+      std::function<nlohmann::ordered_json(size_t, int64_t)> nest =
+          [&](size_t dim, int64_t offset) -> nlohmann::ordered_json {
+        if (dim == a.shape().size()) return element_json(a, offset);
+        int64_t stride = 1;
+        for (size_t d = dim + 1; d < a.shape().size(); ++d) stride *= a.shape()[d];
+        nlohmann::ordered_json out = nlohmann::ordered_json::array();
+        for (int64_t i = 0; i < a.shape()[dim]; ++i) out.push_back(nest(dim + 1, offset + i * stride));
+        return out;
+      };
+      return nest(0, 0);
+    }
+    case K::kArraySpec:
+      return {{"dtype", dtype_name(value.as_array_spec().dtype)},
+              {"shape", value.as_array_spec().shape}};
+    case K::kScalarSpec:
+      return {{"type", kind_name(value.scalar_kind())}};
+    case K::kProto:
+    case K::kProtoType:
+      return {{"protobuf", value.as_proto().full_name}};
+    default:
+      return {{"kind", kind_name(value.kind())}};
+  }
+}
+
+std::string tree_text(const Value& value, bool full) {
+  std::ostringstream out;
+  std::function<void(const Value&, const std::string&)> walk =
+      [&](const Value& v, const std::string& path) {
+        if (v.kind() == Value::Kind::kDict || v.kind() == Value::Kind::kList) {
+          if (v.size() == 0) {
+            out << path << ": " << (v.kind() == Value::Kind::kDict ? "{}" : "[]") << "\n";
+          }
+          size_t i = 0;
+          if (v.kind() == Value::Kind::kDict) {
+            for (const auto& [k, child] : v.as_dict()) walk(child, path.empty() ? k : path + "/" + k);
+          } else {
+            for (const auto& child : v.as_list()) {
+              walk(child, path.empty() ? std::to_string(i) : path + "/" + std::to_string(i));
+              ++i;
+            }
+          }
+          return;
+        }
+        out << (path.empty() ? "" : path + ": ");
+        if (v.kind() == Value::Kind::kArray) {
+          out << array_text(v.as_array(), full) << "\n";
+        } else if (v.kind() == Value::Kind::kJson) {
+          out << v.as_json().dump(2) << "\n";
+        } else {
+          out << to_json(v).dump() << "\n";
+        }
+      };
+  walk(value, "");
+  return out.str();
+}
+
+}  // namespace ckpt::tool

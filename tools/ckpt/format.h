@@ -1,0 +1,35 @@
+// Rendering values for people (NumPy-like array summaries, sizes) and for
+// scripts (JSON).
+#ifndef CKPT_TOOLS_CKPT_FORMAT_H_
+#define CKPT_TOOLS_CKPT_FORMAT_H_
+
+#include <ckpt/value.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace ckpt::tool {
+
+// "1.5 MiB".
+std::string human_bytes(uint64_t bytes);
+// "[2, 3]".
+std::string shape_text(const Shape& shape);
+// Bytes of every regular file under `path`.
+uint64_t bytes_on_disk(const std::filesystem::path& path);
+
+// An array as NumPy prints it: nested brackets, "..." past `edge` items per
+// dimension when the array has more than 1000 elements (unless full).
+std::string array_text(const Array& array, bool full);
+
+// A value as JSON (arrays as nested lists of numbers; abstract leaves as
+// {"dtype", "shape"} objects).
+nlohmann::ordered_json to_json(const Value& value);
+
+// One line per leaf of a tree: "key/path: text".
+std::string tree_text(const Value& value, bool full);
+
+}  // namespace ckpt::tool
+
+#endif  // CKPT_TOOLS_CKPT_FORMAT_H_

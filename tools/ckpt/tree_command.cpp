@@ -1,0 +1,103 @@
+// `ckpt tree DIR [NAME]`: the structure of a pytree from its metadata
+// alone (no array data is read), with dtype, shape and size per leaf.
+#include <ckpt/checkpoint.h>
+#include <ckpt/errors.h>
+
+#include <cstdio>
+#include <functional>
+#include <iostream>
+
+#include "commands.h"
+#include "format.h"
+
+namespace ckpt::tool {
+
+int run_tree(const Common& common, const std::string& dir,
+             const std::string& name) {
+  Metadata m = metadata(dir, name.empty() ? kAutoName : name);
+  if (m.metadata.is_none()) {
+    throw UnimplementedError("checkpointable '" + (name.empty() ? std::string("state") : name) +
+                             "' in " + dir + " has no tree metadata");
+  }
+  uint64_t arrays = 0, elements = 0, bytes = 0, leaves = 0;
+  nlohmann::ordered_json leaves_json = nlohmann::ordered_json::array();
+
+  // One leaf: its description, counted into the totals.
+  auto describe_leaf = [&](const Value& v, const std::string& key_path) {
+    ++leaves;
+    nlohmann::ordered_json leaf = {{"path", key_path}};
+    std::string text;
+    if (v.kind() == Value::Kind::kArraySpec || v.kind() == Value::Kind::kArray) {
+      const ArraySpec spec = v.kind() == Value::Kind::kArraySpec
+                                 ? v.as_array_spec()
+                                 : ArraySpec{v.as_array().dtype(), v.as_array().shape()};
+      uint64_t n = 1;
+      for (int64_t d : spec.shape) n *= static_cast<uint64_t>(d);
+      const uint64_t size = n * dtype_size(spec.dtype);
+      ++arrays;
+      elements += n;
+      bytes += size;
+      text = std::string(dtype_name(spec.dtype)) + shape_text(spec.shape) + "  " +
+             human_bytes(size);
+      leaf["dtype"] = dtype_name(spec.dtype);
+      leaf["shape"] = spec.shape;
+      leaf["bytes"] = size;
+    } else if (v.kind() == Value::Kind::kScalarSpec) {
+      text = std::string(kind_name(v.scalar_kind()));
+      leaf["type"] = text;
+    } else {
+      text = to_json(v).dump();
+      leaf["value"] = to_json(v);
+    }
+    leaves_json.push_back(leaf);
+    return text;
+  };
+
+  // Prints the children of a container with box-drawing branches.
+  std::function<void(const Value&, const std::string&, const std::string&)> walk =
+      [&](const Value& node, const std::string& key_path, const std::string& prefix) {
+        std::vector<std::pair<std::string, const Value*>> children;
+        if (node.kind() == Value::Kind::kDict) {
+          for (const auto& [k, child] : node.as_dict()) children.emplace_back(k, &child);
+        } else {
+          for (size_t i = 0; i < node.size(); ++i) {
+            children.emplace_back(std::to_string(i), &node.as_list()[i]);
+          }
+        }
+        for (size_t i = 0; i < children.size(); ++i) {
+          const bool last = i + 1 == children.size();
+          const auto& [key, child] = children[i];
+          const std::string path = key_path.empty() ? key : key_path + "/" + key;
+          const std::string line = prefix + (last ? "└── " : "├── ") + key;
+          if (child->is_tree_container()) {
+            if (!common.json) std::printf("%s\n", line.c_str());
+            walk(*child, path, prefix + (last ? "    " : "│   "));
+          } else {
+            std::string text = describe_leaf(*child, path);
+            if (!common.json) std::printf("%s  %s\n", line.c_str(), text.c_str());
+          }
+        }
+      };
+  if (!common.json) std::printf("%s\n", (name.empty() ? "state" : name).c_str());
+  if (m.metadata.is_tree_container()) {
+    walk(m.metadata, "", "");
+  } else {
+    std::string text = describe_leaf(m.metadata, "");
+    if (!common.json) std::printf("  %s\n", text.c_str());
+  }
+  if (common.json) {
+    nlohmann::ordered_json out = {{"leaves", leaves_json},
+                                  {"arrays", arrays},
+                                  {"elements", elements},
+                                  {"bytes", bytes}};
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::printf("%llu leaves, %llu arrays, %llu elements, %s\n",
+                static_cast<unsigned long long>(leaves),
+                static_cast<unsigned long long>(arrays),
+                static_cast<unsigned long long>(elements), human_bytes(bytes).c_str());
+  }
+  return 0;
+}
+
+}  // namespace ckpt::tool
