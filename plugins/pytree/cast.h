@@ -1,0 +1,34 @@
+// Element conversion between dtypes, and fitting an array into another
+// shape: the work a load into an abstract tree does after reading. Pure
+// memory work: never called under the HDF5 lock.
+#ifndef CKPT_PLUGINS_PYTREE_CAST_H_
+#define CKPT_PLUGINS_PYTREE_CAST_H_
+
+#include <ckpt/abi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace ckpt_pytree {
+
+// Converts `count` elements from `src` (dtype `from`) into `dst` (dtype
+// `to`) as NumPy's astype would: integers between each other through
+// int64/uint64 with wrap-around, floats rounded to nearest even, complex to
+// real keeps the real part, anything to bool is "non-zero".
+// REQUIRES: both dtypes valid; src and dst do not overlap.
+void cast_elements(ckpt_dtype from, const void* src, ckpt_dtype to, void* dst,
+                   size_t count);
+
+// Copies the C-contiguous array `src` of shape `from` into `dst` of shape
+// `to` (same rank): the overlapping corner is copied, the rest of `dst` is
+// zero (padding), and what lies outside `to` is dropped (truncation).
+void fit_to_shape(const void* src, const std::vector<int64_t>& from, void* dst,
+                  const std::vector<int64_t>& to, size_t item_size);
+
+// Number of elements of `shape` (1 for a 0-d array).
+uint64_t element_count(const std::vector<int64_t>& shape);
+
+}  // namespace ckpt_pytree
+
+#endif  // CKPT_PLUGINS_PYTREE_CAST_H_

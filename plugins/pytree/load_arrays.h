@@ -1,0 +1,27 @@
+// Load's background tier: reads the planned arrays from the HDF5 file,
+// verifies their checksums and converts them to the requested dtype and
+// shape. Reading holds the HDF5 lock only to find the datasets; the bytes,
+// the checksums and the conversions are moved outside it.
+#ifndef CKPT_PLUGINS_PYTREE_LOAD_ARRAYS_H_
+#define CKPT_PLUGINS_PYTREE_LOAD_ARRAYS_H_
+
+#include <string>
+
+#include "load_plan.h"
+
+namespace ckpt_pytree {
+
+// Reads every array of `plan` from `array_file` and stores each as the value
+// of its leaf. `caller_memory` keeps the caller's buffers (abstract arrays
+// filled in place) alive as long as the loaded value. Throws sdk::Error
+// (DATA_LOSS on a checksum mismatch or damaged file) naming `what`.
+void load_arrays(LoadPlan& plan, const std::string& array_file,
+                 bool verify_checksums, const std::shared_ptr<void>& caller_memory,
+                 const std::string& what);
+
+// The xxh3-64 checksum of `nbytes` bytes.
+uint64_t checksum(const void* data, uint64_t nbytes);
+
+}  // namespace ckpt_pytree
+
+#endif  // CKPT_PLUGINS_PYTREE_LOAD_ARRAYS_H_

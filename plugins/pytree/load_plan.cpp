@@ -1,0 +1,339 @@
+#include "load_plan.h"
+
+#include <ckpt/sdk/error.h>
+
+#include <cmath>
+#include <unordered_set>
+
+#include "dtypes.h"
+#include "snapshot.h"
+
+namespace ckpt_pytree {
+
+namespace {
+
+using ckpt::sdk::Error;
+using ckpt::sdk::OutValue;
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    out += (i ? ", " : "") + std::to_string(shape[i]);
+  }
+  return out + "]";
+}
+
+const char* leaf_kind_name(LeafKind kind) {
+  switch (kind) {
+    case LeafKind::kArray: return "an array";
+    case LeafKind::kBool: return "a bool";
+    case LeafKind::kInt: return "an int";
+    case LeafKind::kDouble: return "a double";
+    case LeafKind::kString: return "a string";
+    case LeafKind::kNone: return "none";
+    case LeafKind::kEmptyDict: return "an empty dict";
+    case LeafKind::kEmptyList: return "an empty list";
+  }
+  return "a leaf";
+}
+
+// The value of a saved non-array leaf, as saved.
+OutValue saved_leaf_value(const LeafRecord& leaf) {
+  switch (leaf.kind) {
+    case LeafKind::kBool: return OutValue::boolean(leaf.bool_value);
+    case LeafKind::kInt: return OutValue::integer(leaf.int_value);
+    case LeafKind::kDouble: return OutValue::real(leaf.double_value);
+    case LeafKind::kString: return OutValue::string(leaf.string_value);
+    case LeafKind::kEmptyDict: return OutValue::dict();
+    case LeafKind::kEmptyList: return OutValue::list();
+    default: return OutValue::none();
+  }
+}
+
+// A saved scalar converted to the scalar kind `want`.
+OutValue convert_scalar(const LeafRecord& leaf, ckpt_value_kind want,
+                        const std::string& where) {
+  bool numeric = leaf.kind == LeafKind::kBool || leaf.kind == LeafKind::kInt ||
+                 leaf.kind == LeafKind::kDouble;
+  double as_double = leaf.kind == LeafKind::kBool  ? (leaf.bool_value ? 1 : 0)
+                     : leaf.kind == LeafKind::kInt ? static_cast<double>(leaf.int_value)
+                                                   : leaf.double_value;
+  if (want == CKPT_VALUE_STRING && leaf.kind == LeafKind::kString) {
+    return OutValue::string(leaf.string_value);
+  }
+  if (numeric) {
+    switch (want) {
+      case CKPT_VALUE_BOOL: return OutValue::boolean(as_double != 0);
+      case CKPT_VALUE_DOUBLE: return OutValue::real(as_double);
+      case CKPT_VALUE_INT:
+        if (leaf.kind == LeafKind::kInt) return OutValue::integer(leaf.int_value);
+        if (std::isfinite(as_double) && std::fabs(as_double) < 9.2e18) {
+          return OutValue::integer(static_cast<int64_t>(as_double));
+        }
+        break;
+      default: break;
+    }
+  }
+  throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+              where + ": the checkpoint holds " + leaf_kind_name(leaf.kind) +
+                  ", which cannot be loaded as the requested scalar kind");
+}
+
+class Planner {
+ public:
+  Planner(LoadPlan& plan, const LoadOptions& options, const std::string& what)
+      : plan_(plan), options_(options), what_(what) {
+    const auto& leaves = plan_.saved.leaves;
+    visited_.assign(leaves.size(), false);
+    for (size_t i = 0; i < leaves.size(); ++i) {
+      const KeyPath& path = leaves[i].path;
+      leaf_at_[key_path_id(path)] = i;
+      KeyPath prefix;
+      for (size_t d = 0; d < path.size(); ++d) {
+        subtrees_.insert(key_path_id(prefix));
+        prefix.push_back(path[d]);
+      }
+    }
+  }
+
+  std::unique_ptr<OutNode> build(const ckpt_value& a, KeyPath& path) {
+    std::string id = key_path_id(path);
+    std::string where = what_ + ": key path " + key_path_repr(path);
+    auto leaf_it = leaf_at_.find(id);
+    const LeafRecord* leaf =
+        leaf_it == leaf_at_.end() ? nullptr : &plan_.saved.leaves[leaf_it->second];
+    bool is_subtree = subtrees_.count(id) > 0;
+    auto node = std::make_unique<OutNode>();
+
+    if (a.kind == CKPT_VALUE_DICT || a.kind == CKPT_VALUE_LIST) {
+      node->kind = a.kind == CKPT_VALUE_DICT ? OutNode::Kind::kDict : OutNode::Kind::kList;
+      if (leaf) {
+        bool empty_container = leaf->kind == LeafKind::kEmptyDict ||
+                               leaf->kind == LeafKind::kEmptyList;
+        if (!empty_container || a.count != 0) {
+          throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                      where + ": the abstract tree has a container where the "
+                              "checkpoint holds " + leaf_kind_name(leaf->kind));
+        }
+        visited_[leaf_it->second] = true;
+        return node;
+      }
+      if (!is_subtree && !(path.empty() && a.count == 0)) {
+        throw Error(CKPT_ERROR_NOT_FOUND, where + " is not in the checkpoint");
+      }
+      for (size_t i = 0; i < a.count; ++i) {
+        std::string key = a.kind == CKPT_VALUE_DICT ? (a.keys[i] ? a.keys[i] : "")
+                                                    : std::to_string(i);
+        path.push_back({key, a.kind == CKPT_VALUE_DICT ? KeyType::kDict : KeyType::kSequence});
+        node->children.push_back(build(a.children[i], path));
+        node->keys.push_back(key);
+        path.pop_back();
+      }
+      return node;
+    }
+
+    if (!leaf) {
+      if (is_subtree) {
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where + (a.kind == CKPT_VALUE_PLACEHOLDER
+                                 ? ": a placeholder stands for a subtree of the "
+                                   "checkpoint; placeholders may only replace leaves"
+                                 : ": the abstract tree has a leaf where the "
+                                   "checkpoint holds a subtree"));
+      }
+      throw Error(CKPT_ERROR_NOT_FOUND, where + " is not in the checkpoint");
+    }
+    visited_[leaf_it->second] = true;
+    switch (a.kind) {
+      case CKPT_VALUE_PLACEHOLDER:
+        // Skipped: nothing is read. The SDK cannot hand a placeholder back,
+        // so the loaded tree holds none here.
+        node->value = OutValue::none();
+        return node;
+      case CKPT_VALUE_NONE:
+        plan_as_saved(*leaf, leaf_it->second, *node);
+        return node;
+      case CKPT_VALUE_ARRAY:
+      case CKPT_VALUE_ARRAY_SPEC:
+        plan_array(a, *leaf, leaf_it->second, *node, where);
+        return node;
+      case CKPT_VALUE_SCALAR_SPEC:
+      case CKPT_VALUE_BOOL:
+      case CKPT_VALUE_INT:
+      case CKPT_VALUE_DOUBLE:
+      case CKPT_VALUE_STRING: {
+        ckpt_value_kind want = a.kind == CKPT_VALUE_SCALAR_SPEC
+                                   ? static_cast<ckpt_value_kind>(a.int_value)
+                                   : a.kind;
+        node->value = convert_scalar(*leaf, want, where);
+        return node;
+      }
+      default:
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where + ": this kind of abstract leaf is not supported by "
+                            "the pytree handler");
+    }
+  }
+
+  // Every saved leaf the abstract tree did not mention, unless partial.
+  void check_all_visited() {
+    if (options_.partial_load) return;
+    for (size_t i = 0; i < visited_.size(); ++i) {
+      if (visited_[i]) continue;
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  what_ + ": the abstract tree lacks key path " +
+                      key_path_repr(plan_.saved.leaves[i].path) +
+                      ", which the checkpoint holds (enable partial_load to "
+                      "load a subset)");
+    }
+  }
+
+  void plan_as_saved(const LeafRecord& leaf, size_t index, OutNode& node) {
+    if (leaf.kind != LeafKind::kArray) {
+      node.value = saved_leaf_value(leaf);
+      return;
+    }
+    node.array = static_cast<int>(plan_.arrays.size());
+    plan_.arrays.push_back({index, leaf.dtype, leaf.shape, nullptr});
+  }
+
+ private:
+  void plan_array(const ckpt_value& a, const LeafRecord& leaf, size_t index,
+                  OutNode& node, const std::string& where) {
+    if (leaf.kind != LeafKind::kArray) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + ": the checkpoint holds " + leaf_kind_name(leaf.kind) +
+                      ", not an array");
+    }
+    const ckpt_array* spec = a.array;
+    if (!spec || !is_valid_dtype(spec->dtype)) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + ": the abstract array has no valid dtype");
+    }
+    ArrayLoad load;
+    load.leaf = index;
+    load.dtype = spec->dtype;
+    load.shape.assign(spec->tensor.shape, spec->tensor.shape + spec->tensor.ndim);
+    if (load.shape != leaf.shape) {
+      bool same_rank = load.shape.size() == leaf.shape.size();
+      if (!options_.allow_shape_mismatch || !same_rank) {
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where + ": shape mismatch: the checkpoint holds " +
+                        shape_text(leaf.shape) + ", the abstract tree asks for " +
+                        shape_text(load.shape) +
+                        (same_rank ? " (enable allow_shape_mismatch to pad or "
+                                     "truncate)"
+                                   : " (ranks differ)"));
+      }
+    }
+    if (a.kind == CKPT_VALUE_ARRAY && spec->tensor.data &&
+        !(spec->flags & CKPT_ARRAY_IMMUTABLE) && is_c_contiguous(*spec)) {
+      load.caller_buffer = static_cast<char*>(spec->tensor.data) + spec->tensor.byte_offset;
+    }
+    node.array = static_cast<int>(plan_.arrays.size());
+    plan_.arrays.push_back(std::move(load));
+  }
+
+  LoadPlan& plan_;
+  const LoadOptions& options_;
+  const std::string& what_;
+  std::unordered_map<std::string, size_t> leaf_at_;
+  std::unordered_set<std::string> subtrees_;
+  std::vector<bool> visited_;
+};
+
+OutNode* child_for(OutNode& parent, const KeyEntry& key) {
+  auto it = parent.index.find(key.key);
+  if (it != parent.index.end()) return parent.children[it->second].get();
+  auto child = std::make_unique<OutNode>();
+  parent.index.emplace(key.key, parent.children.size());
+  parent.keys.push_back(key.key);
+  parent.children.push_back(std::move(child));
+  return parent.children.back().get();
+}
+
+OutNode::Kind container_for(KeyType type) {
+  return type == KeyType::kSequence ? OutNode::Kind::kList : OutNode::Kind::kDict;
+}
+
+// The saved structure with a leaf per record; `fill` sets each leaf.
+template <class Fill>
+std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
+                                         const std::string& what, Fill fill) {
+  auto root = std::make_unique<OutNode>();
+  if (saved.leaves.empty()) {
+    throw Error(CKPT_ERROR_INVALID_LAYOUT, what + ": the tree metadata has no leaves");
+  }
+  for (size_t i = 0; i < saved.leaves.size(); ++i) {
+    const KeyPath& path = saved.leaves[i].path;
+    std::string where = what + ": key path " + key_path_repr(path);
+    if (path.empty() && saved.leaves.size() != 1) {
+      throw Error(CKPT_ERROR_INVALID_LAYOUT, where + ": a root leaf among others");
+    }
+    OutNode* node = root.get();
+    for (const KeyEntry& key : path) {
+      OutNode::Kind kind = container_for(key.type);
+      if (node->kind == OutNode::Kind::kLeaf && node->children.empty()) node->kind = kind;
+      if (node->kind != kind || node->array >= 0) {
+        throw Error(CKPT_ERROR_INVALID_LAYOUT, where + ": inconsistent tree metadata");
+      }
+      node = child_for(*node, key);
+    }
+    if (!node->children.empty()) {
+      throw Error(CKPT_ERROR_INVALID_LAYOUT, where + ": recorded twice");
+    }
+    fill(i, *node);
+  }
+  return root;
+}
+
+}  // namespace
+
+LoadPlan plan_load(TreeMetadata saved, const ckpt_value* abstract_value,
+                   const LoadOptions& options, const std::string& what) {
+  LoadPlan plan;
+  plan.saved = std::move(saved);
+  Planner planner(plan, options, what);
+  if (!abstract_value) {
+    plan.root = saved_structure(plan.saved, what, [&](size_t i, OutNode& node) {
+      planner.plan_as_saved(plan.saved.leaves[i], i, node);
+    });
+    return plan;
+  }
+  KeyPath path;
+  plan.root = planner.build(*abstract_value, path);
+  planner.check_all_visited();
+  return plan;
+}
+
+OutValue abstract_tree(const TreeMetadata& saved, const std::string& what) {
+  auto root = saved_structure(saved, what, [&](size_t i, OutNode& node) {
+    const LeafRecord& leaf = saved.leaves[i];
+    switch (leaf.kind) {
+      case LeafKind::kArray:
+        // Orbax keeps dtypes in its array store, not in _METADATA: such
+        // arrays are described as float32 (see README.md).
+        node.value = OutValue::array_spec(
+            leaf.dtype == CKPT_DTYPE_INVALID ? CKPT_DTYPE_FLOAT32 : leaf.dtype,
+            leaf.shape);
+        break;
+      case LeafKind::kBool: node.value = OutValue::scalar_spec(CKPT_VALUE_BOOL); break;
+      case LeafKind::kInt: node.value = OutValue::scalar_spec(CKPT_VALUE_INT); break;
+      case LeafKind::kDouble: node.value = OutValue::scalar_spec(CKPT_VALUE_DOUBLE); break;
+      case LeafKind::kString: node.value = OutValue::scalar_spec(CKPT_VALUE_STRING); break;
+      default: node.value = saved_leaf_value(leaf); break;
+    }
+  });
+  return to_out_value(*root);
+}
+
+OutValue to_out_value(OutNode& node) {
+  if (node.kind == OutNode::Kind::kLeaf) return std::move(node.value);
+  OutValue out = node.kind == OutNode::Kind::kDict ? OutValue::dict() : OutValue::list();
+  for (size_t i = 0; i < node.children.size(); ++i) {
+    out.add(node.keys[i], to_out_value(*node.children[i]));
+  }
+  return out;
+}
+
+}  // namespace ckpt_pytree

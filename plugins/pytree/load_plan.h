@@ -1,0 +1,71 @@
+// Load's blocking tier: matches the abstract tree (or none, "as saved")
+// against the saved leaf records and decides what to read and how to
+// convert it. The background tier (load_arrays.h) then reads and fills in
+// the array leaves.
+#ifndef CKPT_PLUGINS_PYTREE_LOAD_PLAN_H_
+#define CKPT_PLUGINS_PYTREE_LOAD_PLAN_H_
+
+#include <ckpt/abi.h>
+#include <ckpt/sdk/value.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tree_metadata.h"
+
+namespace ckpt_pytree {
+
+// A node of the tree being loaded.
+struct OutNode {
+  enum class Kind { kDict, kList, kLeaf };
+  Kind kind = Kind::kLeaf;
+  std::vector<std::string> keys;
+  std::vector<std::unique_ptr<OutNode>> children;
+  std::unordered_map<std::string, size_t> index;  // key -> child, while building
+  ckpt::sdk::OutValue value;  // a leaf's value (arrays: once read)
+  int array = -1;             // index into LoadPlan::arrays
+};
+
+// One array leaf to read.
+struct ArrayLoad {
+  size_t leaf = 0;                 // index into LoadPlan::saved.leaves
+  ckpt_dtype dtype = CKPT_DTYPE_INVALID;  // requested
+  std::vector<int64_t> shape;      // requested
+  // Caller memory (a concrete array in the abstract tree) of exactly the
+  // requested dtype and shape, filled in place; null = allocate.
+  void* caller_buffer = nullptr;
+};
+
+struct LoadOptions {
+  bool partial_load = false;
+  bool allow_shape_mismatch = false;
+};
+
+struct LoadPlan {
+  TreeMetadata saved;
+  std::unique_ptr<OutNode> root;
+  std::vector<ArrayLoad> arrays;
+};
+
+// Plans loading `saved` into `abstract_value` (null = as saved). Throws
+// sdk::Error naming `what` and the key path: NOT_FOUND for a key the
+// checkpoint lacks, INVALID_ARGUMENT for a kind or shape mismatch, a
+// placeholder standing for a subtree, or saved leaves the abstract tree
+// leaves out without partial_load.
+LoadPlan plan_load(TreeMetadata saved, const ckpt_value* abstract_value,
+                   const LoadOptions& options, const std::string& what);
+
+// The abstract tree of `saved`: array specs, scalar specs, none and empty
+// containers, in the saved structure. Usable as a load target.
+ckpt::sdk::OutValue abstract_tree(const TreeMetadata& saved,
+                                  const std::string& what);
+
+// Turns a finished OutNode tree into the value handed to the host.
+ckpt::sdk::OutValue to_out_value(OutNode& node);
+
+}  // namespace ckpt_pytree
+
+#endif  // CKPT_PLUGINS_PYTREE_LOAD_PLAN_H_

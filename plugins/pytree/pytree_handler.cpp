@@ -1,0 +1,183 @@
+// The pytree plugin: trees of arrays, scalars and strings as _METADATA (in
+// Orbax's shape) plus one HDF5 file of arrays. Registers the pytree handler
+// generally and scoped to `state`, with Orbax's pytree typestrs as
+// secondary typestrs. See README.md for the on-disk format.
+#include <ckpt/sdk/files.h>
+#include <ckpt/sdk/plugin.h>
+
+#include <algorithm>
+#include <string>
+
+#include "dtypes.h"
+#include "hdf5_file.h"
+#include "load_arrays.h"
+#include "load_plan.h"
+#include "options.h"
+#include "side_worker.h"
+#include "snapshot.h"
+#include "tree_metadata.h"
+
+namespace ckpt_pytree {
+namespace {
+
+using ckpt::sdk::Error;
+
+constexpr const char* kTypestr = "ckpt.pytree.PyTreeHandler";
+
+std::string describe(const ckpt::sdk::Call& call) {
+  return "pytree checkpointable '" + call.checkpointable_name + "'";
+}
+
+TreeMetadata read_tree_metadata(const ckpt::sdk::Call& call) {
+  std::string path = call.directory + "/" + kMetadataFile;
+  std::string text;
+  if (!ckpt::sdk::read_file_if_exists(path, text)) {
+    throw Error(CKPT_ERROR_NOT_FOUND,
+                describe(call) + ": no " + kMetadataFile + " in " + call.directory);
+  }
+  return parse_tree_metadata(text, describe(call) + ": " + path);
+}
+
+// Arrays written by anything but ckpt's HDF5 layout cannot be read here.
+void require_readable_format(const TreeMetadata& saved, const std::string& what) {
+  if (saved.storage_format == kStorageFormat) return;
+  throw Error(CKPT_ERROR_UNIMPLEMENTED,
+              what + ": storage format '" + saved.storage_format +
+                  "' is not supported (the pytree handler reads '" +
+                  kStorageFormat + "'; Orbax's OCDBT/Zarr array data cannot "
+                  "be loaded yet, only its metadata)");
+}
+
+// Array specs, scalar kinds, placeholders and concrete leaves.
+bool is_abstract_leaf(const ckpt_value& v) {
+  switch (v.kind) {
+    case CKPT_VALUE_ARRAY_SPEC:
+      return v.array != nullptr;
+    case CKPT_VALUE_SCALAR_SPEC:
+    case CKPT_VALUE_PLACEHOLDER:
+    case CKPT_VALUE_ARRAY:
+      return true;
+    default:
+      return ckpt::sdk::is_plain_tree(v);
+  }
+}
+
+class PyTreeHandler final : public ckpt::sdk::Handler {
+ public:
+  explicit PyTreeHandler(const std::string& config_json) {
+    // An instance configuration holds defaults for the Context's handler
+    // options, in the same shape: {"pytree": {...}}.
+    config_ = parse_options(config_json);
+  }
+
+  bool is_handleable(const ckpt_value& value) override {
+    return is_supported_tree(value);
+  }
+
+  ckpt_answer is_abstract_handleable(const ckpt_value& abstract_value) override {
+    return every_leaf(abstract_value, is_abstract_leaf) ? CKPT_ANSWER_YES
+                                                       : CKPT_ANSWER_NO;
+  }
+
+  ckpt::sdk::SaveWork save(const ckpt::sdk::Call& call, const ckpt_value& value,
+                           ckpt::sdk::RetainedValue retained) override {
+    PyTreeOptions options = options_for(call);
+    std::string what = describe(call);
+    auto snapshot = std::make_shared<Snapshot>(
+        take_snapshot(value, options.pack_threshold_bytes, what));
+    if (!snapshot->references_caller_memory) retained = ckpt::sdk::RetainedValue();
+    return [call, options, what, snapshot, retained = std::move(retained)] {
+      write_checkpointable(call, options, what, *snapshot);
+    };
+  }
+
+  ckpt::sdk::LoadWork load(const ckpt::sdk::Call& call,
+                           const ckpt_value* abstract_value,
+                           ckpt::sdk::RetainedValue retained) override {
+    PyTreeOptions options = options_for(call);
+    std::string what = describe(call);
+    TreeMetadata saved = read_tree_metadata(call);
+    require_readable_format(saved, what);
+    std::string array_file = call.directory + "/" + saved.array_file;
+    auto plan = std::make_shared<LoadPlan>(
+        plan_load(std::move(saved), abstract_value, options.load, what));
+    auto caller_memory = std::make_shared<ckpt::sdk::RetainedValue>(std::move(retained));
+    return [plan, array_file, options, what, caller_memory] {
+      load_arrays(*plan, array_file, options.verify_checksums, caller_memory, what);
+      return to_out_value(*plan->root);
+    };
+  }
+
+  ckpt::sdk::OutValue metadata(const ckpt::sdk::Call& call) override {
+    return abstract_tree(read_tree_metadata(call), describe(call));
+  }
+
+ private:
+  PyTreeOptions options_for(const ckpt::sdk::Call& call) const {
+    return parse_options(call.options_json, config_);
+  }
+
+  static void write_checkpointable(const ckpt::sdk::Call& call,
+                                   const PyTreeOptions& options,
+                                   const std::string& what, Snapshot& snapshot) {
+    std::vector<DatasetToWrite> datasets;
+    std::vector<IndexRow> index;
+    // Checksums and the _METADATA text are made on a second thread while
+    // the array file is written.
+    std::string metadata_text;  // declared first: outlives the worker
+    SideWorker hasher;
+    hasher.submit([&snapshot, &metadata_text] {
+      for (const ArrayBytes& bytes : snapshot.arrays) {
+        LeafRecord& leaf = snapshot.metadata.leaves[bytes.leaf];
+        leaf.xxh3 = checksum(bytes.data, bytes.nbytes);
+        leaf.has_checksum = true;
+      }
+      metadata_text = format_tree_metadata(snapshot.metadata);
+    });
+    for (const ArrayBytes& bytes : snapshot.arrays) {
+      const LeafRecord& leaf = snapshot.metadata.leaves[bytes.leaf];
+      IndexRow row;
+      row.key = hdf5_path(leaf.path).substr(1);
+      row.dataset = leaf.location.dataset;
+      row.dtype = dtype_name(leaf.dtype);
+      row.offset = leaf.location.offset;
+      row.count = bytes.nbytes / std::max<size_t>(1, ckpt::sdk::dtype_size(leaf.dtype));
+      row.shape = leaf.shape;
+      index.push_back(std::move(row));
+      if (!leaf.location.packed) {
+        datasets.push_back({leaf.location.dataset, leaf.dtype, leaf.shape,
+                            bytes.data, bytes.nbytes, true});
+      }
+    }
+    for (const auto& [dtype, pack] : snapshot.packs) {
+      uint64_t nbytes = pack.elements * ckpt::sdk::dtype_size(dtype);
+      datasets.push_back({packed_dataset(dtype), dtype,
+                          {static_cast<int64_t>(pack.elements)},
+                          pack.memory.get(), nbytes, false});
+    }
+    write_array_file(call.directory + "/" + kArrayFile, datasets, index,
+                     options.storage, call.file_mode, what);
+    hasher.finish();
+    ckpt::sdk::write_file(call.directory + "/" + kMetadataFile, metadata_text,
+                          call.file_mode);
+  }
+
+  PyTreeOptions config_;
+};
+
+}  // namespace
+}  // namespace ckpt_pytree
+
+CKPT_PLUGIN("pytree", registrar) {
+  registrar.handler_type<ckpt_pytree::PyTreeHandler>(
+      ckpt_pytree::kTypestr,
+      {"orbax.checkpoint.experimental.v1._src.handlers.pytree_handler."
+       "PyTreeHandler",
+       "orbax.checkpoint._src.handlers.pytree_checkpoint_handler."
+       "PyTreeCheckpointHandler",
+       "orbax.checkpoint._src.handlers.standard_checkpoint_handler."
+       "StandardCheckpointHandler"},
+      "trees of arrays, scalars and strings as _METADATA + arrays.h5 (HDF5)");
+  registrar.registration(ckpt_pytree::kTypestr);
+  registrar.registration(ckpt_pytree::kTypestr, "state");
+}

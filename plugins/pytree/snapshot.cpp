@@ -1,0 +1,234 @@
+#include "snapshot.h"
+
+#include <ckpt/sdk/error.h>
+#include <ckpt/sdk/value.h>
+
+#include <cstring>
+
+#include "buffers.h"
+#include "cast.h"
+#include "dtypes.h"
+
+namespace ckpt_pytree {
+
+namespace {
+
+using ckpt::sdk::Error;
+
+// Arrays of higher rank always get their own dataset (the index stores at
+// most this many dimensions).
+constexpr size_t kMaxPackedRank = 8;
+
+struct FlatLeaf {
+  KeyPath path;
+  const ckpt_value* value;
+};
+
+void flatten(const ckpt_value& v, KeyPath& path, std::vector<FlatLeaf>& out,
+             const std::string& what) {
+  if (v.kind == CKPT_VALUE_DICT || v.kind == CKPT_VALUE_LIST) {
+    if (v.count == 0) {
+      out.push_back({path, &v});
+      return;
+    }
+    for (size_t i = 0; i < v.count; ++i) {
+      if (v.kind == CKPT_VALUE_DICT) {
+        path.push_back({v.keys[i] ? v.keys[i] : "", KeyType::kDict});
+      } else {
+        path.push_back({std::to_string(i), KeyType::kSequence});
+      }
+      flatten(v.children[i], path, out, what);
+      path.pop_back();
+    }
+    return;
+  }
+  out.push_back({path, &v});
+}
+
+void* allocate(uint64_t nbytes, std::shared_ptr<void>& keeper) {
+  keeper = allocate_buffer(nbytes);
+  return keeper.get();
+}
+
+std::vector<int64_t> shape_of(const ckpt_array& a) {
+  return std::vector<int64_t>(a.tensor.shape, a.tensor.shape + a.tensor.ndim);
+}
+
+void copy_dim(const char* src, const ckpt_array& a, int dim, char*& dst,
+              size_t item) {
+  int64_t n = a.tensor.shape[dim];
+  int64_t stride = a.tensor.strides[dim] * static_cast<int64_t>(item);
+  if (dim + 1 == a.tensor.ndim) {
+    if (stride == static_cast<int64_t>(item)) {
+      std::memcpy(dst, src, static_cast<size_t>(n) * item);
+      dst += n * static_cast<int64_t>(item);
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      std::memcpy(dst, src + i * stride, item);
+      dst += item;
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) copy_dim(src + i * stride, a, dim + 1, dst, item);
+}
+
+}  // namespace
+
+std::string packed_dataset(ckpt_dtype dtype) {
+  return "/_ckpt_packed/" + dtype_name(dtype);
+}
+
+bool is_c_contiguous(const ckpt_array& a) {
+  if (!a.tensor.strides) return true;
+  int64_t expected = 1;
+  for (int d = a.tensor.ndim - 1; d >= 0; --d) {
+    if (a.tensor.shape[d] != 1 && a.tensor.strides[d] != expected) return false;
+    expected *= a.tensor.shape[d];
+  }
+  return true;
+}
+
+void copy_contiguous(const ckpt_array& a, void* destination) {
+  size_t item = ckpt::sdk::dtype_size(a.dtype);
+  const char* src = static_cast<const char*>(a.tensor.data) + a.tensor.byte_offset;
+  uint64_t count = element_count(shape_of(a));
+  if (count == 0) return;
+  if (is_c_contiguous(a) || a.tensor.ndim == 0) {
+    std::memcpy(destination, src, static_cast<size_t>(count) * item);
+    return;
+  }
+  char* dst = static_cast<char*>(destination);
+  copy_dim(src, a, 0, dst, item);
+}
+
+bool every_leaf(const ckpt_value& v, bool (*leaf_ok)(const ckpt_value&)) {
+  if (v.kind == CKPT_VALUE_DICT || v.kind == CKPT_VALUE_LIST) {
+    for (size_t i = 0; i < v.count; ++i) {
+      if (!every_leaf(v.children[i], leaf_ok)) return false;
+    }
+    return true;
+  }
+  return leaf_ok(v);
+}
+
+bool is_supported_tree(const ckpt_value& value) {
+  return every_leaf(value, [](const ckpt_value& v) {
+    if (v.kind == CKPT_VALUE_ARRAY) {
+      return v.array && is_valid_dtype(v.array->dtype) &&
+             v.array->tensor.device.device_type == kDLCPU;
+    }
+    return ckpt::sdk::is_plain_tree(v);  // none, bool, int, double, string
+  });
+}
+
+Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
+                       const std::string& what) {
+  if ((value.kind == CKPT_VALUE_DICT || value.kind == CKPT_VALUE_LIST) &&
+      value.count == 0) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                what + ": cannot save an empty tree (the root has no leaves)");
+  }
+  std::vector<FlatLeaf> flat;
+  KeyPath path;
+  flatten(value, path, flat, what);
+
+  Snapshot snap;
+  std::vector<const ckpt_array*> packed_sources(flat.size(), nullptr);
+  for (size_t i = 0; i < flat.size(); ++i) {
+    const ckpt_value& v = *flat[i].value;
+    LeafRecord leaf;
+    leaf.path = flat[i].path;
+    std::string where = what + ": key path " + key_path_repr(leaf.path);
+    switch (v.kind) {
+      case CKPT_VALUE_NONE: leaf.kind = LeafKind::kNone; break;
+      case CKPT_VALUE_BOOL:
+        leaf.kind = LeafKind::kBool;
+        leaf.bool_value = v.int_value != 0;
+        break;
+      case CKPT_VALUE_INT:
+        leaf.kind = LeafKind::kInt;
+        leaf.int_value = v.int_value;
+        break;
+      case CKPT_VALUE_DOUBLE:
+        leaf.kind = LeafKind::kDouble;
+        leaf.double_value = v.double_value;
+        break;
+      case CKPT_VALUE_STRING:
+        leaf.kind = LeafKind::kString;
+        leaf.string_value = std::string(ckpt::sdk::string_of(v));
+        break;
+      case CKPT_VALUE_DICT: leaf.kind = LeafKind::kEmptyDict; break;
+      case CKPT_VALUE_LIST: leaf.kind = LeafKind::kEmptyList; break;
+      case CKPT_VALUE_ARRAY: {
+        const ckpt_array* a = v.array;
+        if (!a || !is_valid_dtype(a->dtype)) {
+          throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                      where + ": the array's dtype cannot be stored");
+        }
+        if (a->tensor.device.device_type != kDLCPU) {
+          throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                      where + ": only CPU arrays can be saved");
+        }
+        leaf.kind = LeafKind::kArray;
+        leaf.dtype = a->dtype;
+        leaf.shape = shape_of(*a);
+        for (int64_t d : leaf.shape) {
+          if (d < 0) {
+            throw Error(CKPT_ERROR_INVALID_ARGUMENT, where + ": negative dimension");
+          }
+        }
+        uint64_t count = element_count(leaf.shape);
+        uint64_t nbytes = count * ckpt::sdk::dtype_size(a->dtype);
+        if (count > 0 && !a->tensor.data) {
+          throw Error(CKPT_ERROR_INVALID_ARGUMENT, where + ": the array has no data");
+        }
+        bool pack = nbytes < pack_threshold_bytes && leaf.shape.size() <= kMaxPackedRank;
+        ArrayBytes bytes;
+        bytes.leaf = i;
+        bytes.nbytes = nbytes;
+        if (pack) {
+          PackBuffer& p = snap.packs[a->dtype];
+          leaf.location = {packed_dataset(a->dtype), true, p.elements};
+          p.elements += count;
+          packed_sources[i] = a;
+        } else {
+          leaf.location.dataset = hdf5_path(leaf.path);
+          if ((a->flags & CKPT_ARRAY_IMMUTABLE) && is_c_contiguous(*a)) {
+            bytes.data = static_cast<const char*>(a->tensor.data) + a->tensor.byte_offset;
+            snap.references_caller_memory = true;
+          } else {
+            std::shared_ptr<void> keeper;
+            void* copy = allocate(nbytes, keeper);
+            copy_contiguous(*a, copy);
+            bytes.data = copy;
+            snap.own_buffers.push_back(std::move(keeper));
+          }
+        }
+        snap.arrays.push_back(bytes);
+        break;
+      }
+      default:
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where + ": the pytree handler cannot save this kind of leaf");
+    }
+    snap.metadata.leaves.push_back(std::move(leaf));
+  }
+
+  // Fill the packed datasets now that their sizes are known.
+  for (auto& [dtype, pack] : snap.packs) {
+    allocate(pack.elements * ckpt::sdk::dtype_size(dtype), pack.memory);
+  }
+  for (ArrayBytes& bytes : snap.arrays) {
+    const ckpt_array* a = packed_sources[bytes.leaf];
+    if (!a) continue;
+    const LeafRecord& leaf = snap.metadata.leaves[bytes.leaf];
+    char* base = static_cast<char*>(snap.packs[a->dtype].memory.get());
+    char* dst = base + leaf.location.offset * ckpt::sdk::dtype_size(a->dtype);
+    copy_contiguous(*a, dst);
+    bytes.data = dst;
+  }
+  return snap;
+}
+
+}  // namespace ckpt_pytree

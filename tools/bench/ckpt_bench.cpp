@@ -1,0 +1,317 @@
+// The C++ half of the pytree benchmark (see README.md): times ckpt's save,
+// fsync'd save, async blocking tier and load of one workload, and the limit
+// they are compared with: raw write()/read() of the same bytes into one
+// file, and one memcpy of them. Prints one JSON object of medians.
+//
+//   ckpt_bench --workload W1 --runs 5 --dir /tmp/ckpt-bench [--scale 1]
+//   ckpt_bench --workload W1 --rss save|async|load ...   (peak extra RSS)
+#include <ckpt/checkpoint.h>
+#include <ckpt/context.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Workload {
+  ckpt::Value tree;
+  std::vector<ckpt::Array> arrays;  // every array leaf, for raw I/O
+  uint64_t bytes = 0;
+};
+
+ckpt::Array filled(int64_t elements, uint32_t seed) {
+  ckpt::Array a = ckpt::Array::zeros(ckpt::DType::kFloat32, {elements});
+  float* p = a.data_as<float>();
+  std::minstd_rand rng(seed);
+  for (int64_t i = 0; i < elements; ++i) p[i] = static_cast<float>(rng() % 1000) * 0.001f;
+  return a;
+}
+
+// W1: 64 float32 arrays of 16 MiB in a two-level dict (1 GiB);
+// W2: 20,000 float32 arrays of 1,000 elements (80 MB);
+// W3: four 64 MiB arrays, 5,000 small arrays, 100 scalars and 100 strings.
+// `scale` divides the large arrays (W1, W3) for quick runs.
+Workload make_workload(const std::string& name, int scale) {
+  Workload w;
+  w.tree = ckpt::Value::dict();
+  auto add = [&](ckpt::Value& parent, const std::string& key, int64_t elements) {
+    ckpt::Array a = filled(elements, static_cast<uint32_t>(w.arrays.size() + 1));
+    parent.set(key, a);
+    w.arrays.push_back(a);
+    w.bytes += a.nbytes();
+  };
+  if (name == "W1") {
+    for (int i = 0; i < 8; ++i) {
+      ckpt::Value layer = ckpt::Value::dict();
+      for (int j = 0; j < 8; ++j) add(layer, "w" + std::to_string(j), (4 << 20) / scale);
+      w.tree.set("layer" + std::to_string(i), layer);
+    }
+  } else if (name == "W2") {
+    for (int i = 0; i < 200; ++i) {
+      ckpt::Value module = ckpt::Value::dict();
+      for (int j = 0; j < 100; ++j) add(module, "p" + std::to_string(j), 1000);
+      w.tree.set("m" + std::to_string(i), module);
+    }
+  } else if (name == "W3") {
+    ckpt::Value big = ckpt::Value::dict();
+    for (int i = 0; i < 4; ++i) add(big, "emb" + std::to_string(i), (16 << 20) / scale);
+    w.tree.set("big", big);
+    ckpt::Value small = ckpt::Value::dict();
+    for (int i = 0; i < 5000; ++i) add(small, "s" + std::to_string(i), 64 + (i % 7) * 100);
+    w.tree.set("small", small);
+    ckpt::Value meta = ckpt::Value::dict();
+    for (int i = 0; i < 100; ++i) {
+      meta.set("step" + std::to_string(i), int64_t{i} * 1000);
+      meta.set("tag" + std::to_string(i), "run-" + std::to_string(i));
+    }
+    w.tree.set("meta", meta);
+  } else {
+    throw std::invalid_argument("unknown workload " + name);
+  }
+  return w;
+}
+
+// Fresh memory as ckpt allocates it: 2 MiB aligned, backed by transparent
+// huge pages where the kernel allows, so that the limit is not made slower
+// than ckpt by page faults.
+struct Buffer {
+  explicit Buffer(size_t n, bool huge = true) {
+    if (n < (4u << 20) || !huge) {
+      data = std::malloc(n ? n : 1);
+      return;
+    }
+    size_t rounded = (n + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+    if (posix_memalign(&data, 2u << 20, rounded) != 0) throw std::bad_alloc();
+    ::madvise(data, rounded, MADV_HUGEPAGE);
+  }
+  ~Buffer() { std::free(data); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void* data = nullptr;
+};
+
+// The same tree with every array flagged immutable (shared, not copied):
+// what a synchronous save could write without taking a snapshot.
+ckpt::Value immutable_view(const ckpt::Value& v) {
+  switch (v.kind()) {
+    case ckpt::Value::Kind::kArray: {
+      const ckpt::Array& a = v.as_array();
+      return ckpt::Array::share(a.dtype(), a.shape(), a.data(), a.owner(), true, a.strides());
+    }
+    case ckpt::Value::Kind::kDict: {
+      ckpt::Value::Dict d;
+      for (const auto& [k, child] : v.as_dict()) d.emplace_back(k, immutable_view(child));
+      return ckpt::Value::dict(std::move(d));
+    }
+    default:
+      return v;
+  }
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+void write_all(int fd, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t k = ::write(fd, p, n);
+    if (k <= 0) throw std::runtime_error("write failed");
+    p += k;
+    n -= static_cast<size_t>(k);
+  }
+}
+
+double raw_write(const Workload& w, const fs::path& file, bool sync) {
+  auto start = Clock::now();
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  for (const ckpt::Array& a : w.arrays) write_all(fd, a.data(), a.nbytes());
+  if (sync) ::fsync(fd);
+  ::close(fd);
+  return seconds_since(start);
+}
+
+double raw_read(const Workload& w, const fs::path& file, bool huge) {
+  auto start = Clock::now();
+  int fd = ::open(file.c_str(), O_RDONLY);
+  std::vector<std::unique_ptr<Buffer>> buffers;
+  for (const ckpt::Array& a : w.arrays) {
+    buffers.push_back(std::make_unique<Buffer>(a.nbytes(), huge));
+    char* p = static_cast<char*>(buffers.back()->data);
+    size_t n = a.nbytes();
+    while (n > 0) {
+      ssize_t k = ::read(fd, p, n);
+      if (k <= 0) throw std::runtime_error("read failed");
+      p += k;
+      n -= static_cast<size_t>(k);
+    }
+  }
+  ::close(fd);
+  return seconds_since(start);
+}
+
+// One memcpy of the data into fresh memory, as a snapshot makes it.
+double one_memcpy(const Workload& w) {
+  auto start = Clock::now();
+  std::vector<std::unique_ptr<Buffer>> copies;
+  for (const ckpt::Array& a : w.arrays) {
+    copies.push_back(std::make_unique<Buffer>(a.nbytes()));
+    std::memcpy(copies.back()->data, a.data(), a.nbytes());
+  }
+  return seconds_since(start);
+}
+
+// VmHWM (peak resident set) of this process, in bytes.
+uint64_t peak_rss() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// Resets VmHWM to the current RSS (Linux >= 4.0).
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+ckpt::ContextOptions context_options(bool fsync) {
+  ckpt::ContextOptions o;
+  o.fsync = fsync;
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ckpt pytree benchmark (C++ half)"};
+  std::string workload = "W1", rss_mode, dir = "/tmp/ckpt-bench";
+  int runs = 5, scale = 1;
+  app.add_option("--workload", workload);
+  app.add_option("--runs", runs);
+  app.add_option("--scale", scale);
+  app.add_option("--dir", dir);
+  app.add_option("--rss", rss_mode, "save, async or load: peak extra RSS only");
+  CLI11_PARSE(app, argc, argv);
+
+  fs::create_directories(dir);
+  fs::path base = fs::path(dir) / ("ckpt-" + workload);
+  ckpt::SaveOptions overwrite;
+  overwrite.overwrite = true;
+  nlohmann::json out = {{"workload", workload}};
+
+  if (rss_mode == "load") {
+    // The checkpoint is written by the timing run before; measure only the
+    // load in this fresh process.
+    reset_peak_rss();
+    uint64_t before = peak_rss();
+    ckpt::Context context(context_options(false));
+    ckpt::Value loaded = ckpt::load(base);
+    out["rss_extra_bytes"] = peak_rss() - before;
+    std::cout << out.dump() << std::endl;
+    return 0;
+  }
+
+  Workload w = make_workload(workload, scale);
+  out["bytes"] = w.bytes;
+  out["arrays"] = w.arrays.size();
+
+  if (!rss_mode.empty()) {
+    ckpt::Context context(context_options(false));
+    reset_peak_rss();
+    uint64_t before = peak_rss();
+    if (rss_mode == "save") {
+      ckpt::save(base, w.tree, overwrite);
+    } else {
+      ckpt::save_async(base, w.tree, overwrite).result();
+    }
+    out["rss_extra_bytes"] = peak_rss() - before;
+    std::cout << out.dump() << std::endl;
+    return 0;
+  }
+
+  std::vector<double> save_t, save_sync_t, block_t, async_total_t, load_t;
+  std::vector<double> raw_w, raw_w_sync, raw_r, copy_t;
+  fs::path raw_file = fs::path(dir) / ("raw-" + workload + ".bin");
+  // Every timed step starts from a clean page cache state for writes: the
+  // previous output is removed and dirty data flushed, untimed.
+  auto settle = [&] {
+    fs::remove_all(base);
+    fs::remove(raw_file);
+    ::sync();
+  };
+  ckpt::Value immutable_tree = immutable_view(w.tree);
+  auto timed_save = [&](bool fsync, const ckpt::Value& tree) {
+    settle();
+    ckpt::Context context(context_options(fsync));
+    auto start = Clock::now();
+    ckpt::save(base, tree);
+    return seconds_since(start);
+  };
+  std::vector<double> save_immutable_t;
+  for (int r = 0; r < runs; ++r) {
+    save_sync_t.push_back(timed_save(true, w.tree));
+    save_t.push_back(timed_save(false, w.tree));
+    save_immutable_t.push_back(timed_save(false, immutable_tree));
+    {
+      settle();
+      ckpt::Context context(context_options(false));
+      auto start = Clock::now();
+      ckpt::AsyncSave pending = ckpt::save_async(base, w.tree);
+      block_t.push_back(seconds_since(start));
+      pending.result();
+      async_total_t.push_back(seconds_since(start));
+    }
+    {
+      ::sync();
+      ckpt::Context context(context_options(false));
+      auto start = Clock::now();
+      ckpt::Value loaded = ckpt::load(base);
+      load_t.push_back(seconds_since(start));
+    }
+    settle();
+    raw_w_sync.push_back(raw_write(w, raw_file, true));
+    settle();
+    raw_w.push_back(raw_write(w, raw_file, false));
+    ::sync();
+    // The limit is the better of plain and huge-page buffers.
+    raw_r.push_back(std::min(raw_read(w, raw_file, false), raw_read(w, raw_file, true)));
+    copy_t.push_back(one_memcpy(w));
+  }
+  fs::remove(raw_file);
+  out["samples"] = {{"ckpt_save", save_t}, {"ckpt_save_immutable", save_immutable_t},       {"ckpt_save_fsync", save_sync_t},
+                    {"ckpt_async_blocking", block_t}, {"ckpt_load", load_t},
+                    {"raw_write", raw_w},          {"raw_write_fsync", raw_w_sync},
+                    {"raw_read", raw_r},           {"memcpy", copy_t}};
+  out["ckpt_save"] = median(save_t);
+  out["ckpt_save_immutable"] = median(save_immutable_t);
+  out["ckpt_save_fsync"] = median(save_sync_t);
+  out["ckpt_async_blocking"] = median(block_t);
+  out["ckpt_async_total"] = median(async_total_t);
+  out["ckpt_load"] = median(load_t);
+  out["raw_write"] = median(raw_w);
+  out["raw_write_fsync"] = median(raw_w_sync);
+  out["raw_read"] = median(raw_r);
+  out["memcpy"] = median(copy_t);
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
