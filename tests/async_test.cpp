@@ -204,3 +204,19 @@ TEST_CASE("wait_for_pending_saves waits for every save in flight", "[async]") {
   wait_for_pending_saves();
   CHECK(fs::exists(dir / "c"));
 }
+
+TEST_CASE("a synchronous save has no deadline: it returns only when its "
+          "background tiers are done",
+          "[async]") {
+  TempDir dir;
+  auto gated = std::make_shared<Gated>();
+  ContextOptions o;
+  o.async_timeout = std::chrono::milliseconds(10);
+  Context context(o);
+  auto opener = std::async(std::launch::async, [gated] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    gated->open();
+  });
+  save_checkpointables(dir / "c", {{"x", Value::stateful(gated)}});
+  CHECK(fs::exists(dir / "c" / "x" / "value.txt"));
+}

@@ -118,6 +118,7 @@ struct SaveJob {
   bool overwrite = false;
   bool durable = true;
   unsigned file_mode = 0644;
+  bool has_deadline = true;
   Clock::time_point deadline;
   std::chrono::milliseconds timeout{0};
   std::vector<std::string> names;
@@ -136,7 +137,10 @@ std::string failed_to_save(const SaveJob& job, const std::string& name) {
 void finish(SaveJob& job) {
   std::exception_ptr error;
   for (size_t i = 0; i < job.futures.size(); ++i) {
-    if (job.futures[i].wait_until(job.deadline) != std::future_status::ready) {
+    if (!job.has_deadline) {
+      job.futures[i].wait();
+    } else if (job.futures[i].wait_until(job.deadline) !=
+               std::future_status::ready) {
       if (!error) {
         error = std::make_exception_ptr(TimeoutError(
             "saving " + job.final_path.string() + " did not finish within " +
@@ -265,9 +269,43 @@ const fs::path& AsyncSave::path() const {
 
 // ---------------------------------------------------------------- save
 
-AsyncSave save_checkpointables_async(const fs::path& path,
-                                     const Checkpointables& checkpointables,
-                                     const SaveOptions& options) {
+namespace {
+
+// `value` with every array marked immutable: for a save whose caller waits
+// for the commit, nothing can change the arrays meanwhile, so handlers may
+// write them from the background without a snapshot copy.
+Value frozen_for_blocking_save(const Value& value) {
+  switch (value.kind()) {
+    case Value::Kind::kArray: {
+      const Array& a = value.as_array();
+      return Value(Array::share(a.dtype(), a.shape(), a.data(), a.owner(),
+                                /*immutable=*/true, a.strides()));
+    }
+    case Value::Kind::kDict: {
+      Value::Dict dict;
+      dict.reserve(value.size());
+      for (const auto& [k, v] : value.as_dict()) {
+        dict.emplace_back(k, frozen_for_blocking_save(v));
+      }
+      return Value::dict(std::move(dict));
+    }
+    case Value::Kind::kList: {
+      Value::List list;
+      list.reserve(value.size());
+      for (const auto& v : value.as_list()) list.push_back(frozen_for_blocking_save(v));
+      return Value::list(std::move(list));
+    }
+    default:
+      return value;
+  }
+}
+
+// Starts a save. `caller_waits`: the caller blocks until the commit (the
+// synchronous calls), so arrays need no snapshot and there is no deadline:
+// returning while a background tier still reads the caller's memory would
+// let the caller free it.
+AsyncSave start_save(const fs::path& path, const Checkpointables& checkpointables,
+                     const SaveOptions& options, bool caller_waits) {
   const Context& context = Context::current();
   const ContextOptions& o = context.options();
   if (checkpointables.empty()) {
@@ -335,6 +373,7 @@ AsyncSave save_checkpointables_async(const fs::path& path,
     };
     make_dir(job->temporary);
     job->info.init_timestamp_nsecs = now_nsecs();
+    job->has_deadline = !caller_waits;
     job->deadline = Clock::now() + o.async_timeout;
     for (size_t i = 0; i < items.size(); ++i) {
       const std::string& name = items[i].first;
@@ -343,7 +382,9 @@ AsyncSave save_checkpointables_async(const fs::path& path,
       job->info.item_handlers.emplace_back(name, handlers[i]->typestr());
       try {
         job->futures.push_back(handlers[i]->save(
-            call_for(context, name, job->temporary / name), items[i].second));
+            call_for(context, name, job->temporary / name),
+            caller_waits ? frozen_for_blocking_save(items[i].second)
+                         : items[i].second));
       } catch (...) {
         std::rethrow_exception(wrapped(failed_to_save(*job, name)));
       }
@@ -360,10 +401,18 @@ AsyncSave save_checkpointables_async(const fs::path& path,
   return AsyncSave(job->state);
 }
 
+}  // namespace
+
+AsyncSave save_checkpointables_async(const fs::path& path,
+                                     const Checkpointables& checkpointables,
+                                     const SaveOptions& options) {
+  return start_save(path, checkpointables, options, /*caller_waits=*/false);
+}
+
 void save_checkpointables(const fs::path& path,
                           const Checkpointables& checkpointables,
                           const SaveOptions& options) {
-  save_checkpointables_async(path, checkpointables, options).result();
+  start_save(path, checkpointables, options, /*caller_waits=*/true).result();
 }
 
 AsyncSave save_async(const fs::path& path, const Value& tree,
@@ -373,7 +422,7 @@ AsyncSave save_async(const fs::path& path, const Value& tree,
 }
 
 void save(const fs::path& path, const Value& tree, const SaveOptions& options) {
-  save_async(path, tree, options).result();
+  save_checkpointables(path, {{kDefaultCheckpointableName, tree}}, options);
 }
 
 void wait_for_pending_saves() {

@@ -146,9 +146,8 @@ class Planner {
     visited_[leaf_it->second] = true;
     switch (a.kind) {
       case CKPT_VALUE_PLACEHOLDER:
-        // Skipped: nothing is read. The SDK cannot hand a placeholder back,
-        // so the loaded tree holds none here.
-        node->value = OutValue::none();
+        // Skipped: nothing is read; the loaded tree keeps the placeholder.
+        node->value = OutValue::placeholder();
         return node;
       case CKPT_VALUE_NONE:
         plan_as_saved(*leaf, leaf_it->second, *node);

@@ -36,6 +36,8 @@ struct ContextOptions {
   // global registry taken when the Context is made.
   CheckpointablesOptions checkpointables_options;
   // How long an async save may take before it fails with TimeoutError.
+  // Synchronous saves have no deadline: they return only once no
+  // background tier reads the caller's memory any more.
   std::chrono::milliseconds async_timeout = std::chrono::seconds(1200);
   // Multi-process runs: only the primary host writes shared files.
   int process_index = 0;

@@ -151,6 +151,7 @@ class OutValue {
     out.shape_ = std::move(shape);
     return out;
   }
+  static OutValue placeholder() { return OutValue(CKPT_VALUE_PLACEHOLDER); }
   static OutValue scalar_spec(ckpt_value_kind leaf_kind) {
     OutValue out(CKPT_VALUE_SCALAR_SPEC);
     out.int_ = leaf_kind;
