@@ -151,15 +151,29 @@ std::string array_text(const Array& input, bool full) {
     if (dim == shape.size()) return element_text(a, offset);
     std::string out = "[";
     const int64_t n = shape[dim];
-    const std::string sep = dim + 1 == shape.size() ? ", " : ",\n" + std::string(dim + 1, ' ');
+    const bool innermost = dim + 1 == shape.size();
+    // Rows wrap at 75 columns, continuation lines indented under the
+    // first element, as NumPy prints them.
+    const std::string indent(std::strlen("array(") + dim + 1, ' ');
+    const std::string sep = innermost ? ", " : ",\n" + indent;
+    size_t line = indent.size();
     for (int64_t i = 0; i < n; ++i) {
+      std::string item;
       if (summarize && n > 2 * edge && i == edge) {
-        out += "..." + sep;
+        item = "...";
         i = n - edge - 1;
-        continue;
+      } else {
+        item = render(dim + 1, offset + i * strides[dim]);
       }
-      out += render(dim + 1, offset + i * strides[dim]);
-      if (i + 1 < n) out += sep;
+      if (innermost && i > 0 && line + item.size() + 2 > 75) {
+        out += ",\n" + indent;
+        line = indent.size();
+      } else if (out.size() > 1) {
+        out += sep;
+        line += sep.size();
+      }
+      out += item;
+      line += item.size();
     }
     return out + "]";
   };
