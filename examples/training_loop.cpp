@@ -40,7 +40,8 @@ class DatasetIterator : public ckpt::StatefulCheckpointable {
   ckpt::BackgroundWork save(const fs::path& dir) override {
     // Blocking tier: snapshot. Background tier: write.
     nlohmann::json state = {{"epoch", epoch}, {"position", position}};
-    return [dir, state] { std::ofstream(dir / "iterator.json") << state.dump(); };
+    return
+        [dir, state] { std::ofstream(dir / "iterator.json") << state.dump(); };
   }
   ckpt::BackgroundWork load(const fs::path& dir) override {
     return [this, dir] {
@@ -53,7 +54,8 @@ class DatasetIterator : public ckpt::StatefulCheckpointable {
 };
 
 double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  return std::chrono::duration<double, std::milli>(Clock::now() - start)
+      .count();
 }
 
 }  // namespace
@@ -81,12 +83,13 @@ int run(int argc, char** argv) {
     if (step % 10 != 0) continue;
     if (!in_flight.path().empty()) in_flight.result();  // one save at a time
     ckpt::Value params = ckpt::Value::dict({
-        {"dense", ckpt::Value::dict({
-                      {"kernel", ckpt::Array::borrow(ckpt::DType::kFloat32,
-                                                     {512, 512}, kernel.data())},
-                      {"bias", ckpt::Array::borrow(ckpt::DType::kFloat32, {512},
-                                                   bias.data())},
-                  })},
+        {"dense",
+         ckpt::Value::dict({
+             {"kernel", ckpt::Array::borrow(ckpt::DType::kFloat32, {512, 512},
+                                            kernel.data())},
+             {"bias",
+              ckpt::Array::borrow(ckpt::DType::kFloat32, {512}, bias.data())},
+         })},
         {"step", step},
     });
     newest = root / ("step_" + std::to_string(step));
@@ -101,8 +104,9 @@ int run(int argc, char** argv) {
          {"config", ckpt::proto_value(config)},
          {"dataset", ckpt::Value::stateful(iterator)}},
         options);
-    std::printf("step %2d: checkpoint %s started; training resumed after %.2f ms\n",
-                step, newest.c_str(), ms_since(start));
+    std::printf(
+        "step %2d: checkpoint %s started; training resumed after %.2f ms\n",
+        step, newest.c_str(), ms_since(start));
   }
   in_flight.result();
   std::printf("all checkpoints committed\n\n");
@@ -127,12 +131,13 @@ int run(int argc, char** argv) {
       ckpt::from_proto_value<ckpt::example::RunConfig>(parts[0].second);
   std::printf("\nrestored config { %s }\n",
               restored_config.ShortDebugString().c_str());
-  std::printf("restored dataset iterator at epoch %lld, position %lld (saved at "
-              "epoch %lld, position %lld)\n",
-              static_cast<long long>(restored->epoch),
-              static_cast<long long>(restored->position),
-              static_cast<long long>(iterator->epoch),
-              static_cast<long long>(iterator->position));
+  std::printf(
+      "restored dataset iterator at epoch %lld, position %lld (saved at "
+      "epoch %lld, position %lld)\n",
+      static_cast<long long>(restored->epoch),
+      static_cast<long long>(restored->position),
+      static_cast<long long>(iterator->epoch),
+      static_cast<long long>(iterator->position));
   return restored->position == iterator->position ? 0 : 1;
 }
 

@@ -60,14 +60,15 @@ bool only_entry_is(const fs::path& dir, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("an async save returns before its background tier ends and the "
-          "final path appears only at commit",
-          "[async]") {
+TEST_CASE(
+    "an async save returns before its background tier ends and the "
+    "final path appears only at commit",
+    "[async]") {
   TempDir dir;
   auto gated = std::make_shared<Gated>();
   gated->value = 5;
-  AsyncSave pending = save_checkpointables_async(
-      dir / "c", {{"x", Value::stateful(gated)}});
+  AsyncSave pending =
+      save_checkpointables_async(dir / "c", {{"x", Value::stateful(gated)}});
   CHECK_FALSE(pending.done());
   CHECK_FALSE(fs::exists(dir / "c"));
   gated->open();
@@ -92,21 +93,23 @@ TEST_CASE("the caller may change its data once the blocking tier returned",
   CHECK(restored->value == 1);
 }
 
-TEST_CASE("a background error surfaces from result() naming the "
-          "checkpointable, and nothing is committed",
-          "[async]") {
+TEST_CASE(
+    "a background error surfaces from result() naming the "
+    "checkpointable, and nothing is committed",
+    "[async]") {
   TempDir dir;
   auto gated = std::make_shared<Gated>();
   gated->fail_with = "disk full";
   gated->open();
-  AsyncSave pending =
-      save_checkpointables_async(dir / "c", {{"params", Value::stateful(gated)}});
+  AsyncSave pending = save_checkpointables_async(
+      dir / "c", {{"params", Value::stateful(gated)}});
   try {
     pending.result();
     FAIL("expected DataLossError");
   } catch (const DataLossError& e) {
     std::string m = e.what();
-    CHECK(m.find("failed to save checkpointable 'params'") != std::string::npos);
+    CHECK(m.find("failed to save checkpointable 'params'") !=
+          std::string::npos);
     CHECK(m.find("disk full") != std::string::npos);
   }
   CHECK(fs::is_empty(dir.path()));
@@ -132,7 +135,8 @@ TEST_CASE("the Context's async timeout fails the save and commits nothing",
     ContextOptions o;
     o.async_timeout = std::chrono::milliseconds(100);
     Context context(o);
-    pending = save_checkpointables_async(dir / "c", {{"x", Value::stateful(gated)}});
+    pending =
+        save_checkpointables_async(dir / "c", {{"x", Value::stateful(gated)}});
   }
   CHECK_THROWS_AS(pending.result(), TimeoutError);
   CHECK_FALSE(fs::exists(dir / "c"));
@@ -189,7 +193,8 @@ TEST_CASE("on_complete is called once after the commit or the failure",
   auto gated = std::make_shared<Gated>();
   gated->fail_with = "nope";
   gated->open();
-  save_checkpointables_async(dir / "bad", {{"x", Value::stateful(gated)}}, options);
+  save_checkpointables_async(dir / "bad", {{"x", Value::stateful(gated)}},
+                             options);
   CHECK(failed.get_future().get() != nullptr);
 }
 
@@ -205,9 +210,10 @@ TEST_CASE("wait_for_pending_saves waits for every save in flight", "[async]") {
   CHECK(fs::exists(dir / "c"));
 }
 
-TEST_CASE("a synchronous save has no deadline: it returns only when its "
-          "background tiers are done",
-          "[async]") {
+TEST_CASE(
+    "a synchronous save has no deadline: it returns only when its "
+    "background tiers are done",
+    "[async]") {
   TempDir dir;
   auto gated = std::make_shared<Gated>();
   ContextOptions o;

@@ -4,10 +4,9 @@
 #include <ckpt/context.h>
 #include <ckpt/errors.h>
 #include <ckpt/stateful.h>
-
-#include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 
 #include "test_util.h"
@@ -23,14 +22,13 @@ class Iterator : public StatefulCheckpointable {
   int64_t position = 0;
   BackgroundWork save(const fs::path& dir) override {
     int64_t snapshot = position;
-    return [dir, snapshot] {
-      std::ofstream(dir / "position.txt") << snapshot;
-    };
+    return [dir, snapshot] { std::ofstream(dir / "position.txt") << snapshot; };
   }
   BackgroundWork load(const fs::path& dir) override {
     return [this, dir] {
       std::ifstream in(dir / "position.txt");
-      if (!(in >> position)) throw DataLossError("no position in " + dir.string());
+      if (!(in >> position))
+        throw DataLossError("no position in " + dir.string());
     };
   }
 };
@@ -39,7 +37,9 @@ Value config() { return Value::json({{"lr", 0.01}, {"model", "tiny"}}); }
 
 size_t entries_in(const fs::path& dir) {
   size_t n = 0;
-  for (auto it = fs::directory_iterator(dir); it != fs::directory_iterator(); ++it) ++n;
+  for (auto it = fs::directory_iterator(dir); it != fs::directory_iterator();
+       ++it)
+    ++n;
   return n;
 }
 
@@ -73,7 +73,8 @@ TEST_CASE("save_checkpointables writes the Orbax v1 layout", "[checkpoint]") {
   CHECK(fs::is_regular_file(c / "dataset" / "position.txt"));
   auto meta = nlohmann::json::parse(read_text(c / "_CHECKPOINT_METADATA"));
   CHECK(meta["item_handlers"]["config"] == "ckpt.json.JsonHandler");
-  CHECK(meta["item_handlers"]["dataset"] == "ckpt.StatefulCheckpointableHandler");
+  CHECK(meta["item_handlers"]["dataset"] ==
+        "ckpt.StatefulCheckpointableHandler");
   CHECK(meta["custom_metadata"]["run"] == "alpha");
   CHECK(meta["init_timestamp_nsecs"].get<int64_t>() <=
         meta["commit_timestamp_nsecs"].get<int64_t>());
@@ -86,7 +87,8 @@ TEST_CASE("load_checkpointables loads by name and fills stateful instances",
   TempDir dir;
   auto it = std::make_shared<Iterator>();
   it->position = 7;
-  save_checkpointables(dir / "c", {{"config", config()}, {"dataset", Value::stateful(it)}});
+  save_checkpointables(
+      dir / "c", {{"config", config()}, {"dataset", Value::stateful(it)}});
   auto restored = std::make_shared<Iterator>();
   auto out = load_checkpointables(
       dir / "c", {{"config", Value()}, {"dataset", Value::stateful(restored)}});
@@ -96,20 +98,24 @@ TEST_CASE("load_checkpointables loads by name and fills stateful instances",
   CHECK(out[1].second.as_stateful() == restored);
 }
 
-TEST_CASE("loading a stateful checkpointable without an instance is an "
-          "invalid argument",
-          "[checkpoint]") {
+TEST_CASE(
+    "loading a stateful checkpointable without an instance is an "
+    "invalid argument",
+    "[checkpoint]") {
   TempDir dir;
-  save_checkpointables(dir / "c", {{"dataset", Value::stateful(std::make_shared<Iterator>())}});
-  auto m = message_of<InvalidArgumentError>(
-      [&] { load_checkpointables(dir / "c", {{"dataset", Value()}}); });
+  save_checkpointables(
+      dir / "c", {{"dataset", Value::stateful(std::make_shared<Iterator>())}});
+  auto m = message_of<InvalidArgumentError>([&] {
+    load_checkpointables(dir / "c", {{"dataset", Value()}});
+  });
   CHECK(m.find("'dataset'") != std::string::npos);
 }
 
 TEST_CASE("partial load touches only the requested checkpointables",
           "[checkpoint]") {
   TempDir dir;
-  save_checkpointables(dir / "c", {{"config", config()}, {"other", Value::json({1, 2})}});
+  save_checkpointables(dir / "c",
+                       {{"config", config()}, {"other", Value::json({1, 2})}});
   write_text(dir / "c" / "other" / "data.json", "{{{ corrupted");
   auto out = load_checkpointables(dir / "c", {{"config", Value()}});
   REQUIRE(out.size() == 1);
@@ -121,8 +127,8 @@ TEST_CASE("an empty request loads every checkpointable but the reserved ones",
   TempDir dir;
   SaveOptions options;
   options.metrics = nlohmann::json{{"loss", 0.25}};
-  save_checkpointables(dir / "c", {{"b", Value::json(2)}, {"a", Value::json(1)}},
-                       options);
+  save_checkpointables(dir / "c",
+                       {{"b", Value::json(2)}, {"a", Value::json(1)}}, options);
   CHECK(fs::is_regular_file(dir / "c" / "metrics" / "metrics"));
   auto out = load_checkpointables(dir / "c");
   REQUIRE(out.size() == 2);
@@ -134,13 +140,15 @@ TEST_CASE("an empty request loads every checkpointable but the reserved ones",
   CHECK(read_checkpoint_info(dir / "c").metrics["loss"] == 0.25);
 }
 
-TEST_CASE("an unknown checkpointable is not found, listing requested and "
-          "available",
-          "[checkpoint]") {
+TEST_CASE(
+    "an unknown checkpointable is not found, listing requested and "
+    "available",
+    "[checkpoint]") {
   TempDir dir;
   save_checkpointables(dir / "c", {{"config", config()}});
-  auto m = message_of<NotFoundError>(
-      [&] { load_checkpointables(dir / "c", {{"params", Value()}}); });
+  auto m = message_of<NotFoundError>([&] {
+    load_checkpointables(dir / "c", {{"params", Value()}});
+  });
   CHECK(m.find("'params'") != std::string::npos);
   CHECK(m.find("available 'config'") != std::string::npos);
 }
@@ -160,11 +168,13 @@ TEST_CASE("save uses the name state and load AUTO picks it when it is a pytree",
   CHECK_THROWS_AS(load(dir / "p"), InvalidLayoutError);
 }
 
-TEST_CASE("saving over an existing checkpoint needs overwrite", "[checkpoint]") {
+TEST_CASE("saving over an existing checkpoint needs overwrite",
+          "[checkpoint]") {
   TempDir dir;
   save_checkpointables(dir / "c", {{"x", Value::json(1)}});
-  auto m = message_of<AlreadyExistsError>(
-      [&] { save_checkpointables(dir / "c", {{"x", Value::json(2)}}); });
+  auto m = message_of<AlreadyExistsError>([&] {
+    save_checkpointables(dir / "c", {{"x", Value::json(2)}});
+  });
   CHECK(m.find("Destination") != std::string::npos);
   CHECK(m.find("already exists") != std::string::npos);
   CHECK(load_checkpointables(dir / "c")[0].second.as_json() == 1);
@@ -177,9 +187,10 @@ TEST_CASE("saving over an existing checkpoint needs overwrite", "[checkpoint]") 
   CHECK(entries_in(dir.path()) == 1);  // the old one is gone, nothing left over
 }
 
-TEST_CASE("reserved, empty and escaping names are rejected before anything "
-          "is written",
-          "[checkpoint]") {
+TEST_CASE(
+    "reserved, empty and escaping names are rejected before anything "
+    "is written",
+    "[checkpoint]") {
   TempDir dir;
   for (std::string bad : {"", "metrics", "AUTO", "..", ".", "a/b", "/abs",
                           "../up", ".hidden", "_CHECKPOINT_METADATA"}) {
@@ -188,9 +199,9 @@ TEST_CASE("reserved, empty and escaping names are rejected before anything "
                     InvalidArgumentError);
   }
   CHECK_THROWS_AS(save_checkpointables(dir / "c", {}), InvalidArgumentError);
-  CHECK_THROWS_AS(
-      save_checkpointables(dir / "c", {{"x", Value::json(1)}, {"x", Value::json(2)}}),
-      InvalidArgumentError);
+  CHECK_THROWS_AS(save_checkpointables(dir / "c", {{"x", Value::json(1)},
+                                                   {"x", Value::json(2)}}),
+                  InvalidArgumentError);
   CHECK_THROWS_AS(save_checkpointables(dir / "c", {{"x", Value()}}),
                   InvalidArgumentError);
   CHECK(entries_in(dir.path()) == 0);
@@ -206,16 +217,18 @@ TEST_CASE("a leftover temporary folder never blocks a save", "[checkpoint]") {
   CHECK(load_checkpointables(dir / "c")[0].second.as_json() == 1);
 }
 
-TEST_CASE("checkpoint metadata reports handlers, timestamps and custom "
-          "metadata",
-          "[checkpoint]") {
+TEST_CASE(
+    "checkpoint metadata reports handlers, timestamps and custom "
+    "metadata",
+    "[checkpoint]") {
   TempDir dir;
   SaveOptions options;
   options.custom_metadata = {{"epoch", 4}};
   save_checkpointables(dir / "c", {{"config", config()}}, options);
   auto m = checkpointables_metadata(dir / "c");
   CHECK(m.checkpoint.layout == LayoutVersion::kV1);
-  CHECK(m.checkpoint.typestr_of("config") == std::string("ckpt.json.JsonHandler"));
+  CHECK(m.checkpoint.typestr_of("config") ==
+        std::string("ckpt.json.JsonHandler"));
   CHECK(m.checkpoint.custom_metadata["epoch"] == 4);
   CHECK(m.checkpoint.commit_timestamp_nsecs.has_value());
   REQUIRE(m.metadata.size() == 1);
@@ -257,7 +270,8 @@ TEST_CASE("bad checkpoint folders are invalid layouts naming the path",
           "[checkpoint][layout]") {
   TempDir dir;
   auto invalid = [&](const fs::path& p, const std::string& why) {
-    std::string m = message_of<InvalidLayoutError>([&] { load_checkpointables(p); });
+    std::string m =
+        message_of<InvalidLayoutError>([&] { load_checkpointables(p); });
     INFO(m);
     CHECK(m.find(p.string()) != std::string::npos);
     CHECK(m.find(why) != std::string::npos);
@@ -295,14 +309,16 @@ TEST_CASE("an unreadable _CHECKPOINT_METADATA is a clear error",
   CHECK_THROWS_AS(load_checkpointables(dir / "c"), InvalidLayoutError);
 }
 
-TEST_CASE("optional _CHECKPOINT_METADATA fields may be missing and unknown "
-          "keys fold into custom metadata",
-          "[checkpoint][layout]") {
+TEST_CASE(
+    "optional _CHECKPOINT_METADATA fields may be missing and unknown "
+    "keys fold into custom metadata",
+    "[checkpoint][layout]") {
   TempDir dir;
   save_checkpointables(dir / "c", {{"x", Value::json(1)}});
   fs::remove(dir / "c" / "_CHECKPOINT_METADATA");
-  write_text(dir / "c" / "_CHECKPOINT_METADATA",
-             R"({"item_handlers": {"x": "ckpt.json.JsonHandler"}, "extra": 5})");
+  write_text(
+      dir / "c" / "_CHECKPOINT_METADATA",
+      R"({"item_handlers": {"x": "ckpt.json.JsonHandler"}, "extra": 5})");
   auto info = read_checkpoint_info(dir / "c");
   CHECK_FALSE(info.init_timestamp_nsecs.has_value());
   CHECK(info.custom_metadata["extra"] == 5);

@@ -32,12 +32,14 @@ long long verified_step(const fs::path& checkpoint) {
   long long step = doc.at("step").get<long long>();
   const std::string& payload = doc.at("payload").get_ref<const std::string&>();
   if (payload != std::string(256 * 1024, static_cast<char>('a' + step % 26))) {
-    throw DataLossError("payload of " + checkpoint.string() + " is inconsistent");
+    throw DataLossError("payload of " + checkpoint.string() +
+                        " is inconsistent");
   }
   return step;
 }
 
-pid_t spawn_child(const fs::path& dir, long long first_step, const fs::path& log) {
+pid_t spawn_child(const fs::path& dir, long long first_step,
+                  const fs::path& log) {
   pid_t pid = ::fork();
   if (pid == 0) {
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -52,9 +54,10 @@ pid_t spawn_child(const fs::path& dir, long long first_step, const fs::path& log
 
 }  // namespace
 
-TEST_CASE("checkpoints survive SIGKILL at random moments: the final path is "
-          "absent or complete, the previous checkpoint intact",
-          "[crash]") {
+TEST_CASE(
+    "checkpoints survive SIGKILL at random moments: the final path is "
+    "absent or complete, the previous checkpoint intact",
+    "[crash]") {
   TempDir dir;
   std::mt19937 random(20261128);
   std::uniform_int_distribution<int> delay_ms(5, 120);
@@ -67,7 +70,8 @@ TEST_CASE("checkpoints survive SIGKILL at random moments: the final path is "
     REQUIRE(child > 0);
     // The first kills land during start-up and the first save; later ones
     // anywhere in the save loop.
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(random) + (k % 3) * 40));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(delay_ms(random) + (k % 3) * 40));
     ::kill(child, SIGKILL);
     int status = 0;
     ::waitpid(child, &status, 0);
@@ -106,15 +110,17 @@ TEST_CASE("checkpoints survive SIGKILL at random moments: the final path is "
   int complete = 0;
   for (const auto& entry : fs::directory_iterator(dir.path())) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind("step_", 0) != 0 || name.find(".orbax-checkpoint-tmp") != std::string::npos) {
+    if (name.rfind("step_", 0) != 0 ||
+        name.find(".orbax-checkpoint-tmp") != std::string::npos) {
       continue;
     }
     CHECK_NOTHROW(verified_step(entry.path()));
     ++complete;
   }
-  std::cout << "crash consistency: " << kills << " kills, " << overwritten_checked
-            << " overwrite checks, " << created_checked + complete
-            << " new-checkpoint checks, " << lost << " checkpoints lost\n";
+  std::cout << "crash consistency: " << kills << " kills, "
+            << overwritten_checked << " overwrite checks, "
+            << created_checked + complete << " new-checkpoint checks, " << lost
+            << " checkpoints lost\n";
   CHECK(overwritten_checked > kills / 2);
   CHECK(lost == 0);
   // And a save still works next to the leftovers.

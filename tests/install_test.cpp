@@ -10,7 +10,8 @@ using namespace ckpt::test;
 namespace {
 
 #if defined(__SANITIZE_ADDRESS__)
-constexpr const char* kSanitize = " -Db_sanitize=address,undefined -Db_lundef=false";
+constexpr const char* kSanitize =
+    " -Db_sanitize=address,undefined -Db_lundef=false";
 #else
 constexpr const char* kSanitize = "";
 #endif
@@ -27,13 +28,14 @@ const Installed& installed() {
   static Installed out = [] {
     Installed i;
     i.root = dir / "root";
-    CommandResult r = run_command(quiet("DESTDIR=" + i.root.string() +
-                                        " meson install --quiet --no-rebuild -C " +
-                                        CKPT_BUILD_ROOT));
+    CommandResult r = run_command(
+        quiet("DESTDIR=" + i.root.string() +
+              " meson install --quiet --no-rebuild -C " + CKPT_BUILD_ROOT));
     INFO(r.output);
     REQUIRE(r.status == 0);
     for (const auto& e : fs::recursive_directory_iterator(i.root)) {
-      if (e.path().filename() == "ckpt.pc") i.pkgconfig = e.path().parent_path();
+      if (e.path().filename() == "ckpt.pc")
+        i.pkgconfig = e.path().parent_path();
       if (e.path().filename() == "ckpt" && e.is_regular_file()) {
         i.bindir = e.path().parent_path();
       }
@@ -47,9 +49,10 @@ const Installed& installed() {
 
 }  // namespace
 
-TEST_CASE("meson install puts the library, headers, plugins, tool and "
-          "pkg-config files under the prefix",
-          "[install]") {
+TEST_CASE(
+    "meson install puts the library, headers, plugins, tool and "
+    "pkg-config files under the prefix",
+    "[install]") {
   const Installed& i = installed();
   CHECK(fs::exists(i.libdir / "libckpt.so"));
   CHECK(fs::exists(i.libdir / "ckpt" / "plugins" / "ckpt-plugin-json.so"));
@@ -63,16 +66,19 @@ TEST_CASE("meson install puts the library, headers, plugins, tool and "
   CHECK(abi_header);
 }
 
-TEST_CASE("the installed ckpt tool finds the installed plugins with no "
-          "environment variables",
-          "[install]") {
+TEST_CASE(
+    "the installed ckpt tool finds the installed plugins with no "
+    "environment variables",
+    "[install]") {
   const Installed& i = installed();
-  CommandResult r = run_command("env -u CKPT_PLUGIN_PATH -u LD_LIBRARY_PATH " +
-                                (i.bindir / "ckpt").string() + " plugins --json");
+  CommandResult r =
+      run_command("env -u CKPT_PLUGIN_PATH -u LD_LIBRARY_PATH " +
+                  (i.bindir / "ckpt").string() + " plugins --json");
   INFO(r.output);
   REQUIRE(r.status == 0);
   auto out = nlohmann::json::parse(r.output);
-  CHECK(out["builtin_plugin_folder"].get<std::string>().rfind(i.root.string(), 0) == 0);
+  CHECK(out["builtin_plugin_folder"].get<std::string>().rfind(i.root.string(),
+                                                              0) == 0);
   bool json_found = false;
   for (const auto& e : out["entries"]) {
     json_found |= e["typestr"] == "ckpt.json.JsonHandler" &&
@@ -81,18 +87,19 @@ TEST_CASE("the installed ckpt tool finds the installed plugins with no "
   CHECK(json_found);
 }
 
-TEST_CASE("a project outside the tree builds plugins and a host app with "
-          "pkg-config and uses them through CKPT_PLUGIN_PATH",
-          "[install][example]") {
+TEST_CASE(
+    "a project outside the tree builds plugins and a host app with "
+    "pkg-config and uses them through CKPT_PLUGIN_PATH",
+    "[install][example]") {
   const Installed& i = installed();
   TempDir work;
   const fs::path build = work / "build";
   const std::string env = "PKG_CONFIG_PATH=" + i.pkgconfig.string() +
                           " PKG_CONFIG_SYSROOT_DIR=" + i.root.string() + " ";
-  CommandResult setup = run_command(quiet(
-      env + "meson setup " + build.string() + " " + CKPT_SOURCE_ROOT +
-      "/examples/user_handler -Dcpp_link_args=-Wl,-rpath," + i.libdir.string() +
-      kSanitize));
+  CommandResult setup = run_command(
+      quiet(env + "meson setup " + build.string() + " " + CKPT_SOURCE_ROOT +
+            "/examples/user_handler -Dcpp_link_args=-Wl,-rpath," +
+            i.libdir.string() + kSanitize));
   INFO(setup.output);
   REQUIRE(setup.status == 0);
   CommandResult compile = run_command(quiet("ninja -C " + build.string()));
@@ -101,14 +108,14 @@ TEST_CASE("a project outside the tree builds plugins and a host app with "
   CHECK(fs::exists(build / "ckpt-plugin-rng.so"));
   CHECK(fs::exists(build / "ckpt-plugin-ini-config.so"));
 
-  CommandResult run = run_command(quiet("env -u LD_LIBRARY_PATH CKPT_PLUGIN_PATH=" +
-                                        build.string() + " " +
-                                        (build / "host").string() + " " +
-                                        (work / "ckpt").string()));
+  CommandResult run = run_command(
+      quiet("env -u LD_LIBRARY_PATH CKPT_PLUGIN_PATH=" + build.string() + " " +
+            (build / "host").string() + " " + (work / "ckpt").string()));
   INFO(run.output);
   CHECK(run.status == 0);
   CHECK(run.output.find("rng -> example.RngStateHandler") != std::string::npos);
-  CHECK(run.output.find("config -> example.IniConfigHandler") != std::string::npos);
+  CHECK(run.output.find("config -> example.IniConfigHandler") !=
+        std::string::npos);
   CHECK(run.output.find("notes -> ckpt.json.JsonHandler") != std::string::npos);
   CHECK(run.output.find("draws=17") != std::string::npos);
   CHECK(fs::exists(work / "ckpt" / "config" / "config.ini"));

@@ -20,7 +20,8 @@ HandlerPtr json_handler(nlohmann::json config = nlohmann::json::object()) {
 TEST_CASE("json round-trips unicode, nesting and large numbers", "[json]") {
   nlohmann::json doc = {
       {"name", "Größe — 大きさ — 🚀"},
-      {"nested", {{"a", {1, 2, {{"b", nullptr}}}}, {"empty", nlohmann::json::object()}}},
+      {"nested",
+       {{"a", {1, 2, {{"b", nullptr}}}}, {"empty", nlohmann::json::object()}}},
       {"big", std::numeric_limits<int64_t>::max()},
       {"small", std::numeric_limits<int64_t>::min()},
       {"unsigned", std::numeric_limits<uint64_t>::max()},
@@ -37,10 +38,12 @@ TEST_CASE("json round-trips unicode, nesting and large numbers", "[json]") {
 TEST_CASE("json saves trees without arrays and refuses trees with arrays",
           "[json]") {
   auto h = json_handler();
-  Value tree = Value::dict({{"lr", 0.1}, {"steps", 10}, {"tags", Value::list({"a", "b"})}});
+  Value tree = Value::dict(
+      {{"lr", 0.1}, {"steps", 10}, {"tags", Value::list({"a", "b"})}});
   CHECK(h->is_handleable(tree));
   CHECK(h->is_handleable(Value::json({1, 2})));
-  CHECK_FALSE(h->is_handleable(Value::dict({{"w", Array::from<float>({1, 2})}})));
+  CHECK_FALSE(
+      h->is_handleable(Value::dict({{"w", Array::from<float>({1, 2})}})));
   TempDir dir;
   save_with(*h, dir / "t", tree);
   CHECK(load_with(*h, dir / "t").as_json() ==
@@ -82,7 +85,8 @@ TEST_CASE("json load without any file names the files it tried", "[json]") {
     FAIL("expected NotFoundError");
   } catch (const NotFoundError& e) {
     std::string message = e.what();
-    CHECK(message.find("config.json, data.json, metadata") != std::string::npos);
+    CHECK(message.find("config.json, data.json, metadata") !=
+          std::string::npos);
   }
 }
 

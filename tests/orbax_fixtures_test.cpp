@@ -52,9 +52,10 @@ TEST_CASE("the Orbax fixtures are present", "[orbax]") {
   CHECK(fixture_cases().size() >= 40);
 }
 
-TEST_CASE("Orbax checkpoints without _CHECKPOINT_METADATA are invalid "
-          "layouts naming the path",
-          "[orbax]") {
+TEST_CASE(
+    "Orbax checkpoints without _CHECKPOINT_METADATA are invalid "
+    "layouts naming the path",
+    "[orbax]") {
   for (const fs::path& c : fixture_cases()) {
     if (category_of(c) != "checkpoint_metadata_missing") continue;
     INFO(c);
@@ -67,14 +68,16 @@ TEST_CASE("Orbax checkpoints without _CHECKPOINT_METADATA are invalid "
   }
 }
 
-TEST_CASE("every other Orbax checkpoint is recognised with its layout and "
-          "metadata",
-          "[orbax]") {
+TEST_CASE(
+    "every other Orbax checkpoint is recognised with its layout and "
+    "metadata",
+    "[orbax]") {
   for (const fs::path& c : fixture_cases()) {
     if (category_of(c) == "checkpoint_metadata_missing") continue;
     INFO(c);
     CheckpointInfo info = read_checkpoint_info(c);
-    const std::string version = c.parent_path().parent_path().parent_path().filename();
+    const std::string version =
+        c.parent_path().parent_path().parent_path().filename();
     const std::string kind = c.parent_path().parent_path().filename();
     if (version == "v1_checkpoints") {
       CHECK(info.layout == LayoutVersion::kV1);
@@ -95,9 +98,10 @@ TEST_CASE("every other Orbax checkpoint is recognised with its layout and "
   }
 }
 
-TEST_CASE("JSON checkpointables of Orbax checkpoints load through secondary "
-          "typestrs",
-          "[orbax]") {
+TEST_CASE(
+    "JSON checkpointables of Orbax checkpoints load through secondary "
+    "typestrs",
+    "[orbax]") {
   int loaded = 0;
   for (const fs::path& c : fixture_cases()) {
     if (category_of(c) == "checkpoint_metadata_missing") continue;
@@ -112,12 +116,13 @@ TEST_CASE("JSON checkpointables of Orbax checkpoints load through secondary "
   CHECK(loaded >= 15);
 }
 
-TEST_CASE("without recorded handlers an Orbax JSON checkpointable loads with "
-          "a handler bound to its name",
-          "[orbax]") {
-  const fs::path c = fixtures_root() / "v1_checkpoints" / "composite_checkpoint" /
-                     "non_critical_metadata_alterations" /
-                     "missing_item_handlers_metadata";
+TEST_CASE(
+    "without recorded handlers an Orbax JSON checkpointable loads with "
+    "a handler bound to its name",
+    "[orbax]") {
+  const fs::path c =
+      fixtures_root() / "v1_checkpoints" / "composite_checkpoint" /
+      "non_critical_metadata_alterations" / "missing_item_handlers_metadata";
   ContextOptions o;
   o.checkpointables_options = CheckpointablesOptions::create_with_handlers(
       {{"metadata", make_handler("ckpt.json.JsonHandler")}});
@@ -126,9 +131,10 @@ TEST_CASE("without recorded handlers an Orbax JSON checkpointable loads with "
         kJsonData);
 }
 
-TEST_CASE("Orbax pytrees (OCDBT) fail to load with an error naming the "
-          "checkpointable",
-          "[orbax]") {
+TEST_CASE(
+    "Orbax pytrees (OCDBT) fail to load with an error naming the "
+    "checkpointable",
+    "[orbax]") {
   for (const fs::path& c : fixture_cases()) {
     if (category_of(c) == "checkpoint_metadata_missing") continue;
     INFO(c);
@@ -141,11 +147,13 @@ TEST_CASE("Orbax pytrees (OCDBT) fail to load with an error naming the "
   }
 }
 
-TEST_CASE("a checkpointable added to an Orbax checkpoint without a recorded "
-          "handler fails to load, named",
-          "[orbax]") {
-  const fs::path c = fixtures_root() / "v1_checkpoints" / "composite_checkpoint" /
-                     "critical_general_alterations" / "dummy_checkpointable_added";
+TEST_CASE(
+    "a checkpointable added to an Orbax checkpoint without a recorded "
+    "handler fails to load, named",
+    "[orbax]") {
+  const fs::path c = fixtures_root() / "v1_checkpoints" /
+                     "composite_checkpoint" / "critical_general_alterations" /
+                     "dummy_checkpointable_added";
   try {
     load_checkpointables(c, {{"dummy", Value()}});
     FAIL("expected an error");
@@ -157,11 +165,13 @@ TEST_CASE("a checkpointable added to an Orbax checkpoint without a recorded "
         kJsonData);
 }
 
-TEST_CASE("a checkpointable recorded but deleted from an Orbax checkpoint is "
-          "not listed",
-          "[orbax]") {
-  const fs::path c = fixtures_root() / "v1_checkpoints" / "composite_checkpoint" /
-                     "non_critical_general_alterations" / "deleted_checkpointable";
+TEST_CASE(
+    "a checkpointable recorded but deleted from an Orbax checkpoint is "
+    "not listed",
+    "[orbax]") {
+  const fs::path c =
+      fixtures_root() / "v1_checkpoints" / "composite_checkpoint" /
+      "non_critical_general_alterations" / "deleted_checkpointable";
   CHECK(list_checkpointables(c) == std::vector<std::string>{"metadata"});
   CHECK_THROWS_AS(load_checkpointables(c, {{"state", Value()}}), NotFoundError);
 }

@@ -33,7 +33,8 @@ void expect_plugin_error(const fs::path& file, const std::string& reason) {
   TempDir dir;
   HandlerPtr json = make_handler("ckpt.json.JsonHandler");
   save_with(*json, dir / "item", Value::json({{"ok", true}}));
-  CHECK(load_with(*json, dir / "item").as_json() == nlohmann::json{{"ok", true}});
+  CHECK(load_with(*json, dir / "item").as_json() ==
+        nlohmann::json{{"ok", true}});
 }
 
 // Compiles tests/plugins/out_of_tree_handler.cpp against sdk/include only,
@@ -43,7 +44,8 @@ const fs::path& out_of_tree_plugin_folder() {
   static bool built = [] {
     std::string command = std::string(CKPT_CXX) +
                           " -std=c++17 -shared -fPIC -fvisibility=hidden -I" +
-                          CKPT_SOURCE_ROOT + "/sdk/include " + CKPT_SOURCE_ROOT +
+                          CKPT_SOURCE_ROOT + "/sdk/include " +
+                          CKPT_SOURCE_ROOT +
                           "/tests/plugins/out_of_tree_handler.cpp -o " +
                           (dir / "ckpt-plugin-oot.so").string() + " 2>&1";
     CommandResult r = run_command(command);
@@ -125,7 +127,8 @@ TEST_CASE("exceptions thrown by handler code become errors naming the plugin",
 TEST_CASE("a file that is not a shared object is refused", "[plugins]") {
   TempDir dir;
   write_text(dir / "ckpt-plugin-junk.so", "this is not an ELF file\n");
-  expect_plugin_error(dir / "ckpt-plugin-junk.so", "not a loadable shared object");
+  expect_plugin_error(dir / "ckpt-plugin-junk.so",
+                      "not a loadable shared object");
   // In a folder scan it is recorded, not thrown.
   auto loaded = load_plugin_folder(dir.path());
   CHECK(loaded.empty());
@@ -165,9 +168,10 @@ TEST_CASE("a plugin compiled out of tree against sdk/include alone loads",
   CHECK(load_with(*h, dir / "n").as_string() == "oot: hello");
 }
 
-TEST_CASE("ckpt plugins --json lists the registry in order, with plugins "
-          "from CKPT_PLUGIN_PATH",
-          "[plugins][tool]") {
+TEST_CASE(
+    "ckpt plugins --json lists the registry in order, with plugins "
+    "from CKPT_PLUGIN_PATH",
+    "[plugins][tool]") {
   const fs::path& folder = out_of_tree_plugin_folder();
   CommandResult r = run_command("CKPT_PLUGIN_PATH=" + folder.string() + " " +
                                 CKPT_TOOL + " plugins --json");
@@ -199,25 +203,26 @@ TEST_CASE("ckpt plugins reports a plugin that failed to load and exits 1",
           "[plugins][tool]") {
   TempDir dir;
   write_text(dir / "ckpt-plugin-broken.so", "not a library");
-  CommandResult r = run_command("CKPT_LOG_LEVEL=off CKPT_PLUGIN_PATH=" +
-                                dir.path().string() + " " + CKPT_TOOL +
-                                " plugins");
+  CommandResult r =
+      run_command("CKPT_LOG_LEVEL=off CKPT_PLUGIN_PATH=" + dir.path().string() +
+                  " " + CKPT_TOOL + " plugins");
   CHECK(r.status == 1);
   CHECK(r.output.find("FAILED") != std::string::npos);
   CHECK(r.output.find("ckpt-plugin-broken.so") != std::string::npos);
 }
 
-TEST_CASE("plugins from a Context's plugin paths register in that Context "
-          "only",
-          "[plugins][context]") {
+TEST_CASE(
+    "plugins from a Context's plugin paths register in that Context "
+    "only",
+    "[plugins][context]") {
   const fs::path& folder = out_of_tree_plugin_folder();
   {
     ContextOptions options;
     options.plugin_paths = {folder};
     Context context(options);
     CHECK(context.registry().has("notes"));
-    CHECK(resolve_save_handler(context.registry(), "x", Value("oot: x"))->typestr() ==
-          "test.OutOfTreeHandler");
+    CHECK(resolve_save_handler(context.registry(), "x", Value("oot: x"))
+              ->typestr() == "test.OutOfTreeHandler");
   }
   CHECK_FALSE(Context::current().registry().has("notes"));
 }

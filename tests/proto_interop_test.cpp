@@ -32,16 +32,16 @@ TEST_CASE("protoc --encode turns proto.pbtxt into the message's own bytes",
   CHECK(r.output == wire_bytes(config));
 }
 
-TEST_CASE("Python's protobuf text_format parses proto.pbtxt into the same "
-          "message",
-          "[proto][interop]") {
+TEST_CASE(
+    "Python's protobuf text_format parses proto.pbtxt into the same "
+    "message",
+    "[proto][interop]") {
   RunConfig config = sample_config();
   TempDir dir;
   save_with(*proto_handler(), dir / "cfg", proto_value(config));
-  CommandResult gen =
-      run_command(std::string(CKPT_PROTOC) + " --proto_path=" +
-                  CKPT_TEST_PROTO_DIR + " --python_out=" + dir.path().string() +
-                  " ckpt_test.proto 2>&1");
+  CommandResult gen = run_command(
+      std::string(CKPT_PROTOC) + " --proto_path=" + CKPT_TEST_PROTO_DIR +
+      " --python_out=" + dir.path().string() + " ckpt_test.proto 2>&1");
   INFO(gen.output);
   REQUIRE(gen.status == 0);
   write_text(dir / "parse.py",
@@ -54,19 +54,19 @@ TEST_CASE("Python's protobuf text_format parses proto.pbtxt into the same "
              "ckpt_test_pb2.RunConfig())\n"
              "sys.stdout.buffer.write("
              "message.SerializeToString(deterministic=True))\n");
-  CommandResult r = run_command(std::string(CKPT_PYTHON) + " " +
-                                (dir / "parse.py").string() + " " +
-                                dir.path().string() + " " +
-                                (dir / "cfg" / "proto.pbtxt").string());
+  CommandResult r = run_command(
+      std::string(CKPT_PYTHON) + " " + (dir / "parse.py").string() + " " +
+      dir.path().string() + " " + (dir / "cfg" / "proto.pbtxt").string());
   REQUIRE(r.status == 0);
   RunConfig parsed;
   REQUIRE(parsed.ParseFromString(r.output));
   CHECK(wire_bytes(parsed) == wire_bytes(config));
 }
 
-TEST_CASE("a user plugin with generated code for the host's .proto loads "
-          "and works beside the proto plugin",
-          "[proto][plugins]") {
+TEST_CASE(
+    "a user plugin with generated code for the host's .proto loads "
+    "and works beside the proto plugin",
+    "[proto][plugins]") {
   // The host (this test binary) holds the full generated code of
   // ckpt_test.proto; the user plugin holds generated code for it too.
   RunConfig config = sample_config();
@@ -86,14 +86,14 @@ TEST_CASE("a user plugin with generated code for the host's .proto loads "
   CHECK(summary.step() == config.step());
   // The proto plugin still handles the same type.
   save_with(*proto_handler(), dir / "cfg", value);
-  CHECK(wire_bytes(from_proto_value<RunConfig>(
-            load_with(*proto_handler(), dir / "cfg", &type))) ==
-        wire_bytes(config));
+  CHECK(wire_bytes(from_proto_value<RunConfig>(load_with(
+            *proto_handler(), dir / "cfg", &type))) == wire_bytes(config));
 }
 
-TEST_CASE("a message saved next to other checkpointables loads back "
-          "through the checkpoint API",
-          "[proto][checkpoint]") {
+TEST_CASE(
+    "a message saved next to other checkpointables loads back "
+    "through the checkpoint API",
+    "[proto][checkpoint]") {
   TempDir dir;
   fs::path path = dir / "step_1";
   save_checkpointables(path, {{"config", proto_value(sample_config())},
@@ -101,14 +101,17 @@ TEST_CASE("a message saved next to other checkpointables loads back "
   CHECK(fs::exists(path / "config" / "proto.pbtxt"));
   CHECK(read_checkpoint_info(path).typestr_of("config") ==
         std::optional<std::string>(kProtoTypestr));
-  auto parts = load_checkpointables(path, {{"config", proto_type<RunConfig>()}});
+  auto parts =
+      load_checkpointables(path, {{"config", proto_type<RunConfig>()}});
   REQUIRE(parts.size() == 1);
   CHECK(wire_bytes(from_proto_value<RunConfig>(parts[0].second)) ==
         wire_bytes(sample_config()));
   // As saved, without a type: the proto handler refuses, naming the
   // checkpointable.
   expect_error<InvalidArgumentError>(
-      [&] { load_checkpointables(path, {{"config", Value()}}); },
+      [&] {
+        load_checkpointables(path, {{"config", Value()}});
+      },
       {"failed to load checkpointable 'config'", "message type"});
   // Metadata is unsupported: none for that checkpointable.
   for (const auto& [name, metadata] : checkpointables_metadata(path).metadata) {
@@ -116,13 +119,15 @@ TEST_CASE("a message saved next to other checkpointables loads back "
   }
 }
 
-TEST_CASE("a checkpoint recording Orbax's ProtoHandler typestr loads with "
-          "the proto handler",
-          "[proto][checkpoint]") {
+TEST_CASE(
+    "a checkpoint recording Orbax's ProtoHandler typestr loads with "
+    "the proto handler",
+    "[proto][checkpoint]") {
   TempDir dir;
   fs::path path = dir / "orbax_like";
   save_checkpointables(path, {{"config", proto_value(sample_config())}});
-  auto metadata = nlohmann::json::parse(read_text(path / "_CHECKPOINT_METADATA"));
+  auto metadata =
+      nlohmann::json::parse(read_text(path / "_CHECKPOINT_METADATA"));
   metadata["item_handlers"]["config"] =
       "orbax.checkpoint.experimental.v1._src.handlers.proto_handler."
       "ProtoHandler";

@@ -23,7 +23,6 @@ using namespace ckpt::test;
 
 namespace {
 
-
 // Collects what protobuf logs while it lives.
 class ProtobufLogCapture {
  public:
@@ -55,12 +54,12 @@ class ProtobufLogCapture {
   google::protobuf::LogHandler* previous_;
 };
 
-
 }  // namespace
 
-TEST_CASE("a message with every kind of field round-trips through the proto "
-          "plugin",
-          "[proto]") {
+TEST_CASE(
+    "a message with every kind of field round-trips through the proto "
+    "plugin",
+    "[proto]") {
   RunConfig config = sample_config();
   TempDir dir;
   auto h = proto_handler();
@@ -85,9 +84,10 @@ TEST_CASE("a message with every kind of field round-trips through the proto "
   CHECK(back.params().fields().at("activation").string_value() == "gelu");
 }
 
-TEST_CASE("proto.pbtxt is readable text format with UTF-8, enums and an "
-          "expanded Any",
-          "[proto]") {
+TEST_CASE(
+    "proto.pbtxt is readable text format with UTF-8, enums and an "
+    "expanded Any",
+    "[proto]") {
   TempDir dir;
   save_with(*proto_handler(), dir / "cfg", proto_value(sample_config()));
   std::string text = read_text(dir / "cfg" / "proto.pbtxt");
@@ -98,9 +98,10 @@ TEST_CASE("proto.pbtxt is readable text format with UTF-8, enums and an "
         std::string::npos);
 }
 
-TEST_CASE("a proto handler with a custom filename bound to a name in a "
-          "Context saves that name only, as that file",
-          "[proto][registry]") {
+TEST_CASE(
+    "a proto handler with a custom filename bound to a name in a "
+    "Context saves that name only, as that file",
+    "[proto][registry]") {
   HandlerPtr cfg_handler = proto_handler({{"filename", "cfg.pbtxt"}});
   ContextOptions options;
   options.checkpointables_options =
@@ -122,14 +123,14 @@ TEST_CASE("a proto handler with a custom filename bound to a name in a "
   save_with(*resolved, dir / "cfg", value);
   CHECK(fs::exists(dir / "cfg" / "cfg.pbtxt"));
   CHECK_FALSE(fs::exists(dir / "cfg" / "proto.pbtxt"));
-  CHECK(wire_bytes(from_proto_value<RunConfig>(
-            load_with(*resolved, dir / "cfg", &type))) ==
-        wire_bytes(sample_config()));
+  CHECK(wire_bytes(from_proto_value<RunConfig>(load_with(
+            *resolved, dir / "cfg", &type))) == wire_bytes(sample_config()));
 }
 
-TEST_CASE("the proto handler is registered generally and answers to Orbax's "
-          "typestrs",
-          "[proto][registry]") {
+TEST_CASE(
+    "the proto handler is registered generally and answers to Orbax's "
+    "typestrs",
+    "[proto][registry]") {
   HandlerPtr general;
   for (const RegistryEntry& entry : global_registry().get_all_entries()) {
     if (entry.handler->typestr() == kProtoTypestr) {
@@ -164,16 +165,16 @@ TEST_CASE("the proto handler handles messages and accepts message types only",
   CHECK_FALSE(h->is_handleable(Value::json({{"a", 1}})));
   CHECK_FALSE(h->is_handleable(Value::dict({{"a", 1}})));
   CHECK(h->is_abstract_handleable(proto_type<RunConfig>()) == Answer::kYes);
-  CHECK(h->is_abstract_handleable(proto_value(sample_config())) ==
-        Answer::kNo);
+  CHECK(h->is_abstract_handleable(proto_value(sample_config())) == Answer::kNo);
   CHECK(h->is_abstract_handleable(Value::json_type()) == Answer::kNo);
   CHECK_THROWS_AS(h->metadata(call_for("/nonexistent", "cfg")),
                   UnimplementedError);
 }
 
-TEST_CASE("loading without a message type is an invalid argument in the "
-          "blocking tier",
-          "[proto][errors]") {
+TEST_CASE(
+    "loading without a message type is an invalid argument in the "
+    "blocking tier",
+    "[proto][errors]") {
   auto h = proto_handler();
   TempDir dir;
   save_with(*h, dir / "cfg", proto_value(sample_config()));
@@ -186,9 +187,10 @@ TEST_CASE("loading without a message type is an invalid argument in the "
                                      {"message type"});
 }
 
-TEST_CASE("loading as another message type fails naming the file and the "
-          "unknown field",
-          "[proto][errors]") {
+TEST_CASE(
+    "loading as another message type fails naming the file and the "
+    "unknown field",
+    "[proto][errors]") {
   auto h = proto_handler();
   TempDir dir;
   save_with(*h, dir / "cfg", proto_value(sample_config()));
@@ -307,8 +309,7 @@ TEST_CASE("concurrent saves and loads of one message type all succeed",
   }
 }
 
-TEST_CASE("the proto handler writes nothing on a non-primary host",
-          "[proto]") {
+TEST_CASE("the proto handler writes nothing on a non-primary host", "[proto]") {
   auto h = proto_handler();
   TempDir dir;
   fs::create_directories(dir / "cfg");
@@ -325,9 +326,10 @@ TEST_CASE("a bad proto handler configuration is refused", "[proto][errors]") {
   CHECK_THROWS_AS(proto_handler({{"filename", 7}}), InvalidArgumentError);
 }
 
-TEST_CASE("from_proto_value refuses values that are not a message of the "
-          "requested type",
-          "[proto][errors]") {
+TEST_CASE(
+    "from_proto_value refuses values that are not a message of the "
+    "requested type",
+    "[proto][errors]") {
   Value config = proto_value(sample_config());
   Other other;
   expect_error<InvalidArgumentError>(
@@ -345,9 +347,10 @@ TEST_CASE("from_proto_value refuses values that are not a message of the "
       {"do not parse"});
 }
 
-TEST_CASE("the descriptor set of a message holds its file after every "
-          "dependency",
-          "[proto]") {
+TEST_CASE(
+    "the descriptor set of a message holds its file after every "
+    "dependency",
+    "[proto]") {
   ProtoMessage message = to_proto_message(sample_config());
   google::protobuf::FileDescriptorSet set;
   REQUIRE(set.ParseFromString(message.descriptor_set));

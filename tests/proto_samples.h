@@ -18,7 +18,8 @@ namespace ckpt::test {
 
 inline constexpr const char* kProtoTypestr = "ckpt.proto.ProtoHandler";
 
-inline HandlerPtr proto_handler(nlohmann::json config = nlohmann::json::object()) {
+inline HandlerPtr proto_handler(
+    nlohmann::json config = nlohmann::json::object()) {
   return make_handler(kProtoTypestr, config);
 }
 

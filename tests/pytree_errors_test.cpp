@@ -20,7 +20,8 @@ Value sample_tree() {
                       {"small", sample_array(DType::kInt32, 2, {3})}});
 }
 
-void edit_metadata(const fs::path& dir, const std::string& from, const std::string& to) {
+void edit_metadata(const fs::path& dir, const std::string& from,
+                   const std::string& to) {
   std::string text = read_text(dir / "_METADATA");
   size_t at = text.find(from);
   REQUIRE(at != std::string::npos);
@@ -28,8 +29,9 @@ void edit_metadata(const fs::path& dir, const std::string& from, const std::stri
   write_text(dir / "_METADATA", text);
 }
 
-std::string load_error(const fs::path& dir, ErrorKind expected,
-                       const nlohmann::json& options = nlohmann::json::object()) {
+std::string load_error(
+    const fs::path& dir, ErrorKind expected,
+    const nlohmann::json& options = nlohmann::json::object()) {
   try {
     load_tree(dir, nullptr, options);
   } catch (const Error& e) {
@@ -48,8 +50,9 @@ fs::path orbax_fixtures() {
 
 }  // namespace
 
-TEST_CASE("a checksum mismatch is detected, and verify_checksums false skips it",
-          "[pytree][errors]") {
+TEST_CASE(
+    "a checksum mismatch is detected, and verify_checksums false skips it",
+    "[pytree][errors]") {
   Value tree = sample_tree();
   for (const char* damaged : {"big", "small"}) {
     TempDir dir;
@@ -57,9 +60,11 @@ TEST_CASE("a checksum mismatch is detected, and verify_checksums false skips it"
     REQUIRE(corrupt_array_in_file(dir / "state" / "arrays.h5",
                                   tree.at(damaged).as_array()));
     std::string message = load_error(dir / "state", ErrorKind::kDataLoss);
-    CHECK_THAT(message, Catch::Contains("checksum") &&
-                            Catch::Contains(std::string("('") + damaged + "',)"));
-    Value loaded = load_tree(dir / "state", nullptr, {{"verify_checksums", false}});
+    CHECK_THAT(message,
+               Catch::Contains("checksum") &&
+                   Catch::Contains(std::string("('") + damaged + "',)"));
+    Value loaded =
+        load_tree(dir / "state", nullptr, {{"verify_checksums", false}});
     CHECK(loaded.at(damaged).as_array() != tree.at(damaged).as_array());
   }
 }
@@ -74,7 +79,8 @@ TEST_CASE("a truncated array file is a data-loss error", "[pytree][errors]") {
   load_error(dir / "state", ErrorKind::kDataLoss);
 }
 
-TEST_CASE("an array file that is not HDF5 is a data-loss error", "[pytree][errors]") {
+TEST_CASE("an array file that is not HDF5 is a data-loss error",
+          "[pytree][errors]") {
   TempDir dir;
   save_tree(dir / "state", sample_tree());
   std::string garbage(fs::file_size(dir / "state" / "arrays.h5"), '\x17');
@@ -85,9 +91,10 @@ TEST_CASE("an array file that is not HDF5 is a data-loss error", "[pytree][error
   load_error(dir / "state", ErrorKind::kDataLoss);
 }
 
-TEST_CASE("a dataset missing from the array file is a data-loss error naming "
-          "the key path",
-          "[pytree][errors]") {
+TEST_CASE(
+    "a dataset missing from the array file is a data-loss error naming "
+    "the key path",
+    "[pytree][errors]") {
   TempDir dir;
   save_tree(dir / "state", sample_tree());
   edit_metadata(dir / "state", "\"/big\"", "\"/gone\"");
@@ -95,9 +102,10 @@ TEST_CASE("a dataset missing from the array file is a data-loss error naming "
              Catch::Contains("('big',)") && Catch::Contains("/gone"));
 }
 
-TEST_CASE("a dataset whose type cannot hold the recorded dtype is a data-loss "
-          "error",
-          "[pytree][errors]") {
+TEST_CASE(
+    "a dataset whose type cannot hold the recorded dtype is a data-loss "
+    "error",
+    "[pytree][errors]") {
   TempDir dir;
   save_tree(dir / "state", sample_tree());
   edit_metadata(dir / "state", "\"float32\"", "\"complex128\"");
@@ -118,13 +126,15 @@ TEST_CASE("an array whose dtype the file cannot hold is refused at save",
           "[pytree][errors]") {
   // Arrays of ckpt's own dtypes always fit; a JSON document is not a leaf.
   TempDir dir;
-  CHECK_THROWS_AS(save_tree(dir / "state", Value::dict({{"j", Value::json({1})}})),
-                  InvalidArgumentError);
+  CHECK_THROWS_AS(
+      save_tree(dir / "state", Value::dict({{"j", Value::json({1})}})),
+      InvalidArgumentError);
 }
 
-TEST_CASE("the metadata of Orbax-written pytrees gives their shapes and value "
-          "types",
-          "[pytree][orbax]") {
+TEST_CASE(
+    "the metadata of Orbax-written pytrees gives their shapes and value "
+    "types",
+    "[pytree][orbax]") {
   int seen = 0;
   for (const auto& e : fs::recursive_directory_iterator(orbax_fixtures())) {
     if (e.path().filename() != "_METADATA") continue;
@@ -139,12 +149,13 @@ TEST_CASE("the metadata of Orbax-written pytrees gives their shapes and value "
   CHECK(seen >= 30);
 }
 
-TEST_CASE("loading Orbax OCDBT array data says the storage format is not "
-          "supported",
-          "[pytree][orbax]") {
+TEST_CASE(
+    "loading Orbax OCDBT array data says the storage format is not "
+    "supported",
+    "[pytree][orbax]") {
   fs::path dir = orbax_fixtures() / "v1_checkpoints" / "composite_checkpoint" /
-                 "checkpoint_metadata_present" / "pytree_checkpointable_has_metadata" /
-                 "state";
+                 "checkpoint_metadata_present" /
+                 "pytree_checkpointable_has_metadata" / "state";
   try {
     load_tree(dir);
     FAIL("expected an error");
@@ -155,11 +166,13 @@ TEST_CASE("loading Orbax OCDBT array data says the storage format is not "
   }
 }
 
-TEST_CASE("an Orbax checkpointable whose _METADATA is not pytree metadata is an "
-          "invalid layout",
-          "[pytree][orbax]") {
+TEST_CASE(
+    "an Orbax checkpointable whose _METADATA is not pytree metadata is an "
+    "invalid layout",
+    "[pytree][orbax]") {
   fs::path dir = orbax_fixtures() / "v1_checkpoints" / "composite_checkpoint" /
-                 "critical_general_alterations" / "dummy_checkpointable_added" / "dummy";
+                 "critical_general_alterations" / "dummy_checkpointable_added" /
+                 "dummy";
   CHECK_THROWS_AS(tree_metadata(dir), InvalidLayoutError);
   CHECK_THROWS_AS(load_tree(dir), InvalidLayoutError);
 }

@@ -32,13 +32,14 @@ std::string numpy_name(DType d) {
 
 }  // namespace
 
-TEST_CASE("h5py reads every array of a checkpoint, packed and not, compressed "
-          "or not, with its dtype, shape and values",
-          "[pytree][h5py]") {
+TEST_CASE(
+    "h5py reads every array of a checkpoint, packed and not, compressed "
+    "or not, with its dtype, shape and values",
+    "[pytree][h5py]") {
   const DType dtypes[] = {
-      DType::kBool,    DType::kInt8,     DType::kInt16,    DType::kInt32,
-      DType::kInt64,   DType::kUInt8,    DType::kUInt16,   DType::kUInt32,
-      DType::kUInt64,  DType::kFloat16,  DType::kBFloat16, DType::kFloat32,
+      DType::kBool,    DType::kInt8,      DType::kInt16,      DType::kInt32,
+      DType::kInt64,   DType::kUInt8,     DType::kUInt16,     DType::kUInt32,
+      DType::kUInt64,  DType::kFloat16,   DType::kBFloat16,   DType::kFloat32,
       DType::kFloat64, DType::kComplex64, DType::kComplex128,
   };
   Value tree = Value::dict();
@@ -59,9 +60,9 @@ TEST_CASE("h5py reads every array of a checkpoint, packed and not, compressed "
   tree.set("empty", empty);
   expected["empty"] = empty;
 
-  for (nlohmann::json options :
-       {nlohmann::json{{"pack_threshold_bytes", 1024}},
-        nlohmann::json{{"pack_threshold_bytes", 1024}, {"compression", "gzip"}}}) {
+  for (nlohmann::json options : {nlohmann::json{{"pack_threshold_bytes", 1024}},
+                                 nlohmann::json{{"pack_threshold_bytes", 1024},
+                                                {"compression", "gzip"}}}) {
     INFO(options.dump());
     TempDir dir;
     save_tree(dir / "state", tree, options);

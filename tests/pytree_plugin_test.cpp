@@ -17,9 +17,9 @@ using namespace ckpt::test;
 namespace {
 
 const DType kAllDTypes[] = {
-    DType::kBool,    DType::kInt8,     DType::kInt16,   DType::kInt32,
-    DType::kInt64,   DType::kUInt8,    DType::kUInt16,  DType::kUInt32,
-    DType::kUInt64,  DType::kFloat16,  DType::kBFloat16, DType::kFloat32,
+    DType::kBool,    DType::kInt8,      DType::kInt16,      DType::kInt32,
+    DType::kInt64,   DType::kUInt8,     DType::kUInt16,     DType::kUInt32,
+    DType::kUInt64,  DType::kFloat16,   DType::kBFloat16,   DType::kFloat32,
     DType::kFloat64, DType::kComplex64, DType::kComplex128,
 };
 
@@ -36,13 +36,15 @@ nlohmann::json metadata_json(const fs::path& dir) {
   return nlohmann::json::parse(read_text(dir / "_METADATA"));
 }
 
-const nlohmann::json& entry(const nlohmann::json& metadata, const std::string& repr) {
+const nlohmann::json& entry(const nlohmann::json& metadata,
+                            const std::string& repr) {
   return metadata.at("tree_metadata").at(repr);
 }
 
 }  // namespace
 
-TEST_CASE("every dtype round-trips, packed and in its own dataset", "[pytree]") {
+TEST_CASE("every dtype round-trips, packed and in its own dataset",
+          "[pytree]") {
   Value tree = all_dtypes_tree();
   for (int threshold : {0, 1 << 20}) {
     INFO("pack threshold " << threshold);
@@ -50,7 +52,8 @@ TEST_CASE("every dtype round-trips, packed and in its own dataset", "[pytree]") 
     save_tree(dir / "state", tree, {{"pack_threshold_bytes", threshold}});
     CHECK(load_tree(dir / "state") == tree);
     auto storage = entry(metadata_json(dir / "state"), "('float32',)")
-                       .at("value_metadata").at("storage");
+                       .at("value_metadata")
+                       .at("storage");
     CHECK(storage.contains("offset") == (threshold > 0));
   }
 }
@@ -70,7 +73,8 @@ TEST_CASE("0-d, zero-size and strided arrays round-trip", "[pytree]") {
     save_tree(dir / "state", tree, {{"pack_threshold_bytes", threshold}});
     Value loaded = load_tree(dir / "state");
     CHECK(loaded.at("scalar").as_array().shape().empty());
-    CHECK(loaded.at("scalar").as_array().to_vector<float>() == std::vector<float>{42.5f});
+    CHECK(loaded.at("scalar").as_array().to_vector<float>() ==
+          std::vector<float>{42.5f});
     CHECK(loaded.at("empty").as_array().shape() == Shape{0, 3});
     CHECK(loaded.at("empty_1d").as_array().shape() == Shape{0});
     CHECK(loaded.at("strided").as_array().to_vector<double>() ==
@@ -78,7 +82,8 @@ TEST_CASE("0-d, zero-size and strided arrays round-trip", "[pytree]") {
   }
 }
 
-TEST_CASE("scalars, strings, none and empty containers round-trip", "[pytree]") {
+TEST_CASE("scalars, strings, none and empty containers round-trip",
+          "[pytree]") {
   Value tree = Value::dict({
       {"yes", true},
       {"big", std::numeric_limits<int64_t>::max()},
@@ -89,7 +94,8 @@ TEST_CASE("scalars, strings, none and empty containers round-trip", "[pytree]") 
       {"nothing", Value()},
       {"empty_dict", Value::dict()},
       {"nested", Value::dict({{"empty_list", Value::list()},
-                              {"list", Value::list({1, "two", Value(), Value::dict()})}})},
+                              {"list", Value::list({1, "two", Value(),
+                                                    Value::dict()})}})},
       {"w", Array::from<float>({1, 2, 3})},
   });
   TempDir dir;
@@ -104,9 +110,10 @@ TEST_CASE("scalars, strings, none and empty containers round-trip", "[pytree]") 
   CHECK(std::isnan(load_tree(dir / "nan").at("nan").as_double()));
 }
 
-TEST_CASE("keys with slashes, dots, spaces, unicode and the reserved prefix "
-          "round-trip and keep their true key in _METADATA",
-          "[pytree]") {
+TEST_CASE(
+    "keys with slashes, dots, spaces, unicode and the reserved prefix "
+    "round-trip and keep their true key in _METADATA",
+    "[pytree]") {
   Value tree = Value::dict({
       {"a/b", Array::from<int32_t>({1, 2})},
       {"a.b", Array::from<int32_t>({3, 4})},
@@ -164,24 +171,31 @@ TEST_CASE("_METADATA has Orbax's shape plus dtype, shape, storage and checksum",
   CHECK(v.at("xxh3").get<std::string>().size() == 16);
   auto layer = entry(m, "('layers', '0')");
   CHECK(layer.at("key_metadata")[1].at("key_type") == 1);
-  CHECK(layer.at("value_metadata").at("storage").at("dataset") == "/_ckpt_packed/int8");
-  CHECK(entry(m, "('step',)").at("value_metadata").at("value_type") == "scalar");
-  CHECK(entry(m, "('note',)").at("value_metadata").at("value_type") == "string");
+  CHECK(layer.at("value_metadata").at("storage").at("dataset") ==
+        "/_ckpt_packed/int8");
+  CHECK(entry(m, "('step',)").at("value_metadata").at("value_type") ==
+        "scalar");
+  CHECK(entry(m, "('note',)").at("value_metadata").at("value_type") ==
+        "string");
   CHECK(fs::exists(dir / "state" / "arrays.h5"));
 }
 
 TEST_CASE("is_handleable accepts trees of supported leaves only", "[pytree]") {
   auto h = pytree_handler();
-  CHECK(h->is_handleable(Value::dict({{"w", Array::from<float>({1})}, {"s", "x"}})));
+  CHECK(h->is_handleable(
+      Value::dict({{"w", Array::from<float>({1})}, {"s", "x"}})));
   CHECK(h->is_handleable(Value::list({1, 2.0, Value()})));
   CHECK_FALSE(h->is_handleable(Value::json({{"a", 1}})));
-  CHECK_FALSE(h->is_handleable(Value::dict({{"p", Value::proto({"x.Y", "", ""})}})));
-  CHECK_FALSE(h->is_handleable(Value::dict({{"spec", ArraySpec{DType::kFloat32, {2}}}})));
+  CHECK_FALSE(
+      h->is_handleable(Value::dict({{"p", Value::proto({"x.Y", "", ""})}})));
+  CHECK_FALSE(h->is_handleable(
+      Value::dict({{"spec", ArraySpec{DType::kFloat32, {2}}}})));
 }
 
-TEST_CASE("is_abstract_handleable accepts specs, scalar kinds, placeholders and "
-          "concrete leaves",
-          "[pytree]") {
+TEST_CASE(
+    "is_abstract_handleable accepts specs, scalar kinds, placeholders and "
+    "concrete leaves",
+    "[pytree]") {
   auto h = pytree_handler();
   Value abstract = Value::dict({
       {"w", ArraySpec{DType::kFloat32, {2}}},
@@ -192,10 +206,12 @@ TEST_CASE("is_abstract_handleable accepts specs, scalar kinds, placeholders and 
   });
   CHECK(h->is_abstract_handleable(abstract) == Answer::kYes);
   CHECK(h->is_abstract_handleable(Value::json_type()) == Answer::kNo);
-  CHECK(h->is_abstract_handleable(Value::dict({{"j", Value::json_type()}})) == Answer::kNo);
+  CHECK(h->is_abstract_handleable(Value::dict({{"j", Value::json_type()}})) ==
+        Answer::kNo);
 }
 
-TEST_CASE("loading into an abstract tree casts to the requested dtypes", "[pytree]") {
+TEST_CASE("loading into an abstract tree casts to the requested dtypes",
+          "[pytree]") {
   TempDir dir;
   Value tree = Value::dict({
       {"f", Array::from<float>({1.5f, -2.25f, 65504.0f})},
@@ -214,36 +230,44 @@ TEST_CASE("loading into an abstract tree casts to the requested dtypes", "[pytre
   const Array& f = loaded.at("f").as_array();
   CHECK(f.dtype() == DType::kFloat16);
   // 1.5, -2.25 and 65504 (the largest float16) are exact in float16.
-  CHECK(f.to_vector<uint16_t>() == std::vector<uint16_t>{0x3e00, 0xc080, 0x7bff});
-  CHECK(loaded.at("i").as_array().to_vector<double>() == std::vector<double>{1, -2, 300});
+  CHECK(f.to_vector<uint16_t>() ==
+        std::vector<uint16_t>{0x3e00, 0xc080, 0x7bff});
+  CHECK(loaded.at("i").as_array().to_vector<double>() ==
+        std::vector<double>{1, -2, 300});
   CHECK(loaded.at("c").as_array().to_vector<std::complex<float>>() ==
         std::vector<std::complex<float>>{{1, 2}, {-3, 4}});
   CHECK(loaded.at("step").kind() == Value::Kind::kDouble);
   CHECK(loaded.at("step").as_double() == 3.0);
 
-  Value to_bf16 = Value::dict({{"f", ArraySpec{DType::kBFloat16, {3}}},
-                               {"i", ArraySpec{DType::kInt8, {3}}},
-                               {"c", ArraySpec{DType::kFloat64, {2}}},
-                               {"step", Value::scalar_spec(Value::Kind::kInt)}});
+  Value to_bf16 =
+      Value::dict({{"f", ArraySpec{DType::kBFloat16, {3}}},
+                   {"i", ArraySpec{DType::kInt8, {3}}},
+                   {"c", ArraySpec{DType::kFloat64, {2}}},
+                   {"step", Value::scalar_spec(Value::Kind::kInt)}});
   Value back = load_tree(dir / "state", &to_bf16);
   CHECK(back.at("f").as_array().to_vector<uint16_t>() ==
         std::vector<uint16_t>{0x3fc0, 0xc010, 0x4780});
-  CHECK(back.at("i").as_array().to_vector<int8_t>() == std::vector<int8_t>{1, -2, 44});
-  CHECK(back.at("c").as_array().to_vector<double>() == std::vector<double>{1, -3});
+  CHECK(back.at("i").as_array().to_vector<int8_t>() ==
+        std::vector<int8_t>{1, -2, 44});
+  CHECK(back.at("c").as_array().to_vector<double>() ==
+        std::vector<double>{1, -3});
 }
 
-TEST_CASE("a shape mismatch is an error unless allow_shape_mismatch pads or "
-          "truncates",
-          "[pytree]") {
+TEST_CASE(
+    "a shape mismatch is an error unless allow_shape_mismatch pads or "
+    "truncates",
+    "[pytree]") {
   TempDir dir;
-  save_tree(dir / "state",
-            Value::dict({{"m", Array::from<int32_t>({1, 2, 3, 4, 5, 6}, {2, 3})}}));
+  save_tree(
+      dir / "state",
+      Value::dict({{"m", Array::from<int32_t>({1, 2, 3, 4, 5, 6}, {2, 3})}}));
   Value bigger = Value::dict({{"m", ArraySpec{DType::kInt32, {3, 2}}}});
   try {
     load_tree(dir / "state", &bigger);
     FAIL("expected a shape mismatch");
   } catch (const InvalidArgumentError& e) {
-    CHECK_THAT(e.what(), Catch::Contains("('m',)") && Catch::Contains("[2, 3]") &&
+    CHECK_THAT(e.what(), Catch::Contains("('m',)") &&
+                             Catch::Contains("[2, 3]") &&
                              Catch::Contains("[3, 2]"));
   }
   nlohmann::json allow = {{"allow_shape_mismatch", true}};
@@ -265,12 +289,14 @@ TEST_CASE("a placeholder leaf is skipped and a placeholder subtree is an error",
             {{"pack_threshold_bytes", 1024}});
   // The skipped array is never read: corrupting it does not matter.
   REQUIRE(corrupt_array_in_file(dir / "state" / "arrays.h5", big));
-  Value abstract = Value::dict({{"keep", ArraySpec{DType::kInt32, {1}}},
-                                {"skip", Value::placeholder()},
-                                {"sub", Value::dict({{"x", Value::placeholder()},
-                                                     {"y", Value::scalar_spec(Value::Kind::kInt)}})}});
+  Value abstract = Value::dict(
+      {{"keep", ArraySpec{DType::kInt32, {1}}},
+       {"skip", Value::placeholder()},
+       {"sub", Value::dict({{"x", Value::placeholder()},
+                            {"y", Value::scalar_spec(Value::Kind::kInt)}})}});
   Value loaded = load_tree(dir / "state", &abstract);
-  CHECK(loaded.at("keep").as_array().to_vector<int32_t>() == std::vector<int32_t>{1});
+  CHECK(loaded.at("keep").as_array().to_vector<int32_t>() ==
+        std::vector<int32_t>{1});
   CHECK(loaded.at("skip").kind() == Value::Kind::kPlaceholder);
   CHECK(loaded.at("sub").at("y").as_int() == 2);
 
@@ -281,13 +307,15 @@ TEST_CASE("a placeholder leaf is skipped and a placeholder subtree is an error",
     load_tree(dir / "state", &subtree);
     FAIL("expected an error");
   } catch (const InvalidArgumentError& e) {
-    CHECK_THAT(e.what(), Catch::Contains("placeholder") && Catch::Contains("('sub',)"));
+    CHECK_THAT(e.what(),
+               Catch::Contains("placeholder") && Catch::Contains("('sub',)"));
   }
 }
 
-TEST_CASE("keys the abstract tree leaves out are an error without partial_load, "
-          "and keys the checkpoint lacks are not found",
-          "[pytree]") {
+TEST_CASE(
+    "keys the abstract tree leaves out are an error without partial_load, "
+    "and keys the checkpoint lacks are not found",
+    "[pytree]") {
   TempDir dir;
   save_tree(dir / "state", Value::dict({{"a", Array::from<float>({1}, {1})},
                                         {"b", Array::from<float>({2}, {1})}}));
@@ -296,7 +324,8 @@ TEST_CASE("keys the abstract tree leaves out are an error without partial_load, 
     load_tree(dir / "state", &only_a);
     FAIL("expected an error");
   } catch (const InvalidArgumentError& e) {
-    CHECK_THAT(e.what(), Catch::Contains("('b',)") && Catch::Contains("partial_load"));
+    CHECK_THAT(e.what(),
+               Catch::Contains("('b',)") && Catch::Contains("partial_load"));
   }
   Value missing = Value::dict({{"a", ArraySpec{DType::kFloat32, {1}}},
                                {"b", ArraySpec{DType::kFloat32, {1}}},
@@ -304,23 +333,26 @@ TEST_CASE("keys the abstract tree leaves out are an error without partial_load, 
   CHECK_THROWS_AS(load_tree(dir / "state", &missing), NotFoundError);
 }
 
-TEST_CASE("partial load reads only the requested arrays and succeeds when the "
-          "data of the others is corrupted",
-          "[pytree]") {
+TEST_CASE(
+    "partial load reads only the requested arrays and succeeds when the "
+    "data of the others is corrupted",
+    "[pytree]") {
   TempDir dir;
   Array wanted_big = sample_array(DType::kFloat32, 1, {128, 128});
   Array other_big = sample_array(DType::kFloat32, 2, {128, 128});
   Array wanted_small = sample_array(DType::kInt16, 3, {4});
   Array other_small = sample_array(DType::kInt16, 4, {5});
-  Value tree = Value::dict({{"enc", Value::dict({{"w", wanted_big}, {"b", wanted_small}})},
-                            {"dec", Value::dict({{"w", other_big}, {"b", other_small}})}});
+  Value tree = Value::dict(
+      {{"enc", Value::dict({{"w", wanted_big}, {"b", wanted_small}})},
+       {"dec", Value::dict({{"w", other_big}, {"b", other_small}})}});
   save_tree(dir / "state", tree, {{"pack_threshold_bytes", 4096}});
   fs::path file = dir / "state" / "arrays.h5";
   REQUIRE(corrupt_array_in_file(file, other_big));
   REQUIRE(corrupt_array_in_file(file, other_small));
 
-  Value abstract = Value::dict({{"enc", Value::dict({{"w", ArraySpec{DType::kFloat32, {128, 128}}},
-                                                     {"b", ArraySpec{DType::kInt16, {4}}}})}});
+  Value abstract = Value::dict(
+      {{"enc", Value::dict({{"w", ArraySpec{DType::kFloat32, {128, 128}}},
+                            {"b", ArraySpec{DType::kInt16, {4}}}})}});
   Value loaded = load_tree(dir / "state", &abstract, {{"partial_load", true}});
   CHECK(loaded.size() == 1);
   CHECK(loaded.at("enc").at("w").as_array() == wanted_big);
@@ -329,9 +361,10 @@ TEST_CASE("partial load reads only the requested arrays and succeeds when the "
   CHECK_THROWS_AS(load_tree(dir / "state"), DataLossError);
 }
 
-TEST_CASE("metadata returns an abstract tree usable as the load target without "
-          "reading array data",
-          "[pytree]") {
+TEST_CASE(
+    "metadata returns an abstract tree usable as the load target without "
+    "reading array data",
+    "[pytree]") {
   TempDir dir;
   Value tree = Value::dict({{"w", Array::zeros(DType::kBFloat16, {3, 4})},
                             {"n", 5},
@@ -353,12 +386,14 @@ TEST_CASE("metadata returns an abstract tree usable as the load target without "
   CHECK(load_tree(dir / "state", &meta) == tree);
 }
 
-TEST_CASE("a concrete array in the abstract tree is filled in place", "[pytree]") {
+TEST_CASE("a concrete array in the abstract tree is filled in place",
+          "[pytree]") {
   TempDir dir;
   Array saved = sample_array(DType::kFloat64, 9, {300, 2});
   save_tree(dir / "state", Value::dict({{"w", saved}}));
   std::vector<double> buffer(600, -1);
-  Value abstract = Value::dict({{"w", Array::borrow(DType::kFloat64, {300, 2}, buffer.data())}});
+  Value abstract = Value::dict(
+      {{"w", Array::borrow(DType::kFloat64, {300, 2}, buffer.data())}});
   Value loaded = load_tree(dir / "state", &abstract);
   CHECK(loaded.at("w").as_array().data() == buffer.data());
   CHECK(Array::borrow(DType::kFloat64, {300, 2}, buffer.data()) == saved);

@@ -30,11 +30,14 @@ void save_tree(const fs::path& dir, const Value& tree,
 
 Value load_tree(const fs::path& dir, const Value* abstract_value,
                 const nlohmann::json& pytree_options) {
-  return pytree_handler()->load(call_for(dir, pytree_options), abstract_value).get();
+  return pytree_handler()
+      ->load(call_for(dir, pytree_options), abstract_value)
+      .get();
 }
 
 Value tree_metadata(const fs::path& dir) {
-  auto metadata = pytree_handler()->metadata(call_for(dir, nlohmann::json::object()));
+  auto metadata =
+      pytree_handler()->metadata(call_for(dir, nlohmann::json::object()));
   return metadata ? *metadata : Value();
 }
 
@@ -45,7 +48,8 @@ Array sample_array(DType dtype, int seed, Shape shape) {
   for (int64_t i = 0; i < a.num_elements(); ++i) {
     for (size_t b = 0; b < item; ++b) {
       // Low bits vary per element, high bits per seed; bool stays 0/1.
-      unsigned char v = static_cast<unsigned char>((i * 7 + b * 13 + seed * 31) & 0x3f);
+      unsigned char v =
+          static_cast<unsigned char>((i * 7 + b * 13 + seed * 31) & 0x3f);
       bytes[i * item + b] = dtype == DType::kBool ? ((i + seed) & 1) : v;
     }
   }

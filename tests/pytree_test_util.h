@@ -19,9 +19,9 @@ HandlerPtr pytree_handler();
 // "pytree" options, and waits for the background tier.
 void save_tree(const std::filesystem::path& dir, const Value& tree,
                const nlohmann::json& pytree_options = nlohmann::json::object());
-Value load_tree(const std::filesystem::path& dir,
-                const Value* abstract_value = nullptr,
-                const nlohmann::json& pytree_options = nlohmann::json::object());
+Value load_tree(
+    const std::filesystem::path& dir, const Value* abstract_value = nullptr,
+    const nlohmann::json& pytree_options = nlohmann::json::object());
 Value tree_metadata(const std::filesystem::path& dir);
 
 // A [2, 3] array of `dtype` whose elements differ from those of every other
@@ -30,7 +30,8 @@ Array sample_array(DType dtype, int seed, Shape shape = {2, 3});
 
 // Flips the first byte of the first place in `file` that holds exactly the
 // bytes of `array`; returns false when they are not found.
-bool corrupt_array_in_file(const std::filesystem::path& file, const Array& array);
+bool corrupt_array_in_file(const std::filesystem::path& file,
+                           const Array& array);
 
 }  // namespace ckpt::test
 

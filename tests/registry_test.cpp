@@ -111,7 +111,8 @@ TEST_CASE("a read-only registry refuses add", "[registry]") {
   CHECK(base->get_all_entries().size() == 1);
 }
 
-TEST_CASE("a Context's default registry is a read-only snapshot", "[registry]") {
+TEST_CASE("a Context's default registry is a read-only snapshot",
+          "[registry]") {
   load_toy_plugin();
   Context context;
   CHECK_THROWS_AS(const_cast<HandlerRegistry&>(context.registry()).add(bar()),
@@ -125,8 +126,8 @@ TEST_CASE("create_with_handlers binds instances to names for one scope",
           "[registry]") {
   load_toy_plugin();
   auto options = CheckpointablesOptions::create_with_handlers(
-      {{"config", make_handler("ckpt.json.JsonHandler",
-                               {{"filename", "config.json"}})}});
+      {{"config",
+        make_handler("ckpt.json.JsonHandler", {{"filename", "config.json"}})}});
   {
     ContextOptions context_options;
     context_options.checkpointables_options = options;

@@ -119,9 +119,10 @@ TEST_CASE("load: secondary typestrs match the recorded typestr",
   CHECK(load_pick(r2, "x", nullptr, "old.Bar") == "test.BarHandler");
 }
 
-TEST_CASE("load: an abstract the recorded handler rejects goes to one that "
-          "accepts it",
-          "[resolution]") {
+TEST_CASE(
+    "load: an abstract the recorded handler rejects goes to one that "
+    "accepts it",
+    "[resolution]") {
   load_toy_plugin();
   Registry r;
   r.add(handler("Foo"));
@@ -136,7 +137,8 @@ TEST_CASE("load: defer counts as no", "[resolution]") {
   load_toy_plugin();
   Registry r;
   r.add(handler("Foo", {{"accepts", {"Foo"}}}));
-  r.add(handler("Bar", {{"accepts", nlohmann::json::array()}, {"defer", true}}));
+  r.add(
+      handler("Bar", {{"accepts", nlohmann::json::array()}, {"defer", true}}));
   Value as_foo = Value::dict({{"type", "Foo"}});
   // BarHandler is newest and recorded, but it only defers.
   CHECK(load_pick(r, "x", &as_foo, "test.BarHandler") == "test.FooHandler");
@@ -164,9 +166,10 @@ TEST_CASE("load: the name-scoped handler is the last resort", "[resolution]") {
   CHECK_THROWS_AS(load_pick(r, "other", &as_qux, std::nullopt), NoEntryError);
 }
 
-TEST_CASE("load: a stateful abstract goes to the recorded handler that "
-          "accepts it, even over a name scope",
-          "[resolution]") {
+TEST_CASE(
+    "load: a stateful abstract goes to the recorded handler that "
+    "accepts it, even over a name scope",
+    "[resolution]") {
   load_toy_plugin();
   Registry r;
   r.add(make_handler("ckpt.StatefulCheckpointableHandler"));

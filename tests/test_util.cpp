@@ -12,7 +12,8 @@
 namespace ckpt::test {
 
 TempDir::TempDir() {
-  std::string pattern = (fs::temp_directory_path() / "ckpt-test-XXXXXX").string();
+  std::string pattern =
+      (fs::temp_directory_path() / "ckpt-test-XXXXXX").string();
   if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
   path_ = pattern;
 }

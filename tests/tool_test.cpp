@@ -26,16 +26,18 @@ fs::path make_checkpoint(const TempDir& dir) {
   SaveOptions options;
   options.custom_metadata = {{"run", "tool-test"}};
   options.metrics = nlohmann::json{{"loss", 0.5}};
-  save_checkpointables(dir / "c", {{"config", Value::json({{"lr", 0.1}, {"layers", {1, 2}}})}},
-                       options);
+  save_checkpointables(
+      dir / "c", {{"config", Value::json({{"lr", 0.1}, {"layers", {1, 2}}})}},
+      options);
   return dir / "c";
 }
 
 }  // namespace
 
-TEST_CASE("ckpt info describes a checkpoint and the handler that would load "
-          "each part now",
-          "[tool]") {
+TEST_CASE(
+    "ckpt info describes a checkpoint and the handler that would load "
+    "each part now",
+    "[tool]") {
   TempDir dir;
   fs::path c = make_checkpoint(dir);
   CommandResult text = ckpt_tool("info " + c.string());
@@ -67,7 +69,8 @@ TEST_CASE("ckpt info reads Orbax checkpoints", "[tool][orbax]") {
   auto out = nlohmann::json::parse(json.output);
   bool metadata_by_json = false, descriptor_absent = false;
   for (const auto& cp : out["checkpointables"]) {
-    metadata_by_json |= cp["name"] == "metadata" && cp["loaded_by"] == "ckpt.json.JsonHandler";
+    metadata_by_json |=
+        cp["name"] == "metadata" && cp["loaded_by"] == "ckpt.json.JsonHandler";
     descriptor_absent |= cp["name"] == "descriptor" && cp["present"] == false;
   }
   CHECK(metadata_by_json);
@@ -80,15 +83,18 @@ TEST_CASE("ckpt cat prints JSON checkpointables and key paths", "[tool]") {
   CommandResult whole = ckpt_tool("cat " + c.string() + " config");
   CHECK(whole.status == 0);
   CHECK(nlohmann::json::parse(whole.output)["lr"] == 0.1);
-  CommandResult orbax = ckpt_tool(
-      "cat " + orbax_fixture("checkpoint_metadata_present",
-                             "pytree_checkpointable_has_metadata").string() +
-      " metadata --json");
+  CommandResult orbax =
+      ckpt_tool("cat " +
+                orbax_fixture("checkpoint_metadata_present",
+                              "pytree_checkpointable_has_metadata")
+                    .string() +
+                " metadata --json");
   CHECK(orbax.status == 0);
   CHECK(nlohmann::json::parse(orbax.output)["metadata"] == "json_data");
   CommandResult missing = ckpt_tool("cat " + c.string() + " nothing");
   CHECK(missing.status == 1);
-  CHECK(missing.output.find("no checkpointable 'nothing'") != std::string::npos);
+  CHECK(missing.output.find("no checkpointable 'nothing'") !=
+        std::string::npos);
 }
 
 TEST_CASE("ckpt verify passes a good checkpoint and names each problem",
@@ -106,14 +112,16 @@ TEST_CASE("ckpt verify passes a good checkpoint and names each problem",
   auto out = nlohmann::json::parse(bad.output);
   CHECK(out["problems"] == 1);
   CHECK(out["checkpointables"][0]["status"] == "failed");
-  CHECK(out["checkpointables"][0]["detail"].get<std::string>().find("data.json") !=
-        std::string::npos);
+  CHECK(out["checkpointables"][0]["detail"].get<std::string>().find(
+            "data.json") != std::string::npos);
 }
 
 TEST_CASE("ckpt verify fails critical Orbax alterations, naming the part",
           "[tool][orbax]") {
-  CommandResult r = ckpt_tool(
-      "verify " + orbax_fixture("critical_general_alterations", "dummy_checkpointable_added").string());
+  CommandResult r =
+      ckpt_tool("verify " + orbax_fixture("critical_general_alterations",
+                                          "dummy_checkpointable_added")
+                                .string());
   INFO(r.output);
   CHECK(r.status == 1);
   CHECK(r.output.find("dummy") != std::string::npos);
@@ -142,9 +150,10 @@ TEST_CASE("bad input gives a one-line error and exit 1; bad usage exit 2",
   CHECK(help.output.find("DIR") != std::string::npos);
 }
 
-TEST_CASE("ckpt cat shows a protobuf checkpointable's text format and verify "
-          "skips it, saying why",
-          "[tool][proto]") {
+TEST_CASE(
+    "ckpt cat shows a protobuf checkpointable's text format and verify "
+    "skips it, saying why",
+    "[tool][proto]") {
   TempDir dir;
   save_checkpointables(dir / "c", {{"run", proto_value(sample_config())}});
   CommandResult r = ckpt_tool("cat " + (dir / "c").string() + " run");

@@ -67,7 +67,8 @@ TEST_CASE("accessors name the kind they found on a mismatch", "[value]") {
   }
 }
 
-TEST_CASE("DLPack tensors come in and go out without a copy", "[value][dlpack]") {
+TEST_CASE("DLPack tensors come in and go out without a copy",
+          "[value][dlpack]") {
   static int deleted = 0;
   deleted = 0;
   std::vector<int16_t> memory = {1, 2, 3, 4, 5, 6};
@@ -119,5 +120,6 @@ TEST_CASE("unsigned integers become int64 values when they fit", "[value]") {
   size_t n = 42;
   CHECK(Value(n).as_int() == 42);
   CHECK(Value(7u).as_int() == 7);
-  CHECK_THROWS_AS(Value(std::numeric_limits<uint64_t>::max()), InvalidArgumentError);
+  CHECK_THROWS_AS(Value(std::numeric_limits<uint64_t>::max()),
+                  InvalidArgumentError);
 }

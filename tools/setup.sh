@@ -9,7 +9,7 @@ CKPT_PACKAGES=(
   nlohmann-json3-dev libdlpack-dev libcli11-dev
   libprotobuf-dev protobuf-compiler
   libhdf5-dev libxxhash-dev
-  catch2
+  catch2 clang-format
   python3-h5py python3-numpy python3-protobuf
 )
 

@@ -20,6 +20,16 @@ export CKPT_LOG_LEVEL=${CKPT_LOG_LEVEL:-error}
 passed=0
 failed=0
 status=0
+
+# Formatting is part of the build: an unformatted file fails the run.
+echo "== formatting"
+if ./tools/check-format.sh; then
+  echo "every file is formatted"
+else
+  failed=$((failed + 1))
+  status=1
+fi
+
 for dir in build build-sanitize; do
   echo "== tests in $dir"
   log="$dir/test-output.txt"

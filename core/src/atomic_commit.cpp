@@ -25,15 +25,15 @@ void fsync_path(const fs::path& path, bool directory) {
   int fd = ::open(path.c_str(),
                   O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
   if (fd < 0) {
-    throw InternalError("cannot open " + path.string() + " to sync it: " +
-                        errno_text(errno));
+    throw InternalError("cannot open " + path.string() +
+                        " to sync it: " + errno_text(errno));
   }
   int rc = ::fsync(fd);
   int err = errno;
   ::close(fd);
   if (rc != 0) {
-    throw InternalError("fsync of " + path.string() + " failed: " +
-                        errno_text(err));
+    throw InternalError("fsync of " + path.string() +
+                        " failed: " + errno_text(err));
   }
 }
 

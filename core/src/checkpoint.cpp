@@ -145,7 +145,8 @@ void finish(SaveJob& job) {
         error = std::make_exception_ptr(TimeoutError(
             "saving " + job.final_path.string() + " did not finish within " +
             std::to_string(job.timeout.count()) + " ms (checkpointable '" +
-            job.names[i] + "' was still being written); nothing was committed"));
+            job.names[i] +
+            "' was still being written); nothing was committed"));
       }
       continue;
     }
@@ -292,7 +293,8 @@ Value frozen_for_blocking_save(const Value& value) {
     case Value::Kind::kList: {
       Value::List list;
       list.reserve(value.size());
-      for (const auto& v : value.as_list()) list.push_back(frozen_for_blocking_save(v));
+      for (const auto& v : value.as_list())
+        list.push_back(frozen_for_blocking_save(v));
       return Value::list(std::move(list));
     }
     default:
@@ -304,7 +306,8 @@ Value frozen_for_blocking_save(const Value& value) {
 // synchronous calls), so arrays need no snapshot and there is no deadline:
 // returning while a background tier still reads the caller's memory would
 // let the caller free it.
-AsyncSave start_save(const fs::path& path, const Checkpointables& checkpointables,
+AsyncSave start_save(const fs::path& path,
+                     const Checkpointables& checkpointables,
                      const SaveOptions& options, bool caller_waits) {
   const Context& context = Context::current();
   const ContextOptions& o = context.options();
@@ -359,7 +362,8 @@ AsyncSave start_save(const fs::path& path, const Checkpointables& checkpointable
                                " already exists; pass overwrite to replace it");
     }
     if (!fs::is_directory(job->final_path, ec)) {
-      throw InvalidArgumentError("cannot overwrite " + job->final_path.string() +
+      throw InvalidArgumentError("cannot overwrite " +
+                                 job->final_path.string() +
                                  ": it is not a checkpoint folder");
     }
   }
@@ -439,7 +443,8 @@ Checkpointables load_checkpointables(const fs::path& path,
   const std::vector<std::string> available = list_checkpointables(path);
   Checkpointables requested = abstracts;
   if (requested.empty()) {
-    for (const std::string& name : available) requested.emplace_back(name, Value());
+    for (const std::string& name : available)
+      requested.emplace_back(name, Value());
   }
   std::vector<std::string> missing;
   for (const auto& [name, abstract_value] : requested) {
@@ -465,7 +470,8 @@ Checkpointables load_checkpointables(const fs::path& path,
     return "failed to load checkpointable '" + name + "' from " + path.string();
   };
   for (const auto& [name, abstract_value] : requested) {
-    const Value* abstract_ptr = abstract_value.is_none() ? nullptr : &abstract_value;
+    const Value* abstract_ptr =
+        abstract_value.is_none() ? nullptr : &abstract_value;
     try {
       HandlerPtr handler =
           resolve_checkpointable_handler(info, name, abstract_ptr);

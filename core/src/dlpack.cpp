@@ -12,7 +12,8 @@ namespace {
 
 DType dtype_from_dl(DLDataType t, bool as_bool) {
   if (t.lanes != 1) {
-    throw InvalidArgumentError("DLPack tensors with lanes != 1 are not supported");
+    throw InvalidArgumentError(
+        "DLPack tensors with lanes != 1 are not supported");
   }
   const int bits = t.bits;
   switch (t.code) {

@@ -26,9 +26,9 @@ HandlerPtr make_handler(const std::string& typestr,
     for (const auto& t : internal::all_handler_types()) {
       known += (known.empty() ? "" : ", ") + t->info.typestr;
     }
-    throw NoEntryError("no handler type '" + typestr +
-                       "' is loaded; known types: " +
-                       (known.empty() ? "none" : known));
+    throw NoEntryError(
+        "no handler type '" + typestr +
+        "' is loaded; known types: " + (known.empty() ? "none" : known));
   }
   return type->factory(config.is_null() ? nlohmann::json::object() : config);
 }

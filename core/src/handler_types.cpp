@@ -34,7 +34,8 @@ void add_handler_type(std::shared_ptr<const HandlerType> type) {
   t.types.push_back(std::move(type));
 }
 
-std::shared_ptr<const HandlerType> find_handler_type(const std::string& typestr) {
+std::shared_ptr<const HandlerType> find_handler_type(
+    const std::string& typestr) {
   TypeTable& t = table();
   std::lock_guard<std::mutex> lock(t.mutex);
   for (const auto& type : t.types) {

@@ -22,7 +22,8 @@ struct HandlerType {
 // AlreadyExistsError naming both origins if the typestr is taken.
 void add_handler_type(std::shared_ptr<const HandlerType> type);
 // Null when unknown.
-std::shared_ptr<const HandlerType> find_handler_type(const std::string& typestr);
+std::shared_ptr<const HandlerType> find_handler_type(
+    const std::string& typestr);
 std::vector<std::shared_ptr<const HandlerType>> all_handler_types();
 
 // The factory of a plugin handler type: instances call through `table`.

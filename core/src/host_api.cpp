@@ -38,10 +38,10 @@ ckpt_error* register_handler_type(ckpt_plugin* plugin,
   }
   for (const ckpt_handler_type* t : plugin->types) {
     if (std::strcmp(t->typestr, type->typestr) == 0) {
-      return error_new(CKPT_ERROR_ALREADY_EXISTS,
-                       (std::string("handler type '") + type->typestr +
-                        "' registered twice")
-                           .c_str());
+      return error_new(
+          CKPT_ERROR_ALREADY_EXISTS,
+          (std::string("handler type '") + type->typestr + "' registered twice")
+              .c_str());
     }
   }
   plugin->types.push_back(type);
@@ -51,7 +51,8 @@ ckpt_error* register_handler_type(ckpt_plugin* plugin,
 ckpt_error* add_registration(ckpt_plugin* plugin,
                              const ckpt_registration* registration) {
   if (!plugin || !registration || !registration->typestr) {
-    return error_new(CKPT_ERROR_INVALID_ARGUMENT, "registration without typestr");
+    return error_new(CKPT_ERROR_INVALID_ARGUMENT,
+                     "registration without typestr");
   }
   plugin->registrations.push_back(
       {registration->typestr,
@@ -73,7 +74,8 @@ void submit(void (*fn)(void*), void* data) {
 void complete_save(ckpt_completion* completion, ckpt_error* error) {
   if (!completion) return;
   if (error) {
-    completion->saved.set_exception(c_error_to_exception(error, completion->what));
+    completion->saved.set_exception(
+        c_error_to_exception(error, completion->what));
   } else {
     completion->saved.set_value();
   }
@@ -86,7 +88,8 @@ void complete_load(ckpt_completion* completion, ckpt_owned_value owned,
   std::shared_ptr<void> keepalive;
   if (owned.deleter) {
     keepalive = std::shared_ptr<void>(
-        owned.deleter_ctx, [deleter = owned.deleter](void* ctx) { deleter(ctx); });
+        owned.deleter_ctx,
+        [deleter = owned.deleter](void* ctx) { deleter(ctx); });
   }
   if (!completion) return;
   if (error) {
@@ -106,18 +109,10 @@ void complete_load(ckpt_completion* completion, ckpt_owned_value owned,
 }
 
 const ckpt_host_api kHostApi = {
-    sizeof(ckpt_host_api),
-    error_new,
-    error_code,
-    error_message,
-    error_free,
-    host_log,
-    register_handler_type,
-    add_registration,
-    value_retain,
-    value_release,
-    submit,
-    complete_save,
+    sizeof(ckpt_host_api), error_new,        error_code,
+    error_message,         error_free,       host_log,
+    register_handler_type, add_registration, value_retain,
+    value_release,         submit,           complete_save,
     complete_load,
 };
 
@@ -127,32 +122,52 @@ const ckpt_host_api* host_api() { return &kHostApi; }
 
 ErrorKind error_kind_from_code(ckpt_error_code code) {
   switch (code) {
-    case CKPT_ERROR_INVALID_ARGUMENT: return ErrorKind::kInvalidArgument;
-    case CKPT_ERROR_NOT_FOUND: return ErrorKind::kNotFound;
-    case CKPT_ERROR_ALREADY_EXISTS: return ErrorKind::kAlreadyExists;
-    case CKPT_ERROR_NO_ENTRY: return ErrorKind::kNoEntry;
-    case CKPT_ERROR_INVALID_LAYOUT: return ErrorKind::kInvalidLayout;
-    case CKPT_ERROR_TIMEOUT: return ErrorKind::kTimeout;
-    case CKPT_ERROR_PLUGIN: return ErrorKind::kPlugin;
-    case CKPT_ERROR_DATA_LOSS: return ErrorKind::kDataLoss;
-    case CKPT_ERROR_UNIMPLEMENTED: return ErrorKind::kUnimplemented;
-    case CKPT_ERROR_INTERNAL: return ErrorKind::kInternal;
+    case CKPT_ERROR_INVALID_ARGUMENT:
+      return ErrorKind::kInvalidArgument;
+    case CKPT_ERROR_NOT_FOUND:
+      return ErrorKind::kNotFound;
+    case CKPT_ERROR_ALREADY_EXISTS:
+      return ErrorKind::kAlreadyExists;
+    case CKPT_ERROR_NO_ENTRY:
+      return ErrorKind::kNoEntry;
+    case CKPT_ERROR_INVALID_LAYOUT:
+      return ErrorKind::kInvalidLayout;
+    case CKPT_ERROR_TIMEOUT:
+      return ErrorKind::kTimeout;
+    case CKPT_ERROR_PLUGIN:
+      return ErrorKind::kPlugin;
+    case CKPT_ERROR_DATA_LOSS:
+      return ErrorKind::kDataLoss;
+    case CKPT_ERROR_UNIMPLEMENTED:
+      return ErrorKind::kUnimplemented;
+    case CKPT_ERROR_INTERNAL:
+      return ErrorKind::kInternal;
   }
   return ErrorKind::kPlugin;
 }
 
 ckpt_error_code code_from_error_kind(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kInvalidArgument: return CKPT_ERROR_INVALID_ARGUMENT;
-    case ErrorKind::kNotFound: return CKPT_ERROR_NOT_FOUND;
-    case ErrorKind::kAlreadyExists: return CKPT_ERROR_ALREADY_EXISTS;
-    case ErrorKind::kNoEntry: return CKPT_ERROR_NO_ENTRY;
-    case ErrorKind::kInvalidLayout: return CKPT_ERROR_INVALID_LAYOUT;
-    case ErrorKind::kTimeout: return CKPT_ERROR_TIMEOUT;
-    case ErrorKind::kPlugin: return CKPT_ERROR_PLUGIN;
-    case ErrorKind::kDataLoss: return CKPT_ERROR_DATA_LOSS;
-    case ErrorKind::kUnimplemented: return CKPT_ERROR_UNIMPLEMENTED;
-    case ErrorKind::kInternal: return CKPT_ERROR_INTERNAL;
+    case ErrorKind::kInvalidArgument:
+      return CKPT_ERROR_INVALID_ARGUMENT;
+    case ErrorKind::kNotFound:
+      return CKPT_ERROR_NOT_FOUND;
+    case ErrorKind::kAlreadyExists:
+      return CKPT_ERROR_ALREADY_EXISTS;
+    case ErrorKind::kNoEntry:
+      return CKPT_ERROR_NO_ENTRY;
+    case ErrorKind::kInvalidLayout:
+      return CKPT_ERROR_INVALID_LAYOUT;
+    case ErrorKind::kTimeout:
+      return CKPT_ERROR_TIMEOUT;
+    case ErrorKind::kPlugin:
+      return CKPT_ERROR_PLUGIN;
+    case ErrorKind::kDataLoss:
+      return CKPT_ERROR_DATA_LOSS;
+    case ErrorKind::kUnimplemented:
+      return CKPT_ERROR_UNIMPLEMENTED;
+    case ErrorKind::kInternal:
+      return CKPT_ERROR_INTERNAL;
   }
   return CKPT_ERROR_INTERNAL;
 }

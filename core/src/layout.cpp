@@ -15,16 +15,19 @@ namespace ckpt::internal {
 
 void check_checkpointable_name(const std::string& name, bool allow_reserved) {
   auto fail = [&](const std::string& why) {
-    throw InvalidArgumentError("invalid checkpointable name '" + name + "': " +
-                               why);
+    throw InvalidArgumentError("invalid checkpointable name '" + name +
+                               "': " + why);
   };
   if (name.empty()) fail("names may not be empty");
   if (!allow_reserved && (name == kMetricsName || name == kAutoName)) {
     fail("the name is reserved");
   }
-  if (name == "." || name == "..") fail("it would escape the checkpoint folder");
-  if (name.find('/') != std::string::npos || name.find('\\') != std::string::npos) {
-    fail("it would escape the checkpoint folder (names are one path component)");
+  if (name == "." || name == "..")
+    fail("it would escape the checkpoint folder");
+  if (name.find('/') != std::string::npos ||
+      name.find('\\') != std::string::npos) {
+    fail(
+        "it would escape the checkpoint folder (names are one path component)");
   }
   if (name.find('\0') != std::string::npos) fail("it contains a NUL byte");
   if (name[0] == '.') fail("hidden names are not allowed");
@@ -45,14 +48,15 @@ fs::path temporary_path_for(const fs::path& final_path) {
   std::ostringstream unique;
   unique << std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()
          << "-" << ::getpid() << "-" << counter++;
-  return final_path.parent_path() /
-         (final_path.filename().string() + kTemporaryInfix + "-" + unique.str());
+  return final_path.parent_path() / (final_path.filename().string() +
+                                     kTemporaryInfix + "-" + unique.str());
 }
 
 std::string checkpoint_metadata_json(const CheckpointInfo& info) {
   nlohmann::ordered_json j;
   nlohmann::ordered_json handlers = nlohmann::ordered_json::object();
-  for (const auto& [name, typestr] : info.item_handlers) handlers[name] = typestr;
+  for (const auto& [name, typestr] : info.item_handlers)
+    handlers[name] = typestr;
   j["item_handlers"] = handlers;
   j["metrics"] = info.metrics;
   j["performance_metrics"] = info.performance_metrics;
@@ -86,7 +90,8 @@ std::optional<std::string> CheckpointInfo::typestr_of(
 CheckpointInfo read_checkpoint_info(const fs::path& path) {
   using namespace internal;
   auto invalid = [&](const std::string& why) -> InvalidLayoutError {
-    return InvalidLayoutError("invalid checkpoint " + path.string() + ": " + why);
+    return InvalidLayoutError("invalid checkpoint " + path.string() + ": " +
+                              why);
   };
   std::error_code ec;
   fs::file_status status = fs::status(path, ec);
@@ -141,7 +146,8 @@ CheckpointInfo read_checkpoint_info(const fs::path& path) {
     } else if (key == "performance_metrics") {
       if (value.is_object()) info.performance_metrics = value;
     } else if (key == "init_timestamp_nsecs") {
-      if (value.is_number_integer()) info.init_timestamp_nsecs = value.get<int64_t>();
+      if (value.is_number_integer())
+        info.init_timestamp_nsecs = value.get<int64_t>();
     } else if (key == "commit_timestamp_nsecs") {
       if (value.is_number_integer()) {
         info.commit_timestamp_nsecs = value.get<int64_t>();

@@ -26,7 +26,8 @@ void check_checkpointable_name(const std::string& name, bool allow_reserved);
 bool is_temporary_name(const std::string& name);
 
 // `<parent>/<final name>.orbax-checkpoint-tmp-<unique>`.
-std::filesystem::path temporary_path_for(const std::filesystem::path& final_path);
+std::filesystem::path temporary_path_for(
+    const std::filesystem::path& final_path);
 
 // The JSON text of _CHECKPOINT_METADATA for `info`.
 std::string checkpoint_metadata_json(const CheckpointInfo& info);

@@ -24,10 +24,14 @@ int threshold() {
 
 const char* level_name(ckpt_log_level level) {
   switch (level) {
-    case CKPT_LOG_DEBUG: return "debug";
-    case CKPT_LOG_INFO: return "info";
-    case CKPT_LOG_WARNING: return "warning";
-    case CKPT_LOG_ERROR: return "error";
+    case CKPT_LOG_DEBUG:
+      return "debug";
+    case CKPT_LOG_INFO:
+      return "info";
+    case CKPT_LOG_WARNING:
+      return "warning";
+    case CKPT_LOG_ERROR:
+      return "error";
   }
   return "log";
 }

@@ -58,9 +58,12 @@ class PluginHandler final : public Handler {
   Answer is_abstract_handleable(const Value& abstract_value) const override {
     CValueView view(abstract_value);
     switch (table_->is_abstract_handleable(instance_, view.get())) {
-      case CKPT_ANSWER_YES: return Answer::kYes;
-      case CKPT_ANSWER_DEFER: return Answer::kDefer;
-      default: return Answer::kNo;
+      case CKPT_ANSWER_YES:
+        return Answer::kYes;
+      case CKPT_ANSWER_DEFER:
+        return Answer::kDefer;
+      default:
+        return Answer::kNo;
     }
   }
 
@@ -88,7 +91,8 @@ class PluginHandler final : public Handler {
   std::future<Value> load(const CallContext& call,
                           const Value* abstract_value) const override {
     std::shared_ptr<const CValueView> view;
-    if (abstract_value) view = std::make_shared<const CValueView>(*abstract_value);
+    if (abstract_value)
+      view = std::make_shared<const CValueView>(*abstract_value);
     ckpt_value_ref ref{view};
     CCallContext c_call(call);
     auto* completion = new ckpt_completion();
@@ -154,8 +158,8 @@ std::function<HandlerPtr(const nlohmann::json&)> plugin_handler_factory(
   return [table, info](const nlohmann::json& config) -> HandlerPtr {
     std::string text = config.is_null() ? "{}" : config.dump();
     void* instance = nullptr;
-    if (ckpt_error* error = table->create_instance(table->type_data,
-                                                   text.c_str(), &instance)) {
+    if (ckpt_error* error =
+            table->create_instance(table->type_data, text.c_str(), &instance)) {
       throw_c_error(error, "handler " + info->typestr + " (" + info->origin +
                                ") with configuration " + text);
     }

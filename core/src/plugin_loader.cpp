@@ -85,20 +85,22 @@ void add_registrations(const fs::path& file,
     if (!r.checkpointable_name.empty()) name = r.checkpointable_name;
     auto type = internal::find_handler_type(r.typestr);
     if (!type) {
-      throw PluginError("plugin " + file.string() + ": registration of unknown handler type '" +
-                        r.typestr + "'");
+      throw PluginError("plugin " + file.string() +
+                        ": registration of unknown handler type '" + r.typestr +
+                        "'");
     }
-    nlohmann::json config = nlohmann::json::parse(r.config_json, nullptr, false);
+    nlohmann::json config =
+        nlohmann::json::parse(r.config_json, nullptr, false);
     if (config.is_discarded() || !config.is_object()) {
-      throw PluginError("plugin " + file.string() + ": configuration of " + r.typestr +
-                        " is not a JSON object: " + r.config_json);
+      throw PluginError("plugin " + file.string() + ": configuration of " +
+                        r.typestr + " is not a JSON object: " + r.config_json);
     }
     for (const auto& e : entries) {
       bool clash = name ? e.checkpointable_name == name
                         : e.handler->typestr() == r.typestr;
       if (clash) {
-        throw PluginError("plugin " + file.string() + ": duplicate registration of " +
-                          r.typestr +
+        throw PluginError("plugin " + file.string() +
+                          ": duplicate registration of " + r.typestr +
                           (name ? " for checkpointable '" + *name + "'"
                                 : std::string(" (general)")));
       }
@@ -138,9 +140,9 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
     }
   }
 
-  auto* library = s.libraries
-                      .emplace_back(std::make_unique<boost::dll::shared_library>())
-                      .get();
+  auto* library =
+      s.libraries.emplace_back(std::make_unique<boost::dll::shared_library>())
+          .get();
   try {
     library->load(path, boost::dll::load_mode::rtld_now |
                             boost::dll::load_mode::rtld_local);
@@ -150,9 +152,10 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
                       ": not a loadable shared object (" + e.what() + ")");
   }
   if (!library->has(CKPT_PLUGIN_ENTRY_SYMBOL)) {
-    throw PluginError("plugin " + path.string() + ": has no entry symbol '" +
-                      CKPT_PLUGIN_ENTRY_SYMBOL +
-                      "' (is it built with CKPT_PLUGIN from ckpt/sdk/plugin.h?)");
+    throw PluginError(
+        "plugin " + path.string() + ": has no entry symbol '" +
+        CKPT_PLUGIN_ENTRY_SYMBOL +
+        "' (is it built with CKPT_PLUGIN from ckpt/sdk/plugin.h?)");
   }
   auto entry = library->get<ckpt_error*(ckpt_plugin_init_args*)>(
       CKPT_PLUGIN_ENTRY_SYMBOL);
@@ -271,7 +274,8 @@ fs::path builtin_plugin_folder() {
   fs::path here = boost::dll::this_line_location().parent_path();
 #ifdef CKPT_BUILD_LIB_DIR
   std::error_code ec;
-  if (fs::equivalent(here, CKPT_BUILD_LIB_DIR, ec)) return CKPT_BUILD_PLUGIN_DIR;
+  if (fs::equivalent(here, CKPT_BUILD_LIB_DIR, ec))
+    return CKPT_BUILD_PLUGIN_DIR;
 #endif
   return here / "ckpt" / "plugins";
 }

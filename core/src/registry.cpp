@@ -31,9 +31,9 @@ Registry& Registry::add(HandlerPtr handler,
   for (const RegistryEntry& entry : entries_) {
     if (checkpointable_name) {
       if (entry.checkpointable_name == checkpointable_name) {
-        throw AlreadyExistsError(
-            "checkpointable '" + *checkpointable_name +
-            "' already has a handler entry (" + entry.handler->typestr() + ")");
+        throw AlreadyExistsError("checkpointable '" + *checkpointable_name +
+                                 "' already has a handler entry (" +
+                                 entry.handler->typestr() + ")");
       }
     } else if (entry.handler->typestr() == handler->typestr()) {
       throw AlreadyExistsError("handler " + handler->typestr() +
@@ -84,9 +84,9 @@ ReadOnlyRegistry::ReadOnlyRegistry(
   if (!registry_) throw InvalidArgumentError("ReadOnlyRegistry: null registry");
 }
 
-ReadOnlyRegistry& ReadOnlyRegistry::add(HandlerPtr handler,
-                                        std::optional<std::string>,
-                                        std::optional<std::vector<std::string>>) {
+ReadOnlyRegistry& ReadOnlyRegistry::add(
+    HandlerPtr handler, std::optional<std::string>,
+    std::optional<std::vector<std::string>>) {
   throw InvalidArgumentError(
       "this registry is read-only; cannot add handler " +
       (handler ? handler->typestr() : std::string("(null)")) +

@@ -62,7 +62,8 @@ HandlerPtr resolve_load_handler(const HandlerRegistry& registry,
   HandlerPtr explicit_handler = scoped_handler(entries, name);
   HandlerPtr by_typestr;
   if (recorded) {
-    for (auto it = entries.rbegin(); it != entries.rend() && !by_typestr; ++it) {
+    for (auto it = entries.rbegin(); it != entries.rend() && !by_typestr;
+         ++it) {
       const Handler& h = *it->handler;
       if (h.typestr() == *recorded) {
         by_typestr = it->handler;

@@ -15,13 +15,20 @@ struct DTypeInfo {
 };
 
 constexpr DTypeInfo kDTypes[] = {
-    {DType::kBool, "bool", 1},           {DType::kInt8, "int8", 1},
-    {DType::kInt16, "int16", 2},         {DType::kInt32, "int32", 4},
-    {DType::kInt64, "int64", 8},         {DType::kUInt8, "uint8", 1},
-    {DType::kUInt16, "uint16", 2},       {DType::kUInt32, "uint32", 4},
-    {DType::kUInt64, "uint64", 8},       {DType::kFloat16, "float16", 2},
-    {DType::kBFloat16, "bfloat16", 2},   {DType::kFloat32, "float32", 4},
-    {DType::kFloat64, "float64", 8},     {DType::kComplex64, "complex64", 8},
+    {DType::kBool, "bool", 1},
+    {DType::kInt8, "int8", 1},
+    {DType::kInt16, "int16", 2},
+    {DType::kInt32, "int32", 4},
+    {DType::kInt64, "int64", 8},
+    {DType::kUInt8, "uint8", 1},
+    {DType::kUInt16, "uint16", 2},
+    {DType::kUInt32, "uint32", 4},
+    {DType::kUInt64, "uint64", 8},
+    {DType::kFloat16, "float16", 2},
+    {DType::kBFloat16, "bfloat16", 2},
+    {DType::kFloat32, "float32", 4},
+    {DType::kFloat64, "float64", 8},
+    {DType::kComplex64, "complex64", 8},
     {DType::kComplex128, "complex128", 16},
 };
 
@@ -137,7 +144,8 @@ Array Array::contiguous_copy() const {
   for (int64_t k = 0; k < n; ++k) {
     int64_t offset = 0;
     for (size_t d = 0; d < shape_.size(); ++d) offset += index[d] * strides_[d];
-    std::memcpy(dst + k * item, src + offset * static_cast<int64_t>(item), item);
+    std::memcpy(dst + k * item, src + offset * static_cast<int64_t>(item),
+                item);
     for (size_t d = shape_.size(); d-- > 0;) {
       if (++index[d] < shape_[d]) break;
       index[d] = 0;
@@ -190,7 +198,8 @@ Value Value::stateful(std::shared_ptr<StatefulCheckpointable> object) {
   return Value(Kind::kStateful, std::move(object));
 }
 Value Value::object(std::string typestr, std::shared_ptr<void> object) {
-  return Value(Kind::kObject, UserObject{std::move(typestr), std::move(object)});
+  return Value(Kind::kObject,
+               UserObject{std::move(typestr), std::move(object)});
 }
 Value Value::scalar_spec(Kind leaf_kind) {
   if (leaf_kind != Kind::kBool && leaf_kind != Kind::kInt &&
@@ -309,23 +318,40 @@ bool Value::operator==(const Value& other) const {
 std::string_view kind_name(Value::Kind kind) {
   using K = Value::Kind;
   switch (kind) {
-    case K::kNone: return "none";
-    case K::kBool: return "bool";
-    case K::kInt: return "int";
-    case K::kDouble: return "double";
-    case K::kString: return "string";
-    case K::kArray: return "array";
-    case K::kDict: return "dict";
-    case K::kList: return "list";
-    case K::kJson: return "JSON document";
-    case K::kProto: return "protobuf message";
-    case K::kObject: return "object";
-    case K::kStateful: return "stateful checkpointable";
-    case K::kArraySpec: return "array spec";
-    case K::kScalarSpec: return "scalar spec";
-    case K::kPlaceholder: return "placeholder";
-    case K::kProtoType: return "protobuf type";
-    case K::kJsonType: return "JSON type";
+    case K::kNone:
+      return "none";
+    case K::kBool:
+      return "bool";
+    case K::kInt:
+      return "int";
+    case K::kDouble:
+      return "double";
+    case K::kString:
+      return "string";
+    case K::kArray:
+      return "array";
+    case K::kDict:
+      return "dict";
+    case K::kList:
+      return "list";
+    case K::kJson:
+      return "JSON document";
+    case K::kProto:
+      return "protobuf message";
+    case K::kObject:
+      return "object";
+    case K::kStateful:
+      return "stateful checkpointable";
+    case K::kArraySpec:
+      return "array spec";
+    case K::kScalarSpec:
+      return "scalar spec";
+    case K::kPlaceholder:
+      return "placeholder";
+    case K::kProtoType:
+      return "protobuf type";
+    case K::kJsonType:
+      return "JSON type";
   }
   return "unknown";
 }

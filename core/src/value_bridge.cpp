@@ -1,44 +1,63 @@
 #include "value_bridge.h"
 
 #include <ckpt/errors.h>
-
 #include <ckpt/sdk/value.h>
 
 namespace ckpt::internal {
 
 namespace {
 
-
 ckpt_value_kind c_kind(Value::Kind kind) {
   using K = Value::Kind;
   switch (kind) {
-    case K::kNone: return CKPT_VALUE_NONE;
-    case K::kBool: return CKPT_VALUE_BOOL;
-    case K::kInt: return CKPT_VALUE_INT;
-    case K::kDouble: return CKPT_VALUE_DOUBLE;
-    case K::kString: return CKPT_VALUE_STRING;
-    case K::kArray: return CKPT_VALUE_ARRAY;
-    case K::kDict: return CKPT_VALUE_DICT;
-    case K::kList: return CKPT_VALUE_LIST;
-    case K::kJson: return CKPT_VALUE_JSON;
-    case K::kProto: return CKPT_VALUE_PROTO;
-    case K::kObject: return CKPT_VALUE_OBJECT;
-    case K::kStateful: return CKPT_VALUE_STATEFUL;
-    case K::kArraySpec: return CKPT_VALUE_ARRAY_SPEC;
-    case K::kScalarSpec: return CKPT_VALUE_SCALAR_SPEC;
-    case K::kPlaceholder: return CKPT_VALUE_PLACEHOLDER;
-    case K::kProtoType: return CKPT_VALUE_PROTO_TYPE;
-    case K::kJsonType: return CKPT_VALUE_JSON_TYPE;
+    case K::kNone:
+      return CKPT_VALUE_NONE;
+    case K::kBool:
+      return CKPT_VALUE_BOOL;
+    case K::kInt:
+      return CKPT_VALUE_INT;
+    case K::kDouble:
+      return CKPT_VALUE_DOUBLE;
+    case K::kString:
+      return CKPT_VALUE_STRING;
+    case K::kArray:
+      return CKPT_VALUE_ARRAY;
+    case K::kDict:
+      return CKPT_VALUE_DICT;
+    case K::kList:
+      return CKPT_VALUE_LIST;
+    case K::kJson:
+      return CKPT_VALUE_JSON;
+    case K::kProto:
+      return CKPT_VALUE_PROTO;
+    case K::kObject:
+      return CKPT_VALUE_OBJECT;
+    case K::kStateful:
+      return CKPT_VALUE_STATEFUL;
+    case K::kArraySpec:
+      return CKPT_VALUE_ARRAY_SPEC;
+    case K::kScalarSpec:
+      return CKPT_VALUE_SCALAR_SPEC;
+    case K::kPlaceholder:
+      return CKPT_VALUE_PLACEHOLDER;
+    case K::kProtoType:
+      return CKPT_VALUE_PROTO_TYPE;
+    case K::kJsonType:
+      return CKPT_VALUE_JSON_TYPE;
   }
   return CKPT_VALUE_NONE;
 }
 
 Value::Kind scalar_leaf_kind(int64_t c_kind) {
   switch (c_kind) {
-    case CKPT_VALUE_BOOL: return Value::Kind::kBool;
-    case CKPT_VALUE_INT: return Value::Kind::kInt;
-    case CKPT_VALUE_DOUBLE: return Value::Kind::kDouble;
-    case CKPT_VALUE_STRING: return Value::Kind::kString;
+    case CKPT_VALUE_BOOL:
+      return Value::Kind::kBool;
+    case CKPT_VALUE_INT:
+      return Value::Kind::kInt;
+    case CKPT_VALUE_DOUBLE:
+      return Value::Kind::kDouble;
+    case CKPT_VALUE_STRING:
+      return Value::Kind::kString;
     default:
       throw PluginError("scalar spec of unsupported leaf kind " +
                         std::to_string(c_kind));
@@ -125,9 +144,9 @@ void CValueView::fill(const Value& in, ckpt_value& out) {
         array.tensor.data = a.data();
         array.tensor.ndim = static_cast<int32_t>(a.shape().size());
         array.tensor.shape = const_cast<int64_t*>(a.shape().data());
-        array.tensor.strides =
-            a.strides().empty() ? nullptr
-                                : const_cast<int64_t*>(a.strides().data());
+        array.tensor.strides = a.strides().empty()
+                                   ? nullptr
+                                   : const_cast<int64_t*>(a.strides().data());
         array.tensor.dtype = sdk::dl_dtype(array.dtype);
       } else {
         const ArraySpec& spec = in.as_array_spec();
@@ -174,7 +193,8 @@ void CValueView::fill(const Value& in, ckpt_value& out) {
   }
 }
 
-Value from_c_value(const ckpt_value& in, const std::shared_ptr<void>& keepalive) {
+Value from_c_value(const ckpt_value& in,
+                   const std::shared_ptr<void>& keepalive) {
   switch (in.kind) {
     case CKPT_VALUE_NONE:
       return Value();
@@ -228,7 +248,8 @@ Value from_c_value(const ckpt_value& in, const std::shared_ptr<void>& keepalive)
     }
     case CKPT_VALUE_ARRAY_SPEC: {
       if (!in.array) throw PluginError("array spec without array");
-      return Value(ArraySpec{from_c_dtype(in.array->dtype), shape_of(*in.array)});
+      return Value(
+          ArraySpec{from_c_dtype(in.array->dtype), shape_of(*in.array)});
     }
     case CKPT_VALUE_SCALAR_SPEC:
       return Value::scalar_spec(scalar_leaf_kind(in.int_value));
@@ -255,8 +276,9 @@ Value from_c_value(const ckpt_value& in, const std::shared_ptr<void>& keepalive)
         throw PluginError("object value without a typestr");
       }
       // Shares the plugin value's lifetime.
-      return Value::object(in.object->typestr,
-                           std::shared_ptr<void>(keepalive, in.object->pointer));
+      return Value::object(
+          in.object->typestr,
+          std::shared_ptr<void>(keepalive, in.object->pointer));
     case CKPT_VALUE_STATEFUL:
       break;
   }

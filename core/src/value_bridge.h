@@ -43,7 +43,8 @@ class CValueView {
 
 // A deep conversion of a C value into a Value. Array leaves are not copied:
 // they share `keepalive` (which owns the C value's memory) as their owner.
-Value from_c_value(const ckpt_value& value, const std::shared_ptr<void>& keepalive);
+Value from_c_value(const ckpt_value& value,
+                   const std::shared_ptr<void>& keepalive);
 
 ckpt_dtype to_c_dtype(DType dtype);
 DType from_c_dtype(ckpt_dtype dtype);  // InvalidArgumentError if invalid

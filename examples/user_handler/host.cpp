@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
          {"notes", ckpt::Value::json({{"text", "first run"}})}},
         options);
 
-    for (const auto& [name, typestr] : ckpt::read_checkpoint_info(argv[1]).item_handlers) {
+    for (const auto& [name, typestr] :
+         ckpt::read_checkpoint_info(argv[1]).item_handlers) {
       std::printf("%s -> %s\n", name.c_str(), typestr.c_str());
     }
     auto restored = ckpt::load_checkpointables(

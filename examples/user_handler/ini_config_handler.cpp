@@ -24,17 +24,24 @@ class IniConfigHandler final : public ckpt::sdk::Handler {
   ckpt::sdk::SaveWork save(const ckpt::sdk::Call& call, const ckpt_value& value,
                            ckpt::sdk::RetainedValue) override {
     if (value.kind != CKPT_VALUE_DICT) {
-      throw ckpt::sdk::Error(CKPT_ERROR_INVALID_ARGUMENT,
-                             "config must be a flat dict of strings and numbers");
+      throw ckpt::sdk::Error(
+          CKPT_ERROR_INVALID_ARGUMENT,
+          "config must be a flat dict of strings and numbers");
     }
     std::ostringstream text;
     for (size_t i = 0; i < value.count; ++i) {
       const ckpt_value& v = value.children[i];
       text << value.keys[i] << " = ";
       switch (v.kind) {
-        case CKPT_VALUE_STRING: text << ckpt::sdk::string_of(v); break;
-        case CKPT_VALUE_INT: text << v.int_value; break;
-        case CKPT_VALUE_DOUBLE: text << v.double_value; break;
+        case CKPT_VALUE_STRING:
+          text << ckpt::sdk::string_of(v);
+          break;
+        case CKPT_VALUE_INT:
+          text << v.int_value;
+          break;
+        case CKPT_VALUE_DOUBLE:
+          text << v.double_value;
+          break;
         default:
           throw ckpt::sdk::Error(CKPT_ERROR_INVALID_ARGUMENT,
                                  std::string("config key '") + value.keys[i] +
@@ -62,7 +69,8 @@ class IniConfigHandler final : public ckpt::sdk::Handler {
       while (std::getline(lines, line)) {
         auto eq = line.find(" = ");
         if (eq == std::string::npos) continue;
-        out.add(line.substr(0, eq), ckpt::sdk::OutValue::string(line.substr(eq + 3)));
+        out.add(line.substr(0, eq),
+                ckpt::sdk::OutValue::string(line.substr(eq + 3)));
       }
       return out;
     };
@@ -72,7 +80,7 @@ class IniConfigHandler final : public ckpt::sdk::Handler {
 }  // namespace
 
 CKPT_PLUGIN("ini-config", registrar) {
-  registrar.handler_type<IniConfigHandler>("example.IniConfigHandler", {},
-                                           "the `config` checkpointable as INI");
+  registrar.handler_type<IniConfigHandler>(
+      "example.IniConfigHandler", {}, "the `config` checkpointable as INI");
   registrar.registration("example.IniConfigHandler", "config");
 }

@@ -21,11 +21,16 @@ constexpr const char* kLegacyFilename = "metadata";
 
 ordered_json to_json(const ckpt_value& v) {
   switch (v.kind) {
-    case CKPT_VALUE_NONE: return nullptr;
-    case CKPT_VALUE_BOOL: return v.int_value != 0;
-    case CKPT_VALUE_INT: return v.int_value;
-    case CKPT_VALUE_DOUBLE: return v.double_value;
-    case CKPT_VALUE_STRING: return std::string(ckpt::sdk::string_of(v));
+    case CKPT_VALUE_NONE:
+      return nullptr;
+    case CKPT_VALUE_BOOL:
+      return v.int_value != 0;
+    case CKPT_VALUE_INT:
+      return v.int_value;
+    case CKPT_VALUE_DOUBLE:
+      return v.double_value;
+    case CKPT_VALUE_STRING:
+      return std::string(ckpt::sdk::string_of(v));
     case CKPT_VALUE_DICT: {
       ordered_json out = ordered_json::object();
       for (size_t i = 0; i < v.count; ++i) {
@@ -35,7 +40,8 @@ ordered_json to_json(const ckpt_value& v) {
     }
     case CKPT_VALUE_LIST: {
       ordered_json out = ordered_json::array();
-      for (size_t i = 0; i < v.count; ++i) out.push_back(to_json(v.children[i]));
+      for (size_t i = 0; i < v.count; ++i)
+        out.push_back(to_json(v.children[i]));
       return out;
     }
     default:
@@ -87,8 +93,8 @@ class JsonHandler final : public ckpt::sdk::Handler {
           auto document = nlohmann::json::parse(text);
           (void)document;
         } catch (const nlohmann::json::parse_error& e) {
-          throw Error(CKPT_ERROR_DATA_LOSS, path + " is not valid JSON (" +
-                                                e.what() + ")");
+          throw Error(CKPT_ERROR_DATA_LOSS,
+                      path + " is not valid JSON (" + e.what() + ")");
         }
         return ckpt::sdk::OutValue::json(std::move(text));
       }

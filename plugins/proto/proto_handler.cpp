@@ -49,7 +49,8 @@ class DescriptorErrors final : public pb::DescriptorPool::ErrorCollector {
   void AddError(const std::string& filename, const std::string& element_name,
                 const pb::Message*, ErrorLocation,
                 const std::string& message) override {
-    if (first_.empty()) first_ = filename + ": " + element_name + ": " + message;
+    if (first_.empty())
+      first_ = filename + ": " + element_name + ": " + message;
   }
   void AddWarning(const std::string&, const std::string&, const pb::Message*,
                   ErrorLocation, const std::string&) override {}
@@ -69,9 +70,10 @@ struct MessageTypes {
 
 // Builds `name` from `files` into `pool` after the files it imports, each
 // once, whatever their order in the set.
-void build_file(const std::string& name,
-                const std::map<std::string, const pb::FileDescriptorProto*>& files,
-                std::set<std::string>& in_progress, pb::DescriptorPool& pool) {
+void build_file(
+    const std::string& name,
+    const std::map<std::string, const pb::FileDescriptorProto*>& files,
+    std::set<std::string>& in_progress, pb::DescriptorPool& pool) {
   if (pool.FindFileByName(name) != nullptr) return;
   auto it = files.find(name);
   if (it == files.end()) {
@@ -118,7 +120,8 @@ std::shared_ptr<MessageTypes> build_types(const std::string& descriptor_set) {
 // the number of message types a program checkpoints.
 std::shared_ptr<MessageTypes> types_of(const std::string& descriptor_set) {
   static std::mutex* mutex = new std::mutex();
-  static auto* cache = new std::map<std::string, std::shared_ptr<MessageTypes>>();
+  static auto* cache =
+      new std::map<std::string, std::shared_ptr<MessageTypes>>();
   std::lock_guard<std::mutex> lock(*mutex);
   auto it = cache->find(descriptor_set);
   if (it != cache->end()) return it->second;
@@ -147,7 +150,8 @@ struct MessageType {
     try {
       type.types = types_of(type.descriptor_set);
     } catch (const Error& e) {
-      throw Error(e.code(), "protobuf type " + type.full_name + ": " + e.what());
+      throw Error(e.code(),
+                  "protobuf type " + type.full_name + ": " + e.what());
     }
     const pb::Descriptor* descriptor =
         type.types->pool.FindMessageTypeByName(type.full_name);
@@ -272,8 +276,9 @@ std::string serialize_deterministically(const pb::Message& message) {
     pb::io::CodedOutputStream coded(&stream);
     coded.SetSerializationDeterministic(true);
     if (!message.SerializePartialToCodedStream(&coded)) {
-      throw Error(CKPT_ERROR_INTERNAL, "cannot serialize protobuf message " +
-                                           message.GetDescriptor()->full_name());
+      throw Error(CKPT_ERROR_INTERNAL,
+                  "cannot serialize protobuf message " +
+                      message.GetDescriptor()->full_name());
     }
   }
   return bytes;
@@ -291,7 +296,8 @@ class ProtoHandler final : public ckpt::sdk::Handler {
     return value.kind == CKPT_VALUE_PROTO && value.proto != nullptr;
   }
 
-  ckpt_answer is_abstract_handleable(const ckpt_value& abstract_value) override {
+  ckpt_answer is_abstract_handleable(
+      const ckpt_value& abstract_value) override {
     return abstract_value.kind == CKPT_VALUE_PROTO_TYPE &&
                    abstract_value.proto != nullptr
                ? CKPT_ANSWER_YES
@@ -309,8 +315,8 @@ class ProtoHandler final : public ckpt::sdk::Handler {
     MessageType type = MessageType::of(*value.proto);
     std::shared_ptr<pb::Message> message = type.new_message();
     if (value.proto->bytes_len > static_cast<size_t>(INT_MAX) ||
-        !message->ParsePartialFromArray(value.proto->bytes,
-                                        static_cast<int>(value.proto->bytes_len))) {
+        !message->ParsePartialFromArray(
+            value.proto->bytes, static_cast<int>(value.proto->bytes_len))) {
       throw Error(CKPT_ERROR_INVALID_ARGUMENT,
                   "the bytes of protobuf message " + type.full_name +
                       " do not parse as that type");

@@ -40,9 +40,11 @@ uint16_t float_to_half(float f) {
   uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
   uint32_t abs = bits & 0x7fffffffu;
   if (abs >= 0x7f800000u) {  // inf or nan
-    return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0));
+    return static_cast<uint16_t>(sign | 0x7c00u |
+                                 (abs > 0x7f800000u ? 0x200u : 0));
   }
-  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow
+  if (abs >= 0x477ff000u)
+    return static_cast<uint16_t>(sign | 0x7c00u);  // overflow
   if (abs < 0x38800000u) {  // subnormal or zero in half precision
     float magnitude;
     std::memcpy(&magnitude, &abs, sizeof magnitude);
@@ -104,21 +106,45 @@ Element read(ckpt_dtype dtype, const unsigned char* p) {
     e.re = static_cast<double>(v);
   };
   switch (dtype) {
-    case CKPT_DTYPE_BOOL: as_unsigned(*p != 0 ? 1 : 0); break;
-    case CKPT_DTYPE_INT8: as_signed(load_as<int8_t>(p)); break;
-    case CKPT_DTYPE_INT16: as_signed(load_as<int16_t>(p)); break;
-    case CKPT_DTYPE_INT32: as_signed(load_as<int32_t>(p)); break;
-    case CKPT_DTYPE_INT64: as_signed(load_as<int64_t>(p)); break;
-    case CKPT_DTYPE_UINT8: as_unsigned(load_as<uint8_t>(p)); break;
-    case CKPT_DTYPE_UINT16: as_unsigned(load_as<uint16_t>(p)); break;
-    case CKPT_DTYPE_UINT32: as_unsigned(load_as<uint32_t>(p)); break;
-    case CKPT_DTYPE_UINT64: as_unsigned(load_as<uint64_t>(p)); break;
-    case CKPT_DTYPE_FLOAT16: e.re = half_to_float(load_as<uint16_t>(p)); break;
+    case CKPT_DTYPE_BOOL:
+      as_unsigned(*p != 0 ? 1 : 0);
+      break;
+    case CKPT_DTYPE_INT8:
+      as_signed(load_as<int8_t>(p));
+      break;
+    case CKPT_DTYPE_INT16:
+      as_signed(load_as<int16_t>(p));
+      break;
+    case CKPT_DTYPE_INT32:
+      as_signed(load_as<int32_t>(p));
+      break;
+    case CKPT_DTYPE_INT64:
+      as_signed(load_as<int64_t>(p));
+      break;
+    case CKPT_DTYPE_UINT8:
+      as_unsigned(load_as<uint8_t>(p));
+      break;
+    case CKPT_DTYPE_UINT16:
+      as_unsigned(load_as<uint16_t>(p));
+      break;
+    case CKPT_DTYPE_UINT32:
+      as_unsigned(load_as<uint32_t>(p));
+      break;
+    case CKPT_DTYPE_UINT64:
+      as_unsigned(load_as<uint64_t>(p));
+      break;
+    case CKPT_DTYPE_FLOAT16:
+      e.re = half_to_float(load_as<uint16_t>(p));
+      break;
     case CKPT_DTYPE_BFLOAT16:
       e.re = bfloat16_to_float(load_as<uint16_t>(p));
       break;
-    case CKPT_DTYPE_FLOAT32: e.re = load_as<float>(p); break;
-    case CKPT_DTYPE_FLOAT64: e.re = load_as<double>(p); break;
+    case CKPT_DTYPE_FLOAT32:
+      e.re = load_as<float>(p);
+      break;
+    case CKPT_DTYPE_FLOAT64:
+      e.re = load_as<double>(p);
+      break;
     case CKPT_DTYPE_COMPLEX64:
       e.re = load_as<float>(p);
       e.im = load_as<float>(p + 4);
@@ -127,7 +153,8 @@ Element read(ckpt_dtype dtype, const unsigned char* p) {
       e.re = load_as<double>(p);
       e.im = load_as<double>(p + 8);
       break;
-    case CKPT_DTYPE_INVALID: break;
+    case CKPT_DTYPE_INVALID:
+      break;
   }
   return e;
 }
@@ -167,22 +194,42 @@ void write(ckpt_dtype dtype, const Element& e, unsigned char* p) {
     case CKPT_DTYPE_BOOL:
       *p = (e.is_integer ? e.u != 0 : (e.re != 0 || e.im != 0)) ? 1 : 0;
       break;
-    case CKPT_DTYPE_INT8: store_integer<int8_t>(e, p); break;
-    case CKPT_DTYPE_INT16: store_integer<int16_t>(e, p); break;
-    case CKPT_DTYPE_INT32: store_integer<int32_t>(e, p); break;
-    case CKPT_DTYPE_INT64: store_integer<int64_t>(e, p); break;
-    case CKPT_DTYPE_UINT8: store_integer<uint8_t>(e, p); break;
-    case CKPT_DTYPE_UINT16: store_integer<uint16_t>(e, p); break;
-    case CKPT_DTYPE_UINT32: store_integer<uint32_t>(e, p); break;
-    case CKPT_DTYPE_UINT64: store_integer<uint64_t>(e, p); break;
+    case CKPT_DTYPE_INT8:
+      store_integer<int8_t>(e, p);
+      break;
+    case CKPT_DTYPE_INT16:
+      store_integer<int16_t>(e, p);
+      break;
+    case CKPT_DTYPE_INT32:
+      store_integer<int32_t>(e, p);
+      break;
+    case CKPT_DTYPE_INT64:
+      store_integer<int64_t>(e, p);
+      break;
+    case CKPT_DTYPE_UINT8:
+      store_integer<uint8_t>(e, p);
+      break;
+    case CKPT_DTYPE_UINT16:
+      store_integer<uint16_t>(e, p);
+      break;
+    case CKPT_DTYPE_UINT32:
+      store_integer<uint32_t>(e, p);
+      break;
+    case CKPT_DTYPE_UINT64:
+      store_integer<uint64_t>(e, p);
+      break;
     case CKPT_DTYPE_FLOAT16:
       store_plain(float_to_half(static_cast<float>(e.re)), p);
       break;
     case CKPT_DTYPE_BFLOAT16:
       store_plain(float_to_bfloat16(static_cast<float>(e.re)), p);
       break;
-    case CKPT_DTYPE_FLOAT32: store_plain(static_cast<float>(e.re), p); break;
-    case CKPT_DTYPE_FLOAT64: store_plain(e.re, p); break;
+    case CKPT_DTYPE_FLOAT32:
+      store_plain(static_cast<float>(e.re), p);
+      break;
+    case CKPT_DTYPE_FLOAT64:
+      store_plain(e.re, p);
+      break;
     case CKPT_DTYPE_COMPLEX64:
       store_plain(static_cast<float>(e.re), p);
       store_plain(static_cast<float>(e.im), p + 4);
@@ -191,7 +238,8 @@ void write(ckpt_dtype dtype, const Element& e, unsigned char* p) {
       store_plain(e.re, p);
       store_plain(e.im, p + 8);
       break;
-    case CKPT_DTYPE_INVALID: break;
+    case CKPT_DTYPE_INVALID:
+      break;
   }
 }
 
@@ -222,7 +270,8 @@ namespace {
 
 void fit_dim(const unsigned char* src, const std::vector<int64_t>& from,
              unsigned char* dst, const std::vector<int64_t>& to,
-             size_t item_size, size_t dim, const std::vector<uint64_t>& from_stride,
+             size_t item_size, size_t dim,
+             const std::vector<uint64_t>& from_stride,
              const std::vector<uint64_t>& to_stride) {
   int64_t common = std::min(from[dim], to[dim]);
   if (dim + 1 == from.size()) {

@@ -12,13 +12,20 @@ struct DTypeName {
 };
 
 constexpr DTypeName kNames[] = {
-    {CKPT_DTYPE_BOOL, "bool"},          {CKPT_DTYPE_INT8, "int8"},
-    {CKPT_DTYPE_INT16, "int16"},        {CKPT_DTYPE_INT32, "int32"},
-    {CKPT_DTYPE_INT64, "int64"},        {CKPT_DTYPE_UINT8, "uint8"},
-    {CKPT_DTYPE_UINT16, "uint16"},      {CKPT_DTYPE_UINT32, "uint32"},
-    {CKPT_DTYPE_UINT64, "uint64"},      {CKPT_DTYPE_FLOAT16, "float16"},
-    {CKPT_DTYPE_BFLOAT16, "bfloat16"},  {CKPT_DTYPE_FLOAT32, "float32"},
-    {CKPT_DTYPE_FLOAT64, "float64"},    {CKPT_DTYPE_COMPLEX64, "complex64"},
+    {CKPT_DTYPE_BOOL, "bool"},
+    {CKPT_DTYPE_INT8, "int8"},
+    {CKPT_DTYPE_INT16, "int16"},
+    {CKPT_DTYPE_INT32, "int32"},
+    {CKPT_DTYPE_INT64, "int64"},
+    {CKPT_DTYPE_UINT8, "uint8"},
+    {CKPT_DTYPE_UINT16, "uint16"},
+    {CKPT_DTYPE_UINT32, "uint32"},
+    {CKPT_DTYPE_UINT64, "uint64"},
+    {CKPT_DTYPE_FLOAT16, "float16"},
+    {CKPT_DTYPE_BFLOAT16, "bfloat16"},
+    {CKPT_DTYPE_FLOAT32, "float32"},
+    {CKPT_DTYPE_FLOAT64, "float64"},
+    {CKPT_DTYPE_COMPLEX64, "complex64"},
     {CKPT_DTYPE_COMPLEX128, "complex128"},
 };
 
@@ -71,22 +78,38 @@ ckpt_dtype dtype_from_name(const std::string& name) {
 
 hid_t hdf5_type(ckpt_dtype dtype) {
   switch (dtype) {
-    case CKPT_DTYPE_BOOL: return bool_type();
-    case CKPT_DTYPE_INT8: return H5Tcopy(H5T_STD_I8LE);
-    case CKPT_DTYPE_INT16: return H5Tcopy(H5T_STD_I16LE);
-    case CKPT_DTYPE_INT32: return H5Tcopy(H5T_STD_I32LE);
-    case CKPT_DTYPE_INT64: return H5Tcopy(H5T_STD_I64LE);
-    case CKPT_DTYPE_UINT8: return H5Tcopy(H5T_STD_U8LE);
-    case CKPT_DTYPE_UINT16: return H5Tcopy(H5T_STD_U16LE);
-    case CKPT_DTYPE_UINT32: return H5Tcopy(H5T_STD_U32LE);
-    case CKPT_DTYPE_UINT64: return H5Tcopy(H5T_STD_U64LE);
-    case CKPT_DTYPE_FLOAT16: return float16_type();
-    case CKPT_DTYPE_BFLOAT16: return H5Tcopy(H5T_STD_U16LE);
-    case CKPT_DTYPE_FLOAT32: return H5Tcopy(H5T_IEEE_F32LE);
-    case CKPT_DTYPE_FLOAT64: return H5Tcopy(H5T_IEEE_F64LE);
-    case CKPT_DTYPE_COMPLEX64: return complex_type(H5T_IEEE_F32LE, 4);
-    case CKPT_DTYPE_COMPLEX128: return complex_type(H5T_IEEE_F64LE, 8);
-    case CKPT_DTYPE_INVALID: break;
+    case CKPT_DTYPE_BOOL:
+      return bool_type();
+    case CKPT_DTYPE_INT8:
+      return H5Tcopy(H5T_STD_I8LE);
+    case CKPT_DTYPE_INT16:
+      return H5Tcopy(H5T_STD_I16LE);
+    case CKPT_DTYPE_INT32:
+      return H5Tcopy(H5T_STD_I32LE);
+    case CKPT_DTYPE_INT64:
+      return H5Tcopy(H5T_STD_I64LE);
+    case CKPT_DTYPE_UINT8:
+      return H5Tcopy(H5T_STD_U8LE);
+    case CKPT_DTYPE_UINT16:
+      return H5Tcopy(H5T_STD_U16LE);
+    case CKPT_DTYPE_UINT32:
+      return H5Tcopy(H5T_STD_U32LE);
+    case CKPT_DTYPE_UINT64:
+      return H5Tcopy(H5T_STD_U64LE);
+    case CKPT_DTYPE_FLOAT16:
+      return float16_type();
+    case CKPT_DTYPE_BFLOAT16:
+      return H5Tcopy(H5T_STD_U16LE);
+    case CKPT_DTYPE_FLOAT32:
+      return H5Tcopy(H5T_IEEE_F32LE);
+    case CKPT_DTYPE_FLOAT64:
+      return H5Tcopy(H5T_IEEE_F64LE);
+    case CKPT_DTYPE_COMPLEX64:
+      return complex_type(H5T_IEEE_F32LE, 4);
+    case CKPT_DTYPE_COMPLEX128:
+      return complex_type(H5T_IEEE_F64LE, 8);
+    case CKPT_DTYPE_INVALID:
+      break;
   }
   return H5I_INVALID_HID;
 }
@@ -125,15 +148,32 @@ bool hdf5_type_matches(hid_t type, ckpt_dtype dtype) {
 std::string describe_hdf5_type(hid_t type) {
   const char* cls = "unknown type";
   switch (H5Tget_class(type)) {
-    case H5T_INTEGER: cls = "integer"; break;
-    case H5T_FLOAT: cls = "float"; break;
-    case H5T_STRING: cls = "string"; break;
-    case H5T_COMPOUND: cls = "compound"; break;
-    case H5T_ENUM: cls = "enum"; break;
-    case H5T_OPAQUE: cls = "opaque"; break;
-    case H5T_ARRAY: cls = "array"; break;
-    case H5T_VLEN: cls = "variable-length"; break;
-    default: break;
+    case H5T_INTEGER:
+      cls = "integer";
+      break;
+    case H5T_FLOAT:
+      cls = "float";
+      break;
+    case H5T_STRING:
+      cls = "string";
+      break;
+    case H5T_COMPOUND:
+      cls = "compound";
+      break;
+    case H5T_ENUM:
+      cls = "enum";
+      break;
+    case H5T_OPAQUE:
+      cls = "opaque";
+      break;
+    case H5T_ARRAY:
+      cls = "array";
+      break;
+    case H5T_VLEN:
+      cls = "variable-length";
+      break;
+    default:
+      break;
   }
   return std::string(cls) + " of " + std::to_string(H5Tget_size(type)) +
          " bytes";

@@ -138,7 +138,8 @@ std::vector<hsize_t> chunk_dims(const std::vector<int64_t>& dims,
   std::vector<hsize_t> chunk = to_hsize(dims);
   uint64_t row_bytes = item_size;
   for (size_t d = 1; d < dims.size(); ++d) row_bytes *= chunk[d];
-  hsize_t rows = std::max<uint64_t>(1, kChunkTargetBytes / std::max<uint64_t>(row_bytes, 1));
+  hsize_t rows = std::max<uint64_t>(
+      1, kChunkTargetBytes / std::max<uint64_t>(row_bytes, 1));
   chunk[0] = std::min<hsize_t>(chunk[0], rows);
   return chunk;
 }
@@ -154,9 +155,9 @@ Hid create_dataset(hid_t file, hid_t lcpl, const DatasetToWrite& ds,
                    const std::string& what) {
   Hid type(hdf5_type(ds.dtype), H5Tclose);
   if (!type.ok()) {
-    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                what + ": dtype " + dtype_name(ds.dtype) +
-                    " cannot be stored in HDF5");
+    throw Error(
+        CKPT_ERROR_INVALID_ARGUMENT,
+        what + ": dtype " + dtype_name(ds.dtype) + " cannot be stored in HDF5");
   }
   Hid space = make_space(ds.dims);
   Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
@@ -164,10 +165,12 @@ Hid create_dataset(hid_t file, hid_t lcpl, const DatasetToWrite& ds,
   bool chunked = ds.compressible && nonempty && !ds.dims.empty() &&
                  (options.chunking || !options.compression.empty());
   if (chunked) {
-    std::vector<hsize_t> chunk = chunk_dims(ds.dims, ckpt::sdk::dtype_size(ds.dtype));
+    std::vector<hsize_t> chunk =
+        chunk_dims(ds.dims, ckpt::sdk::dtype_size(ds.dtype));
     H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
     if (options.compression == "gzip") {
-      H5Pset_deflate(dcpl.get(), static_cast<unsigned>(options.compression_level));
+      H5Pset_deflate(dcpl.get(),
+                     static_cast<unsigned>(options.compression_level));
     }
   } else {
     H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS);
@@ -190,7 +193,8 @@ Hid create_dataset(hid_t file, hid_t lcpl, const DatasetToWrite& ds,
   }
   haddr_t offset = H5Dget_offset(dataset.get());
   if (offset == HADDR_UNDEF) {
-    fail(CKPT_ERROR_INTERNAL, what + ": dataset " + ds.path + " has no storage");
+    fail(CKPT_ERROR_INTERNAL,
+         what + ": dataset " + ds.path + " has no storage");
   }
   pending.push_back({offset, ds.data, ds.nbytes});
   return dataset;
@@ -239,8 +243,8 @@ void write_index(hid_t file, const std::vector<IndexRow>& rows,
                          H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
               H5Dclose);
   if (!dataset.ok() ||
-      (!records.empty() && H5Dwrite(dataset.get(), type.get(), H5S_ALL,
-                                    H5S_ALL, H5P_DEFAULT, records.data()) < 0)) {
+      (!records.empty() && H5Dwrite(dataset.get(), type.get(), H5S_ALL, H5S_ALL,
+                                    H5P_DEFAULT, records.data()) < 0)) {
     fail(CKPT_ERROR_INTERNAL, what + ": cannot write the array index");
   }
 }
@@ -292,7 +296,8 @@ void write_array_file(const std::string& file,
     const char* data = static_cast<const char*>(p.data);
     uint64_t done = 0;
     while (done < p.nbytes) {
-      size_t chunk = static_cast<size_t>(std::min<uint64_t>(p.nbytes - done, 1u << 30));
+      size_t chunk =
+          static_cast<size_t>(std::min<uint64_t>(p.nbytes - done, 1u << 30));
       ssize_t n = ::pwrite(fd, data + done, chunk,
                            static_cast<off_t>(p.file_offset + done));
       if (n < 0 && errno == EINTR) continue;
@@ -337,8 +342,8 @@ void read_through_hdf5(const OpenDataset& ds, const ArrayToRead& r,
   hid_t mem_selection = H5S_ALL;
   if (r.packed) {
     hsize_t start[1] = {r.offset}, count[1] = {r.count};
-    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr,
-                        count, nullptr);
+    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count,
+                        nullptr);
     mem_space = Hid(H5Screate_simple(1, count, nullptr), H5Sclose);
     file_selection = file_space.get();
     mem_selection = mem_space.get();
@@ -362,28 +367,30 @@ void read_array_file(const std::string& file,
     Hdf5Lock lock;
     Hid h5(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (!h5.ok()) {
-      fail(CKPT_ERROR_DATA_LOSS,
-           what + ": cannot open the array file " + file +
-               " (missing, truncated or not HDF5)");
+      fail(CKPT_ERROR_DATA_LOSS, what + ": cannot open the array file " + file +
+                                     " (missing, truncated or not HDF5)");
     }
     std::map<std::string, OpenDataset> open;
     for (size_t index = 0; index < reads.size(); ++index) {
       const ArrayToRead& r = reads[index];
-      std::string where = what + ": key path " + r.key_path + ": dataset " + r.dataset;
+      std::string where =
+          what + ": key path " + r.key_path + ": dataset " + r.dataset;
       auto it = open.find(r.dataset);
       if (it == open.end()) {
         OpenDataset ds;
         if (H5Lexists(h5.get(), r.dataset.c_str(), H5P_DEFAULT) <= 0) {
           H5Eclear2(H5E_DEFAULT);
-          throw Error(CKPT_ERROR_DATA_LOSS,
-                      where + " is missing from " + file);
+          throw Error(CKPT_ERROR_DATA_LOSS, where + " is missing from " + file);
         }
-        ds.dataset = Hid(H5Dopen2(h5.get(), r.dataset.c_str(), H5P_DEFAULT), H5Dclose);
-        if (!ds.dataset.ok()) fail(CKPT_ERROR_DATA_LOSS, where + " cannot be opened");
+        ds.dataset =
+            Hid(H5Dopen2(h5.get(), r.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+        if (!ds.dataset.ok())
+          fail(CKPT_ERROR_DATA_LOSS, where + " cannot be opened");
         ds.type = Hid(H5Dget_type(ds.dataset.get()), H5Tclose);
         Hid space(H5Dget_space(ds.dataset.get()), H5Sclose);
         int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
-        if (!ds.type.ok() || rank < 0) fail(CKPT_ERROR_DATA_LOSS, where + " is damaged");
+        if (!ds.type.ok() || rank < 0)
+          fail(CKPT_ERROR_DATA_LOSS, where + " is damaged");
         ds.dims.resize(static_cast<size_t>(rank));
         H5Sget_simple_extent_dims(space.get(), ds.dims.data(), nullptr);
         Hid dcpl(H5Dget_create_plist(ds.dataset.get()), H5Pclose);
@@ -400,8 +407,9 @@ void read_array_file(const std::string& file,
                         ", which cannot hold the recorded dtype " +
                         dtype_name(r.dtype));
       }
-      bool shape_ok = r.packed ? ds.dims.size() == 1 && ds.dims[0] >= r.offset + r.count
-                               : ds.dims == to_hsize(r.dims);
+      bool shape_ok =
+          r.packed ? ds.dims.size() == 1 && ds.dims[0] >= r.offset + r.count
+                   : ds.dims == to_hsize(r.dims);
       if (!shape_ok) {
         throw Error(CKPT_ERROR_DATA_LOSS,
                     where + " does not have the shape recorded in _METADATA");
@@ -428,7 +436,8 @@ void read_array_file(const std::string& file,
   struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0) {
     if (fd >= 0) ::close(fd);
-    throw Error(CKPT_ERROR_DATA_LOSS, what + ": cannot read " + file + ": " + errno_text());
+    throw Error(CKPT_ERROR_DATA_LOSS,
+                what + ": cannot read " + file + ": " + errno_text());
   }
   uint64_t size = static_cast<uint64_t>(st.st_size);
   for (const DirectRead& d : direct) {
@@ -442,14 +451,17 @@ void read_array_file(const std::string& file,
     char* out = static_cast<char*>(d.destination);
     uint64_t done = 0;
     while (done < d.nbytes) {
-      size_t chunk = static_cast<size_t>(std::min<uint64_t>(d.nbytes - done, 1u << 30));
-      ssize_t n = ::pread(fd, out + done, chunk, static_cast<off_t>(d.file_offset + done));
+      size_t chunk =
+          static_cast<size_t>(std::min<uint64_t>(d.nbytes - done, 1u << 30));
+      ssize_t n = ::pread(fd, out + done, chunk,
+                          static_cast<off_t>(d.file_offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         std::string reason = n < 0 ? errno_text() : "unexpected end of file";
         ::close(fd);
-        throw Error(CKPT_ERROR_DATA_LOSS, what + ": key path " + d.array->key_path +
-                                              ": cannot read " + file + ": " + reason);
+        throw Error(CKPT_ERROR_DATA_LOSS,
+                    what + ": key path " + d.array->key_path +
+                        ": cannot read " + file + ": " + reason);
       }
       done += static_cast<uint64_t>(n);
     }

@@ -57,10 +57,10 @@ struct ArrayToRead {
   // is 1-d and must hold offset + count elements).
   std::vector<int64_t> dims;
   bool packed = false;
-  uint64_t offset = 0;  // in elements, packed only
-  uint64_t count = 0;   // elements to read
+  uint64_t offset = 0;          // in elements, packed only
+  uint64_t count = 0;           // elements to read
   void* destination = nullptr;  // count * dtype size bytes
-  std::string key_path;  // for error messages
+  std::string key_path;         // for error messages
 };
 
 // Reads every array of `reads` from `file`. Throws sdk::Error (DATA_LOSS

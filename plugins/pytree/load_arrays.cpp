@@ -36,7 +36,8 @@ std::map<std::string, uint64_t> fully_requested_packs(const LoadPlan& plan) {
   }
   for (const ArrayLoad& a : plan.arrays) {
     const LeafRecord& leaf = plan.saved.leaves[a.leaf];
-    bool as_saved = a.dtype == leaf.dtype && a.shape == leaf.shape && !a.caller_buffer;
+    bool as_saved =
+        a.dtype == leaf.dtype && a.shape == leaf.shape && !a.caller_buffer;
     if (leaf.location.packed && as_saved) {
       requested[leaf.location.dataset] += element_count(leaf.shape);
     }
@@ -55,7 +56,8 @@ uint64_t checksum(const void* data, uint64_t nbytes) {
 }
 
 void load_arrays(LoadPlan& plan, const std::string& array_file,
-                 bool verify_checksums, const std::shared_ptr<void>& caller_memory,
+                 bool verify_checksums,
+                 const std::shared_ptr<void>& caller_memory,
                  const std::string& what) {
   std::vector<Landing> landing(plan.arrays.size());
   std::vector<ArrayToRead> reads;
@@ -88,12 +90,15 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
     auto pack = pack_memory.find(leaf.location.dataset);
     if (leaf.location.packed && pack != pack_memory.end()) {
       landing[i].owner = pack->second;
-      landing[i].data = static_cast<char*>(pack->second.get()) + leaf.location.offset * item;
-      size_t read = static_cast<size_t>(std::distance(pack_memory.begin(), pack));
+      landing[i].data =
+          static_cast<char*>(pack->second.get()) + leaf.location.offset * item;
+      size_t read =
+          static_cast<size_t>(std::distance(pack_memory.begin(), pack));
       arrays_of_read[read].push_back(i);
       continue;
     }
-    bool in_place = a.caller_buffer && a.dtype == leaf.dtype && a.shape == leaf.shape;
+    bool in_place =
+        a.caller_buffer && a.dtype == leaf.dtype && a.shape == leaf.shape;
     if (in_place) {
       landing[i].data = a.caller_buffer;
       landing[i].owner = caller_memory;
@@ -119,18 +124,22 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
   auto verify = [&](size_t read) {
     for (size_t i : arrays_of_read[read]) {
       const LeafRecord& leaf = plan.saved.leaves[plan.arrays[i].leaf];
-      uint64_t nbytes = element_count(leaf.shape) * ckpt::sdk::dtype_size(leaf.dtype);
+      uint64_t nbytes =
+          element_count(leaf.shape) * ckpt::sdk::dtype_size(leaf.dtype);
       if (leaf.has_checksum && checksum(landing[i].data, nbytes) != leaf.xxh3) {
         throw Error(CKPT_ERROR_DATA_LOSS,
                     what + ": key path " + key_path_repr(leaf.path) +
-                        ": checksum mismatch (dataset " + leaf.location.dataset +
-                        " in " + array_file + "): the array data is corrupted");
+                        ": checksum mismatch (dataset " +
+                        leaf.location.dataset + " in " + array_file +
+                        "): the array data is corrupted");
       }
     }
   };
   std::function<void(size_t)> on_read;
   if (verify_checksums) {
-    on_read = [&](size_t read) { verifier.submit([&verify, read] { verify(read); }); };
+    on_read = [&](size_t read) {
+      verifier.submit([&verify, read] { verify(read); });
+    };
   }
   read_array_file(array_file, reads, what, on_read);
   verifier.finish();
@@ -169,14 +178,16 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
         fitted.data = a.caller_buffer;
         fitted.owner = caller_memory;
       } else {
-        fitted.owner = allocate_buffer(element_count(a.shape) * ckpt::sdk::dtype_size(a.dtype));
+        fitted.owner = allocate_buffer(element_count(a.shape) *
+                                       ckpt::sdk::dtype_size(a.dtype));
         fitted.data = fitted.owner.get();
       }
       fit_to_shape(land.data, leaf.shape, fitted.data, a.shape,
                    ckpt::sdk::dtype_size(a.dtype));
       land = fitted;
     }
-    nodes[i]->value = ckpt::sdk::OutValue::array(a.dtype, a.shape, land.data, land.owner);
+    nodes[i]->value =
+        ckpt::sdk::OutValue::array(a.dtype, a.shape, land.data, land.owner);
   }
 }
 

@@ -16,7 +16,8 @@ namespace ckpt_pytree {
 // filled in place) alive as long as the loaded value. Throws sdk::Error
 // (DATA_LOSS on a checksum mismatch or damaged file) naming `what`.
 void load_arrays(LoadPlan& plan, const std::string& array_file,
-                 bool verify_checksums, const std::shared_ptr<void>& caller_memory,
+                 bool verify_checksums,
+                 const std::shared_ptr<void>& caller_memory,
                  const std::string& what);
 
 // The xxh3-64 checksum of `nbytes` bytes.

@@ -25,14 +25,22 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 const char* leaf_kind_name(LeafKind kind) {
   switch (kind) {
-    case LeafKind::kArray: return "an array";
-    case LeafKind::kBool: return "a bool";
-    case LeafKind::kInt: return "an int";
-    case LeafKind::kDouble: return "a double";
-    case LeafKind::kString: return "a string";
-    case LeafKind::kNone: return "none";
-    case LeafKind::kEmptyDict: return "an empty dict";
-    case LeafKind::kEmptyList: return "an empty list";
+    case LeafKind::kArray:
+      return "an array";
+    case LeafKind::kBool:
+      return "a bool";
+    case LeafKind::kInt:
+      return "an int";
+    case LeafKind::kDouble:
+      return "a double";
+    case LeafKind::kString:
+      return "a string";
+    case LeafKind::kNone:
+      return "none";
+    case LeafKind::kEmptyDict:
+      return "an empty dict";
+    case LeafKind::kEmptyList:
+      return "an empty list";
   }
   return "a leaf";
 }
@@ -40,13 +48,20 @@ const char* leaf_kind_name(LeafKind kind) {
 // The value of a saved non-array leaf, as saved.
 OutValue saved_leaf_value(const LeafRecord& leaf) {
   switch (leaf.kind) {
-    case LeafKind::kBool: return OutValue::boolean(leaf.bool_value);
-    case LeafKind::kInt: return OutValue::integer(leaf.int_value);
-    case LeafKind::kDouble: return OutValue::real(leaf.double_value);
-    case LeafKind::kString: return OutValue::string(leaf.string_value);
-    case LeafKind::kEmptyDict: return OutValue::dict();
-    case LeafKind::kEmptyList: return OutValue::list();
-    default: return OutValue::none();
+    case LeafKind::kBool:
+      return OutValue::boolean(leaf.bool_value);
+    case LeafKind::kInt:
+      return OutValue::integer(leaf.int_value);
+    case LeafKind::kDouble:
+      return OutValue::real(leaf.double_value);
+    case LeafKind::kString:
+      return OutValue::string(leaf.string_value);
+    case LeafKind::kEmptyDict:
+      return OutValue::dict();
+    case LeafKind::kEmptyList:
+      return OutValue::list();
+    default:
+      return OutValue::none();
   }
 }
 
@@ -55,23 +70,28 @@ OutValue convert_scalar(const LeafRecord& leaf, ckpt_value_kind want,
                         const std::string& where) {
   bool numeric = leaf.kind == LeafKind::kBool || leaf.kind == LeafKind::kInt ||
                  leaf.kind == LeafKind::kDouble;
-  double as_double = leaf.kind == LeafKind::kBool  ? (leaf.bool_value ? 1 : 0)
-                     : leaf.kind == LeafKind::kInt ? static_cast<double>(leaf.int_value)
-                                                   : leaf.double_value;
+  double as_double = leaf.kind == LeafKind::kBool ? (leaf.bool_value ? 1 : 0)
+                     : leaf.kind == LeafKind::kInt
+                         ? static_cast<double>(leaf.int_value)
+                         : leaf.double_value;
   if (want == CKPT_VALUE_STRING && leaf.kind == LeafKind::kString) {
     return OutValue::string(leaf.string_value);
   }
   if (numeric) {
     switch (want) {
-      case CKPT_VALUE_BOOL: return OutValue::boolean(as_double != 0);
-      case CKPT_VALUE_DOUBLE: return OutValue::real(as_double);
+      case CKPT_VALUE_BOOL:
+        return OutValue::boolean(as_double != 0);
+      case CKPT_VALUE_DOUBLE:
+        return OutValue::real(as_double);
       case CKPT_VALUE_INT:
-        if (leaf.kind == LeafKind::kInt) return OutValue::integer(leaf.int_value);
+        if (leaf.kind == LeafKind::kInt)
+          return OutValue::integer(leaf.int_value);
         if (std::isfinite(as_double) && std::fabs(as_double) < 9.2e18) {
           return OutValue::integer(static_cast<int64_t>(as_double));
         }
         break;
-      default: break;
+      default:
+        break;
     }
   }
   throw Error(CKPT_ERROR_INVALID_ARGUMENT,
@@ -100,20 +120,24 @@ class Planner {
     std::string id = key_path_id(path);
     std::string where = what_ + ": key path " + key_path_repr(path);
     auto leaf_it = leaf_at_.find(id);
-    const LeafRecord* leaf =
-        leaf_it == leaf_at_.end() ? nullptr : &plan_.saved.leaves[leaf_it->second];
+    const LeafRecord* leaf = leaf_it == leaf_at_.end()
+                                 ? nullptr
+                                 : &plan_.saved.leaves[leaf_it->second];
     bool is_subtree = subtrees_.count(id) > 0;
     auto node = std::make_unique<OutNode>();
 
     if (a.kind == CKPT_VALUE_DICT || a.kind == CKPT_VALUE_LIST) {
-      node->kind = a.kind == CKPT_VALUE_DICT ? OutNode::Kind::kDict : OutNode::Kind::kList;
+      node->kind = a.kind == CKPT_VALUE_DICT ? OutNode::Kind::kDict
+                                             : OutNode::Kind::kList;
       if (leaf) {
         bool empty_container = leaf->kind == LeafKind::kEmptyDict ||
                                leaf->kind == LeafKind::kEmptyList;
         if (!empty_container || a.count != 0) {
           throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                      where + ": the abstract tree has a container where the "
-                              "checkpoint holds " + leaf_kind_name(leaf->kind));
+                      where +
+                          ": the abstract tree has a container where the "
+                          "checkpoint holds " +
+                          leaf_kind_name(leaf->kind));
         }
         visited_[leaf_it->second] = true;
         return node;
@@ -122,9 +146,11 @@ class Planner {
         throw Error(CKPT_ERROR_NOT_FOUND, where + " is not in the checkpoint");
       }
       for (size_t i = 0; i < a.count; ++i) {
-        std::string key = a.kind == CKPT_VALUE_DICT ? (a.keys[i] ? a.keys[i] : "")
-                                                    : std::to_string(i);
-        path.push_back({key, a.kind == CKPT_VALUE_DICT ? KeyType::kDict : KeyType::kSequence});
+        std::string key = a.kind == CKPT_VALUE_DICT
+                              ? (a.keys[i] ? a.keys[i] : "")
+                              : std::to_string(i);
+        path.push_back({key, a.kind == CKPT_VALUE_DICT ? KeyType::kDict
+                                                       : KeyType::kSequence});
         node->children.push_back(build(a.children[i], path));
         node->keys.push_back(key);
         path.pop_back();
@@ -134,12 +160,13 @@ class Planner {
 
     if (!leaf) {
       if (is_subtree) {
-        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                    where + (a.kind == CKPT_VALUE_PLACEHOLDER
-                                 ? ": a placeholder stands for a subtree of the "
-                                   "checkpoint; placeholders may only replace leaves"
-                                 : ": the abstract tree has a leaf where the "
-                                   "checkpoint holds a subtree"));
+        throw Error(
+            CKPT_ERROR_INVALID_ARGUMENT,
+            where + (a.kind == CKPT_VALUE_PLACEHOLDER
+                         ? ": a placeholder stands for a subtree of the "
+                           "checkpoint; placeholders may only replace leaves"
+                         : ": the abstract tree has a leaf where the "
+                           "checkpoint holds a subtree"));
       }
       throw Error(CKPT_ERROR_NOT_FOUND, where + " is not in the checkpoint");
     }
@@ -169,8 +196,9 @@ class Planner {
       }
       default:
         throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                    where + ": this kind of abstract leaf is not supported by "
-                            "the pytree handler");
+                    where +
+                        ": this kind of abstract leaf is not supported by "
+                        "the pytree handler");
     }
   }
 
@@ -201,8 +229,8 @@ class Planner {
                   OutNode& node, const std::string& where) {
     if (leaf.kind != LeafKind::kArray) {
       throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                  where + ": the checkpoint holds " + leaf_kind_name(leaf.kind) +
-                      ", not an array");
+                  where + ": the checkpoint holds " +
+                      leaf_kind_name(leaf.kind) + ", not an array");
     }
     const ckpt_array* spec = a.array;
     if (!spec || !is_valid_dtype(spec->dtype)) {
@@ -212,13 +240,15 @@ class Planner {
     ArrayLoad load;
     load.leaf = index;
     load.dtype = spec->dtype;
-    load.shape.assign(spec->tensor.shape, spec->tensor.shape + spec->tensor.ndim);
+    load.shape.assign(spec->tensor.shape,
+                      spec->tensor.shape + spec->tensor.ndim);
     if (load.shape != leaf.shape) {
       bool same_rank = load.shape.size() == leaf.shape.size();
       if (!options_.allow_shape_mismatch || !same_rank) {
         throw Error(CKPT_ERROR_INVALID_ARGUMENT,
                     where + ": shape mismatch: the checkpoint holds " +
-                        shape_text(leaf.shape) + ", the abstract tree asks for " +
+                        shape_text(leaf.shape) +
+                        ", the abstract tree asks for " +
                         shape_text(load.shape) +
                         (same_rank ? " (enable allow_shape_mismatch to pad or "
                                      "truncate)"
@@ -227,7 +257,8 @@ class Planner {
     }
     if (a.kind == CKPT_VALUE_ARRAY && spec->tensor.data &&
         !(spec->flags & CKPT_ARRAY_IMMUTABLE) && is_c_contiguous(*spec)) {
-      load.caller_buffer = static_cast<char*>(spec->tensor.data) + spec->tensor.byte_offset;
+      load.caller_buffer =
+          static_cast<char*>(spec->tensor.data) + spec->tensor.byte_offset;
     }
     node.array = static_cast<int>(plan_.arrays.size());
     plan_.arrays.push_back(std::move(load));
@@ -252,7 +283,8 @@ OutNode* child_for(OutNode& parent, const KeyEntry& key) {
 }
 
 OutNode::Kind container_for(KeyType type) {
-  return type == KeyType::kSequence ? OutNode::Kind::kList : OutNode::Kind::kDict;
+  return type == KeyType::kSequence ? OutNode::Kind::kList
+                                    : OutNode::Kind::kDict;
 }
 
 // The saved structure with a leaf per record; `fill` sets each leaf.
@@ -261,20 +293,24 @@ std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
                                          const std::string& what, Fill fill) {
   auto root = std::make_unique<OutNode>();
   if (saved.leaves.empty()) {
-    throw Error(CKPT_ERROR_INVALID_LAYOUT, what + ": the tree metadata has no leaves");
+    throw Error(CKPT_ERROR_INVALID_LAYOUT,
+                what + ": the tree metadata has no leaves");
   }
   for (size_t i = 0; i < saved.leaves.size(); ++i) {
     const KeyPath& path = saved.leaves[i].path;
     std::string where = what + ": key path " + key_path_repr(path);
     if (path.empty() && saved.leaves.size() != 1) {
-      throw Error(CKPT_ERROR_INVALID_LAYOUT, where + ": a root leaf among others");
+      throw Error(CKPT_ERROR_INVALID_LAYOUT,
+                  where + ": a root leaf among others");
     }
     OutNode* node = root.get();
     for (const KeyEntry& key : path) {
       OutNode::Kind kind = container_for(key.type);
-      if (node->kind == OutNode::Kind::kLeaf && node->children.empty()) node->kind = kind;
+      if (node->kind == OutNode::Kind::kLeaf && node->children.empty())
+        node->kind = kind;
       if (node->kind != kind || node->array >= 0) {
-        throw Error(CKPT_ERROR_INVALID_LAYOUT, where + ": inconsistent tree metadata");
+        throw Error(CKPT_ERROR_INVALID_LAYOUT,
+                    where + ": inconsistent tree metadata");
       }
       node = child_for(*node, key);
     }
@@ -316,11 +352,21 @@ OutValue abstract_tree(const TreeMetadata& saved, const std::string& what) {
             leaf.dtype == CKPT_DTYPE_INVALID ? CKPT_DTYPE_FLOAT32 : leaf.dtype,
             leaf.shape);
         break;
-      case LeafKind::kBool: node.value = OutValue::scalar_spec(CKPT_VALUE_BOOL); break;
-      case LeafKind::kInt: node.value = OutValue::scalar_spec(CKPT_VALUE_INT); break;
-      case LeafKind::kDouble: node.value = OutValue::scalar_spec(CKPT_VALUE_DOUBLE); break;
-      case LeafKind::kString: node.value = OutValue::scalar_spec(CKPT_VALUE_STRING); break;
-      default: node.value = saved_leaf_value(leaf); break;
+      case LeafKind::kBool:
+        node.value = OutValue::scalar_spec(CKPT_VALUE_BOOL);
+        break;
+      case LeafKind::kInt:
+        node.value = OutValue::scalar_spec(CKPT_VALUE_INT);
+        break;
+      case LeafKind::kDouble:
+        node.value = OutValue::scalar_spec(CKPT_VALUE_DOUBLE);
+        break;
+      case LeafKind::kString:
+        node.value = OutValue::scalar_spec(CKPT_VALUE_STRING);
+        break;
+      default:
+        node.value = saved_leaf_value(leaf);
+        break;
     }
   });
   return to_out_value(*root);
@@ -328,7 +374,8 @@ OutValue abstract_tree(const TreeMetadata& saved, const std::string& what) {
 
 OutValue to_out_value(OutNode& node) {
   if (node.kind == OutNode::Kind::kLeaf) return std::move(node.value);
-  OutValue out = node.kind == OutNode::Kind::kDict ? OutValue::dict() : OutValue::list();
+  OutValue out =
+      node.kind == OutNode::Kind::kDict ? OutValue::dict() : OutValue::list();
   for (size_t i = 0; i < node.children.size(); ++i) {
     out.add(node.keys[i], to_out_value(*node.children[i]));
   }

@@ -24,16 +24,17 @@ struct OutNode {
   Kind kind = Kind::kLeaf;
   std::vector<std::string> keys;
   std::vector<std::unique_ptr<OutNode>> children;
-  std::unordered_map<std::string, size_t> index;  // key -> child, while building
+  std::unordered_map<std::string, size_t>
+      index;                  // key -> child, while building
   ckpt::sdk::OutValue value;  // a leaf's value (arrays: once read)
   int array = -1;             // index into LoadPlan::arrays
 };
 
 // One array leaf to read.
 struct ArrayLoad {
-  size_t leaf = 0;                 // index into LoadPlan::saved.leaves
+  size_t leaf = 0;                        // index into LoadPlan::saved.leaves
   ckpt_dtype dtype = CKPT_DTYPE_INVALID;  // requested
-  std::vector<int64_t> shape;      // requested
+  std::vector<int64_t> shape;             // requested
   // Caller memory (a concrete array in the abstract tree) of exactly the
   // requested dtype and shape, filled in place; null = allocate.
   void* caller_buffer = nullptr;

@@ -19,7 +19,14 @@ using json = nlohmann::json;
 
 // One scalar JSON value.
 struct Scalar {
-  enum class Type { kNull, kBool, kInt, kUnsigned, kDouble, kString } type = Type::kNull;
+  enum class Type {
+    kNull,
+    kBool,
+    kInt,
+    kUnsigned,
+    kDouble,
+    kString
+  } type = Type::kNull;
   bool b = false;
   int64_t i = 0;
   uint64_t u = 0;
@@ -37,15 +44,19 @@ struct Scalar {
   }
   double as_double() const {
     switch (type) {
-      case Type::kInt: return static_cast<double>(i);
-      case Type::kUnsigned: return static_cast<double>(u);
-      case Type::kDouble: return d;
+      case Type::kInt:
+        return static_cast<double>(i);
+      case Type::kUnsigned:
+        return static_cast<double>(u);
+      case Type::kDouble:
+        return d;
       case Type::kString:
         if (s == "nan") return NAN;
         if (s == "inf") return INFINITY;
         if (s == "-inf") return -INFINITY;
         break;
-      default: break;
+      default:
+        break;
     }
     throw std::invalid_argument("expected a number");
   }
@@ -83,7 +94,8 @@ void finish_leaf(const RawValue& raw, LeafRecord& leaf) {
     leaf.has_value = raw.has_value;
     if (raw.has_value) {
       if (leaf.kind == LeafKind::kBool) {
-        if (raw.value.type != Scalar::Type::kBool) throw std::invalid_argument("expected a bool");
+        if (raw.value.type != Scalar::Type::kBool)
+          throw std::invalid_argument("expected a bool");
         leaf.bool_value = raw.value.b;
       } else if (leaf.kind == LeafKind::kInt) {
         leaf.int_value = raw.value.as_int();
@@ -112,7 +124,8 @@ void finish_leaf(const RawValue& raw, LeafRecord& leaf) {
     if (!raw.xxh3.empty()) {
       char* end = nullptr;
       leaf.xxh3 = std::strtoull(raw.xxh3.c_str(), &end, 16);
-      if (*end != '\0') throw std::invalid_argument("bad xxh3 checksum " + raw.xxh3);
+      if (*end != '\0')
+        throw std::invalid_argument("bad xxh3 checksum " + raw.xxh3);
       leaf.has_checksum = true;
     }
   }
@@ -183,7 +196,9 @@ class Reader : public nlohmann::json_sax<json> {
     static const std::string kElement = "[]";
     return !frames_.empty() && frames_.back().is_array ? kElement : key_;
   }
-  bool in_tree() const { return frames_.size() >= 2 && frames_[1].name == "tree_metadata"; }
+  bool in_tree() const {
+    return frames_.size() >= 2 && frames_[1].name == "tree_metadata";
+  }
 
   bool open(bool is_array) {
     frames_.push_back({frames_.empty() ? "" : name_here(), is_array});
@@ -207,7 +222,8 @@ class Reader : public nlohmann::json_sax<json> {
       finish_leaf(raw_, leaf_);
       out_.leaves.push_back(std::move(leaf_));
     }
-    if (frames_.size() == 2 && frames_[1].name == "tree_metadata") saw_tree_ = true;
+    if (frames_.size() == 2 && frames_[1].name == "tree_metadata")
+      saw_tree_ = true;
     frames_.pop_back();
     return true;
   }
@@ -229,8 +245,11 @@ class Reader : public nlohmann::json_sax<json> {
     const std::string& section = frames_[3].name;
     if (section == "key_metadata" && depth == 5) {
       KeyEntry& e = leaf_.path.back();
-      if (name == "key") e.key = v.type == Scalar::Type::kString ? v.s : std::to_string(v.as_int());
-      if (name == "key_type") e.type = v.as_int() == 1 ? KeyType::kSequence : KeyType::kDict;
+      if (name == "key")
+        e.key =
+            v.type == Scalar::Type::kString ? v.s : std::to_string(v.as_int());
+      if (name == "key_type")
+        e.type = v.as_int() == 1 ? KeyType::kSequence : KeyType::kDict;
     } else if (section == "value_metadata" && depth == 4) {
       if (name == "value_type") raw_.value_type = v.as_string();
       if (name == "kind") raw_.kind = v.as_string();
@@ -243,7 +262,8 @@ class Reader : public nlohmann::json_sax<json> {
     } else if (section == "value_metadata" && depth == 5) {
       const std::string& field = frames_[4].name;
       if (field == "shape" || field == "write_shape") {
-        (field == "shape" ? raw_.shape : raw_.write_shape).push_back(v.as_int());
+        (field == "shape" ? raw_.shape : raw_.write_shape)
+            .push_back(v.as_int());
         if (field == "shape") raw_.has_shape = true;
       } else if (field == "storage") {
         if (name == "dataset") raw_.dataset = v.as_string();
@@ -270,19 +290,22 @@ class Reader : public nlohmann::json_sax<json> {
 
 }  // namespace
 
-TreeMetadata parse_tree_metadata(const std::string& text, const std::string& what) {
+TreeMetadata parse_tree_metadata(const std::string& text,
+                                 const std::string& what) {
   TreeMetadata out;
   Reader reader(out);
   try {
     json::sax_parse(text, &reader);
-    if (!reader.saw_tree()) throw std::invalid_argument("no tree_metadata object");
+    if (!reader.saw_tree())
+      throw std::invalid_argument("no tree_metadata object");
   } catch (const std::exception& e) {
     throw ckpt::sdk::Error(CKPT_ERROR_INVALID_LAYOUT,
-                           what + " is not valid pytree metadata (" + reader.where +
-                               ": " + e.what() + ")");
+                           what + " is not valid pytree metadata (" +
+                               reader.where + ": " + e.what() + ")");
   }
   if (!reader.has_format) {
-    out.storage_format = std::string("orbax.") + (reader.ocdbt ? "ocdbt+" : "tensorstore+") +
+    out.storage_format = std::string("orbax.") +
+                         (reader.ocdbt ? "ocdbt+" : "tensorstore+") +
                          (reader.zarr3 ? "zarr3" : "zarr");
     out.array_file.clear();
   }

@@ -32,19 +32,21 @@ TreeMetadata read_tree_metadata(const ckpt::sdk::Call& call) {
   std::string path = call.directory + "/" + kMetadataFile;
   std::string text;
   if (!ckpt::sdk::read_file_if_exists(path, text)) {
-    throw Error(CKPT_ERROR_NOT_FOUND,
-                describe(call) + ": no " + kMetadataFile + " in " + call.directory);
+    throw Error(CKPT_ERROR_NOT_FOUND, describe(call) + ": no " + kMetadataFile +
+                                          " in " + call.directory);
   }
   return parse_tree_metadata(text, describe(call) + ": " + path);
 }
 
 // Arrays written by anything but ckpt's HDF5 layout cannot be read here.
-void require_readable_format(const TreeMetadata& saved, const std::string& what) {
+void require_readable_format(const TreeMetadata& saved,
+                             const std::string& what) {
   if (saved.storage_format == kStorageFormat) return;
   throw Error(CKPT_ERROR_UNIMPLEMENTED,
               what + ": storage format '" + saved.storage_format +
                   "' is not supported (the pytree handler reads '" +
-                  kStorageFormat + "'; Orbax's OCDBT/Zarr array data cannot "
+                  kStorageFormat +
+                  "'; Orbax's OCDBT/Zarr array data cannot "
                   "be loaded yet, only its metadata)");
 }
 
@@ -74,9 +76,10 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     return is_supported_tree(value);
   }
 
-  ckpt_answer is_abstract_handleable(const ckpt_value& abstract_value) override {
+  ckpt_answer is_abstract_handleable(
+      const ckpt_value& abstract_value) override {
     return every_leaf(abstract_value, is_abstract_leaf) ? CKPT_ANSWER_YES
-                                                       : CKPT_ANSWER_NO;
+                                                        : CKPT_ANSWER_NO;
   }
 
   ckpt::sdk::SaveWork save(const ckpt::sdk::Call& call, const ckpt_value& value,
@@ -85,7 +88,8 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     std::string what = describe(call);
     auto snapshot = std::make_shared<Snapshot>(
         take_snapshot(value, options.pack_threshold_bytes, what));
-    if (!snapshot->references_caller_memory) retained = ckpt::sdk::RetainedValue();
+    if (!snapshot->references_caller_memory)
+      retained = ckpt::sdk::RetainedValue();
     return [call, options, what, snapshot, retained = std::move(retained)] {
       write_checkpointable(call, options, what, *snapshot);
     };
@@ -101,9 +105,11 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     std::string array_file = call.directory + "/" + saved.array_file;
     auto plan = std::make_shared<LoadPlan>(
         plan_load(std::move(saved), abstract_value, options.load, what));
-    auto caller_memory = std::make_shared<ckpt::sdk::RetainedValue>(std::move(retained));
+    auto caller_memory =
+        std::make_shared<ckpt::sdk::RetainedValue>(std::move(retained));
     return [plan, array_file, options, what, caller_memory] {
-      load_arrays(*plan, array_file, options.verify_checksums, caller_memory, what);
+      load_arrays(*plan, array_file, options.verify_checksums, caller_memory,
+                  what);
       return to_out_value(*plan->root);
     };
   }
@@ -119,7 +125,8 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
 
   static void write_checkpointable(const ckpt::sdk::Call& call,
                                    const PyTreeOptions& options,
-                                   const std::string& what, Snapshot& snapshot) {
+                                   const std::string& what,
+                                   Snapshot& snapshot) {
     std::vector<DatasetToWrite> datasets;
     std::vector<IndexRow> index;
     // Checksums and the _METADATA text are made on a second thread while
@@ -141,7 +148,8 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
       row.dataset = leaf.location.dataset;
       row.dtype = dtype_name(leaf.dtype);
       row.offset = leaf.location.offset;
-      row.count = bytes.nbytes / std::max<size_t>(1, ckpt::sdk::dtype_size(leaf.dtype));
+      row.count =
+          bytes.nbytes / std::max<size_t>(1, ckpt::sdk::dtype_size(leaf.dtype));
       row.shape = leaf.shape;
       index.push_back(std::move(row));
       if (!leaf.location.packed) {
@@ -151,9 +159,12 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     }
     for (const auto& [dtype, pack] : snapshot.packs) {
       uint64_t nbytes = pack.elements * ckpt::sdk::dtype_size(dtype);
-      datasets.push_back({packed_dataset(dtype), dtype,
+      datasets.push_back({packed_dataset(dtype),
+                          dtype,
                           {static_cast<int64_t>(pack.elements)},
-                          pack.memory.get(), nbytes, false});
+                          pack.memory.get(),
+                          nbytes,
+                          false});
     }
     write_array_file(call.directory + "/" + kArrayFile, datasets, index,
                      options.storage, call.file_mode, what);

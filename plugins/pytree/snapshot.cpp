@@ -70,7 +70,8 @@ void copy_dim(const char* src, const ckpt_array& a, int dim, char*& dst,
     }
     return;
   }
-  for (int64_t i = 0; i < n; ++i) copy_dim(src + i * stride, a, dim + 1, dst, item);
+  for (int64_t i = 0; i < n; ++i)
+    copy_dim(src + i * stride, a, dim + 1, dst, item);
 }
 
 }  // namespace
@@ -91,7 +92,8 @@ bool is_c_contiguous(const ckpt_array& a) {
 
 void copy_contiguous(const ckpt_array& a, void* destination) {
   size_t item = ckpt::sdk::dtype_size(a.dtype);
-  const char* src = static_cast<const char*>(a.tensor.data) + a.tensor.byte_offset;
+  const char* src =
+      static_cast<const char*>(a.tensor.data) + a.tensor.byte_offset;
   uint64_t count = element_count(shape_of(a));
   if (count == 0) return;
   if (is_c_contiguous(a) || a.tensor.ndim == 0) {
@@ -141,7 +143,9 @@ Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
     leaf.path = flat[i].path;
     std::string where = what + ": key path " + key_path_repr(leaf.path);
     switch (v.kind) {
-      case CKPT_VALUE_NONE: leaf.kind = LeafKind::kNone; break;
+      case CKPT_VALUE_NONE:
+        leaf.kind = LeafKind::kNone;
+        break;
       case CKPT_VALUE_BOOL:
         leaf.kind = LeafKind::kBool;
         leaf.bool_value = v.int_value != 0;
@@ -158,8 +162,12 @@ Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
         leaf.kind = LeafKind::kString;
         leaf.string_value = std::string(ckpt::sdk::string_of(v));
         break;
-      case CKPT_VALUE_DICT: leaf.kind = LeafKind::kEmptyDict; break;
-      case CKPT_VALUE_LIST: leaf.kind = LeafKind::kEmptyList; break;
+      case CKPT_VALUE_DICT:
+        leaf.kind = LeafKind::kEmptyDict;
+        break;
+      case CKPT_VALUE_LIST:
+        leaf.kind = LeafKind::kEmptyList;
+        break;
       case CKPT_VALUE_ARRAY: {
         const ckpt_array* a = v.array;
         if (!a || !is_valid_dtype(a->dtype)) {
@@ -175,15 +183,18 @@ Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
         leaf.shape = shape_of(*a);
         for (int64_t d : leaf.shape) {
           if (d < 0) {
-            throw Error(CKPT_ERROR_INVALID_ARGUMENT, where + ": negative dimension");
+            throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                        where + ": negative dimension");
           }
         }
         uint64_t count = element_count(leaf.shape);
         uint64_t nbytes = count * ckpt::sdk::dtype_size(a->dtype);
         if (count > 0 && !a->tensor.data) {
-          throw Error(CKPT_ERROR_INVALID_ARGUMENT, where + ": the array has no data");
+          throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                      where + ": the array has no data");
         }
-        bool pack = nbytes < pack_threshold_bytes && leaf.shape.size() <= kMaxPackedRank;
+        bool pack = nbytes < pack_threshold_bytes &&
+                    leaf.shape.size() <= kMaxPackedRank;
         ArrayBytes bytes;
         bytes.leaf = i;
         bytes.nbytes = nbytes;
@@ -195,7 +206,8 @@ Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
         } else {
           leaf.location.dataset = hdf5_path(leaf.path);
           if ((a->flags & CKPT_ARRAY_IMMUTABLE) && is_c_contiguous(*a)) {
-            bytes.data = static_cast<const char*>(a->tensor.data) + a->tensor.byte_offset;
+            bytes.data = static_cast<const char*>(a->tensor.data) +
+                         a->tensor.byte_offset;
             snap.references_caller_memory = true;
           } else {
             std::shared_ptr<void> keeper;
@@ -209,8 +221,9 @@ Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
         break;
       }
       default:
-        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                    where + ": the pytree handler cannot save this kind of leaf");
+        throw Error(
+            CKPT_ERROR_INVALID_ARGUMENT,
+            where + ": the pytree handler cannot save this kind of leaf");
     }
     snap.metadata.leaves.push_back(std::move(leaf));
   }

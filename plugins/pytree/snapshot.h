@@ -20,8 +20,8 @@ namespace ckpt_pytree {
 
 // The bytes of one array leaf in the snapshot.
 struct ArrayBytes {
-  size_t leaf = 0;              // index into Snapshot::metadata.leaves
-  const void* data = nullptr;   // C-contiguous elements
+  size_t leaf = 0;             // index into Snapshot::metadata.leaves
+  const void* data = nullptr;  // C-contiguous elements
   uint64_t nbytes = 0;
 };
 

@@ -47,14 +47,20 @@ class Writer {
 
 const char* value_type_of(LeafKind kind) {
   switch (kind) {
-    case LeafKind::kArray: return kArrayValueType;
+    case LeafKind::kArray:
+      return kArrayValueType;
     case LeafKind::kBool:
     case LeafKind::kInt:
-    case LeafKind::kDouble: return kScalarValueType;
-    case LeafKind::kString: return kStringValueType;
-    case LeafKind::kNone: return kNoneValueType;
-    case LeafKind::kEmptyDict: return kDictValueType;
-    case LeafKind::kEmptyList: return kListValueType;
+    case LeafKind::kDouble:
+      return kScalarValueType;
+    case LeafKind::kString:
+      return kStringValueType;
+    case LeafKind::kNone:
+      return kNoneValueType;
+    case LeafKind::kEmptyDict:
+      return kDictValueType;
+    case LeafKind::kEmptyList:
+      return kListValueType;
   }
   return kNoneValueType;
 }
@@ -63,7 +69,8 @@ void write_value_metadata(Writer& w, const LeafRecord& leaf) {
   w.out += "{";
   w.key("value_type");
   w.string(value_type_of(leaf.kind));
-  bool empty = leaf.kind == LeafKind::kNone || leaf.kind == LeafKind::kEmptyDict ||
+  bool empty = leaf.kind == LeafKind::kNone ||
+               leaf.kind == LeafKind::kEmptyDict ||
                leaf.kind == LeafKind::kEmptyList;
   w.out += ", ";
   w.key("skip_deserialize");

@@ -78,8 +78,9 @@ struct TreeMetadata {
 // The _METADATA text of `metadata`.
 std::string format_tree_metadata(const TreeMetadata& metadata);
 
-// Parses _METADATA text (metadata_reader.cpp). Throws sdk::Error (INVALID_LAYOUT) naming `what`
-// (the file) when the text is not valid pytree metadata.
+// Parses _METADATA text (metadata_reader.cpp). Throws sdk::Error
+// (INVALID_LAYOUT) naming `what` (the file) when the text is not valid pytree
+// metadata.
 TreeMetadata parse_tree_metadata(const std::string& text,
                                  const std::string& what);
 

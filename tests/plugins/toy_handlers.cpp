@@ -76,7 +76,8 @@ class ToyHandler final : public ckpt::sdk::Handler {
       OutValue out = OutValue::dict();
       out.add("type", OutValue::string(tag));
       out.add("data", OutValue::string(data));
-      out.add("loaded_by", OutValue::string(std::string("test.") + kName + "Handler"));
+      out.add("loaded_by",
+              OutValue::string(std::string("test.") + kName + "Handler"));
       return out;
     };
   }

@@ -38,7 +38,8 @@ ckpt::Array filled(int64_t elements, uint32_t seed) {
   ckpt::Array a = ckpt::Array::zeros(ckpt::DType::kFloat32, {elements});
   float* p = a.data_as<float>();
   std::minstd_rand rng(seed);
-  for (int64_t i = 0; i < elements; ++i) p[i] = static_cast<float>(rng() % 1000) * 0.001f;
+  for (int64_t i = 0; i < elements; ++i)
+    p[i] = static_cast<float>(rng() % 1000) * 0.001f;
   return a;
 }
 
@@ -49,8 +50,10 @@ ckpt::Array filled(int64_t elements, uint32_t seed) {
 Workload make_workload(const std::string& name, int scale) {
   Workload w;
   w.tree = ckpt::Value::dict();
-  auto add = [&](ckpt::Value& parent, const std::string& key, int64_t elements) {
-    ckpt::Array a = filled(elements, static_cast<uint32_t>(w.arrays.size() + 1));
+  auto add = [&](ckpt::Value& parent, const std::string& key,
+                 int64_t elements) {
+    ckpt::Array a =
+        filled(elements, static_cast<uint32_t>(w.arrays.size() + 1));
     parent.set(key, a);
     w.arrays.push_back(a);
     w.bytes += a.nbytes();
@@ -58,7 +61,8 @@ Workload make_workload(const std::string& name, int scale) {
   if (name == "W1") {
     for (int i = 0; i < 8; ++i) {
       ckpt::Value layer = ckpt::Value::dict();
-      for (int j = 0; j < 8; ++j) add(layer, "w" + std::to_string(j), (4 << 20) / scale);
+      for (int j = 0; j < 8; ++j)
+        add(layer, "w" + std::to_string(j), (4 << 20) / scale);
       w.tree.set("layer" + std::to_string(i), layer);
     }
   } else if (name == "W2") {
@@ -69,10 +73,12 @@ Workload make_workload(const std::string& name, int scale) {
     }
   } else if (name == "W3") {
     ckpt::Value big = ckpt::Value::dict();
-    for (int i = 0; i < 4; ++i) add(big, "emb" + std::to_string(i), (16 << 20) / scale);
+    for (int i = 0; i < 4; ++i)
+      add(big, "emb" + std::to_string(i), (16 << 20) / scale);
     w.tree.set("big", big);
     ckpt::Value small = ckpt::Value::dict();
-    for (int i = 0; i < 5000; ++i) add(small, "s" + std::to_string(i), 64 + (i % 7) * 100);
+    for (int i = 0; i < 5000; ++i)
+      add(small, "s" + std::to_string(i), 64 + (i % 7) * 100);
     w.tree.set("small", small);
     ckpt::Value meta = ckpt::Value::dict();
     for (int i = 0; i < 100; ++i) {
@@ -111,11 +117,13 @@ ckpt::Value immutable_view(const ckpt::Value& v) {
   switch (v.kind()) {
     case ckpt::Value::Kind::kArray: {
       const ckpt::Array& a = v.as_array();
-      return ckpt::Array::share(a.dtype(), a.shape(), a.data(), a.owner(), true, a.strides());
+      return ckpt::Array::share(a.dtype(), a.shape(), a.data(), a.owner(), true,
+                                a.strides());
     }
     case ckpt::Value::Kind::kDict: {
       ckpt::Value::Dict d;
-      for (const auto& [k, child] : v.as_dict()) d.emplace_back(k, immutable_view(child));
+      for (const auto& [k, child] : v.as_dict())
+        d.emplace_back(k, immutable_view(child));
       return ckpt::Value::dict(std::move(d));
     }
     default:
@@ -294,14 +302,20 @@ int main(int argc, char** argv) {
     raw_w.push_back(raw_write(w, raw_file, false));
     ::sync();
     // The limit is the better of plain and huge-page buffers.
-    raw_r.push_back(std::min(raw_read(w, raw_file, false), raw_read(w, raw_file, true)));
+    raw_r.push_back(
+        std::min(raw_read(w, raw_file, false), raw_read(w, raw_file, true)));
     copy_t.push_back(one_memcpy(w));
   }
   fs::remove(raw_file);
-  out["samples"] = {{"ckpt_save", save_t}, {"ckpt_save_immutable", save_immutable_t},       {"ckpt_save_fsync", save_sync_t},
-                    {"ckpt_async_blocking", block_t}, {"ckpt_load", load_t},
-                    {"raw_write", raw_w},          {"raw_write_fsync", raw_w_sync},
-                    {"raw_read", raw_r},           {"memcpy", copy_t}};
+  out["samples"] = {{"ckpt_save", save_t},
+                    {"ckpt_save_immutable", save_immutable_t},
+                    {"ckpt_save_fsync", save_sync_t},
+                    {"ckpt_async_blocking", block_t},
+                    {"ckpt_load", load_t},
+                    {"raw_write", raw_w},
+                    {"raw_write_fsync", raw_w_sync},
+                    {"raw_read", raw_r},
+                    {"memcpy", copy_t}};
   out["ckpt_save"] = median(save_t);
   out["ckpt_save_immutable"] = median(save_immutable_t);
   out["ckpt_save_fsync"] = median(save_sync_t);

@@ -56,15 +56,18 @@ int run_cat(const Common& common, const std::string& dir,
             const std::string& target, bool full) {
   const size_t slash = target.find('/');
   const std::string name = target.substr(0, slash);
-  const std::string key_path = slash == std::string::npos ? "" : target.substr(slash + 1);
+  const std::string key_path =
+      slash == std::string::npos ? "" : target.substr(slash + 1);
   const CheckpointInfo info = read_checkpoint_info(dir);
-  if (key_path.empty() && !common.json && !needs_host_type(info, name).empty()) {
+  if (key_path.empty() && !common.json &&
+      !needs_host_type(info, name).empty()) {
     // Only the host app can load it (e.g. protobuf text format needs the
     // message type): show its files as written.
     return print_files(info.path / name);
   }
   Value value = load_checkpointables(dir, {{name, Value()}})[0].second;
-  const Value& shown = descend(value, key_path, "checkpointable '" + name + "'");
+  const Value& shown =
+      descend(value, key_path, "checkpointable '" + name + "'");
   if (common.json) {
     std::cout << to_json(shown).dump(2) << "\n";
     return 0;

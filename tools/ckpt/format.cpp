@@ -13,14 +13,16 @@ namespace ckpt::tool {
 namespace {
 
 float half_to_float(uint16_t h) {
-  uint32_t sign = (h >> 15) & 1, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
+  uint32_t sign = (h >> 15) & 1, exponent = (h >> 10) & 0x1f,
+           mantissa = h & 0x3ff;
   float value;
   if (exponent == 0) {
     value = std::ldexp(static_cast<float>(mantissa), -24);
   } else if (exponent == 31) {
     value = mantissa ? NAN : INFINITY;
   } else {
-    value = std::ldexp(static_cast<float>(mantissa | 0x400), static_cast<int>(exponent) - 25);
+    value = std::ldexp(static_cast<float>(mantissa | 0x400),
+                       static_cast<int>(exponent) - 25);
   }
   return sign ? -value : value;
 }
@@ -45,28 +47,44 @@ std::string number_text(double v) {
 // or std::complex.
 template <class F>
 auto visit_element(const Array& a, int64_t i, F f) {
-  const char* p = static_cast<const char*>(a.data()) + i * dtype_size(a.dtype());
+  const char* p =
+      static_cast<const char*>(a.data()) + i * dtype_size(a.dtype());
   auto load = [&](auto tag) {
     decltype(tag) v;
     std::memcpy(&v, p, sizeof v);
     return v;
   };
   switch (a.dtype()) {
-    case DType::kBool: return f(load(uint8_t{}) != 0);
-    case DType::kInt8: return f(load(int8_t{}));
-    case DType::kInt16: return f(load(int16_t{}));
-    case DType::kInt32: return f(load(int32_t{}));
-    case DType::kInt64: return f(load(int64_t{}));
-    case DType::kUInt8: return f(load(uint8_t{}));
-    case DType::kUInt16: return f(load(uint16_t{}));
-    case DType::kUInt32: return f(load(uint32_t{}));
-    case DType::kUInt64: return f(load(uint64_t{}));
-    case DType::kFloat16: return f(half_to_float(load(uint16_t{})));
-    case DType::kBFloat16: return f(bfloat16_to_float(load(uint16_t{})));
-    case DType::kFloat32: return f(load(float{}));
-    case DType::kFloat64: return f(load(double{}));
-    case DType::kComplex64: return f(load(std::complex<float>{}));
-    case DType::kComplex128: return f(load(std::complex<double>{}));
+    case DType::kBool:
+      return f(load(uint8_t{}) != 0);
+    case DType::kInt8:
+      return f(load(int8_t{}));
+    case DType::kInt16:
+      return f(load(int16_t{}));
+    case DType::kInt32:
+      return f(load(int32_t{}));
+    case DType::kInt64:
+      return f(load(int64_t{}));
+    case DType::kUInt8:
+      return f(load(uint8_t{}));
+    case DType::kUInt16:
+      return f(load(uint16_t{}));
+    case DType::kUInt32:
+      return f(load(uint32_t{}));
+    case DType::kUInt64:
+      return f(load(uint64_t{}));
+    case DType::kFloat16:
+      return f(half_to_float(load(uint16_t{})));
+    case DType::kBFloat16:
+      return f(bfloat16_to_float(load(uint16_t{})));
+    case DType::kFloat32:
+      return f(load(float{}));
+    case DType::kFloat64:
+      return f(load(double{}));
+    case DType::kComplex64:
+      return f(load(std::complex<float>{}));
+    case DType::kComplex128:
+      return f(load(std::complex<double>{}));
   }
   return f(false);
 }
@@ -132,7 +150,8 @@ uint64_t bytes_on_disk(const std::filesystem::path& path) {
     return std::filesystem::file_size(path, ec);
   }
   for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
-       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+       it != std::filesystem::recursive_directory_iterator();
+       it.increment(ec)) {
     if (ec) break;
     if (it->is_regular_file(ec)) total += it->file_size(ec);
   }
@@ -145,9 +164,10 @@ std::string array_text(const Array& input, bool full) {
   const int64_t edge = 3;
   const bool summarize = !full && a.num_elements() > 1000;
   std::vector<int64_t> strides(shape.size(), 1);
-  for (size_t d = shape.size(); d-- > 1;) strides[d - 1] = strides[d] * shape[d];
+  for (size_t d = shape.size(); d-- > 1;)
+    strides[d - 1] = strides[d] * shape[d];
   std::function<std::string(size_t, int64_t)> render = [&](size_t dim,
-                                                            int64_t offset) {
+                                                           int64_t offset) {
     if (dim == shape.size()) return element_text(a, offset);
     std::string out = "[";
     const int64_t n = shape[dim];
@@ -185,12 +205,18 @@ std::string array_text(const Array& input, bool full) {
 nlohmann::ordered_json to_json(const Value& value) {
   using K = Value::Kind;
   switch (value.kind()) {
-    case K::kNone: return nullptr;
-    case K::kBool: return value.as_bool();
-    case K::kInt: return value.as_int();
-    case K::kDouble: return value.as_double();
-    case K::kString: return value.as_string();
-    case K::kJson: return nlohmann::ordered_json::parse(value.as_json().dump());
+    case K::kNone:
+      return nullptr;
+    case K::kBool:
+      return value.as_bool();
+    case K::kInt:
+      return value.as_int();
+    case K::kDouble:
+      return value.as_double();
+    case K::kString:
+      return value.as_string();
+    case K::kJson:
+      return nlohmann::ordered_json::parse(value.as_json().dump());
     case K::kDict: {
       nlohmann::ordered_json out = nlohmann::ordered_json::object();
       for (const auto& [k, v] : value.as_dict()) out[k] = to_json(v);
@@ -202,15 +228,18 @@ nlohmann::ordered_json to_json(const Value& value) {
       return out;
     }
     case K::kArray: {
-      Array a = value.as_array().is_contiguous() ? value.as_array()
-                                                 : value.as_array().contiguous_copy();
+      Array a = value.as_array().is_contiguous()
+                    ? value.as_array()
+                    : value.as_array().contiguous_copy();
       std::function<nlohmann::ordered_json(size_t, int64_t)> nest =
           [&](size_t dim, int64_t offset) -> nlohmann::ordered_json {
         if (dim == a.shape().size()) return element_json(a, offset);
         int64_t stride = 1;
-        for (size_t d = dim + 1; d < a.shape().size(); ++d) stride *= a.shape()[d];
+        for (size_t d = dim + 1; d < a.shape().size(); ++d)
+          stride *= a.shape()[d];
         nlohmann::ordered_json out = nlohmann::ordered_json::array();
-        for (int64_t i = 0; i < a.shape()[dim]; ++i) out.push_back(nest(dim + 1, offset + i * stride));
+        for (int64_t i = 0; i < a.shape()[dim]; ++i)
+          out.push_back(nest(dim + 1, offset + i * stride));
         return out;
       };
       return nest(0, 0);
@@ -234,14 +263,17 @@ std::string tree_text(const Value& value, bool full) {
       [&](const Value& v, const std::string& path) {
         if (v.kind() == Value::Kind::kDict || v.kind() == Value::Kind::kList) {
           if (v.size() == 0) {
-            out << path << ": " << (v.kind() == Value::Kind::kDict ? "{}" : "[]") << "\n";
+            out << path << ": "
+                << (v.kind() == Value::Kind::kDict ? "{}" : "[]") << "\n";
           }
           size_t i = 0;
           if (v.kind() == Value::Kind::kDict) {
-            for (const auto& [k, child] : v.as_dict()) walk(child, path.empty() ? k : path + "/" + k);
+            for (const auto& [k, child] : v.as_dict())
+              walk(child, path.empty() ? k : path + "/" + k);
           } else {
             for (const auto& child : v.as_list()) {
-              walk(child, path.empty() ? std::to_string(i) : path + "/" + std::to_string(i));
+              walk(child, path.empty() ? std::to_string(i)
+                                       : path + "/" + std::to_string(i));
               ++i;
             }
           }

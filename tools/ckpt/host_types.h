@@ -24,7 +24,8 @@ inline std::string needs_host_type(const CheckpointInfo& info,
     return "stateful: only the host object that saved it can load it";
   }
   if (typestr == "ckpt.proto.ProtoHandler") {
-    return "protobuf: loading needs the message type, which only the host app has";
+    return "protobuf: loading needs the message type, which only the host app "
+           "has";
   }
   return "";
 }

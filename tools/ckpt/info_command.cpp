@@ -18,9 +18,12 @@ namespace {
 
 const char* layout_text(LayoutVersion layout) {
   switch (layout) {
-    case LayoutVersion::kV1: return "v1 (orbax.checkpoint marker)";
-    case LayoutVersion::kV0Composite: return "v0 composite (no marker)";
-    case LayoutVersion::kV0Flat: return "v0 flat pytree (no marker)";
+    case LayoutVersion::kV1:
+      return "v1 (orbax.checkpoint marker)";
+    case LayoutVersion::kV0Composite:
+      return "v0 composite (no marker)";
+    case LayoutVersion::kV0Flat:
+      return "v0 flat pytree (no marker)";
   }
   return "unknown";
 }
@@ -29,7 +32,8 @@ std::string time_text(const std::optional<int64_t>& nsecs) {
   if (!nsecs) return "unknown";
   std::time_t seconds = static_cast<std::time_t>(*nsecs / 1000000000);
   char buffer[64];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&seconds));
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S UTC",
+                std::gmtime(&seconds));
   return buffer;
 }
 
@@ -55,9 +59,8 @@ int run_info(const Common& common, const std::string& dir) {
       row.error = e.what();
     }
     if (present) {
-      row.bytes = bytes_on_disk(info.layout == LayoutVersion::kV0Flat
-                                    ? info.path
-                                    : info.path / name);
+      row.bytes = bytes_on_disk(
+          info.layout == LayoutVersion::kV0Flat ? info.path : info.path / name);
     }
     rows.push_back(row);
   };
@@ -72,17 +75,21 @@ int run_info(const Common& common, const std::string& dir) {
   if (common.json) {
     nlohmann::ordered_json out;
     out["path"] = info.path.string();
-    out["layout"] = info.layout == LayoutVersion::kV1            ? "v1"
-                    : info.layout == LayoutVersion::kV0Composite ? "v0-composite"
-                                                                 : "v0-flat";
+    out["layout"] = info.layout == LayoutVersion::kV1 ? "v1"
+                    : info.layout == LayoutVersion::kV0Composite
+                        ? "v0-composite"
+                        : "v0-flat";
     out["complete"] = true;
-    out["init_timestamp_nsecs"] = info.init_timestamp_nsecs
-                                      ? nlohmann::ordered_json(*info.init_timestamp_nsecs)
-                                      : nlohmann::ordered_json(nullptr);
+    out["init_timestamp_nsecs"] =
+        info.init_timestamp_nsecs
+            ? nlohmann::ordered_json(*info.init_timestamp_nsecs)
+            : nlohmann::ordered_json(nullptr);
     out["commit_timestamp_nsecs"] =
-        info.commit_timestamp_nsecs ? nlohmann::ordered_json(*info.commit_timestamp_nsecs)
-                                    : nlohmann::ordered_json(nullptr);
-    out["custom_metadata"] = nlohmann::ordered_json::parse(info.custom_metadata.dump());
+        info.commit_timestamp_nsecs
+            ? nlohmann::ordered_json(*info.commit_timestamp_nsecs)
+            : nlohmann::ordered_json(nullptr);
+    out["custom_metadata"] =
+        nlohmann::ordered_json::parse(info.custom_metadata.dump());
     out["metrics"] = nlohmann::ordered_json::parse(info.metrics.dump());
     out["checkpointables"] = nlohmann::ordered_json::array();
     for (const Row& r : rows) {
@@ -91,10 +98,12 @@ int run_info(const Common& common, const std::string& dir) {
           {"present", r.present},
           {"saved_by", r.saved_by.empty() ? nlohmann::ordered_json(nullptr)
                                           : nlohmann::ordered_json(r.saved_by)},
-          {"loaded_by", r.loaded_by.empty() ? nlohmann::ordered_json(nullptr)
-                                            : nlohmann::ordered_json(r.loaded_by)},
-          {"resolution_error", r.error.empty() ? nlohmann::ordered_json(nullptr)
-                                               : nlohmann::ordered_json(r.error)},
+          {"loaded_by", r.loaded_by.empty()
+                            ? nlohmann::ordered_json(nullptr)
+                            : nlohmann::ordered_json(r.loaded_by)},
+          {"resolution_error", r.error.empty()
+                                   ? nlohmann::ordered_json(nullptr)
+                                   : nlohmann::ordered_json(r.error)},
           {"bytes", r.bytes},
       });
     }
@@ -104,14 +113,17 @@ int run_info(const Common& common, const std::string& dir) {
   }
   std::printf("checkpoint  %s\n", info.path.c_str());
   std::printf("layout      %s\n", layout_text(info.layout));
-  std::printf("complete    yes (committed %s)\n", time_text(info.commit_timestamp_nsecs).c_str());
+  std::printf("complete    yes (committed %s)\n",
+              time_text(info.commit_timestamp_nsecs).c_str());
   std::printf("started     %s\n", time_text(info.init_timestamp_nsecs).c_str());
   std::printf("size        %s\n", human_bytes(total).c_str());
   if (!info.custom_metadata.empty()) {
     std::printf("custom      %s\n", info.custom_metadata.dump().c_str());
   }
-  if (!info.metrics.empty()) std::printf("metrics     %s\n", info.metrics.dump().c_str());
-  std::printf("\n%-16s %-10s %s\n", "CHECKPOINTABLE", "SIZE", "SAVED BY / LOADED BY NOW");
+  if (!info.metrics.empty())
+    std::printf("metrics     %s\n", info.metrics.dump().c_str());
+  std::printf("\n%-16s %-10s %s\n", "CHECKPOINTABLE", "SIZE",
+              "SAVED BY / LOADED BY NOW");
   for (const Row& r : rows) {
     std::printf("%-16s %-10s %s\n", r.name.c_str(),
                 r.present ? human_bytes(r.bytes).c_str() : "absent",

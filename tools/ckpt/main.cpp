@@ -1,9 +1,9 @@
 // ckpt -- inspect checkpoints (ours or Python Orbax's) and handler plugins.
 // Exit codes: 0 ok, 1 problem found, 2 usage error.
-#include <CLI/CLI.hpp>
 #include <ckpt/errors.h>
 #include <ckpt/plugins.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -18,28 +18,36 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<std::string> plugin_paths;
   ckpt::tool::Common common;
-  app.add_option("--plugin-path", plugin_paths,
-                 "Extra plugin folder (repeatable), loaded after CKPT_PLUGIN_PATH");
+  app.add_option(
+      "--plugin-path", plugin_paths,
+      "Extra plugin folder (repeatable), loaded after CKPT_PLUGIN_PATH");
   app.add_flag("--json", common.json, "Print JSON for scripts");
 
   std::string dir, name, target;
   bool full = false;
-  auto* plugins = app.add_subcommand("plugins", "The handler registry in registration order");
-  auto* info = app.add_subcommand("info", "Layout, timestamps, checkpointables and their handlers");
+  auto* plugins = app.add_subcommand(
+      "plugins", "The handler registry in registration order");
+  auto* info = app.add_subcommand(
+      "info", "Layout, timestamps, checkpointables and their handlers");
   info->add_option("DIR", dir, "Checkpoint folder")->required();
-  auto* tree = app.add_subcommand("tree", "A pytree's structure from its metadata");
+  auto* tree =
+      app.add_subcommand("tree", "A pytree's structure from its metadata");
   tree->add_option("DIR", dir, "Checkpoint folder")->required();
-  tree->add_option("NAME", name, "Checkpointable (default: the pytree AUTO finds)");
-  auto* cat = app.add_subcommand("cat", "Print a checkpointable or one key path of it");
+  tree->add_option("NAME", name,
+                   "Checkpointable (default: the pytree AUTO finds)");
+  auto* cat =
+      app.add_subcommand("cat", "Print a checkpointable or one key path of it");
   cat->add_option("DIR", dir, "Checkpoint folder")->required();
   cat->add_option("NAME", target, "NAME or NAME/key/path")->required();
   cat->add_flag("--full", full, "Print every array element");
-  auto* verify = app.add_subcommand("verify", "Check completeness, checksums and that everything loads");
+  auto* verify = app.add_subcommand(
+      "verify", "Check completeness, checksums and that everything loads");
   verify->add_option("DIR", dir, "Checkpoint folder")->required();
   // --json and --plugin-path also after the subcommand.
   for (CLI::App* sub : {plugins, info, tree, cat, verify}) {
     sub->add_flag("--json", common.json, "Print JSON for scripts");
-    sub->add_option("--plugin-path", plugin_paths, "Extra plugin folder (repeatable)");
+    sub->add_option("--plugin-path", plugin_paths,
+                    "Extra plugin folder (repeatable)");
   }
 
   try {

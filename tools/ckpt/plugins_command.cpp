@@ -30,9 +30,10 @@ int run_plugins(const Common& common) {
       out["entries"].push_back({
           {"typestr", info.typestr},
           {"secondary_typestrs", registry.get_secondary_typestrs(*e.handler)},
-          {"checkpointable_name", e.checkpointable_name
-                                      ? nlohmann::ordered_json(*e.checkpointable_name)
-                                      : nlohmann::ordered_json(nullptr)},
+          {"checkpointable_name",
+           e.checkpointable_name
+               ? nlohmann::ordered_json(*e.checkpointable_name)
+               : nlohmann::ordered_json(nullptr)},
           {"config", e.handler->config()},
           {"plugin", info.plugin_name},
           {"file", info.origin},
@@ -42,7 +43,8 @@ int run_plugins(const Common& common) {
     }
     out["failures"] = nlohmann::ordered_json::array();
     for (const auto& f : failures) {
-      out["failures"].push_back({{"path", f.path.string()}, {"reason", f.reason}});
+      out["failures"].push_back(
+          {{"path", f.path.string()}, {"reason", f.reason}});
     }
     std::cout << out.dump(2) << "\n";
   } else {

@@ -16,7 +16,8 @@ int run_tree(const Common& common, const std::string& dir,
              const std::string& name) {
   Metadata m = metadata(dir, name.empty() ? kAutoName : name);
   if (m.metadata.is_none()) {
-    throw UnimplementedError("checkpointable '" + (name.empty() ? std::string("state") : name) +
+    throw UnimplementedError("checkpointable '" +
+                             (name.empty() ? std::string("state") : name) +
                              "' in " + dir + " has no tree metadata");
   }
   uint64_t arrays = 0, elements = 0, bytes = 0, leaves = 0;
@@ -27,18 +28,20 @@ int run_tree(const Common& common, const std::string& dir,
     ++leaves;
     nlohmann::ordered_json leaf = {{"path", key_path}};
     std::string text;
-    if (v.kind() == Value::Kind::kArraySpec || v.kind() == Value::Kind::kArray) {
-      const ArraySpec spec = v.kind() == Value::Kind::kArraySpec
-                                 ? v.as_array_spec()
-                                 : ArraySpec{v.as_array().dtype(), v.as_array().shape()};
+    if (v.kind() == Value::Kind::kArraySpec ||
+        v.kind() == Value::Kind::kArray) {
+      const ArraySpec spec =
+          v.kind() == Value::Kind::kArraySpec
+              ? v.as_array_spec()
+              : ArraySpec{v.as_array().dtype(), v.as_array().shape()};
       uint64_t n = 1;
       for (int64_t d : spec.shape) n *= static_cast<uint64_t>(d);
       const uint64_t size = n * dtype_size(spec.dtype);
       ++arrays;
       elements += n;
       bytes += size;
-      text = std::string(dtype_name(spec.dtype)) + shape_text(spec.shape) + "  " +
-             human_bytes(size);
+      text = std::string(dtype_name(spec.dtype)) + shape_text(spec.shape) +
+             "  " + human_bytes(size);
       leaf["dtype"] = dtype_name(spec.dtype);
       leaf["shape"] = spec.shape;
       leaf["bytes"] = size;
@@ -54,11 +57,13 @@ int run_tree(const Common& common, const std::string& dir,
   };
 
   // Prints the children of a container with box-drawing branches.
-  std::function<void(const Value&, const std::string&, const std::string&)> walk =
-      [&](const Value& node, const std::string& key_path, const std::string& prefix) {
+  std::function<void(const Value&, const std::string&, const std::string&)>
+      walk = [&](const Value& node, const std::string& key_path,
+                 const std::string& prefix) {
         std::vector<std::pair<std::string, const Value*>> children;
         if (node.kind() == Value::Kind::kDict) {
-          for (const auto& [k, child] : node.as_dict()) children.emplace_back(k, &child);
+          for (const auto& [k, child] : node.as_dict())
+            children.emplace_back(k, &child);
         } else {
           for (size_t i = 0; i < node.size(); ++i) {
             children.emplace_back(std::to_string(i), &node.as_list()[i]);
@@ -67,18 +72,21 @@ int run_tree(const Common& common, const std::string& dir,
         for (size_t i = 0; i < children.size(); ++i) {
           const bool last = i + 1 == children.size();
           const auto& [key, child] = children[i];
-          const std::string path = key_path.empty() ? key : key_path + "/" + key;
+          const std::string path =
+              key_path.empty() ? key : key_path + "/" + key;
           const std::string line = prefix + (last ? "└── " : "├── ") + key;
           if (child->is_tree_container()) {
             if (!common.json) std::printf("%s\n", line.c_str());
             walk(*child, path, prefix + (last ? "    " : "│   "));
           } else {
             std::string text = describe_leaf(*child, path);
-            if (!common.json) std::printf("%s  %s\n", line.c_str(), text.c_str());
+            if (!common.json)
+              std::printf("%s  %s\n", line.c_str(), text.c_str());
           }
         }
       };
-  if (!common.json) std::printf("%s\n", (name.empty() ? "state" : name).c_str());
+  if (!common.json)
+    std::printf("%s\n", (name.empty() ? "state" : name).c_str());
   if (m.metadata.is_tree_container()) {
     walk(m.metadata, "", "");
   } else {
@@ -95,7 +103,8 @@ int run_tree(const Common& common, const std::string& dir,
     std::printf("%llu leaves, %llu arrays, %llu elements, %s\n",
                 static_cast<unsigned long long>(leaves),
                 static_cast<unsigned long long>(arrays),
-                static_cast<unsigned long long>(elements), human_bytes(bytes).c_str());
+                static_cast<unsigned long long>(elements),
+                human_bytes(bytes).c_str());
   }
   return 0;
 }

@@ -18,8 +18,9 @@ namespace {
 void progress(size_t done, size_t total, const std::string& name) {
   const int width = 30;
   int filled = total ? static_cast<int>(width * done / total) : width;
-  std::fprintf(stderr, "\r[%s%s] %zu/%zu %-30.30s", std::string(filled, '#').c_str(),
-               std::string(width - filled, ' ').c_str(), done, total, name.c_str());
+  std::fprintf(
+      stderr, "\r[%s%s] %zu/%zu %-30.30s", std::string(filled, '#').c_str(),
+      std::string(width - filled, ' ').c_str(), done, total, name.c_str());
   if (done == total) std::fprintf(stderr, "\n");
   std::fflush(stderr);
 }
@@ -62,7 +63,8 @@ int run_verify(const Common& common, const std::string& dir) {
     progress(names.size(), names.size(), "");
     for (const Result& r : results) {
       if (r.status != "ok") {
-        std::printf("%-7s %s: %s\n", r.status.c_str(), r.name.c_str(), r.detail.c_str());
+        std::printf("%-7s %s: %s\n", r.status.c_str(), r.name.c_str(),
+                    r.detail.c_str());
       }
     }
   }
@@ -71,16 +73,20 @@ int run_verify(const Common& common, const std::string& dir) {
     bool present = false;
     for (const auto& n : names) present |= n == name;
     if (!present && name != "metrics") {
-      results.push_back({name, "absent", "recorded as saved by " + typestr +
-                                             " but has no folder"});
-      if (!common.json) std::printf("absent  %s: %s\n", name.c_str(), results.back().detail.c_str());
+      results.push_back(
+          {name, "absent",
+           "recorded as saved by " + typestr + " but has no folder"});
+      if (!common.json)
+        std::printf("absent  %s: %s\n", name.c_str(),
+                    results.back().detail.c_str());
     }
   }
   if (common.json) {
-    nlohmann::ordered_json out = {{"path", info.path.string()},
-                                  {"complete", true},
-                                  {"problems", problems},
-                                  {"checkpointables", nlohmann::ordered_json::array()}};
+    nlohmann::ordered_json out = {
+        {"path", info.path.string()},
+        {"complete", true},
+        {"problems", problems},
+        {"checkpointables", nlohmann::ordered_json::array()}};
     for (const Result& r : results) {
       out["checkpointables"].push_back(
           {{"name", r.name}, {"status", r.status}, {"detail", r.detail}});

@@ -70,8 +70,8 @@ class AsyncSave {
   // Waits for the commit; rethrows the first background error (naming the
   // checkpointable). With a timeout: TimeoutError when the save has not
   // finished by then (the save itself goes on).
-  void result(std::optional<std::chrono::milliseconds> timeout =
-                  std::nullopt) const;
+  void result(
+      std::optional<std::chrono::milliseconds> timeout = std::nullopt) const;
   bool done() const;
   const std::filesystem::path& path() const;
 
@@ -130,15 +130,16 @@ CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
 
 // The checkpointables of a checkpoint on disk, reserved names excluded,
 // sorted by name.
-std::vector<std::string> list_checkpointables(const std::filesystem::path& path);
+std::vector<std::string> list_checkpointables(
+    const std::filesystem::path& path);
 
 // The handler load_checkpointables would use for checkpointable `name` of
 // the checkpoint `info` describes, in the current Context: Orbax's load
 // resolution with the checkpoint-level fallback to the handler bound to
 // `state`. NoEntryError when there is none.
-HandlerPtr resolve_checkpointable_handler(const CheckpointInfo& info,
-                                          const std::string& name,
-                                          const Value* abstract_value = nullptr);
+HandlerPtr resolve_checkpointable_handler(
+    const CheckpointInfo& info, const std::string& name,
+    const Value* abstract_value = nullptr);
 
 struct Metadata {
   CheckpointInfo checkpoint;

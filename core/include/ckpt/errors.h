@@ -19,8 +19,8 @@ enum class ErrorKind {
   kNoEntry,          // no handler for a checkpointable
   kInvalidLayout,    // not a (complete) checkpoint folder
   kTimeout,
-  kPlugin,           // a plugin failed to load or a handler failed
-  kDataLoss,         // corrupt or truncated data
+  kPlugin,    // a plugin failed to load or a handler failed
+  kDataLoss,  // corrupt or truncated data
   kUnimplemented,
 };
 
@@ -37,11 +37,11 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
-#define CKPT_DEFINE_ERROR(Name, Kind)                 \
-  class Name : public Error {                         \
-   public:                                            \
-    explicit Name(const std::string& message)         \
-        : Error(ErrorKind::Kind, message) {}          \
+#define CKPT_DEFINE_ERROR(Name, Kind)         \
+  class Name : public Error {                 \
+   public:                                    \
+    explicit Name(const std::string& message) \
+        : Error(ErrorKind::Kind, message) {}  \
   };
 
 CKPT_DEFINE_ERROR(InternalError, kInternal)

@@ -74,8 +74,9 @@ using HandlerPtr = std::shared_ptr<const Handler>;
 // An instance of the handler type `typestr` (a primary typestr of a loaded
 // plugin or the built-in stateful handler) with an optional configuration.
 // Throws NoEntryError listing the known types when there is none.
-HandlerPtr make_handler(const std::string& typestr,
-                        const nlohmann::json& config = nlohmann::json::object());
+HandlerPtr make_handler(
+    const std::string& typestr,
+    const nlohmann::json& config = nlohmann::json::object());
 
 // Every handler type known to this process, in registration order.
 std::vector<HandlerInfo> handler_types();

@@ -43,8 +43,7 @@ inline void add_file_and_dependencies(
 }
 
 // The serialized FileDescriptorSet that defines `type`.
-inline std::string descriptor_set_of(
-    const google::protobuf::Descriptor& type) {
+inline std::string descriptor_set_of(const google::protobuf::Descriptor& type) {
   google::protobuf::FileDescriptorSet set;
   std::set<std::string> seen;
   add_file_and_dependencies(type.file(), seen, set);
@@ -59,10 +58,9 @@ inline std::string descriptor_set_of(
 inline std::string serialize_deterministically(
     const google::protobuf::Message& message) {
   if (!message.IsInitialized()) {
-    throw InvalidArgumentError("protobuf message " +
-                               message.GetDescriptor()->full_name() +
-                               " is missing required fields: " +
-                               message.InitializationErrorString());
+    throw InvalidArgumentError(
+        "protobuf message " + message.GetDescriptor()->full_name() +
+        " is missing required fields: " + message.InitializationErrorString());
   }
   std::string bytes;
   {
@@ -138,9 +136,9 @@ inline void from_proto_value(const Value& value,
                         " do not parse as that type");
   }
   if (!out->IsInitialized()) {
-    throw DataLossError("protobuf message " + wanted +
-                        " is missing required fields: " +
-                        out->InitializationErrorString());
+    throw DataLossError(
+        "protobuf message " + wanted +
+        " is missing required fields: " + out->InitializationErrorString());
   }
 }
 

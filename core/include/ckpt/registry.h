@@ -79,11 +79,11 @@ class Registry : public HandlerRegistry {
 class ReadOnlyRegistry : public HandlerRegistry {
  public:
   explicit ReadOnlyRegistry(std::shared_ptr<const HandlerRegistry> registry);
-  ReadOnlyRegistry& add(HandlerPtr handler,
-                        std::optional<std::string> checkpointable_name =
-                            std::nullopt,
-                        std::optional<std::vector<std::string>>
-                            secondary_typestrs = std::nullopt) override;
+  ReadOnlyRegistry& add(
+      HandlerPtr handler,
+      std::optional<std::string> checkpointable_name = std::nullopt,
+      std::optional<std::vector<std::string>> secondary_typestrs =
+          std::nullopt) override;
   HandlerPtr get(const std::string& checkpointable_name) const override;
   bool has(const std::string& checkpointable_name) const override;
   std::vector<RegistryEntry> get_all_entries() const override;

@@ -56,21 +56,56 @@ DType dtype_from_name(std::string_view name);
 
 template <class T>
 constexpr DType dtype_of();
-template <> constexpr DType dtype_of<bool>() { return DType::kBool; }
-template <> constexpr DType dtype_of<int8_t>() { return DType::kInt8; }
-template <> constexpr DType dtype_of<int16_t>() { return DType::kInt16; }
-template <> constexpr DType dtype_of<int32_t>() { return DType::kInt32; }
-template <> constexpr DType dtype_of<int64_t>() { return DType::kInt64; }
-template <> constexpr DType dtype_of<uint8_t>() { return DType::kUInt8; }
-template <> constexpr DType dtype_of<uint16_t>() { return DType::kUInt16; }
-template <> constexpr DType dtype_of<uint32_t>() { return DType::kUInt32; }
-template <> constexpr DType dtype_of<uint64_t>() { return DType::kUInt64; }
-template <> constexpr DType dtype_of<float>() { return DType::kFloat32; }
-template <> constexpr DType dtype_of<double>() { return DType::kFloat64; }
-template <> constexpr DType dtype_of<std::complex<float>>() {
+template <>
+constexpr DType dtype_of<bool>() {
+  return DType::kBool;
+}
+template <>
+constexpr DType dtype_of<int8_t>() {
+  return DType::kInt8;
+}
+template <>
+constexpr DType dtype_of<int16_t>() {
+  return DType::kInt16;
+}
+template <>
+constexpr DType dtype_of<int32_t>() {
+  return DType::kInt32;
+}
+template <>
+constexpr DType dtype_of<int64_t>() {
+  return DType::kInt64;
+}
+template <>
+constexpr DType dtype_of<uint8_t>() {
+  return DType::kUInt8;
+}
+template <>
+constexpr DType dtype_of<uint16_t>() {
+  return DType::kUInt16;
+}
+template <>
+constexpr DType dtype_of<uint32_t>() {
+  return DType::kUInt32;
+}
+template <>
+constexpr DType dtype_of<uint64_t>() {
+  return DType::kUInt64;
+}
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::kFloat32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::kFloat64;
+}
+template <>
+constexpr DType dtype_of<std::complex<float>>() {
   return DType::kComplex64;
 }
-template <> constexpr DType dtype_of<std::complex<double>>() {
+template <>
+constexpr DType dtype_of<std::complex<double>>() {
   return DType::kComplex128;
 }
 
@@ -222,7 +257,8 @@ class Value {
   Value(Array v) : kind_(Kind::kArray), data_(std::move(v)) {}
   Value(ArraySpec v) : kind_(Kind::kArraySpec), data_(std::move(v)) {}
 
-  static Value dict(std::initializer_list<std::pair<std::string, Value>> items = {});
+  static Value dict(
+      std::initializer_list<std::pair<std::string, Value>> items = {});
   static Value dict(Dict items);
   static Value list(std::initializer_list<Value> items = {});
   static Value list(List items);
@@ -273,11 +309,10 @@ class Value {
   bool operator!=(const Value& other) const { return !(*this == other); }
 
  private:
-  using Data = std::variant<std::monostate, bool, int64_t, double, std::string,
-                            Array, Dict, List, nlohmann::json, ProtoMessage,
-                            UserObject,
-                            std::shared_ptr<StatefulCheckpointable>, ArraySpec,
-                            Kind>;
+  using Data =
+      std::variant<std::monostate, bool, int64_t, double, std::string, Array,
+                   Dict, List, nlohmann::json, ProtoMessage, UserObject,
+                   std::shared_ptr<StatefulCheckpointable>, ArraySpec, Kind>;
   Value(Kind kind, Data data) : kind_(kind), data_(std::move(data)) {}
   static long long checked_int64(unsigned long long v) {
     if (v > static_cast<unsigned long long>(INT64_MAX)) {

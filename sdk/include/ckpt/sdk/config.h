@@ -32,9 +32,9 @@ inline std::string filename_option(const std::string& config_json,
   const std::string filename = it->is_string() ? it->get<std::string>() : "";
   if (filename.empty() || filename == "." || filename == ".." ||
       filename.find('/') != std::string::npos) {
-    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                handler + ": 'filename' must be a plain file name, got " +
-                    it->dump());
+    throw Error(
+        CKPT_ERROR_INVALID_ARGUMENT,
+        handler + ": 'filename' must be a plain file name, got " + it->dump());
   }
   return filename;
 }

@@ -44,7 +44,8 @@ struct Call {
 
   static Call from(const ckpt_call_context& c) {
     Call call;
-    call.checkpointable_name = c.checkpointable_name ? c.checkpointable_name : "";
+    call.checkpointable_name =
+        c.checkpointable_name ? c.checkpointable_name : "";
     call.directory = c.directory ? c.directory : "";
     call.process_index = c.process_index;
     call.process_count = c.process_count;

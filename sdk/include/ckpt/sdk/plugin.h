@@ -41,8 +41,9 @@ inline ckpt_error* current_exception_to_error(const char* what_failed) {
   } catch (const Error& e) {
     return host().error_new(e.code(), e.what());
   } catch (const std::exception& e) {
-    return host().error_new(CKPT_ERROR_PLUGIN,
-                            (std::string(what_failed) + ": " + e.what()).c_str());
+    return host().error_new(
+        CKPT_ERROR_PLUGIN,
+        (std::string(what_failed) + ": " + e.what()).c_str());
   } catch (...) {
     return host().error_new(
         CKPT_ERROR_PLUGIN,
@@ -91,7 +92,8 @@ struct TypeGlue {
   static ckpt_error* create_instance(void*, const char* config_json,
                                      void** out) {
     try {
-      *out = static_cast<Handler*>(new H(std::string(config_json ? config_json : "{}")));
+      *out = static_cast<Handler*>(
+          new H(std::string(config_json ? config_json : "{}")));
       return nullptr;
     } catch (...) {
       return current_exception_to_error("creating the handler failed");
@@ -266,12 +268,12 @@ inline ckpt_error* enter(ckpt_plugin_init_args* args, const char* name,
 
 // Defines the plugin's exported entry point. `name` is a short static
 // string; the block that follows receives `registrar`.
-#define CKPT_PLUGIN(name, registrar)                                     \
-  static void ckpt_plugin_body_(::ckpt::sdk::Registrar& registrar);      \
-  extern "C" CKPT_EXPORT ckpt_error* ckpt_plugin_entry(                  \
-      ckpt_plugin_init_args* args) {                                     \
-    return ::ckpt::sdk::detail::enter(args, name, &ckpt_plugin_body_);   \
-  }                                                                      \
+#define CKPT_PLUGIN(name, registrar)                                   \
+  static void ckpt_plugin_body_(::ckpt::sdk::Registrar& registrar);    \
+  extern "C" CKPT_EXPORT ckpt_error* ckpt_plugin_entry(                \
+      ckpt_plugin_init_args* args) {                                   \
+    return ::ckpt::sdk::detail::enter(args, name, &ckpt_plugin_body_); \
+  }                                                                    \
   static void ckpt_plugin_body_(::ckpt::sdk::Registrar& registrar)
 
 #endif  // CKPT_SDK_PLUGIN_H_

@@ -284,8 +284,6 @@ class FrozenValue {
     }
   }
 
-
-
   explicit FrozenValue(OutValue value) : value_(std::move(value)) {
     size_t containers = 0, arrays = 0, protos = 0, objects = 0;
     count(value_, containers, arrays, protos, objects);
