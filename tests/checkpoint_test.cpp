@@ -43,17 +43,6 @@ size_t entries_in(const fs::path& dir) {
   return n;
 }
 
-template <class E>
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("expected an exception");
-  return "";
-}
-
 }  // namespace
 
 TEST_CASE("save_checkpointables writes the Orbax v1 layout", "[checkpoint]") {
@@ -276,7 +265,10 @@ TEST_CASE("bad checkpoint folders are invalid layouts naming the path",
     CHECK(m.find(p.string()) != std::string::npos);
     CHECK(m.find(why) != std::string::npos);
   };
-  invalid(dir / "missing", "does not exist");
+  // A path that does not exist is not found (Orbax: FileNotFoundError).
+  std::string missing =
+      message_of<NotFoundError>([&] { load_checkpointables(dir / "missing"); });
+  CHECK(missing.find((dir / "missing").string()) != std::string::npos);
   write_text(dir / "file", "x");
   invalid(dir / "file", "not a folder");
   fs::create_directories(dir / "c.orbax-checkpoint-tmp-9" / "x");

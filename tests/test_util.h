@@ -7,6 +7,7 @@
 #include <ckpt/value.h>
 
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 
 namespace ckpt::test {
@@ -35,6 +36,18 @@ void load_toy_plugin();
 
 // A toy-tagged value {"type": tag, "data": data}.
 Value toy(const std::string& tag, const std::string& data = "");
+
+// The message of the E that f() throws. Any other exception escapes, and
+// no exception at all is a std::logic_error: either fails the test.
+template <class E, class F>
+std::string message_of(F f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  throw std::logic_error("expected an exception, none was thrown");
+}
 
 std::string read_text(const fs::path& file);
 void write_text(const fs::path& file, const std::string& text);

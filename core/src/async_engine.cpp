@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <exception>
 #include <memory>
@@ -27,16 +28,32 @@ boost::asio::thread_pool& pool() {
 
 }  // namespace
 
+namespace {
+
+void run_logged(const std::function<void()>& work) {
+  try {
+    work();
+  } catch (const std::exception& e) {
+    log(CKPT_LOG_ERROR, std::string("background work failed: ") + e.what());
+  } catch (...) {
+    log(CKPT_LOG_ERROR, "background work failed");
+  }
+}
+
+}  // namespace
+
 void post_background(std::function<void()> work) {
-  boost::asio::post(pool(), [work = std::move(work)] {
-    try {
-      work();
-    } catch (const std::exception& e) {
-      log(CKPT_LOG_ERROR, std::string("background work failed: ") + e.what());
-    } catch (...) {
-      log(CKPT_LOG_ERROR, "background work failed");
-    }
-  });
+  boost::asio::post(pool(), [work = std::move(work)] { run_logged(work); });
+}
+
+void post_background_after(std::chrono::microseconds delay,
+                           std::function<void()> work) {
+  auto timer =
+      std::make_shared<boost::asio::steady_timer>(pool().get_executor(), delay);
+  timer->async_wait(
+      [timer, work = std::move(work)](const boost::system::error_code&) {
+        run_logged(work);
+      });
 }
 
 }  // namespace ckpt::internal

@@ -10,7 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "layout.h"
+#include "error_conversion.h"
+#include "layout_internal.h"
 #include "logging.h"
 
 namespace fs = std::filesystem;
@@ -19,32 +20,21 @@ namespace ckpt::internal {
 
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err); }
-
 void fsync_path(const fs::path& path, bool directory) {
   int fd = ::open(path.c_str(),
                   O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
-  if (fd < 0) {
-    throw InternalError("cannot open " + path.string() +
-                        " to sync it: " + errno_text(errno));
-  }
+  if (fd < 0)
+    throw_os_error(errno, "cannot open " + path.string() + " to sync it");
   int rc = ::fsync(fd);
   int err = errno;
   ::close(fd);
-  if (rc != 0) {
-    throw InternalError("fsync of " + path.string() +
-                        " failed: " + errno_text(err));
-  }
+  if (rc != 0) throw_os_error(err, "cannot sync " + path.string());
 }
 
 }  // namespace
 
 void write_file(const fs::path& path, const std::string& text, unsigned mode) {
-  try {
-    sdk::write_file(path.string(), text, mode);
-  } catch (const sdk::Error& e) {
-    throw InternalError(e.what());
-  }
+  with_errors_converted([&] { sdk::write_file(path.string(), text, mode); });
 }
 
 void fsync_directory(const fs::path& dir) { fsync_path(dir, true); }
@@ -76,8 +66,8 @@ void commit_folder(const fs::path& temporary, const fs::path& final_path,
     std::error_code ec;
     if (!fs::exists(final_path, ec)) {
       if (::rename(temporary.c_str(), final_path.c_str()) != 0) {
-        throw InternalError("cannot rename " + temporary.string() + " to " +
-                            final_path.string() + ": " + errno_text(errno));
+        throw_os_error(errno, "cannot rename " + temporary.string() + " to " +
+                                  final_path.string());
       }
       if (durable) fsync_directory(parent);
       return;
@@ -85,8 +75,8 @@ void commit_folder(const fs::path& temporary, const fs::path& final_path,
     err = EEXIST;
   }
   if (err != EEXIST && err != ENOTEMPTY) {
-    throw InternalError("cannot rename " + temporary.string() + " to " +
-                        final_path.string() + ": " + errno_text(err));
+    throw_os_error(err, "cannot rename " + temporary.string() + " to " +
+                            final_path.string());
   }
   if (!overwrite) {
     throw AlreadyExistsError("Destination " + final_path.string() +
@@ -102,16 +92,15 @@ void commit_folder(const fs::path& temporary, const fs::path& final_path,
   }
   err = errno;
   if (err != EINVAL && err != ENOSYS) {
-    throw InternalError("cannot exchange " + temporary.string() + " with " +
-                        final_path.string() + ": " + errno_text(err));
+    throw_os_error(err, "cannot exchange " + temporary.string() + " with " +
+                            final_path.string());
   }
   // No RENAME_EXCHANGE: move the old one aside first. A crash in between
   // leaves both, complete, under temporary names.
   fs::path aside = temporary_path_for(final_path);
   if (::rename(final_path.c_str(), aside.c_str()) != 0 ||
       ::rename(temporary.c_str(), final_path.c_str()) != 0) {
-    throw InternalError("cannot replace " + final_path.string() + ": " +
-                        errno_text(errno));
+    throw_os_error(errno, "cannot replace " + final_path.string());
   }
   if (durable) fsync_directory(parent);
   remove_quietly(aside);
@@ -124,6 +113,54 @@ void remove_quietly(const fs::path& path) {
     log(CKPT_LOG_WARNING,
         "could not remove " + path.string() + ": " + ec.message());
   }
+}
+
+TemporaryCheckpoint::TemporaryCheckpoint(fs::path final_path,
+                                         unsigned directory_mode)
+    : final_path_(std::move(final_path)), directory_mode_(directory_mode) {
+  with_errors_converted([&] {
+    fs::create_directories(final_path_.parent_path());
+    fs::path folder = temporary_path_for(final_path_);
+    fs::create_directory(folder);
+    folder_ = folder;
+    fs::permissions(folder_, static_cast<fs::perms>(directory_mode_));
+  });
+}
+
+TemporaryCheckpoint::~TemporaryCheckpoint() { discard(); }
+
+fs::path TemporaryCheckpoint::add_folder(const std::string& name) {
+  fs::path dir = folder_ / name;
+  with_errors_converted([&] {
+    fs::create_directory(dir);
+    fs::permissions(dir, static_cast<fs::perms>(directory_mode_));
+  });
+  return dir;
+}
+
+void TemporaryCheckpoint::commit(const CheckpointInfo& info, unsigned file_mode,
+                                 bool overwrite, bool durable) {
+  try {
+    write_file(folder_ / kCheckpointMetadataFile,
+               checkpoint_metadata_json(info), file_mode);
+    write_file(folder_ / kMarkerFile, "", file_mode);
+    write_file(
+        folder_ / kCommitSuccessFile,
+        "Checkpoint commit was successful to " + final_path_.string() + "\n",
+        file_mode);
+    if (durable) with_errors_converted([&] { fsync_tree(folder_); });
+    commit_folder(folder_, final_path_, overwrite, durable);
+    done_ = true;
+  } catch (...) {
+    discard();
+    throw;
+  }
+}
+
+void TemporaryCheckpoint::discard() {
+  if (done_ || folder_.empty()) return;
+  done_ = true;
+  remove_quietly(folder_);
 }
 
 }  // namespace ckpt::internal

@@ -8,6 +8,8 @@
 #ifndef CKPT_SRC_ATOMIC_COMMIT_H_
 #define CKPT_SRC_ATOMIC_COMMIT_H_
 
+#include <ckpt/layout.h>
+
 #include <filesystem>
 #include <string>
 
@@ -30,6 +32,43 @@ void commit_folder(const std::filesystem::path& temporary,
 
 // Best-effort recursive removal (errors logged, not thrown).
 void remove_quietly(const std::filesystem::path& path);
+
+// A checkpoint being written: a temporary folder beside the final path that
+// either becomes the checkpoint all at once (commit) or disappears
+// (discard, also when destroyed uncommitted). Not thread-safe.
+class TemporaryCheckpoint {
+ public:
+  // Creates `<final>.orbax-checkpoint-tmp-<unique>` with permission bits
+  // `directory_mode`, and the parent folders of `final_path` as needed.
+  TemporaryCheckpoint(std::filesystem::path final_path,
+                      unsigned directory_mode);
+  ~TemporaryCheckpoint();
+  TemporaryCheckpoint(const TemporaryCheckpoint&) = delete;
+  TemporaryCheckpoint& operator=(const TemporaryCheckpoint&) = delete;
+
+  const std::filesystem::path& folder() const { return folder_; }
+  const std::filesystem::path& final_path() const { return final_path_; }
+
+  // Creates the folder of checkpointable `name` and returns its path.
+  std::filesystem::path add_folder(const std::string& name);
+
+  // Writes _CHECKPOINT_METADATA (of `info`), the marker and
+  // commit_success.txt with permission bits `file_mode`, makes the tree
+  // durable (when `durable`), and renames it to the final path, exchanging
+  // it with an existing checkpoint when `overwrite` (see commit_folder).
+  // On failure the temporary folder is discarded and the error rethrown.
+  void commit(const CheckpointInfo& info, unsigned file_mode, bool overwrite,
+              bool durable);
+
+  // Removes the temporary folder (quietly); idempotent.
+  void discard();
+
+ private:
+  std::filesystem::path final_path_;
+  std::filesystem::path folder_;
+  unsigned directory_mode_;
+  bool done_ = false;
+};
 
 }  // namespace ckpt::internal
 

@@ -2,6 +2,7 @@
 #include <ckpt/errors.h>
 #include <ckpt/plugins.h>
 
+#include "context_internal.h"
 #include "registry_internal.h"
 
 namespace ckpt {
@@ -100,3 +101,21 @@ const Context& Context::current() {
 }
 
 }  // namespace ckpt
+
+namespace ckpt::internal {
+
+CallContext call_context(const Context& context, const std::string& name,
+                         const std::filesystem::path& directory) {
+  const ContextOptions& o = context.options();
+  CallContext call;
+  call.checkpointable_name = name;
+  call.directory = directory;
+  call.process_index = o.process_index;
+  call.process_count = o.process_count;
+  call.is_primary_host = context.is_primary_host();
+  call.file_mode = o.file_mode;
+  call.options = o.handler_options;
+  return call;
+}
+
+}  // namespace ckpt::internal

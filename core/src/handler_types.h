@@ -27,8 +27,11 @@ std::shared_ptr<const HandlerType> find_handler_type(
 std::vector<std::shared_ptr<const HandlerType>> all_handler_types();
 
 // The factory of a plugin handler type: instances call through `table`.
+// `table` is the host's copy of the plugin's struct (see
+// register_handler_type).
 std::function<HandlerPtr(const nlohmann::json&)> plugin_handler_factory(
-    const ckpt_handler_type* table, std::shared_ptr<const HandlerInfo> info);
+    std::shared_ptr<const ckpt_handler_type> table,
+    std::shared_ptr<const HandlerInfo> info);
 
 // The built-in StatefulCheckpointable handler type.
 std::shared_ptr<const HandlerType> stateful_handler_type();

@@ -1,9 +1,11 @@
 #include "host_api.h"
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 
 #include "async_engine.h"
+#include "error_conversion.h"
 #include "logging.h"
 
 namespace ckpt::internal {
@@ -28,15 +30,26 @@ void host_log(ckpt_log_level level, const char* message) {
 ckpt_error* register_handler_type(ckpt_plugin* plugin,
                                   const ckpt_handler_type* type) {
   if (!plugin) return error_new(CKPT_ERROR_INVALID_ARGUMENT, "no plugin");
-  if (!type || type->struct_size < sizeof(ckpt_handler_type) ||
-      !type->typestr || !*type->typestr || !type->create_instance ||
+  if (!type || type->struct_size < CKPT_HANDLER_TYPE_STRUCT_SIZE_1_0) {
+    return error_new(CKPT_ERROR_INVALID_ARGUMENT,
+                     "handler type is smaller than ABI 1.0's ckpt_handler_type "
+                     "(is struct_size set?)");
+  }
+  // Read the plugin's struct only up to its struct_size (abi.h convention
+  // 2); later fields stay zero.
+  auto copy = std::make_shared<ckpt_handler_type>();
+  std::memcpy(copy.get(), type,
+              std::min<size_t>(type->struct_size, sizeof(ckpt_handler_type)));
+  copy->struct_size = sizeof(ckpt_handler_type);
+  type = copy.get();
+  if (!type->typestr || !*type->typestr || !type->create_instance ||
       !type->destroy_instance || !type->is_handleable ||
       !type->is_abstract_handleable || !type->save || !type->load) {
     return error_new(CKPT_ERROR_INVALID_ARGUMENT,
                      "handler type is incomplete (needs a typestr and every "
                      "function but metadata)");
   }
-  for (const ckpt_handler_type* t : plugin->types) {
+  for (const auto& t : plugin->types) {
     if (std::strcmp(t->typestr, type->typestr) == 0) {
       return error_new(
           CKPT_ERROR_ALREADY_EXISTS,
@@ -44,13 +57,15 @@ ckpt_error* register_handler_type(ckpt_plugin* plugin,
               .c_str());
     }
   }
-  plugin->types.push_back(type);
+  plugin->types.push_back(std::move(copy));
   return nullptr;
 }
 
 ckpt_error* add_registration(ckpt_plugin* plugin,
                              const ckpt_registration* registration) {
-  if (!plugin || !registration || !registration->typestr) {
+  if (!plugin || !registration ||
+      registration->struct_size < CKPT_REGISTRATION_STRUCT_SIZE ||
+      !registration->typestr) {
     return error_new(CKPT_ERROR_INVALID_ARGUMENT,
                      "registration without typestr");
   }
@@ -109,68 +124,24 @@ void complete_load(ckpt_completion* completion, ckpt_owned_value owned,
 }
 
 const ckpt_host_api kHostApi = {
-    sizeof(ckpt_host_api), error_new,        error_code,
-    error_message,         error_free,       host_log,
-    register_handler_type, add_registration, value_retain,
-    value_release,         submit,           complete_save,
+    CKPT_HOST_API_STRUCT_SIZE,
+    error_new,
+    error_code,
+    error_message,
+    error_free,
+    host_log,
+    register_handler_type,
+    add_registration,
+    value_retain,
+    value_release,
+    submit,
+    complete_save,
     complete_load,
 };
 
 }  // namespace
 
 const ckpt_host_api* host_api() { return &kHostApi; }
-
-ErrorKind error_kind_from_code(ckpt_error_code code) {
-  switch (code) {
-    case CKPT_ERROR_INVALID_ARGUMENT:
-      return ErrorKind::kInvalidArgument;
-    case CKPT_ERROR_NOT_FOUND:
-      return ErrorKind::kNotFound;
-    case CKPT_ERROR_ALREADY_EXISTS:
-      return ErrorKind::kAlreadyExists;
-    case CKPT_ERROR_NO_ENTRY:
-      return ErrorKind::kNoEntry;
-    case CKPT_ERROR_INVALID_LAYOUT:
-      return ErrorKind::kInvalidLayout;
-    case CKPT_ERROR_TIMEOUT:
-      return ErrorKind::kTimeout;
-    case CKPT_ERROR_PLUGIN:
-      return ErrorKind::kPlugin;
-    case CKPT_ERROR_DATA_LOSS:
-      return ErrorKind::kDataLoss;
-    case CKPT_ERROR_UNIMPLEMENTED:
-      return ErrorKind::kUnimplemented;
-    case CKPT_ERROR_INTERNAL:
-      return ErrorKind::kInternal;
-  }
-  return ErrorKind::kPlugin;
-}
-
-ckpt_error_code code_from_error_kind(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::kInvalidArgument:
-      return CKPT_ERROR_INVALID_ARGUMENT;
-    case ErrorKind::kNotFound:
-      return CKPT_ERROR_NOT_FOUND;
-    case ErrorKind::kAlreadyExists:
-      return CKPT_ERROR_ALREADY_EXISTS;
-    case ErrorKind::kNoEntry:
-      return CKPT_ERROR_NO_ENTRY;
-    case ErrorKind::kInvalidLayout:
-      return CKPT_ERROR_INVALID_LAYOUT;
-    case ErrorKind::kTimeout:
-      return CKPT_ERROR_TIMEOUT;
-    case ErrorKind::kPlugin:
-      return CKPT_ERROR_PLUGIN;
-    case ErrorKind::kDataLoss:
-      return CKPT_ERROR_DATA_LOSS;
-    case ErrorKind::kUnimplemented:
-      return CKPT_ERROR_UNIMPLEMENTED;
-    case ErrorKind::kInternal:
-      return CKPT_ERROR_INTERNAL;
-  }
-  return CKPT_ERROR_INTERNAL;
-}
 
 std::exception_ptr c_error_to_exception(ckpt_error* error,
                                         const std::string& prefix) {

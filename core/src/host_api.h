@@ -38,16 +38,15 @@ struct ckpt_plugin {
     std::string config_json;
   };
   std::string path;
-  std::vector<const ckpt_handler_type*> types;
+  // The plugin's types, copied into this host's layout: fields the plugin
+  // does not know (past its struct_size) read as zero.
+  std::vector<std::shared_ptr<const ckpt_handler_type>> types;
   std::vector<Registration> registrations;
 };
 
 namespace ckpt::internal {
 
 const ckpt_host_api* host_api();
-
-ErrorKind error_kind_from_code(ckpt_error_code code);
-ckpt_error_code code_from_error_kind(ErrorKind kind);
 
 // Throws the ckpt::Error matching `error` with "<prefix>: <message>" and
 // frees `error`. Requires error != NULL.

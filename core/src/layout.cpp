@@ -1,13 +1,14 @@
-#include "layout.h"
-
 #include <ckpt/errors.h>
+#include <ckpt/sdk/files.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <sstream>
+
+#include "error_conversion.h"
+#include "layout_internal.h"
 
 namespace fs = std::filesystem;
 
@@ -79,6 +80,10 @@ bool is_pytree_folder(const fs::path& folder) {
 
 namespace ckpt {
 
+fs::path CheckpointInfo::folder_of(const std::string& name) const {
+  return layout == LayoutVersion::kV0Flat ? path : path / name;
+}
+
 std::optional<std::string> CheckpointInfo::typestr_of(
     const std::string& name) const {
   for (const auto& [n, t] : item_handlers) {
@@ -95,7 +100,9 @@ CheckpointInfo read_checkpoint_info(const fs::path& path) {
   };
   std::error_code ec;
   fs::file_status status = fs::status(path, ec);
-  if (!fs::exists(status)) throw invalid("the path does not exist");
+  if (!fs::exists(status)) {
+    throw NotFoundError("checkpoint " + path.string() + " does not exist");
+  }
   if (!fs::is_directory(status)) throw invalid("it is not a folder");
   if (is_temporary_name(path.filename().string())) {
     throw invalid(
@@ -109,13 +116,13 @@ CheckpointInfo read_checkpoint_info(const fs::path& path) {
     throw invalid(std::string("no ") + kCheckpointMetadataFile +
                   " (not a checkpoint, or one whose save never committed)");
   }
-  std::ifstream in(metadata_file, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in && !in.eof()) {
-    throw invalid(std::string("cannot read ") + kCheckpointMetadataFile);
+  if (!fs::is_regular_file(metadata_file, ec)) {
+    throw invalid(std::string(kCheckpointMetadataFile) + " is not a file");
   }
-  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+  std::string text;
+  with_errors_converted(
+      [&] { sdk::read_file_if_exists(metadata_file.string(), text); });
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     throw invalid(std::string(kCheckpointMetadataFile) +
                   " is not a JSON object");
@@ -165,7 +172,11 @@ CheckpointInfo read_checkpoint_info(const fs::path& path) {
 }
 
 std::vector<std::string> list_checkpointables(const fs::path& path) {
-  CheckpointInfo info = read_checkpoint_info(path);
+  return list_checkpointables(read_checkpoint_info(path));
+}
+
+std::vector<std::string> list_checkpointables(const CheckpointInfo& info) {
+  const fs::path& path = info.path;
   std::vector<std::string> names;
   if (info.layout == LayoutVersion::kV0Flat) {
     names.push_back(kDefaultCheckpointableName);
@@ -175,7 +186,7 @@ std::vector<std::string> list_checkpointables(const fs::path& path) {
   for (const auto& entry : fs::directory_iterator(path, ec)) {
     if (!entry.is_directory(ec)) continue;
     std::string name = entry.path().filename().string();
-    if (name == internal::kMetricsName || name == kAutoName || name[0] == '.' ||
+    if (name == kMetricsName || name == kAutoName || name[0] == '.' ||
         internal::is_temporary_name(name)) {
       continue;
     }

@@ -20,7 +20,7 @@ class CCallContext {
       : name_(call.checkpointable_name),
         directory_(call.directory.string()),
         options_(call.options.dump()) {
-    c_.struct_size = sizeof(c_);
+    c_.struct_size = CKPT_CALL_CONTEXT_STRUCT_SIZE;
     c_.checkpointable_name = name_.c_str();
     c_.directory = directory_.c_str();
     c_.process_index = call.process_index;
@@ -38,7 +38,7 @@ class CCallContext {
 
 class PluginHandler final : public Handler {
  public:
-  PluginHandler(const ckpt_handler_type* table,
+  PluginHandler(std::shared_ptr<const ckpt_handler_type> table,
                 std::shared_ptr<const HandlerInfo> info, nlohmann::json config,
                 void* instance)
       : table_(table),
@@ -51,13 +51,15 @@ class PluginHandler final : public Handler {
   const nlohmann::json& config() const override { return config_; }
 
   bool is_handleable(const Value& value) const override {
-    CValueView view(value);
-    return table_->is_handleable(instance_, view.get()) != 0;
+    auto view = SharedCValueView::of(value);
+    if (!speaks(*view)) return false;
+    return table_->is_handleable(instance_, view->get()) != 0;
   }
 
   Answer is_abstract_handleable(const Value& abstract_value) const override {
-    CValueView view(abstract_value);
-    switch (table_->is_abstract_handleable(instance_, view.get())) {
+    auto view = SharedCValueView::of(abstract_value);
+    if (!speaks(*view)) return Answer::kNo;
+    switch (table_->is_abstract_handleable(instance_, view->get())) {
       case CKPT_ANSWER_YES:
         return Answer::kYes;
       case CKPT_ANSWER_DEFER:
@@ -69,14 +71,15 @@ class PluginHandler final : public Handler {
 
   std::future<void> save(const CallContext& call,
                          const Value& value) const override {
-    auto view = std::make_shared<const CValueView>(value);
+    auto view = SharedCValueView::of(value);
+    require_speaks(*view);
     ckpt_value_ref ref{view};
     CCallContext c_call(call);
     auto* completion = new ckpt_completion();
     completion->what = what();
     std::future<void> future = completion->saved.get_future();
     ckpt_save_args args{};
-    args.struct_size = sizeof(args);
+    args.struct_size = CKPT_SAVE_ARGS_STRUCT_SIZE;
     args.context = c_call.get();
     args.value = view->get();
     args.value_ref = &ref;
@@ -91,15 +94,17 @@ class PluginHandler final : public Handler {
   std::future<Value> load(const CallContext& call,
                           const Value* abstract_value) const override {
     std::shared_ptr<const CValueView> view;
-    if (abstract_value)
-      view = std::make_shared<const CValueView>(*abstract_value);
+    if (abstract_value) {
+      view = SharedCValueView::of(*abstract_value);
+      require_speaks(*view);
+    }
     ckpt_value_ref ref{view};
     CCallContext c_call(call);
     auto* completion = new ckpt_completion();
     completion->what = what();
     std::future<Value> future = completion->loaded.get_future();
     ckpt_load_args args{};
-    args.struct_size = sizeof(args);
+    args.struct_size = CKPT_LOAD_ARGS_STRUCT_SIZE;
     args.context = c_call.get();
     args.abstract_value = view ? view->get() : nullptr;
     args.abstract_ref = view ? &ref : nullptr;
@@ -117,9 +122,9 @@ class PluginHandler final : public Handler {
     }
     CCallContext c_call(call);
     ckpt_owned_value result{};
-    result.struct_size = sizeof(result);
+    result.struct_size = CKPT_OWNED_VALUE_STRUCT_SIZE;
     ckpt_metadata_args args{};
-    args.struct_size = sizeof(args);
+    args.struct_size = CKPT_METADATA_ARGS_STRUCT_SIZE;
     args.context = c_call.get();
     args.result = &result;
     ckpt_error* error = table_->metadata(instance_, &args);
@@ -145,7 +150,21 @@ class PluginHandler final : public Handler {
     return "handler " + info_->typestr + " (" + info_->origin + ")";
   }
 
-  const ckpt_handler_type* table_;
+  // abi.h convention 10: a plugin is never shown what its minor lacks.
+  bool speaks(const CValueView& view) const {
+    return info_->abi_minor >= view.required_minor();
+  }
+  void require_speaks(const CValueView& view) const {
+    if (speaks(view)) return;
+    throw InvalidArgumentError(
+        what() + " speaks ABI " + std::to_string(info_->abi_major) + "." +
+        std::to_string(info_->abi_minor) +
+        " and cannot take this value (an array spec of unknown dtype needs "
+        "ABI 1." +
+        std::to_string(view.required_minor()) + "); give the dtype");
+  }
+
+  std::shared_ptr<const ckpt_handler_type> table_;
   std::shared_ptr<const HandlerInfo> info_;
   nlohmann::json config_;
   void* instance_;
@@ -154,7 +173,8 @@ class PluginHandler final : public Handler {
 }  // namespace
 
 std::function<HandlerPtr(const nlohmann::json&)> plugin_handler_factory(
-    const ckpt_handler_type* table, std::shared_ptr<const HandlerInfo> info) {
+    std::shared_ptr<const ckpt_handler_type> table,
+    std::shared_ptr<const HandlerInfo> info) {
   return [table, info](const nlohmann::json& config) -> HandlerPtr {
     std::string text = config.is_null() ? "{}" : config.dump();
     void* instance = nullptr;

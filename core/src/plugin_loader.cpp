@@ -37,6 +37,7 @@ struct LoaderState {
   std::map<fs::path, LoadedPlugin> by_path;
   std::vector<fs::path> order;
   std::vector<PluginFailure> failures;
+  std::vector<fs::path> folders_searched;
   // Every library opened, never closed: handlers, values and static state
   // of a plugin may be referenced until the process ends.
   std::vector<std::unique_ptr<boost::dll::shared_library>> libraries;
@@ -163,7 +164,7 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
   ckpt_plugin plugin;
   plugin.path = path.string();
   ckpt_plugin_init_args args{};
-  args.struct_size = sizeof(args);
+  args.struct_size = CKPT_PLUGIN_INIT_ARGS_STRUCT_SIZE;
   args.host_abi_major = CKPT_ABI_MAJOR;
   args.host_abi_minor = CKPT_ABI_MINOR;
   args.host = internal::host_api();
@@ -192,14 +193,14 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
   info.abi_minor = args.plugin_abi_minor;
 
   // Types: all or nothing.
-  for (const ckpt_handler_type* t : plugin.types) {
+  for (const auto& t : plugin.types) {
     if (auto existing = internal::find_handler_type(t->typestr)) {
       throw PluginError("plugin " + path.string() + ": handler type '" +
                         t->typestr + "' is already registered by " +
                         existing->info.origin);
     }
   }
-  for (const ckpt_handler_type* t : plugin.types) {
+  for (const auto& t : plugin.types) {
     auto handler_info = std::make_shared<HandlerInfo>();
     handler_info->typestr = t->typestr;
     for (size_t i = 0; i < t->num_secondary_typestrs; ++i) {
@@ -212,6 +213,8 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
     handler_info->plugin_name = info.name;
     handler_info->abi_major = info.abi_major;
     handler_info->abi_minor = info.abi_minor;
+    handler_info->load_needs_abstract =
+        (t->capabilities & CKPT_CAPABILITY_LOAD_NEEDS_ABSTRACT) != 0;
     auto type = std::make_shared<internal::HandlerType>();
     type->info = *handler_info;
     type->factory = internal::plugin_handler_factory(t, handler_info);
@@ -231,6 +234,10 @@ std::vector<PluginInfo> load_folder_locked(const fs::path& folder,
                                            bool is_global) {
   std::vector<PluginInfo> out;
   LoaderState& s = state();
+  if (std::find(s.folders_searched.begin(), s.folders_searched.end(), folder) ==
+      s.folders_searched.end()) {
+    s.folders_searched.push_back(folder);
+  }
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) {
     s.failures.push_back({folder, "not a folder"});
@@ -289,6 +296,7 @@ void ensure_default_plugins_loaded() {
     internal::add_handler_type(stateful);
     global.add(stateful->factory(nlohmann::json::object()));
     fs::path builtin = builtin_plugin_folder();
+    s.folders_searched.push_back(builtin);
     std::error_code ec;
     if (fs::is_directory(builtin, ec)) {
       load_folder_locked(builtin, false, global, true);
@@ -351,6 +359,13 @@ std::vector<PluginFailure> plugin_failures() {
   LoaderState& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   return s.failures;
+}
+
+std::vector<fs::path> searched_plugin_folders() {
+  ensure_default_plugins_loaded();
+  LoaderState& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mutex);
+  return s.folders_searched;
 }
 
 }  // namespace ckpt

@@ -1,8 +1,12 @@
 // Orbax v1's handler resolution rules (see registry.h).
+#include <ckpt/checkpoint.h>
+#include <ckpt/context.h>
 #include <ckpt/errors.h>
+#include <ckpt/plugins.h>
 #include <ckpt/registry.h>
 
 #include "logging.h"
+#include "resolution_internal.h"
 
 namespace ckpt {
 
@@ -22,6 +26,21 @@ HandlerPtr scoped_handler(const std::vector<RegistryEntry>& entries,
                           const std::string& name) {
   for (const RegistryEntry& e : entries) {
     if (e.checkpointable_name == name) return e.handler;
+  }
+  return nullptr;
+}
+
+// Newest first, the first entry whose typestr or secondary typestr is
+// `typestr`.
+HandlerPtr claiming_handler(const HandlerRegistry& registry,
+                            const std::vector<RegistryEntry>& entries,
+                            const std::string& typestr) {
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    const Handler& h = *it->handler;
+    if (h.typestr() == typestr) return it->handler;
+    for (const std::string& t : registry.get_secondary_typestrs(h)) {
+      if (t == typestr) return it->handler;
+    }
   }
   return nullptr;
 }
@@ -62,20 +81,7 @@ HandlerPtr resolve_load_handler(const HandlerRegistry& registry,
   HandlerPtr explicit_handler = scoped_handler(entries, name);
   HandlerPtr by_typestr;
   if (recorded) {
-    for (auto it = entries.rbegin(); it != entries.rend() && !by_typestr;
-         ++it) {
-      const Handler& h = *it->handler;
-      if (h.typestr() == *recorded) {
-        by_typestr = it->handler;
-        break;
-      }
-      for (const std::string& t : registry.get_secondary_typestrs(h)) {
-        if (t == *recorded) {
-          by_typestr = it->handler;
-          break;
-        }
-      }
-    }
+    by_typestr = claiming_handler(registry, entries, *recorded);
     if (!by_typestr) {
       internal::log(CKPT_LOG_WARNING,
                     "checkpointable '" + name + "' was saved by handler '" +
@@ -107,6 +113,69 @@ HandlerPtr resolve_load_handler(const HandlerRegistry& registry,
       (recorded ? " (saved by " + *recorded + ")" : std::string()) +
       (has_abstract ? " into " + describe(*abstract_value) : std::string()) +
       "; available handlers: " + available_handlers(entries));
+}
+
+namespace internal {
+
+std::optional<std::string> unclaimed_typestr(const HandlerRegistry& registry,
+                                             const CheckpointInfo& info,
+                                             const std::string& name) {
+  std::optional<std::string> recorded = info.typestr_of(name);
+  if (!recorded ||
+      claiming_handler(registry, registry.get_all_entries(), *recorded)) {
+    return std::nullopt;
+  }
+  return recorded;
+}
+
+std::string unclaimed_typestr_reason(const std::string& name,
+                                     const std::string& typestr) {
+  std::string folders;
+  for (const auto& folder : searched_plugin_folders()) {
+    folders += (folders.empty() ? "" : ", ") + folder.string();
+  }
+  return "checkpointable '" + name + "' was saved by handler '" + typestr +
+         "', which no loaded plugin claims (plugin folders searched: " +
+         (folders.empty() ? "none" : folders) + ")";
+}
+
+LoadResolution resolve_for_checkpoint(const HandlerRegistry& registry,
+                                      const CheckpointInfo& info,
+                                      const std::string& name,
+                                      const Value* abstract_value) {
+  LoadResolution out;
+  try {
+    out.handler = resolve_load_handler(registry, name, abstract_value,
+                                       info.typestr_of(name));
+    return out;
+  } catch (const NoEntryError& e) {
+    const auto unclaimed = unclaimed_typestr(registry, info, name);
+    const std::string reason =
+        unclaimed ? unclaimed_typestr_reason(name, *unclaimed) : "";
+    // Orbax's checkpoint-level fallback: the handler bound to `state`.
+    if (registry.has(kDefaultCheckpointableName)) {
+      out.handler = registry.get(kDefaultCheckpointableName);
+      out.fallback_reason = reason;
+      return out;
+    }
+    if (reason.empty()) throw;
+    throw NoEntryError(reason + "; " + e.what());
+  }
+}
+
+}  // namespace internal
+
+std::optional<std::string> unclaimed_typestr(const CheckpointInfo& info,
+                                             const std::string& name) {
+  return internal::unclaimed_typestr(Context::current().registry(), info, name);
+}
+
+HandlerPtr resolve_checkpointable_handler(const CheckpointInfo& info,
+                                          const std::string& name,
+                                          const Value* abstract_value) {
+  return internal::resolve_for_checkpoint(Context::current().registry(), info,
+                                          name, abstract_value)
+      .handler;
 }
 
 }  // namespace ckpt

@@ -76,6 +76,7 @@ std::shared_ptr<const HandlerType> stateful_handler_type() {
     info->plugin_name = "core";
     info->abi_major = CKPT_ABI_MAJOR;
     info->abi_minor = CKPT_ABI_MINOR;
+    info->load_needs_abstract = true;
     auto type = std::make_shared<HandlerType>();
     type->info = *info;
     type->factory = [info](const nlohmann::json&) -> HandlerPtr {

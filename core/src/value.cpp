@@ -1,3 +1,4 @@
+#include <ckpt/sdk/dtype.h>
 #include <ckpt/value.h>
 
 #include <cstring>
@@ -8,32 +9,13 @@ namespace ckpt {
 
 namespace {
 
-struct DTypeInfo {
-  DType dtype;
-  const char* name;
-  size_t size;
-};
-
-constexpr DTypeInfo kDTypes[] = {
-    {DType::kBool, "bool", 1},
-    {DType::kInt8, "int8", 1},
-    {DType::kInt16, "int16", 2},
-    {DType::kInt32, "int32", 4},
-    {DType::kInt64, "int64", 8},
-    {DType::kUInt8, "uint8", 1},
-    {DType::kUInt16, "uint16", 2},
-    {DType::kUInt32, "uint32", 4},
-    {DType::kUInt64, "uint64", 8},
-    {DType::kFloat16, "float16", 2},
-    {DType::kBFloat16, "bfloat16", 2},
-    {DType::kFloat32, "float32", 4},
-    {DType::kFloat64, "float64", 8},
-    {DType::kComplex64, "complex64", 8},
-    {DType::kComplex128, "complex128", 16},
-};
-
-const DTypeInfo& info(DType dtype) {
-  return kDTypes[static_cast<size_t>(dtype)];
+const sdk::DTypeInfo& info(DType dtype) {
+  const sdk::DTypeInfo* d = sdk::dtype_info(static_cast<ckpt_dtype>(dtype));
+  if (!d) {
+    throw InvalidArgumentError("invalid dtype " +
+                               std::to_string(static_cast<int>(dtype)));
+  }
+  return *d;
 }
 
 std::string shape_string(const Shape& shape) {
@@ -49,12 +31,16 @@ std::string shape_string(const Shape& shape) {
 
 size_t dtype_size(DType dtype) { return info(dtype).size; }
 std::string_view dtype_name(DType dtype) { return info(dtype).name; }
+std::string_view dtype_name(const std::optional<DType>& dtype) {
+  return dtype ? dtype_name(*dtype) : "unknown";
+}
 
 DType dtype_from_name(std::string_view name) {
-  for (const DTypeInfo& i : kDTypes) {
-    if (name == i.name) return i.dtype;
+  const sdk::DTypeInfo* d = sdk::dtype_info(name);
+  if (!d) {
+    throw InvalidArgumentError("unknown dtype '" + std::string(name) + "'");
   }
-  throw InvalidArgumentError("unknown dtype '" + std::string(name) + "'");
+  return static_cast<DType>(d->dtype);
 }
 
 // ------------------------------------------------------------------ Array

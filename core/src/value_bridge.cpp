@@ -3,6 +3,8 @@
 #include <ckpt/errors.h>
 #include <ckpt/sdk/value.h>
 
+#include <algorithm>
+
 namespace ckpt::internal {
 
 namespace {
@@ -73,25 +75,58 @@ Shape shape_of(const ckpt_array& array) {
 
 }  // namespace
 
-ckpt_dtype to_c_dtype(DType dtype) {
-  return static_cast<ckpt_dtype>(static_cast<int>(dtype) + 1);
-}
+// DType's numbers are the ABI's codes.
+static_assert(static_cast<int>(DType::kBool) == CKPT_DTYPE_BOOL);
+static_assert(static_cast<int>(DType::kFloat32) == CKPT_DTYPE_FLOAT32);
+static_assert(static_cast<int>(DType::kComplex128) == CKPT_DTYPE_COMPLEX128);
+
+ckpt_dtype to_c_dtype(DType dtype) { return static_cast<ckpt_dtype>(dtype); }
 
 DType from_c_dtype(ckpt_dtype dtype) {
-  if (dtype < CKPT_DTYPE_BOOL || dtype > CKPT_DTYPE_COMPLEX128) {
+  if (!sdk::dtype_info(dtype)) {
     throw InvalidArgumentError("invalid dtype " + std::to_string(dtype));
   }
-  return static_cast<DType>(static_cast<int>(dtype) - 1);
+  return static_cast<DType>(dtype);
 }
 
 CValueView::CValueView(Value value) : value_(std::move(value)) {
   fill(value_, root_);
 }
 
+namespace {
+thread_local SharedCValueView* innermost_shared_view = nullptr;
+}  // namespace
+
+SharedCValueView::SharedCValueView(const Value& value)
+    : value_(&value), outer_(innermost_shared_view) {
+  innermost_shared_view = this;
+}
+
+SharedCValueView::~SharedCValueView() {
+  // Unlinks itself wherever it is: several may end in any order.
+  for (SharedCValueView** link = &innermost_shared_view; *link;
+       link = &(*link)->outer_) {
+    if (*link == this) {
+      *link = outer_;
+      return;
+    }
+  }
+}
+
+std::shared_ptr<const CValueView> SharedCValueView::of(const Value& value) {
+  for (SharedCValueView* s = innermost_shared_view; s; s = s->outer_) {
+    if (s->value_ == &value) {
+      if (!s->view_) s->view_ = std::make_shared<const CValueView>(value);
+      return s->view_;
+    }
+  }
+  return std::make_shared<const CValueView>(value);
+}
+
 void CValueView::fill(const Value& in, ckpt_value& out) {
   using K = Value::Kind;
   out = ckpt_value{};
-  out.struct_size = sizeof(ckpt_value);
+  out.struct_size = CKPT_VALUE_STRUCT_SIZE;
   out.kind = c_kind(in.kind());
   switch (in.kind()) {
     case K::kBool:
@@ -135,7 +170,7 @@ void CValueView::fill(const Value& in, ckpt_value& out) {
     case K::kArraySpec: {
       ckpt_array& array = arrays_.emplace_back();
       array = ckpt_array{};
-      array.struct_size = sizeof(ckpt_array);
+      array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
       array.tensor.device = DLDevice{kDLCPU, 0};
       if (in.kind() == K::kArray) {
         const Array& a = in.as_array();
@@ -150,7 +185,12 @@ void CValueView::fill(const Value& in, ckpt_value& out) {
         array.tensor.dtype = sdk::dl_dtype(array.dtype);
       } else {
         const ArraySpec& spec = in.as_array_spec();
-        array.dtype = to_c_dtype(spec.dtype);
+        if (spec.dtype) {
+          array.dtype = to_c_dtype(*spec.dtype);
+        } else {
+          array.dtype = CKPT_DTYPE_UNKNOWN;
+          required_minor_ = std::max<uint32_t>(required_minor_, 1);
+        }
         array.tensor.ndim = static_cast<int32_t>(spec.shape.size());
         array.tensor.shape = const_cast<int64_t*>(spec.shape.data());
         array.tensor.dtype = sdk::dl_dtype(array.dtype);
@@ -163,7 +203,7 @@ void CValueView::fill(const Value& in, ckpt_value& out) {
       const ProtoMessage& m = in.as_proto();
       ckpt_proto& proto = protos_.emplace_back();
       proto = ckpt_proto{};
-      proto.struct_size = sizeof(ckpt_proto);
+      proto.struct_size = CKPT_PROTO_STRUCT_SIZE;
       proto.full_name = m.full_name.c_str();
       proto.bytes = reinterpret_cast<const uint8_t*>(m.bytes.data());
       proto.bytes_len = m.bytes.size();
@@ -176,7 +216,7 @@ void CValueView::fill(const Value& in, ckpt_value& out) {
     case K::kObject: {
       ckpt_object& object = objects_.emplace_back();
       object = ckpt_object{};
-      object.struct_size = sizeof(ckpt_object);
+      object.struct_size = CKPT_OBJECT_STRUCT_SIZE;
       object.typestr = in.as_object().typestr.c_str();
       object.pointer = in.as_object().object.get();
       out.object = &object;
@@ -248,8 +288,11 @@ Value from_c_value(const ckpt_value& in,
     }
     case CKPT_VALUE_ARRAY_SPEC: {
       if (!in.array) throw PluginError("array spec without array");
-      return Value(
-          ArraySpec{from_c_dtype(in.array->dtype), shape_of(*in.array)});
+      std::optional<DType> dtype;
+      if (in.array->dtype != CKPT_DTYPE_UNKNOWN) {
+        dtype = from_c_dtype(in.array->dtype);
+      }
+      return Value(ArraySpec{dtype, shape_of(*in.array)});
     }
     case CKPT_VALUE_SCALAR_SPEC:
       return Value::scalar_spec(scalar_leaf_kind(in.int_value));

@@ -25,12 +25,16 @@ class CValueView {
 
   const ckpt_value* get() const { return &root_; }
   const Value& value() const { return value_; }
+  // The lowest ABI minor a plugin must speak to be shown this view: 1 when
+  // it holds something ABI 1.1 added (an array spec of unknown dtype).
+  uint32_t required_minor() const { return required_minor_; }
 
  private:
   void fill(const Value& in, ckpt_value& out);
 
   Value value_;
   ckpt_value root_{};
+  uint32_t required_minor_ = 0;
   // Deques: appending never moves the elements earlier pointers refer to.
   std::deque<std::vector<ckpt_value>> children_;
   std::deque<std::vector<const char*>> keys_;
@@ -39,6 +43,27 @@ class CValueView {
   std::deque<ckpt_proto> protos_;
   std::deque<ckpt_object> objects_;
   std::deque<std::string> texts_;
+};
+
+// While one lives, every plugin call on this thread about that very Value
+// object shares one CValueView of it: resolution asks each candidate
+// handler about the same value, and the chosen one then saves or loads it.
+// Several may be active on one thread, and end in any order.
+class SharedCValueView {
+ public:
+  explicit SharedCValueView(const Value& value);
+  ~SharedCValueView();
+  SharedCValueView(const SharedCValueView&) = delete;
+  SharedCValueView& operator=(const SharedCValueView&) = delete;
+
+  // The shared view when a SharedCValueView of `value` (the same object)
+  // is active on this thread, else a new view.
+  static std::shared_ptr<const CValueView> of(const Value& value);
+
+ private:
+  const Value* value_;
+  std::shared_ptr<const CValueView> view_;  // made on first use
+  SharedCValueView* outer_;
 };
 
 // A deep conversion of a C value into a Value. Array leaves are not copied:

@@ -383,6 +383,7 @@ CKPT_PLUGIN("proto", registrar) {
        "ProtoHandler",
        "orbax.checkpoint._src.handlers.proto_checkpoint_handler."
        "ProtoCheckpointHandler"},
-      "protobuf messages, as text format proto.pbtxt");
+      "protobuf messages, as text format proto.pbtxt",
+      CKPT_CAPABILITY_LOAD_NEEDS_ABSTRACT);
   registrar.registration(kTypestr);
 }

@@ -154,6 +154,7 @@ Element read(ckpt_dtype dtype, const unsigned char* p) {
       e.im = load_as<double>(p + 8);
       break;
     case CKPT_DTYPE_INVALID:
+    case CKPT_DTYPE_UNKNOWN:
       break;
   }
   return e;
@@ -239,6 +240,7 @@ void write(ckpt_dtype dtype, const Element& e, unsigned char* p) {
       store_plain(e.im, p + 8);
       break;
     case CKPT_DTYPE_INVALID:
+    case CKPT_DTYPE_UNKNOWN:
       break;
   }
 }

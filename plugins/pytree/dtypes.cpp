@@ -1,33 +1,11 @@
 #include "dtypes.h"
 
+#include <ckpt/sdk/dtype.h>
 #include <ckpt/sdk/value.h>
 
 namespace ckpt_pytree {
 
 namespace {
-
-struct DTypeName {
-  ckpt_dtype dtype;
-  const char* name;
-};
-
-constexpr DTypeName kNames[] = {
-    {CKPT_DTYPE_BOOL, "bool"},
-    {CKPT_DTYPE_INT8, "int8"},
-    {CKPT_DTYPE_INT16, "int16"},
-    {CKPT_DTYPE_INT32, "int32"},
-    {CKPT_DTYPE_INT64, "int64"},
-    {CKPT_DTYPE_UINT8, "uint8"},
-    {CKPT_DTYPE_UINT16, "uint16"},
-    {CKPT_DTYPE_UINT32, "uint32"},
-    {CKPT_DTYPE_UINT64, "uint64"},
-    {CKPT_DTYPE_FLOAT16, "float16"},
-    {CKPT_DTYPE_BFLOAT16, "bfloat16"},
-    {CKPT_DTYPE_FLOAT32, "float32"},
-    {CKPT_DTYPE_FLOAT64, "float64"},
-    {CKPT_DTYPE_COMPLEX64, "complex64"},
-    {CKPT_DTYPE_COMPLEX128, "complex128"},
-};
 
 hid_t float16_type() {
   hid_t t = H5Tcopy(H5T_IEEE_F32LE);
@@ -56,24 +34,17 @@ hid_t bool_type() {
 }  // namespace
 
 bool is_valid_dtype(ckpt_dtype dtype) {
-  for (const DTypeName& n : kNames) {
-    if (n.dtype == dtype) return true;
-  }
-  return false;
+  return ckpt::sdk::dtype_info(dtype) != nullptr;
 }
 
 std::string dtype_name(ckpt_dtype dtype) {
-  for (const DTypeName& n : kNames) {
-    if (n.dtype == dtype) return n.name;
-  }
-  return "invalid";
+  const ckpt::sdk::DTypeInfo* d = ckpt::sdk::dtype_info(dtype);
+  return d ? d->name : "invalid";
 }
 
 ckpt_dtype dtype_from_name(const std::string& name) {
-  for (const DTypeName& n : kNames) {
-    if (name == n.name) return n.dtype;
-  }
-  return CKPT_DTYPE_INVALID;
+  const ckpt::sdk::DTypeInfo* d = ckpt::sdk::dtype_info(name);
+  return d ? d->dtype : CKPT_DTYPE_INVALID;
 }
 
 hid_t hdf5_type(ckpt_dtype dtype) {
@@ -109,6 +80,7 @@ hid_t hdf5_type(ckpt_dtype dtype) {
     case CKPT_DTYPE_COMPLEX128:
       return complex_type(H5T_IEEE_F64LE, 8);
     case CKPT_DTYPE_INVALID:
+    case CKPT_DTYPE_UNKNOWN:
       break;
   }
   return H5I_INVALID_HID;
@@ -140,6 +112,7 @@ bool hdf5_type_matches(hid_t type, ckpt_dtype dtype) {
     case CKPT_DTYPE_COMPLEX128:
       return cls == H5T_COMPOUND && H5Tget_nmembers(type) == 2;
     case CKPT_DTYPE_INVALID:
+    case CKPT_DTYPE_UNKNOWN:
       break;
   }
   return false;

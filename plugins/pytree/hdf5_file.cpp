@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -20,6 +21,7 @@ namespace ckpt_pytree {
 namespace {
 
 using ckpt::sdk::Error;
+using ckpt::sdk::throw_os_error;
 
 constexpr const char* kIndexDataset = "/_ckpt_index";
 constexpr const char* kFormatAttribute = "ckpt_format";
@@ -93,8 +95,27 @@ class Hid {
   herr_t (*close_)(hid_t) = nullptr;
 };
 
+// The errno HDF5 recorded in `message` ("..., errno = 28, ..."); 0 if none.
+int errno_in(const std::string& message) {
+  const std::string key = "errno = ";
+  const size_t at = message.find(key);
+  if (at == std::string::npos) return 0;
+  return std::atoi(message.c_str() + at + key.size());
+}
+
+// Throws `message` with the HDF5 error behind it. A failure to write
+// (`code` internal) that comes from the OS, such as a full disk, takes the
+// code of its errno instead; a failure to read keeps its code (a file that
+// is not HDF5 is data loss, whatever HDF5 probed on the way).
 [[noreturn]] void fail(ckpt_error_code code, const std::string& message) {
-  throw Error(code, message + " (" + hdf5_message() + ")");
+  std::string detail = hdf5_message();
+  std::replace(detail.begin(), detail.end(), '\n', ' ');
+  if (const int err = errno_in(detail);
+      err > 0 && code == CKPT_ERROR_INTERNAL) {
+    throw Error(ckpt::sdk::error_code_from_errno(err),
+                message + ": " + std::strerror(err) + " (" + detail + ")");
+  }
+  throw Error(code, message + " (" + detail + ")");
 }
 
 void check(herr_t status, const std::string& what) {
@@ -263,8 +284,7 @@ void write_array_file(const std::string& file,
   int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                   static_cast<mode_t>(file_mode));
   if (fd < 0) {
-    throw Error(CKPT_ERROR_INTERNAL,
-                what + ": cannot create " + file + ": " + errno_text());
+    throw_os_error(errno, what + ": cannot create " + file);
   }
   ::close(fd);
   std::vector<Pending> pending;
@@ -289,8 +309,7 @@ void write_array_file(const std::string& file,
   if (pending.empty()) return;
   fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
-    throw Error(CKPT_ERROR_INTERNAL,
-                what + ": cannot reopen " + file + ": " + errno_text());
+    throw_os_error(errno, what + ": cannot reopen " + file);
   }
   for (const Pending& p : pending) {
     const char* data = static_cast<const char*>(p.data);
@@ -302,17 +321,16 @@ void write_array_file(const std::string& file,
                            static_cast<off_t>(p.file_offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        std::string reason = n < 0 ? errno_text() : "no progress";
+        // A write that makes no progress is a full device.
+        int err = n < 0 ? errno : ENOSPC;
         ::close(fd);
-        throw Error(CKPT_ERROR_INTERNAL,
-                    what + ": cannot write " + file + ": " + reason);
+        throw_os_error(err, what + ": cannot write " + file);
       }
       done += static_cast<uint64_t>(n);
     }
   }
   if (::close(fd) != 0) {
-    throw Error(CKPT_ERROR_INTERNAL,
-                what + ": cannot write " + file + ": " + errno_text());
+    throw_os_error(errno, what + ": cannot write " + file);
   }
 }
 
@@ -435,9 +453,9 @@ void read_array_file(const std::string& file,
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0) {
+    int err = errno;
     if (fd >= 0) ::close(fd);
-    throw Error(CKPT_ERROR_DATA_LOSS,
-                what + ": cannot read " + file + ": " + errno_text());
+    throw_os_error(err, what + ": cannot read " + file);
   }
   uint64_t size = static_cast<uint64_t>(st.st_size);
   for (const DirectRead& d : direct) {

@@ -1,6 +1,7 @@
 #include "load_plan.h"
 
 #include <ckpt/sdk/error.h>
+#include <ckpt/sdk/handler.h>
 
 #include <cmath>
 #include <unordered_set>
@@ -233,13 +234,15 @@ class Planner {
                       leaf_kind_name(leaf.kind) + ", not an array");
     }
     const ckpt_array* spec = a.array;
-    if (!spec || !is_valid_dtype(spec->dtype)) {
+    const bool as_saved = spec && spec->dtype == CKPT_DTYPE_UNKNOWN;
+    if (!spec || (!as_saved && !is_valid_dtype(spec->dtype))) {
       throw Error(CKPT_ERROR_INVALID_ARGUMENT,
                   where + ": the abstract array has no valid dtype");
     }
     ArrayLoad load;
     load.leaf = index;
-    load.dtype = spec->dtype;
+    // An array spec of unknown dtype (ABI 1.1) loads the dtype saved.
+    load.dtype = as_saved ? leaf.dtype : spec->dtype;
     load.shape.assign(spec->tensor.shape,
                       spec->tensor.shape + spec->tensor.ndim);
     if (load.shape != leaf.shape) {
@@ -347,9 +350,12 @@ OutValue abstract_tree(const TreeMetadata& saved, const std::string& what) {
     switch (leaf.kind) {
       case LeafKind::kArray:
         // Orbax keeps dtypes in its array store, not in _METADATA: such
-        // arrays are described as float32 (see README.md).
+        // arrays have an unknown dtype (ABI 1.1; a 1.0 host gets float32,
+        // the closest it can take).
         node.value = OutValue::array_spec(
-            leaf.dtype == CKPT_DTYPE_INVALID ? CKPT_DTYPE_FLOAT32 : leaf.dtype,
+            leaf.dtype != CKPT_DTYPE_INVALID   ? leaf.dtype
+            : ckpt::sdk::host_abi_minor() >= 1 ? CKPT_DTYPE_UNKNOWN
+                                               : CKPT_DTYPE_FLOAT32,
             leaf.shape);
         break;
       case LeafKind::kBool:

@@ -4,6 +4,7 @@
 // secondary typestrs. See README.md for the on-disk format.
 #include <ckpt/sdk/files.h>
 #include <ckpt/sdk/plugin.h>
+#include <hdf5.h>
 
 #include <algorithm>
 #include <string>
@@ -180,6 +181,11 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
 }  // namespace ckpt_pytree
 
 CKPT_PLUGIN("pytree", registrar) {
+  // HDF5 closes every file still open when the process exits. A file whose
+  // close failed (a full disk) stays half-closed, and closing it again there
+  // crashes inside HDF5; the plugin closes its files itself, so HDF5's exit
+  // hook has nothing to do. A no-op when the host already started HDF5.
+  H5dont_atexit();
   registrar.handler_type<ckpt_pytree::PyTreeHandler>(
       ckpt_pytree::kTypestr,
       {"orbax.checkpoint.experimental.v1._src.handlers.pytree_handler."

@@ -1,6 +1,14 @@
 /* A handler plugin written in plain C99 against ckpt/abi.h alone: it saves
- * an int as the decimal text of a file `int.txt`, and loads it back. */
+ * an int as the decimal text of a file `int.txt`, and loads it back.
+ *
+ * Built twice: against today's header, and against the frozen ABI 1.0
+ * header (tests/abi/1.0/abi.h, with -DCKPT_TEST_ABI_1_0), as a plugin
+ * shipped for 1.0 that every 1.x core must keep loading. */
+#ifdef CKPT_TEST_ABI_1_0
+#include "abi.h"
+#else
 #include <ckpt/abi.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +41,20 @@ static int is_handleable(void* instance, const ckpt_value* value) {
   return value->kind == CKPT_VALUE_INT;
 }
 
+/* Also "accepts" an array spec whose dtype this plugin's header does not
+ * know: a host that broke abi.h convention 10 by passing it one would then
+ * pick this handler, which a test would see. */
 static ckpt_answer is_abstract_handleable(void* instance,
                                           const ckpt_value* value) {
   (void)instance;
+  if (value->kind == CKPT_VALUE_ARRAY_SPEC && value->array &&
+      (int)value->array->dtype > (int)CKPT_DTYPE_COMPLEX128) {
+#ifdef CKPT_TEST_ABI_1_0
+    return CKPT_ANSWER_YES;
+#else
+    return CKPT_ANSWER_NO;
+#endif
+  }
   return value->kind == CKPT_VALUE_SCALAR_SPEC &&
                  value->int_value == CKPT_VALUE_INT
              ? CKPT_ANSWER_YES
@@ -112,19 +131,19 @@ static ckpt_error* load(void* instance, const ckpt_load_args* args) {
 }
 
 static const ckpt_handler_type kType = {
-    sizeof(ckpt_handler_type),
-    "test.C99IntHandler",
-    NULL,
-    0,
-    "ints as decimal text, from a C99 plugin",
-    NULL,
-    create_instance,
-    destroy_instance,
-    is_handleable,
-    is_abstract_handleable,
-    save,
-    load,
-    NULL,
+    .struct_size = sizeof(ckpt_handler_type),
+#ifdef CKPT_TEST_ABI_1_0
+    .typestr = "test.C99IntHandler.abi_1_0",
+#else
+    .typestr = "test.C99IntHandler",
+#endif
+    .description = "ints as decimal text, from a C99 plugin",
+    .create_instance = create_instance,
+    .destroy_instance = destroy_instance,
+    .is_handleable = is_handleable,
+    .is_abstract_handleable = is_abstract_handleable,
+    .save = save,
+    .load = load,
 };
 
 CKPT_EXPORT ckpt_error* ckpt_plugin_entry(ckpt_plugin_init_args* args) {

@@ -4,6 +4,8 @@
 // abstract dicts {"type": T} for T in its "accepts" list; "defer": true
 // makes it answer DEFER instead of NO. Loading returns
 // {"type": T, "data": ..., "loaded_by": <typestr>} so tests see who ran.
+// Saving {"type": "os-error", "data": "<errno>"} fails in the blocking tier
+// with that OS error (std::system_error, as std::filesystem throws).
 #include <ckpt/sdk/plugin.h>
 
 #include <fstream>
@@ -11,6 +13,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <system_error>
 
 namespace {
 
@@ -56,6 +59,10 @@ class ToyHandler final : public ckpt::sdk::Handler {
                            ? std::string(ckpt::sdk::string_of(*data))
                            : "";
     std::string tag = tag_of(value);
+    if (tag == "os-error") {
+      throw std::system_error(std::stoi(text), std::generic_category(),
+                              "toy save into " + call.directory);
+    }
     std::string path = call.directory + "/toy.txt";
     return [path, tag, text] {
       std::ofstream out(path);

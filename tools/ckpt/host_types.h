@@ -4,6 +4,7 @@
 
 #include <ckpt/checkpoint.h>
 #include <ckpt/errors.h>
+#include <ckpt/plugins.h>
 
 #include <string>
 
@@ -14,20 +15,30 @@ namespace ckpt::tool {
 // (also when no handler resolves: loading it then reports why).
 inline std::string needs_host_type(const CheckpointInfo& info,
                                    const std::string& name) {
-  std::string typestr;
+  HandlerPtr handler;
   try {
-    typestr = resolve_checkpointable_handler(info, name)->typestr();
+    handler = resolve_checkpointable_handler(info, name);
   } catch (const Error&) {
     return "";
   }
-  if (typestr == "ckpt.StatefulCheckpointableHandler") {
-    return "stateful: only the host object that saved it can load it";
-  }
-  if (typestr == "ckpt.proto.ProtoHandler") {
-    return "protobuf: loading needs the message type, which only the host app "
-           "has";
+  if (handler->info().load_needs_abstract) {
+    return "its handler " + handler->typestr() +
+           " loads only into an abstract checkpointable that the host app "
+           "gives (a message type, an object to fill)";
   }
   return "";
+}
+
+// "no plugin for T (plugin folders searched: ...)": a checkpointable whose
+// recorded handler no loaded plugin claims.
+inline std::string no_plugin_text(const std::string& typestr) {
+  std::string folders;
+  for (const auto& folder : searched_plugin_folders()) {
+    folders += (folders.empty() ? "" : ", ") + folder.string();
+  }
+  return "no plugin for " + typestr +
+         " (plugin folders searched: " + (folders.empty() ? "none" : folders) +
+         "; add its folder with --plugin-path)";
 }
 
 }  // namespace ckpt::tool

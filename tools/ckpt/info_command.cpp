@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "format.h"
+#include "host_types.h"
 
 namespace ckpt::tool {
 
@@ -41,9 +42,9 @@ std::string time_text(const std::optional<int64_t>& nsecs) {
 
 int run_info(const Common& common, const std::string& dir) {
   const CheckpointInfo info = read_checkpoint_info(dir);
-  const std::vector<std::string> names = list_checkpointables(dir);
+  const std::vector<std::string> names = list_checkpointables(info);
   struct Row {
-    std::string name, saved_by, loaded_by, error;
+    std::string name, saved_by, loaded_by, error, no_plugin;
     uint64_t bytes = 0;
     bool present = true;
   };
@@ -53,6 +54,9 @@ int run_info(const Common& common, const std::string& dir) {
     row.name = name;
     row.present = present;
     row.saved_by = info.typestr_of(name).value_or("");
+    if (auto typestr = unclaimed_typestr(info, name)) {
+      row.no_plugin = no_plugin_text(*typestr);
+    }
     try {
       row.loaded_by = resolve_checkpointable_handler(info, name)->typestr();
     } catch (const Error& e) {
@@ -101,6 +105,9 @@ int run_info(const Common& common, const std::string& dir) {
           {"loaded_by", r.loaded_by.empty()
                             ? nlohmann::ordered_json(nullptr)
                             : nlohmann::ordered_json(r.loaded_by)},
+          {"no_plugin", r.no_plugin.empty()
+                            ? nlohmann::ordered_json(nullptr)
+                            : nlohmann::ordered_json(r.no_plugin)},
           {"resolution_error", r.error.empty()
                                    ? nlohmann::ordered_json(nullptr)
                                    : nlohmann::ordered_json(r.error)},
@@ -128,6 +135,9 @@ int run_info(const Common& common, const std::string& dir) {
     std::printf("%-16s %-10s %s\n", r.name.c_str(),
                 r.present ? human_bytes(r.bytes).c_str() : "absent",
                 r.saved_by.empty() ? "(not recorded)" : r.saved_by.c_str());
+    if (!r.no_plugin.empty()) {
+      std::printf("%-16s %-10s !! %s\n", "", "", r.no_plugin.c_str());
+    }
     std::printf("%-16s %-10s -> %s\n", "", "",
                 r.loaded_by.empty() ? ("no handler: " + r.error).c_str()
                                     : r.loaded_by.c_str());

@@ -36,15 +36,20 @@ int run_tree(const Common& common, const std::string& dir,
               : ArraySpec{v.as_array().dtype(), v.as_array().shape()};
       uint64_t n = 1;
       for (int64_t d : spec.shape) n *= static_cast<uint64_t>(d);
-      const uint64_t size = n * dtype_size(spec.dtype);
       ++arrays;
       elements += n;
-      bytes += size;
-      text = std::string(dtype_name(spec.dtype)) + shape_text(spec.shape) +
-             "  " + human_bytes(size);
+      text = std::string(dtype_name(spec.dtype)) + shape_text(spec.shape);
       leaf["dtype"] = dtype_name(spec.dtype);
       leaf["shape"] = spec.shape;
-      leaf["bytes"] = size;
+      if (spec.dtype) {
+        const uint64_t size = n * dtype_size(*spec.dtype);
+        bytes += size;
+        text += "  " + human_bytes(size);
+        leaf["bytes"] = size;
+      } else {
+        // Not recorded (Orbax): the size is not known either.
+        leaf["bytes"] = nullptr;
+      }
     } else if (v.kind() == Value::Kind::kScalarSpec) {
       text = std::string(kind_name(v.scalar_kind()));
       leaf["type"] = text;

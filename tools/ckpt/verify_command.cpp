@@ -1,5 +1,7 @@
 // `ckpt verify DIR`: completeness, every checkpointable loadable (which
-// checks every checksum a handler keeps), each problem named.
+// checks every checksum a handler keeps), each problem named. A
+// checkpointable whose plugin is not loaded is a problem; one that only the
+// host app can load is skipped, and the summary says so.
 #include <ckpt/checkpoint.h>
 #include <ckpt/errors.h>
 #include <unistd.h>
@@ -29,22 +31,27 @@ void progress(size_t done, size_t total, const std::string& name) {
 
 int run_verify(const Common& common, const std::string& dir) {
   const CheckpointInfo info = read_checkpoint_info(dir);  // completeness
-  const std::vector<std::string> names = list_checkpointables(dir);
+  const std::vector<std::string> names = list_checkpointables(info);
   const bool bar = !common.json && ::isatty(STDERR_FILENO);
   struct Result {
     std::string name, status, detail;
   };
   std::vector<Result> results;
-  size_t problems = 0;
+  size_t problems = 0, skipped = 0;
   for (size_t i = 0; i < names.size(); ++i) {
     const std::string& name = names[i];
     if (bar) progress(i, names.size(), name);
     Result r{name, "ok", ""};
     try {
       const std::string host_only = needs_host_type(info, name);
-      if (!host_only.empty()) {
+      if (auto typestr = unclaimed_typestr(info, name)) {
+        r.status = "failed";
+        r.detail = no_plugin_text(*typestr);
+        ++problems;
+      } else if (!host_only.empty()) {
         r.status = "skipped";
         r.detail = host_only;
+        ++skipped;
       } else {
         load_checkpointables(dir, {{name, Value()}});
       }
@@ -76,6 +83,7 @@ int run_verify(const Common& common, const std::string& dir) {
       results.push_back(
           {name, "absent",
            "recorded as saved by " + typestr + " but has no folder"});
+      ++problems;
       if (!common.json)
         std::printf("absent  %s: %s\n", name.c_str(),
                     results.back().detail.c_str());
@@ -86,6 +94,7 @@ int run_verify(const Common& common, const std::string& dir) {
         {"path", info.path.string()},
         {"complete", true},
         {"problems", problems},
+        {"skipped", skipped},
         {"checkpointables", nlohmann::ordered_json::array()}};
     for (const Result& r : results) {
       out["checkpointables"].push_back(
@@ -93,8 +102,9 @@ int run_verify(const Common& common, const std::string& dir) {
     }
     std::cout << out.dump(2) << "\n";
   } else {
-    std::printf("%s: %zu checkpointables, %zu problem%s\n", info.path.c_str(),
-                names.size(), problems, problems == 1 ? "" : "s");
+    std::printf("%s: %zu checkpointable%s, %zu problem%s, %zu skipped\n",
+                info.path.c_str(), names.size(), names.size() == 1 ? "" : "s",
+                problems, problems == 1 ? "" : "s", skipped);
   }
   return problems ? 1 : 0;
 }

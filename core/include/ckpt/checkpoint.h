@@ -21,6 +21,7 @@
 #define CKPT_CHECKPOINT_H_
 
 #include <ckpt/handler.h>
+#include <ckpt/layout.h>
 #include <ckpt/value.h>
 
 #include <chrono>
@@ -36,11 +37,6 @@
 #include <vector>
 
 namespace ckpt {
-
-// Name of the single pytree of save()/load().
-inline constexpr const char* kDefaultCheckpointableName = "state";
-// load()'s "pick the pytree checkpointable" name.
-inline constexpr const char* kAutoName = "AUTO";
 
 // Named checkpointables (or abstract checkpointables), in order.
 using Checkpointables = std::vector<std::pair<std::string, Value>>;
@@ -104,35 +100,6 @@ Value load(const std::filesystem::path& path,
 Checkpointables load_checkpointables(const std::filesystem::path& path,
                                      const Checkpointables& abstracts = {});
 
-enum class LayoutVersion {
-  kV1,           // orbax.checkpoint marker
-  kV0Composite,  // no marker, one folder per item
-  kV0Flat,       // no marker, a pytree (_METADATA) at the root
-};
-
-// What _CHECKPOINT_METADATA records, with missing optional fields tolerated.
-struct CheckpointInfo {
-  std::filesystem::path path;
-  LayoutVersion layout = LayoutVersion::kV1;
-  // checkpointable name -> typestr of the handler that saved it.
-  std::vector<std::pair<std::string, std::string>> item_handlers;
-  nlohmann::json metrics = nlohmann::json::object();
-  nlohmann::json performance_metrics = nlohmann::json::object();
-  nlohmann::json custom_metadata = nlohmann::json::object();
-  std::optional<int64_t> init_timestamp_nsecs;
-  std::optional<int64_t> commit_timestamp_nsecs;
-  // The typestr recorded for `name`, if any.
-  std::optional<std::string> typestr_of(const std::string& name) const;
-};
-
-// Validates the layout and reads _CHECKPOINT_METADATA (no handler runs).
-CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
-
-// The checkpointables of a checkpoint on disk, reserved names excluded,
-// sorted by name.
-std::vector<std::string> list_checkpointables(
-    const std::filesystem::path& path);
-
 // The handler load_checkpointables would use for checkpointable `name` of
 // the checkpoint `info` describes, in the current Context: Orbax's load
 // resolution with the checkpoint-level fallback to the handler bound to
@@ -140,6 +107,14 @@ std::vector<std::string> list_checkpointables(
 HandlerPtr resolve_checkpointable_handler(
     const CheckpointInfo& info, const std::string& name,
     const Value* abstract_value = nullptr);
+
+// The typestr recorded for checkpointable `name` when no handler of the
+// current Context's registry claims it (as typestr or secondary typestr):
+// the plugin that saved it is not loaded. nullopt when one claims it or
+// none is recorded. Loading such a checkpointable falls back to the handler
+// bound to `state`; when that fails too, the error says this first.
+std::optional<std::string> unclaimed_typestr(const CheckpointInfo& info,
+                                             const std::string& name);
 
 struct Metadata {
   CheckpointInfo checkpoint;

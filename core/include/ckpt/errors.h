@@ -2,7 +2,9 @@
 //
 // Every failure of a ckpt call is a ckpt::Error; its kind() says which of
 // the kinds below it is, and what() names the path, checkpointable or
-// plugin file involved.
+// plugin file involved. Failures of the operating system keep its message
+// and are sorted by errno (error_kind_from_errno): a missing path is
+// kNotFound, a refused one kPermissionDenied, a full disk kNoSpace.
 #ifndef CKPT_ERRORS_H_
 #define CKPT_ERRORS_H_
 
@@ -22,6 +24,9 @@ enum class ErrorKind {
   kPlugin,    // a plugin failed to load or a handler failed
   kDataLoss,  // corrupt or truncated data
   kUnimplemented,
+  kPermissionDenied,  // the OS refused access (EACCES, EPERM, EROFS)
+  kNoSpace,           // no space left on the device (ENOSPC, EDQUOT, EFBIG)
+  kIO,                // any other failure of the OS (EIO, ...)
 };
 
 // "invalid argument", "no entry", ...
@@ -54,11 +59,24 @@ CKPT_DEFINE_ERROR(TimeoutError, kTimeout)
 CKPT_DEFINE_ERROR(PluginError, kPlugin)
 CKPT_DEFINE_ERROR(DataLossError, kDataLoss)
 CKPT_DEFINE_ERROR(UnimplementedError, kUnimplemented)
+CKPT_DEFINE_ERROR(PermissionDeniedError, kPermissionDenied)
+CKPT_DEFINE_ERROR(NoSpaceError, kNoSpace)
+CKPT_DEFINE_ERROR(IOError, kIO)
 
 #undef CKPT_DEFINE_ERROR
 
 // Throws the exception class of `kind` with `message`.
 [[noreturn]] void throw_error(ErrorKind kind, const std::string& message);
+
+// The kind of an errno value: ENOENT kNotFound; EEXIST, ENOTEMPTY
+// kAlreadyExists; ENOTDIR, EISDIR, ENAMETOOLONG, ELOOP kInvalidArgument (the
+// path cannot be one); EACCES, EPERM, EROFS kPermissionDenied; ENOSPC,
+// EDQUOT, EFBIG kNoSpace; ENOMEM kInternal; anything else kIO.
+ErrorKind error_kind_from_errno(int errnum);
+
+// Throws the error of `errnum` with the message "<what>: <OS message>";
+// `what` names the operation and the path ("cannot create /a/b").
+[[noreturn]] void throw_os_error(int errnum, const std::string& what);
 
 }  // namespace ckpt
 

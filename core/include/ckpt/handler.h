@@ -29,6 +29,10 @@ struct HandlerInfo {
   std::string plugin_name;
   uint32_t abi_major = 0;
   uint32_t abi_minor = 0;
+  // Load cannot make a value from the files alone: it needs an abstract
+  // checkpointable (a protobuf type, an instance to fill). Tools check such
+  // a checkpointable's files but do not load it.
+  bool load_needs_abstract = false;
 };
 
 // Where one handler call runs.

@@ -63,6 +63,10 @@ std::filesystem::path builtin_plugin_folder();
 
 std::vector<PluginInfo> loaded_plugins();
 std::vector<PluginFailure> plugin_failures();
+// Every folder searched for plugins in this process (built-in,
+// CKPT_PLUGIN_PATH, Contexts' plugin_paths, load_plugin_folder), in the
+// order first searched.
+std::vector<std::filesystem::path> searched_plugin_folders();
 
 }  // namespace ckpt
 

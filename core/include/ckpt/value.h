@@ -21,6 +21,7 @@
 #include <initializer_list>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,28 +30,31 @@
 
 namespace ckpt {
 
+// The numbers are the C ABI's ckpt_dtype codes (ckpt/abi.h).
 enum class DType {
-  kBool,
-  kInt8,
-  kInt16,
-  kInt32,
-  kInt64,
-  kUInt8,
-  kUInt16,
-  kUInt32,
-  kUInt64,
-  kFloat16,
-  kBFloat16,
-  kFloat32,
-  kFloat64,
-  kComplex64,
-  kComplex128,
+  kBool = 1,
+  kInt8 = 2,
+  kInt16 = 3,
+  kInt32 = 4,
+  kInt64 = 5,
+  kUInt8 = 6,
+  kUInt16 = 7,
+  kUInt32 = 8,
+  kUInt64 = 9,
+  kFloat16 = 10,
+  kBFloat16 = 11,
+  kFloat32 = 12,
+  kFloat64 = 13,
+  kComplex64 = 14,
+  kComplex128 = 15,
 };
 
 // Bytes per element.
 size_t dtype_size(DType dtype);
 // NumPy's name: "bool", "int8", ..., "float16", "bfloat16", "complex64".
 std::string_view dtype_name(DType dtype);
+// An array spec's dtype: its name, or "unknown" when it was not recorded.
+std::string_view dtype_name(const std::optional<DType>& dtype);
 // Inverse of dtype_name; throws InvalidArgumentError for an unknown name.
 DType dtype_from_name(std::string_view name);
 
@@ -187,7 +191,9 @@ class Array {
 };
 
 struct ArraySpec {
-  DType dtype = DType::kFloat32;
+  // nullopt: the dtype was not recorded (Orbax's metadata has none); as a
+  // load target it means "the dtype it was saved with".
+  std::optional<DType> dtype = DType::kFloat32;
   Shape shape;
   bool operator==(const ArraySpec& o) const {
     return dtype == o.dtype && shape == o.shape;

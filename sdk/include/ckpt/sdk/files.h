@@ -1,7 +1,8 @@
 // ckpt/sdk/files.h -- whole-file reads and writes for handlers.
 //
-// Errors are sdk::Error naming the file (CKPT_ERROR_NOT_FOUND for a missing
-// file, CKPT_ERROR_INTERNAL for any other I/O failure). Handlers never
+// Errors are sdk::Error naming the file, with the code of its errno
+// (error_code_from_errno: CKPT_ERROR_NOT_FOUND for a missing file,
+// CKPT_ERROR_NO_SPACE for a full disk, ...). Handlers never
 // fsync: the core makes a checkpoint durable before it commits it.
 #ifndef CKPT_SDK_FILES_H_
 #define CKPT_SDK_FILES_H_
@@ -24,8 +25,7 @@ inline void write_file(const std::string& path, const void* data, size_t size,
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                   static_cast<mode_t>(mode));
   if (fd < 0) {
-    throw Error(CKPT_ERROR_INTERNAL,
-                "cannot create " + path + ": " + std::strerror(errno));
+    throw_os_error(errno, "cannot create " + path);
   }
   const char* p = static_cast<const char*>(data);
   size_t done = 0;
@@ -35,14 +35,12 @@ inline void write_file(const std::string& path, const void* data, size_t size,
     if (n < 0) {
       int err = errno;
       ::close(fd);
-      throw Error(CKPT_ERROR_INTERNAL,
-                  "cannot write " + path + ": " + std::strerror(err));
+      throw_os_error(err, "cannot write " + path);
     }
     done += static_cast<size_t>(n);
   }
   if (::close(fd) != 0) {
-    throw Error(CKPT_ERROR_INTERNAL,
-                "cannot write " + path + ": " + std::strerror(errno));
+    throw_os_error(errno, "cannot write " + path);
   }
 }
 
@@ -57,8 +55,7 @@ inline bool read_file_if_exists(const std::string& path, std::string& out) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return false;
-    throw Error(CKPT_ERROR_INTERNAL,
-                "cannot open " + path + ": " + std::strerror(errno));
+    throw_os_error(errno, "cannot open " + path);
   }
   std::string content;
   char buffer[1 << 16];
@@ -68,8 +65,7 @@ inline bool read_file_if_exists(const std::string& path, std::string& out) {
     if (n < 0) {
       int err = errno;
       ::close(fd);
-      throw Error(CKPT_ERROR_INTERNAL,
-                  "cannot read " + path + ": " + std::strerror(err));
+      throw_os_error(err, "cannot read " + path);
     }
     if (n == 0) break;
     content.append(buffer, static_cast<size_t>(n));

@@ -26,10 +26,18 @@ inline const ckpt_host_api*& host_slot() {
   static const ckpt_host_api* host = nullptr;
   return host;
 }
+inline uint32_t& host_minor_slot() {
+  static uint32_t minor = 0;
+  return minor;
+}
 }  // namespace detail
 
-// The host's function table; valid once the plugin has been entered.
+// The host's function table; valid once the plugin has been entered. Only
+// the functions of the host's minor (host_abi_minor()) are there.
 inline const ckpt_host_api& host() { return *detail::host_slot(); }
+
+// The ABI minor of the host this plugin runs in (abi.h convention 10).
+inline uint32_t host_abi_minor() { return detail::host_minor_slot(); }
 
 // Where a handler call runs. Copied out of ckpt_call_context, so background
 // work may keep it.

@@ -28,26 +28,45 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace ckpt::sdk {
 
 namespace detail {
 
+// An error of code `code` for this host: codes newer than the host's minor
+// become CKPT_ERROR_INTERNAL, with the message unchanged (convention 10).
+inline ckpt_error* new_error(ckpt_error_code code, const std::string& message) {
+  if (host_abi_minor() < 1 && code > CKPT_ERROR_UNIMPLEMENTED) {
+    code = CKPT_ERROR_INTERNAL;
+  }
+  return host().error_new(code, message.c_str());
+}
+
 // Converts the exception in flight into an ABI error. Call only in catch.
+// sdk::Error keeps its code; an OS error (std::system_error, which
+// std::filesystem throws) gets the code of its errno.
 inline ckpt_error* current_exception_to_error(const char* what_failed) {
   try {
     throw;
   } catch (const Error& e) {
-    return host().error_new(e.code(), e.what());
+    return new_error(e.code(), e.what());
+  } catch (const std::system_error& e) {
+    const bool is_errno = e.code().category() == std::generic_category() ||
+                          e.code().category() == std::system_category();
+    return new_error(
+        is_errno ? error_code_from_errno(e.code().value()) : CKPT_ERROR_PLUGIN,
+        std::string(what_failed) + ": " + e.what());
+  } catch (const std::bad_alloc&) {
+    return new_error(CKPT_ERROR_INTERNAL,
+                     std::string(what_failed) + ": out of memory");
   } catch (const std::exception& e) {
-    return host().error_new(
-        CKPT_ERROR_PLUGIN,
-        (std::string(what_failed) + ": " + e.what()).c_str());
+    return new_error(CKPT_ERROR_PLUGIN,
+                     std::string(what_failed) + ": " + e.what());
   } catch (...) {
-    return host().error_new(
-        CKPT_ERROR_PLUGIN,
-        (std::string(what_failed) + ": unknown exception").c_str());
+    return new_error(CKPT_ERROR_PLUGIN,
+                     std::string(what_failed) + ": unknown exception");
   }
 }
 
@@ -76,7 +95,7 @@ inline void run_load_task(void* data) {
   std::unique_ptr<LoadTask> task(static_cast<LoadTask*>(data));
   ckpt_error* error = nullptr;
   ckpt_owned_value value{};
-  value.struct_size = sizeof(value);
+  value.struct_size = CKPT_OWNED_VALUE_STRUCT_SIZE;
   try {
     value = freeze(task->work());
   } catch (...) {
@@ -175,14 +194,18 @@ class Registrar {
  public:
   explicit Registrar(ckpt_plugin* plugin) : plugin_(plugin) {}
 
+  // Registers handler class H under `typestr`. `capabilities`:
+  // CKPT_CAPABILITY_* bits (e.g. CKPT_CAPABILITY_LOAD_NEEDS_ABSTRACT).
   template <class H>
   void handler_type(const std::string& typestr,
                     std::initializer_list<std::string> secondary_typestrs = {},
-                    const std::string& description = "") {
+                    const std::string& description = "",
+                    uint64_t capabilities = 0) {
     Storage& s = storage();
     ckpt_handler_type& type = s.types.emplace_back();
     type = ckpt_handler_type{};
-    type.struct_size = sizeof(ckpt_handler_type);
+    type.struct_size = CKPT_HANDLER_TYPE_STRUCT_SIZE;
+    type.capabilities = capabilities;
     type.typestr = s.keep(typestr);
     auto& secondaries = s.string_lists.emplace_back();
     for (const std::string& t : secondary_typestrs) {
@@ -207,7 +230,7 @@ class Registrar {
                     const std::string& checkpointable_name = "",
                     const std::string& config_json = "{}") {
     ckpt_registration r{};
-    r.struct_size = sizeof(r);
+    r.struct_size = CKPT_REGISTRATION_STRUCT_SIZE;
     r.typestr = typestr.c_str();
     r.checkpointable_name =
         checkpointable_name.empty() ? nullptr : checkpointable_name.c_str();
@@ -254,6 +277,7 @@ inline ckpt_error* enter(ckpt_plugin_init_args* args, const char* name,
     return nullptr;
   }
   host_slot() = args->host;
+  host_minor_slot() = args->host_abi_minor;
   try {
     Registrar registrar(args->plugin);
     body(registrar);

@@ -12,6 +12,7 @@
 #define CKPT_SDK_VALUE_H_
 
 #include <ckpt/abi.h>
+#include <ckpt/sdk/dtype.h>
 
 #include <cstdint>
 #include <memory>
@@ -26,60 +27,6 @@ namespace ckpt::sdk {
 inline std::string_view string_of(const ckpt_value& value) {
   return std::string_view(value.string_value ? value.string_value : "",
                           value.string_len);
-}
-
-// Size in bytes of one element of `dtype`; 0 for CKPT_DTYPE_INVALID.
-inline size_t dtype_size(ckpt_dtype dtype) {
-  switch (dtype) {
-    case CKPT_DTYPE_BOOL:
-    case CKPT_DTYPE_INT8:
-    case CKPT_DTYPE_UINT8:
-      return 1;
-    case CKPT_DTYPE_INT16:
-    case CKPT_DTYPE_UINT16:
-    case CKPT_DTYPE_FLOAT16:
-    case CKPT_DTYPE_BFLOAT16:
-      return 2;
-    case CKPT_DTYPE_INT32:
-    case CKPT_DTYPE_UINT32:
-    case CKPT_DTYPE_FLOAT32:
-      return 4;
-    case CKPT_DTYPE_INT64:
-    case CKPT_DTYPE_UINT64:
-    case CKPT_DTYPE_FLOAT64:
-    case CKPT_DTYPE_COMPLEX64:
-      return 8;
-    case CKPT_DTYPE_COMPLEX128:
-      return 16;
-    case CKPT_DTYPE_INVALID:
-      break;
-  }
-  return 0;
-}
-
-// The DLPack type of a ckpt dtype (bool is kDLUInt, 8 bits: dlpack 0.6 has
-// no bool).
-inline DLDataType dl_dtype(ckpt_dtype dtype) {
-  const uint8_t bits = static_cast<uint8_t>(dtype_size(dtype) * 8);
-  switch (dtype) {
-    case CKPT_DTYPE_BOOL:
-    case CKPT_DTYPE_UINT8:
-    case CKPT_DTYPE_UINT16:
-    case CKPT_DTYPE_UINT32:
-    case CKPT_DTYPE_UINT64:
-      return DLDataType{kDLUInt, bits, 1};
-    case CKPT_DTYPE_FLOAT16:
-    case CKPT_DTYPE_FLOAT32:
-    case CKPT_DTYPE_FLOAT64:
-      return DLDataType{kDLFloat, bits, 1};
-    case CKPT_DTYPE_BFLOAT16:
-      return DLDataType{kDLBfloat, bits, 1};
-    case CKPT_DTYPE_COMPLEX64:
-    case CKPT_DTYPE_COMPLEX128:
-      return DLDataType{kDLComplex, bits, 1};
-    default:
-      return DLDataType{kDLInt, bits, 1};
-  }
 }
 
 // True when the tree under `value` holds no CKPT_VALUE_ARRAY leaf and only
@@ -219,7 +166,7 @@ class FrozenValue {
  private:
   void fill(OutValue& in, ckpt_value& out) {
     out = ckpt_value{};
-    out.struct_size = sizeof(ckpt_value);
+    out.struct_size = CKPT_VALUE_STRUCT_SIZE;
     out.kind = in.kind_;
     out.int_value = in.int_;
     out.double_value = in.double_;
@@ -246,7 +193,7 @@ class FrozenValue {
       case CKPT_VALUE_ARRAY_SPEC: {
         ckpt_array& array = arrays_.emplace_back();
         array = ckpt_array{};
-        array.struct_size = sizeof(ckpt_array);
+        array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
         array.dtype = in.dtype_;
         array.tensor.data = in.data_;
         array.tensor.device = DLDevice{kDLCPU, 0};
@@ -260,7 +207,7 @@ class FrozenValue {
       case CKPT_VALUE_PROTO_TYPE: {
         ckpt_proto& proto = protos_.emplace_back();
         proto = ckpt_proto{};
-        proto.struct_size = sizeof(ckpt_proto);
+        proto.struct_size = CKPT_PROTO_STRUCT_SIZE;
         proto.full_name = in.text_.c_str();
         proto.bytes = reinterpret_cast<const uint8_t*>(in.bytes_.data());
         proto.bytes_len = in.bytes_.size();
@@ -273,7 +220,7 @@ class FrozenValue {
       case CKPT_VALUE_OBJECT: {
         ckpt_object& object = objects_.emplace_back();
         object = ckpt_object{};
-        object.struct_size = sizeof(ckpt_object);
+        object.struct_size = CKPT_OBJECT_STRUCT_SIZE;
         object.typestr = in.text_.c_str();
         object.pointer = in.data_;
         out.object = &object;
@@ -322,7 +269,7 @@ class FrozenValue {
 inline ckpt_owned_value freeze(OutValue value) {
   FrozenValue* frozen = FrozenValue::make(std::move(value)).release();
   ckpt_owned_value out{};
-  out.struct_size = sizeof(ckpt_owned_value);
+  out.struct_size = CKPT_OWNED_VALUE_STRUCT_SIZE;
   out.value = frozen->root();
   out.deleter = [](void* ctx) { delete static_cast<FrozenValue*>(ctx); };
   out.deleter_ctx = frozen;

@@ -1,21 +1,14 @@
-// The one place that knows the on-disk names of a checkpoint (Orbax v1
-// layout) and validates a folder before anything is loaded from it.
-#ifndef CKPT_SRC_LAYOUT_H_
-#define CKPT_SRC_LAYOUT_H_
+// The core's side of ckpt/layout.h: checkpointable names, temporary folder
+// names and the text of _CHECKPOINT_METADATA.
+#ifndef CKPT_SRC_LAYOUT_INTERNAL_H_
+#define CKPT_SRC_LAYOUT_INTERNAL_H_
 
-#include <ckpt/checkpoint.h>
+#include <ckpt/layout.h>
 
 #include <filesystem>
 #include <string>
 
 namespace ckpt::internal {
-
-inline constexpr const char* kCheckpointMetadataFile = "_CHECKPOINT_METADATA";
-inline constexpr const char* kMarkerFile = "orbax.checkpoint";
-inline constexpr const char* kCommitSuccessFile = "commit_success.txt";
-inline constexpr const char* kPytreeMetadataFile = "_METADATA";
-inline constexpr const char* kTemporaryInfix = ".orbax-checkpoint-tmp";
-inline constexpr const char* kMetricsName = "metrics";
 
 // InvalidArgumentError unless `name` can be a checkpointable saved by the
 // caller: not empty, not reserved (metrics, AUTO), one plain path component
@@ -37,4 +30,4 @@ bool is_pytree_folder(const std::filesystem::path& folder);
 
 }  // namespace ckpt::internal
 
-#endif  // CKPT_SRC_LAYOUT_H_
+#endif  // CKPT_SRC_LAYOUT_INTERNAL_H_

@@ -1,0 +1,212 @@
+// Loading checkpoints and their metadata (checkpoint.h). Each call reads
+// _CHECKPOINT_METADATA once and hands the handlers the folders it found.
+#include <ckpt/checkpoint.h>
+#include <ckpt/context.h>
+#include <ckpt/errors.h>
+#include <ckpt/registry.h>
+
+#include "context_internal.h"
+#include "error_conversion.h"
+#include "layout_internal.h"
+#include "logging.h"
+#include "resolution_internal.h"
+#include "value_bridge.h"
+
+namespace fs = std::filesystem;
+
+namespace ckpt {
+
+namespace {
+
+// The pytree checkpointable AUTO stands for.
+std::string auto_name(const CheckpointInfo& info,
+                      const std::vector<std::string>& names) {
+  if (info.layout == LayoutVersion::kV0Flat) return kDefaultCheckpointableName;
+  if (internal::is_pytree_folder(info.path / kDefaultCheckpointableName)) {
+    return kDefaultCheckpointableName;
+  }
+  for (const std::string& name : names) {
+    if (internal::is_pytree_folder(info.path / name)) return name;
+  }
+  throw InvalidLayoutError("checkpoint " + info.path.string() +
+                           " has no pytree checkpointable (no folder with " +
+                           kPytreeMetadataFile +
+                           "); name the checkpointable to load");
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
+  return out.empty() ? "none" : out;
+}
+
+// The requested checkpointables (every one when none is named), after
+// checking that each exists.
+Checkpointables requested_checkpointables(
+    const CheckpointInfo& info, const std::vector<std::string>& available,
+    const Checkpointables& abstracts) {
+  Checkpointables requested = abstracts;
+  if (requested.empty()) {
+    for (const std::string& name : available) {
+      requested.emplace_back(name, Value());
+    }
+  }
+  std::vector<std::string> missing;
+  for (const auto& [name, abstract_value] : requested) {
+    internal::check_checkpointable_name(name, true);
+    bool found = false;
+    for (const auto& a : available) found |= a == name;
+    if (!found && name == kMetricsName) {
+      found = fs::is_directory(info.path / name);
+    }
+    if (!found) missing.push_back(name);
+  }
+  if (!missing.empty()) {
+    std::vector<std::string> names;
+    for (const auto& r : requested) names.push_back(r.first);
+    throw NotFoundError("checkpoint " + info.path.string() +
+                        " has no checkpointable " + join_names(missing) +
+                        " (requested " + join_names(names) + "; available " +
+                        join_names(available) + ")");
+  }
+  return requested;
+}
+
+// The error in flight as "failed to load checkpointable <name> from
+// <path>: ...", with the reason a fallback handler was used first.
+std::exception_ptr load_failure(const CheckpointInfo& info,
+                                const std::string& name,
+                                const internal::LoadResolution& resolution) {
+  std::string prefix =
+      "failed to load checkpointable '" + name + "' from " + info.path.string();
+  if (resolution.fallback_reason.empty()) {
+    return internal::current_exception_as_error(prefix);
+  }
+  try {
+    std::rethrow_exception(internal::current_exception_as_error());
+  } catch (const Error& e) {
+    return std::make_exception_ptr(NoEntryError(
+        prefix + ": " + resolution.fallback_reason + "; the fallback to " +
+        resolution.handler->typestr() + " failed too: " + e.what()));
+  }
+}
+
+Checkpointables load_from(const CheckpointInfo& info,
+                          const std::vector<std::string>& available,
+                          const Checkpointables& abstracts) {
+  const Checkpointables requested =
+      requested_checkpointables(info, available, abstracts);
+  const Context& context = Context::current();
+  std::vector<internal::LoadResolution> resolutions;
+  std::vector<std::future<Value>> futures;
+  for (const auto& [name, abstract_value] : requested) {
+    const Value* abstract_ptr =
+        abstract_value.is_none() ? nullptr : &abstract_value;
+    // Resolution and the load share one C view of the abstract value.
+    std::unique_ptr<internal::SharedCValueView> shared;
+    if (abstract_ptr) {
+      shared = std::make_unique<internal::SharedCValueView>(*abstract_ptr);
+    }
+    internal::LoadResolution resolution;
+    try {
+      resolution = internal::resolve_for_checkpoint(context.registry(), info,
+                                                    name, abstract_ptr);
+      resolutions.push_back(resolution);
+      futures.push_back(resolution.handler->load(
+          internal::call_context(context, name, info.folder_of(name)),
+          abstract_ptr));
+    } catch (...) {
+      std::rethrow_exception(load_failure(info, name, resolution));
+    }
+  }
+  Checkpointables out;
+  for (size_t i = 0; i < futures.size(); ++i) {
+    try {
+      out.emplace_back(requested[i].first, futures[i].get());
+    } catch (...) {
+      std::rethrow_exception(
+          load_failure(info, requested[i].first, resolutions[i]));
+    }
+  }
+  return out;
+}
+
+std::optional<Value> metadata_of(const CheckpointInfo& info,
+                                 const std::string& name) {
+  const Context& context = Context::current();
+  HandlerPtr handler = resolve_checkpointable_handler(info, name, nullptr);
+  return handler->metadata(
+      internal::call_context(context, name, info.folder_of(name)));
+}
+
+}  // namespace
+
+Checkpointables load_checkpointables(const fs::path& path,
+                                     const Checkpointables& abstracts) {
+  return internal::with_errors_converted([&] {
+    const CheckpointInfo info = read_checkpoint_info(path);
+    return load_from(info, list_checkpointables(info), abstracts);
+  });
+}
+
+Value load(const fs::path& path, const Value* abstract_value,
+           const std::string& name) {
+  return internal::with_errors_converted([&] {
+    const CheckpointInfo info = read_checkpoint_info(path);
+    const std::vector<std::string> available = list_checkpointables(info);
+    const std::string resolved =
+        name == kAutoName ? auto_name(info, available) : name;
+    Value abstract_copy = abstract_value ? *abstract_value : Value();
+    return load_from(info, available, {{resolved, abstract_copy}})[0].second;
+  });
+}
+
+Metadata metadata(const fs::path& path, const std::string& name) {
+  return internal::with_errors_converted([&] {
+    Metadata out;
+    out.checkpoint = read_checkpoint_info(path);
+    const std::string resolved =
+        name == kAutoName
+            ? auto_name(out.checkpoint, list_checkpointables(out.checkpoint))
+            : name;
+    try {
+      if (auto value = metadata_of(out.checkpoint, resolved)) {
+        out.metadata = *value;
+      }
+    } catch (...) {
+      std::rethrow_exception(internal::current_exception_as_error(
+          "failed to read the metadata of checkpointable '" + resolved +
+          "' in " + path.string()));
+    }
+    return out;
+  });
+}
+
+CheckpointablesMetadata checkpointables_metadata(const fs::path& path) {
+  return internal::with_errors_converted([&] {
+    CheckpointablesMetadata out;
+    out.checkpoint = read_checkpoint_info(path);
+    for (const std::string& name : list_checkpointables(out.checkpoint)) {
+      Value value;
+      try {
+        if (auto m = metadata_of(out.checkpoint, name)) value = *m;
+      } catch (const Error& e) {
+        // Orbax's rule: a handler without metadata yields none. Damaged
+        // metadata is never passed over.
+        if (e.kind() == ErrorKind::kDataLoss) {
+          throw DataLossError("the metadata of checkpointable '" + name +
+                              "' in " + path.string() +
+                              " is damaged: " + e.what());
+        }
+        internal::log(e.kind() == ErrorKind::kUnimplemented ? CKPT_LOG_DEBUG
+                                                            : CKPT_LOG_WARNING,
+                      "no metadata for checkpointable '" + name + "' in " +
+                          path.string() + ": " + e.what());
+      }
+      out.metadata.emplace_back(name, std::move(value));
+    }
+    return out;
+  });
+}
+
+}  // namespace ckpt
