@@ -144,7 +144,11 @@ TEST_CASE("bad input gives a one-line error and exit 1; bad usage exit 2",
     }
   }
   CHECK(ckpt_tool("info").status == 2);
-  CHECK(ckpt_tool("frobnicate").status == 2);
+  CommandResult unknown = ckpt_tool("frobnicate");
+  CHECK(unknown.status == 2);
+  CHECK(unknown.output.find("unknown command 'frobnicate'") !=
+        std::string::npos);
+  CHECK(unknown.output.find("verify") != std::string::npos);
   CommandResult help = ckpt_tool("verify --help");
   CHECK(help.status == 0);
   CHECK(help.output.find("DIR") != std::string::npos);
@@ -167,4 +171,43 @@ TEST_CASE(
   CHECK(v.output.find("loads only into an abstract checkpointable") !=
         std::string::npos);
   CHECK(v.output.find("0 problems, 1 skipped") != std::string::npos);
+}
+
+TEST_CASE("ckpt tree on a checkpointable that is no pytree suggests ckpt cat",
+          "[tool]") {
+  TempDir dir;
+  fs::path c = make_checkpoint(dir);
+  CommandResult r = ckpt_tool("tree " + c.string() + " config");
+  INFO(r.output);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("is not a pytree") != std::string::npos);
+  CHECK(r.output.find("ckpt cat " + c.string() + " config") !=
+        std::string::npos);
+}
+
+TEST_CASE(
+    "ckpt cat prints each float as the shortest text that reads back to the "
+    "same value of its dtype",
+    "[tool]") {
+  TempDir dir;
+  const std::vector<float> f32 = {0.1f, 1.0f / 3, 100.0f, 1e-5f, 2.5e20f};
+  const std::vector<double> f64 = {0.1, 1.0 / 3, -0.0};
+  Array half = Array::zeros(DType::kFloat16, {2});
+  half.data_as<uint16_t>()[0] = 0x2e66;  // float16(0.1) = 0.0999755859375
+  half.data_as<uint16_t>()[1] = 0x3c00;  // 1.0
+  save(dir / "c", Value::dict({{"f32", Array::from(f32)},
+                               {"f64", Array::from(f64)},
+                               {"f16", half}}));
+  auto cat = [&](const std::string& key) {
+    CommandResult r =
+        ckpt_tool("cat " + (dir / "c").string() + " state/" + key);
+    INFO(r.output);
+    CHECK(r.status == 0);
+    return r.output;
+  };
+  // As NumPy prints them.
+  CHECK(cat("f32").find("[0.1, 0.33333334, 100., 1.e-05, 2.5e+20]") !=
+        std::string::npos);
+  CHECK(cat("f64").find("[0.1, 0.3333333333333333, -0.]") != std::string::npos);
+  CHECK(cat("f16").find("[0.1, 1.]") != std::string::npos);
 }

@@ -16,7 +16,10 @@ namespace ckpt::internal {
 
 void check_checkpointable_name(const std::string& name, bool allow_reserved) {
   auto fail = [&](const std::string& why) {
-    throw InvalidArgumentError("invalid checkpointable name '" + name +
+    std::string shown;  // a NUL would end the message early
+    for (char c : name)
+      shown += c == '\0' ? std::string("\\0") : std::string(1, c);
+    throw InvalidArgumentError("invalid checkpointable name '" + shown +
                                "': " + why);
   };
   if (name.empty()) fail("names may not be empty");
@@ -104,7 +107,10 @@ CheckpointInfo read_checkpoint_info(const fs::path& path) {
     throw NotFoundError("checkpoint " + path.string() + " does not exist");
   }
   if (!fs::is_directory(status)) throw invalid("it is not a folder");
-  if (is_temporary_name(path.filename().string())) {
+  // "<tmp>/" and "<tmp>/." name the temporary folder too.
+  fs::path named = path.lexically_normal();
+  if (!named.has_filename()) named = named.parent_path();
+  if (is_temporary_name(named.filename().string())) {
     throw invalid(
         "incomplete checkpoint: a temporary folder of a save that never "
         "committed");
@@ -139,7 +145,10 @@ CheckpointInfo read_checkpoint_info(const fs::path& path) {
   for (auto& [key, value] : j.items()) {
     if (key == "item_handlers") {
       if (value.is_object()) {
-        for (auto& [name, typestr] : value.items()) {
+        // In the order written (nlohmann::json sorts its keys).
+        const auto ordered =
+            nlohmann::ordered_json::parse(text)["item_handlers"];
+        for (auto& [name, typestr] : ordered.items()) {
           if (typestr.is_string()) {
             info.item_handlers.emplace_back(name, typestr.get<std::string>());
           }

@@ -1,8 +1,10 @@
 #include "format.h"
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <sstream>
@@ -34,11 +36,76 @@ float bfloat16_to_float(uint16_t b) {
   return value;
 }
 
-std::string number_text(double v) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.6g", v);
-  std::string s = buffer;
-  if (s.find_first_of(".enia") == std::string::npos) s += ".";
+// `f` rounded to float16 (round to nearest even), as its bits.
+uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  const uint32_t sign = (x >> 16) & 0x8000;
+  uint32_t mantissa = x & 0x7fffff;
+  const int exponent = static_cast<int>((x >> 23) & 0xff);
+  if (exponent == 255) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
+  const int e = exponent - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  uint32_t shift = 13, bits = static_cast<uint32_t>(e) << 10;
+  if (e <= 0) {  // subnormal half
+    if (e < -10) return sign;
+    mantissa |= 0x800000;
+    shift = static_cast<uint32_t>(14 - e);
+    bits = 0;
+  }
+  uint32_t h = bits | (mantissa >> shift);
+  const uint32_t rest = mantissa & ((1u << shift) - 1),
+                 half = 1u << (shift - 1);
+  if (rest > half || (rest == half && (h & 1))) ++h;  // may carry: fine
+  return static_cast<uint16_t>(sign | h);
+}
+
+uint16_t float_to_bfloat16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  x += 0x7fff + ((x >> 16) & 1);
+  return static_cast<uint16_t>(x >> 16);
+}
+
+// `v` rounded to the float type of `dtype` and back.
+double round_to(double v, DType dtype) {
+  switch (dtype) {
+    case DType::kFloat16:
+      return half_to_float(float_to_half(static_cast<float>(v)));
+    case DType::kBFloat16:
+      return bfloat16_to_float(float_to_bfloat16(static_cast<float>(v)));
+    case DType::kFloat32:
+    case DType::kComplex64:
+      return static_cast<float>(v);
+    default:
+      return v;
+  }
+}
+
+// The shortest text that reads back to the same value of `dtype` (a float
+// or complex dtype), written as NumPy writes it: positional between 1e-4
+// and 1e16 ("0.1", "100."), scientific otherwise ("1e-05", "1.5e+20").
+std::string number_text(double v, DType dtype) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v < 0 ? "-inf" : "inf";
+  char buffer[64];
+  int digits = 1;
+  for (; digits < 17; ++digits) {
+    std::snprintf(buffer, sizeof buffer, "%.*e", digits - 1, v);
+    if (round_to(std::strtod(buffer, nullptr), dtype) == v) break;
+  }
+  std::snprintf(buffer, sizeof buffer, "%.*e", digits - 1, v);
+  const int exponent = std::atoi(std::strchr(buffer, 'e') + 1);
+  std::string s;
+  if (exponent >= -4 && exponent < 16) {
+    std::snprintf(buffer, sizeof buffer, "%.*f",
+                  std::max(0, digits - 1 - exponent), v);
+    s = buffer;
+    if (s.find('.') == std::string::npos) s += ".";
+  } else {
+    s = buffer;
+    if (s.find('.') == std::string::npos) s.insert(s.find('e'), ".");
+  }
   return s;
 }
 
@@ -95,17 +162,18 @@ template <class T>
 struct is_complex<std::complex<T>> : std::true_type {};
 
 std::string element_text(const Array& a, int64_t i) {
-  return visit_element(a, i, [](auto v) -> std::string {
+  const DType dtype = a.dtype();
+  return visit_element(a, i, [dtype](auto v) -> std::string {
     using T = decltype(v);
     if constexpr (std::is_same_v<T, bool>) {
       return v ? "True" : "False";
     } else if constexpr (std::is_integral_v<T>) {
       return std::to_string(v);
     } else if constexpr (is_complex<T>::value) {
-      return number_text(v.real()) + (v.imag() < 0 ? "" : "+") +
-             number_text(v.imag()) + "j";
+      return number_text(v.real(), dtype) + (v.imag() < 0 ? "" : "+") +
+             number_text(v.imag(), dtype) + "j";
     } else {
-      return number_text(v);
+      return number_text(v, dtype);
     }
   });
 }

@@ -50,6 +50,28 @@ int main(int argc, char** argv) {
                     "Extra plugin folder (repeatable)");
   }
 
+  // The first word that is no option must be a command.
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == "--plugin-path") {
+      ++i;
+      continue;
+    }
+    if (word.rfind("-", 0) == 0) continue;
+    std::string known;
+    bool found = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      known += (known.empty() ? "" : ", ") + sub->get_name();
+      found |= sub->get_name() == word;
+    }
+    if (!found) {
+      std::fprintf(stderr, "ckpt: unknown command '%s'; the commands are %s\n",
+                   word.c_str(), known.c_str());
+      return 2;
+    }
+    break;
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,12 +14,17 @@ namespace ckpt::tool {
 
 int run_tree(const Common& common, const std::string& dir,
              const std::string& name) {
-  Metadata m = metadata(dir, name.empty() ? kAutoName : name);
-  if (m.metadata.is_none()) {
-    throw UnimplementedError("checkpointable '" +
-                             (name.empty() ? std::string("state") : name) +
-                             "' in " + dir + " has no tree metadata");
+  const std::string shown = name.empty() ? kDefaultCheckpointableName : name;
+  const std::string not_a_tree = "checkpointable '" + shown + "' in " + dir +
+                                 " is not a pytree; `ckpt cat " + dir + " " +
+                                 shown + "` prints it";
+  Metadata m;
+  try {
+    m = metadata(dir, name.empty() ? kAutoName : name);
+  } catch (const UnimplementedError& e) {
+    throw UnimplementedError(not_a_tree + " (" + e.what() + ")");
   }
+  if (m.metadata.is_none()) throw UnimplementedError(not_a_tree);
   uint64_t arrays = 0, elements = 0, bytes = 0, leaves = 0;
   nlohmann::ordered_json leaves_json = nlohmann::ordered_json::array();
 
