@@ -1,6 +1,7 @@
 // Install: `meson install` into a throwaway root, then a project outside
 // the tree (examples/user_handler) builds two plugins and a host app with
-// pkg-config alone, and runs with the installed plugins.
+// pkg-config alone, and runs with the installed plugins; a CMake project
+// (tests/cmake_host) finds the same install with find_package.
 #include <catch2/catch.hpp>
 
 #include "test_util.h"
@@ -120,4 +121,47 @@ TEST_CASE(
   CHECK(run.output.find("draws=17") != std::string::npos);
   CHECK(fs::exists(work / "ckpt" / "config" / "config.ini"));
   CHECK(fs::exists(work / "ckpt" / "rng" / "rng.txt"));
+}
+
+TEST_CASE("pkg-config ckpt-proto brings protobuf for ckpt/proto.h",
+          "[install]") {
+  const Installed& i = installed();
+  CommandResult r =
+      run_command(quiet("PKG_CONFIG_PATH=" + i.pkgconfig.string() +
+                        " PKG_CONFIG_SYSROOT_DIR=" + i.root.string() +
+                        " pkg-config --cflags --libs ckpt-proto"));
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("-lckpt") != std::string::npos);
+  CHECK(r.output.find("-lprotobuf") != std::string::npos);
+}
+
+TEST_CASE(
+    "a CMake project finds the installed ckpt with find_package and its "
+    "proto component",
+    "[install][cmake]") {
+  const Installed& i = installed();
+  TempDir work;
+  const fs::path build = work / "build";
+#if defined(__SANITIZE_ADDRESS__)
+  const std::string flags = " -DCMAKE_CXX_FLAGS='-fsanitize=address,undefined'";
+#else
+  const std::string flags;
+#endif
+  const fs::path prefix = i.libdir.parent_path().parent_path();  // usr/local
+  CommandResult configure = run_command(quiet(
+      "cmake -S " + std::string(CKPT_SOURCE_ROOT) + "/tests/cmake_host -B " +
+      build.string() + " -DCMAKE_PREFIX_PATH=" + prefix.string() + flags));
+  INFO(configure.output);
+  REQUIRE(configure.status == 0);
+  CommandResult compile = run_command(quiet("cmake --build " + build.string()));
+  INFO(compile.output);
+  REQUIRE(compile.status == 0);
+  CommandResult run = run_command(
+      quiet("env -u LD_LIBRARY_PATH -u CKPT_PLUGIN_PATH " +
+            (build / "cmake_host").string() + " " + (work / "c").string()));
+  INFO(run.output);
+  CHECK(run.status == 0);
+  CHECK(run.output.rfind("ok " + i.libdir.string() + "/ckpt/plugins", 0) == 0);
+  CHECK(fs::is_regular_file(work / "c" / "config" / "proto.pbtxt"));
 }

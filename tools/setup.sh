@@ -4,7 +4,7 @@
 set -euo pipefail
 
 CKPT_PACKAGES=(
-  meson ninja-build pkg-config g++ gcc
+  meson ninja-build pkg-config cmake g++ gcc
   libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libdlpack-dev libcli11-dev
   libprotobuf-dev protobuf-compiler
