@@ -3,6 +3,7 @@
 #include <ckpt/plugins.h>
 
 #include "handler_types.h"
+#include "startup.h"
 
 namespace ckpt {
 
@@ -19,7 +20,7 @@ std::optional<Value> Handler::metadata(const CallContext& call) const {
 
 HandlerPtr make_handler(const std::string& typestr,
                         const nlohmann::json& config) {
-  ensure_default_plugins_loaded();
+  internal::start_up();
   auto type = internal::find_handler_type(typestr);
   if (!type) {
     std::string known;
@@ -34,7 +35,7 @@ HandlerPtr make_handler(const std::string& typestr,
 }
 
 std::vector<HandlerInfo> handler_types() {
-  ensure_default_plugins_loaded();
+  internal::start_up();
   std::vector<HandlerInfo> out;
   for (const auto& t : internal::all_handler_types()) out.push_back(t->info);
   return out;

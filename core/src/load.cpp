@@ -10,6 +10,7 @@
 #include "layout_internal.h"
 #include "logging.h"
 #include "resolution_internal.h"
+#include "startup.h"
 #include "value_bridge.h"
 
 namespace fs = std::filesystem;
@@ -94,6 +95,7 @@ std::exception_ptr load_failure(const CheckpointInfo& info,
 Checkpointables load_from(const CheckpointInfo& info,
                           const std::vector<std::string>& available,
                           const Checkpointables& abstracts) {
+  internal::start_up();
   const Checkpointables requested =
       requested_checkpointables(info, available, abstracts);
   const Context& context = Context::current();
@@ -133,6 +135,7 @@ Checkpointables load_from(const CheckpointInfo& info,
 
 std::optional<Value> metadata_of(const CheckpointInfo& info,
                                  const std::string& name) {
+  internal::start_up();
   const Context& context = Context::current();
   HandlerPtr handler = resolve_checkpointable_handler(info, name, nullptr);
   return handler->metadata(

@@ -16,7 +16,9 @@
 #include "handler_types.h"
 #include "host_api.h"
 #include "logging.h"
+#include "plugin_loader_internal.h"
 #include "registry_internal.h"
+#include "startup.h"
 
 namespace fs = std::filesystem;
 
@@ -272,8 +274,6 @@ std::vector<PluginInfo> load_folder_locked(const fs::path& folder,
   return out;
 }
 
-std::once_flag defaults_once;
-
 }  // namespace
 
 fs::path builtin_plugin_folder() {
@@ -287,32 +287,26 @@ fs::path builtin_plugin_folder() {
   return here / "ckpt" / "plugins";
 }
 
-void ensure_default_plugins_loaded() {
-  std::call_once(defaults_once, [] {
-    LoaderState& s = state();
-    std::lock_guard<std::recursive_mutex> lock(s.mutex);
-    Registry& global = internal::global_registry_unloaded();
-    auto stateful = internal::stateful_handler_type();
-    internal::add_handler_type(stateful);
-    global.add(stateful->factory(nlohmann::json::object()));
-    fs::path builtin = builtin_plugin_folder();
-    s.folders_searched.push_back(builtin);
-    std::error_code ec;
-    if (fs::is_directory(builtin, ec)) {
-      load_folder_locked(builtin, false, global, true);
-    } else {
-      internal::log(CKPT_LOG_WARNING,
-                    "built-in plugin folder " + builtin.string() +
-                        " does not exist; only the core's handlers are there");
+void internal::load_default_plugins(Registry& global) {
+  LoaderState& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mutex);
+  fs::path builtin = builtin_plugin_folder();
+  s.folders_searched.push_back(builtin);
+  std::error_code ec;
+  if (fs::is_directory(builtin, ec)) {
+    load_folder_locked(builtin, false, global, true);
+  } else {
+    internal::log(CKPT_LOG_WARNING,
+                  "built-in plugin folder " + builtin.string() +
+                      " does not exist; only the core's handlers are there");
+  }
+  if (const char* env = std::getenv("CKPT_PLUGIN_PATH")) {
+    std::stringstream paths(env);
+    std::string folder;
+    while (std::getline(paths, folder, ':')) {
+      if (!folder.empty()) load_folder_locked(folder, false, global, true);
     }
-    if (const char* env = std::getenv("CKPT_PLUGIN_PATH")) {
-      std::stringstream paths(env);
-      std::string folder;
-      while (std::getline(paths, folder, ':')) {
-        if (!folder.empty()) load_folder_locked(folder, false, global, true);
-      }
-    }
-  });
+  }
 }
 
 namespace {
@@ -321,9 +315,9 @@ namespace {
 // default plugins (so that explicit loads come after them).
 template <class F>
 auto with_loader(HandlerRegistry* registry, F load) {
-  ensure_default_plugins_loaded();
+  internal::start_up();
   std::lock_guard<std::recursive_mutex> lock(state().mutex);
-  Registry& global = internal::global_registry_unloaded();
+  Registry& global = internal::global_registry_data();
   HandlerRegistry& target = registry ? *registry : global;
   return load(target, &target == &global);
 }
@@ -346,7 +340,7 @@ std::vector<PluginInfo> load_plugin_folder(const fs::path& folder,
 }
 
 std::vector<PluginInfo> loaded_plugins() {
-  ensure_default_plugins_loaded();
+  internal::start_up();
   LoaderState& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   std::vector<PluginInfo> out;
@@ -355,14 +349,14 @@ std::vector<PluginInfo> loaded_plugins() {
 }
 
 std::vector<PluginFailure> plugin_failures() {
-  ensure_default_plugins_loaded();
+  internal::start_up();
   LoaderState& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   return s.failures;
 }
 
 std::vector<fs::path> searched_plugin_folders() {
-  ensure_default_plugins_loaded();
+  internal::start_up();
   LoaderState& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   return s.folders_searched;

@@ -3,6 +3,7 @@
 #include <ckpt/registry.h>
 
 #include "registry_internal.h"
+#include "startup.h"
 
 namespace ckpt {
 
@@ -108,7 +109,7 @@ std::vector<std::string> ReadOnlyRegistry::get_secondary_typestrs(
 
 namespace internal {
 
-Registry& global_registry_unloaded() {
+Registry& global_registry_data() {
   static auto* registry = new Registry();
   return *registry;
 }
@@ -130,8 +131,8 @@ void copy_entries(const HandlerRegistry& from, Registry& to) {
 }  // namespace internal
 
 Registry& global_registry() {
-  ensure_default_plugins_loaded();
-  return internal::global_registry_unloaded();
+  internal::start_up();
+  return internal::global_registry_data();
 }
 
 std::shared_ptr<Registry> local_registry(const HandlerRegistry* other,

@@ -5,9 +5,9 @@
 
 namespace ckpt::internal {
 
-// The global registry without triggering the default plugin load (for the
-// loader itself).
-Registry& global_registry_unloaded();
+// The global registry as plain data: start_up() fills it; public entry
+// points reach it through global_registry(), after start_up().
+Registry& global_registry_data();
 
 // Appends every entry of `from` (with its secondary typestrs) to `to`.
 void copy_entries(const HandlerRegistry& from, Registry& to);

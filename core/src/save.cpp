@@ -18,6 +18,7 @@
 #include "error_conversion.h"
 #include "layout_internal.h"
 #include "logging.h"
+#include "startup.h"
 #include "value_bridge.h"
 
 namespace fs = std::filesystem;
@@ -320,6 +321,7 @@ void run_blocking_tiers(SaveJob& job, const Context& context,
 AsyncSave start_save(const fs::path& path,
                      const Checkpointables& checkpointables,
                      const SaveOptions& options, bool caller_waits) {
+  internal::start_up();
   const Context& context = Context::current();
   const ContextOptions& o = context.options();
   if (o.process_count > 1) {

@@ -54,8 +54,9 @@ std::vector<PluginInfo> load_plugin_folder(const std::filesystem::path& folder,
                                            bool allow_insecure = false,
                                            HandlerRegistry* registry = nullptr);
 
-// Loads the built-in folder and CKPT_PLUGIN_PATH once per process. Every
-// registry and handler call does this implicitly.
+// The core's start-up: loads the built-in folder and CKPT_PLUGIN_PATH once
+// per process. Every public call of the core does this first, so a host
+// calls it only to load plugins at a moment of its choosing.
 void ensure_default_plugins_loaded();
 
 // The folder of the shipped plugins this libckpt uses.
