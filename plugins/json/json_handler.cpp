@@ -72,7 +72,7 @@ class JsonHandler final : public ckpt::sdk::Handler {
     std::string text = value.kind == CKPT_VALUE_JSON
                            ? std::string(ckpt::sdk::string_of(value))
                            : to_json(value).dump();
-    std::string path = call.directory + "/" + filename_;
+    std::string path = ckpt::sdk::join_path(call.directory, filename_);
     return [path, text = std::move(text), mode = call.file_mode] {
       ckpt::sdk::write_file(path, text, mode);
     };
@@ -87,7 +87,7 @@ class JsonHandler final : public ckpt::sdk::Handler {
     return [call, candidates] {
       std::string text;
       for (const std::string& name : candidates) {
-        std::string path = call.directory + "/" + name;
+        std::string path = ckpt::sdk::join_path(call.directory, name);
         if (!ckpt::sdk::read_file_if_exists(path, text)) continue;
         try {
           auto document = nlohmann::json::parse(text);

@@ -328,7 +328,7 @@ class ProtoHandler final : public ckpt::sdk::Handler {
                       message->InitializationErrorString());
     }
     std::string text = to_text(*message, *type.types);
-    std::string path = call.directory + "/" + filename_;
+    std::string path = ckpt::sdk::join_path(call.directory, filename_);
     return [path, text = std::move(text), mode = call.file_mode] {
       ckpt::sdk::write_file(path, text, mode);
     };
@@ -347,7 +347,7 @@ class ProtoHandler final : public ckpt::sdk::Handler {
                       "checkpointable (e.g. ckpt::proto_type<T>())");
     }
     MessageType type = MessageType::of(*abstract_value->proto);
-    std::string path = call.directory + "/" + filename_;
+    std::string path = ckpt::sdk::join_path(call.directory, filename_);
     return [path, type = std::move(type)] {
       std::string text;
       if (!ckpt::sdk::read_file_if_exists(path, text)) {

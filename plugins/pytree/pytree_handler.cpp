@@ -30,7 +30,7 @@ std::string describe(const ckpt::sdk::Call& call) {
 }
 
 TreeMetadata read_tree_metadata(const ckpt::sdk::Call& call) {
-  std::string path = call.directory + "/" + kMetadataFile;
+  std::string path = ckpt::sdk::join_path(call.directory, kMetadataFile);
   std::string text;
   if (!ckpt::sdk::read_file_if_exists(path, text)) {
     throw Error(CKPT_ERROR_NOT_FOUND, describe(call) + ": no " + kMetadataFile +
@@ -103,7 +103,8 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     std::string what = describe(call);
     TreeMetadata saved = read_tree_metadata(call);
     require_readable_format(saved, what);
-    std::string array_file = call.directory + "/" + saved.array_file;
+    std::string array_file =
+        ckpt::sdk::join_path(call.directory, saved.array_file);
     auto plan = std::make_shared<LoadPlan>(
         plan_load(std::move(saved), abstract_value, options.load, what));
     auto caller_memory =
@@ -167,11 +168,11 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
                           nbytes,
                           false});
     }
-    write_array_file(call.directory + "/" + kArrayFile, datasets, index,
-                     options.storage, call.file_mode, what);
+    write_array_file(ckpt::sdk::join_path(call.directory, kArrayFile), datasets,
+                     index, options.storage, call.file_mode, what);
     hasher.finish();
-    ckpt::sdk::write_file(call.directory + "/" + kMetadataFile, metadata_text,
-                          call.file_mode);
+    ckpt::sdk::write_file(ckpt::sdk::join_path(call.directory, kMetadataFile),
+                          metadata_text, call.file_mode);
   }
 
   PyTreeOptions config_;

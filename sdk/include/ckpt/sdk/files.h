@@ -18,6 +18,15 @@
 
 namespace ckpt::sdk {
 
+// `directory`/`name`: the one way plugins build a path in their folder.
+// `name` is a plain file name (no '/'), e.g. a handler's configured
+// filename.
+inline std::string join_path(const std::string& directory,
+                             const std::string& name) {
+  if (directory.empty() || directory.back() == '/') return directory + name;
+  return directory + "/" + name;
+}
+
 // Creates `path` (which must not exist) with permission bits `mode` and
 // writes `size` bytes of `data` into it.
 inline void write_file(const std::string& path, const void* data, size_t size,
