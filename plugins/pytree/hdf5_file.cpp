@@ -373,83 +373,128 @@ void read_through_hdf5(const OpenDataset& ds, const ArrayToRead& r,
   }
 }
 
-}  // namespace
+// Opens `r`'s dataset in `h5` and reads its type, dims and, when it is
+// contiguous, its file offset. Throws DATA_LOSS at `where` (naming `file`)
+// for a missing or damaged dataset. REQUIRES: the HDF5 lock is held.
+OpenDataset open_dataset(hid_t h5, const ArrayToRead& r,
+                         const std::string& file, const std::string& where) {
+  OpenDataset ds;
+  if (H5Lexists(h5, r.dataset.c_str(), H5P_DEFAULT) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    throw Error(CKPT_ERROR_DATA_LOSS, where + " is missing from " + file);
+  }
+  ds.dataset = Hid(H5Dopen2(h5, r.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds.dataset.ok()) fail(CKPT_ERROR_DATA_LOSS, where + " cannot be opened");
+  ds.type = Hid(H5Dget_type(ds.dataset.get()), H5Tclose);
+  Hid space(H5Dget_space(ds.dataset.get()), H5Sclose);
+  int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+  if (!ds.type.ok() || rank < 0)
+    fail(CKPT_ERROR_DATA_LOSS, where + " is damaged");
+  ds.dims.resize(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), ds.dims.data(), nullptr);
+  Hid dcpl(H5Dget_create_plist(ds.dataset.get()), H5Pclose);
+  if (dcpl.ok() && H5Pget_layout(dcpl.get()) == H5D_CONTIGUOUS) {
+    ds.offset = H5Dget_offset(ds.dataset.get());
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return ds;
+}
 
-void read_array_file(const std::string& file,
-                     const std::vector<ArrayToRead>& reads,
-                     const std::string& what,
-                     const std::function<void(size_t)>& on_read) {
-  std::vector<DirectRead> direct;
-  std::vector<size_t> read_through;  // indices read by HDF5 itself
-  {
-    Hdf5Lock lock;
-    Hid h5(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-    if (!h5.ok()) {
-      fail(CKPT_ERROR_DATA_LOSS, what + ": cannot open the array file " + file +
-                                     " (missing, truncated or not HDF5)");
+// Throws DATA_LOSS at `where` unless `ds` has a type that holds `r`'s dtype
+// and the shape `r` expects. REQUIRES: the HDF5 lock is held.
+void check_dataset_fits(const OpenDataset& ds, const ArrayToRead& r,
+                        const std::string& where) {
+  if (!hdf5_type_matches(ds.type.get(), r.dtype)) {
+    throw Error(CKPT_ERROR_DATA_LOSS,
+                where + " holds " + describe_hdf5_type(ds.type.get()) +
+                    ", which cannot hold the recorded dtype " +
+                    dtype_name(r.dtype));
+  }
+  bool shape_ok = r.packed
+                      ? ds.dims.size() == 1 && ds.dims[0] >= r.offset + r.count
+                      : ds.dims == to_hsize(r.dims);
+  if (!shape_ok) {
+    throw Error(CKPT_ERROR_DATA_LOSS,
+                where + " does not have the shape recorded in _METADATA");
+  }
+}
+
+// Under the HDF5 lock: opens and checks the dataset of every read, reads
+// through HDF5 those that are not contiguous, and lists them (and the empty
+// ones) in `read_through`; the rest, to be read with pread, go to `direct`.
+void read_under_hdf5_lock(const std::string& file,
+                          const std::vector<ArrayToRead>& reads,
+                          const std::string& what,
+                          std::vector<DirectRead>& direct,
+                          std::vector<size_t>& read_through) {
+  Hdf5Lock lock;
+  Hid h5(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!h5.ok()) {
+    fail(CKPT_ERROR_DATA_LOSS, what + ": cannot open the array file " + file +
+                                   " (missing, truncated or not HDF5)");
+  }
+  std::map<std::string, OpenDataset> open;
+  for (size_t index = 0; index < reads.size(); ++index) {
+    const ArrayToRead& r = reads[index];
+    std::string where =
+        what + ": key path " + r.key_path + ": dataset " + r.dataset;
+    auto it = open.find(r.dataset);
+    if (it == open.end()) {
+      it =
+          open.emplace(r.dataset, open_dataset(h5.get(), r, file, where)).first;
     }
-    std::map<std::string, OpenDataset> open;
-    for (size_t index = 0; index < reads.size(); ++index) {
-      const ArrayToRead& r = reads[index];
-      std::string where =
-          what + ": key path " + r.key_path + ": dataset " + r.dataset;
-      auto it = open.find(r.dataset);
-      if (it == open.end()) {
-        OpenDataset ds;
-        if (H5Lexists(h5.get(), r.dataset.c_str(), H5P_DEFAULT) <= 0) {
-          H5Eclear2(H5E_DEFAULT);
-          throw Error(CKPT_ERROR_DATA_LOSS, where + " is missing from " + file);
-        }
-        ds.dataset =
-            Hid(H5Dopen2(h5.get(), r.dataset.c_str(), H5P_DEFAULT), H5Dclose);
-        if (!ds.dataset.ok())
-          fail(CKPT_ERROR_DATA_LOSS, where + " cannot be opened");
-        ds.type = Hid(H5Dget_type(ds.dataset.get()), H5Tclose);
-        Hid space(H5Dget_space(ds.dataset.get()), H5Sclose);
-        int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
-        if (!ds.type.ok() || rank < 0)
-          fail(CKPT_ERROR_DATA_LOSS, where + " is damaged");
-        ds.dims.resize(static_cast<size_t>(rank));
-        H5Sget_simple_extent_dims(space.get(), ds.dims.data(), nullptr);
-        Hid dcpl(H5Dget_create_plist(ds.dataset.get()), H5Pclose);
-        if (dcpl.ok() && H5Pget_layout(dcpl.get()) == H5D_CONTIGUOUS) {
-          ds.offset = H5Dget_offset(ds.dataset.get());
-        }
-        H5Eclear2(H5E_DEFAULT);
-        it = open.emplace(r.dataset, std::move(ds)).first;
-      }
-      const OpenDataset& ds = it->second;
-      if (!hdf5_type_matches(ds.type.get(), r.dtype)) {
-        throw Error(CKPT_ERROR_DATA_LOSS,
-                    where + " holds " + describe_hdf5_type(ds.type.get()) +
-                        ", which cannot hold the recorded dtype " +
-                        dtype_name(r.dtype));
-      }
-      bool shape_ok =
-          r.packed ? ds.dims.size() == 1 && ds.dims[0] >= r.offset + r.count
-                   : ds.dims == to_hsize(r.dims);
-      if (!shape_ok) {
-        throw Error(CKPT_ERROR_DATA_LOSS,
-                    where + " does not have the shape recorded in _METADATA");
-      }
-      if (r.count == 0) {
-        read_through.push_back(index);
-        continue;
-      }
-      size_t item = ckpt::sdk::dtype_size(r.dtype);
-      if (ds.offset != HADDR_UNDEF) {
-        direct.push_back({ds.offset + r.offset * item, r.count * item,
-                          r.destination, &r, index});
-      } else {
-        read_through_hdf5(ds, r, what);
-        read_through.push_back(index);
-      }
+    const OpenDataset& ds = it->second;
+    check_dataset_fits(ds, r, where);
+    if (r.count == 0) {
+      read_through.push_back(index);
+      continue;
+    }
+    size_t item = ckpt::sdk::dtype_size(r.dtype);
+    if (ds.offset != HADDR_UNDEF) {
+      direct.push_back({ds.offset + r.offset * item, r.count * item,
+                        r.destination, &r, index});
+    } else {
+      read_through_hdf5(ds, r, what);
+      read_through.push_back(index);
     }
   }
-  if (on_read) {
-    for (size_t index : read_through) on_read(index);
+}
+
+// Reads `d` from `fd` (a `size`-byte `file`) into its destination. On
+// failure closes `fd` and throws DATA_LOSS naming `what` and the key path.
+void pread_one(int fd, uint64_t size, const DirectRead& d,
+               const std::string& file, const std::string& what) {
+  if (d.file_offset > size || d.nbytes > size - d.file_offset) {
+    ::close(fd);
+    throw Error(CKPT_ERROR_DATA_LOSS,
+                what + ": key path " + d.array->key_path + ": " + file +
+                    " is truncated (dataset " + d.array->dataset +
+                    " ends beyond the end of the file)");
   }
-  if (direct.empty()) return;
+  char* out = static_cast<char*>(d.destination);
+  uint64_t done = 0;
+  while (done < d.nbytes) {
+    size_t chunk =
+        static_cast<size_t>(std::min<uint64_t>(d.nbytes - done, 1u << 30));
+    ssize_t n = ::pread(fd, out + done, chunk,
+                        static_cast<off_t>(d.file_offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      std::string reason = n < 0 ? errno_text() : "unexpected end of file";
+      ::close(fd);
+      throw Error(CKPT_ERROR_DATA_LOSS,
+                  what + ": key path " + d.array->key_path + ": cannot read " +
+                      file + ": " + reason);
+    }
+    done += static_cast<uint64_t>(n);
+  }
+}
+
+// Reads every entry of `direct` from `file` with pread, outside the HDF5
+// lock, calling `on_read` (when set) after each.
+void read_direct(const std::string& file, const std::vector<DirectRead>& direct,
+                 const std::string& what,
+                 const std::function<void(size_t)>& on_read) {
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0) {
@@ -459,33 +504,26 @@ void read_array_file(const std::string& file,
   }
   uint64_t size = static_cast<uint64_t>(st.st_size);
   for (const DirectRead& d : direct) {
-    if (d.file_offset > size || d.nbytes > size - d.file_offset) {
-      ::close(fd);
-      throw Error(CKPT_ERROR_DATA_LOSS,
-                  what + ": key path " + d.array->key_path + ": " + file +
-                      " is truncated (dataset " + d.array->dataset +
-                      " ends beyond the end of the file)");
-    }
-    char* out = static_cast<char*>(d.destination);
-    uint64_t done = 0;
-    while (done < d.nbytes) {
-      size_t chunk =
-          static_cast<size_t>(std::min<uint64_t>(d.nbytes - done, 1u << 30));
-      ssize_t n = ::pread(fd, out + done, chunk,
-                          static_cast<off_t>(d.file_offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        std::string reason = n < 0 ? errno_text() : "unexpected end of file";
-        ::close(fd);
-        throw Error(CKPT_ERROR_DATA_LOSS,
-                    what + ": key path " + d.array->key_path +
-                        ": cannot read " + file + ": " + reason);
-      }
-      done += static_cast<uint64_t>(n);
-    }
+    pread_one(fd, size, d, file, what);
     if (on_read) on_read(d.index);
   }
   ::close(fd);
+}
+
+}  // namespace
+
+void read_array_file(const std::string& file,
+                     const std::vector<ArrayToRead>& reads,
+                     const std::string& what,
+                     const std::function<void(size_t)>& on_read) {
+  std::vector<DirectRead> direct;
+  std::vector<size_t> read_through;  // indices read by HDF5 itself
+  read_under_hdf5_lock(file, reads, what, direct, read_through);
+  if (on_read) {
+    for (size_t index : read_through) on_read(index);
+  }
+  if (direct.empty()) return;
+  read_direct(file, direct, what, on_read);
 }
 
 }  // namespace ckpt_pytree

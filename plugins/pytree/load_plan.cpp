@@ -117,90 +117,18 @@ class Planner {
     }
   }
 
+  // The node for the abstract value `a` at `path`, marking the saved leaves
+  // it covers visited. Throws sdk::Error as plan_load() documents.
   std::unique_ptr<OutNode> build(const ckpt_value& a, KeyPath& path) {
-    std::string id = key_path_id(path);
     std::string where = what_ + ": key path " + key_path_repr(path);
-    auto leaf_it = leaf_at_.find(id);
-    const LeafRecord* leaf = leaf_it == leaf_at_.end()
-                                 ? nullptr
-                                 : &plan_.saved.leaves[leaf_it->second];
-    bool is_subtree = subtrees_.count(id) > 0;
+    SavedAt saved = saved_at(path);
     auto node = std::make_unique<OutNode>();
-
     if (a.kind == CKPT_VALUE_DICT || a.kind == CKPT_VALUE_LIST) {
-      node->kind = a.kind == CKPT_VALUE_DICT ? OutNode::Kind::kDict
-                                             : OutNode::Kind::kList;
-      if (leaf) {
-        bool empty_container = leaf->kind == LeafKind::kEmptyDict ||
-                               leaf->kind == LeafKind::kEmptyList;
-        if (!empty_container || a.count != 0) {
-          throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                      where +
-                          ": the abstract tree has a container where the "
-                          "checkpoint holds " +
-                          leaf_kind_name(leaf->kind));
-        }
-        visited_[leaf_it->second] = true;
-        return node;
-      }
-      if (!is_subtree && !(path.empty() && a.count == 0)) {
-        throw Error(CKPT_ERROR_NOT_FOUND, where + " is not in the checkpoint");
-      }
-      for (size_t i = 0; i < a.count; ++i) {
-        std::string key = a.kind == CKPT_VALUE_DICT
-                              ? (a.keys[i] ? a.keys[i] : "")
-                              : std::to_string(i);
-        path.push_back({key, a.kind == CKPT_VALUE_DICT ? KeyType::kDict
-                                                       : KeyType::kSequence});
-        node->children.push_back(build(a.children[i], path));
-        node->keys.push_back(key);
-        path.pop_back();
-      }
-      return node;
+      build_container(a, path, saved, where, *node);
+    } else {
+      build_leaf(a, saved, where, *node);
     }
-
-    if (!leaf) {
-      if (is_subtree) {
-        throw Error(
-            CKPT_ERROR_INVALID_ARGUMENT,
-            where + (a.kind == CKPT_VALUE_PLACEHOLDER
-                         ? ": a placeholder stands for a subtree of the "
-                           "checkpoint; placeholders may only replace leaves"
-                         : ": the abstract tree has a leaf where the "
-                           "checkpoint holds a subtree"));
-      }
-      throw Error(CKPT_ERROR_NOT_FOUND, where + " is not in the checkpoint");
-    }
-    visited_[leaf_it->second] = true;
-    switch (a.kind) {
-      case CKPT_VALUE_PLACEHOLDER:
-        // Skipped: nothing is read; the loaded tree keeps the placeholder.
-        node->value = OutValue::placeholder();
-        return node;
-      case CKPT_VALUE_NONE:
-        plan_as_saved(*leaf, leaf_it->second, *node);
-        return node;
-      case CKPT_VALUE_ARRAY:
-      case CKPT_VALUE_ARRAY_SPEC:
-        plan_array(a, *leaf, leaf_it->second, *node, where);
-        return node;
-      case CKPT_VALUE_SCALAR_SPEC:
-      case CKPT_VALUE_BOOL:
-      case CKPT_VALUE_INT:
-      case CKPT_VALUE_DOUBLE:
-      case CKPT_VALUE_STRING: {
-        ckpt_value_kind want = a.kind == CKPT_VALUE_SCALAR_SPEC
-                                   ? static_cast<ckpt_value_kind>(a.int_value)
-                                   : a.kind;
-        node->value = convert_scalar(*leaf, want, where);
-        return node;
-      }
-      default:
-        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                    where +
-                        ": this kind of abstract leaf is not supported by "
-                        "the pytree handler");
-    }
+    return node;
   }
 
   // Every saved leaf the abstract tree did not mention, unless partial.
@@ -265,6 +193,110 @@ class Planner {
     }
     node.array = static_cast<int>(plan_.arrays.size());
     plan_.arrays.push_back(std::move(load));
+  }
+
+  // What the checkpoint holds at one key path: a leaf, the root of a
+  // subtree, or (neither set) nothing.
+  struct SavedAt {
+    const LeafRecord* leaf = nullptr;
+    size_t index = 0;  // of `leaf` in plan_.saved.leaves
+    bool is_subtree = false;
+  };
+
+  // What the checkpoint holds at `path`.
+  SavedAt saved_at(const KeyPath& path) const {
+    std::string id = key_path_id(path);
+    SavedAt saved;
+    auto leaf_it = leaf_at_.find(id);
+    if (leaf_it != leaf_at_.end()) {
+      saved.leaf = &plan_.saved.leaves[leaf_it->second];
+      saved.index = leaf_it->second;
+    }
+    saved.is_subtree = subtrees_.count(id) > 0;
+    return saved;
+  }
+
+  // Fills `node` for the abstract dict or list `a` at `path`: an empty
+  // container where the checkpoint saved one, else its children built one
+  // by one. Throws as build() does.
+  void build_container(const ckpt_value& a, KeyPath& path, const SavedAt& saved,
+                       const std::string& where, OutNode& node) {
+    node.kind =
+        a.kind == CKPT_VALUE_DICT ? OutNode::Kind::kDict : OutNode::Kind::kList;
+    if (saved.leaf) {
+      bool empty_container = saved.leaf->kind == LeafKind::kEmptyDict ||
+                             saved.leaf->kind == LeafKind::kEmptyList;
+      if (!empty_container || a.count != 0) {
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where +
+                        ": the abstract tree has a container where the "
+                        "checkpoint holds " +
+                        leaf_kind_name(saved.leaf->kind));
+      }
+      visited_[saved.index] = true;
+      return;
+    }
+    if (!saved.is_subtree && !(path.empty() && a.count == 0)) {
+      throw Error(CKPT_ERROR_NOT_FOUND, where + " is not in the checkpoint");
+    }
+    for (size_t i = 0; i < a.count; ++i) {
+      std::string key = a.kind == CKPT_VALUE_DICT ? (a.keys[i] ? a.keys[i] : "")
+                                                  : std::to_string(i);
+      path.push_back({key, a.kind == CKPT_VALUE_DICT ? KeyType::kDict
+                                                     : KeyType::kSequence});
+      node.children.push_back(build(a.children[i], path));
+      node.keys.push_back(key);
+      path.pop_back();
+    }
+  }
+
+  // Fills `node` for the abstract leaf `a`: skipped for a placeholder, else
+  // the saved leaf's value or the plan to read its array. Throws as build()
+  // does.
+  void build_leaf(const ckpt_value& a, const SavedAt& saved,
+                  const std::string& where, OutNode& node) {
+    if (!saved.leaf) {
+      if (saved.is_subtree) {
+        throw Error(
+            CKPT_ERROR_INVALID_ARGUMENT,
+            where + (a.kind == CKPT_VALUE_PLACEHOLDER
+                         ? ": a placeholder stands for a subtree of the "
+                           "checkpoint; placeholders may only replace leaves"
+                         : ": the abstract tree has a leaf where the "
+                           "checkpoint holds a subtree"));
+      }
+      throw Error(CKPT_ERROR_NOT_FOUND, where + " is not in the checkpoint");
+    }
+    visited_[saved.index] = true;
+    switch (a.kind) {
+      case CKPT_VALUE_PLACEHOLDER:
+        // Skipped: nothing is read; the loaded tree keeps the placeholder.
+        node.value = OutValue::placeholder();
+        return;
+      case CKPT_VALUE_NONE:
+        plan_as_saved(*saved.leaf, saved.index, node);
+        return;
+      case CKPT_VALUE_ARRAY:
+      case CKPT_VALUE_ARRAY_SPEC:
+        plan_array(a, *saved.leaf, saved.index, node, where);
+        return;
+      case CKPT_VALUE_SCALAR_SPEC:
+      case CKPT_VALUE_BOOL:
+      case CKPT_VALUE_INT:
+      case CKPT_VALUE_DOUBLE:
+      case CKPT_VALUE_STRING: {
+        ckpt_value_kind want = a.kind == CKPT_VALUE_SCALAR_SPEC
+                                   ? static_cast<ckpt_value_kind>(a.int_value)
+                                   : a.kind;
+        node.value = convert_scalar(*saved.leaf, want, where);
+        return;
+      }
+      default:
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where +
+                        ": this kind of abstract leaf is not supported by "
+                        "the pytree handler");
+    }
   }
 
   LoadPlan& plan_;

@@ -124,6 +124,149 @@ bool is_supported_tree(const ckpt_value& value) {
   });
 }
 
+namespace {
+
+// Records the non-array leaf `v` in `leaf`. Throws INVALID_ARGUMENT at
+// `where` for a kind the pytree handler cannot save.
+void record_plain_leaf(const ckpt_value& v, LeafRecord& leaf,
+                       const std::string& where) {
+  switch (v.kind) {
+    case CKPT_VALUE_NONE:
+      leaf.kind = LeafKind::kNone;
+      break;
+    case CKPT_VALUE_BOOL:
+      leaf.kind = LeafKind::kBool;
+      leaf.bool_value = v.int_value != 0;
+      break;
+    case CKPT_VALUE_INT:
+      leaf.kind = LeafKind::kInt;
+      leaf.int_value = v.int_value;
+      break;
+    case CKPT_VALUE_DOUBLE:
+      leaf.kind = LeafKind::kDouble;
+      leaf.double_value = v.double_value;
+      break;
+    case CKPT_VALUE_STRING:
+      leaf.kind = LeafKind::kString;
+      leaf.string_value = std::string(ckpt::sdk::string_of(v));
+      break;
+    case CKPT_VALUE_DICT:
+      leaf.kind = LeafKind::kEmptyDict;
+      break;
+    case CKPT_VALUE_LIST:
+      leaf.kind = LeafKind::kEmptyList;
+      break;
+    default:
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + ": the pytree handler cannot save this kind of leaf");
+  }
+}
+
+// Records array `a`'s kind, dtype and shape in `leaf` and returns its
+// element count. Throws INVALID_ARGUMENT at `where` for an array ckpt cannot
+// store.
+uint64_t record_array(const ckpt_array* a, LeafRecord& leaf,
+                      const std::string& where) {
+  if (!a || !is_valid_dtype(a->dtype)) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                where + ": the array's dtype cannot be stored");
+  }
+  if (a->tensor.device.device_type != kDLCPU) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                where + ": only CPU arrays can be saved");
+  }
+  leaf.kind = LeafKind::kArray;
+  leaf.dtype = a->dtype;
+  leaf.shape = shape_of(*a);
+  for (int64_t d : leaf.shape) {
+    if (d < 0) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT, where + ": negative dimension");
+    }
+  }
+  uint64_t count = element_count(leaf.shape);
+  if (count > 0 && !a->tensor.data) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT, where + ": the array has no data");
+  }
+  return count;
+}
+
+// The bytes of array `a` (leaf `index`, `count` elements), recording where
+// they are stored in `leaf`. A small array gets the next slice of its
+// dtype's pack and is listed in `packed_sources`, to be copied by
+// fill_packs(); a larger one is kept by reference when immutable and
+// C-contiguous, else copied now.
+ArrayBytes place_array(const ckpt_array& a, size_t index, uint64_t count,
+                       LeafRecord& leaf, uint64_t pack_threshold_bytes,
+                       Snapshot& snap,
+                       std::vector<const ckpt_array*>& packed_sources) {
+  uint64_t nbytes = count * ckpt::sdk::dtype_size(a.dtype);
+  bool pack =
+      nbytes < pack_threshold_bytes && leaf.shape.size() <= kMaxPackedRank;
+  ArrayBytes bytes;
+  bytes.leaf = index;
+  bytes.nbytes = nbytes;
+  if (pack) {
+    PackBuffer& p = snap.packs[a.dtype];
+    leaf.location = {packed_dataset(a.dtype), true, p.elements};
+    p.elements += count;
+    packed_sources[index] = &a;
+    return bytes;
+  }
+  leaf.location.dataset = hdf5_path(leaf.path);
+  if ((a.flags & CKPT_ARRAY_IMMUTABLE) && is_c_contiguous(a)) {
+    bytes.data = static_cast<const char*>(a.tensor.data) + a.tensor.byte_offset;
+    snap.references_caller_memory = true;
+  } else {
+    std::shared_ptr<void> keeper;
+    void* copy = allocate(nbytes, keeper);
+    copy_contiguous(a, copy);
+    bytes.data = copy;
+    snap.own_buffers.push_back(std::move(keeper));
+  }
+  return bytes;
+}
+
+// The record of `flat` (leaf `index`); an array's bytes go to `snap` (see
+// place_array()). Throws INVALID_ARGUMENT naming `what` and the key path.
+LeafRecord record_leaf(const FlatLeaf& flat, size_t index,
+                       uint64_t pack_threshold_bytes, Snapshot& snap,
+                       std::vector<const ckpt_array*>& packed_sources,
+                       const std::string& what) {
+  const ckpt_value& v = *flat.value;
+  LeafRecord leaf;
+  leaf.path = flat.path;
+  std::string where = what + ": key path " + key_path_repr(leaf.path);
+  if (v.kind != CKPT_VALUE_ARRAY) {
+    record_plain_leaf(v, leaf, where);
+    return leaf;
+  }
+  uint64_t count = record_array(v.array, leaf, where);
+  snap.arrays.push_back(place_array(*v.array, index, count, leaf,
+                                    pack_threshold_bytes, snap,
+                                    packed_sources));
+  return leaf;
+}
+
+// Allocates the packed datasets and copies their arrays in, now that their
+// sizes are known. `packed_sources[leaf]` is the source of a packed leaf.
+void fill_packs(Snapshot& snap,
+                const std::vector<const ckpt_array*>& packed_sources) {
+  for (auto& [dtype, pack] : snap.packs) {
+    allocate(pack.elements * ckpt::sdk::dtype_size(dtype), pack.memory);
+  }
+  for (ArrayBytes& bytes : snap.arrays) {
+    const ckpt_array* a = packed_sources[bytes.leaf];
+    if (!a) continue;
+    const LeafRecord& leaf = snap.metadata.leaves[bytes.leaf];
+    char* base = static_cast<char*>(snap.packs[a->dtype].memory.get());
+    char* dst = base + leaf.location.offset * ckpt::sdk::dtype_size(a->dtype);
+    copy_contiguous(*a, dst);
+    bytes.data = dst;
+  }
+}
+
+}  // namespace
+
 Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
                        const std::string& what) {
   if ((value.kind == CKPT_VALUE_DICT || value.kind == CKPT_VALUE_LIST) &&
@@ -138,109 +281,10 @@ Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
   Snapshot snap;
   std::vector<const ckpt_array*> packed_sources(flat.size(), nullptr);
   for (size_t i = 0; i < flat.size(); ++i) {
-    const ckpt_value& v = *flat[i].value;
-    LeafRecord leaf;
-    leaf.path = flat[i].path;
-    std::string where = what + ": key path " + key_path_repr(leaf.path);
-    switch (v.kind) {
-      case CKPT_VALUE_NONE:
-        leaf.kind = LeafKind::kNone;
-        break;
-      case CKPT_VALUE_BOOL:
-        leaf.kind = LeafKind::kBool;
-        leaf.bool_value = v.int_value != 0;
-        break;
-      case CKPT_VALUE_INT:
-        leaf.kind = LeafKind::kInt;
-        leaf.int_value = v.int_value;
-        break;
-      case CKPT_VALUE_DOUBLE:
-        leaf.kind = LeafKind::kDouble;
-        leaf.double_value = v.double_value;
-        break;
-      case CKPT_VALUE_STRING:
-        leaf.kind = LeafKind::kString;
-        leaf.string_value = std::string(ckpt::sdk::string_of(v));
-        break;
-      case CKPT_VALUE_DICT:
-        leaf.kind = LeafKind::kEmptyDict;
-        break;
-      case CKPT_VALUE_LIST:
-        leaf.kind = LeafKind::kEmptyList;
-        break;
-      case CKPT_VALUE_ARRAY: {
-        const ckpt_array* a = v.array;
-        if (!a || !is_valid_dtype(a->dtype)) {
-          throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                      where + ": the array's dtype cannot be stored");
-        }
-        if (a->tensor.device.device_type != kDLCPU) {
-          throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                      where + ": only CPU arrays can be saved");
-        }
-        leaf.kind = LeafKind::kArray;
-        leaf.dtype = a->dtype;
-        leaf.shape = shape_of(*a);
-        for (int64_t d : leaf.shape) {
-          if (d < 0) {
-            throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                        where + ": negative dimension");
-          }
-        }
-        uint64_t count = element_count(leaf.shape);
-        uint64_t nbytes = count * ckpt::sdk::dtype_size(a->dtype);
-        if (count > 0 && !a->tensor.data) {
-          throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                      where + ": the array has no data");
-        }
-        bool pack = nbytes < pack_threshold_bytes &&
-                    leaf.shape.size() <= kMaxPackedRank;
-        ArrayBytes bytes;
-        bytes.leaf = i;
-        bytes.nbytes = nbytes;
-        if (pack) {
-          PackBuffer& p = snap.packs[a->dtype];
-          leaf.location = {packed_dataset(a->dtype), true, p.elements};
-          p.elements += count;
-          packed_sources[i] = a;
-        } else {
-          leaf.location.dataset = hdf5_path(leaf.path);
-          if ((a->flags & CKPT_ARRAY_IMMUTABLE) && is_c_contiguous(*a)) {
-            bytes.data = static_cast<const char*>(a->tensor.data) +
-                         a->tensor.byte_offset;
-            snap.references_caller_memory = true;
-          } else {
-            std::shared_ptr<void> keeper;
-            void* copy = allocate(nbytes, keeper);
-            copy_contiguous(*a, copy);
-            bytes.data = copy;
-            snap.own_buffers.push_back(std::move(keeper));
-          }
-        }
-        snap.arrays.push_back(bytes);
-        break;
-      }
-      default:
-        throw Error(
-            CKPT_ERROR_INVALID_ARGUMENT,
-            where + ": the pytree handler cannot save this kind of leaf");
-    }
-    snap.metadata.leaves.push_back(std::move(leaf));
+    snap.metadata.leaves.push_back(record_leaf(flat[i], i, pack_threshold_bytes,
+                                               snap, packed_sources, what));
   }
-
-  // Fill the packed datasets now that their sizes are known.
-  for (auto& [dtype, pack] : snap.packs) {
-    allocate(pack.elements * ckpt::sdk::dtype_size(dtype), pack.memory);
-  }
-  for (ArrayBytes& bytes : snap.arrays) {
-    const ckpt_array* a = packed_sources[bytes.leaf];
-    if (!a) continue;
-    const LeafRecord& leaf = snap.metadata.leaves[bytes.leaf];
-    char* base = static_cast<char*>(snap.packs[a->dtype].memory.get());
-    char* dst = base + leaf.location.offset * ckpt::sdk::dtype_size(a->dtype);
-    copy_contiguous(*a, dst);
-    bytes.data = dst;
-  }
+  fill_packs(snap, packed_sources);
   return snap;
 }
 
