@@ -52,6 +52,31 @@ pid_t spawn_child(const fs::path& dir, long long first_step,
   return pid;
 }
 
+// How long a child takes from its start to its first commit on this
+// machine now (sanitizer builds and a loaded machine are several times
+// slower): the kill delays scale with it.
+std::chrono::milliseconds time_to_first_commit(const fs::path& dir) {
+  const fs::path log = dir / "log_calibration";
+  const auto start = std::chrono::steady_clock::now();
+  pid_t child = spawn_child(dir, 900000000LL, log);
+  auto elapsed = std::chrono::milliseconds(0);
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    std::ifstream in(log);
+    std::string what;
+    if ((in >> what && what == "overwrote") ||
+        elapsed > std::chrono::seconds(20)) {
+      break;
+    }
+  }
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return elapsed;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -60,7 +85,11 @@ TEST_CASE(
     "[crash]") {
   TempDir dir;
   std::mt19937 random(20261128);
-  std::uniform_int_distribution<int> delay_ms(5, 120);
+  // Some kills land during start-up and the first save, most later.
+  const int first_commit_ms =
+      static_cast<int>(time_to_first_commit(dir.path()).count());
+  std::uniform_int_distribution<int> delay_ms(first_commit_ms / 2,
+                                              3 * first_commit_ms + 5);
   const int kills = 60;
   int lost = 0, overwritten_checked = 0, created_checked = 0;
   long long last_overwrite = -1;
@@ -68,8 +97,6 @@ TEST_CASE(
     const fs::path log = dir / ("log_" + std::to_string(k));
     pid_t child = spawn_child(dir.path(), k * 100000LL, log);
     REQUIRE(child > 0);
-    // The first kills land during start-up and the first save; later ones
-    // anywhere in the save loop.
     std::this_thread::sleep_for(
         std::chrono::milliseconds(delay_ms(random) + (k % 3) * 40));
     ::kill(child, SIGKILL);

@@ -272,15 +272,14 @@ TEST_CASE("a temporary folder is an incomplete checkpoint", "[layout]") {
   for (const std::string& spelling :
        {tmp.string() + "/", tmp.string() + "/.", tmp.string() + "//./"}) {
     INFO(spelling);
-    CHECK_THAT(message_of<InvalidLayoutError>(
-                   [&] { read_checkpoint_info(spelling); }),
-               Catch::Contains("incomplete"));
+    CHECK_THAT(
+        message_of<InvalidLayoutError>([&] { read_checkpoint_info(spelling); }),
+        Catch::Contains("incomplete"));
     CHECK_THROWS_AS(ckpt::load_checkpointables(spelling), InvalidLayoutError);
   }
 }
 
-TEST_CASE("item handlers are read in the order they were written",
-          "[layout]") {
+TEST_CASE("item handlers are read in the order they were written", "[layout]") {
   TempDir dir;
   const fs::path c = make_checkpoint(
       dir / "c", R"({"item_handlers": {"state": "a.A", "config": "b.B"}})");
