@@ -95,6 +95,51 @@ std::optional<std::string> CheckpointInfo::typestr_of(
   return std::nullopt;
 }
 
+namespace {
+
+// Folds the fields of _CHECKPOINT_METADATA (`j`, parsed from `text`) into
+// `info`, tolerating missing or mistyped optional fields.
+void read_fields(const nlohmann::json& j, const std::string& text,
+                 CheckpointInfo& info) {
+  for (const auto& [key, value] : j.items()) {
+    if (key == "item_handlers") {
+      if (value.is_object()) {
+        // In the order written (nlohmann::json sorts its keys).
+        const auto ordered =
+            nlohmann::ordered_json::parse(text)["item_handlers"];
+        for (auto& [name, typestr] : ordered.items()) {
+          if (typestr.is_string()) {
+            info.item_handlers.emplace_back(name, typestr.get<std::string>());
+          }
+        }
+      } else if (value.is_string()) {
+        info.item_handlers.emplace_back(kDefaultCheckpointableName,
+                                        value.get<std::string>());
+      }
+    } else if (key == "metrics") {
+      if (value.is_object()) info.metrics = value;
+    } else if (key == "performance_metrics") {
+      if (value.is_object()) info.performance_metrics = value;
+    } else if (key == "init_timestamp_nsecs") {
+      if (value.is_number_integer())
+        info.init_timestamp_nsecs = value.get<int64_t>();
+    } else if (key == "commit_timestamp_nsecs") {
+      if (value.is_number_integer()) {
+        info.commit_timestamp_nsecs = value.get<int64_t>();
+      }
+    } else if (key == "custom_metadata") {
+      if (value.is_object()) {
+        for (auto& [k, v] : value.items()) info.custom_metadata[k] = v;
+      }
+    } else {
+      // Unknown top-level keys fold into custom metadata.
+      info.custom_metadata[key] = value;
+    }
+  }
+}
+
+}  // namespace
+
 CheckpointInfo read_checkpoint_info(const fs::path& path) {
   using namespace internal;
   auto invalid = [&](const std::string& why) -> InvalidLayoutError {
@@ -142,41 +187,7 @@ CheckpointInfo read_checkpoint_info(const fs::path& path) {
   } else {
     info.layout = LayoutVersion::kV0Composite;
   }
-  for (auto& [key, value] : j.items()) {
-    if (key == "item_handlers") {
-      if (value.is_object()) {
-        // In the order written (nlohmann::json sorts its keys).
-        const auto ordered =
-            nlohmann::ordered_json::parse(text)["item_handlers"];
-        for (auto& [name, typestr] : ordered.items()) {
-          if (typestr.is_string()) {
-            info.item_handlers.emplace_back(name, typestr.get<std::string>());
-          }
-        }
-      } else if (value.is_string()) {
-        info.item_handlers.emplace_back(kDefaultCheckpointableName,
-                                        value.get<std::string>());
-      }
-    } else if (key == "metrics") {
-      if (value.is_object()) info.metrics = value;
-    } else if (key == "performance_metrics") {
-      if (value.is_object()) info.performance_metrics = value;
-    } else if (key == "init_timestamp_nsecs") {
-      if (value.is_number_integer())
-        info.init_timestamp_nsecs = value.get<int64_t>();
-    } else if (key == "commit_timestamp_nsecs") {
-      if (value.is_number_integer()) {
-        info.commit_timestamp_nsecs = value.get<int64_t>();
-      }
-    } else if (key == "custom_metadata") {
-      if (value.is_object()) {
-        for (auto& [k, v] : value.items()) info.custom_metadata[k] = v;
-      }
-    } else {
-      // Unknown top-level keys fold into custom metadata.
-      info.custom_metadata[key] = value;
-    }
-  }
+  read_fields(j, text, info);
   return info;
 }
 

@@ -117,32 +117,26 @@ void add_registrations(const fs::path& file,
   for (auto& [handler, name] : pending) registry.add(handler, name);
 }
 
-PluginInfo load_locked(const fs::path& file, bool allow_insecure,
-                       HandlerRegistry& registry, bool is_global) {
-  LoaderState& s = state();
-  std::error_code ec;
-  fs::path path = fs::canonical(file, ec);
-  if (ec) {
-    throw PluginError("plugin " + file.string() + ": " + ec.message());
-  }
-  if (auto it = s.by_path.find(path); it != s.by_path.end()) {
-    // Already loaded: a non-global registry still gets its registrations.
-    if (!is_global) add_registrations(path, it->second.registrations, registry);
-    return it->second.info;
-  }
+// PluginError unless `path` is a regular file that only its owner (this
+// user or root) can change, in a folder alike (or insecure files allowed).
+void vet_plugin_file(const fs::path& path, bool allow_insecure) {
   if (!fs::is_regular_file(path)) {
     throw PluginError("plugin " + path.string() + ": not a regular file");
   }
-  if (!allow_insecure) {
-    for (const fs::path& p : {path.parent_path(), path}) {
-      std::string reason = insecurity(p);
-      if (!reason.empty()) {
-        throw PluginError("plugin " + path.string() + ": " + reason +
-                          kInsecureAdvice);
-      }
+  if (allow_insecure) return;
+  for (const fs::path& p : {path.parent_path(), path}) {
+    std::string reason = insecurity(p);
+    if (!reason.empty()) {
+      throw PluginError("plugin " + path.string() + ": " + reason +
+                        kInsecureAdvice);
     }
   }
+}
 
+// Opens the library at `path` (kept open for the life of the process) and
+// returns its entry point. REQUIRES: the loader lock.
+ckpt_plugin_entry_fn open_library(const fs::path& path) {
+  LoaderState& s = state();
   auto* library =
       s.libraries.emplace_back(std::make_unique<boost::dll::shared_library>())
           .get();
@@ -160,10 +154,15 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
         CKPT_PLUGIN_ENTRY_SYMBOL +
         "' (is it built with CKPT_PLUGIN from ckpt/sdk/plugin.h?)");
   }
-  auto entry = library->get<ckpt_error*(ckpt_plugin_init_args*)>(
+  return &library->get<ckpt_error*(ckpt_plugin_init_args*)>(
       CKPT_PLUGIN_ENTRY_SYMBOL);
+}
 
-  ckpt_plugin plugin;
+// Runs the plugin's entry point, which fills `plugin` with its types and
+// registrations. PluginError naming the file on an ABI major mismatch or a
+// failing initialisation.
+PluginInfo enter_plugin(ckpt_plugin_entry_fn entry, const fs::path& path,
+                        ckpt_plugin& plugin) {
   plugin.path = path.string();
   ckpt_plugin_init_args args{};
   args.struct_size = CKPT_PLUGIN_INIT_ARGS_STRUCT_SIZE;
@@ -187,42 +186,70 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
     throw PluginError("plugin " + path.string() +
                       ": initialisation failed: " + message);
   }
-
   PluginInfo info;
   info.path = path;
   info.name = args.plugin_name ? args.plugin_name : path.stem().string();
   info.abi_major = args.plugin_abi_major;
   info.abi_minor = args.plugin_abi_minor;
+  return info;
+}
 
-  // Types: all or nothing.
+std::shared_ptr<HandlerInfo> handler_info_of(const ckpt_handler_type& t,
+                                             const PluginInfo& plugin) {
+  auto info = std::make_shared<HandlerInfo>();
+  info->typestr = t.typestr;
+  for (size_t i = 0; i < t.num_secondary_typestrs; ++i) {
+    if (t.secondary_typestrs[i]) {
+      info->secondary_typestrs.push_back(t.secondary_typestrs[i]);
+    }
+  }
+  info->description = t.description ? t.description : "";
+  info->origin = plugin.path.string();
+  info->plugin_name = plugin.name;
+  info->abi_major = plugin.abi_major;
+  info->abi_minor = plugin.abi_minor;
+  info->load_needs_abstract =
+      (t.capabilities & CKPT_CAPABILITY_LOAD_NEEDS_ABSTRACT) != 0;
+  return info;
+}
+
+// Adds the plugin's handler types to the process-wide table: all, or none
+// when one typestr is taken.
+void add_handler_types(const ckpt_plugin& plugin, PluginInfo& info) {
   for (const auto& t : plugin.types) {
     if (auto existing = internal::find_handler_type(t->typestr)) {
-      throw PluginError("plugin " + path.string() + ": handler type '" +
+      throw PluginError("plugin " + plugin.path + ": handler type '" +
                         t->typestr + "' is already registered by " +
                         existing->info.origin);
     }
   }
   for (const auto& t : plugin.types) {
-    auto handler_info = std::make_shared<HandlerInfo>();
-    handler_info->typestr = t->typestr;
-    for (size_t i = 0; i < t->num_secondary_typestrs; ++i) {
-      if (t->secondary_typestrs[i]) {
-        handler_info->secondary_typestrs.push_back(t->secondary_typestrs[i]);
-      }
-    }
-    handler_info->description = t->description ? t->description : "";
-    handler_info->origin = path.string();
-    handler_info->plugin_name = info.name;
-    handler_info->abi_major = info.abi_major;
-    handler_info->abi_minor = info.abi_minor;
-    handler_info->load_needs_abstract =
-        (t->capabilities & CKPT_CAPABILITY_LOAD_NEEDS_ABSTRACT) != 0;
+    auto handler_info = handler_info_of(*t, info);
     auto type = std::make_shared<internal::HandlerType>();
     type->info = *handler_info;
     type->factory = internal::plugin_handler_factory(t, handler_info);
     internal::add_handler_type(type);
     info.handler_typestrs.push_back(t->typestr);
   }
+}
+
+PluginInfo load_locked(const fs::path& file, bool allow_insecure,
+                       HandlerRegistry& registry, bool is_global) {
+  LoaderState& s = state();
+  std::error_code ec;
+  fs::path path = fs::canonical(file, ec);
+  if (ec) {
+    throw PluginError("plugin " + file.string() + ": " + ec.message());
+  }
+  if (auto it = s.by_path.find(path); it != s.by_path.end()) {
+    // Already loaded: a non-global registry still gets its registrations.
+    if (!is_global) add_registrations(path, it->second.registrations, registry);
+    return it->second.info;
+  }
+  vet_plugin_file(path, allow_insecure);
+  ckpt_plugin plugin;
+  PluginInfo info = enter_plugin(open_library(path), path, plugin);
+  add_handler_types(plugin, info);
   s.by_path[path] = LoadedPlugin{info, plugin.registrations};
   s.order.push_back(path);
   add_registrations(path, plugin.registrations, registry);

@@ -149,70 +149,17 @@ void CValueView::fill(const Value& in, ckpt_value& out) {
       break;
     }
     case K::kDict:
-    case K::kList: {
-      auto& children = children_.emplace_back(in.size());
-      auto& keys = keys_.emplace_back();
-      size_t i = 0;
-      if (in.kind() == K::kDict) {
-        for (const auto& [key, child] : in.as_dict()) {
-          keys.push_back(key.c_str());
-          fill(child, children[i++]);
-        }
-        out.keys = keys.data();
-      } else {
-        for (const Value& child : in.as_list()) fill(child, children[i++]);
-      }
-      out.count = children.size();
-      out.children = children.data();
+    case K::kList:
+      fill_container(in, out);
       break;
-    }
     case K::kArray:
-    case K::kArraySpec: {
-      ckpt_array& array = arrays_.emplace_back();
-      array = ckpt_array{};
-      array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
-      array.tensor.device = DLDevice{kDLCPU, 0};
-      if (in.kind() == K::kArray) {
-        const Array& a = in.as_array();
-        array.dtype = to_c_dtype(a.dtype());
-        array.flags = a.immutable() ? CKPT_ARRAY_IMMUTABLE : 0u;
-        array.tensor.data = a.data();
-        array.tensor.ndim = static_cast<int32_t>(a.shape().size());
-        array.tensor.shape = const_cast<int64_t*>(a.shape().data());
-        array.tensor.strides = a.strides().empty()
-                                   ? nullptr
-                                   : const_cast<int64_t*>(a.strides().data());
-        array.tensor.dtype = sdk::dl_dtype(array.dtype);
-      } else {
-        const ArraySpec& spec = in.as_array_spec();
-        if (spec.dtype) {
-          array.dtype = to_c_dtype(*spec.dtype);
-        } else {
-          array.dtype = CKPT_DTYPE_UNKNOWN;
-          required_minor_ = std::max<uint32_t>(required_minor_, 1);
-        }
-        array.tensor.ndim = static_cast<int32_t>(spec.shape.size());
-        array.tensor.shape = const_cast<int64_t*>(spec.shape.data());
-        array.tensor.dtype = sdk::dl_dtype(array.dtype);
-      }
-      out.array = &array;
+    case K::kArraySpec:
+      out.array = &array_of(in);
       break;
-    }
     case K::kProto:
-    case K::kProtoType: {
-      const ProtoMessage& m = in.as_proto();
-      ckpt_proto& proto = protos_.emplace_back();
-      proto = ckpt_proto{};
-      proto.struct_size = CKPT_PROTO_STRUCT_SIZE;
-      proto.full_name = m.full_name.c_str();
-      proto.bytes = reinterpret_cast<const uint8_t*>(m.bytes.data());
-      proto.bytes_len = m.bytes.size();
-      proto.descriptor_set =
-          reinterpret_cast<const uint8_t*>(m.descriptor_set.data());
-      proto.descriptor_set_len = m.descriptor_set.size();
-      out.proto = &proto;
+    case K::kProtoType:
+      out.proto = &proto_of(in.as_proto());
       break;
-    }
     case K::kObject: {
       ckpt_object& object = objects_.emplace_back();
       object = ckpt_object{};
@@ -231,6 +178,66 @@ void CValueView::fill(const Value& in, ckpt_value& out) {
     case K::kJsonType:
       break;
   }
+}
+
+void CValueView::fill_container(const Value& in, ckpt_value& out) {
+  auto& children = children_.emplace_back(in.size());
+  auto& keys = keys_.emplace_back();
+  size_t i = 0;
+  if (in.kind() == Value::Kind::kDict) {
+    for (const auto& [key, child] : in.as_dict()) {
+      keys.push_back(key.c_str());
+      fill(child, children[i++]);
+    }
+    out.keys = keys.data();
+  } else {
+    for (const Value& child : in.as_list()) fill(child, children[i++]);
+  }
+  out.count = children.size();
+  out.children = children.data();
+}
+
+const ckpt_array& CValueView::array_of(const Value& in) {
+  ckpt_array& array = arrays_.emplace_back();
+  array = ckpt_array{};
+  array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
+  array.tensor.device = DLDevice{kDLCPU, 0};
+  if (in.kind() == Value::Kind::kArray) {
+    const Array& a = in.as_array();
+    array.dtype = to_c_dtype(a.dtype());
+    array.flags = a.immutable() ? CKPT_ARRAY_IMMUTABLE : 0u;
+    array.tensor.data = a.data();
+    array.tensor.ndim = static_cast<int32_t>(a.shape().size());
+    array.tensor.shape = const_cast<int64_t*>(a.shape().data());
+    array.tensor.strides = a.strides().empty()
+                               ? nullptr
+                               : const_cast<int64_t*>(a.strides().data());
+  } else {
+    const ArraySpec& spec = in.as_array_spec();
+    if (spec.dtype) {
+      array.dtype = to_c_dtype(*spec.dtype);
+    } else {
+      array.dtype = CKPT_DTYPE_UNKNOWN;
+      required_minor_ = std::max<uint32_t>(required_minor_, 1);
+    }
+    array.tensor.ndim = static_cast<int32_t>(spec.shape.size());
+    array.tensor.shape = const_cast<int64_t*>(spec.shape.data());
+  }
+  array.tensor.dtype = sdk::dl_dtype(array.dtype);
+  return array;
+}
+
+const ckpt_proto& CValueView::proto_of(const ProtoMessage& m) {
+  ckpt_proto& proto = protos_.emplace_back();
+  proto = ckpt_proto{};
+  proto.struct_size = CKPT_PROTO_STRUCT_SIZE;
+  proto.full_name = m.full_name.c_str();
+  proto.bytes = reinterpret_cast<const uint8_t*>(m.bytes.data());
+  proto.bytes_len = m.bytes.size();
+  proto.descriptor_set =
+      reinterpret_cast<const uint8_t*>(m.descriptor_set.data());
+  proto.descriptor_set_len = m.descriptor_set.size();
+  return proto;
 }
 
 Value from_c_value(const ckpt_value& in,

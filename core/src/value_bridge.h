@@ -31,6 +31,9 @@ class CValueView {
 
  private:
   void fill(const Value& in, ckpt_value& out);
+  void fill_container(const Value& in, ckpt_value& out);  // dict or list
+  const ckpt_array& array_of(const Value& in);            // array or array spec
+  const ckpt_proto& proto_of(const ProtoMessage& message);
 
   Value value_;
   ckpt_value root_{};

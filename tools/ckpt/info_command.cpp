@@ -38,16 +38,86 @@ std::string time_text(const std::optional<int64_t>& nsecs) {
   return buffer;
 }
 
+struct Row {
+  std::string name, saved_by, loaded_by, error, no_plugin;
+  uint64_t bytes = 0;
+  bool present = true;
+};
+
+void print_json(const CheckpointInfo& info, const std::vector<Row>& rows,
+                uint64_t total) {
+  nlohmann::ordered_json out;
+  out["path"] = info.path.string();
+  out["layout"] = info.layout == LayoutVersion::kV1            ? "v1"
+                  : info.layout == LayoutVersion::kV0Composite ? "v0-composite"
+                                                               : "v0-flat";
+  out["complete"] = true;
+  out["init_timestamp_nsecs"] =
+      info.init_timestamp_nsecs
+          ? nlohmann::ordered_json(*info.init_timestamp_nsecs)
+          : nlohmann::ordered_json(nullptr);
+  out["commit_timestamp_nsecs"] =
+      info.commit_timestamp_nsecs
+          ? nlohmann::ordered_json(*info.commit_timestamp_nsecs)
+          : nlohmann::ordered_json(nullptr);
+  out["custom_metadata"] =
+      nlohmann::ordered_json::parse(info.custom_metadata.dump());
+  out["metrics"] = nlohmann::ordered_json::parse(info.metrics.dump());
+  out["checkpointables"] = nlohmann::ordered_json::array();
+  for (const Row& r : rows) {
+    out["checkpointables"].push_back({
+        {"name", r.name},
+        {"present", r.present},
+        {"saved_by", r.saved_by.empty() ? nlohmann::ordered_json(nullptr)
+                                        : nlohmann::ordered_json(r.saved_by)},
+        {"loaded_by", r.loaded_by.empty()
+                          ? nlohmann::ordered_json(nullptr)
+                          : nlohmann::ordered_json(r.loaded_by)},
+        {"no_plugin", r.no_plugin.empty()
+                          ? nlohmann::ordered_json(nullptr)
+                          : nlohmann::ordered_json(r.no_plugin)},
+        {"resolution_error", r.error.empty() ? nlohmann::ordered_json(nullptr)
+                                             : nlohmann::ordered_json(r.error)},
+        {"bytes", r.bytes},
+    });
+  }
+  out["bytes"] = total;
+  std::cout << out.dump(2) << "\n";
+}
+
+void print_text(const CheckpointInfo& info, const std::vector<Row>& rows,
+                uint64_t total) {
+  std::printf("checkpoint  %s\n", info.path.c_str());
+  std::printf("layout      %s\n", layout_text(info.layout));
+  std::printf("complete    yes (committed %s)\n",
+              time_text(info.commit_timestamp_nsecs).c_str());
+  std::printf("started     %s\n", time_text(info.init_timestamp_nsecs).c_str());
+  std::printf("size        %s\n", human_bytes(total).c_str());
+  if (!info.custom_metadata.empty()) {
+    std::printf("custom      %s\n", info.custom_metadata.dump().c_str());
+  }
+  if (!info.metrics.empty())
+    std::printf("metrics     %s\n", info.metrics.dump().c_str());
+  std::printf("\n%-16s %-10s %s\n", "CHECKPOINTABLE", "SIZE",
+              "SAVED BY / LOADED BY NOW");
+  for (const Row& r : rows) {
+    std::printf("%-16s %-10s %s\n", r.name.c_str(),
+                r.present ? human_bytes(r.bytes).c_str() : "absent",
+                r.saved_by.empty() ? "(not recorded)" : r.saved_by.c_str());
+    if (!r.no_plugin.empty()) {
+      std::printf("%-16s %-10s !! %s\n", "", "", r.no_plugin.c_str());
+    }
+    std::printf("%-16s %-10s -> %s\n", "", "",
+                r.loaded_by.empty() ? ("no handler: " + r.error).c_str()
+                                    : r.loaded_by.c_str());
+  }
+}
+
 }  // namespace
 
 int run_info(const Common& common, const std::string& dir) {
   const CheckpointInfo info = read_checkpoint_info(dir);
   const std::vector<std::string> names = list_checkpointables(info);
-  struct Row {
-    std::string name, saved_by, loaded_by, error, no_plugin;
-    uint64_t bytes = 0;
-    bool present = true;
-  };
   std::vector<Row> rows;
   auto add_row = [&](const std::string& name, bool present) {
     Row row;
@@ -77,70 +147,9 @@ int run_info(const Common& common, const std::string& dir) {
   const uint64_t total = bytes_on_disk(info.path);
 
   if (common.json) {
-    nlohmann::ordered_json out;
-    out["path"] = info.path.string();
-    out["layout"] = info.layout == LayoutVersion::kV1 ? "v1"
-                    : info.layout == LayoutVersion::kV0Composite
-                        ? "v0-composite"
-                        : "v0-flat";
-    out["complete"] = true;
-    out["init_timestamp_nsecs"] =
-        info.init_timestamp_nsecs
-            ? nlohmann::ordered_json(*info.init_timestamp_nsecs)
-            : nlohmann::ordered_json(nullptr);
-    out["commit_timestamp_nsecs"] =
-        info.commit_timestamp_nsecs
-            ? nlohmann::ordered_json(*info.commit_timestamp_nsecs)
-            : nlohmann::ordered_json(nullptr);
-    out["custom_metadata"] =
-        nlohmann::ordered_json::parse(info.custom_metadata.dump());
-    out["metrics"] = nlohmann::ordered_json::parse(info.metrics.dump());
-    out["checkpointables"] = nlohmann::ordered_json::array();
-    for (const Row& r : rows) {
-      out["checkpointables"].push_back({
-          {"name", r.name},
-          {"present", r.present},
-          {"saved_by", r.saved_by.empty() ? nlohmann::ordered_json(nullptr)
-                                          : nlohmann::ordered_json(r.saved_by)},
-          {"loaded_by", r.loaded_by.empty()
-                            ? nlohmann::ordered_json(nullptr)
-                            : nlohmann::ordered_json(r.loaded_by)},
-          {"no_plugin", r.no_plugin.empty()
-                            ? nlohmann::ordered_json(nullptr)
-                            : nlohmann::ordered_json(r.no_plugin)},
-          {"resolution_error", r.error.empty()
-                                   ? nlohmann::ordered_json(nullptr)
-                                   : nlohmann::ordered_json(r.error)},
-          {"bytes", r.bytes},
-      });
-    }
-    out["bytes"] = total;
-    std::cout << out.dump(2) << "\n";
-    return 0;
-  }
-  std::printf("checkpoint  %s\n", info.path.c_str());
-  std::printf("layout      %s\n", layout_text(info.layout));
-  std::printf("complete    yes (committed %s)\n",
-              time_text(info.commit_timestamp_nsecs).c_str());
-  std::printf("started     %s\n", time_text(info.init_timestamp_nsecs).c_str());
-  std::printf("size        %s\n", human_bytes(total).c_str());
-  if (!info.custom_metadata.empty()) {
-    std::printf("custom      %s\n", info.custom_metadata.dump().c_str());
-  }
-  if (!info.metrics.empty())
-    std::printf("metrics     %s\n", info.metrics.dump().c_str());
-  std::printf("\n%-16s %-10s %s\n", "CHECKPOINTABLE", "SIZE",
-              "SAVED BY / LOADED BY NOW");
-  for (const Row& r : rows) {
-    std::printf("%-16s %-10s %s\n", r.name.c_str(),
-                r.present ? human_bytes(r.bytes).c_str() : "absent",
-                r.saved_by.empty() ? "(not recorded)" : r.saved_by.c_str());
-    if (!r.no_plugin.empty()) {
-      std::printf("%-16s %-10s !! %s\n", "", "", r.no_plugin.c_str());
-    }
-    std::printf("%-16s %-10s -> %s\n", "", "",
-                r.loaded_by.empty() ? ("no handler: " + r.error).c_str()
-                                    : r.loaded_by.c_str());
+    print_json(info, rows, total);
+  } else {
+    print_text(info, rows, total);
   }
   return 0;
 }

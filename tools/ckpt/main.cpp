@@ -11,6 +11,35 @@
 
 #include "commands.h"
 
+namespace {
+
+// The first word that is no option must be a command: otherwise says so,
+// listing the commands, and returns false.
+bool first_word_is_a_command(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == "--plugin-path") {
+      ++i;
+      continue;
+    }
+    if (word.rfind("-", 0) == 0) continue;
+    std::string known;
+    bool found = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      known += (known.empty() ? "" : ", ") + sub->get_name();
+      found |= sub->get_name() == word;
+    }
+    if (!found) {
+      std::fprintf(stderr, "ckpt: unknown command '%s'; the commands are %s\n",
+                   word.c_str(), known.c_str());
+    }
+    return found;
+  }
+  return true;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   // The tool reports problems itself; the library's warnings are noise here.
   ::setenv("CKPT_LOG_LEVEL", "error", /*overwrite=*/0);
@@ -50,27 +79,7 @@ int main(int argc, char** argv) {
                     "Extra plugin folder (repeatable)");
   }
 
-  // The first word that is no option must be a command.
-  for (int i = 1; i < argc; ++i) {
-    const std::string word = argv[i];
-    if (word == "--plugin-path") {
-      ++i;
-      continue;
-    }
-    if (word.rfind("-", 0) == 0) continue;
-    std::string known;
-    bool found = false;
-    for (const CLI::App* sub : app.get_subcommands({})) {
-      known += (known.empty() ? "" : ", ") + sub->get_name();
-      found |= sub->get_name() == word;
-    }
-    if (!found) {
-      std::fprintf(stderr, "ckpt: unknown command '%s'; the commands are %s\n",
-                   word.c_str(), known.c_str());
-      return 2;
-    }
-    break;
-  }
+  if (!first_word_is_a_command(app, argc, argv)) return 2;
 
   try {
     app.parse(argc, argv);
