@@ -16,12 +16,7 @@ using namespace ckpt::test;
 
 namespace {
 
-const DType kAllDTypes[] = {
-    DType::kBool,    DType::kInt8,      DType::kInt16,      DType::kInt32,
-    DType::kInt64,   DType::kUInt8,     DType::kUInt16,     DType::kUInt32,
-    DType::kUInt64,  DType::kFloat16,   DType::kBFloat16,   DType::kFloat32,
-    DType::kFloat64, DType::kComplex64, DType::kComplex128,
-};
+const std::vector<DType> kAllDTypes = all_dtypes();
 
 Value all_dtypes_tree() {
   Value tree = Value::dict();

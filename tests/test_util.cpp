@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <ckpt/sdk/dtype.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +23,14 @@ TempDir::~TempDir() {
   std::error_code ec;
   fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
   fs::remove_all(path_, ec);
+}
+
+std::vector<DType> all_dtypes() {
+  std::vector<DType> out;
+  for (const sdk::DTypeInfo& d : sdk::kDTypes) {
+    out.push_back(static_cast<DType>(d.dtype));
+  }
+  return out;
 }
 
 fs::path test_plugin(const std::string& file_name) {

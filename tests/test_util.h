@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace ckpt::test {
 
@@ -27,6 +28,10 @@ class TempDir {
  private:
   fs::path path_;
 };
+
+// Every dtype ckpt knows, in the order of the one dtype table
+// (ckpt/sdk/dtype.h).
+std::vector<DType> all_dtypes();
 
 // The path of a test plugin built into the tests' build folder.
 fs::path test_plugin(const std::string& file_name);

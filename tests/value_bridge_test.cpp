@@ -22,16 +22,12 @@ using ckpt::internal::from_c_dtype;
 using ckpt::internal::from_c_value;
 using ckpt::internal::SharedCValueView;
 using ckpt::internal::to_c_dtype;
+using ckpt::test::all_dtypes;
 using ckpt::test::message_of;
 
 namespace {
 
-const DType kAllDTypes[] = {
-    DType::kBool,    DType::kInt8,      DType::kInt16,      DType::kInt32,
-    DType::kInt64,   DType::kUInt8,     DType::kUInt16,     DType::kUInt32,
-    DType::kUInt64,  DType::kFloat16,   DType::kBFloat16,   DType::kFloat32,
-    DType::kFloat64, DType::kComplex64, DType::kComplex128,
-};
+const std::vector<DType> kAllDTypes = all_dtypes();
 
 std::string text_of(const ckpt_value& v) {
   return std::string(v.string_value, v.string_len);
