@@ -4,6 +4,7 @@
 #include <ckpt/sdk/value.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace ckpt::internal {
 
@@ -81,6 +82,30 @@ static_assert(static_cast<int>(DType::kFloat32) == CKPT_DTYPE_FLOAT32);
 static_assert(static_cast<int>(DType::kComplex128) == CKPT_DTYPE_COMPLEX128);
 
 ckpt_dtype to_c_dtype(DType dtype) { return static_cast<ckpt_dtype>(dtype); }
+
+namespace {
+
+// The number in a C enum field a plugin filled: read as its integer, since
+// a value outside the enum's range (a hostile or newer plugin) may not be
+// loaded as the enum type in C++.
+template <class E>
+int raw(const E& field) {
+  static_assert(sizeof(E) == sizeof(int), "C enums are int-sized here");
+  int value;
+  std::memcpy(&value, &field, sizeof value);
+  return value;
+}
+
+// from_c_dtype of a dtype field a plugin filled.
+DType dtype_of(const ckpt_array& array) {
+  const int dtype = raw(array.dtype);
+  if (dtype < CKPT_DTYPE_BOOL || dtype > CKPT_DTYPE_COMPLEX128) {
+    throw InvalidArgumentError("invalid dtype " + std::to_string(dtype));
+  }
+  return from_c_dtype(static_cast<ckpt_dtype>(dtype));
+}
+
+}  // namespace
 
 DType from_c_dtype(ckpt_dtype dtype) {
   if (!sdk::dtype_info(dtype)) {
@@ -242,7 +267,7 @@ const ckpt_proto& CValueView::proto_of(const ProtoMessage& m) {
 
 Value from_c_value(const ckpt_value& in,
                    const std::shared_ptr<void>& keepalive) {
-  switch (in.kind) {
+  switch (raw(in.kind)) {
     case CKPT_VALUE_NONE:
       return Value();
     case CKPT_VALUE_BOOL:
@@ -289,15 +314,14 @@ Value from_c_value(const ckpt_value& in,
         strides.assign(a.tensor.strides, a.tensor.strides + a.tensor.ndim);
       }
       void* data = static_cast<char*>(a.tensor.data) + a.tensor.byte_offset;
-      return Value(Array::share(from_c_dtype(a.dtype), std::move(shape), data,
-                                keepalive, /*immutable=*/false,
-                                std::move(strides)));
+      return Value(Array::share(dtype_of(a), std::move(shape), data, keepalive,
+                                /*immutable=*/false, std::move(strides)));
     }
     case CKPT_VALUE_ARRAY_SPEC: {
       if (!in.array) throw PluginError("array spec without array");
       std::optional<DType> dtype;
-      if (in.array->dtype != CKPT_DTYPE_UNKNOWN) {
-        dtype = from_c_dtype(in.array->dtype);
+      if (raw(in.array->dtype) != CKPT_DTYPE_UNKNOWN) {
+        dtype = dtype_of(*in.array);
       }
       return Value(ArraySpec{dtype, shape_of(*in.array)});
     }
@@ -318,8 +342,8 @@ Value from_c_value(const ckpt_value& in,
       m.bytes.assign(reinterpret_cast<const char*>(p.bytes), p.bytes_len);
       m.descriptor_set.assign(reinterpret_cast<const char*>(p.descriptor_set),
                               p.descriptor_set_len);
-      return in.kind == CKPT_VALUE_PROTO ? Value::proto(std::move(m))
-                                         : Value::proto_type(std::move(m));
+      return raw(in.kind) == CKPT_VALUE_PROTO ? Value::proto(std::move(m))
+                                              : Value::proto_type(std::move(m));
     }
     case CKPT_VALUE_OBJECT:
       if (!in.object || !in.object->typestr) {
@@ -333,7 +357,7 @@ Value from_c_value(const ckpt_value& in,
       break;
   }
   throw PluginError("returned a value of unsupported kind " +
-                    std::to_string(static_cast<int>(in.kind)));
+                    std::to_string(raw(in.kind)));
 }
 
 }  // namespace ckpt::internal
