@@ -226,3 +226,24 @@ TEST_CASE(
   save_checkpointables(dir / "c", {{"x", Value::stateful(gated)}});
   CHECK(fs::exists(dir / "c" / "x" / "value.txt"));
 }
+
+TEST_CASE(
+    "more async saves in flight than pool threads all commit: no pool thread "
+    "waits for other pool work",
+    "[async]") {
+  TempDir dir;
+  auto gated = std::make_shared<Gated>();
+  std::vector<AsyncSave> saves;
+  for (int i = 0; i < 24; ++i) {
+    saves.push_back(save_checkpointables_async(
+        dir / ("c" + std::to_string(i)), {{"x", Value::stateful(gated)}}));
+  }
+  gated->open();
+  for (const AsyncSave& s : saves) {
+    CHECK_NOTHROW(s.result(std::chrono::seconds(60)));
+  }
+  for (int i = 0; i < 24; ++i) {
+    CHECK(fs::is_regular_file(dir / ("c" + std::to_string(i)) / "x" /
+                              "value.txt"));
+  }
+}

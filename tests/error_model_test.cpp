@@ -1,13 +1,16 @@
 // Every failure is a ckpt::Error: operating-system failures arrive sorted by
 // errno, naming the path and keeping the OS message, through the public API.
 #include <ckpt/checkpoint.h>
+#include <ckpt/context.h>
 #include <ckpt/errors.h>
+#include <ckpt/registry.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstring>
+#include <future>
 
 #include "test_util.h"
 
@@ -124,4 +127,54 @@ TEST_CASE("an existing checkpoint survives a failed overwrite", "[errors]") {
       save(dir / "c", Value::dict({{"j", Value::json({1})}}), overwrite),
       Error);
   CHECK(load(dir / "c").at("w").as_array().num_elements() == 3);
+}
+
+namespace {
+
+// A host handler whose metadata reports damaged data.
+class DamagedMetadataHandler final : public Handler {
+ public:
+  DamagedMetadataHandler() { info_.typestr = "test.DamagedMetadata"; }
+  const HandlerInfo& info() const override { return info_; }
+  bool is_handleable(const Value&) const override { return true; }
+  Answer is_abstract_handleable(const Value&) const override {
+    return Answer::kNo;
+  }
+  std::future<void> save(const CallContext&, const Value&) const override {
+    std::promise<void> done;
+    done.set_value();
+    return done.get_future();
+  }
+  std::future<Value> load(const CallContext&, const Value*) const override {
+    std::promise<Value> done;
+    done.set_value(Value());
+    return done.get_future();
+  }
+  std::optional<Value> metadata(const CallContext& call) const override {
+    throw DataLossError((call.directory / "meta").string() + " is corrupt");
+  }
+
+ private:
+  HandlerInfo info_;
+};
+
+}  // namespace
+
+TEST_CASE("damaged metadata is never passed over as a missing one",
+          "[errors]") {
+  TempDir dir;
+  auto registry = local_registry();
+  registry->add(std::make_shared<DamagedMetadataHandler>(),
+                std::string("part"));
+  ContextOptions o;
+  o.checkpointables_options.registry = registry;
+  Context context(o);
+  save_checkpointables(dir / "c",
+                       {{"part", Value(1)}, {"cfg", Value::json({{"a", 1}})}});
+  // A handler without metadata yields none (Orbax's rule)...
+  auto all = [&] { return checkpointables_metadata(dir / "c"); };
+  // ...but damage is an error naming the checkpointable.
+  std::string m = message_of<DataLossError>(all);
+  CHECK(m.find("'part'") != std::string::npos);
+  CHECK(m.find("is corrupt") != std::string::npos);
 }
