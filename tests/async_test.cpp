@@ -247,3 +247,29 @@ TEST_CASE(
                               "value.txt"));
   }
 }
+
+TEST_CASE(
+    "an async save commits and calls on_complete on the pool even when no "
+    "handler has background work",
+    "[async]") {
+  TempDir dir;
+  // A StatefulCheckpointable without a background tier.
+  struct Instant : StatefulCheckpointable {
+    BackgroundWork save(const fs::path& d) override {
+      std::ofstream(d / "v.txt") << 1;
+      return {};
+    }
+    BackgroundWork load(const fs::path&) override { return {}; }
+  };
+  std::promise<std::thread::id> completed_on;
+  SaveOptions options;
+  options.on_complete = [&](std::exception_ptr) {
+    completed_on.set_value(std::this_thread::get_id());
+  };
+  AsyncSave s = save_checkpointables_async(
+      dir / "c", {{"x", Value::stateful(std::make_shared<Instant>())}},
+      options);
+  s.result(std::chrono::seconds(60));
+  CHECK(completed_on.get_future().get() != std::this_thread::get_id());
+  CHECK(fs::is_regular_file(dir / "c" / "x" / "v.txt"));
+}

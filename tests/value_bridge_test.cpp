@@ -607,3 +607,38 @@ TEST_CASE("the innermost shared C view of one value object wins", "[bridge]") {
   }
   CHECK(SharedCValueView::of(value) == outer_view);
 }
+
+TEST_CASE(
+    "C values with a struct_size below ABI 1.0's, arrays off the CPU and "
+    "arrays without data are refused",
+    "[bridge]") {
+  float data[2] = {};
+  int64_t shape[] = {2};
+  ckpt_array array{};
+  array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
+  array.dtype = CKPT_DTYPE_FLOAT32;
+  array.tensor.data = data;
+  array.tensor.ndim = 1;
+  array.tensor.shape = shape;
+  ckpt_value v = c_value(CKPT_VALUE_ARRAY);
+  v.array = &array;
+  REQUIRE(convert(v).as_array().num_elements() == 2);
+
+  v.struct_size = 8;
+  CHECK_THAT(plugin_error_of(v), Catch::Contains("struct_size"));
+  v.struct_size = CKPT_VALUE_STRUCT_SIZE;
+  array.struct_size = 8;
+  CHECK_THAT(plugin_error_of(v), Catch::Contains("struct_size"));
+  array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
+
+  array.tensor.device = DLDevice{kDLCUDA, 0};
+  CHECK_THAT(plugin_error_of(v), Catch::Contains("CPU"));
+  array.tensor.device = DLDevice{kDLCPU, 0};
+  REQUIRE(convert(v).as_array().num_elements() == 2);
+
+  array.tensor.data = nullptr;
+  CHECK_THAT(plugin_error_of(v), Catch::Contains("without data"));
+  // A zero-size array needs no data.
+  shape[0] = 0;
+  CHECK(convert(v).as_array().num_elements() == 0);
+}

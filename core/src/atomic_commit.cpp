@@ -31,6 +31,17 @@ void fsync_path(const fs::path& path, bool directory) {
   if (rc != 0) throw_os_error(err, "cannot sync " + path.string());
 }
 
+// After a rename the checkpoint is in place whatever happens next: a
+// failure to make the rename durable is logged, not reported as a failed
+// save (which would also discard what the rename moved aside).
+void sync_after_rename(const fs::path& parent) {
+  try {
+    fsync_directory(parent);
+  } catch (const Error& e) {
+    log(CKPT_LOG_ERROR, std::string("checkpoint committed, but ") + e.what());
+  }
+}
+
 }  // namespace
 
 void write_file(const fs::path& path, const std::string& text, unsigned mode) {
@@ -57,7 +68,7 @@ void commit_folder(const fs::path& temporary, const fs::path& final_path,
       final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
   if (::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, final_path.c_str(),
                   RENAME_NOREPLACE) == 0) {
-    if (durable) fsync_directory(parent);
+    if (durable) sync_after_rename(parent);
     return;
   }
   int err = errno;
@@ -69,7 +80,7 @@ void commit_folder(const fs::path& temporary, const fs::path& final_path,
         throw_os_error(errno, "cannot rename " + temporary.string() + " to " +
                                   final_path.string());
       }
-      if (durable) fsync_directory(parent);
+      if (durable) sync_after_rename(parent);
       return;
     }
     err = EEXIST;
@@ -86,7 +97,7 @@ void commit_folder(const fs::path& temporary, const fs::path& final_path,
   if (::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, final_path.c_str(),
                   RENAME_EXCHANGE) == 0) {
     // `temporary` now holds the old checkpoint.
-    if (durable) fsync_directory(parent);
+    if (durable) sync_after_rename(parent);
     remove_quietly(temporary);
     return;
   }
@@ -102,7 +113,7 @@ void commit_folder(const fs::path& temporary, const fs::path& final_path,
       ::rename(temporary.c_str(), final_path.c_str()) != 0) {
     throw_os_error(errno, "cannot replace " + final_path.string());
   }
-  if (durable) fsync_directory(parent);
+  if (durable) sync_after_rename(parent);
   remove_quietly(aside);
 }
 
@@ -122,8 +133,13 @@ TemporaryCheckpoint::TemporaryCheckpoint(fs::path final_path,
     fs::create_directories(final_path_.parent_path());
     fs::path folder = temporary_path_for(final_path_);
     fs::create_directory(folder);
+    try {
+      fs::permissions(folder, static_cast<fs::perms>(directory_mode_));
+    } catch (...) {
+      remove_quietly(folder);
+      throw;
+    }
     folder_ = folder;
-    fs::permissions(folder_, static_cast<fs::perms>(directory_mode_));
   });
 }
 

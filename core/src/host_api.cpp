@@ -82,19 +82,35 @@ ckpt_value_ref* value_retain(ckpt_value_ref* ref) {
 }
 void value_release(ckpt_value_ref* ref) { delete ref; }
 
+// Never throws across the ABI: when the pool cannot take the work (no
+// memory), it runs here.
 void submit(void (*fn)(void*), void* data) {
-  post_background([fn, data] { fn(data); });
+  try {
+    post_background([fn, data] { fn(data); });
+  } catch (...) {
+    fn(data);
+  }
 }
 
+// Both completions are functions of the C ABI: nothing may escape them,
+// and the waiting side must always get a result.
 void complete_save(ckpt_completion* completion, ckpt_error* error) {
-  if (!completion) return;
-  if (error) {
-    completion->saved.set_exception(
-        c_error_to_exception(error, completion->what));
-  } else {
-    completion->saved.set_value();
+  if (!completion) {
+    delete error;
+    return;
   }
-  delete completion;
+  std::unique_ptr<ckpt_completion> owned(completion);
+  try {
+    if (error) {
+      completion->saved.set_exception(
+          c_error_to_exception(error, completion->what));
+    } else {
+      completion->saved.set_value();
+    }
+  } catch (...) {
+    completion->saved.set_exception(
+        current_exception_as_error(completion->what));
+  }
 }
 
 void complete_load(ckpt_completion* completion, ckpt_owned_value owned,
@@ -106,21 +122,30 @@ void complete_load(ckpt_completion* completion, ckpt_owned_value owned,
         owned.deleter_ctx,
         [deleter = owned.deleter](void* ctx) { deleter(ctx); });
   }
-  if (!completion) return;
-  if (error) {
-    completion->loaded.set_exception(
-        c_error_to_exception(error, completion->what));
-  } else if (!owned.value) {
-    completion->loaded.set_value(Value());
-  } else {
-    try {
+  if (!completion) {
+    delete error;
+    return;
+  }
+  std::unique_ptr<ckpt_completion> owner(completion);
+  try {
+    if (error) {
+      completion->loaded.set_exception(
+          c_error_to_exception(error, completion->what));
+    } else if (!owned.value) {
+      completion->loaded.set_value(Value());
+    } else {
       completion->loaded.set_value(from_c_value(*owned.value, keepalive));
-    } catch (const Error& e) {
-      completion->loaded.set_exception(std::make_exception_ptr(
-          PluginError(completion->what + ": " + e.what())));
+    }
+  } catch (...) {
+    // A malformed value (or no memory to convert it) fails the load.
+    std::exception_ptr e = current_exception_as_error(completion->what);
+    try {
+      std::rethrow_exception(e);
+    } catch (const Error& converted) {
+      completion->loaded.set_exception(
+          std::make_exception_ptr(PluginError(converted.what())));
     }
   }
-  delete completion;
 }
 
 const ckpt_host_api kHostApi = {

@@ -92,6 +92,14 @@ std::exception_ptr load_failure(const CheckpointInfo& info,
   }
 }
 
+// Waits for every load still running: they may write into the caller's
+// buffers, which must not be given back while they do.
+void wait_all(std::vector<std::future<Value>>& futures) {
+  for (auto& f : futures) {
+    if (f.valid()) f.wait();
+  }
+}
+
 Checkpointables load_from(const CheckpointInfo& info,
                           const std::vector<std::string>& available,
                           const Checkpointables& abstracts) {
@@ -118,7 +126,9 @@ Checkpointables load_from(const CheckpointInfo& info,
           internal::call_context(context, name, info.folder_of(name)),
           abstract_ptr));
     } catch (...) {
-      std::rethrow_exception(load_failure(info, name, resolution));
+      std::exception_ptr e = load_failure(info, name, resolution);
+      wait_all(futures);
+      std::rethrow_exception(e);
     }
   }
   Checkpointables out;
@@ -126,8 +136,10 @@ Checkpointables load_from(const CheckpointInfo& info,
     try {
       out.emplace_back(requested[i].first, futures[i].get());
     } catch (...) {
-      std::rethrow_exception(
-          load_failure(info, requested[i].first, resolutions[i]));
+      std::exception_ptr e =
+          load_failure(info, requested[i].first, resolutions[i]);
+      wait_all(futures);
+      std::rethrow_exception(e);
     }
   }
   return out;

@@ -135,14 +135,15 @@ class PluginHandler final : public Handler {
           [deleter = result.deleter](void* ctx) { deleter(ctx); });
     }
     if (error) throw_c_error(error, what());
-    if (!result.value || result.value->kind == CKPT_VALUE_NONE) {
-      return std::nullopt;
-    }
+    if (!result.value) return std::nullopt;
+    Value metadata;
     try {
-      return from_c_value(*result.value, keepalive);
+      metadata = from_c_value(*result.value, keepalive);
     } catch (const Error& e) {
       throw PluginError(what() + ": " + e.what());
     }
+    if (metadata.is_none()) return std::nullopt;
+    return metadata;
   }
 
  private:

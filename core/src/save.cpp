@@ -362,7 +362,10 @@ AsyncSave start_save(const fs::path& path,
     for (auto& f : job->futures) f.wait();
     finish(*job);
   } else {
-    finish_when_over(job, std::chrono::microseconds(200));
+    // Even when every background tier is already over, the commit (and
+    // on_complete) runs on the pool, never on the caller's thread.
+    internal::post_background(
+        [job] { finish_when_over(job, std::chrono::microseconds(200)); });
   }
   return AsyncSave(job->state);
 }

@@ -102,7 +102,7 @@ DType dtype_of(const ckpt_array& array) {
   if (dtype < CKPT_DTYPE_BOOL || dtype > CKPT_DTYPE_COMPLEX128) {
     throw InvalidArgumentError("invalid dtype " + std::to_string(dtype));
   }
-  return from_c_dtype(static_cast<ckpt_dtype>(dtype));
+  return static_cast<DType>(dtype);
 }
 
 }  // namespace
@@ -267,6 +267,15 @@ const ckpt_proto& CValueView::proto_of(const ProtoMessage& m) {
 
 Value from_c_value(const ckpt_value& in,
                    const std::shared_ptr<void>& keepalive) {
+  // A plugin's structs are read only when they are at least their 1.0 size.
+  if (in.struct_size < CKPT_VALUE_STRUCT_SIZE ||
+      (in.array && in.array->struct_size < CKPT_ARRAY_STRUCT_SIZE) ||
+      (in.proto && in.proto->struct_size < CKPT_PROTO_STRUCT_SIZE) ||
+      (in.object && in.object->struct_size < CKPT_OBJECT_STRUCT_SIZE)) {
+    throw PluginError(
+        "returned a value whose struct_size is smaller than "
+        "ABI 1.0's (is struct_size set?)");
+  }
   switch (raw(in.kind)) {
     case CKPT_VALUE_NONE:
       return Value();
@@ -309,6 +318,16 @@ Value from_c_value(const ckpt_value& in,
       if (!in.array) throw PluginError("array value without array");
       const ckpt_array& a = *in.array;
       Shape shape = shape_of(a);
+      // Unset (0) is taken as CPU: plugins of ABI 1.0 may leave it so.
+      const int device = raw(a.tensor.device.device_type);
+      if (device != 0 && device != kDLCPU) {
+        throw PluginError("returned an array that is not in CPU memory");
+      }
+      if (!a.tensor.data) {
+        for (int64_t d : shape) {
+          if (d != 0) throw PluginError("returned an array without data");
+        }
+      }
       std::vector<int64_t> strides;
       if (a.tensor.strides) {
         strides.assign(a.tensor.strides, a.tensor.strides + a.tensor.ndim);

@@ -142,7 +142,7 @@ int run_info(const Common& common, const std::string& dir) {
   for (const auto& [name, typestr] : info.item_handlers) {
     bool listed = false;
     for (const auto& n : names) listed |= n == name;
-    if (!listed && name != "metrics") add_row(name, false);
+    if (!listed && name != kMetricsName) add_row(name, false);
   }
   const uint64_t total = bytes_on_disk(info.path);
 

@@ -79,7 +79,7 @@ int run_verify(const Common& common, const std::string& dir) {
   for (const auto& [name, typestr] : info.item_handlers) {
     bool present = false;
     for (const auto& n : names) present |= n == name;
-    if (!present && name != "metrics") {
+    if (!present && name != kMetricsName) {
       results.push_back(
           {name, "absent",
            "recorded as saved by " + typestr + " but has no folder"});

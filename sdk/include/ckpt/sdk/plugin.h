@@ -139,34 +139,35 @@ struct TypeGlue {
     }
   }
   static ckpt_error* save(void* instance, const ckpt_save_args* args) {
-    SaveWork work;
+    std::unique_ptr<SaveTask> task;
     try {
-      work = static_cast<Handler*>(instance)->save(
+      SaveWork work = static_cast<Handler*>(instance)->save(
           Call::from(*args->context), *args->value,
           RetainedValue(args->value_ref));
+      if (work) task.reset(new SaveTask{std::move(work), args->completion});
     } catch (...) {
       return current_exception_to_error("save failed");
     }
-    if (!work) {
+    // Nothing below throws: the completion now belongs to the task.
+    if (!task) {
       host().complete_save(args->completion, nullptr);
     } else {
-      host().submit(run_save_task,
-                    new SaveTask{std::move(work), args->completion});
+      host().submit(run_save_task, task.release());
     }
     return nullptr;
   }
   static ckpt_error* load(void* instance, const ckpt_load_args* args) {
-    LoadWork work;
+    std::unique_ptr<LoadTask> task;
     try {
-      work = static_cast<Handler*>(instance)->load(
+      LoadWork work = static_cast<Handler*>(instance)->load(
           Call::from(*args->context), args->abstract_value,
           RetainedValue(args->abstract_ref));
       if (!work) throw Error(CKPT_ERROR_INTERNAL, "load returned no work");
+      task.reset(new LoadTask{std::move(work), args->completion});
     } catch (...) {
       return current_exception_to_error("load failed");
     }
-    host().submit(run_load_task,
-                  new LoadTask{std::move(work), args->completion});
+    host().submit(run_load_task, task.release());
     return nullptr;
   }
   static ckpt_error* metadata(void* instance, const ckpt_metadata_args* args) {
