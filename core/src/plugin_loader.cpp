@@ -382,6 +382,14 @@ std::vector<PluginFailure> plugin_failures() {
   return s.failures;
 }
 
+std::string searched_plugin_folders_text() {
+  std::string text;
+  for (const fs::path& folder : searched_plugin_folders()) {
+    text += (text.empty() ? "" : ", ") + folder.string();
+  }
+  return text.empty() ? "none" : text;
+}
+
 std::vector<fs::path> searched_plugin_folders() {
   internal::start_up();
   LoaderState& s = state();

@@ -130,13 +130,9 @@ std::optional<std::string> unclaimed_typestr(const HandlerRegistry& registry,
 
 std::string unclaimed_typestr_reason(const std::string& name,
                                      const std::string& typestr) {
-  std::string folders;
-  for (const auto& folder : searched_plugin_folders()) {
-    folders += (folders.empty() ? "" : ", ") + folder.string();
-  }
   return "checkpointable '" + name + "' was saved by handler '" + typestr +
          "', which no loaded plugin claims (plugin folders searched: " +
-         (folders.empty() ? "none" : folders) + ")";
+         searched_plugin_folders_text() + ")";
 }
 
 LoadResolution resolve_for_checkpoint(const HandlerRegistry& registry,

@@ -220,10 +220,12 @@ Value frozen_for_blocking_save(const Value& value) {
   }
 }
 
-// The checkpointables to save, checked, with the metrics appended.
-Checkpointables checked_items(const fs::path& path,
+// The checkpointables to save, checked, with the metrics appended; each
+// value copied once, and for a save whose caller waits with its arrays
+// flagged immutable (frozen_for_blocking_save).
+Checkpointables items_to_save(const fs::path& path,
                               const Checkpointables& checkpointables,
-                              const SaveOptions& options) {
+                              const SaveOptions& options, bool caller_waits) {
   if (checkpointables.empty()) {
     throw InvalidArgumentError("nothing to save to " + path.string() +
                                ": no checkpointables given");
@@ -231,15 +233,21 @@ Checkpointables checked_items(const fs::path& path,
   if (!options.custom_metadata.is_object()) {
     throw InvalidArgumentError("custom_metadata must be a JSON object");
   }
-  Checkpointables items = checkpointables;
-  for (size_t i = 0; i < items.size(); ++i) {
-    internal::check_checkpointable_name(items[i].first, false);
+  for (size_t i = 0; i < checkpointables.size(); ++i) {
+    const std::string& name = checkpointables[i].first;
+    internal::check_checkpointable_name(name, false);
     for (size_t j = 0; j < i; ++j) {
-      if (items[i].first == items[j].first) {
-        throw InvalidArgumentError("checkpointable '" + items[i].first +
+      if (name == checkpointables[j].first) {
+        throw InvalidArgumentError("checkpointable '" + name +
                                    "' is given twice");
       }
     }
+  }
+  Checkpointables items;
+  items.reserve(checkpointables.size() + 1);
+  for (const auto& [name, value] : checkpointables) {
+    items.emplace_back(name,
+                       caller_waits ? frozen_for_blocking_save(value) : value);
   }
   if (options.metrics) {
     items.emplace_back(kMetricsName, Value::json(*options.metrics));
@@ -280,24 +288,10 @@ std::shared_ptr<SaveJob> new_job(const fs::path& path,
   return job;
 }
 
-// The values handed to the handlers: for a save whose caller waits, arrays
-// flagged immutable (frozen_for_blocking_save).
-std::vector<Value> values_to_save(const Checkpointables& items,
-                                  bool caller_waits) {
-  std::vector<Value> values;
-  values.reserve(items.size());
-  for (const auto& item : items) {
-    values.push_back(caller_waits ? frozen_for_blocking_save(item.second)
-                                  : item.second);
-  }
-  return values;
-}
-
 // Runs each checkpointable's blocking tier into the job's temporary
 // checkpoint.
 void run_blocking_tiers(SaveJob& job, const Context& context,
                         const Checkpointables& items,
-                        const std::vector<Value>& values,
                         const std::vector<HandlerPtr>& handlers) {
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string& name = items[i].first;
@@ -306,7 +300,7 @@ void run_blocking_tiers(SaveJob& job, const Context& context,
     job.info.item_handlers.emplace_back(name, handlers[i]->typestr());
     try {
       job.futures.push_back(handlers[i]->save(
-          internal::call_context(context, name, folder), values[i]));
+          internal::call_context(context, name, folder), items[i].second));
     } catch (...) {
       std::rethrow_exception(
           internal::current_exception_as_error(failed_to_save(job, name)));
@@ -330,16 +324,16 @@ AsyncSave start_save(const fs::path& path,
         "build does not provide yet (process_count = " +
         std::to_string(o.process_count) + ")");
   }
-  const Checkpointables items = checked_items(path, checkpointables, options);
-  const std::vector<Value> values = values_to_save(items, caller_waits);
+  const Checkpointables items =
+      items_to_save(path, checkpointables, options, caller_waits);
   // Resolution and the saves share one C view of each value.
   std::vector<std::unique_ptr<internal::SharedCValueView>> shared_views;
   std::vector<HandlerPtr> handlers;
   for (size_t i = 0; i < items.size(); ++i) {
     shared_views.push_back(
-        std::make_unique<internal::SharedCValueView>(values[i]));
-    handlers.push_back(
-        resolve_save_handler(context.registry(), items[i].first, values[i]));
+        std::make_unique<internal::SharedCValueView>(items[i].second));
+    handlers.push_back(resolve_save_handler(context.registry(), items[i].first,
+                                            items[i].second));
   }
   auto job = new_job(path, options, o, caller_waits);
   check_destination(job->final_path, options.overwrite);
@@ -349,7 +343,7 @@ AsyncSave start_save(const fs::path& path,
         job->final_path, o.directory_mode);
     job->info.init_timestamp_nsecs = now_nsecs();
     job->deadline = Clock::now() + o.async_timeout;
-    run_blocking_tiers(*job, context, items, values, handlers);
+    run_blocking_tiers(*job, context, items, handlers);
   } catch (...) {
     // Background tiers already started write into the temporary folder:
     // let them end before it goes.

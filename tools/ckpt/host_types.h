@@ -32,12 +32,8 @@ inline std::string needs_host_type(const CheckpointInfo& info,
 // "no plugin for T (plugin folders searched: ...)": a checkpointable whose
 // recorded handler no loaded plugin claims.
 inline std::string no_plugin_text(const std::string& typestr) {
-  std::string folders;
-  for (const auto& folder : searched_plugin_folders()) {
-    folders += (folders.empty() ? "" : ", ") + folder.string();
-  }
   return "no plugin for " + typestr +
-         " (plugin folders searched: " + (folders.empty() ? "none" : folders) +
+         " (plugin folders searched: " + searched_plugin_folders_text() +
          "; add its folder with --plugin-path)";
 }
 

@@ -133,8 +133,7 @@ int run_info(const Common& common, const std::string& dir) {
       row.error = e.what();
     }
     if (present) {
-      row.bytes = bytes_on_disk(
-          info.layout == LayoutVersion::kV0Flat ? info.path : info.path / name);
+      row.bytes = bytes_on_disk(info.folder_of(name));
     }
     rows.push_back(row);
   };

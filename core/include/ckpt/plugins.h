@@ -68,6 +68,8 @@ std::vector<PluginFailure> plugin_failures();
 // CKPT_PLUGIN_PATH, Contexts' plugin_paths, load_plugin_folder), in the
 // order first searched.
 std::vector<std::filesystem::path> searched_plugin_folders();
+// The same as text for messages: "a, b" (or "none").
+std::string searched_plugin_folders_text();
 
 }  // namespace ckpt
 
