@@ -49,6 +49,19 @@ ckpt_error* register_handler_type(ckpt_plugin* plugin,
                      "handler type is incomplete (needs a typestr and every "
                      "function but metadata)");
   }
+  if (type->num_self_checked_files > 0 && !type->self_checked_files) {
+    return error_new(CKPT_ERROR_INVALID_ARGUMENT,
+                     "handler type lists self-checked files but gives none");
+  }
+  for (size_t i = 0; i < type->num_self_checked_files; ++i) {
+    const char* name = type->self_checked_files[i];
+    if (!name || !*name || std::strchr(name, '/') ||
+        std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) {
+      return error_new(CKPT_ERROR_INVALID_ARGUMENT,
+                       "a self-checked file of a handler type must be a plain "
+                       "file name");
+    }
+  }
   for (const auto& t : plugin->types) {
     if (std::strcmp(t->typestr, type->typestr) == 0) {
       return error_new(

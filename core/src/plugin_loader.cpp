@@ -260,6 +260,9 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
 std::vector<PluginInfo> load_folder_locked(const fs::path& folder,
                                            bool allow_insecure,
                                            HandlerRegistry& registry,
+  for (size_t i = 0; i < t.num_self_checked_files; ++i) {
+    info->self_checked_files.push_back(t.self_checked_files[i]);
+  }
                                            bool is_global) {
   std::vector<PluginInfo> out;
   LoaderState& s = state();

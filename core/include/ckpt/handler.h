@@ -33,6 +33,9 @@ struct HandlerInfo {
   // checkpointable (a protobuf type, an instance to fill). Tools check such
   // a checkpointable's files but do not load it.
   bool load_needs_abstract = false;
+  // Files (plain names in a checkpointable's folder) whose bytes the handler
+  // checks itself at load: the core records only their size (ABI 1.2).
+  std::vector<std::string> self_checked_files;
 };
 
 // Where one handler call runs.

@@ -197,16 +197,24 @@ class Registrar {
 
   // Registers handler class H under `typestr`. `capabilities`:
   // CKPT_CAPABILITY_* bits (e.g. CKPT_CAPABILITY_LOAD_NEEDS_ABSTRACT).
+  // `self_checked_files`: plain names of files in its folder whose bytes
+  // the handler checks itself on every load (ckpt_handler_type, 1.2).
   template <class H>
-  void handler_type(const std::string& typestr,
-                    std::initializer_list<std::string> secondary_typestrs = {},
-                    const std::string& description = "",
-                    uint64_t capabilities = 0) {
+  void handler_type(
+      const std::string& typestr,
+      std::initializer_list<std::string> secondary_typestrs = {},
+      const std::string& description = "", uint64_t capabilities = 0,
+      std::initializer_list<std::string> self_checked_files = {}) {
     Storage& s = storage();
     ckpt_handler_type& type = s.types.emplace_back();
     type = ckpt_handler_type{};
     type.struct_size = CKPT_HANDLER_TYPE_STRUCT_SIZE;
     type.capabilities = capabilities;
+    auto& checked = s.string_lists.emplace_back();
+    for (const std::string& f : self_checked_files)
+      checked.push_back(s.keep(f));
+    type.self_checked_files = checked.empty() ? nullptr : checked.data();
+    type.num_self_checked_files = checked.size();
     type.typestr = s.keep(typestr);
     auto& secondaries = s.string_lists.emplace_back();
     for (const std::string& t : secondary_typestrs) {
