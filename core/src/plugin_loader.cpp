@@ -12,6 +12,9 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <string>
+#include <system_error>
+#include <vector>
 
 #include "handler_types.h"
 #include "host_api.h"
@@ -62,6 +65,45 @@ std::string insecurity(const fs::path& path) {
   if (st.st_uid != ::geteuid() && st.st_uid != 0) {
     return path.string() + " is owned by another user (uid " +
            std::to_string(st.st_uid) + ")";
+  }
+  return "";
+}
+
+// A folder in which users other than its owner may rename or replace
+// entries: writable by group or others, without the sticky bit (as /tmp
+// has, which lets only an entry's owner rename it).
+bool others_can_replace_entries(const struct stat& st) {
+  return S_ISDIR(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH)) &&
+         !(st.st_mode & S_ISVTX);
+}
+
+// Whoever can replace an entry of a folder above `path` can swap `path`
+// (or a folder between) for one of their own. Returns why the first such
+// folder above `path` (up to /) is insecure, empty when none is. Walks
+// both the path as given (made absolute) and the real one, since a
+// symbolic link on the way can be swapped through its own folder.
+std::string insecure_ancestor(const fs::path& path_as_given) {
+  std::error_code ec;
+  std::vector<fs::path> paths = {
+      fs::absolute(path_as_given, ec).lexically_normal()};
+  fs::path real = fs::canonical(path_as_given, ec);
+  if (!ec && real != paths[0]) paths.push_back(real);
+  for (fs::path path : paths) {
+    if (!path.has_filename()) path = path.parent_path();  // "a/b/"
+    if (path.empty()) continue;
+    for (fs::path above = path.parent_path();; above = above.parent_path()) {
+      struct stat st {};
+      if (::stat(above.c_str(), &st) != 0) {
+        return above.string() + ", a folder above " + path_as_given.string() +
+               ", cannot be read";
+      }
+      if (others_can_replace_entries(st)) {
+        return above.string() + ", a folder above " + path_as_given.string() +
+               ", is writable by other users without the sticky bit (they "
+               "could swap what is below it for their own)";
+      }
+      if (above == above.parent_path()) break;  // the root
+    }
   }
   return "";
 }
@@ -117,9 +159,12 @@ void add_registrations(const fs::path& file,
   for (auto& [handler, name] : pending) registry.add(handler, name);
 }
 
-// PluginError unless `path` is a regular file that only its owner (this
-// user or root) can change, in a folder alike (or insecure files allowed).
-void vet_plugin_file(const fs::path& path, bool allow_insecure) {
+// PluginError unless `path` (the real path of `file`) is a regular file
+// that only its owner (this user or root) can change, in a folder alike,
+// below folders only their owners can change entries of (or insecure files
+// allowed).
+void vet_plugin_file(const fs::path& file, const fs::path& path,
+                     bool allow_insecure) {
   if (!fs::is_regular_file(path)) {
     throw PluginError("plugin " + path.string() + ": not a regular file");
   }
@@ -130,6 +175,11 @@ void vet_plugin_file(const fs::path& path, bool allow_insecure) {
       throw PluginError("plugin " + path.string() + ": " + reason +
                         kInsecureAdvice);
     }
+  }
+  std::string reason = insecure_ancestor(file);
+  if (!reason.empty()) {
+    throw PluginError("plugin " + path.string() + ": " + reason +
+                      kInsecureAdvice);
   }
 }
 
@@ -210,6 +260,9 @@ std::shared_ptr<HandlerInfo> handler_info_of(const ckpt_handler_type& t,
   info->abi_minor = plugin.abi_minor;
   info->load_needs_abstract =
       (t.capabilities & CKPT_CAPABILITY_LOAD_NEEDS_ABSTRACT) != 0;
+  for (size_t i = 0; i < t.num_self_checked_files; ++i) {
+    info->self_checked_files.push_back(t.self_checked_files[i]);
+  }
   return info;
 }
 
@@ -246,7 +299,7 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
     if (!is_global) add_registrations(path, it->second.registrations, registry);
     return it->second.info;
   }
-  vet_plugin_file(path, allow_insecure);
+  vet_plugin_file(file, path, allow_insecure);
   ckpt_plugin plugin;
   PluginInfo info = enter_plugin(open_library(path), path, plugin);
   add_handler_types(plugin, info);
@@ -260,9 +313,6 @@ PluginInfo load_locked(const fs::path& file, bool allow_insecure,
 std::vector<PluginInfo> load_folder_locked(const fs::path& folder,
                                            bool allow_insecure,
                                            HandlerRegistry& registry,
-  for (size_t i = 0; i < t.num_self_checked_files; ++i) {
-    info->self_checked_files.push_back(t.self_checked_files[i]);
-  }
                                            bool is_global) {
   std::vector<PluginInfo> out;
   LoaderState& s = state();
@@ -279,6 +329,10 @@ std::vector<PluginInfo> load_folder_locked(const fs::path& folder,
   }
   if (!allow_insecure) {
     std::string reason = insecurity(folder);
+    if (reason.empty()) {
+      reason = insecure_ancestor(folder);
+      if (!reason.empty()) reason = folder.string() + ": " + reason;
+    }
     if (!reason.empty()) {
       std::string message = "plugin folder " + reason + kInsecureAdvice;
       s.failures.push_back({folder, message});

@@ -1,9 +1,13 @@
 #include <ckpt/sdk/dtype.h>
+#include <ckpt/sdk/json.h>
 #include <ckpt/value.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <numeric>
+#include <string_view>
+#include <unordered_set>
 
 namespace ckpt {
 
@@ -149,17 +153,111 @@ bool Array::operator==(const Array& other) const {
 
 // ------------------------------------------------------------------ Value
 
+static_assert(kMaxNestingDepth == sdk::kMaxJsonDepth,
+              "one nesting limit for values and for JSON read from disk");
+
+// Copies, moves, comparisons and destruction of a Value walk its tree with
+// an explicit stack, never by recursion: a tree nested 100,000 deep (built
+// by a program, or by a hostile plugin) must not overflow the stack.
+
+Value::Value(const Value& other) : kind_(other.kind_) {
+  if (!other.is_tree_container()) {
+    data_ = other.data_;
+    return;
+  }
+  // Each container is copied as a row of empty children, filled later.
+  std::vector<std::pair<const Value*, Value*>> pending = {{&other, this}};
+  while (!pending.empty()) {
+    auto [from, to] = pending.back();
+    pending.pop_back();
+    to->kind_ = from->kind_;
+    if (from->kind_ == Kind::kDict) {
+      const Dict& source = std::get<Dict>(from->data_);
+      Dict& copy = to->data_.emplace<Dict>();
+      copy.reserve(source.size());
+      for (const auto& item : source) copy.emplace_back(item.first, Value());
+      for (size_t i = 0; i < source.size(); ++i) {
+        pending.emplace_back(&source[i].second, &copy[i].second);
+      }
+    } else if (from->kind_ == Kind::kList) {
+      const List& source = std::get<List>(from->data_);
+      List& copy = to->data_.emplace<List>(source.size());
+      for (size_t i = 0; i < source.size(); ++i) {
+        pending.emplace_back(&source[i], &copy[i]);
+      }
+    } else {
+      to->data_ = from->data_;
+    }
+  }
+}
+
+Value::Value(Value&& other) noexcept
+    : kind_(other.kind_), data_(std::move(other.data_)) {}
+
+Value& Value::operator=(const Value& other) {
+  if (this != &other) *this = Value(other);
+  return *this;
+}
+
+Value& Value::operator=(Value&& other) noexcept {
+  if (this != &other) {
+    // Taken out first: `other` may be a part of what *this held, which
+    // `taken` destroys once it has been swapped in.
+    Value taken(std::move(other));
+    std::swap(kind_, taken.kind_);
+    data_.swap(taken.data_);
+  }
+  return *this;
+}
+
+namespace {
+
+// Moves the children of `value` that are non-empty dicts or lists to
+// `pending`.
+void take_nested_children(Value& value, std::vector<Value>& pending) {
+  auto take = [&pending](Value& child) {
+    if (child.is_tree_container() && child.size() > 0) {
+      pending.push_back(std::move(child));
+    }
+  };
+  if (value.kind() == Value::Kind::kDict) {
+    for (auto& item : value.as_dict()) take(item.second);
+  } else if (value.kind() == Value::Kind::kList) {
+    for (Value& child : value.as_list()) take(child);
+  }
+}
+
+}  // namespace
+
+Value::~Value() {
+  if (!is_tree_container()) return;
+  // Nested containers are moved to a flat list and destroyed one at a
+  // time, each once its own nested containers were moved out: no
+  // destructor reaches further than the children of its Value.
+  std::vector<Value> pending;
+  try {
+    take_nested_children(*this, pending);
+    while (!pending.empty()) {
+      Value next = std::move(pending.back());
+      pending.pop_back();
+      take_nested_children(next, pending);
+    }
+  } catch (...) {
+    // No memory for the list: what is left is destroyed by recursion.
+  }
+}
+
 Value Value::dict(std::initializer_list<std::pair<std::string, Value>> items) {
   return dict(Dict(items.begin(), items.end()));
 }
 
 Value Value::dict(Dict items) {
-  for (size_t i = 0; i < items.size(); ++i) {
-    for (size_t j = 0; j < i; ++j) {
-      if (items[i].first == items[j].first) {
-        throw InvalidArgumentError("duplicate dict key '" + items[i].first +
-                                   "'");
-      }
+  // Linear: a plugin may return a dict of a million keys.
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(items.size());
+  for (const auto& item : items) {
+    if (!seen.insert(item.first).second) {
+      throw InvalidArgumentError("duplicate dict key '" + item.first + "'");
     }
   }
   return Value(Kind::kDict, std::move(items));
@@ -170,6 +268,11 @@ Value Value::list(std::initializer_list<Value> items) {
 }
 Value Value::list(List items) { return Value(Kind::kList, std::move(items)); }
 Value Value::json(nlohmann::json document) {
+  // Copying, comparing and printing a document recurse once per level.
+  if (nesting_depth(document) > kMaxNestingDepth) {
+    throw InvalidArgumentError("JSON document nested deeper than " +
+                               std::to_string(kMaxNestingDepth) + " levels");
+  }
   return Value(Kind::kJson, std::move(document));
 }
 Value Value::proto(ProtoMessage message) {
@@ -297,8 +400,67 @@ size_t Value::size() const {
 }
 
 bool Value::operator==(const Value& other) const {
-  if (kind_ != other.kind_) return false;
-  return data_ == other.data_;
+  std::vector<std::pair<const Value*, const Value*>> pending = {{this, &other}};
+  while (!pending.empty()) {
+    auto [a, b] = pending.back();
+    pending.pop_back();
+    if (a->kind_ != b->kind_) return false;
+    if (a->kind_ == Kind::kDict) {
+      const Dict& x = std::get<Dict>(a->data_);
+      const Dict& y = std::get<Dict>(b->data_);
+      if (x.size() != y.size()) return false;
+      for (size_t i = 0; i < x.size(); ++i) {
+        if (x[i].first != y[i].first) return false;
+        pending.emplace_back(&x[i].second, &y[i].second);
+      }
+    } else if (a->kind_ == Kind::kList) {
+      const List& x = std::get<List>(a->data_);
+      const List& y = std::get<List>(b->data_);
+      if (x.size() != y.size()) return false;
+      for (size_t i = 0; i < x.size(); ++i) {
+        pending.emplace_back(&x[i], &y[i]);
+      }
+    } else if (!(a->data_ == b->data_)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+size_t nesting_depth(const Value& value) {
+  size_t deepest = 0;
+  std::vector<std::pair<const Value*, size_t>> pending = {{&value, 0}};
+  while (!pending.empty()) {
+    auto [node, depth] = pending.back();
+    pending.pop_back();
+    if (!node->is_tree_container()) continue;
+    deepest = std::max(deepest, ++depth);
+    if (node->kind() == Value::Kind::kDict) {
+      for (const auto& item : node->as_dict()) {
+        pending.emplace_back(&item.second, depth);
+      }
+    } else {
+      for (const Value& child : node->as_list()) {
+        pending.emplace_back(&child, depth);
+      }
+    }
+  }
+  return deepest;
+}
+
+size_t nesting_depth(const nlohmann::json& document) {
+  size_t deepest = 0;
+  std::vector<std::pair<const nlohmann::json*, size_t>> pending = {
+      {&document, 0}};
+  while (!pending.empty()) {
+    auto [node, depth] = pending.back();
+    pending.pop_back();
+    if (!node->is_structured()) continue;
+    deepest = std::max(deepest, ++depth);
+    for (const nlohmann::json& child : *node)
+      pending.emplace_back(&child, depth);
+  }
+  return deepest;
 }
 
 std::string_view kind_name(Value::Kind kind) {

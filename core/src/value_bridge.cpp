@@ -1,6 +1,7 @@
 #include "value_bridge.h"
 
 #include <ckpt/errors.h>
+#include <ckpt/sdk/json.h>
 #include <ckpt/sdk/value.h>
 
 #include <algorithm>
@@ -115,7 +116,7 @@ DType from_c_dtype(ckpt_dtype dtype) {
 }
 
 CValueView::CValueView(Value value) : value_(std::move(value)) {
-  fill(value_, root_);
+  fill(value_, root_, 0);
 }
 
 namespace {
@@ -148,7 +149,7 @@ std::shared_ptr<const CValueView> SharedCValueView::of(const Value& value) {
   return std::make_shared<const CValueView>(value);
 }
 
-void CValueView::fill(const Value& in, ckpt_value& out) {
+void CValueView::fill(const Value& in, ckpt_value& out, size_t depth) {
   using K = Value::Kind;
   out = ckpt_value{};
   out.struct_size = CKPT_VALUE_STRUCT_SIZE;
@@ -175,7 +176,7 @@ void CValueView::fill(const Value& in, ckpt_value& out) {
     }
     case K::kDict:
     case K::kList:
-      fill_container(in, out);
+      fill_container(in, out, depth + 1);
       break;
     case K::kArray:
     case K::kArraySpec:
@@ -205,18 +206,24 @@ void CValueView::fill(const Value& in, ckpt_value& out) {
   }
 }
 
-void CValueView::fill_container(const Value& in, ckpt_value& out) {
+void CValueView::fill_container(const Value& in, ckpt_value& out,
+                                size_t depth) {
+  if (depth > kMaxNestingDepth) {
+    throw InvalidArgumentError("a tree nested deeper than " +
+                               std::to_string(kMaxNestingDepth) +
+                               " levels of dicts and lists");
+  }
   auto& children = children_.emplace_back(in.size());
   auto& keys = keys_.emplace_back();
   size_t i = 0;
   if (in.kind() == Value::Kind::kDict) {
     for (const auto& [key, child] : in.as_dict()) {
       keys.push_back(key.c_str());
-      fill(child, children[i++]);
+      fill(child, children[i++], depth);
     }
     out.keys = keys.data();
   } else {
-    for (const Value& child : in.as_list()) fill(child, children[i++]);
+    for (const Value& child : in.as_list()) fill(child, children[i++], depth);
   }
   out.count = children.size();
   out.children = children.data();
@@ -265,8 +272,11 @@ const ckpt_proto& CValueView::proto_of(const ProtoMessage& m) {
   return proto;
 }
 
-Value from_c_value(const ckpt_value& in,
-                   const std::shared_ptr<void>& keepalive) {
+namespace {
+
+// from_c_value of `in`, inside `depth` dicts and lists.
+Value from_c_value_at(const ckpt_value& in,
+                      const std::shared_ptr<void>& keepalive, size_t depth) {
   // A plugin's structs are read only when they are at least their 1.0 size.
   if (in.struct_size < CKPT_VALUE_STRUCT_SIZE ||
       (in.array && in.array->struct_size < CKPT_ARRAY_STRUCT_SIZE) ||
@@ -275,6 +285,13 @@ Value from_c_value(const ckpt_value& in,
     throw PluginError(
         "returned a value whose struct_size is smaller than "
         "ABI 1.0's (is struct_size set?)");
+  }
+  if (raw(in.kind) == CKPT_VALUE_DICT || raw(in.kind) == CKPT_VALUE_LIST) {
+    if (++depth > kMaxNestingDepth) {
+      throw PluginError("returned a value nested deeper than " +
+                        std::to_string(kMaxNestingDepth) +
+                        " levels of dicts and lists (or a cyclic one)");
+    }
   }
   switch (raw(in.kind)) {
     case CKPT_VALUE_NONE:
@@ -289,6 +306,11 @@ Value from_c_value(const ckpt_value& in,
       return Value(std::string(sdk::string_of(in)));
     case CKPT_VALUE_JSON: {
       auto text = sdk::string_of(in);
+      try {
+        sdk::check_json_depth(text, "returned JSON text", kMaxNestingDepth);
+      } catch (const sdk::Error& e) {
+        throw PluginError(e.what());
+      }
       nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
       if (doc.is_discarded()) throw PluginError("returned malformed JSON text");
       return Value::json(std::move(doc));
@@ -301,7 +323,7 @@ Value from_c_value(const ckpt_value& in,
       dict.reserve(in.count);
       for (size_t i = 0; i < in.count; ++i) {
         dict.emplace_back(in.keys[i] ? in.keys[i] : "",
-                          from_c_value(in.children[i], keepalive));
+                          from_c_value_at(in.children[i], keepalive, depth));
       }
       return Value::dict(std::move(dict));
     }
@@ -310,7 +332,7 @@ Value from_c_value(const ckpt_value& in,
       Value::List list;
       list.reserve(in.count);
       for (size_t i = 0; i < in.count; ++i) {
-        list.push_back(from_c_value(in.children[i], keepalive));
+        list.push_back(from_c_value_at(in.children[i], keepalive, depth));
       }
       return Value::list(std::move(list));
     }
@@ -377,6 +399,13 @@ Value from_c_value(const ckpt_value& in,
   }
   throw PluginError("returned a value of unsupported kind " +
                     std::to_string(raw(in.kind)));
+}
+
+}  // namespace
+
+Value from_c_value(const ckpt_value& in,
+                   const std::shared_ptr<void>& keepalive) {
+  return from_c_value_at(in, keepalive, 0);
 }
 
 }  // namespace ckpt::internal

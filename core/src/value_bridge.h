@@ -12,7 +12,9 @@
 
 namespace ckpt::internal {
 
-// A read-only C view of a Value. Holds a copy of the Value (array memory is
+// A read-only C view of a Value; InvalidArgumentError when its dicts and
+// lists nest deeper than kMaxNestingDepth (every plugin walks the view by
+// recursion). Holds a copy of the Value (array memory is
 // shared, not copied), so the view stays valid as long as this object does,
 // whatever the caller does to its own Value afterwards -- except for the
 // bytes of borrowed or mutable arrays, which a save snapshots in its
@@ -30,9 +32,11 @@ class CValueView {
   uint32_t required_minor() const { return required_minor_; }
 
  private:
-  void fill(const Value& in, ckpt_value& out);
-  void fill_container(const Value& in, ckpt_value& out);  // dict or list
-  const ckpt_array& array_of(const Value& in);            // array or array spec
+  // `depth`: the dicts and lists around `in`.
+  void fill(const Value& in, ckpt_value& out, size_t depth);
+  void fill_container(const Value& in, ckpt_value& out,
+                      size_t depth);            // dict or list
+  const ckpt_array& array_of(const Value& in);  // array or array spec
   const ckpt_proto& proto_of(const ProtoMessage& message);
 
   Value value_;
@@ -71,6 +75,8 @@ class SharedCValueView {
 
 // A deep conversion of a C value into a Value. Array leaves are not copied:
 // they share `keepalive` (which owns the C value's memory) as their owner.
+// PluginError when dicts and lists (or a JSON text's objects and arrays)
+// nest deeper than kMaxNestingDepth, as a cyclic value does.
 Value from_c_value(const ckpt_value& value,
                    const std::shared_ptr<void>& keepalive);
 

@@ -3,6 +3,7 @@
 // metrics handler (the same type writing `metrics`, scoped to `metrics`).
 #include <ckpt/sdk/config.h>
 #include <ckpt/sdk/files.h>
+#include <ckpt/sdk/json.h>
 #include <ckpt/sdk/plugin.h>
 
 #include <nlohmann/json.hpp>
@@ -19,7 +20,16 @@ constexpr const char* kDefaultFilename = "data.json";
 // Orbax v0 wrote JSON items to a file named after the item, `metadata`.
 constexpr const char* kLegacyFilename = "metadata";
 
-ordered_json to_json(const ckpt_value& v) {
+// `v` as JSON; `depth`: the dicts and lists around it. The host never
+// passes a value nested deeper than the limit; this checks anyway, since
+// the conversion recurses.
+ordered_json to_json(const ckpt_value& v, size_t depth = 0) {
+  if ((v.kind == CKPT_VALUE_DICT || v.kind == CKPT_VALUE_LIST) &&
+      ++depth > ckpt::sdk::kMaxJsonDepth) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                "the json handler saves trees nested at most " +
+                    std::to_string(ckpt::sdk::kMaxJsonDepth) + " levels deep");
+  }
   switch (v.kind) {
     case CKPT_VALUE_NONE:
       return nullptr;
@@ -34,14 +44,14 @@ ordered_json to_json(const ckpt_value& v) {
     case CKPT_VALUE_DICT: {
       ordered_json out = ordered_json::object();
       for (size_t i = 0; i < v.count; ++i) {
-        out[v.keys[i]] = to_json(v.children[i]);
+        out[v.keys[i]] = to_json(v.children[i], depth);
       }
       return out;
     }
     case CKPT_VALUE_LIST: {
       ordered_json out = ordered_json::array();
       for (size_t i = 0; i < v.count; ++i)
-        out.push_back(to_json(v.children[i]));
+        out.push_back(to_json(v.children[i], depth));
       return out;
     }
     default:
@@ -89,13 +99,8 @@ class JsonHandler final : public ckpt::sdk::Handler {
       for (const std::string& name : candidates) {
         std::string path = ckpt::sdk::join_path(call.directory, name);
         if (!ckpt::sdk::read_file_if_exists(path, text)) continue;
-        try {
-          auto document = nlohmann::json::parse(text);
-          (void)document;
-        } catch (const nlohmann::json::parse_error& e) {
-          throw Error(CKPT_ERROR_DATA_LOSS,
-                      path + " is not valid JSON (" + e.what() + ")");
-        }
+        // Checked here, to name the file: nesting depth, then syntax.
+        (void)ckpt::sdk::parse_json_from_disk(text, path);
         return ckpt::sdk::OutValue::json(std::move(text));
       }
       std::string tried;

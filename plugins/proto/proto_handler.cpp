@@ -41,6 +41,16 @@ using ckpt::sdk::Error;
 constexpr const char* kTypestr = "ckpt.proto.ProtoHandler";
 constexpr const char* kDefaultFilename = "proto.pbtxt";
 
+// Nesting limits: parsing, printing and serializing a message recurse once
+// per level, and text format's Any expansion once more per payload.
+// Messages nest at most kMaxMessageDepth levels, as protobuf's binary
+// parser allows by default; text format nests at most kMaxTextDepth
+// braces, counting expanded Any payloads too (so does a saved file).
+constexpr int kMaxMessageDepth = 100;
+constexpr size_t kMaxTextDepth = 512;
+// The longest chain of imports in a descriptor set.
+constexpr size_t kMaxImportDepth = 512;
+
 // ------------------------------------------------------------ message types
 
 // Keeps the first error of descriptor building, with the file and element.
@@ -75,6 +85,11 @@ void build_file(
     const std::map<std::string, const pb::FileDescriptorProto*>& files,
     std::set<std::string>& in_progress, pb::DescriptorPool& pool) {
   if (pool.FindFileByName(name) != nullptr) return;
+  if (in_progress.size() >= kMaxImportDepth) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                "the descriptor set chains imports deeper than " +
+                    std::to_string(kMaxImportDepth) + " files, at " + name);
+  }
   auto it = files.find(name);
   if (it == files.end()) {
     throw Error(CKPT_ERROR_INVALID_ARGUMENT,
@@ -188,10 +203,17 @@ class AnyTypeFinder final : public pb::TextFormat::Finder {
 };
 
 // True when the printer can expand every Any in `message` (at any depth)
-// without logging: each payload type resolves and its bytes parse.
+// without logging: each payload type resolves and its bytes parse. And
+// when the text reads back: at most kMaxTextDepth levels in all, at most
+// kMaxMessageDepth of them message fields (the text parser does not count
+// Any levels). `depth`, `field_depth`: those levels around `message`.
 bool any_payloads_printable(const pb::Message& message,
                             const AnyTypeFinder& finder,
-                            pb::DynamicMessageFactory& factory) {
+                            pb::DynamicMessageFactory& factory,
+                            size_t depth = 0, int field_depth = 0) {
+  // Each payload parses with a fresh recursion limit: an Any in an Any in
+  // an Any... is bounded only here.
+  if (depth > kMaxTextDepth || field_depth > kMaxMessageDepth) return false;
   const pb::Descriptor* descriptor = message.GetDescriptor();
   const pb::Reflection* reflection = message.GetReflection();
   if (descriptor->full_name() == "google.protobuf.Any") {
@@ -212,7 +234,8 @@ bool any_payloads_printable(const pb::Message& message,
         !payload->IsInitialized()) {
       return false;
     }
-    return any_payloads_printable(*payload, finder, factory);
+    return any_payloads_printable(*payload, finder, factory, depth + 1,
+                                  field_depth);
   }
   std::vector<const pb::FieldDescriptor*> fields;
   reflection->ListFields(message, &fields);
@@ -222,12 +245,13 @@ bool any_payloads_printable(const pb::Message& message,
       for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
         if (!any_payloads_printable(
                 reflection->GetRepeatedMessage(message, field, i), finder,
-                factory)) {
+                factory, depth + 1, field_depth + 1)) {
           return false;
         }
       }
     } else if (!any_payloads_printable(reflection->GetMessage(message, field),
-                                       finder, factory)) {
+                                       finder, factory, depth + 1,
+                                       field_depth + 1)) {
       return false;
     }
   }
@@ -249,6 +273,32 @@ std::string to_text(const pb::Message& message, MessageTypes& types) {
                                          " as text format");
   }
   return text;
+}
+
+// Throws CKPT_ERROR_DATA_LOSS naming `path` when the text format `text`
+// opens more than kMaxTextDepth messages ('{' or '<') at once. Linear, no
+// recursion; quoted strings and '#' comments are skipped.
+void check_text_depth(const std::string& text, const std::string& path) {
+  size_t depth = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"' || c == '\'') {
+      // A string ends at its unescaped quote, or (unterminated) at the line.
+      for (++i; i < text.size() && text[i] != c && text[i] != '\n'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+    } else if (c == '#') {
+      while (i < text.size() && text[i] != '\n') ++i;
+    } else if (c == '{' || c == '<') {
+      if (++depth > kMaxTextDepth) {
+        throw Error(CKPT_ERROR_DATA_LOSS,
+                    path + ": text format nested deeper than " +
+                        std::to_string(kMaxTextDepth) + " levels");
+      }
+    } else if ((c == '}' || c == '>') && depth > 0) {
+      --depth;
+    }
+  }
 }
 
 // Keeps the first text format error as "line:column: message" (1-based).
@@ -353,10 +403,13 @@ class ProtoHandler final : public ckpt::sdk::Handler {
       if (!ckpt::sdk::read_file_if_exists(path, text)) {
         throw Error(CKPT_ERROR_NOT_FOUND, "no protobuf text file " + path);
       }
+      check_text_depth(text, path);
       std::shared_ptr<pb::Message> message = type.new_message();
       TextErrors errors;
       pb::TextFormat::Parser parser;
       parser.RecordErrorsTo(&errors);
+      // Its default is no limit at all.
+      parser.SetRecursionLimit(kMaxMessageDepth);
       if (!parser.ParseFromString(text, message.get())) {
         std::string reason =
             errors.first().empty() ? " cannot be parsed" : ":" + errors.first();

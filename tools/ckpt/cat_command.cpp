@@ -2,10 +2,15 @@
 // it) printed for people, or as JSON.
 #include <ckpt/checkpoint.h>
 #include <ckpt/errors.h>
+#include <ckpt/sdk/files.h>
 
+#include <algorithm>
 #include <cstdio>
-#include <fstream>
+#include <cstdlib>
 #include <iostream>
+#include <string>
+#include <system_error>
+#include <vector>
 
 #include "commands.h"
 #include "format.h"
@@ -41,11 +46,28 @@ const Value& descend(const Value& root, const std::string& key_path,
   return *node;
 }
 
+// Prints the regular files of `folder`, each after a "# name" line. Other
+// entries are named but not opened: a symbolic link is not followed, a
+// FIFO not waited on.
 int print_files(const std::filesystem::path& folder) {
-  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
-    if (!entry.is_regular_file()) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::cout << "# " << entry.path().filename().string() << "\n" << in.rdbuf();
+  std::vector<std::filesystem::directory_entry> entries(
+      std::filesystem::directory_iterator(folder), {});
+  std::sort(entries.begin(), entries.end());
+  for (const auto& entry : entries) {
+    const std::string name = entry.path().filename().string();
+    std::error_code ec;
+    if (entry.symlink_status(ec).type() ==
+        std::filesystem::file_type::directory) {
+      continue;
+    }
+    std::string text;
+    try {
+      if (!sdk::read_file_if_exists(entry.path().string(), text)) continue;
+    } catch (const sdk::Error& e) {
+      std::cout << "# " << name << ": not shown (" << e.what() << ")\n";
+      continue;
+    }
+    std::cout << "# " << name << "\n" << text;
   }
   return 0;
 }

@@ -1,5 +1,7 @@
 #include "format.h"
 
+#include <ckpt/errors.h>
+
 #include <algorithm>
 #include <cmath>
 #include <complex>
@@ -188,6 +190,28 @@ nlohmann::ordered_json element_json(const Array& a, int64_t i) {
   });
 }
 
+// The printers recurse once per dimension of an array and once per level
+// of a tree: both are bounded (a value loaded through a handler is, but a
+// checkpoint's files may claim anything).
+void check_dimensions(const Array& a) {
+  if (a.shape().size() > kMaxNestingDepth) {
+    throw DataLossError("an array of " + std::to_string(a.shape().size()) +
+                        " dimensions (more than " +
+                        std::to_string(kMaxNestingDepth) +
+                        ") cannot be printed");
+  }
+}
+
+void check_depth(size_t depth) {
+  if (depth > kMaxNestingDepth) {
+    throw DataLossError("a tree nested deeper than " +
+                        std::to_string(kMaxNestingDepth) +
+                        " levels cannot be printed");
+  }
+}
+
+nlohmann::ordered_json to_json_at(const Value& value, size_t depth);
+
 }  // namespace
 
 std::string human_bytes(uint64_t bytes) {
@@ -227,6 +251,7 @@ uint64_t bytes_on_disk(const std::filesystem::path& path) {
 }
 
 std::string array_text(const Array& input, bool full) {
+  check_dimensions(input);
   Array a = input.is_contiguous() ? input : input.contiguous_copy();
   const Shape& shape = a.shape();
   const int64_t edge = 3;
@@ -271,7 +296,15 @@ std::string array_text(const Array& input, bool full) {
 }
 
 nlohmann::ordered_json to_json(const Value& value) {
+  return to_json_at(value, 0);
+}
+
+namespace {
+
+// to_json of `value`, inside `depth` dicts and lists.
+nlohmann::ordered_json to_json_at(const Value& value, size_t depth) {
   using K = Value::Kind;
+  if (value.is_tree_container()) check_depth(++depth);
   switch (value.kind()) {
     case K::kNone:
       return nullptr;
@@ -287,15 +320,18 @@ nlohmann::ordered_json to_json(const Value& value) {
       return nlohmann::ordered_json::parse(value.as_json().dump());
     case K::kDict: {
       nlohmann::ordered_json out = nlohmann::ordered_json::object();
-      for (const auto& [k, v] : value.as_dict()) out[k] = to_json(v);
+      for (const auto& [k, v] : value.as_dict()) out[k] = to_json_at(v, depth);
       return out;
     }
     case K::kList: {
       nlohmann::ordered_json out = nlohmann::ordered_json::array();
-      for (const auto& v : value.as_list()) out.push_back(to_json(v));
+      for (const auto& v : value.as_list()) {
+        out.push_back(to_json_at(v, depth));
+      }
       return out;
     }
     case K::kArray: {
+      check_dimensions(value.as_array());
       Array a = value.as_array().is_contiguous()
                     ? value.as_array()
                     : value.as_array().contiguous_copy();
@@ -325,11 +361,14 @@ nlohmann::ordered_json to_json(const Value& value) {
   }
 }
 
+}  // namespace
+
 std::string tree_text(const Value& value, bool full) {
   std::ostringstream out;
-  std::function<void(const Value&, const std::string&)> walk =
-      [&](const Value& v, const std::string& path) {
+  std::function<void(const Value&, const std::string&, size_t)> walk =
+      [&](const Value& v, const std::string& path, size_t depth) {
         if (v.kind() == Value::Kind::kDict || v.kind() == Value::Kind::kList) {
+          check_depth(++depth);
           if (v.size() == 0) {
             out << path << ": "
                 << (v.kind() == Value::Kind::kDict ? "{}" : "[]") << "\n";
@@ -337,11 +376,13 @@ std::string tree_text(const Value& value, bool full) {
           size_t i = 0;
           if (v.kind() == Value::Kind::kDict) {
             for (const auto& [k, child] : v.as_dict())
-              walk(child, path.empty() ? k : path + "/" + k);
+              walk(child, path.empty() ? k : path + "/" + k, depth);
           } else {
             for (const auto& child : v.as_list()) {
-              walk(child, path.empty() ? std::to_string(i)
-                                       : path + "/" + std::to_string(i));
+              walk(child,
+                   path.empty() ? std::to_string(i)
+                                : path + "/" + std::to_string(i),
+                   depth);
               ++i;
             }
           }
@@ -356,7 +397,7 @@ std::string tree_text(const Value& value, bool full) {
           out << to_json(v).dump() << "\n";
         }
       };
-  walk(value, "");
+  walk(value, "", 0);
   return out.str();
 }
 

@@ -30,6 +30,10 @@ nlohmann::ordered_json to_json(const Value& value);
 // One line per leaf of a tree: "key/path: text".
 std::string tree_text(const Value& value, bool full);
 
+// The printers above throw DataLossError for a tree nested deeper than
+// kMaxNestingDepth levels, or an array of more dimensions: they recurse
+// once per level.
+
 }  // namespace ckpt::tool
 
 #endif  // CKPT_TOOLS_CKPT_FORMAT_H_

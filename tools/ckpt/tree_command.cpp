@@ -66,10 +66,17 @@ int run_tree(const Common& common, const std::string& dir,
     return text;
   };
 
-  // Prints the children of a container with box-drawing branches.
-  std::function<void(const Value&, const std::string&, const std::string&)>
+  // Prints the children of a container with box-drawing branches; `depth`:
+  // the containers down to `node`, bounded since this recurses.
+  std::function<void(const Value&, const std::string&, const std::string&,
+                     size_t)>
       walk = [&](const Value& node, const std::string& key_path,
-                 const std::string& prefix) {
+                 const std::string& prefix, size_t depth) {
+        if (depth > kMaxNestingDepth) {
+          throw DataLossError("the metadata of '" + shown +
+                              "' nests deeper than " +
+                              std::to_string(kMaxNestingDepth) + " levels");
+        }
         std::vector<std::pair<std::string, const Value*>> children;
         if (node.kind() == Value::Kind::kDict) {
           for (const auto& [k, child] : node.as_dict())
@@ -87,7 +94,7 @@ int run_tree(const Common& common, const std::string& dir,
           const std::string line = prefix + (last ? "└── " : "├── ") + key;
           if (child->is_tree_container()) {
             if (!common.json) std::printf("%s\n", line.c_str());
-            walk(*child, path, prefix + (last ? "    " : "│   "));
+            walk(*child, path, prefix + (last ? "    " : "│   "), depth + 1);
           } else {
             std::string text = describe_leaf(*child, path);
             if (!common.json)
@@ -98,7 +105,7 @@ int run_tree(const Common& common, const std::string& dir,
   if (!common.json)
     std::printf("%s\n", (name.empty() ? "state" : name).c_str());
   if (m.metadata.is_tree_container()) {
-    walk(m.metadata, "", "");
+    walk(m.metadata, "", "", 1);
   } else {
     std::string text = describe_leaf(m.metadata, "");
     if (!common.json) std::printf("  %s\n", text.c_str());

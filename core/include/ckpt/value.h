@@ -11,6 +11,10 @@
 //
 // Values copy like ordinary C++ values, except array memory, which is shared
 // between copies of an Array (see Array's ownership rules).
+//
+// Nesting: a Value copies, compares, moves and destroys without recursion,
+// however deep its dicts and lists nest. What ckpt saves, loads and prints
+// nests at most kMaxNestingDepth levels (see there).
 #ifndef CKPT_VALUE_H_
 #define CKPT_VALUE_H_
 
@@ -222,6 +226,13 @@ struct UserObject {
 
 class StatefulCheckpointable;
 
+// The deepest nesting of dicts and lists (and of a JSON document's objects
+// and arrays) ckpt takes: Value::json refuses a deeper document, and
+// handing a handler a tree nested deeper is InvalidArgumentError. Far above
+// any real checkpoint's structure, far below what overflows a thread's
+// stack; the same limit as for JSON read from disk (sdk::kMaxJsonDepth).
+inline constexpr size_t kMaxNestingDepth = 512;
+
 class Value {
  public:
   enum class Kind {
@@ -248,6 +259,13 @@ class Value {
 
   Value() = default;  // none
   Value(std::nullptr_t) {}
+  // Without recursion, at any depth (see "Nesting" above).
+  Value(const Value& other);
+  Value(Value&& other) noexcept;
+  Value& operator=(const Value& other);
+  Value& operator=(Value&& other) noexcept;  // `other` may be inside *this
+  ~Value();
+
   Value(bool v) : kind_(Kind::kBool), data_(v) {}
   Value(int v) : kind_(Kind::kInt), data_(int64_t{v}) {}
   Value(long v) : kind_(Kind::kInt), data_(int64_t{v}) {}
@@ -268,6 +286,7 @@ class Value {
   static Value dict(Dict items);
   static Value list(std::initializer_list<Value> items = {});
   static Value list(List items);
+  // InvalidArgumentError when `document` nests deeper than kMaxNestingDepth.
   static Value json(nlohmann::json document);
   static Value proto(ProtoMessage message);
   static Value proto_type(ProtoMessage type);
@@ -332,6 +351,15 @@ class Value {
   Kind kind_ = Kind::kNone;
   Data data_;
 };
+
+// The number of dicts and lists nested at the deepest point of `value`: 0
+// for a leaf, 1 for a dict of leaves. A JSON document counts as a leaf.
+// Iterative.
+size_t nesting_depth(const Value& value);
+
+// The nesting of a JSON document's objects and arrays: 0 for a scalar, 1
+// for [1, 2]. Iterative.
+size_t nesting_depth(const nlohmann::json& document);
 
 // "none", "bool", "int", "double", "string", "array", "dict", "list", "json",
 // "proto", "object", "stateful", "array spec", ...

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace ckpt::sdk {
 
@@ -58,15 +59,44 @@ inline void write_file(const std::string& path, const std::string& text,
   write_file(path, text.data(), text.size(), mode);
 }
 
-// The whole content of `path`; false (and `out` untouched) when it does
-// not exist.
+// The whole content of the regular file `path`; false (and `out`
+// untouched) when it does not exist. Anything but a regular file -- a
+// symbolic link (never followed), a FIFO (never waited on), a device, a
+// folder -- is CKPT_ERROR_DATA_LOSS "<path> is not a regular file": a
+// checkpoint holds only folders and regular files.
 inline bool read_file_if_exists(const std::string& path, std::string& out) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return false;
-    throw_os_error(errno, "cannot open " + path);
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return false;
+    struct stat link {};
+    if (err == ELOOP && ::lstat(path.c_str(), &link) == 0 &&
+        S_ISLNK(link.st_mode)) {
+      throw Error(CKPT_ERROR_DATA_LOSS,
+                  path + " is not a regular file (a symbolic link)");
+    }
+    throw_os_error(err, "cannot open " + path);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw_os_error(err, "cannot read " + path);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    const char* kind = S_ISDIR(st.st_mode)    ? " (a folder)"
+                       : S_ISFIFO(st.st_mode) ? " (a FIFO)"
+                       : S_ISSOCK(st.st_mode) ? " (a socket)"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)
+                           ? " (a device)"
+                           : "";
+    throw Error(CKPT_ERROR_DATA_LOSS, path + " is not a regular file" + kind);
   }
   std::string content;
+  // The size is only a hint: the file may change while it is read, which
+  // ends at end of file.
+  if (st.st_size > 0) content.reserve(static_cast<size_t>(st.st_size));
   char buffer[1 << 16];
   for (;;) {
     ssize_t n = ::read(fd, buffer, sizeof buffer);

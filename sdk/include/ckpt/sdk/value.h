@@ -13,6 +13,7 @@
 
 #include <ckpt/abi.h>
 #include <ckpt/sdk/dtype.h>
+#include <ckpt/sdk/error.h>
 
 #include <cstdint>
 #include <memory>
@@ -29,31 +30,63 @@ inline std::string_view string_of(const ckpt_value& value) {
                           value.string_len);
 }
 
+// The deepest nesting of dicts and lists the helpers here take: the host
+// never shows a plugin a deeper value, nor takes one back
+// (kMaxNestingDepth in ckpt/value.h). The same as kMaxJsonDepth.
+inline constexpr size_t kMaxValueDepth = 512;
+
 // True when the tree under `value` holds no CKPT_VALUE_ARRAY leaf and only
-// tree kinds (dict, list, none, bool, int, double, string).
+// tree kinds (dict, list, none, bool, int, double, string), nested at most
+// kMaxValueDepth levels. Iterative.
 inline bool is_plain_tree(const ckpt_value& value) {
-  switch (value.kind) {
-    case CKPT_VALUE_NONE:
-    case CKPT_VALUE_BOOL:
-    case CKPT_VALUE_INT:
-    case CKPT_VALUE_DOUBLE:
-    case CKPT_VALUE_STRING:
-      return true;
-    case CKPT_VALUE_DICT:
-    case CKPT_VALUE_LIST:
-      for (size_t i = 0; i < value.count; ++i) {
-        if (!is_plain_tree(value.children[i])) return false;
-      }
-      return true;
-    default:
-      return false;
+  std::vector<std::pair<const ckpt_value*, size_t>> pending = {{&value, 0}};
+  while (!pending.empty()) {
+    auto [node, depth] = pending.back();
+    pending.pop_back();
+    switch (node->kind) {
+      case CKPT_VALUE_NONE:
+      case CKPT_VALUE_BOOL:
+      case CKPT_VALUE_INT:
+      case CKPT_VALUE_DOUBLE:
+      case CKPT_VALUE_STRING:
+        break;
+      case CKPT_VALUE_DICT:
+      case CKPT_VALUE_LIST:
+        if (depth + 1 > kMaxValueDepth) return false;
+        if (node->count > 0 && !node->children) return false;
+        for (size_t i = 0; i < node->count; ++i) {
+          pending.emplace_back(&node->children[i], depth + 1);
+        }
+        break;
+      default:
+        return false;
+    }
   }
+  return true;
 }
 
 // A value under construction by a plugin.
 class OutValue {
  public:
   OutValue() = default;  // none
+  OutValue(const OutValue&) = default;
+  OutValue(OutValue&&) noexcept = default;
+  OutValue& operator=(const OutValue&) = default;
+  OutValue& operator=(OutValue&&) noexcept = default;
+  // Without recursion, however deep the children nest.
+  ~OutValue() {
+    std::vector<OutValue> pending;
+    try {
+      take_nested_children(*this, pending);
+      while (!pending.empty()) {
+        OutValue next = std::move(pending.back());
+        pending.pop_back();
+        take_nested_children(next, pending);
+      }
+    } catch (...) {
+      // No memory for the list: what is left is destroyed by recursion.
+    }
+  }
   static OutValue none() { return OutValue(); }
   static OutValue boolean(bool v) {
     OutValue out(CKPT_VALUE_BOOL);
@@ -137,6 +170,13 @@ class OutValue {
   friend class FrozenValue;
   explicit OutValue(ckpt_value_kind kind) : kind_(kind) {}
 
+  static void take_nested_children(OutValue& value,
+                                   std::vector<OutValue>& pending) {
+    for (OutValue& child : value.children_) {
+      if (!child.children_.empty()) pending.push_back(std::move(child));
+    }
+  }
+
   ckpt_value_kind kind_ = CKPT_VALUE_NONE;
   int64_t int_ = 0;
   double double_ = 0;
@@ -151,7 +191,9 @@ class OutValue {
   std::shared_ptr<void> owner_;
 };
 
-// The C view of an OutValue, owning it. Internal to freeze().
+// The C view of an OutValue, owning it. Internal to freeze(): an
+// sdk::Error (CKPT_ERROR_INVALID_ARGUMENT) when the value nests deeper
+// than kMaxValueDepth.
 class FrozenValue {
  public:
   // Sizes every storage vector up front so that the pointers fill() takes
@@ -164,6 +206,7 @@ class FrozenValue {
   const ckpt_value* root() const { return &root_; }
 
  private:
+  // `in` is nested at most kMaxValueDepth levels (checked by count()).
   void fill(OutValue& in, ckpt_value& out) {
     out = ckpt_value{};
     out.struct_size = CKPT_VALUE_STRUCT_SIZE;
@@ -241,18 +284,32 @@ class FrozenValue {
     objects_.reserve(objects);
     fill(value_, root_);
   }
-  static void count(const OutValue& v, size_t& containers, size_t& arrays,
+  // Iterative; throws when containers nest deeper than kMaxValueDepth.
+  static void count(const OutValue& root, size_t& containers, size_t& arrays,
                     size_t& protos, size_t& objects) {
-    if (v.kind_ == CKPT_VALUE_OBJECT) ++objects;
-    if (v.kind_ == CKPT_VALUE_DICT || v.kind_ == CKPT_VALUE_LIST) ++containers;
-    if (v.kind_ == CKPT_VALUE_ARRAY || v.kind_ == CKPT_VALUE_ARRAY_SPEC) {
-      ++arrays;
-    }
-    if (v.kind_ == CKPT_VALUE_PROTO || v.kind_ == CKPT_VALUE_PROTO_TYPE) {
-      ++protos;
-    }
-    for (const OutValue& child : v.children_) {
-      count(child, containers, arrays, protos, objects);
+    std::vector<std::pair<const OutValue*, size_t>> pending = {{&root, 0}};
+    while (!pending.empty()) {
+      auto [v, depth] = pending.back();
+      pending.pop_back();
+      if (v->kind_ == CKPT_VALUE_OBJECT) ++objects;
+      if (v->kind_ == CKPT_VALUE_DICT || v->kind_ == CKPT_VALUE_LIST) {
+        ++containers;
+        if (++depth > kMaxValueDepth) {
+          throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                      "a value nested deeper than " +
+                          std::to_string(kMaxValueDepth) +
+                          " levels of dicts and lists");
+        }
+      }
+      if (v->kind_ == CKPT_VALUE_ARRAY || v->kind_ == CKPT_VALUE_ARRAY_SPEC) {
+        ++arrays;
+      }
+      if (v->kind_ == CKPT_VALUE_PROTO || v->kind_ == CKPT_VALUE_PROTO_TYPE) {
+        ++protos;
+      }
+      for (const OutValue& child : v->children_) {
+        pending.emplace_back(&child, depth);
+      }
     }
   }
 
