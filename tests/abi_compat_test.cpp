@@ -52,6 +52,7 @@ TEST_CASE("a plugin built against ABI 1.0 saves and loads through this core",
   auto loaded = load_checkpointables(dir / "c", {{"count", Value()}});
   CHECK(loaded.at(0).second.as_int() == 41);
   // Its errors still arrive as the kinds it meant.
+  strip_checksums(dir / "c");  // else the core finds the file missing first
   fs::remove(dir / "c" / "count" / "int.txt");
   CHECK_THROWS_AS(load_checkpointables(dir / "c", {{"count", Value()}}),
                   NotFoundError);

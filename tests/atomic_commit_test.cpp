@@ -109,7 +109,8 @@ TEST_CASE(
 TEST_CASE("commit_folder with overwrite replaces the old checkpoint",
           "[commit]") {
   TempDir dir;
-  const fs::path final_path = folder_with(dir / "ckpt", "old", "old data");
+  const fs::path final_path =
+      folder_with(dir / "ckpt", kCheckpointMetadataFile, "{}");
   fs::create_directory(final_path / "old_item");
   const fs::path tmp = folder_with(dir / "ckpt.tmp", "new", "new data");
   commit_folder(tmp, final_path, /*overwrite=*/true, /*durable=*/true);
@@ -169,7 +170,7 @@ TEST_CASE(
   CHECK(entries(dir.path()) == std::set<std::string>{"ckpt"});
   CHECK(entries(final_path) ==
         std::set<std::string>{kCheckpointMetadataFile, kMarkerFile,
-                              kCommitSuccessFile, "item"});
+                              kCommitSuccessFile, kChecksumsFile, "item"});
   CHECK(read_text(final_path / "item" / "data") == "payload");
   CHECK(read_text(final_path / kMarkerFile).empty());
   CHECK_THAT(read_text(final_path / kCommitSuccessFile),
@@ -230,6 +231,7 @@ TEST_CASE(
     "[commit]") {
   TempDir dir;
   const fs::path final_path = folder_with(dir / "ckpt", "keep", "old");
+  write_text(final_path / kCheckpointMetadataFile, "{}");
   TemporaryCheckpoint tmp(final_path, 0755);
   write_text(tmp.add_folder("item") / "data", "new");
   tmp.commit(CheckpointInfo{}, 0644, /*overwrite=*/true, /*durable=*/false);
@@ -237,6 +239,23 @@ TEST_CASE(
   CHECK_FALSE(fs::exists(final_path / "keep"));
   CHECK(read_text(final_path / "item" / "data") == "new");
   CHECK(fs::exists(final_path / kCheckpointMetadataFile));
+}
+
+TEST_CASE("overwrite refuses a folder that is no checkpoint, and a link",
+          "[commit]") {
+  TempDir dir;
+  const fs::path mine = folder_with(dir / "mine", "notes.txt", "mine");
+  const fs::path tmp = folder_with(dir / "mine.tmp", "new", "new data");
+  CHECK_THAT(message_of<AlreadyExistsError>(
+                 [&] { commit_folder(tmp, mine, true, false); }),
+             Catch::Contains("holds no checkpoint"));
+  CHECK(read_text(mine / "notes.txt") == "mine");
+  fs::create_directory_symlink(mine, dir / "link");
+  CHECK_THAT(message_of<AlreadyExistsError>(
+                 [&] { commit_folder(tmp, dir / "link", true, false); }),
+             Catch::Contains("symbolic link"));
+  CHECK(fs::is_symlink(dir / "link"));
+  CHECK(entries(tmp) == std::set<std::string>{"new"});
 }
 
 TEST_CASE("remove_quietly removes a tree and ignores a missing path",

@@ -277,9 +277,17 @@ TEST_CASE("bad checkpoint folders are invalid layouts naming the path",
   fs::create_directories(dir / "plain" / "x");
   invalid(dir / "plain", "_CHECKPOINT_METADATA");
   save_checkpointables(dir / "bad", {{"x", Value::json(1)}});
+  fs::copy(dir / "bad", dir / "damaged", fs::copy_options::recursive);
+  strip_checksums(dir / "bad");
   fs::remove(dir / "bad" / "_CHECKPOINT_METADATA");
   write_text(dir / "bad" / "_CHECKPOINT_METADATA", "{ not json");
   invalid(dir / "bad", "not a JSON object");
+  // With checksums recorded the same file is damage, named.
+  fs::remove(dir / "damaged" / "_CHECKPOINT_METADATA");
+  write_text(dir / "damaged" / "_CHECKPOINT_METADATA", "{ not json");
+  CHECK_THAT(
+      message_of<DataLossError>([&] { load_checkpointables(dir / "damaged"); }),
+      Catch::Contains((dir / "damaged" / "_CHECKPOINT_METADATA").string()));
   // Nothing was written anywhere by these loads.
   CHECK(read_text(dir / "bad" / "_CHECKPOINT_METADATA") == "{ not json");
 }
@@ -290,15 +298,20 @@ TEST_CASE("an unreadable _CHECKPOINT_METADATA is a clear error",
     // root reads everything: make it a folder instead of a file.
     TempDir dir;
     save_checkpointables(dir / "c", {{"x", Value::json(1)}});
+    fs::copy(dir / "c", dir / "old", fs::copy_options::recursive);
     fs::remove(dir / "c" / "_CHECKPOINT_METADATA");
     fs::create_directory(dir / "c" / "_CHECKPOINT_METADATA");
-    CHECK_THROWS_AS(load_checkpointables(dir / "c"), InvalidLayoutError);
+    CHECK_THROWS_AS(load_checkpointables(dir / "c"), DataLossError);
+    strip_checksums(dir / "old");
+    fs::remove(dir / "old" / "_CHECKPOINT_METADATA");
+    fs::create_directory(dir / "old" / "_CHECKPOINT_METADATA");
+    CHECK_THROWS_AS(load_checkpointables(dir / "old"), InvalidLayoutError);
     return;
   }
   TempDir dir;
   save_checkpointables(dir / "c", {{"x", Value::json(1)}});
   fs::permissions(dir / "c" / "_CHECKPOINT_METADATA", fs::perms::none);
-  CHECK_THROWS_AS(load_checkpointables(dir / "c"), InvalidLayoutError);
+  CHECK_THROWS_AS(load_checkpointables(dir / "c"), PermissionDeniedError);
 }
 
 TEST_CASE(
@@ -307,6 +320,7 @@ TEST_CASE(
     "[checkpoint][layout]") {
   TempDir dir;
   save_checkpointables(dir / "c", {{"x", Value::json(1)}});
+  strip_checksums(dir / "c");
   fs::remove(dir / "c" / "_CHECKPOINT_METADATA");
   write_text(
       dir / "c" / "_CHECKPOINT_METADATA",
@@ -321,6 +335,7 @@ TEST_CASE("a handler error is reported as failed to load the checkpointable",
           "[checkpoint]") {
   TempDir dir;
   save_checkpointables(dir / "c", {{"config", config()}});
+  strip_checksums(dir / "c");
   write_text(dir / "c" / "config" / "data.json", "[1, 2");
   auto m = message_of<DataLossError>([&] { load_checkpointables(dir / "c"); });
   CHECK(m.find("failed to load checkpointable 'config'") != std::string::npos);

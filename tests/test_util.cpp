@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <ckpt/layout.h>
 #include <ckpt/sdk/dtype.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -7,8 +8,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
+
+#include "../core/src/checksums.h"
 
 namespace ckpt::test {
 
@@ -88,6 +92,28 @@ void save_with(const Handler& handler, const fs::path& dir, const Value& value,
 Value load_with(const Handler& handler, const fs::path& dir,
                 const Value* abstract_value, const std::string& name) {
   return handler.load(call_for(dir, name), abstract_value).get();
+}
+
+void reseal_checksums(const fs::path& checkpoint) {
+  const fs::path file = checkpoint / kChecksumsFile;
+  fs::remove(file);
+  std::map<std::string, std::vector<std::string>> self_checked;
+  for (const auto& entry : fs::directory_iterator(checkpoint)) {
+    if (entry.is_directory() && fs::exists(entry.path() / "arrays.h5")) {
+      self_checked[entry.path().filename().string()] = {"arrays.h5"};
+    }
+  }
+  write_text(file, internal::checksums_text(
+                       internal::record_checksums(checkpoint, self_checked)));
+}
+
+void strip_checksums(const fs::path& checkpoint) {
+  fs::remove(checkpoint / kChecksumsFile);
+  const fs::path meta = checkpoint / kCheckpointMetadataFile;
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(read_text(meta));
+  j.erase("ckpt_format_version");
+  fs::remove(meta);
+  write_text(meta, j.dump());
 }
 
 }  // namespace ckpt::test

@@ -57,6 +57,17 @@ std::string message_of(F f) {
 std::string read_text(const fs::path& file);
 void write_text(const fs::path& file, const std::string& text);
 
+// Rewrites the _CHECKSUMS of checkpoint `checkpoint` to match its files as
+// they are now (each pytree's arrays.h5 recorded by size, as its handler
+// checks it): a deliberately crafted checkpoint, so that tests reach the
+// checks behind the checksums.
+void reseal_checksums(const fs::path& checkpoint);
+
+// Makes `checkpoint` one written before checksums (by Orbax or an older
+// ckpt): removes _CHECKSUMS and the format version that requires it, so
+// that tests reach the handlers' own checks of hand-edited files.
+void strip_checksums(const fs::path& checkpoint);
+
 // Runs a command through the shell; returns its exit status and stdout.
 struct CommandResult {
   int status = -1;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "checksums.h"
 #include "error_conversion.h"
 #include "layout_internal.h"
 #include "logging.h"
@@ -94,6 +95,7 @@ void commit_folder(const fs::path& temporary, const fs::path& final_path,
                              " already exists (saved by another writer "
                              "meanwhile); pass overwrite to replace it");
   }
+  check_replaceable(final_path);
   if (::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, final_path.c_str(),
                   RENAME_EXCHANGE) == 0) {
     // `temporary` now holds the old checkpoint.
@@ -115,6 +117,39 @@ void commit_folder(const fs::path& temporary, const fs::path& final_path,
   }
   if (durable) sync_after_rename(parent);
   remove_quietly(aside);
+}
+
+void check_replaceable(const fs::path& final_path) {
+  struct stat st;
+  if (::lstat(final_path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    throw_os_error(errno, "cannot inspect " + final_path.string());
+  }
+  auto refuse = [&](const std::string& why) {
+    throw AlreadyExistsError("cannot overwrite " + final_path.string() + ": " +
+                             why);
+  };
+  if (S_ISLNK(st.st_mode)) {
+    refuse(
+        "it is a symbolic link, which ckpt never replaces (save to the "
+        "path it points to, or remove the link)");
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    refuse(
+        "it is a file, not a checkpoint; overwrite replaces only "
+        "checkpoints and empty folders");
+  }
+  for (const char* marker :
+       {kCheckpointMetadataFile, kMarkerFile, kPytreeMetadataFile}) {
+    struct stat m;
+    if (::lstat((final_path / marker).c_str(), &m) == 0) return;
+  }
+  std::error_code ec;
+  if (fs::is_empty(final_path, ec) && !ec) return;
+  refuse("it is a folder that holds no checkpoint (no " +
+         std::string(kCheckpointMetadataFile) +
+         "); overwrite replaces only checkpoints and empty folders, so that a "
+         "mistyped path never deletes other files");
 }
 
 void remove_quietly(const fs::path& path) {
@@ -145,7 +180,9 @@ TemporaryCheckpoint::TemporaryCheckpoint(fs::path final_path,
 
 TemporaryCheckpoint::~TemporaryCheckpoint() { discard(); }
 
-fs::path TemporaryCheckpoint::add_folder(const std::string& name) {
+fs::path TemporaryCheckpoint::add_folder(
+    const std::string& name, const std::vector<std::string>& self_checked) {
+  if (!self_checked.empty()) self_checked_[name] = self_checked;
   fs::path dir = folder_ / name;
   with_errors_converted([&] {
     fs::create_directory(dir);
@@ -164,6 +201,11 @@ void TemporaryCheckpoint::commit(const CheckpointInfo& info, unsigned file_mode,
         folder_ / kCommitSuccessFile,
         "Checkpoint commit was successful to " + final_path_.string() + "\n",
         file_mode);
+    // Last: the record of every file written before it.
+    const std::string checksums = with_errors_converted([&] {
+      return checksums_text(record_checksums(folder_, self_checked_));
+    });
+    write_file(folder_ / kChecksumsFile, checksums, file_mode);
     if (durable) with_errors_converted([&] { fsync_tree(folder_); });
     commit_folder(folder_, final_path_, overwrite, durable);
     done_ = true;

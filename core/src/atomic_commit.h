@@ -11,7 +11,9 @@
 #include <ckpt/layout.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace ckpt::internal {
 
@@ -23,9 +25,16 @@ void write_file(const std::filesystem::path& path, const std::string& text,
 void fsync_tree(const std::filesystem::path& root);
 void fsync_directory(const std::filesystem::path& dir);
 
+// AlreadyExistsError explaining why, unless `final_path` is absent, an
+// empty folder or a checkpoint (ckpt's or Orbax's: it has
+// _CHECKPOINT_METADATA, the orbax.checkpoint marker or a root _METADATA).
+// A symbolic link is never replaced.
+void check_replaceable(const std::filesystem::path& final_path);
+
 // Renames `temporary` to `final_path`. Without overwrite an existing final
-// path is AlreadyExistsError; with it the two are exchanged and the old
-// checkpoint removed. `durable`: fsync the parent folder after the rename.
+// path is AlreadyExistsError; with it the two are exchanged (after
+// check_replaceable) and the old checkpoint removed. `durable`: fsync the
+// parent folder after the rename.
 void commit_folder(const std::filesystem::path& temporary,
                    const std::filesystem::path& final_path, bool overwrite,
                    bool durable);
@@ -50,10 +59,15 @@ class TemporaryCheckpoint {
   const std::filesystem::path& final_path() const { return final_path_; }
 
   // Creates the folder of checkpointable `name` and returns its path.
-  std::filesystem::path add_folder(const std::string& name);
+  // `self_checked_files`: the files in it whose handler checks their bytes
+  // itself (HandlerInfo::self_checked_files), recorded by size only.
+  std::filesystem::path add_folder(
+      const std::string& name,
+      const std::vector<std::string>& self_checked_files = {});
 
-  // Writes _CHECKPOINT_METADATA (of `info`), the marker and
-  // commit_success.txt with permission bits `file_mode`, makes the tree
+  // Writes _CHECKPOINT_METADATA (of `info`), the marker,
+  // commit_success.txt and, last, _CHECKSUMS (every file's size and
+  // checksum) with permission bits `file_mode`, makes the tree
   // durable (when `durable`), and renames it to the final path, exchanging
   // it with an existing checkpoint when `overwrite` (see commit_folder).
   // On failure the temporary folder is discarded and the error rethrown.
@@ -67,6 +81,7 @@ class TemporaryCheckpoint {
   std::filesystem::path final_path_;
   std::filesystem::path folder_;
   unsigned directory_mode_;
+  std::map<std::string, std::vector<std::string>> self_checked_;
   bool done_ = false;
 };
 

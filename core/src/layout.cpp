@@ -1,10 +1,14 @@
 #include <ckpt/errors.h>
 #include <ckpt/sdk/files.h>
+#include <ckpt/sdk/json.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <sstream>
 
 #include "error_conversion.h"
@@ -52,8 +56,19 @@ fs::path temporary_path_for(const fs::path& final_path) {
   std::ostringstream unique;
   unique << std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()
          << "-" << ::getpid() << "-" << counter++;
-  return final_path.parent_path() / (final_path.filename().string() +
-                                     kTemporaryInfix + "-" + unique.str());
+  const std::string suffix = std::string(kTemporaryInfix) + "-" + unique.str();
+  std::string name = final_path.filename().string();
+  // A folder name has at most 255 bytes: a long final name is shortened,
+  // kept unique by a hash of the whole name.
+  constexpr size_t kNameMax = 255;
+  if (name.size() + suffix.size() > kNameMax) {
+    char hash[18];
+    std::snprintf(
+        hash, sizeof hash, "~%016llx",
+        static_cast<unsigned long long>(xxh3_of(name.data(), name.size())));
+    name = name.substr(0, kNameMax - suffix.size() - 17) + hash;
+  }
+  return final_path.parent_path() / (name + suffix);
 }
 
 std::string checkpoint_metadata_json(const CheckpointInfo& info) {
@@ -71,6 +86,7 @@ std::string checkpoint_metadata_json(const CheckpointInfo& info) {
     j["commit_timestamp_nsecs"] = *info.commit_timestamp_nsecs;
   }
   j["custom_metadata"] = info.custom_metadata;
+  j["ckpt_format_version"] = kCheckpointFormatVersion;
   return j.dump();
 }
 
@@ -131,6 +147,13 @@ void read_fields(const nlohmann::json& j, const std::string& text,
       if (value.is_object()) {
         for (auto& [k, v] : value.items()) info.custom_metadata[k] = v;
       }
+    } else if (key == "ckpt_format_version") {
+      // Anything but a small positive integer is a format this ckpt does
+      // not know.
+      info.format_version =
+          value.is_number_unsigned() && value.get<uint64_t>() < 1000
+              ? static_cast<int>(value.get<uint64_t>())
+              : 1000;
     } else {
       // Unknown top-level keys fold into custom metadata.
       info.custom_metadata[key] = value;
@@ -141,54 +164,14 @@ void read_fields(const nlohmann::json& j, const std::string& text,
 }  // namespace
 
 CheckpointInfo read_checkpoint_info(const fs::path& path) {
-  using namespace internal;
-  auto invalid = [&](const std::string& why) -> InvalidLayoutError {
-    return InvalidLayoutError("invalid checkpoint " + path.string() + ": " +
-                              why);
-  };
-  std::error_code ec;
-  fs::file_status status = fs::status(path, ec);
-  if (!fs::exists(status)) {
-    throw NotFoundError("checkpoint " + path.string() + " does not exist");
-  }
-  if (!fs::is_directory(status)) throw invalid("it is not a folder");
-  // "<tmp>/" and "<tmp>/." name the temporary folder too.
-  fs::path named = path.lexically_normal();
-  if (!named.has_filename()) named = named.parent_path();
-  if (is_temporary_name(named.filename().string())) {
-    throw invalid(
-        "incomplete checkpoint: a temporary folder of a save that never "
-        "committed");
-  }
-  CheckpointInfo info;
-  info.path = path;
-  const fs::path metadata_file = path / kCheckpointMetadataFile;
-  if (!fs::exists(metadata_file, ec)) {
-    throw invalid(std::string("no ") + kCheckpointMetadataFile +
-                  " (not a checkpoint, or one whose save never committed)");
-  }
-  if (!fs::is_regular_file(metadata_file, ec)) {
-    throw invalid(std::string(kCheckpointMetadataFile) + " is not a file");
-  }
-  std::string text;
-  with_errors_converted(
-      [&] { sdk::read_file_if_exists(metadata_file.string(), text); });
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    throw invalid(std::string(kCheckpointMetadataFile) +
-                  " is not a JSON object");
-  }
-  const bool has_marker = fs::exists(path / kMarkerFile, ec);
-  if (has_marker) {
-    info.layout = LayoutVersion::kV1;
-  } else if (is_pytree_folder(path) ||
-             (j.contains("item_handlers") && j["item_handlers"].is_string())) {
-    info.layout = LayoutVersion::kV0Flat;
-  } else {
-    info.layout = LayoutVersion::kV0Composite;
-  }
-  read_fields(j, text, info);
-  return info;
+  return internal::open_checkpoint(path).info;
+}
+
+bool check_checkpointable_bytes(const fs::path& path, const std::string& name) {
+  return internal::with_errors_converted([&] {
+    internal::check_checkpointable_name(name, true);
+    return internal::open_checkpoint(path).check(name);
+  });
 }
 
 std::vector<std::string> list_checkpointables(const fs::path& path) {
@@ -196,7 +179,15 @@ std::vector<std::string> list_checkpointables(const fs::path& path) {
 }
 
 std::vector<std::string> list_checkpointables(const CheckpointInfo& info) {
-  const fs::path& path = info.path;
+  return internal::list_checkpointables_in(info.path, info);
+}
+
+}  // namespace ckpt
+
+namespace ckpt::internal {
+
+std::vector<std::string> list_checkpointables_in(const fs::path& path,
+                                                 const CheckpointInfo& info) {
   std::vector<std::string> names;
   if (info.layout == LayoutVersion::kV0Flat) {
     names.push_back(kDefaultCheckpointableName);
@@ -216,4 +207,113 @@ std::vector<std::string> list_checkpointables(const CheckpointInfo& info) {
   return names;
 }
 
-}  // namespace ckpt
+namespace {
+
+// Reads _CHECKSUMS (when there is one) and checks the checkpoint's own
+// files against it.
+std::optional<ChecksumRecord> read_checksums(const CheckpointDir& dir) {
+  constexpr size_t kLimit = size_t{256} << 20;
+  std::optional<std::string> text = dir.read_file(kChecksumsFile, kLimit);
+  if (!text) return std::nullopt;
+  ChecksumRecord record =
+      parse_checksums(*text, (dir.path() / kChecksumsFile).string());
+  check_against_record(dir, record, "");
+  return record;
+}
+
+}  // namespace
+
+OpenedCheckpoint open_checkpoint(const fs::path& path) {
+  auto invalid = [&](const std::string& why) -> InvalidLayoutError {
+    return InvalidLayoutError("invalid checkpoint " + path.string() + ": " +
+                              why);
+  };
+  // "<tmp>/" and "<tmp>/." name the temporary folder too.
+  fs::path named = path.lexically_normal();
+  if (!named.has_filename()) named = named.parent_path();
+  OpenedCheckpoint out;
+  out.dir = std::make_unique<CheckpointDir>(path);
+  if (is_temporary_name(named.filename().string())) {
+    throw invalid(
+        "incomplete checkpoint: a temporary folder of a save that never "
+        "committed");
+  }
+  const CheckpointDir& dir = *out.dir;
+  CheckpointInfo& info = out.info;
+  info.path = path;
+  constexpr size_t kMetadataLimit = size_t{64} << 20;
+  std::optional<std::string> text;
+  with_errors_converted([&] {
+    out.checksums = read_checksums(dir);
+    struct stat st;
+    if (!out.checksums &&
+        ::fstatat(dir.fd(), kCheckpointMetadataFile, &st,
+                  AT_SYMLINK_NOFOLLOW) == 0 &&
+        !S_ISREG(st.st_mode)) {
+      throw invalid(std::string(kCheckpointMetadataFile) + " is not a file");
+    }
+    text = dir.read_file(kCheckpointMetadataFile, kMetadataLimit);
+  });
+  if (!text) {
+    throw invalid(std::string("no ") + kCheckpointMetadataFile +
+                  " (not a checkpoint, or one whose save never committed)");
+  }
+  const std::string shown = (path / kCheckpointMetadataFile).string();
+  nlohmann::json j;
+  with_errors_converted([&] {
+    sdk::check_json_depth(*text, shown);
+    j = nlohmann::json::parse(*text, nullptr, false);
+  });
+  if (j.is_discarded() || !j.is_object()) {
+    if (out.checksums) {
+      throw DataLossError(shown + " is damaged: not a JSON object");
+    }
+    throw invalid(std::string(kCheckpointMetadataFile) +
+                  " is not a JSON object");
+  }
+  struct stat st;
+  const bool has_marker =
+      ::fstatat(dir.fd(), kMarkerFile, &st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (has_marker) {
+    info.layout = LayoutVersion::kV1;
+  } else if (is_pytree_folder(dir.root()) ||
+             (j.contains("item_handlers") && j["item_handlers"].is_string())) {
+    info.layout = LayoutVersion::kV0Flat;
+  } else {
+    info.layout = LayoutVersion::kV0Composite;
+  }
+  read_fields(j, *text, info);
+  info.checksums_recorded = out.checksums.has_value();
+  if (info.format_version && *info.format_version > kCheckpointFormatVersion) {
+    throw invalid("it was written in ckpt format " +
+                  std::to_string(*info.format_version) +
+                  ", newer than this ckpt reads (up to " +
+                  std::to_string(kCheckpointFormatVersion) + ")");
+  }
+  if (!out.checksums && info.format_version &&
+      *info.format_version >= kCheckpointFormatVersion) {
+    throw DataLossError(
+        "checkpoint " + path.string() + " is damaged: " + kChecksumsFile +
+        " is missing (ckpt format " + std::to_string(*info.format_version) +
+        " records every file's checksum there)");
+  }
+  return out;
+}
+
+fs::path OpenedCheckpoint::folder_of(const std::string& name) const {
+  return info.layout == LayoutVersion::kV0Flat ? dir->root()
+                                               : dir->root() / name;
+}
+
+std::vector<std::string> OpenedCheckpoint::checkpointables() const {
+  return list_checkpointables_in(dir->root(), info);
+}
+
+bool OpenedCheckpoint::check(const std::string& name) const {
+  if (!checksums) return false;
+  check_against_record(*dir, *checksums,
+                       info.layout == LayoutVersion::kV0Flat ? "" : name);
+  return true;
+}
+
+}  // namespace ckpt::internal

@@ -6,7 +6,12 @@
 #include <ckpt/layout.h>
 
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "checksums.h"
 
 namespace ckpt::internal {
 
@@ -27,6 +32,33 @@ std::string checkpoint_metadata_json(const CheckpointInfo& info);
 
 // Whether `folder` holds a pytree (_METADATA).
 bool is_pytree_folder(const std::filesystem::path& folder);
+
+// A checkpoint opened for reading: its folder opened once (every part is
+// read through it, so one load sees one version), _CHECKPOINT_METADATA
+// read and, when the checkpoint has them, checked against _CHECKSUMS.
+struct OpenedCheckpoint {
+  std::unique_ptr<CheckpointDir> dir;
+  CheckpointInfo info;  // info.path: the path the caller named
+  std::optional<ChecksumRecord> checksums;
+
+  // The folder a handler is given for checkpointable `name`, beneath
+  // dir->root().
+  std::filesystem::path folder_of(const std::string& name) const;
+  // The checkpointables, as list_checkpointables(info).
+  std::vector<std::string> checkpointables() const;
+  // Checks the files of `name` against _CHECKSUMS (see
+  // check_checkpointable_bytes); false when none are recorded.
+  bool check(const std::string& name) const;
+};
+
+// The checkpointable folders in `path` (a checkpoint of `info`'s layout),
+// reserved and hidden names excluded, sorted.
+std::vector<std::string> list_checkpointables_in(
+    const std::filesystem::path& path, const CheckpointInfo& info);
+
+// Validates the layout and reads _CHECKPOINT_METADATA (and _CHECKSUMS);
+// the errors of read_checkpoint_info.
+OpenedCheckpoint open_checkpoint(const std::filesystem::path& path);
 
 }  // namespace ckpt::internal
 

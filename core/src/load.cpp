@@ -20,14 +20,16 @@ namespace ckpt {
 namespace {
 
 // The pytree checkpointable AUTO stands for.
-std::string auto_name(const CheckpointInfo& info,
+std::string auto_name(const internal::OpenedCheckpoint& checkpoint,
                       const std::vector<std::string>& names) {
+  const CheckpointInfo& info = checkpoint.info;
   if (info.layout == LayoutVersion::kV0Flat) return kDefaultCheckpointableName;
-  if (internal::is_pytree_folder(info.path / kDefaultCheckpointableName)) {
+  if (internal::is_pytree_folder(
+          checkpoint.folder_of(kDefaultCheckpointableName))) {
     return kDefaultCheckpointableName;
   }
   for (const std::string& name : names) {
-    if (internal::is_pytree_folder(info.path / name)) return name;
+    if (internal::is_pytree_folder(checkpoint.folder_of(name))) return name;
   }
   throw InvalidLayoutError("checkpoint " + info.path.string() +
                            " has no pytree checkpointable (no folder with " +
@@ -44,8 +46,10 @@ std::string join_names(const std::vector<std::string>& names) {
 // The requested checkpointables (every one when none is named), after
 // checking that each exists.
 Checkpointables requested_checkpointables(
-    const CheckpointInfo& info, const std::vector<std::string>& available,
+    const internal::OpenedCheckpoint& checkpoint,
+    const std::vector<std::string>& available,
     const Checkpointables& abstracts) {
+  const CheckpointInfo& info = checkpoint.info;
   Checkpointables requested = abstracts;
   if (requested.empty()) {
     for (const std::string& name : available) {
@@ -58,7 +62,7 @@ Checkpointables requested_checkpointables(
     bool found = false;
     for (const auto& a : available) found |= a == name;
     if (!found && name == kMetricsName) {
-      found = fs::is_directory(info.path / name);
+      found = fs::is_directory(checkpoint.folder_of(name));
     }
     if (!found) missing.push_back(name);
   }
@@ -74,21 +78,32 @@ Checkpointables requested_checkpointables(
 }
 
 // The error in flight as "failed to load checkpointable <name> from
-// <path>: ...", with the reason a fallback handler was used first.
-std::exception_ptr load_failure(const CheckpointInfo& info,
+// <path>: ...", with the reason a fallback handler was used first, and
+// the checkpoint's path where the handler saw /proc/self/fd/<n>.
+std::exception_ptr load_failure(const internal::OpenedCheckpoint& checkpoint,
                                 const std::string& name,
                                 const internal::LoadResolution& resolution) {
-  std::string prefix =
-      "failed to load checkpointable '" + name + "' from " + info.path.string();
-  if (resolution.fallback_reason.empty()) {
-    return internal::current_exception_as_error(prefix);
+  std::string prefix = "failed to load checkpointable '" + name + "' from " +
+                       checkpoint.info.path.string();
+  if (checkpoint.dir->deleted()) {
+    prefix +=
+        " (the checkpoint was deleted or replaced while it was being "
+        "loaded)";
   }
   try {
     std::rethrow_exception(internal::current_exception_as_error());
   } catch (const Error& e) {
+    const std::string what = checkpoint.dir->shown(e.what());
+    if (resolution.fallback_reason.empty()) {
+      try {
+        throw_error(e.kind(), prefix + ": " + what);
+      } catch (...) {
+        return std::current_exception();
+      }
+    }
     return std::make_exception_ptr(NoEntryError(
         prefix + ": " + resolution.fallback_reason + "; the fallback to " +
-        resolution.handler->typestr() + " failed too: " + e.what()));
+        resolution.handler->typestr() + " failed too: " + what));
   }
 }
 
@@ -100,12 +115,13 @@ void wait_all(std::vector<std::future<Value>>& futures) {
   }
 }
 
-Checkpointables load_from(const CheckpointInfo& info,
+Checkpointables load_from(const internal::OpenedCheckpoint& checkpoint,
                           const std::vector<std::string>& available,
                           const Checkpointables& abstracts) {
   internal::start_up();
+  const CheckpointInfo& info = checkpoint.info;
   const Checkpointables requested =
-      requested_checkpointables(info, available, abstracts);
+      requested_checkpointables(checkpoint, available, abstracts);
   const Context& context = Context::current();
   std::vector<internal::LoadResolution> resolutions;
   std::vector<std::future<Value>> futures;
@@ -119,14 +135,16 @@ Checkpointables load_from(const CheckpointInfo& info,
     }
     internal::LoadResolution resolution;
     try {
+      // What the handler reads is checked before it reads it.
+      checkpoint.check(name);
       resolution = internal::resolve_for_checkpoint(context.registry(), info,
                                                     name, abstract_ptr);
       resolutions.push_back(resolution);
       futures.push_back(resolution.handler->load(
-          internal::call_context(context, name, info.folder_of(name)),
+          internal::call_context(context, name, checkpoint.folder_of(name)),
           abstract_ptr));
     } catch (...) {
-      std::exception_ptr e = load_failure(info, name, resolution);
+      std::exception_ptr e = load_failure(checkpoint, name, resolution);
       wait_all(futures);
       std::rethrow_exception(e);
     }
@@ -137,7 +155,7 @@ Checkpointables load_from(const CheckpointInfo& info,
       out.emplace_back(requested[i].first, futures[i].get());
     } catch (...) {
       std::exception_ptr e =
-          load_failure(info, requested[i].first, resolutions[i]);
+          load_failure(checkpoint, requested[i].first, resolutions[i]);
       wait_all(futures);
       std::rethrow_exception(e);
     }
@@ -145,13 +163,19 @@ Checkpointables load_from(const CheckpointInfo& info,
   return out;
 }
 
-std::optional<Value> metadata_of(const CheckpointInfo& info,
+std::optional<Value> metadata_of(const internal::OpenedCheckpoint& checkpoint,
                                  const std::string& name) {
   internal::start_up();
   const Context& context = Context::current();
-  HandlerPtr handler = resolve_checkpointable_handler(info, name, nullptr);
-  return handler->metadata(
-      internal::call_context(context, name, info.folder_of(name)));
+  checkpoint.check(name);
+  HandlerPtr handler =
+      resolve_checkpointable_handler(checkpoint.info, name, nullptr);
+  try {
+    return handler->metadata(
+        internal::call_context(context, name, checkpoint.folder_of(name)));
+  } catch (const Error& e) {
+    throw_error(e.kind(), checkpoint.dir->shown(e.what()));
+  }
 }
 
 }  // namespace
@@ -159,33 +183,37 @@ std::optional<Value> metadata_of(const CheckpointInfo& info,
 Checkpointables load_checkpointables(const fs::path& path,
                                      const Checkpointables& abstracts) {
   return internal::with_errors_converted([&] {
-    const CheckpointInfo info = read_checkpoint_info(path);
-    return load_from(info, list_checkpointables(info), abstracts);
+    const internal::OpenedCheckpoint checkpoint =
+        internal::open_checkpoint(path);
+    return load_from(checkpoint, checkpoint.checkpointables(), abstracts);
   });
 }
 
 Value load(const fs::path& path, const Value* abstract_value,
            const std::string& name) {
   return internal::with_errors_converted([&] {
-    const CheckpointInfo info = read_checkpoint_info(path);
-    const std::vector<std::string> available = list_checkpointables(info);
+    const internal::OpenedCheckpoint checkpoint =
+        internal::open_checkpoint(path);
+    const std::vector<std::string> available = checkpoint.checkpointables();
     const std::string resolved =
-        name == kAutoName ? auto_name(info, available) : name;
+        name == kAutoName ? auto_name(checkpoint, available) : name;
     Value abstract_copy = abstract_value ? *abstract_value : Value();
-    return load_from(info, available, {{resolved, abstract_copy}})[0].second;
+    return load_from(checkpoint, available, {{resolved, abstract_copy}})[0]
+        .second;
   });
 }
 
 Metadata metadata(const fs::path& path, const std::string& name) {
   return internal::with_errors_converted([&] {
     Metadata out;
-    out.checkpoint = read_checkpoint_info(path);
+    const internal::OpenedCheckpoint checkpoint =
+        internal::open_checkpoint(path);
+    out.checkpoint = checkpoint.info;
     const std::string resolved =
-        name == kAutoName
-            ? auto_name(out.checkpoint, list_checkpointables(out.checkpoint))
-            : name;
+        name == kAutoName ? auto_name(checkpoint, checkpoint.checkpointables())
+                          : name;
     try {
-      if (auto value = metadata_of(out.checkpoint, resolved)) {
+      if (auto value = metadata_of(checkpoint, resolved)) {
         out.metadata = *value;
       }
     } catch (...) {
@@ -200,11 +228,13 @@ Metadata metadata(const fs::path& path, const std::string& name) {
 CheckpointablesMetadata checkpointables_metadata(const fs::path& path) {
   return internal::with_errors_converted([&] {
     CheckpointablesMetadata out;
-    out.checkpoint = read_checkpoint_info(path);
-    for (const std::string& name : list_checkpointables(out.checkpoint)) {
+    const internal::OpenedCheckpoint checkpoint =
+        internal::open_checkpoint(path);
+    out.checkpoint = checkpoint.info;
+    for (const std::string& name : checkpoint.checkpointables()) {
       Value value;
       try {
-        if (auto m = metadata_of(out.checkpoint, name)) value = *m;
+        if (auto m = metadata_of(checkpoint, name)) value = *m;
       } catch (const Error& e) {
         // Orbax's rule: a handler without metadata yields none. Damaged
         // metadata is never passed over.

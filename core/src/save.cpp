@@ -263,10 +263,7 @@ void check_destination(const fs::path& final_path, bool overwrite) {
     throw AlreadyExistsError("Destination " + final_path.string() +
                              " already exists; pass overwrite to replace it");
   }
-  if (!fs::is_directory(final_path, ec)) {
-    throw InvalidArgumentError("cannot overwrite " + final_path.string() +
-                               ": it is not a checkpoint folder");
-  }
+  internal::check_replaceable(final_path);
 }
 
 std::shared_ptr<SaveJob> new_job(const fs::path& path,
@@ -295,7 +292,8 @@ void run_blocking_tiers(SaveJob& job, const Context& context,
                         const std::vector<HandlerPtr>& handlers) {
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string& name = items[i].first;
-    const fs::path folder = job.temporary->add_folder(name);
+    const fs::path folder =
+        job.temporary->add_folder(name, handlers[i]->info().self_checked_files);
     job.names.push_back(name);
     job.info.item_handlers.emplace_back(name, handlers[i]->typestr());
     try {

@@ -199,6 +199,7 @@ def main():
         rows.append((w, "raw write()/read()", rw, rr, rw, rr))
         rows.append((w, "raw + fsync", c["raw_write_fsync"], None, rw, rr))
         rows.append((w, "ckpt", c["ckpt_save"], c["ckpt_load"], rw, rr))
+        rows.append((w, "ckpt, no integrity records", None, c["ckpt_load_unchecked"], rw, rr))
         rows.append((w, "ckpt + fsync", c["ckpt_save_fsync"], None, rw, rr))
         rows.append((w, "ckpt, immutable arrays", c["ckpt_save_immutable"], None, rw, rr))
         rows.append((w, "ckpt async (blocking)", c["ckpt_async_blocking"], None, rw, rr))
@@ -210,6 +211,7 @@ def main():
             "save_vs_raw": rw / c["ckpt_save"],
             "save_fsync_vs_raw_fsync": c["raw_write_fsync"] / c["ckpt_save_fsync"],
             "load_vs_raw": rr / c["ckpt_load"],
+            "integrity_cost": c["ckpt_load"] / c["ckpt_load_unchecked"] - 1,
             "async_blocking_vs_memcpy": c["ckpt_async_blocking"] / c["memcpy"],
             "rss_extra_save_MiB": rss["save"] / 2**20,
             "rss_extra_async_vs_data": rss["async"] / size,
@@ -219,16 +221,18 @@ def main():
         })
 
     print(f"pytree benchmark ({env_note}); medians in seconds; x = time / raw time")
-    print(f"{'workload':8} {'tool':24} {'save s':>9} {'x raw':>7} {'load s':>9} {'x raw':>7}")
+    print(f"{'workload':8} {'tool':26} {'save s':>9} {'x raw':>7} {'load s':>9} {'x raw':>7}")
     for w, tool, s, l, rw, rr in rows:
         load = f"{l:9.3f} {l / rr:7.2f}" if l is not None else f"{'':9} {'':7}"
-        print(f"{w:8} {tool:24} {s:9.3f} {s / rw:7.2f} {load}")
+        save = f"{s:9.3f} {s / rw:7.2f}" if s is not None else f"{'':9} {'':7}"
+        print(f"{w:8} {tool:26} {save} {load}")
     print()
     for s in summary:
         print(f"{s['workload']}: {s['arrays']} arrays, {s['bytes'] / 1e6:.0f} MB; "
               f"save {s['save_vs_raw']:.2f}x raw throughput, "
               f"fsync'd save {s['save_fsync_vs_raw_fsync']:.2f}x, "
-              f"load {s['load_vs_raw']:.2f}x; "
+              f"load {s['load_vs_raw']:.2f}x "
+              f"(checksum checks {100 * s['integrity_cost']:+.1f}% of a load); "
               f"async blocking = {s['async_blocking_vs_memcpy']:.2f} memcpy; "
               f"extra RSS: save {s['rss_extra_save_MiB']:.0f} MiB, "
               f"async {s['rss_extra_async_vs_data']:.2f}x data, "

@@ -131,6 +131,26 @@ ckpt::Value immutable_view(const ckpt::Value& v) {
   }
 }
 
+// `from` copied to `to` as a checkpoint without integrity records, as an
+// older ckpt wrote it: no _CHECKSUMS, no format version, no pytree format
+// marker or array-file structure checksum (per-array checksums stay). A
+// load of it against a load of `from` is the cost of the checks.
+void copy_without_checks(const fs::path& from, const fs::path& to) {
+  fs::remove_all(to);
+  fs::copy(from, to, fs::copy_options::recursive);
+  fs::remove(to / ckpt::kChecksumsFile);
+  auto strip = [](const fs::path& file,
+                  std::initializer_list<const char*> keys) {
+    std::ifstream in(file);
+    nlohmann::ordered_json j = nlohmann::ordered_json::parse(in);
+    for (const char* k : keys) j.erase(k);
+    std::ofstream(file, std::ios::trunc) << j.dump();
+  };
+  strip(to / ckpt::kCheckpointMetadataFile, {"ckpt_format_version"});
+  strip(to / "state" / ckpt::kPytreeMetadataFile,
+        {"ckpt_pytree_format", "ckpt_array_file_structure"});
+}
+
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -258,6 +278,9 @@ int main(int argc, char** argv) {
   }
 
   std::vector<double> save_t, save_sync_t, block_t, async_total_t, load_t;
+  std::vector<double> load_unchecked_t;
+  const fs::path unchecked =
+      fs::path(dir) / ("ckpt-" + workload + "-unchecked");
   std::vector<double> raw_w, raw_w_sync, raw_r, copy_t;
   fs::path raw_file = fs::path(dir) / ("raw-" + workload + ".bin");
   // Every timed step starts from a clean page cache state for writes: the
@@ -290,11 +313,17 @@ int main(int argc, char** argv) {
       async_total_t.push_back(seconds_since(start));
     }
     {
+      // The same checkpoint with and without integrity records, in turn.
+      copy_without_checks(base, unchecked);
       ::sync();
       ckpt::Context context(context_options(false));
-      auto start = Clock::now();
-      ckpt::Value loaded = ckpt::load(base);
-      load_t.push_back(seconds_since(start));
+      for (int pass = 0; pass < 2; ++pass) {
+        const bool checked = (pass == 0) == (r % 2 == 0);
+        auto start = Clock::now();
+        ckpt::Value loaded = ckpt::load(checked ? base : unchecked);
+        (checked ? load_t : load_unchecked_t).push_back(seconds_since(start));
+      }
+      fs::remove_all(unchecked);
     }
     settle();
     raw_w_sync.push_back(raw_write(w, raw_file, true));
@@ -312,6 +341,7 @@ int main(int argc, char** argv) {
                     {"ckpt_save_fsync", save_sync_t},
                     {"ckpt_async_blocking", block_t},
                     {"ckpt_load", load_t},
+                    {"ckpt_load_unchecked", load_unchecked_t},
                     {"raw_write", raw_w},
                     {"raw_write_fsync", raw_w_sync},
                     {"raw_read", raw_r},
@@ -322,6 +352,7 @@ int main(int argc, char** argv) {
   out["ckpt_async_blocking"] = median(block_t);
   out["ckpt_async_total"] = median(async_total_t);
   out["ckpt_load"] = median(load_t);
+  out["ckpt_load_unchecked"] = median(load_unchecked_t);
   out["raw_write"] = median(raw_w);
   out["raw_write_fsync"] = median(raw_w_sync);
   out["raw_read"] = median(raw_r);

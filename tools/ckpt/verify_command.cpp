@@ -1,12 +1,13 @@
-// `ckpt verify DIR`: completeness, every checkpointable loadable (which
-// checks every checksum a handler keeps), each problem named. A
-// checkpointable whose plugin is not loaded is a problem; one that only the
-// host app can load is skipped, and the summary says so.
+// `ckpt verify DIR`: completeness; each checkpointable's bytes against the
+// checksums recorded at commit, and its meaning by loading it (which checks
+// the checksums a handler keeps), with one status each. A checkpointable
+// whose plugin is not loaded, or that is damaged, is a problem (exit 1).
 #include <ckpt/checkpoint.h>
 #include <ckpt/errors.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,8 @@
 #include "host_types.h"
 
 namespace ckpt::tool {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -27,74 +30,99 @@ void progress(size_t done, size_t total, const std::string& name) {
   std::fflush(stderr);
 }
 
+// The statuses of `ckpt verify`, one per checkpointable (README: "ckpt
+// verify"). The last two are problems.
+constexpr const char* kOk = "ok";
+constexpr const char* kBytesOk = "bytes ok (meaning needs the host app)";
+constexpr const char* kUnchecked = "no checksums recorded";
+constexpr const char* kNoPlugin = "no plugin claims it";
+constexpr const char* kDamaged = "damaged";
+
+struct Result {
+  std::string name, status, detail;
+  bool problem() const { return status == kNoPlugin || status == kDamaged; }
+};
+
+// Checks one checkpointable: its bytes against the checksums recorded at
+// commit, then its meaning by loading it when a plugin can.
+Result verify_one(const std::string& dir, const CheckpointInfo& info,
+                  const std::string& name) {
+  Result r{name, kOk, ""};
+  try {
+    const bool checked = check_checkpointable_bytes(dir, name);
+    const std::string host_only = needs_host_type(info, name);
+    if (auto typestr = unclaimed_typestr(info, name)) {
+      r.status = kNoPlugin;
+      r.detail = no_plugin_text(*typestr);
+    } else if (!host_only.empty()) {
+      r.status = checked ? kBytesOk : kUnchecked;
+      r.detail = host_only;
+    } else {
+      load_checkpointables(dir, {{name, Value()}});
+      if (!checked) {
+        r.status = kUnchecked;
+        r.detail =
+            "it loads, but its files carry no checksums (saved by "
+            "Orbax or an older ckpt)";
+      }
+    }
+  } catch (const Error& e) {
+    // A format no loaded plugin reads yet is not damage.
+    r.status = e.kind() == ErrorKind::kUnimplemented ? kNoPlugin : kDamaged;
+    r.detail = e.what();
+  }
+  return r;
+}
+
+void print_result(const Result& r) {
+  std::printf("%s: %s%s%s\n", r.name.c_str(), r.status.c_str(),
+              r.detail.empty() ? "" : ": ", r.detail.c_str());
+}
+
 }  // namespace
 
 int run_verify(const Common& common, const std::string& dir) {
   const CheckpointInfo info = read_checkpoint_info(dir);  // completeness
-  const std::vector<std::string> names = list_checkpointables(info);
+  std::vector<std::string> names = list_checkpointables(info);
+  std::error_code ec;
+  if (fs::is_directory(info.folder_of(kMetricsName), ec)) {
+    names.push_back(kMetricsName);
+  }
   const bool bar = !common.json && ::isatty(STDERR_FILENO);
-  struct Result {
-    std::string name, status, detail;
-  };
   std::vector<Result> results;
-  size_t problems = 0, skipped = 0;
   for (size_t i = 0; i < names.size(); ++i) {
-    const std::string& name = names[i];
-    if (bar) progress(i, names.size(), name);
-    Result r{name, "ok", ""};
-    try {
-      const std::string host_only = needs_host_type(info, name);
-      if (auto typestr = unclaimed_typestr(info, name)) {
-        r.status = "failed";
-        r.detail = no_plugin_text(*typestr);
-        ++problems;
-      } else if (!host_only.empty()) {
-        r.status = "skipped";
-        r.detail = host_only;
-        ++skipped;
-      } else {
-        load_checkpointables(dir, {{name, Value()}});
-      }
-    } catch (const Error& e) {
-      r.status = "failed";
-      r.detail = e.what();
-      ++problems;
-    }
-    if (!bar && !common.json) {
-      std::printf("%-7s %s%s%s\n", r.status.c_str(), name.c_str(),
-                  r.detail.empty() ? "" : ": ", r.detail.c_str());
-    }
-    results.push_back(r);
+    if (bar) progress(i, names.size(), names[i]);
+    results.push_back(verify_one(dir, info, names[i]));
+    if (!bar && !common.json) print_result(results.back());
   }
   if (bar) {
     progress(names.size(), names.size(), "");
-    for (const Result& r : results) {
-      if (r.status != "ok") {
-        std::printf("%-7s %s: %s\n", r.status.c_str(), r.name.c_str(),
-                    r.detail.c_str());
-      }
-    }
+    for (const Result& r : results) print_result(r);
   }
   // Recorded handlers whose folder is gone.
   for (const auto& [name, typestr] : info.item_handlers) {
     bool present = false;
     for (const auto& n : names) present |= n == name;
-    if (!present && name != kMetricsName) {
+    if (!present) {
       results.push_back(
-          {name, "absent",
+          {name, kDamaged,
            "recorded as saved by " + typestr + " but has no folder"});
-      ++problems;
-      if (!common.json)
-        std::printf("absent  %s: %s\n", name.c_str(),
-                    results.back().detail.c_str());
+      if (!common.json) print_result(results.back());
     }
+  }
+  size_t problems = 0, damaged = 0, unchecked = 0, bytes_only = 0;
+  for (const Result& r : results) {
+    problems += r.problem();
+    damaged += r.status == kDamaged;
+    unchecked += r.status == kUnchecked;
+    bytes_only += r.status == kBytesOk;
   }
   if (common.json) {
     nlohmann::ordered_json out = {
         {"path", info.path.string()},
         {"complete", true},
+        {"checksums_recorded", info.checksums_recorded},
         {"problems", problems},
-        {"skipped", skipped},
         {"checkpointables", nlohmann::ordered_json::array()}};
     for (const Result& r : results) {
       out["checkpointables"].push_back(
@@ -102,9 +130,12 @@ int run_verify(const Common& common, const std::string& dir) {
     }
     std::cout << out.dump(2) << "\n";
   } else {
-    std::printf("%s: %zu checkpointable%s, %zu problem%s, %zu skipped\n",
-                info.path.c_str(), names.size(), names.size() == 1 ? "" : "s",
-                problems, problems == 1 ? "" : "s", skipped);
+    std::printf(
+        "%s: %zu checkpointable%s, %zu problem%s (%zu damaged, %zu without a "
+        "plugin), %zu checked by bytes only, %zu without checksums\n",
+        info.path.c_str(), results.size(), results.size() == 1 ? "" : "s",
+        problems, problems == 1 ? "" : "s", damaged, problems - damaged,
+        bytes_only, unchecked);
   }
   return problems ? 1 : 0;
 }

@@ -7,6 +7,7 @@
 //                            timestamps, custom_metadata
 //     orbax.checkpoint       empty marker of the v1 layout
 //     commit_success.txt
+//     _CHECKSUMS             size and checksum of every file (format 2)
 //     <name>/                one folder per checkpointable
 #ifndef CKPT_LAYOUT_H_
 #define CKPT_LAYOUT_H_
@@ -32,6 +33,13 @@ inline constexpr const char* kMetricsName = "metrics";
 inline constexpr const char* kCheckpointMetadataFile = "_CHECKPOINT_METADATA";
 inline constexpr const char* kMarkerFile = "orbax.checkpoint";
 inline constexpr const char* kCommitSuccessFile = "commit_success.txt";
+// ckpt's record of every folder and file of a checkpoint, with each file's
+// size and XXH3-64 (README: "Integrity").
+inline constexpr const char* kChecksumsFile = "_CHECKSUMS";
+// The format _CHECKPOINT_METADATA records as "ckpt_format_version": from 2
+// on, a checkpoint without a valid _CHECKSUMS is damaged. Orbax's and older
+// ckpt checkpoints record none and load without checksums.
+inline constexpr int kCheckpointFormatVersion = 2;
 // The file that makes a folder a pytree checkpointable.
 inline constexpr const char* kPytreeMetadataFile = "_METADATA";
 // Part of the name of a save's temporary folder, which is never a
@@ -55,6 +63,12 @@ struct CheckpointInfo {
   nlohmann::json custom_metadata = nlohmann::json::object();
   std::optional<int64_t> init_timestamp_nsecs;
   std::optional<int64_t> commit_timestamp_nsecs;
+  // ckpt's format version (kCheckpointFormatVersion when it was written);
+  // none for Orbax's and older ckpt checkpoints.
+  std::optional<int> format_version;
+  // Whether _CHECKSUMS records the checksum of every file (its own checksum
+  // and that of the checkpoint's own files checked).
+  bool checksums_recorded = false;
 
   // The typestr recorded for `name`, if any.
   std::optional<std::string> typestr_of(const std::string& name) const;
@@ -67,6 +81,13 @@ struct CheckpointInfo {
 // NotFoundError when `path` does not exist; InvalidLayoutError naming the
 // path when it is no complete checkpoint.
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
+
+// Checks every file of checkpointable `name` against the checksums recorded
+// when it was saved (files its handler checks itself: their size). False
+// when the checkpoint records no checksums; DataLossError naming the file
+// that is missing, added, changed or not a regular file.
+bool check_checkpointable_bytes(const std::filesystem::path& path,
+                                const std::string& name);
 
 // The checkpointables of a checkpoint on disk, reserved names excluded,
 // sorted by name.
