@@ -18,8 +18,10 @@ namespace {
 
 // Never destroyed: background work may still be finishing while static
 // destructors run, and joining from a destructor at exit can deadlock with
-// a plugin's own static state. In-flight saves are waited for explicitly
-// (see checkpoint engine) before exit.
+// a plugin's own static state (or hang for good behind a handler that
+// never ends). Saves in flight are waited for at exit, with a deadline,
+// by save.cpp's wait_at_exit, which names what it abandons; threads still
+// running then end with the process.
 boost::asio::thread_pool& pool() {
   static auto* p = new boost::asio::thread_pool(
       std::max(4u, std::thread::hardware_concurrency() * 2));

@@ -1,4 +1,6 @@
 // Handler over a plugin's ckpt_handler_type: every call crosses the C ABI.
+#include "plugin_handler.h"
+
 #include <ckpt/errors.h>
 #include <ckpt/handler.h>
 
@@ -172,6 +174,10 @@ class PluginHandler final : public Handler {
 };
 
 }  // namespace
+
+bool is_plugin_handler(const Handler& handler) {
+  return dynamic_cast<const PluginHandler*>(&handler) != nullptr;
+}
 
 std::function<HandlerPtr(const nlohmann::json&)> plugin_handler_factory(
     std::shared_ptr<const ckpt_handler_type> table,

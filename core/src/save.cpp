@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <mutex>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "async_engine.h"
 #include "atomic_commit.h"
@@ -18,6 +20,7 @@
 #include "error_conversion.h"
 #include "layout_internal.h"
 #include "logging.h"
+#include "plugin_handler.h"
 #include "startup.h"
 #include "value_bridge.h"
 
@@ -43,12 +46,71 @@ int64_t now_nsecs() {
       .count();
 }
 
-// Saves in flight in this process, by final path.
+fs::path normalized(const fs::path& path) {
+  if (path.empty()) throw InvalidArgumentError("the checkpoint path is empty");
+  fs::path p = fs::absolute(path).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // trailing slash
+  return p;
+}
+
+// `timeout` from now; at most about a century, so that no clock
+// arithmetic (ours or the standard library's waits) overflows.
+Clock::time_point deadline_after(std::chrono::milliseconds timeout) {
+  constexpr std::chrono::hours kCentury(24 * 365 * 100);
+  const Clock::time_point now = Clock::now();
+  if (timeout.count() <= 0) return now;
+  if (timeout >= kCentury) return now + kCentury;
+  return now + timeout;
+}
+
+// One save from its blocking tiers to its commit.
+//
+// Its life: begin_save (the final path is taken); the blocking tiers; then
+// the job is tracked (pending().jobs) while its temporary folder exists.
+// The caller learns the outcome once (report): the commit, a background
+// error, or TimeoutError past the deadline. A save that timed out leaves
+// its background tiers running and its temporary folder in place until
+// they end (clean_up_when_over), or until the process exits (wait_at_exit).
+struct SaveJob {
+  fs::path final_path;
+  std::unique_ptr<internal::TemporaryCheckpoint> temporary;
+  bool overwrite = false;
+  bool durable = true;
+  unsigned file_mode = 0644;
+  // The caller blocks until the outcome (the synchronous calls).
+  bool caller_waits = false;
+  Clock::time_point deadline;
+  std::chrono::milliseconds timeout{0};
+  // Per checkpointable whose blocking tier started: its name, handler,
+  // background tier, and whether the save may end while that tier still
+  // runs (may_leave_running).
+  std::vector<std::string> names;
+  std::vector<HandlerPtr> handlers;
+  std::vector<std::future<void>> futures;
+  std::vector<bool> may_leave_running;
+  // What the handlers were given, kept until every background tier is over
+  // (owned and shared arrays stay alive whatever a plugin retains).
+  Checkpointables items;
+  CheckpointInfo info;
+  std::function<void(std::exception_ptr)> on_complete;
+  std::shared_ptr<AsyncSave::State> state;
+  // Guarded by pending().mutex.
+  bool reported = false;  // the caller has the outcome; the path is free
+  bool claimed = false;   // the temporary folder is being committed or
+                          // discarded, by finish/clean-up or by exit
+};
+
+// Saves in flight in this process.
 struct PendingSaves {
   std::mutex mutex;
   std::condition_variable cv;
+  // The final paths of saves whose outcome is not reported yet: another
+  // save to one of them is refused.
   std::set<fs::path> paths;
-  size_t count = 0;
+  size_t unreported = 0;
+  // Every save whose temporary folder is still there (its background tiers
+  // may run), reported or not: what the process waits for at exit.
+  std::vector<std::shared_ptr<SaveJob>> jobs;
 };
 
 PendingSaves& pending() {
@@ -56,7 +118,7 @@ PendingSaves& pending() {
   return *p;
 }
 
-void wait_at_exit() { wait_for_pending_saves(); }
+void wait_at_exit();
 
 void begin_save(const fs::path& final_path) {
   static std::once_flag registered;
@@ -68,62 +130,128 @@ void begin_save(const fs::path& final_path) {
                              " is still in flight; wait for its result first");
   }
   p.paths.insert(final_path);
-  ++p.count;
+  ++p.unreported;
 }
 
-void end_save(const fs::path& final_path) {
+void track(const std::shared_ptr<SaveJob>& job) {
   PendingSaves& p = pending();
   std::lock_guard<std::mutex> lock(p.mutex);
-  p.paths.erase(final_path);
-  --p.count;
+  p.jobs.push_back(job);
+}
+
+void forget(const SaveJob& job) {
+  PendingSaves& p = pending();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  p.jobs.erase(std::remove_if(p.jobs.begin(), p.jobs.end(),
+                              [&](const auto& j) { return j.get() == &job; }),
+               p.jobs.end());
   p.cv.notify_all();
 }
 
-fs::path normalized(const fs::path& path) {
-  if (path.empty()) throw InvalidArgumentError("the checkpoint path is empty");
-  fs::path p = fs::absolute(path).lexically_normal();
-  if (!p.has_filename()) p = p.parent_path();  // trailing slash
-  return p;
+// True when the caller of this function may commit or discard the
+// temporary folder; false when exit (or an earlier call) took it.
+bool claim(SaveJob& job) {
+  PendingSaves& p = pending();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  if (job.claimed) return false;
+  job.claimed = true;
+  return true;
 }
 
-// One save from its blocking tiers to its commit.
-struct SaveJob {
-  fs::path final_path;
-  std::unique_ptr<internal::TemporaryCheckpoint> temporary;
-  bool overwrite = false;
-  bool durable = true;
-  unsigned file_mode = 0644;
-  bool has_deadline = true;
-  Clock::time_point deadline;
-  std::chrono::milliseconds timeout{0};
-  std::vector<std::string> names;
-  std::vector<std::future<void>> futures;
-  CheckpointInfo info;
-  std::function<void(std::exception_ptr)> on_complete;
-  std::shared_ptr<AsyncSave::State> state;
-};
+// Gives the caller the outcome, once: frees the final path, wakes
+// result() and wait_for_pending_saves(), then calls on_complete (when
+// `notify`; not for a save whose caller got the error from the call).
+void report(SaveJob& job, std::exception_ptr error, bool notify) {
+  {
+    PendingSaves& p = pending();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (job.reported) return;
+    job.reported = true;
+    p.paths.erase(job.final_path);
+    --p.unreported;
+    p.cv.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> lock(job.state->mutex);
+    job.state->done = true;
+    job.state->error = error;
+  }
+  job.state->cv.notify_all();
+  if (notify && job.on_complete) {
+    try {
+      job.on_complete(error);
+    } catch (const std::exception& e) {
+      internal::log(CKPT_LOG_ERROR,
+                    std::string("on_complete callback threw: ") + e.what());
+    }
+  }
+}
+
+bool is_over(const std::future<void>& f) {
+  return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+}
+
+// The checkpointables whose background tier is still running.
+std::vector<size_t> still_running(const SaveJob& job) {
+  std::vector<size_t> running;
+  for (size_t i = 0; i < job.futures.size(); ++i) {
+    if (!is_over(job.futures[i])) running.push_back(i);
+  }
+  return running;
+}
+
+// "checkpointable 'x' (handler T from F)".
+std::string checkpointable_and_handler(const SaveJob& job, size_t i) {
+  std::string text = "checkpointable '" + job.names[i] + "'";
+  if (i < job.handlers.size() && job.handlers[i]) {
+    const HandlerInfo& info = job.handlers[i]->info();
+    text += " (handler " + info.typestr;
+    if (!info.origin.empty()) text += " from " + info.origin;
+    text += ")";
+  }
+  return text;
+}
+
+std::string list_running(const SaveJob& job,
+                         const std::vector<size_t>& running) {
+  std::string text;
+  for (size_t k = 0; k < running.size(); ++k) {
+    if (k) text += ", ";
+    text += checkpointable_and_handler(job, running[k]);
+  }
+  return text;
+}
+
+std::string temporary_folder_of(const SaveJob& job) {
+  return job.temporary ? job.temporary->folder().string() : "(none)";
+}
+
+// The TimeoutError of a save whose deadline passed with background tiers
+// still running.
+std::exception_ptr timeout_error(const SaveJob& job,
+                                 const std::vector<size_t>& running) {
+  const bool one = running.size() == 1;
+  return std::make_exception_ptr(TimeoutError(
+      "saving " + job.final_path.string() + " did not finish within " +
+      std::to_string(job.timeout.count()) +
+      " ms (the Context's async_timeout): " + list_running(job, running) +
+      (one ? " was" : " were") +
+      " still being written; nothing was committed, and the temporary "
+      "folder " +
+      temporary_folder_of(job) + " is removed once " +
+      (one ? "that handler ends" : "those handlers end") +
+      " (or when the process exits)"));
+}
 
 std::string failed_to_save(const SaveJob& job, const std::string& name) {
   return "failed to save checkpointable '" + name + "' to " +
          job.final_path.string();
 }
 
-// The first background error, or a timeout naming the checkpointable still
-// being written. REQUIRES: every future is ready, or the deadline passed.
+// The first background error. REQUIRES: every future is ready.
 std::exception_ptr background_error(SaveJob& job) {
   std::exception_ptr error;
   for (size_t i = 0; i < job.futures.size(); ++i) {
-    if (job.futures[i].wait_for(std::chrono::seconds(0)) !=
-        std::future_status::ready) {
-      if (!error) {
-        error = std::make_exception_ptr(TimeoutError(
-            "saving " + job.final_path.string() + " did not finish within " +
-            std::to_string(job.timeout.count()) + " ms (checkpointable '" +
-            job.names[i] +
-            "' was still being written); nothing was committed"));
-      }
-      continue;
-    }
     try {
       job.futures[i].get();
     } catch (...) {
@@ -135,10 +263,20 @@ std::exception_ptr background_error(SaveJob& job) {
   return error;
 }
 
-// Commits (or discards) once the background tiers are over, and tells the
-// caller. REQUIRES: as background_error.
+// Commits (or discards) once every background tier is over, and tells the
+// caller. REQUIRES: every future is ready.
 void finish(SaveJob& job) {
-  std::exception_ptr error = background_error(job);
+  // The process may be exiting: then wait_at_exit took the temporary
+  // folder, and nobody is left to tell.
+  const bool mine = claim(job);
+  std::exception_ptr error;
+  if (mine) {
+    error = background_error(job);
+  } else {
+    error = std::make_exception_ptr(TimeoutError(
+        "saving " + job.final_path.string() +
+        " was abandoned when the process exited; nothing was committed"));
+  }
   if (!error) {
     try {
       job.info.commit_timestamp_nsecs = now_nsecs();
@@ -149,44 +287,155 @@ void finish(SaveJob& job) {
           "failed to commit checkpoint " + job.final_path.string());
     }
   }
-  if (error) job.temporary->discard();
-  end_save(job.final_path);
-  {
-    std::lock_guard<std::mutex> lock(job.state->mutex);
-    job.state->done = true;
-    job.state->error = error;
-  }
-  job.state->cv.notify_all();
-  if (job.on_complete) {
-    try {
-      job.on_complete(error);
-    } catch (const std::exception& e) {
-      internal::log(CKPT_LOG_ERROR,
-                    std::string("on_complete callback threw: ") + e.what());
-    }
-  }
+  if (error && mine) job.temporary->discard();
+  // Reported (and on_complete called) before the job is forgotten: exit
+  // waits for both.
+  report(job, error, /*notify=*/true);
+  forget(job);
 }
 
-bool background_over(const SaveJob& job) {
-  if (job.has_deadline && Clock::now() >= job.deadline) return true;
-  return std::all_of(job.futures.begin(), job.futures.end(), [](auto& f) {
-    return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-  });
+// After the outcome went to the caller without them (a timeout, a failed
+// blocking tier): waits on the pool for the background tiers still
+// running, then removes the temporary folder. Checks every `delay`
+// (doubling up to 100 ms); no pool thread blocks.
+void clean_up_when_over(std::shared_ptr<SaveJob> job,
+                        std::chrono::microseconds delay) {
+  if (still_running(*job).empty()) {
+    if (claim(*job)) {
+      internal::log(CKPT_LOG_INFO,
+                    "saving " + job->final_path.string() +
+                        ": the background tiers of the failed save ended; "
+                        "removing its temporary folder " +
+                        temporary_folder_of(*job));
+      job->temporary->discard();
+    }
+    forget(*job);
+    return;
+  }
+  const auto next = std::min<std::chrono::microseconds>(
+      delay * 2, std::chrono::milliseconds(100));
+  internal::post_background_after(
+      delay, [job, next] { clean_up_when_over(job, next); });
+}
+
+// Tells the caller `error` now, and leaves the background tiers still
+// running to clean_up_when_over.
+void give_up(const std::shared_ptr<SaveJob>& job, std::exception_ptr error,
+             bool notify) {
+  report(*job, error, notify);
+  internal::post_background(
+      [job] { clean_up_when_over(job, std::chrono::milliseconds(1)); });
 }
 
 // finish() as a continuation on the pool: a check that finds a background
 // tier still running posts the next check after `delay` (doubling up to
-// 10 ms), so no pool thread ever blocks waiting for other pool work.
+// 10 ms), so no pool thread ever blocks waiting for other pool work. Past
+// the deadline the save fails with TimeoutError (give_up): an async save's
+// handlers took their snapshots in the blocking tiers, so nothing of the
+// caller's is still read.
 void finish_when_over(std::shared_ptr<SaveJob> job,
                       std::chrono::microseconds delay) {
-  if (background_over(*job)) {
+  const std::vector<size_t> running = still_running(*job);
+  if (running.empty()) {
     finish(*job);
+    return;
+  }
+  if (Clock::now() >= job->deadline) {
+    give_up(job, timeout_error(*job, running), /*notify=*/true);
     return;
   }
   const auto next = std::min<std::chrono::microseconds>(
       delay * 2, std::chrono::milliseconds(10));
   internal::post_background_after(delay,
                                   [job, next] { finish_when_over(job, next); });
+}
+
+// True when `value` holds an array whose memory the caller only lends
+// (Array::borrow: no owner keeps it alive).
+bool borrows_memory(const Value& value) {
+  std::vector<const Value*> pending_values = {&value};
+  while (!pending_values.empty()) {
+    const Value* v = pending_values.back();
+    pending_values.pop_back();
+    switch (v->kind()) {
+      case Value::Kind::kArray:
+        if (!v->as_array().owner()) return true;
+        break;
+      case Value::Kind::kDict:
+        for (const auto& [k, child] : v->as_dict()) {
+          pending_values.push_back(&child);
+        }
+        break;
+      case Value::Kind::kList:
+        for (const auto& child : v->as_list()) pending_values.push_back(&child);
+        break;
+      default:
+        break;
+    }
+  }
+  return false;
+}
+
+// Whether a save may end (fail) while the background tier of `handler`
+// for `value` still runs. An async save: yes, its handlers snapshot in the
+// blocking tier. A synchronous save hands its arrays over without a
+// snapshot: only a plugin handler (which sees nothing but what crossed the
+// C ABI, kept alive through its retain) given no borrowed array may be
+// left running; a borrowed array's memory is the caller's to free once
+// the call returns, and a handler in the host process may use anything of
+// the caller's.
+bool may_leave_running(bool caller_waits, const Handler& handler,
+                       const Value& value) {
+  if (!caller_waits) return true;
+  return internal::is_plugin_handler(handler) && !borrows_memory(value);
+}
+
+// The caller's side of a save it waits for (and of the clean-up after a
+// failed blocking tier): waits for the background tiers until the
+// deadline. Past it, returns false when every tier still running may be
+// left running; otherwise warns, naming them, and waits for them (no
+// deadline), then looks again. True when every tier is over.
+bool wait_on_callers_thread(SaveJob& job) {
+  for (auto& f : job.futures) {
+    if (f.wait_until(job.deadline) != std::future_status::ready) break;
+  }
+  std::vector<bool> warned(job.futures.size(), false);
+  for (;;) {
+    const std::vector<size_t> running = still_running(job);
+    if (running.empty()) return true;
+    std::vector<size_t> must_wait;
+    for (size_t i : running) {
+      if (!job.may_leave_running[i]) must_wait.push_back(i);
+    }
+    if (must_wait.empty()) return false;
+    for (size_t i : must_wait) {
+      if (warned[i]) continue;
+      warned[i] = true;
+      const bool plugin = internal::is_plugin_handler(*job.handlers[i]);
+      internal::log(
+          CKPT_LOG_WARNING,
+          "saving " + job.final_path.string() + ": " +
+              checkpointable_and_handler(job, i) +
+              " is still being written after the deadline of " +
+              std::to_string(job.timeout.count()) +
+              " ms (the Context's async_timeout); the save keeps waiting "
+              "for it, because " +
+              (plugin ? "the handler may still read memory the caller "
+                        "lent it (a borrowed array)"
+                      : "the handler runs in this process and may still "
+                        "use the caller's data"));
+    }
+    const Clock::time_point late = Clock::now();
+    for (size_t i : must_wait) job.futures[i].wait();
+    internal::log(CKPT_LOG_INFO,
+                  "saving " + job.final_path.string() + ": " +
+                      list_running(job, must_wait) + " ended " +
+                      std::to_string(
+                          std::chrono::duration_cast<std::chrono::milliseconds>(
+                              Clock::now() - late)
+                              .count()) +
+                      " ms after the warning");
+  }
 }
 
 // `value` with every array marked immutable: for a save whose caller waits
@@ -233,9 +482,21 @@ Checkpointables items_to_save(const fs::path& path,
   if (!options.custom_metadata.is_object()) {
     throw InvalidArgumentError("custom_metadata must be a JSON object");
   }
+  // Deeper documents could not be read back (and copying them recurses).
+  auto check_depth = [&](size_t depth, const std::string& what) {
+    if (depth > kMaxNestingDepth) {
+      throw InvalidArgumentError(what + " nested deeper than " +
+                                 std::to_string(kMaxNestingDepth) +
+                                 " levels, more than a checkpoint may hold");
+    }
+  };
+  check_depth(nesting_depth(options.custom_metadata), "custom_metadata");
+  if (options.metrics) check_depth(nesting_depth(*options.metrics), "metrics");
   for (size_t i = 0; i < checkpointables.size(); ++i) {
     const std::string& name = checkpointables[i].first;
     internal::check_checkpointable_name(name, false);
+    check_depth(nesting_depth(checkpointables[i].second),
+                "checkpointable '" + name + "'");
     for (size_t j = 0; j < i; ++j) {
       if (name == checkpointables[j].first) {
         throw InvalidArgumentError("checkpointable '" + name +
@@ -258,7 +519,7 @@ Checkpointables items_to_save(const fs::path& path,
 // AlreadyExistsError unless the final path is free or may be overwritten.
 void check_destination(const fs::path& final_path, bool overwrite) {
   std::error_code ec;
-  if (!fs::exists(final_path, ec)) return;
+  if (!fs::exists(fs::symlink_status(final_path, ec))) return;
   if (!overwrite) {
     throw AlreadyExistsError("Destination " + final_path.string() +
                              " already exists; pass overwrite to replace it");
@@ -275,7 +536,7 @@ std::shared_ptr<SaveJob> new_job(const fs::path& path,
   job->durable = o.fsync;
   job->file_mode = o.file_mode;
   job->timeout = o.async_timeout;
-  job->has_deadline = !caller_waits;
+  job->caller_waits = caller_waits;
   job->on_complete = options.on_complete;
   job->info.path = job->final_path;
   job->info.custom_metadata = options.custom_metadata;
@@ -306,10 +567,39 @@ void run_blocking_tiers(SaveJob& job, const Context& context,
   }
 }
 
-// Starts a save. `caller_waits`: the caller blocks until the commit (the
-// synchronous calls), so arrays need no snapshot and there is no deadline:
-// returning while a background tier still reads the caller's memory would
-// let the caller free it; the commit then runs on the caller's thread.
+// After a blocking tier failed: the background tiers already started write
+// into the temporary folder, so it goes once they end: at once when they
+// end by the deadline (or must be waited for, see wait_on_callers_thread),
+// else later on the pool. The caller gets `error` from the call.
+void abandon_after_blocking_failure(const std::shared_ptr<SaveJob>& job,
+                                    std::exception_ptr error) {
+  if (!job->temporary) {  // nothing was started
+    report(*job, error, /*notify=*/false);
+    return;
+  }
+  track(job);
+  if (!wait_on_callers_thread(*job)) {
+    internal::log(CKPT_LOG_WARNING,
+                  "saving " + job->final_path.string() +
+                      " failed in a blocking tier while " +
+                      list_running(*job, still_running(*job)) +
+                      " still ran past the deadline; its temporary folder " +
+                      temporary_folder_of(*job) +
+                      " is removed once they end (or at exit)");
+    give_up(job, error, /*notify=*/false);
+    return;
+  }
+  if (claim(*job)) job->temporary->discard();
+  forget(*job);
+  report(*job, error, /*notify=*/false);
+}
+
+// Starts a save. `caller_waits`: the caller blocks until the outcome (the
+// synchronous calls), so arrays are handed over without a snapshot
+// (frozen_for_blocking_save) and the commit runs on the caller's thread.
+// Both kinds have the deadline of the Context's async_timeout; a
+// synchronous save ends at it only when no background tier still running
+// may read the caller's memory (may_leave_running).
 AsyncSave start_save(const fs::path& path,
                      const Checkpointables& checkpointables,
                      const SaveOptions& options, bool caller_waits) {
@@ -322,7 +612,7 @@ AsyncSave start_save(const fs::path& path,
         "build does not provide yet (process_count = " +
         std::to_string(o.process_count) + ")");
   }
-  const Checkpointables items =
+  Checkpointables items =
       items_to_save(path, checkpointables, options, caller_waits);
   // Resolution and the saves share one C view of each value.
   std::vector<std::unique_ptr<internal::SharedCValueView>> shared_views;
@@ -334,25 +624,38 @@ AsyncSave start_save(const fs::path& path,
                                             items[i].second));
   }
   auto job = new_job(path, options, o, caller_waits);
+  job->handlers = handlers;
+  for (size_t i = 0; i < items.size(); ++i) {
+    job->may_leave_running.push_back(
+        may_leave_running(caller_waits, *handlers[i], items[i].second));
+  }
   check_destination(job->final_path, options.overwrite);
   begin_save(job->final_path);
   try {
+    job->deadline = deadline_after(o.async_timeout);
     job->temporary = std::make_unique<internal::TemporaryCheckpoint>(
         job->final_path, o.directory_mode);
     job->info.init_timestamp_nsecs = now_nsecs();
-    job->deadline = Clock::now() + o.async_timeout;
     run_blocking_tiers(*job, context, items, handlers);
   } catch (...) {
-    // Background tiers already started write into the temporary folder:
-    // let them end before it goes.
-    for (auto& f : job->futures) f.wait();
-    job->temporary.reset();
-    end_save(job->final_path);
-    throw;
+    std::exception_ptr error = std::current_exception();
+    abandon_after_blocking_failure(job, error);
+    std::rethrow_exception(error);
   }
+  // A synchronous save handed its arrays over without a snapshot: they stay
+  // alive until its background tiers end, whatever a plugin retains. (An
+  // async save's handlers took snapshots; the caller's arrays go when the
+  // caller drops them.) The views go first: they point at the items.
+  shared_views.clear();
+  if (caller_waits) job->items = std::move(items);
+  track(job);
   if (caller_waits) {
-    for (auto& f : job->futures) f.wait();
-    finish(*job);
+    if (wait_on_callers_thread(*job)) {
+      finish(*job);
+    } else {
+      give_up(job, timeout_error(*job, still_running(*job)),
+              /*notify=*/true);
+    }
   } else {
     // Even when every background tier is already over, the commit (and
     // on_complete) runs on the pool, never on the caller's thread.
@@ -360,6 +663,99 @@ AsyncSave start_save(const fs::path& path,
         [job] { finish_when_over(job, std::chrono::microseconds(200)); });
   }
   return AsyncSave(job->state);
+}
+
+// How long the process waits at exit for the saves in flight: the
+// CKPT_EXIT_TIMEOUT_SECONDS environment variable (seconds, from the start
+// of exit) when set to a number >= 0; else until the deadline of the last
+// save whose outcome is not reported yet (its Context's async_timeout from
+// its start: by then it has committed or failed either way), and not at
+// all for the background tiers of saves that already failed.
+// REQUIRES: pending().mutex held.
+Clock::time_point exit_deadline(const PendingSaves& p) {
+  const Clock::time_point now = Clock::now();
+  if (const char* env = std::getenv("CKPT_EXIT_TIMEOUT_SECONDS")) {
+    char* end = nullptr;
+    const double seconds = std::strtod(env, &end);
+    if (end != env && *end == '\0' && seconds >= 0 && seconds < 1e9) {
+      return now + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double>(seconds));
+    }
+    internal::log(CKPT_LOG_WARNING, std::string("CKPT_EXIT_TIMEOUT_SECONDS=") +
+                                        env +
+                                        " is not a number of seconds; ignored");
+  }
+  Clock::time_point latest = now;
+  for (const auto& job : p.jobs) {
+    if (!job->reported) latest = std::max(latest, job->deadline);
+  }
+  return latest;
+}
+
+std::string seconds_text(Clock::duration d) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d);
+  return std::to_string(ms.count() / 1000) + "." +
+         std::to_string(ms.count() % 1000 / 100) + " s";
+}
+
+// At exit (atexit, registered by the first save): waits for the saves in
+// flight until exit_deadline, then gives up on the rest, naming for each
+// the save, the checkpointables and handlers still running and the
+// temporary folder it removes. The threads running them are left to the
+// process's end.
+void wait_at_exit() {
+  PendingSaves& p = pending();
+  std::unique_lock<std::mutex> lock(p.mutex);
+  if (p.jobs.empty()) return;
+  const Clock::time_point start = Clock::now();
+  const Clock::time_point deadline = exit_deadline(p);
+  const auto none_left = [&] { return p.jobs.empty(); };
+  if (!p.cv.wait_until(lock,
+                       std::min(deadline, start + std::chrono::seconds(1)),
+                       none_left) &&
+      Clock::now() < deadline) {
+    internal::log(CKPT_LOG_WARNING,
+                  "exiting: waiting up to " +
+                      seconds_text(deadline - Clock::now()) + " for " +
+                      std::to_string(p.jobs.size()) +
+                      " save(s) in flight (the Context's async_timeout; set "
+                      "CKPT_EXIT_TIMEOUT_SECONDS to change it)");
+    p.cv.wait_until(lock, deadline, none_left);
+  }
+  // Each with whether it had already failed (reported).
+  std::vector<std::pair<std::shared_ptr<SaveJob>, bool>> abandoned;
+  std::vector<std::shared_ptr<SaveJob>> committing;
+  for (const auto& job : p.jobs) {
+    if (job->claimed) {
+      committing.push_back(job);
+    } else {
+      job->claimed = true;
+      abandoned.emplace_back(job, job->reported);
+    }
+  }
+  lock.unlock();
+  const std::string waited = seconds_text(Clock::now() - start);
+  for (const auto& [job, failed] : abandoned) {
+    const std::vector<size_t> running = still_running(*job);
+    internal::log(
+        CKPT_LOG_ERROR,
+        "exiting after waiting " + waited + ": abandoned the save of " +
+            job->final_path.string() +
+            (failed ? " (it had already failed)" : "") + ": " +
+            (running.empty() ? std::string("its commit had not run")
+                             : list_running(*job, running) +
+                                   (running.size() == 1 ? " was" : " were") +
+                                   " still running") +
+            "; nothing was committed; removing its temporary folder " +
+            temporary_folder_of(*job));
+    if (job->temporary) job->temporary->discard();
+  }
+  for (const auto& job : committing) {
+    internal::log(CKPT_LOG_ERROR, "exiting after waiting " + waited +
+                                      " while the save of " +
+                                      job->final_path.string() +
+                                      " was still committing or cleaning up");
+  }
 }
 
 }  // namespace
@@ -425,7 +821,7 @@ void save(const fs::path& path, const Value& tree, const SaveOptions& options) {
 void wait_for_pending_saves() {
   PendingSaves& p = pending();
   std::unique_lock<std::mutex> lock(p.mutex);
-  p.cv.wait(lock, [&] { return p.count == 0; });
+  p.cv.wait(lock, [&] { return p.unreported == 0; });
 }
 
 }  // namespace ckpt

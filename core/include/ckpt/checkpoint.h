@@ -17,6 +17,39 @@
 // NoEntryError (no handler), InvalidLayoutError (not a complete checkpoint),
 // NotFoundError (unknown checkpointable), TimeoutError, and the handlers'
 // own errors wrapped with "failed to save/load checkpointable <name>".
+//
+// Deadlines. Every save has one: the current Context's async_timeout
+// (ckpt/context.h, default 20 minutes), counted from the start of the call.
+//  - An async save whose background tiers have not all ended by then fails
+//    with TimeoutError (from result() and on_complete), naming the
+//    checkpointables still being written and their handlers.
+//  - A synchronous save (save, save_checkpointables) waits for its
+//    background tiers until the deadline. Past it:
+//    * when every tier still running belongs to a plugin handler and was
+//      given no borrowed array (only owned or shared ones, which the
+//      plugin keeps alive through its retain), the call throws
+//      TimeoutError naming each such handler (typestr and plugin file) and
+//      checkpointable, and the caller may go on. Nothing is committed:
+//      the final path stays as it was, and the temporary folder beside it
+//      (<path>.orbax-checkpoint-tmp-*) is removed when those handlers end,
+//      or at exit. The late tiers may still read the arrays (they stay
+//      alive); what the caller writes into them meanwhile only reaches a
+//      checkpoint that is never committed.
+//    * when a tier still running was given a borrowed array
+//      (Array::borrow: memory the caller could free once the call
+//      returns), or its handler runs in the host process (the built-in
+//      stateful handler, a host C++ Handler: it may use anything of the
+//      caller's), the call cannot return safely: it logs a warning naming
+//      the handler and checkpointable, and keeps waiting; the save then
+//      commits as usual if the tier succeeds.
+//  - At exit (after main returns, or exit()), the process waits for the
+//    saves in flight until the last of their deadlines (a save that already
+//    failed, e.g. timed out, is not waited for), or for
+//    CKPT_EXIT_TIMEOUT_SECONDS seconds (a decimal number) when that
+//    environment variable is set. Then it logs, as an error, each save it
+//    abandons (the path, the checkpointables and handlers still running,
+//    the temporary folder it removes), and exits; threads still running a
+//    handler end with the process.
 #ifndef CKPT_CHECKPOINT_H_
 #define CKPT_CHECKPOINT_H_
 
@@ -56,7 +89,8 @@ struct SaveOptions {
 };
 
 // The pending result of an async save. Destroying it does not cancel the
-// save; the core waits for in-flight saves before the process exits.
+// save; the process waits for saves in flight when it exits, up to their
+// deadlines (see "Deadlines" above).
 class AsyncSave {
  public:
   struct State;
@@ -75,6 +109,10 @@ class AsyncSave {
   std::shared_ptr<State> state_;
 };
 
+// Synchronous saves: return once the checkpoint is committed; throw the
+// first error. Past the Context's async_timeout: TimeoutError, or a warning
+// and a longer wait when the caller's memory may still be read (see
+// "Deadlines" above).
 void save(const std::filesystem::path& path, const Value& tree,
           const SaveOptions& options = {});
 AsyncSave save_async(const std::filesystem::path& path, const Value& tree,
@@ -130,7 +168,9 @@ Metadata metadata(const std::filesystem::path& path,
 CheckpointablesMetadata checkpointables_metadata(
     const std::filesystem::path& path);
 
-// Blocks until every async save started in this process has finished.
+// Blocks until every save started in this process has its outcome
+// (committed, failed or timed out). Background tiers of saves that timed
+// out may still be running.
 void wait_for_pending_saves();
 
 }  // namespace ckpt

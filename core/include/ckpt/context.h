@@ -35,9 +35,14 @@ struct ContextOptions {
   // The registry to resolve handlers in. Null: a read-only snapshot of the
   // global registry taken when the Context is made.
   CheckpointablesOptions checkpointables_options;
-  // How long an async save may take before it fails with TimeoutError.
-  // Synchronous saves have no deadline: they return only once no
-  // background tier reads the caller's memory any more.
+  // The deadline of every save, counted from its start (ckpt/checkpoint.h,
+  // "Deadlines"). An async save not committed by then fails with
+  // TimeoutError. A synchronous save fails with TimeoutError at it too,
+  // unless a background tier still running may read the caller's memory (a
+  // borrowed array, or a handler in the host process): then it logs a
+  // warning naming the handler and checkpointable and keeps waiting. At
+  // exit the process waits for saves in flight until their deadlines (or
+  // CKPT_EXIT_TIMEOUT_SECONDS).
   std::chrono::milliseconds async_timeout = std::chrono::seconds(1200);
   // Multi-process runs: only the primary host writes shared files.
   int process_index = 0;
