@@ -218,6 +218,15 @@ void CValueView::fill_container(const Value& in, ckpt_value& out,
   size_t i = 0;
   if (in.kind() == Value::Kind::kDict) {
     for (const auto& [key, child] : in.as_dict()) {
+      if (key.find('\0') != std::string::npos) {
+        std::string shown;
+        for (char c : key)
+          shown += c == '\0' ? std::string("\\0") : std::string(1, c);
+        throw InvalidArgumentError(
+            "dict key '" + shown +
+            "' holds a NUL byte, which handlers cannot receive (keys cross "
+            "the C ABI as NUL-terminated strings)");
+      }
       keys.push_back(key.c_str());
       fill(child, children[i++], depth);
     }

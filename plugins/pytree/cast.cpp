@@ -268,6 +268,25 @@ uint64_t element_count(const std::vector<int64_t>& shape) {
   return n;
 }
 
+bool checked_size(const std::vector<int64_t>& shape, uint64_t item_size,
+                  uint64_t* count, uint64_t* nbytes) {
+  constexpr uint64_t kLimit = static_cast<uint64_t>(INT64_MAX);
+  uint64_t n = 1;
+  bool empty = false;
+  for (int64_t d : shape) {
+    if (d < 0) return false;
+    if (d == 0) empty = true;
+    // Overflow is judged on the non-zero dimensions: [0, 2^62, 2^62] is
+    // empty, but still not a shape anything could have written.
+    if (d != 0 && n > kLimit / static_cast<uint64_t>(d)) return false;
+    if (d != 0) n *= static_cast<uint64_t>(d);
+  }
+  if (item_size != 0 && n > kLimit / item_size) return false;
+  if (count) *count = empty ? 0 : n;
+  if (nbytes) *nbytes = empty ? 0 : n * item_size;
+  return true;
+}
+
 namespace {
 
 void fit_dim(const unsigned char* src, const std::vector<int64_t>& from,

@@ -27,7 +27,14 @@ void fit_to_shape(const void* src, const std::vector<int64_t>& from, void* dst,
                   const std::vector<int64_t>& to, size_t item_size);
 
 // Number of elements of `shape` (1 for a 0-d array).
+// REQUIRES: `shape` passed checked_size().
 uint64_t element_count(const std::vector<int64_t>& shape);
+
+// The element count and byte count of an array of `shape` with
+// `item_size`-byte elements. False when a dimension is negative or either
+// count exceeds INT64_MAX: such a shape can never be allocated or stored.
+bool checked_size(const std::vector<int64_t>& shape, uint64_t item_size,
+                  uint64_t* count, uint64_t* nbytes);
 
 }  // namespace ckpt_pytree
 

@@ -86,10 +86,36 @@ hid_t hdf5_type(ckpt_dtype dtype) {
   return H5I_INVALID_HID;
 }
 
+namespace {
+
+// Elements are read byte for byte: a big-endian type would load swapped.
+bool little_endian(hid_t type) {
+  H5T_order_t order = H5Tget_order(type);
+  return order == H5T_ORDER_LE || order == H5T_ORDER_NONE;
+}
+
+// A compound {r, i} of little-endian floats of `part` bytes each.
+bool is_complex_type(hid_t type, size_t part) {
+  if (H5Tget_nmembers(type) != 2) return false;
+  for (unsigned i = 0; i < 2; ++i) {
+    hid_t member = H5Tget_member_type(type, i);
+    if (member < 0) return false;
+    bool ok = H5Tget_class(member) == H5T_FLOAT &&
+              H5Tget_size(member) == part && little_endian(member) &&
+              H5Tget_member_offset(type, i) == i * part;
+    H5Tclose(member);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool hdf5_type_matches(hid_t type, ckpt_dtype dtype) {
   size_t size = H5Tget_size(type);
   if (size != ckpt::sdk::dtype_size(dtype)) return false;
   H5T_class_t cls = H5Tget_class(type);
+  if (cls != H5T_COMPOUND && !little_endian(type)) return false;
   switch (dtype) {
     case CKPT_DTYPE_BOOL:
       return cls == H5T_ENUM || cls == H5T_INTEGER;
@@ -110,7 +136,7 @@ bool hdf5_type_matches(hid_t type, ckpt_dtype dtype) {
       return cls == H5T_FLOAT;
     case CKPT_DTYPE_COMPLEX64:
     case CKPT_DTYPE_COMPLEX128:
-      return cls == H5T_COMPOUND && H5Tget_nmembers(type) == 2;
+      return cls == H5T_COMPOUND && is_complex_type(type, size / 2);
     case CKPT_DTYPE_INVALID:
     case CKPT_DTYPE_UNKNOWN:
       break;

@@ -6,14 +6,18 @@
 #include <hdf5.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
 
+#include "cast.h"
 #include "dtypes.h"
 
 namespace ckpt_pytree {
@@ -272,13 +276,131 @@ void write_index(hid_t file, const std::vector<IndexRow>& rows,
 
 std::string errno_text() { return std::strerror(errno); }
 
+// The structure checksum reads the file in windows of this size; a data
+// extent at least kSkipExtent long ends a window (it is skipped, not read).
+constexpr uint64_t kHashWindow = 4u << 20;
+constexpr uint64_t kSkipExtent = 64u << 10;
+
+// Reads `n` bytes at `offset` of `fd` into `out`. False with errno set on
+// failure (0 at an unexpected end of file).
+bool pread_full(int fd, char* out, uint64_t n, uint64_t offset) {
+  uint64_t done = 0;
+  while (done < n) {
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, 1u << 30));
+    ssize_t got =
+        ::pread(fd, out + done, chunk, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return false;
+    if (got == 0) {
+      errno = 0;
+      return false;
+    }
+    done += static_cast<uint64_t>(got);
+  }
+  return true;
+}
+
+// Whether `extents` are non-empty, sorted, non-overlapping and inside a
+// file of `size` bytes.
+bool extents_valid(const std::vector<Extent>& extents, uint64_t size) {
+  uint64_t end = 0;
+  for (const Extent& e : extents) {
+    if (e.length == 0 || e.offset < end || e.offset > size ||
+        e.length > size - e.offset) {
+      return false;
+    }
+    end = e.offset + e.length;
+  }
+  return true;
+}
+
+// Stores in `hash` the XXH3-64 of every byte of the `size`-byte file `fd`
+// outside `extents` (which passed extents_valid), in file order. Reads
+// windows of up to kHashWindow bytes; small extents inside a window are
+// read with it (cheaper than another pread), large ones are skipped. False
+// with errno set (0 at an unexpected end of file) when a read fails.
+bool hash_outside(int fd, uint64_t size, const std::vector<Extent>& extents,
+                  uint64_t* hash) {
+  std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> state(
+      XXH3_createState(), XXH3_freeState);
+  if (!state) throw std::bad_alloc();
+  XXH3_64bits_reset(state.get());
+  std::unique_ptr<char[]> buffer(
+      new char[static_cast<size_t>(std::min(size, kHashWindow)) + 1]);
+  const size_t n = extents.size();
+  uint64_t pos = 0;
+  size_t e = 0;
+  while (pos < size) {
+    while (e < n && extents[e].offset + extents[e].length <= pos) ++e;
+    if (e < n && extents[e].offset <= pos) {
+      pos = extents[e].offset + extents[e].length;
+      ++e;
+      continue;
+    }
+    // pos is outside every extent: read up to a window, stopping at the
+    // first large extent.
+    uint64_t end = std::min(size, pos + kHashWindow);
+    for (size_t k = e; k < n && extents[k].offset < end; ++k) {
+      if (extents[k].length >= kSkipExtent) {
+        end = extents[k].offset;
+        break;
+      }
+    }
+    if (!pread_full(fd, buffer.get(), end - pos, pos)) return false;
+    uint64_t cur = pos;
+    for (size_t k = e; k < n && extents[k].offset < end; ++k) {
+      XXH3_64bits_update(state.get(), buffer.get() + (cur - pos),
+                         static_cast<size_t>(extents[k].offset - cur));
+      cur = std::min(end, extents[k].offset + extents[k].length);
+    }
+    if (cur < end) {
+      XXH3_64bits_update(state.get(), buffer.get() + (cur - pos),
+                         static_cast<size_t>(end - cur));
+    }
+    pos = end;
+  }
+  *hash = XXH3_64bits_digest(state.get());
+  return true;
+}
+
+// The structure record of the complete array file `fd` (`file`), whose
+// contiguous datasets were filled from `pending`.
+ArrayFileStructure record_structure(int fd, const std::vector<Pending>& pending,
+                                    const std::string& file,
+                                    const std::string& what) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    throw_os_error(errno, what + ": cannot read back " + file);
+  }
+  ArrayFileStructure structure;
+  structure.size = static_cast<uint64_t>(st.st_size);
+  for (const Pending& p : pending) {
+    if (p.nbytes > 0) structure.extents.push_back({p.file_offset, p.nbytes});
+  }
+  std::sort(
+      structure.extents.begin(), structure.extents.end(),
+      [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
+  if (!extents_valid(structure.extents, structure.size)) {
+    throw Error(CKPT_ERROR_INTERNAL,
+                what + ": " + file +
+                    ": HDF5 placed datasets overlapping or beyond the end of "
+                    "the file");
+  }
+  if (!hash_outside(fd, structure.size, structure.extents, &structure.xxh3)) {
+    throw_os_error(errno != 0 ? errno : EIO,
+                   what + ": cannot read back " + file);
+  }
+  return structure;
+}
+
 }  // namespace
 
-void write_array_file(const std::string& file,
-                      const std::vector<DatasetToWrite>& datasets,
-                      const std::vector<IndexRow>& index,
-                      const StorageOptions& options, unsigned file_mode,
-                      const std::string& what) {
+ArrayFileStructure write_array_file(const std::string& file,
+                                    const std::vector<DatasetToWrite>& datasets,
+                                    const std::vector<IndexRow>& index,
+                                    const StorageOptions& options,
+                                    unsigned file_mode,
+                                    const std::string& what) {
   // Created first so that it gets the requested permissions; HDF5 then
   // truncates it and keeps the mode.
   int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
@@ -306,8 +428,7 @@ void write_array_file(const std::string& file,
     set_string_attribute(h5.get(), kFormatAttribute, "ckpt.hdf5.v1");
     if (!h5.close()) fail(CKPT_ERROR_INTERNAL, what + ": cannot close " + file);
   }
-  if (pending.empty()) return;
-  fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+  fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     throw_os_error(errno, what + ": cannot reopen " + file);
   }
@@ -329,18 +450,39 @@ void write_array_file(const std::string& file,
       done += static_cast<uint64_t>(n);
     }
   }
+  ArrayFileStructure structure;
+  try {
+    structure = record_structure(fd, pending, file, what);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
   if (::close(fd) != 0) {
     throw_os_error(errno, what + ": cannot write " + file);
   }
+  return structure;
 }
 
 namespace {
+
+// ckpt writes deflate; shuffle and fletcher32 are HDF5's own and harmless.
+// Any other filter would make HDF5 look for a filter plugin on disk.
+bool is_known_filter(H5Z_filter_t filter) {
+  return filter == H5Z_FILTER_DEFLATE || filter == H5Z_FILTER_SHUFFLE ||
+         filter == H5Z_FILTER_FLETCHER32;
+}
+
+// Deflate shrinks data at most about 1032-fold: a chunked dataset whose
+// storage is smaller than its elements' bytes by more than this is damaged.
+constexpr uint64_t kMaxCompressionRatio = 1100;
 
 struct OpenDataset {
   Hid dataset;
   Hid type;
   std::vector<hsize_t> dims;
+  H5D_layout_t layout = H5D_LAYOUT_ERROR;
   haddr_t offset = HADDR_UNDEF;  // contiguous storage; else read via HDF5
+  uint64_t storage = 0;          // bytes of storage in the file
 };
 
 struct DirectRead {
@@ -351,8 +493,13 @@ struct DirectRead {
   size_t index;
 };
 
+// The error of a damaged or foreign array file.
+[[noreturn]] void damaged(const std::string& message) {
+  throw Error(CKPT_ERROR_DATA_LOSS, message);
+}
+
 void read_through_hdf5(const OpenDataset& ds, const ArrayToRead& r,
-                       const std::string& what) {
+                       const std::string& where) {
   Hid memtype(hdf5_type(r.dtype), H5Tclose);
   Hid file_space(H5Dget_space(ds.dataset.get()), H5Sclose);
   Hid mem_space;
@@ -368,36 +515,106 @@ void read_through_hdf5(const OpenDataset& ds, const ArrayToRead& r,
   }
   if (H5Dread(ds.dataset.get(), memtype.get(), mem_selection, file_selection,
               H5P_DEFAULT, r.destination) < 0) {
-    fail(CKPT_ERROR_DATA_LOSS, what + ": key path " + r.key_path +
-                                   ": cannot read dataset " + r.dataset);
+    fail(CKPT_ERROR_DATA_LOSS, where + ": cannot read the dataset");
   }
 }
 
-// Opens `r`'s dataset in `h5` and reads its type, dims and, when it is
-// contiguous, its file offset. Throws DATA_LOSS at `where` (naming `file`)
-// for a missing or damaged dataset. REQUIRES: the HDF5 lock is held.
-OpenDataset open_dataset(hid_t h5, const ArrayToRead& r,
-                         const std::string& file, const std::string& where) {
-  OpenDataset ds;
-  if (H5Lexists(h5, r.dataset.c_str(), H5P_DEFAULT) <= 0) {
-    H5Eclear2(H5E_DEFAULT);
-    throw Error(CKPT_ERROR_DATA_LOSS, where + " is missing from " + file);
+// Refuses at `where` a dataset ckpt does not write: virtual (its elements
+// come from other files, and a missing source reads as fill values),
+// external storage, a filter other than deflate/shuffle/fletcher32, or a
+// layout other than contiguous, chunked and compact. REQUIRES: the HDF5
+// lock is held.
+void check_dataset_kind(hid_t dcpl, OpenDataset& ds, const std::string& where) {
+  ds.layout = H5Pget_layout(dcpl);
+  if (ds.layout == H5D_VIRTUAL) {
+    damaged(where +
+            " is a virtual dataset (its elements would come from other "
+            "files); ckpt never writes one");
   }
-  ds.dataset = Hid(H5Dopen2(h5, r.dataset.c_str(), H5P_DEFAULT), H5Dclose);
-  if (!ds.dataset.ok()) fail(CKPT_ERROR_DATA_LOSS, where + " cannot be opened");
-  ds.type = Hid(H5Dget_type(ds.dataset.get()), H5Tclose);
-  Hid space(H5Dget_space(ds.dataset.get()), H5Sclose);
-  int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
-  if (!ds.type.ok() || rank < 0)
-    fail(CKPT_ERROR_DATA_LOSS, where + " is damaged");
-  ds.dims.resize(static_cast<size_t>(rank));
-  H5Sget_simple_extent_dims(space.get(), ds.dims.data(), nullptr);
-  Hid dcpl(H5Dget_create_plist(ds.dataset.get()), H5Pclose);
-  if (dcpl.ok() && H5Pget_layout(dcpl.get()) == H5D_CONTIGUOUS) {
+  if (ds.layout != H5D_CONTIGUOUS && ds.layout != H5D_CHUNKED &&
+      ds.layout != H5D_COMPACT) {
+    damaged(where + " has an unknown storage layout");
+  }
+  if (H5Pget_external_count(dcpl) != 0) {
+    damaged(where +
+            " keeps its elements in external files; ckpt never writes "
+            "such a dataset");
+  }
+  int filters = H5Pget_nfilters(dcpl);
+  if (filters < 0) fail(CKPT_ERROR_DATA_LOSS, where + " is damaged");
+  for (int i = 0; i < filters; ++i) {
+    unsigned flags = 0, config = 0;
+    size_t nvalues = 0;
+    H5Z_filter_t filter =
+        H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nvalues,
+                       nullptr, 0, nullptr, &config);
+    if (!is_known_filter(filter)) {
+      damaged(where + " uses HDF5 filter " + std::to_string(filter) +
+              ", which ckpt never writes");
+    }
+  }
+}
+
+// Checks where the elements of `ds` (`total` bytes) are stored: for a
+// contiguous dataset inside the `size`-byte file and, with a structure
+// record, exactly at one of its extents; for a chunked one every chunk
+// written and the storage plausible for `total`. REQUIRES: the HDF5 lock is
+// held.
+void check_storage(OpenDataset& ds, uint64_t total, hid_t dcpl, uint64_t size,
+                   const ArrayFileStructure* structure,
+                   const std::string& where) {
+  ds.storage = H5Dget_storage_size(ds.dataset.get());
+  if (ds.storage > size) {
+    damaged(where + " claims more storage than the file holds");
+  }
+  if (total == 0) return;
+  if (ds.layout == H5D_CONTIGUOUS) {
     ds.offset = H5Dget_offset(ds.dataset.get());
+    if (ds.offset == HADDR_UNDEF) {
+      damaged(where +
+              " has no storage (its elements would read as fill values)");
+    }
+    if (ds.storage != total || ds.offset > size || total > size - ds.offset) {
+      damaged(where + " lies beyond the end of the file (" +
+              std::to_string(total) + " bytes at offset " +
+              std::to_string(ds.offset) + ", file of " + std::to_string(size) +
+              " bytes)");
+    }
+    if (structure) {
+      const auto& ext = structure->extents;
+      auto it = std::lower_bound(
+          ext.begin(), ext.end(), static_cast<uint64_t>(ds.offset),
+          [](const Extent& e, uint64_t off) { return e.offset < off; });
+      if (it == ext.end() || it->offset != ds.offset || it->length != total) {
+        damaged(where + " is not at an array extent recorded in _METADATA");
+      }
+    }
+  } else if (ds.layout == H5D_CHUNKED) {
+    int rank = H5Pget_chunk(dcpl, 0, nullptr);
+    std::vector<hsize_t> chunk(static_cast<size_t>(std::max(rank, 0)));
+    hsize_t written = 0;
+    Hid space(H5Dget_space(ds.dataset.get()), H5Sclose);
+    if (rank != static_cast<int>(ds.dims.size()) || !space.ok() ||
+        H5Pget_chunk(dcpl, rank, chunk.data()) < 0 ||
+        H5Dget_num_chunks(ds.dataset.get(), space.get(), &written) < 0) {
+      fail(CKPT_ERROR_DATA_LOSS, where + " is damaged");
+    }
+    uint64_t expected = 1;
+    for (size_t d = 0; d < chunk.size(); ++d) {
+      if (chunk[d] == 0) damaged(where + " is damaged (empty chunks)");
+      expected *= (ds.dims[d] + chunk[d] - 1) / chunk[d];  // <= elements
+    }
+    if (written != expected) {
+      damaged(where + " has " + std::to_string(written) + " of its " +
+              std::to_string(expected) +
+              " chunks (the others would read as fill values)");
+    }
+    if (total / kMaxCompressionRatio > ds.storage) {
+      damaged(where + " holds " + std::to_string(ds.storage) +
+              " bytes of storage, too few for its " + std::to_string(total) +
+              " bytes of elements");
+    }
   }
-  H5Eclear2(H5E_DEFAULT);
-  return ds;
 }
 
 // Throws DATA_LOSS at `where` unless `ds` has a type that holds `r`'s dtype
@@ -405,125 +622,238 @@ OpenDataset open_dataset(hid_t h5, const ArrayToRead& r,
 void check_dataset_fits(const OpenDataset& ds, const ArrayToRead& r,
                         const std::string& where) {
   if (!hdf5_type_matches(ds.type.get(), r.dtype)) {
-    throw Error(CKPT_ERROR_DATA_LOSS,
-                where + " holds " + describe_hdf5_type(ds.type.get()) +
-                    ", which cannot hold the recorded dtype " +
-                    dtype_name(r.dtype));
+    damaged(where + " holds " + describe_hdf5_type(ds.type.get()) +
+            ", which cannot hold the recorded dtype " + dtype_name(r.dtype));
   }
-  bool shape_ok = r.packed
-                      ? ds.dims.size() == 1 && ds.dims[0] >= r.offset + r.count
-                      : ds.dims == to_hsize(r.dims);
+  bool shape_ok = r.packed ? ds.dims.size() == 1 && r.offset <= ds.dims[0] &&
+                                 r.count <= ds.dims[0] - r.offset
+                           : ds.dims == to_hsize(r.dims);
   if (!shape_ok) {
-    throw Error(CKPT_ERROR_DATA_LOSS,
-                where + " does not have the shape recorded in _METADATA");
+    damaged(where + " does not have the shape recorded in _METADATA");
   }
 }
 
-// Under the HDF5 lock: opens and checks the dataset of every read, reads
-// through HDF5 those that are not contiguous, and lists them (and the empty
-// ones) in `read_through`; the rest, to be read with pread, go to `direct`.
-void read_under_hdf5_lock(const std::string& file,
-                          const std::vector<ArrayToRead>& reads,
-                          const std::string& what,
-                          std::vector<DirectRead>& direct,
-                          std::vector<size_t>& read_through) {
-  Hdf5Lock lock;
-  Hid h5(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  if (!h5.ok()) {
-    fail(CKPT_ERROR_DATA_LOSS, what + ": cannot open the array file " + file +
-                                   " (missing, truncated or not HDF5)");
+// Opens the dataset `name` of `h5` (external links refused by `lapl`) and
+// checks its kind, type, dims and storage (see check_storage()). Throws
+// DATA_LOSS at `where` for a missing, damaged or foreign dataset.
+// REQUIRES: the HDF5 lock is held.
+OpenDataset open_dataset(hid_t h5, hid_t lapl, const std::string& name,
+                         uint64_t size, const ArrayFileStructure* structure,
+                         const std::string& where) {
+  OpenDataset ds;
+  if (name.empty() || name[0] != '/' || name.find('\0') != std::string::npos) {
+    damaged(where + ": not a dataset path");
   }
-  std::map<std::string, OpenDataset> open;
-  for (size_t index = 0; index < reads.size(); ++index) {
-    const ArrayToRead& r = reads[index];
-    std::string where =
-        what + ": key path " + r.key_path + ": dataset " + r.dataset;
-    auto it = open.find(r.dataset);
-    if (it == open.end()) {
-      it =
-          open.emplace(r.dataset, open_dataset(h5.get(), r, file, where)).first;
-    }
-    const OpenDataset& ds = it->second;
-    check_dataset_fits(ds, r, where);
-    if (r.count == 0) {
-      read_through.push_back(index);
-      continue;
-    }
-    size_t item = ckpt::sdk::dtype_size(r.dtype);
-    if (ds.offset != HADDR_UNDEF) {
-      direct.push_back({ds.offset + r.offset * item, r.count * item,
-                        r.destination, &r, index});
-    } else {
-      read_through_hdf5(ds, r, what);
-      read_through.push_back(index);
-    }
+  if (H5Lexists(h5, name.c_str(), lapl) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    damaged(where + " is missing");
   }
+  ds.dataset = Hid(H5Dopen2(h5, name.c_str(), lapl), H5Dclose);
+  if (!ds.dataset.ok()) fail(CKPT_ERROR_DATA_LOSS, where + " cannot be opened");
+  Hid dcpl(H5Dget_create_plist(ds.dataset.get()), H5Pclose);
+  if (!dcpl.ok()) fail(CKPT_ERROR_DATA_LOSS, where + " is damaged");
+  check_dataset_kind(dcpl.get(), ds, where);
+  ds.type = Hid(H5Dget_type(ds.dataset.get()), H5Tclose);
+  Hid space(H5Dget_space(ds.dataset.get()), H5Sclose);
+  int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+  H5S_class_t space_class =
+      space.ok() ? H5Sget_simple_extent_type(space.get()) : H5S_NO_CLASS;
+  if (!ds.type.ok() || rank < 0 ||
+      (space_class != H5S_SIMPLE && space_class != H5S_SCALAR)) {
+    fail(CKPT_ERROR_DATA_LOSS, where + " is damaged");
+  }
+  ds.dims.resize(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), ds.dims.data(), nullptr);
+  std::vector<int64_t> shape;
+  for (hsize_t d : ds.dims) {
+    shape.push_back(
+        d > static_cast<hsize_t>(INT64_MAX) ? -1 : static_cast<int64_t>(d));
+  }
+  uint64_t total = 0;
+  if (!checked_size(shape, H5Tget_size(ds.type.get()), nullptr, &total)) {
+    damaged(where + " is damaged (its shape is too large)");
+  }
+  check_storage(ds, total, dcpl.get(), size, structure, where);
+  H5Eclear2(H5E_DEFAULT);
+  return ds;
 }
 
-// Reads `d` from `fd` (a `size`-byte `file`) into its destination. On
-// failure closes `fd` and throws DATA_LOSS naming `what` and the key path.
-void pread_one(int fd, uint64_t size, const DirectRead& d,
-               const std::string& file, const std::string& what) {
-  if (d.file_offset > size || d.nbytes > size - d.file_offset) {
-    ::close(fd);
-    throw Error(CKPT_ERROR_DATA_LOSS,
-                what + ": key path " + d.array->key_path + ": " + file +
-                    " is truncated (dataset " + d.array->dataset +
-                    " ends beyond the end of the file)");
-  }
-  char* out = static_cast<char*>(d.destination);
-  uint64_t done = 0;
-  while (done < d.nbytes) {
-    size_t chunk =
-        static_cast<size_t>(std::min<uint64_t>(d.nbytes - done, 1u << 30));
-    ssize_t n = ::pread(fd, out + done, chunk,
-                        static_cast<off_t>(d.file_offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::string reason = n < 0 ? errno_text() : "unexpected end of file";
-      ::close(fd);
-      throw Error(CKPT_ERROR_DATA_LOSS,
-                  what + ": key path " + d.array->key_path + ": cannot read " +
-                      file + ": " + reason);
-    }
-    done += static_cast<uint64_t>(n);
-  }
-}
-
-// Reads every entry of `direct` from `file` with pread, outside the HDF5
-// lock, calling `on_read` (when set) after each.
-void read_direct(const std::string& file, const std::vector<DirectRead>& direct,
-                 const std::string& what,
-                 const std::function<void(size_t)>& on_read) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  struct stat st {};
-  if (fd < 0 || ::fstat(fd, &st) != 0) {
-    int err = errno;
-    if (fd >= 0) ::close(fd);
-    throw_os_error(err, what + ": cannot read " + file);
-  }
-  uint64_t size = static_cast<uint64_t>(st.st_size);
-  for (const DirectRead& d : direct) {
-    pread_one(fd, size, d, file, what);
-    if (on_read) on_read(d.index);
-  }
-  ::close(fd);
+// Denies every external link: a dataset path must stay inside the file.
+herr_t refuse_external_link(const char*, const char*, const char*, const char*,
+                            unsigned*, hid_t, void*) {
+  return -1;
 }
 
 }  // namespace
 
-void read_array_file(const std::string& file,
-                     const std::vector<ArrayToRead>& reads,
-                     const std::string& what,
-                     const std::function<void(size_t)>& on_read) {
+struct ArrayFileReader::State {
+  Hid h5;
+  Hid lapl;
+  std::map<std::string, OpenDataset> open;
+};
+
+ArrayFileReader::ArrayFileReader(const std::string& file,
+                                 const ArrayFileStructure* structure,
+                                 const std::string& what)
+    : file_(file), what_(what), structure_(structure) {
+  const std::string name = what + ": the array file " + file;
+  // O_NONBLOCK: opening a FIFO must not wait for a writer.
+  fd_ = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd_ < 0) {
+    int err = errno;
+    if (err == ENOENT) damaged(name + " is missing");
+    if (err == ELOOP) {
+      damaged(name + " is a symbolic link; ckpt reads only a regular file");
+    }
+    if (err == ENXIO || err == ENODEV) {
+      damaged(name + " is not a regular file");
+    }
+    throw_os_error(err, what + ": cannot open the array file " + file);
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) {
+    int err = errno;
+    ::close(fd_);
+    throw_os_error(err, what + ": cannot read the array file " + file);
+  }
+  try {
+    if (!S_ISREG(st.st_mode)) {
+      damaged(name + " is not a regular file");
+    }
+    size_ = static_cast<uint64_t>(st.st_size);
+    if (!structure) return;
+    if (size_ != structure->size) {
+      damaged(what + ": " + file + " is damaged (" + std::to_string(size_) +
+              " bytes, _METADATA records " + std::to_string(structure->size) +
+              ": truncated or overwritten)");
+    }
+    if (!extents_valid(structure->extents, size_)) {
+      damaged(what + ": " + file +
+              " is damaged (the array extents recorded in _METADATA are not "
+              "sorted, overlap or lie outside the file)");
+    }
+    uint64_t hash = 0;
+    if (!hash_outside(fd_, size_, structure->extents, &hash)) {
+      if (errno == 0) {
+        damaged(what + ": " + file + " is damaged (shorter than it was)");
+      }
+      throw_os_error(errno, what + ": cannot read " + file);
+    }
+    if (hash != structure->xxh3) {
+      damaged(what + ": " + file + " is damaged (structure checksum mismatch)");
+    }
+  } catch (...) {
+    ::close(fd_);
+    throw;
+  }
+}
+
+ArrayFileReader::~ArrayFileReader() {
+  if (state_) {
+    Hdf5Lock lock;
+    state_.reset();
+  }
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void ArrayFileReader::check(const std::vector<ArrayToRead>& reads) {
+  Hdf5Lock lock;
+  if (!state_) {
+    auto state = std::make_unique<State>();
+    state->h5 =
+        Hid(H5Fopen(file_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    if (!state->h5.ok()) {
+      fail(CKPT_ERROR_DATA_LOSS, what_ + ": cannot open the array file " +
+                                     file_ +
+                                     " (missing, truncated or not HDF5)");
+    }
+    // HDF5 opened the file by path: it must be the one checked above
+    // (with the default sec2 driver, HDF5's handle is a file descriptor).
+    void* handle = nullptr;
+    struct stat ours {};
+    struct stat theirs {};
+    Hid fapl(H5Fget_access_plist(state->h5.get()), H5Pclose);
+    if (fapl.ok() && H5Pget_driver(fapl.get()) == H5FD_SEC2 &&
+        H5Fget_vfd_handle(state->h5.get(), H5P_DEFAULT, &handle) >= 0 &&
+        handle && ::fstat(fd_, &ours) == 0 &&
+        ::fstat(*static_cast<int*>(handle), &theirs) == 0 &&
+        (ours.st_dev != theirs.st_dev || ours.st_ino != theirs.st_ino)) {
+      damaged(what_ + ": the array file " + file_ +
+              " was replaced while it was being opened");
+    }
+    H5Eclear2(H5E_DEFAULT);
+    // A dataset access list is a link access list too: one serves
+    // H5Lexists and H5Dopen2.
+    state->lapl = Hid(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+    if (!state->lapl.ok() ||
+        H5Pset_elink_cb(state->lapl.get(), refuse_external_link, nullptr) < 0) {
+      fail(CKPT_ERROR_INTERNAL, what_ + ": cannot read " + file_);
+    }
+    state_ = std::move(state);
+  }
+  for (const ArrayToRead& r : reads) {
+    const std::string where = what_ + ": key path " + r.key_path +
+                              ": dataset " + r.dataset + " in " + file_;
+    auto it = state_->open.find(r.dataset);
+    if (it == state_->open.end()) {
+      it = state_->open
+               .emplace(r.dataset,
+                        open_dataset(state_->h5.get(), state_->lapl.get(),
+                                     r.dataset, size_, structure_, where))
+               .first;
+    }
+    check_dataset_fits(it->second, r, where);
+  }
+}
+
+void ArrayFileReader::read(const std::vector<ArrayToRead>& reads,
+                           const std::function<void(size_t)>& on_read) {
   std::vector<DirectRead> direct;
   std::vector<size_t> read_through;  // indices read by HDF5 itself
-  read_under_hdf5_lock(file, reads, what, direct, read_through);
+  {
+    Hdf5Lock lock;
+    for (size_t index = 0; index < reads.size(); ++index) {
+      const ArrayToRead& r = reads[index];
+      auto it = state_ ? state_->open.find(r.dataset)
+                       : std::map<std::string, OpenDataset>::iterator();
+      if (!state_ || it == state_->open.end()) {
+        throw Error(CKPT_ERROR_INTERNAL,
+                    what_ + ": dataset " + r.dataset + " read unchecked");
+      }
+      const OpenDataset& ds = it->second;
+      if (r.count == 0) {
+        read_through.push_back(index);
+        continue;
+      }
+      size_t item = ckpt::sdk::dtype_size(r.dtype);
+      if (ds.offset != HADDR_UNDEF) {
+        direct.push_back({ds.offset + r.offset * item, r.count * item,
+                          r.destination, &r, index});
+      } else {
+        read_through_hdf5(ds, r,
+                          what_ + ": key path " + r.key_path + ": dataset " +
+                              r.dataset + " in " + file_);
+        read_through.push_back(index);
+      }
+    }
+  }
   if (on_read) {
     for (size_t index : read_through) on_read(index);
   }
-  if (direct.empty()) return;
-  read_direct(file, direct, what, on_read);
+  for (const DirectRead& d : direct) {
+    if (d.file_offset > size_ || d.nbytes > size_ - d.file_offset) {
+      damaged(what_ + ": key path " + d.array->key_path + ": " + file_ +
+              " is truncated (dataset " + d.array->dataset +
+              " ends beyond the end of the file)");
+    }
+    if (!pread_full(fd_, static_cast<char*>(d.destination), d.nbytes,
+                    d.file_offset)) {
+      std::string reason = errno != 0 ? errno_text() : "unexpected end of file";
+      damaged(what_ + ": key path " + d.array->key_path + ": cannot read " +
+              file_ + ": " + reason);
+    }
+    if (on_read) on_read(d.index);
+  }
 }
 
 }  // namespace ckpt_pytree

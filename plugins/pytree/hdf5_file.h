@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,14 +41,32 @@ struct StorageOptions {
   bool chunking = false;  // chunk large datasets even without compression
 };
 
+// One byte range of the array file.
+struct Extent {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+// The array file's structure record (_METADATA's
+// "ckpt_array_file_structure", see README.md): its size, the extents that
+// hold the elements of contiguous datasets (sorted, non-overlapping, none
+// empty) and the XXH3-64 of every other byte of the file.
+struct ArrayFileStructure {
+  uint64_t size = 0;
+  std::vector<Extent> extents;
+  uint64_t xxh3 = 0;
+};
+
 // Writes `file` (replacing it): every dataset, the index and the format
 // attribute. Contiguous datasets are allocated under the HDF5 lock and
-// filled with pwrite after it is released. Throws sdk::Error naming `what`.
-void write_array_file(const std::string& file,
-                      const std::vector<DatasetToWrite>& datasets,
-                      const std::vector<IndexRow>& index,
-                      const StorageOptions& options, unsigned file_mode,
-                      const std::string& what);
+// filled with pwrite after it is released. Returns the structure record of
+// the complete file. Throws sdk::Error naming `what`.
+ArrayFileStructure write_array_file(const std::string& file,
+                                    const std::vector<DatasetToWrite>& datasets,
+                                    const std::vector<IndexRow>& index,
+                                    const StorageOptions& options,
+                                    unsigned file_mode,
+                                    const std::string& what);
 
 // One array (or slice of a packed dataset) to read.
 struct ArrayToRead {
@@ -59,20 +78,50 @@ struct ArrayToRead {
   bool packed = false;
   uint64_t offset = 0;          // in elements, packed only
   uint64_t count = 0;           // elements to read
-  void* destination = nullptr;  // count * dtype size bytes
+  void* destination = nullptr;  // count * dtype size bytes; set before read()
   std::string key_path;         // for error messages
 };
 
-// Reads every array of `reads` from `file`. Throws sdk::Error (DATA_LOSS
-// for a missing, truncated or damaged file or dataset) naming `what` and
-// the key path.
-// `on_read(i)`, when set, is called (from this thread, without the lock)
-// as soon as reads[i] is in memory, so that checking it can overlap the
-// remaining reads.
-void read_array_file(const std::string& file,
-                     const std::vector<ArrayToRead>& reads,
-                     const std::string& what,
-                     const std::function<void(size_t)>& on_read = nullptr);
+// Reading one array file. Every failure is sdk::Error naming `what` and
+// the file: DATA_LOSS for a missing, truncated, damaged or foreign file or
+// dataset.
+class ArrayFileReader {
+ public:
+  // Opens `file` without following a symbolic link and without blocking
+  // (a FIFO), requires a regular file and, when `structure` is set, checks
+  // the file's size and structure checksum against it: all before any HDF5
+  // call sees the file (Debian's libhdf5 crashes on some damaged files).
+  ArrayFileReader(const std::string& file, const ArrayFileStructure* structure,
+                  const std::string& what);
+  ~ArrayFileReader();
+  ArrayFileReader(const ArrayFileReader&) = delete;
+  ArrayFileReader& operator=(const ArrayFileReader&) = delete;
+
+  // Opens the dataset of every read and checks it before any memory is
+  // allocated for it: ckpt's kind of dataset (no virtual or external
+  // storage, no foreign filters), a type holding the dtype, the expected
+  // shape (a packed slice inside the dataset), storage inside the file
+  // and, with a structure record, at a recorded extent. Destinations are
+  // not used.
+  void check(const std::vector<ArrayToRead>& reads);
+
+  // Reads every array of `reads` (as passed to check()) into its
+  // destination. `on_read(i)`, when set, is called (from this thread,
+  // without the HDF5 lock) as soon as reads[i] is in memory, so that
+  // checking it can overlap the remaining reads.
+  void read(const std::vector<ArrayToRead>& reads,
+            const std::function<void(size_t)>& on_read = nullptr);
+
+  struct State;  // HDF5 handles and the opened datasets (hdf5_file.cpp)
+
+ private:
+  std::string file_;
+  std::string what_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  const ArrayFileStructure* structure_ = nullptr;
+  std::unique_ptr<State> state_;
+};
 
 }  // namespace ckpt_pytree
 

@@ -58,16 +58,6 @@ std::string key_path_repr(const KeyPath& path) {
   return out;
 }
 
-std::string key_path_id(const KeyPath& path) {
-  std::string id;
-  for (const KeyEntry& e : path) {
-    id += e.type == KeyType::kSequence ? '#' : '.';
-    id += e.key;
-    id += '\0';
-  }
-  return id;
-}
-
 std::string hdf5_name(const std::string& key) {
   if (key.empty()) return "%";
   if (key.find_first_not_of('.') == std::string::npos) {
@@ -87,6 +77,8 @@ std::string hdf5_name(const std::string& key) {
       out += "%25";
     } else if (c == '/') {
       out += "%2F";
+    } else if (c == '\0') {
+      out += "%00";  // HDF5 names are C strings
     } else {
       out += c;
     }

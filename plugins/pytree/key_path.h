@@ -22,14 +22,10 @@ using KeyPath = std::vector<KeyEntry>;
 // "('params', 'w')" or "('a',)". Also how error messages name a leaf.
 std::string key_path_repr(const KeyPath& path);
 
-// A string that identifies the path exactly (keys and key types), for
-// lookups; not for display or disk.
-std::string key_path_id(const KeyPath& path);
-
-// The HDF5 link name of one key: '%' and '/' are percent-encoded (%25, %2F),
-// a key made only of dots has its dots encoded (%2E), the empty key is "%",
-// and a leading "_ckpt" (reserved for ckpt's own datasets) becomes
-// "%5Fckpt". Decoding is the usual percent-decoding.
+// The HDF5 link name of one key: '%', '/' and NUL are percent-encoded (%25,
+// %2F, %00), a key made only of dots has its dots encoded (%2E), the empty
+// key is "%", and a leading "_ckpt" (reserved for ckpt's own datasets)
+// becomes "%5Fckpt". Decoding is the usual percent-decoding.
 std::string hdf5_name(const std::string& key);
 
 // The absolute HDF5 path of a leaf's own dataset: "/" + the escaped keys

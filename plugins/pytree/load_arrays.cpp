@@ -4,8 +4,10 @@
 #include <ckpt/sdk/value.h>
 #include <xxhash.h>
 
+#include <cerrno>
 #include <iterator>
 #include <map>
+#include <new>
 
 #include "buffers.h"
 #include "cast.h"
@@ -26,12 +28,22 @@ struct Landing {
 };
 
 // Packed datasets whose every array is requested as saved are read in one
-// piece; the arrays then alias slices of it.
-std::map<std::string, uint64_t> fully_requested_packs(const LoadPlan& plan) {
+// piece; the arrays then alias slices of it. Returns their element counts.
+// Throws DATA_LOSS naming `what` when a pack's arrays add up to more
+// elements than any array can have.
+std::map<std::string, uint64_t> fully_requested_packs(const LoadPlan& plan,
+                                                      const std::string& what) {
   std::map<std::string, uint64_t> total, requested;
   for (const LeafRecord& leaf : plan.saved.leaves) {
     if (leaf.kind == LeafKind::kArray && leaf.location.packed) {
-      total[leaf.location.dataset] += element_count(leaf.shape);
+      uint64_t& sum = total[leaf.location.dataset];
+      sum += element_count(leaf.shape);  // each below 2^63: no wrap-around
+      if (sum > static_cast<uint64_t>(INT64_MAX)) {
+        throw Error(CKPT_ERROR_DATA_LOSS,
+                    what + ": the arrays packed in dataset " +
+                        leaf.location.dataset +
+                        " add up to more elements than any array can have");
+      }
     }
   }
   for (const ArrayLoad& a : plan.arrays) {
@@ -51,104 +63,143 @@ std::map<std::string, uint64_t> fully_requested_packs(const LoadPlan& plan) {
 
 // The reads of a load and where their bytes land.
 struct ReadSchedule {
-  std::vector<Landing> landing;  // per plan array
+  std::vector<Landing> landing;  // per plan array, once allocated
   std::vector<ArrayToRead> reads;
   std::vector<std::vector<size_t>> arrays_of_read;  // plan arrays per read
+  std::vector<bool> whole_pack;                     // per read
 };
 
-// Schedules reading the packed `dataset` (`elements` long) in one piece into
-// fresh memory, which it returns; its arrays are not yet attached.
-std::shared_ptr<void> schedule_whole_pack(const LoadPlan& plan,
-                                          const std::string& dataset,
-                                          uint64_t elements,
-                                          ReadSchedule& schedule) {
+// Schedules reading the packed `dataset` (`elements` long) in one piece;
+// its arrays are not yet attached.
+void schedule_whole_pack(const LoadPlan& plan, const std::string& dataset,
+                         uint64_t elements, ReadSchedule& schedule) {
   const LeafRecord* any = nullptr;
   for (const ArrayLoad& a : plan.arrays) {
     const LeafRecord& leaf = plan.saved.leaves[a.leaf];
-    if (leaf.location.dataset == dataset) any = &leaf;
+    if (leaf.location.packed && leaf.location.dataset == dataset) any = &leaf;
   }
-  auto memory = allocate_buffer(elements * ckpt::sdk::dtype_size(any->dtype));
   ArrayToRead r;
   r.dataset = dataset;
-  r.dtype = any->dtype;
+  r.dtype = any->dtype;  // every array of a pack has it (parse checked)
   r.packed = true;
   r.count = elements;
-  r.destination = memory.get();
   r.key_path = "(packed " + dtype_name(any->dtype) + " arrays)";
   schedule.reads.push_back(std::move(r));
   schedule.arrays_of_read.emplace_back();
-  return memory;
+  schedule.whole_pack.push_back(true);
 }
 
-// Lands plan array `i` in its slice of `pack`, the memory of read `read`.
-void land_in_pack(const LoadPlan& plan, size_t i,
-                  const std::shared_ptr<void>& pack, size_t read,
-                  ReadSchedule& schedule) {
+// Attaches plan array `i` to read `read`, the whole pack of `elements`
+// elements it is a slice of. Throws DATA_LOSS naming `what` when its
+// recorded offset puts it outside the pack.
+void land_in_pack(const LoadPlan& plan, size_t i, size_t read,
+                  uint64_t elements, ReadSchedule& schedule,
+                  const std::string& array_file, const std::string& what) {
   const LeafRecord& leaf = plan.saved.leaves[plan.arrays[i].leaf];
-  size_t item = ckpt::sdk::dtype_size(leaf.dtype);
-  schedule.landing[i].owner = pack;
-  schedule.landing[i].data =
-      static_cast<char*>(pack.get()) + leaf.location.offset * item;
+  uint64_t count = element_count(leaf.shape);
+  if (leaf.location.offset > elements ||
+      count > elements - leaf.location.offset) {
+    throw Error(CKPT_ERROR_DATA_LOSS,
+                what + ": key path " + key_path_repr(leaf.path) +
+                    ": the storage.offset " +
+                    std::to_string(leaf.location.offset) +
+                    " recorded in _METADATA lies outside the packed "
+                    "dataset " +
+                    leaf.location.dataset + " of " + array_file);
+  }
   schedule.arrays_of_read[read].push_back(i);
 }
 
-// Schedules a read of plan array `i` alone: into the caller's buffer when it
-// is requested as saved, else into fresh memory.
-void schedule_own_read(const LoadPlan& plan, size_t i,
-                       const std::shared_ptr<void>& caller_memory,
-                       ReadSchedule& schedule) {
+// Schedules a read of plan array `i` alone.
+void schedule_own_read(const LoadPlan& plan, size_t i, ReadSchedule& schedule) {
   const ArrayLoad& a = plan.arrays[i];
   const LeafRecord& leaf = plan.saved.leaves[a.leaf];
-  uint64_t count = element_count(leaf.shape);
-  size_t item = ckpt::sdk::dtype_size(leaf.dtype);
-  Landing& landing = schedule.landing[i];
-  bool in_place =
-      a.caller_buffer && a.dtype == leaf.dtype && a.shape == leaf.shape;
-  if (in_place) {
-    landing.data = a.caller_buffer;
-    landing.owner = caller_memory;
-  } else {
-    landing.owner = allocate_buffer(count * item);
-    landing.data = landing.owner.get();
-  }
   ArrayToRead r;
   r.dataset = leaf.location.dataset;
   r.dtype = leaf.dtype;
   r.dims = leaf.shape;
   r.packed = leaf.location.packed;
   r.offset = leaf.location.offset;
-  r.count = count;
-  r.destination = landing.data;
+  r.count = element_count(leaf.shape);
   r.key_path = key_path_repr(leaf.path);
   schedule.reads.push_back(std::move(r));
   schedule.arrays_of_read.push_back({i});
+  schedule.whole_pack.push_back(false);
 }
 
 // Decides every read of `plan`: fully requested packs first, in one piece
-// each, then every array not in one of them on its own.
-ReadSchedule schedule_reads(const LoadPlan& plan,
-                            const std::shared_ptr<void>& caller_memory) {
+// each, then every array not in one of them on its own. Allocates nothing.
+ReadSchedule schedule_reads(const LoadPlan& plan, const std::string& array_file,
+                            const std::string& what) {
   ReadSchedule schedule;
   schedule.landing.resize(plan.arrays.size());
   // Same keys and order as fully_requested_packs(), so a pack's position in
   // this map is the index of its read.
-  std::map<std::string, std::shared_ptr<void>> pack_memory;
-  for (const auto& [dataset, elements] : fully_requested_packs(plan)) {
-    pack_memory[dataset] =
-        schedule_whole_pack(plan, dataset, elements, schedule);
+  std::map<std::string, uint64_t> packs = fully_requested_packs(plan, what);
+  for (const auto& [dataset, elements] : packs) {
+    schedule_whole_pack(plan, dataset, elements, schedule);
   }
   for (size_t i = 0; i < plan.arrays.size(); ++i) {
     const LeafRecord& leaf = plan.saved.leaves[plan.arrays[i].leaf];
-    auto pack = pack_memory.find(leaf.location.dataset);
-    if (leaf.location.packed && pack != pack_memory.end()) {
-      size_t read =
-          static_cast<size_t>(std::distance(pack_memory.begin(), pack));
-      land_in_pack(plan, i, pack->second, read, schedule);
+    auto pack = packs.find(leaf.location.dataset);
+    if (leaf.location.packed && pack != packs.end()) {
+      size_t read = static_cast<size_t>(std::distance(packs.begin(), pack));
+      land_in_pack(plan, i, read, pack->second, schedule, array_file, what);
     } else {
-      schedule_own_read(plan, i, caller_memory, schedule);
+      schedule_own_read(plan, i, schedule);
     }
   }
   return schedule;
+}
+
+// `nbytes` of fresh memory for `for_what`; running out of memory is an
+// error naming it, not a bare std::bad_alloc.
+std::shared_ptr<void> allocate_for(uint64_t nbytes,
+                                   const std::string& for_what) {
+  try {
+    return allocate_buffer(nbytes);
+  } catch (const std::bad_alloc&) {
+    throw Error(
+        ckpt::sdk::error_code_from_errno(ENOMEM),
+        for_what + ": cannot allocate " + std::to_string(nbytes) + " bytes");
+  }
+}
+
+// Gives every read of `schedule` its destination, once the array file has
+// vouched for the sizes: a whole pack fresh memory its arrays alias; an
+// array requested as saved into a caller's buffer, that buffer; any other
+// array fresh memory.
+void allocate_landings(const LoadPlan& plan, ReadSchedule& schedule,
+                       const std::shared_ptr<void>& caller_memory,
+                       const std::string& what) {
+  for (size_t k = 0; k < schedule.reads.size(); ++k) {
+    ArrayToRead& r = schedule.reads[k];
+    size_t item = ckpt::sdk::dtype_size(r.dtype);
+    std::string for_what = what + ": key path " + r.key_path;
+    if (schedule.whole_pack[k]) {
+      auto memory = allocate_for(r.count * item, for_what);
+      r.destination = memory.get();
+      for (size_t i : schedule.arrays_of_read[k]) {
+        const LeafRecord& leaf = plan.saved.leaves[plan.arrays[i].leaf];
+        schedule.landing[i].owner = memory;
+        schedule.landing[i].data =
+            static_cast<char*>(memory.get()) + leaf.location.offset * item;
+      }
+      continue;
+    }
+    size_t i = schedule.arrays_of_read[k][0];
+    const ArrayLoad& a = plan.arrays[i];
+    const LeafRecord& leaf = plan.saved.leaves[a.leaf];
+    Landing& landing = schedule.landing[i];
+    if (a.caller_buffer && a.dtype == leaf.dtype && a.shape == leaf.shape) {
+      landing.data = a.caller_buffer;
+      landing.owner = caller_memory;
+    } else {
+      landing.owner = allocate_for(r.count * item, for_what);
+      landing.data = landing.owner.get();
+    }
+    r.destination = landing.data;
+  }
 }
 
 // Throws DATA_LOSS naming `what` when an array that read `read` filled does
@@ -170,10 +221,11 @@ void verify_read(const LoadPlan& plan, const ReadSchedule& schedule,
   }
 }
 
-// Performs the reads of `schedule`, verifying checksums when asked.
+// Performs the reads of `schedule` from `file`, verifying checksums when
+// asked.
 void read_and_verify(const LoadPlan& plan, const ReadSchedule& schedule,
-                     const std::string& array_file, bool verify_checksums,
-                     const std::string& what) {
+                     ArrayFileReader& file, const std::string& array_file,
+                     bool verify_checksums, const std::string& what) {
   // Checksums are verified on a second thread as each read completes.
   SideWorker verifier;
   std::function<void(size_t)> on_read;
@@ -184,7 +236,7 @@ void read_and_verify(const LoadPlan& plan, const ReadSchedule& schedule,
       });
     };
   }
-  read_array_file(array_file, schedule.reads, what, on_read);
+  file.read(schedule.reads, on_read);
   verifier.finish();
 }
 
@@ -211,7 +263,7 @@ Landing conversion_target(bool to_caller, const ArrayLoad& a,
     target.data = a.caller_buffer;
     target.owner = caller_memory;
   } else {
-    target.owner = allocate_buffer(nbytes);
+    target.owner = allocate_for(nbytes, "a loaded array");
     target.data = target.owner.get();
   }
   return target;
@@ -252,8 +304,15 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
                  bool verify_checksums,
                  const std::shared_ptr<void>& caller_memory,
                  const std::string& what) {
-  ReadSchedule schedule = schedule_reads(plan, caller_memory);
-  read_and_verify(plan, schedule, array_file, verify_checksums, what);
+  ReadSchedule schedule = schedule_reads(plan, array_file, what);
+  // The structure checksum is checked whatever verify_checksums says: it is
+  // what keeps HDF5 away from a damaged file.
+  ArrayFileReader file(
+      array_file, plan.saved.has_structure ? &plan.saved.structure : nullptr,
+      what);
+  file.check(schedule.reads);  // before any allocation
+  allocate_landings(plan, schedule, caller_memory, what);
+  read_and_verify(plan, schedule, file, array_file, verify_checksums, what);
   std::vector<OutNode*> nodes = array_nodes(plan);
   for (size_t i = 0; i < plan.arrays.size(); ++i) {
     const ArrayLoad& a = plan.arrays[i];

@@ -12,9 +12,13 @@
 namespace ckpt_pytree {
 
 // Reads every array of `plan` from `array_file` and stores each as the value
-// of its leaf. `caller_memory` keeps the caller's buffers (abstract arrays
-// filled in place) alive as long as the loaded value. Throws sdk::Error
-// (DATA_LOSS on a checksum mismatch or damaged file) naming `what`.
+// of its leaf. The file's structure record (when _METADATA has one) is
+// checked first, whatever `verify_checksums` says; every dataset is checked
+// before memory is allocated for it; `verify_checksums` covers the
+// per-array xxh3 of the arrays read. `caller_memory` keeps the caller's
+// buffers (abstract arrays filled in place) alive as long as the loaded
+// value. Throws sdk::Error (DATA_LOSS on a checksum mismatch or a damaged
+// file) naming `what` and the file.
 void load_arrays(LoadPlan& plan, const std::string& array_file,
                  bool verify_checksums,
                  const std::shared_ptr<void>& caller_memory,

@@ -4,8 +4,9 @@
 #include <ckpt/sdk/handler.h>
 
 #include <cmath>
-#include <unordered_set>
+#include <cstdint>
 
+#include "cast.h"
 #include "dtypes.h"
 #include "snapshot.h"
 
@@ -106,25 +107,37 @@ class Planner {
       : plan_(plan), options_(options), what_(what) {
     const auto& leaves = plan_.saved.leaves;
     visited_.assign(leaves.size(), false);
+    // The saved key paths as a trie: memory in proportion to the keys,
+    // whatever the depth (a map of every prefix would grow with its square).
+    trie_.emplace_back();
     for (size_t i = 0; i < leaves.size(); ++i) {
-      const KeyPath& path = leaves[i].path;
-      leaf_at_[key_path_id(path)] = i;
-      KeyPath prefix;
-      for (size_t d = 0; d < path.size(); ++d) {
-        subtrees_.insert(key_path_id(prefix));
-        prefix.push_back(path[d]);
+      size_t node = 0;
+      for (const KeyEntry& key : leaves[i].path) {
+        size_t next = trie_.size();
+        auto [it, fresh] =
+            trie_[node].children[slot(key)].emplace(key.key, next);
+        node = it->second;  // read before trie_ grows
+        if (fresh) trie_.emplace_back();
       }
+      trie_[node].leaf = i;
     }
   }
 
-  // The node for the abstract value `a` at `path`, marking the saved leaves
-  // it covers visited. Throws sdk::Error as plan_load() documents.
-  std::unique_ptr<OutNode> build(const ckpt_value& a, KeyPath& path) {
+  // The node for the abstract value `a` at `path` (trie node `at`, kAbsent
+  // when the checkpoint has nothing there), marking the saved leaves it
+  // covers visited. Throws sdk::Error as plan_load() documents.
+  std::unique_ptr<OutNode> build(const ckpt_value& a, KeyPath& path,
+                                 size_t at = 0) {
     std::string where = what_ + ": key path " + key_path_repr(path);
-    SavedAt saved = saved_at(path);
+    SavedAt saved = saved_at(at);
     auto node = std::make_unique<OutNode>();
     if (a.kind == CKPT_VALUE_DICT || a.kind == CKPT_VALUE_LIST) {
-      build_container(a, path, saved, where, *node);
+      if (path.size() >= kMaxTreeDepth && a.count != 0) {
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where + ": the abstract tree is nested deeper than " +
+                        std::to_string(kMaxTreeDepth) + " levels");
+      }
+      build_container(a, path, at, saved, where, *node);
     } else {
       build_leaf(a, saved, where, *node);
     }
@@ -171,8 +184,20 @@ class Planner {
     load.leaf = index;
     // An array spec of unknown dtype (ABI 1.1) loads the dtype saved.
     load.dtype = as_saved ? leaf.dtype : spec->dtype;
+    if (spec->tensor.ndim < 0 ||
+        static_cast<size_t>(spec->tensor.ndim) > kMaxRank ||
+        (spec->tensor.ndim > 0 && !spec->tensor.shape)) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + ": the abstract array has no valid shape");
+    }
     load.shape.assign(spec->tensor.shape,
                       spec->tensor.shape + spec->tensor.ndim);
+    if (!checked_size(load.shape, ckpt::sdk::dtype_size(load.dtype), nullptr,
+                      nullptr)) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + ": the abstract array's shape " +
+                      shape_text(load.shape) + " is negative or too large");
+    }
     if (load.shape != leaf.shape) {
       bool same_rank = load.shape.size() == leaf.shape.size();
       if (!options_.allow_shape_mismatch || !same_rank) {
@@ -203,24 +228,44 @@ class Planner {
     bool is_subtree = false;
   };
 
-  // What the checkpoint holds at `path`.
-  SavedAt saved_at(const KeyPath& path) const {
-    std::string id = key_path_id(path);
+  // A node of the trie of saved key paths: its children by key, dict keys
+  // and list indices apart.
+  static constexpr size_t kAbsent = SIZE_MAX;
+  struct TrieNode {
+    std::unordered_map<std::string, size_t> children[2];
+    size_t leaf = kAbsent;  // index in plan_.saved.leaves
+  };
+  static int slot(const KeyEntry& key) {
+    return key.type == KeyType::kSequence ? 1 : 0;
+  }
+
+  // The trie node of `key` below node `at`; kAbsent when there is none.
+  size_t child_of(size_t at, const KeyEntry& key) const {
+    if (at == kAbsent) return kAbsent;
+    const auto& children = trie_[at].children[slot(key)];
+    auto it = children.find(key.key);
+    return it == children.end() ? kAbsent : it->second;
+  }
+
+  // What the checkpoint holds at trie node `at`.
+  SavedAt saved_at(size_t at) const {
     SavedAt saved;
-    auto leaf_it = leaf_at_.find(id);
-    if (leaf_it != leaf_at_.end()) {
-      saved.leaf = &plan_.saved.leaves[leaf_it->second];
-      saved.index = leaf_it->second;
+    if (at == kAbsent) return saved;
+    const TrieNode& n = trie_[at];
+    if (n.leaf != kAbsent) {
+      saved.leaf = &plan_.saved.leaves[n.leaf];
+      saved.index = n.leaf;
     }
-    saved.is_subtree = subtrees_.count(id) > 0;
+    saved.is_subtree = !n.children[0].empty() || !n.children[1].empty();
     return saved;
   }
 
-  // Fills `node` for the abstract dict or list `a` at `path`: an empty
-  // container where the checkpoint saved one, else its children built one
-  // by one. Throws as build() does.
-  void build_container(const ckpt_value& a, KeyPath& path, const SavedAt& saved,
-                       const std::string& where, OutNode& node) {
+  // Fills `node` for the abstract dict or list `a` at `path` (trie node
+  // `at`): an empty container where the checkpoint saved one, else its
+  // children built one by one. Throws as build() does.
+  void build_container(const ckpt_value& a, KeyPath& path, size_t at,
+                       const SavedAt& saved, const std::string& where,
+                       OutNode& node) {
     node.kind =
         a.kind == CKPT_VALUE_DICT ? OutNode::Kind::kDict : OutNode::Kind::kList;
     if (saved.leaf) {
@@ -244,7 +289,8 @@ class Planner {
                                                   : std::to_string(i);
       path.push_back({key, a.kind == CKPT_VALUE_DICT ? KeyType::kDict
                                                      : KeyType::kSequence});
-      node.children.push_back(build(a.children[i], path));
+      node.children.push_back(
+          build(a.children[i], path, child_of(at, path.back())));
       node.keys.push_back(key);
       path.pop_back();
     }
@@ -302,8 +348,7 @@ class Planner {
   LoadPlan& plan_;
   const LoadOptions& options_;
   const std::string& what_;
-  std::unordered_map<std::string, size_t> leaf_at_;
-  std::unordered_set<std::string> subtrees_;
+  std::vector<TrieNode> trie_;  // trie_[0] is the root
   std::vector<bool> visited_;
 };
 

@@ -18,6 +18,8 @@ namespace ckpt_pytree {
 struct PyTreeOptions {
   LoadOptions load;
   StorageOptions storage;
+  // Per-array xxh3 only: the array file's structure checksum is always
+  // checked (it keeps HDF5 away from a damaged file).
   bool verify_checksums = true;
   // Arrays smaller than this share one packed dataset per dtype.
   uint64_t pack_threshold_bytes = 256 * 1024;

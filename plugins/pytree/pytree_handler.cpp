@@ -103,6 +103,8 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     std::string what = describe(call);
     TreeMetadata saved = read_tree_metadata(call);
     require_readable_format(saved, what);
+    // A plain file name (parse_tree_metadata checked): the array file is
+    // inside the checkpointable's folder.
     std::string array_file =
         ckpt::sdk::join_path(call.directory, saved.array_file);
     auto plan = std::make_shared<LoadPlan>(
@@ -134,6 +136,8 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     // Checksums and the _METADATA text are made on a second thread while
     // the array file is written.
     std::string metadata_text;  // declared first: outlives the worker
+    snapshot.metadata.format = kPyTreeFormat;
+    snapshot.metadata.has_structure = false;  // set once the file is written
     SideWorker hasher;
     hasher.submit([&snapshot, &metadata_text] {
       for (const ArrayBytes& bytes : snapshot.arrays) {
@@ -141,7 +145,7 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
         leaf.xxh3 = checksum(bytes.data, bytes.nbytes);
         leaf.has_checksum = true;
       }
-      metadata_text = format_tree_metadata(snapshot.metadata);
+      metadata_text = format_tree_metadata_body(snapshot.metadata);
     });
     for (const ArrayBytes& bytes : snapshot.arrays) {
       const LeafRecord& leaf = snapshot.metadata.leaves[bytes.leaf];
@@ -168,9 +172,13 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
                           nbytes,
                           false});
     }
-    write_array_file(ckpt::sdk::join_path(call.directory, kArrayFile), datasets,
-                     index, options.storage, call.file_mode, what);
+    ArrayFileStructure structure = write_array_file(
+        ckpt::sdk::join_path(call.directory, kArrayFile), datasets, index,
+        options.storage, call.file_mode, what);
     hasher.finish();
+    snapshot.metadata.has_structure = true;
+    snapshot.metadata.structure = std::move(structure);
+    metadata_text += format_tree_metadata_end(snapshot.metadata);
     ckpt::sdk::write_file(ckpt::sdk::join_path(call.directory, kMetadataFile),
                           metadata_text, call.file_mode);
   }
@@ -195,7 +203,11 @@ CKPT_PLUGIN("pytree", registrar) {
        "PyTreeCheckpointHandler",
        "orbax.checkpoint._src.handlers.standard_checkpoint_handler."
        "StandardCheckpointHandler"},
-      "trees of arrays, scalars and strings as _METADATA + arrays.h5 (HDF5)");
+      "trees of arrays, scalars and strings as _METADATA + arrays.h5 (HDF5)", 0,
+      // Checked by the handler on every load (per-array xxh3 and the
+      // structure checksum in _METADATA): the core records only its size,
+      // so that a partial load hashes only the arrays it reads.
+      {ckpt_pytree::kArrayFile});
   registrar.registration(ckpt_pytree::kTypestr);
   registrar.registration(ckpt_pytree::kTypestr, "state");
 }

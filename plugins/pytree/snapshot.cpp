@@ -4,6 +4,8 @@
 #include <ckpt/sdk/value.h>
 
 #include <cstring>
+#include <string_view>
+#include <unordered_set>
 
 #include "buffers.h"
 #include "cast.h"
@@ -24,12 +26,43 @@ struct FlatLeaf {
   const ckpt_value* value;
 };
 
+// Throws INVALID_ARGUMENT naming `what` and the key path when the dict `v`
+// at `path` has a key twice: its leaves would share a key path and the
+// checkpoint could not be loaded. Keys cross the plugin ABI NUL-terminated,
+// so keys that differ only after a NUL arrive alike.
+void check_unique_keys(const ckpt_value& v, KeyPath& path,
+                       const std::string& what) {
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(v.count);
+  for (size_t i = 0; i < v.count; ++i) {
+    std::string_view key = v.keys[i] ? v.keys[i] : "";
+    if (seen.insert(key).second) continue;
+    path.push_back({std::string(key), KeyType::kDict});
+    std::string where = key_path_repr(path);
+    path.pop_back();
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                what + ": key path " + where +
+                    ": the key appears twice in its dict (keys reach the "
+                    "plugin NUL-terminated: keys that differ only after a "
+                    "NUL character are alike)");
+  }
+}
+
 void flatten(const ckpt_value& v, KeyPath& path, std::vector<FlatLeaf>& out,
              const std::string& what) {
   if (v.kind == CKPT_VALUE_DICT || v.kind == CKPT_VALUE_LIST) {
+    if (path.size() >= kMaxTreeDepth && v.count != 0) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  what + ": key path " + key_path_repr(path) +
+                      ": the tree is nested deeper than " +
+                      std::to_string(kMaxTreeDepth) + " levels");
+    }
     if (v.count == 0) {
       out.push_back({path, &v});
       return;
+    }
+    if (v.kind == CKPT_VALUE_DICT && v.count > 1) {
+      check_unique_keys(v, path, what);
     }
     for (size_t i = 0; i < v.count; ++i) {
       if (v.kind == CKPT_VALUE_DICT) {
@@ -104,14 +137,24 @@ void copy_contiguous(const ckpt_array& a, void* destination) {
   copy_dim(src, a, 0, dst, item);
 }
 
-bool every_leaf(const ckpt_value& v, bool (*leaf_ok)(const ckpt_value&)) {
+namespace {
+
+bool every_leaf_below(const ckpt_value& v, bool (*leaf_ok)(const ckpt_value&),
+                      size_t depth) {
   if (v.kind == CKPT_VALUE_DICT || v.kind == CKPT_VALUE_LIST) {
+    if (depth >= kMaxTreeDepth && v.count != 0) return false;
     for (size_t i = 0; i < v.count; ++i) {
-      if (!every_leaf(v.children[i], leaf_ok)) return false;
+      if (!every_leaf_below(v.children[i], leaf_ok, depth + 1)) return false;
     }
     return true;
   }
   return leaf_ok(v);
+}
+
+}  // namespace
+
+bool every_leaf(const ckpt_value& v, bool (*leaf_ok)(const ckpt_value&)) {
+  return every_leaf_below(v, leaf_ok, 0);
 }
 
 bool is_supported_tree(const ckpt_value& value) {
@@ -175,6 +218,15 @@ uint64_t record_array(const ckpt_array* a, LeafRecord& leaf,
     throw Error(CKPT_ERROR_INVALID_ARGUMENT,
                 where + ": only CPU arrays can be saved");
   }
+  if (a->tensor.ndim < 0 || static_cast<size_t>(a->tensor.ndim) > kMaxRank) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                where + ": rank " + std::to_string(a->tensor.ndim) +
+                    " is above HDF5's limit of " + std::to_string(kMaxRank));
+  }
+  if (a->tensor.ndim > 0 && !a->tensor.shape) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                where + ": the array has no shape");
+  }
   leaf.kind = LeafKind::kArray;
   leaf.dtype = a->dtype;
   leaf.shape = shape_of(*a);
@@ -183,7 +235,12 @@ uint64_t record_array(const ckpt_array* a, LeafRecord& leaf,
       throw Error(CKPT_ERROR_INVALID_ARGUMENT, where + ": negative dimension");
     }
   }
-  uint64_t count = element_count(leaf.shape);
+  uint64_t count = 0;
+  if (!checked_size(leaf.shape, ckpt::sdk::dtype_size(a->dtype), &count,
+                    nullptr)) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                where + ": the array's shape is too large");
+  }
   if (count > 0 && !a->tensor.data) {
     throw Error(CKPT_ERROR_INVALID_ARGUMENT, where + ": the array has no data");
   }
@@ -241,6 +298,11 @@ LeafRecord record_leaf(const FlatLeaf& flat, size_t index,
     return leaf;
   }
   uint64_t count = record_array(v.array, leaf, where);
+  if (hdf5_path(leaf.path).size() > kMaxDatasetPath) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                where + ": the keys make an HDF5 path longer than " +
+                    std::to_string(kMaxDatasetPath) + " bytes");
+  }
   snap.arrays.push_back(place_array(*v.array, index, count, leaf,
                                     pack_threshold_bytes, snap,
                                     packed_sources));

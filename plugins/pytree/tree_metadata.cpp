@@ -101,11 +101,14 @@ void write_value_metadata(Writer& w, const LeafRecord& leaf) {
         w.key("offset");
         w.out += std::to_string(leaf.location.offset);
       }
-      w.out += "}, ";
-      w.key("xxh3");
-      w.out += '"';
-      w.out += hex;
-      w.out += '"';
+      w.out += "}";
+      if (leaf.has_checksum) {  // ckpt always has one; older files may not
+        w.out += ", ";
+        w.key("xxh3");
+        w.out += '"';
+        w.out += hex;
+        w.out += '"';
+      }
       break;
     }
     case LeafKind::kBool:
@@ -136,7 +139,54 @@ void write_value_metadata(Writer& w, const LeafRecord& leaf) {
 
 }  // namespace
 
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name.size() <= 255 && name != "." && name != ".." &&
+         name.find_first_of(std::string("/\\\0", 3)) == std::string::npos;
+}
+
 std::string format_tree_metadata(const TreeMetadata& metadata) {
+  return format_tree_metadata_body(metadata) +
+         format_tree_metadata_end(metadata);
+}
+
+std::string format_tree_metadata_end(const TreeMetadata& metadata) {
+  Writer w;
+  if (metadata.format != 0) {
+    w.out += ",\n ";
+    w.key("ckpt_pytree_format");
+    w.integer(metadata.format);
+  }
+  if (metadata.has_structure) {
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016" PRIx64, metadata.structure.xxh3);
+    w.out += ",\n ";
+    w.key("ckpt_array_file_structure");
+    w.out += "{";
+    w.key("size");
+    w.out += std::to_string(metadata.structure.size);
+    w.out += ", ";
+    w.key("extents");
+    w.out += "[";
+    bool first = true;
+    for (const Extent& e : metadata.structure.extents) {
+      w.out += first ? "[" : ", [";
+      first = false;
+      w.out += std::to_string(e.offset);
+      w.out += ", ";
+      w.out += std::to_string(e.length);
+      w.out += "]";
+    }
+    w.out += "], ";
+    w.key("xxh3");
+    w.out += '"';
+    w.out += hex;
+    w.out += "\"}";
+  }
+  w.out += "\n}\n";
+  return w.out;
+}
+
+std::string format_tree_metadata_body(const TreeMetadata& metadata) {
   Writer w;
   w.out.reserve(metadata.leaves.size() * 256 + 512);
   w.out += "{\n ";
@@ -179,7 +229,6 @@ std::string format_tree_metadata(const TreeMetadata& metadata) {
   w.out += ",\n ";
   w.key("ckpt_array_file");
   w.string(metadata.array_file);
-  w.out += "\n}\n";
   return w.out;
 }
 

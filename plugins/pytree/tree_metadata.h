@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "hdf5_file.h"
 #include "key_path.h"
 
 namespace ckpt_pytree {
@@ -20,6 +21,18 @@ constexpr const char* kMetadataFile = "_METADATA";
 constexpr const char* kArrayFile = "arrays.h5";
 // The storage format id of ckpt's HDF5 layout (see README.md).
 constexpr const char* kStorageFormat = "ckpt.hdf5.v1";
+// _METADATA's "ckpt_pytree_format": 2 means every array has its xxh3 and
+// the array file has a structure record ("ckpt_array_file_structure").
+// Files without it (older ckpt, Orbax) carry neither guarantee.
+constexpr int64_t kPyTreeFormat = 2;
+
+// Limits of what ckpt writes and reads: a key path of at most
+// kMaxTreeDepth keys (every walk over a tree is bounded by it), arrays of
+// rank at most kMaxRank (HDF5's own limit), dataset paths of at most
+// kMaxDatasetPath bytes.
+constexpr size_t kMaxTreeDepth = 512;
+constexpr size_t kMaxRank = 32;
+constexpr size_t kMaxDatasetPath = 64 * 1024;
 
 // Orbax's value_type strings.
 constexpr const char* kArrayValueType = "np.ndarray";
@@ -73,14 +86,37 @@ struct TreeMetadata {
   // kStorageFormat, or e.g. "orbax.ocdbt+zarr3" for an Orbax pytree.
   std::string storage_format = kStorageFormat;
   std::string array_file = kArrayFile;
+  // "ckpt_pytree_format": kPyTreeFormat when written by this ckpt, 0 when
+  // not recorded.
+  int64_t format = 0;
+  // "ckpt_array_file_structure", when recorded.
+  bool has_structure = false;
+  ArrayFileStructure structure;
 };
 
-// The _METADATA text of `metadata`.
+// The _METADATA text of `metadata`: format_tree_metadata_body() followed by
+// format_tree_metadata_end() (separate so that the body, the long part, can
+// be made while the array file is written, before its structure is known).
 std::string format_tree_metadata(const TreeMetadata& metadata);
+std::string format_tree_metadata_body(const TreeMetadata& metadata);
+// The format marker and structure record (when set), and the closing brace.
+std::string format_tree_metadata_end(const TreeMetadata& metadata);
 
-// Parses _METADATA text (metadata_reader.cpp). Throws sdk::Error
-// (INVALID_LAYOUT) naming `what` (the file) when the text is not valid pytree
-// metadata.
+// Whether `name` can be the array file named in _METADATA: a plain file
+// name in the checkpointable's folder (not empty, no '/' or '\', not "."
+// or "..", no NUL, at most 255 bytes).
+bool is_plain_file_name(const std::string& name);
+
+// Parses _METADATA text (metadata_reader.cpp), after checking its nesting
+// depth, and validates every number, name and path in it. Throws
+// sdk::Error naming `what` (the file): INVALID_LAYOUT when the text is not
+// pytree metadata (not JSON, no tree_metadata), DATA_LOSS for a value no
+// ckpt writes (a negative or too large shape, an unknown dtype, an array
+// file that is not a plain name, a bad offset or checksum, a tree deeper
+// than kMaxTreeDepth, a missing checksum or structure record where the
+// format marker promises one), UNIMPLEMENTED for what ckpt cannot hand
+// over (a key holding NUL, which the plugin ABI's keys cannot carry; a
+// newer format).
 TreeMetadata parse_tree_metadata(const std::string& text,
                                  const std::string& what);
 
