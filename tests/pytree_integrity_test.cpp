@@ -3,6 +3,7 @@
 // array file's structure checksum keeps HDF5 away from a damaged file. Each
 // failure is a ckpt error (data loss, mostly) naming the file, never a
 // crash, a hang, a huge allocation or wrong data.
+#include <ckpt/checkpoint.h>
 #include <ckpt/errors.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -504,7 +505,7 @@ TEST_CASE("a key holding NUL is refused at save, never cut",
       Catch::Contains("a\\0b") && Catch::Contains("NUL"));
   CHECK_FALSE(fs::exists(dir / "state" / "_METADATA"));
   // Through the public API too.
-  CHECK_THROWS_AS(save(dir / "c", tree), InvalidArgumentError);
+  CHECK_THROWS_AS(ckpt::save(dir / "c", tree), InvalidArgumentError);
   CHECK_FALSE(fs::exists(dir / "c"));
 }
 
@@ -520,7 +521,7 @@ TEST_CASE(
     save_tree(dir / "state", tree);
     FAIL("expected an error");
   } catch (const InvalidArgumentError& e) {
-    CHECK_THAT(e.what(), Catch::Contains("('a',)"));
+    CHECK_THAT(e.what(), Catch::Contains("NUL"));
   }
 }
 
