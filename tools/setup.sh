@@ -10,6 +10,9 @@ CKPT_PACKAGES=(
   libprotobuf-dev protobuf-compiler
   libhdf5-dev libxxhash-dev
   catch2 clang-format
+  # tools/fuzz.sh: clang, and its libFuzzer and sanitizer runtimes (only a
+  # Recommends of clang, so named here).
+  clang libclang-rt-14-dev
   python3-h5py python3-numpy python3-protobuf
 )
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Quick start 2: install what is needed, build, and run every test twice:
 # in ./build, and in ./build-sanitize under AddressSanitizer and
-# UndefinedBehaviorSanitizer. Ends with one line "N passed, N failed"
-# counting the test cases that ran.
+# UndefinedBehaviorSanitizer; then a short run of every fuzz target
+# (tools/fuzz.sh). Ends with one line "N passed, N failed" counting the
+# test cases that ran (each fuzz target is one).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/setup.sh
@@ -50,5 +51,23 @@ for dir in build build-sanitize; do
   failed=$((failed + f))
   if [ "$rc" -ne 0 ]; then status=1; fi
 done
+# Fuzzing (tools/fuzz.sh, clang in ./build-fuzz): every target of
+# tests/fuzz replays its seeds and saved crashes, then fuzzes ~5 s; each
+# target counts as one test case.
+echo "== fuzz targets in build-fuzz"
+log=$(mktemp)
+./tools/fuzz.sh 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+p=$(grep -c '^fuzz_[a-z0-9_]*: ok' "$log")
+f=$(grep -c '^fuzz_[a-z0-9_]*: FAILED' "$log")
+if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+  echo "ckpt: tools/fuzz.sh failed (exit $rc) before running its targets"
+  f=1
+fi
+if [ -d build-fuzz ]; then mv "$log" build-fuzz/test-output.txt; else rm -f "$log"; fi
+passed=$((passed + p))
+failed=$((failed + f))
+if [ "$rc" -ne 0 ]; then status=1; fi
+
 echo "$passed passed, $failed failed"
 exit $status

@@ -1,0 +1,61 @@
+// Fuzz targets: a pytree checkpoint, loaded through ckpt::load, with one of
+// its files replaced by the input and _CHECKSUMS resealed to match (a
+// crafted checkpoint: the checks behind the checksums are what is fuzzed).
+//
+//  - pytree_metadata_load (CKPT_FUZZ_FILE="_METADATA"): the tree's
+//    _METADATA; arrays.h5 is the seed of pytree_arrays saved with the
+//    sample tree (corpus/pytree_arrays/sample_tree.h5). Also runs
+//    ckpt::metadata (the abstract tree from _METADATA alone).
+//  - pytree_arrays (CKPT_FUZZ_FILE="arrays.h5"): the array file; _METADATA
+//    is the seed corpus/pytree_metadata_load/sample_tree, and with it the
+//    size and structure checksum of the array file it was saved with, which the
+//    plugin checks before any HDF5 call sees the file (Debian's libhdf5 crashes
+//    on some damaged files).
+#include <ckpt/checkpoint.h>
+#include <ckpt/layout.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "fuzz_util.h"
+
+#if !defined(CKPT_FUZZ_FILE) || !defined(CKPT_FUZZ_CORPUS)
+#error "define CKPT_FUZZ_FILE and CKPT_FUZZ_CORPUS"
+#endif
+
+namespace {
+
+using namespace ckpt_fuzz;
+
+fs::path checkpoint;
+Sealer* sealer = nullptr;
+const std::string kFile = std::string("state/") + CKPT_FUZZ_FILE;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  checkpoint = scratch_dir(CKPT_FUZZ_TAG) / "ckpt";
+  save_sample(checkpoint, {{"state", sample_tree()}});
+  // HDF5 records times in the array file, so no two saves give the same
+  // bytes: the state/ the seeds match is the committed pair of one save.
+  const fs::path corpus = CKPT_FUZZ_CORPUS;
+  const fs::path metadata = corpus / "pytree_metadata_load" / "sample_tree";
+  const fs::path arrays = corpus / "pytree_arrays" / "sample_tree.h5";
+  if (fs::exists(metadata) && fs::exists(arrays)) {
+    write_file(checkpoint / "state" / "_METADATA", read_file(metadata));
+    write_file(checkpoint / "state" / "arrays.h5", read_file(arrays));
+  }
+  sealer = new Sealer(checkpoint);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  write_file(checkpoint / kFile, data, size);
+  sealer->reseal(kFile, data, size);
+  expect_ckpt_errors("load", [] { (void)ckpt::load(checkpoint); });
+#ifdef CKPT_FUZZ_METADATA
+  expect_ckpt_errors("metadata", [] { (void)ckpt::metadata(checkpoint); });
+#endif
+  return 0;
+}
