@@ -385,8 +385,12 @@ std::optional<std::string> CheckpointDir::read_file(const std::string& relative,
 }
 
 bool CheckpointDir::deleted() const {
-  struct stat st;
-  return ::fstat(fd_, &st) == 0 && st.st_nlink == 0;
+  struct stat opened, now;
+  if (::fstat(fd_, &opened) != 0) return false;
+  if (opened.st_nlink == 0) return true;
+  // Replaced: the path now names another folder (or none).
+  return ::stat(path_.c_str(), &now) != 0 || now.st_dev != opened.st_dev ||
+         now.st_ino != opened.st_ino;
 }
 
 std::string CheckpointDir::shown(const std::string& message) const {

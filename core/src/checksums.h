@@ -86,7 +86,8 @@ class CheckpointDir {
   // but a regular file, or one above `limit` bytes, is DataLossError.
   std::optional<std::string> read_file(const std::string& relative,
                                        size_t limit) const;
-  // True when the folder has been deleted since it was opened.
+  // True when the folder has been deleted since it was opened, or path()
+  // now names another folder (an overwrite replaced it).
   bool deleted() const;
   // `message` with the handler-facing root replaced by path().
   std::string shown(const std::string& message) const;
