@@ -416,3 +416,27 @@ TEST_CASE("a full disk fails the save and keeps the old checkpoint",
       NoSpaceError);
   CHECK_FALSE(fs::exists(mnt / "d"));
 }
+
+TEST_CASE("a _CHECKPOINT_METADATA nested 70,000 deep is data loss, not a crash",
+          "[integrity]") {
+  TempDir dir;
+  save_checkpointables(dir / "c", sample_items(4));
+  strip_checksums(dir / "c");  // as a checkpoint without checksums
+  const fs::path meta = dir / "c" / kCheckpointMetadataFile;
+  std::string text = read_text(meta);
+  text.insert(text.rfind('}'),
+              ", \"custom_metadata\": {\"deep\": " + std::string(70000, '[') +
+                  std::string(70000, ']') + "}");
+  fs::remove(meta);
+  write_text(meta, text);
+  CHECK_THAT(
+      message_of<DataLossError>([&] { read_checkpoint_info(dir / "c"); }),
+      Catch::Contains(meta.string()) && Catch::Contains("deeper"));
+  for (const std::string command : {"info", "verify", "tree"}) {
+    CommandResult r = run_command(std::string(CKPT_TOOL) + " " + command + " " +
+                                  (dir / "c").string() + " 2>&1");
+    INFO(command << ": " << r.output);
+    CHECK(r.status == 1);
+    CHECK(r.output.find("deeper than") != std::string::npos);
+  }
+}
