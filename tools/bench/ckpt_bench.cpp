@@ -147,8 +147,19 @@ void copy_without_checks(const fs::path& from, const fs::path& to) {
     std::ofstream(file, std::ios::trunc) << j.dump();
   };
   strip(to / ckpt::kCheckpointMetadataFile, {"ckpt_format_version"});
-  strip(to / "state" / ckpt::kPytreeMetadataFile,
-        {"ckpt_pytree_format", "ckpt_array_file_structure"});
+  // _METADATA's integrity fields come last; cut them from the text so that
+  // the rest (and its parse time) stays byte for byte the same.
+  const fs::path meta = to / "state" / ckpt::kPytreeMetadataFile;
+  std::ifstream in(meta);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const size_t from_at = text.find(",\n \"ckpt_pytree_format\"");
+  const size_t end_at = text.rfind("\n}");
+  if (from_at == std::string::npos || end_at == std::string::npos ||
+      end_at < from_at) {
+    throw std::runtime_error("unexpected " + meta.string());
+  }
+  text.erase(from_at, end_at - from_at);
+  std::ofstream(meta, std::ios::trunc) << text;
 }
 
 double seconds_since(Clock::time_point start) {
