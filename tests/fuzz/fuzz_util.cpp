@@ -4,6 +4,7 @@
 #include <ckpt/context.h>
 #include <ckpt/layout.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <array>
@@ -60,6 +61,21 @@ void print_counts() {
 fs::path scratch_dir(const std::string& tag) {
   fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm")
                                                : fs::temp_directory_path();
+  // Those of processes that died without cleaning up (a crash, a signal).
+  const std::string prefix = "ckpt-fuzz-" + tag + "-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(base, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.size() > 9 ||
+        pid.find_first_not_of("0123456789") != pid.npos) {
+      continue;
+    }
+    if (::kill(std::stoi(pid), 0) != 0 && errno == ESRCH) {
+      fs::remove_all(entry.path(), ec);
+    }
+  }
   fs::path dir = base / ("ckpt-fuzz-" + tag + "-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);

@@ -24,7 +24,8 @@ namespace ckpt_fuzz {
 namespace fs = std::filesystem;
 
 // A fresh folder /dev/shm/ckpt-fuzz-<tag>-<pid> (the system temp folder
-// when /dev/shm is missing), removed at exit.
+// when /dev/shm is missing), removed at exit; first removes those of the
+// same tag left by processes that no longer run.
 fs::path scratch_dir(const std::string& tag);
 
 void write_file(const fs::path& file, const void* data, size_t size);
