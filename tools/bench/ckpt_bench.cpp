@@ -5,6 +5,8 @@
 //
 //   ckpt_bench --workload W1 --runs 5 --dir /tmp/ckpt-bench [--scale 1]
 //   ckpt_bench --workload W1 --rss save|async|load ...   (peak extra RSS)
+//   ckpt_bench --workload W1 --integrity --runs 21 ...  (loads with and
+//     without integrity records, in turn: the cost of the checks)
 #include <ckpt/checkpoint.h>
 #include <ckpt/context.h>
 #include <fcntl.h>
@@ -250,6 +252,9 @@ int main(int argc, char** argv) {
   app.add_option("--scale", scale);
   app.add_option("--dir", dir);
   app.add_option("--rss", rss_mode, "save, async or load: peak extra RSS only");
+  bool integrity_only = false;
+  app.add_flag("--integrity", integrity_only,
+               "only loads, with and without integrity records, in turn");
   CLI11_PARSE(app, argc, argv);
 
   fs::create_directories(dir);
@@ -273,6 +278,33 @@ int main(int argc, char** argv) {
   Workload w = make_workload(workload, scale);
   out["bytes"] = w.bytes;
   out["arrays"] = w.arrays.size();
+
+  if (integrity_only) {
+    // Saved once and settled: nothing but the loads is timed or running.
+    ckpt::Context context(context_options(false));
+    ckpt::save(base, w.tree, overwrite);
+    const fs::path unchecked =
+        fs::path(dir) / ("ckpt-" + workload + "-unchecked");
+    copy_without_checks(base, unchecked);
+    ::sync();
+    std::vector<double> checked_t, unchecked_t;
+    for (int r = 0; r < runs; ++r) {
+      for (int pass = 0; pass < 2; ++pass) {
+        const bool checked = (pass == 0) == (r % 2 == 0);
+        auto start = Clock::now();
+        ckpt::Value loaded = ckpt::load(checked ? base : unchecked);
+        (checked ? checked_t : unchecked_t).push_back(seconds_since(start));
+      }
+    }
+    fs::remove_all(unchecked);
+    fs::remove_all(base);
+    out["samples"] = {{"ckpt_load", checked_t},
+                      {"ckpt_load_unchecked", unchecked_t}};
+    out["ckpt_load"] = median(checked_t);
+    out["ckpt_load_unchecked"] = median(unchecked_t);
+    std::cout << out.dump() << std::endl;
+    return 0;
+  }
 
   if (!rss_mode.empty()) {
     ckpt::Context context(context_options(false));
