@@ -88,19 +88,25 @@ int open_beneath(int dirfd, const std::string& relative, int flags) {
   }
 }
 
-// XXH3-64 of the open regular file `fd` (read to its end).
-uint64_t hash_fd(int fd, const std::string& shown) {
+// XXH3-64 of the open regular file `fd` (read to its end), whose size was
+// `size_hint` bytes when it was stat'ed: the buffer fits the file (up to
+// kHashBuffer), so the many small files of a checkpoint cost no large
+// allocation each; a file that grew since is still hashed to its end.
+uint64_t hash_fd(int fd, uint64_t size_hint, const std::string& shown) {
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(
       XXH3_createState(), &XXH3_freeState);
   if (!state) throw InternalError("out of memory hashing " + shown);
   XXH3_64bits_reset(state.get());
-  std::vector<char> buffer(kHashBuffer);
+  // One byte more than the file, so that its end is seen by the first read.
+  const size_t capacity = static_cast<size_t>(
+      std::min<uint64_t>(size_hint + 1, kHashBuffer));
+  std::unique_ptr<char[]> buffer(new char[capacity]);
   for (;;) {
-    ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    ssize_t n = ::read(fd, buffer.get(), capacity);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw_os_error(errno, "cannot read " + shown);
     if (n == 0) break;
-    XXH3_64bits_update(state.get(), buffer.data(), static_cast<size_t>(n));
+    XXH3_64bits_update(state.get(), buffer.get(), static_cast<size_t>(n));
   }
   return XXH3_64bits_digest(state.get());
 }
@@ -206,7 +212,7 @@ ChecksumRecord record_checksums(
         r.type = FileRecord::Type::kSelfChecked;
       } else {
         r.type = FileRecord::Type::kFile;
-        r.xxh3 = hash_fd(fd, p.string());
+        r.xxh3 = hash_fd(fd, r.size, p.string());
       }
     } else {
       throw InvalidArgumentError(
@@ -431,7 +437,7 @@ void check_file(const CheckpointDir& dir, const FileRecord& r,
   int fd = open_beneath(dir.fd(), r.path, O_RDONLY | O_NONBLOCK);
   if (fd < 0) throw_os_error(errno, "cannot open " + shown);
   Fd closer(fd);
-  if (hash_fd(fd, shown) != r.xxh3) {
+  if (hash_fd(fd, r.size, shown) != r.xxh3) {
     throw DataLossError(shown +
                         " is damaged: its checksum does not match the one "
                         "recorded when it was saved");
