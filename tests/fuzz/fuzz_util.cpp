@@ -36,6 +36,7 @@ void remove_scratch_dirs() {
 struct Counts {
   std::mutex mutex;
   uint64_t successes = 0;
+  uint64_t refused = 0;
   std::map<std::string, uint64_t> errors;
 };
 
@@ -47,9 +48,12 @@ Counts& counts() {
 void print_counts() {
   Counts& c = counts();
   std::lock_guard<std::mutex> lock(c.mutex);
-  if (c.successes == 0 && c.errors.empty()) return;
+  if (c.successes == 0 && c.refused == 0 && c.errors.empty()) return;
   std::string line =
       "ckpt fuzz outcomes: " + std::to_string(c.successes) + " loaded";
+  if (c.refused != 0) {
+    line += ", " + std::to_string(c.refused) + " refused by the parser";
+  }
   for (const auto& [kind, n] : c.errors) {
     line += ", " + std::to_string(n) + " " + kind;
   }
@@ -303,20 +307,38 @@ void reseal_checksums(const fs::path& checkpoint) {
 
 // --------------------------------------------------------------- outcomes
 
+namespace {
+
+// Registers print_counts at the first outcome; call with c.mutex held.
+void first_outcome(Counts& c) {
+  if (c.successes == 0 && c.refused == 0 && c.errors.empty()) {
+    std::atexit(print_counts);
+  }
+}
+
+}  // namespace
+
 void count_error(const ckpt::Error& error) {
   static const bool verbose = std::getenv("CKPT_FUZZ_VERBOSE") != nullptr;
   if (verbose) std::fprintf(stderr, "ckpt fuzz: %s\n", error.what());
   Counts& c = counts();
   std::lock_guard<std::mutex> lock(c.mutex);
-  if (c.successes == 0 && c.errors.empty()) std::atexit(print_counts);
+  first_outcome(c);
   ++c.errors[ckpt::error_kind_name(error.kind())];
 }
 
 void count_success() {
   Counts& c = counts();
   std::lock_guard<std::mutex> lock(c.mutex);
-  if (c.successes == 0 && c.errors.empty()) std::atexit(print_counts);
+  first_outcome(c);
   ++c.successes;
+}
+
+void count_refused() {
+  Counts& c = counts();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  first_outcome(c);
+  ++c.refused;
 }
 
 }  // namespace ckpt_fuzz

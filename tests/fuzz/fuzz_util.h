@@ -74,6 +74,9 @@ void reseal_checksums(const fs::path& checkpoint);
 // With CKPT_FUZZ_VERBOSE set, prints each error's message too.
 void count_error(const ckpt::Error& error);
 void count_success();
+// Counts an input the format's parser refused in the target itself, before
+// any file was written (see the targets' comments).
+void count_refused();
 
 // Runs f(). A ckpt::Error is an expected outcome for damaged input; any
 // other exception breaks ckpt's contract ("every failure is a
