@@ -211,7 +211,7 @@ def main():
             "save_vs_raw": rw / c["ckpt_save"],
             "save_fsync_vs_raw_fsync": c["raw_write_fsync"] / c["ckpt_save_fsync"],
             "load_vs_raw": rr / c["ckpt_load"],
-            "integrity_cost": c["ckpt_load"] / c["ckpt_load_unchecked"] - 1,
+            "integrity_cost": c["integrity_cost"],
             "async_blocking_vs_memcpy": c["ckpt_async_blocking"] / c["memcpy"],
             "rss_extra_save_MiB": rss["save"] / 2**20,
             "rss_extra_async_vs_data": rss["async"] / size,

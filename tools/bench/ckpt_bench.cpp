@@ -173,6 +173,21 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// The cost of the integrity checks as a fraction of an unchecked load:
+// the median of the differences of the loads timed side by side (checked
+// and unchecked of the same round), over the median unchecked load. Pairs
+// share the machine's state of the moment, so a load time that jumps
+// between levels on a shared machine cancels out, where the ratio of two
+// medians can land one on each level.
+double paired_cost(const std::vector<double>& checked,
+                   const std::vector<double>& unchecked) {
+  std::vector<double> differences;
+  for (size_t i = 0; i < checked.size() && i < unchecked.size(); ++i) {
+    differences.push_back(checked[i] - unchecked[i]);
+  }
+  return median(differences) / median(unchecked);
+}
+
 void write_all(int fd, const void* data, size_t n) {
   const char* p = static_cast<const char*>(data);
   while (n > 0) {
@@ -302,6 +317,7 @@ int main(int argc, char** argv) {
                       {"ckpt_load_unchecked", unchecked_t}};
     out["ckpt_load"] = median(checked_t);
     out["ckpt_load_unchecked"] = median(unchecked_t);
+    out["integrity_cost"] = paired_cost(checked_t, unchecked_t);
     std::cout << out.dump() << std::endl;
     return 0;
   }
@@ -396,6 +412,7 @@ int main(int argc, char** argv) {
   out["ckpt_async_total"] = median(async_total_t);
   out["ckpt_load"] = median(load_t);
   out["ckpt_load_unchecked"] = median(load_unchecked_t);
+  out["integrity_cost"] = paired_cost(load_t, load_unchecked_t);
   out["raw_write"] = median(raw_w);
   out["raw_write_fsync"] = median(raw_w_sync);
   out["raw_read"] = median(raw_r);
