@@ -98,8 +98,8 @@ uint64_t hash_fd(int fd, uint64_t size_hint, const std::string& shown) {
   if (!state) throw InternalError("out of memory hashing " + shown);
   XXH3_64bits_reset(state.get());
   // One byte more than the file, so that its end is seen by the first read.
-  const size_t capacity = static_cast<size_t>(
-      std::min<uint64_t>(size_hint + 1, kHashBuffer));
+  const size_t capacity =
+      static_cast<size_t>(std::min<uint64_t>(size_hint + 1, kHashBuffer));
   std::unique_ptr<char[]> buffer(new char[capacity]);
   for (;;) {
     ssize_t n = ::read(fd, buffer.get(), capacity);
