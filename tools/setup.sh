@@ -14,6 +14,8 @@ CKPT_PACKAGES=(
   # Recommends of clang, so named here).
   clang libclang-rt-14-dev
   python3-h5py python3-numpy python3-protobuf
+  # Many processes: ckpt-mpi and its tests (mpirun).
+  libopenmpi-dev openmpi-bin
 )
 
 ckpt_install_packages() {

@@ -22,6 +22,23 @@ passed=0
 failed=0
 status=0
 
+# catch_counts LOG WHAT RC: sets p and f to the test cases passed and
+# failed from the Catch2 summary in LOG (one failure when there is none).
+catch_counts() {
+  local summary
+  summary=$(grep -E '^(test cases:|All tests passed)' "$1" | tail -1)
+  if [[ $summary =~ All\ tests\ passed.*in\ ([0-9]+)\ test\ case ]]; then
+    p=${BASH_REMATCH[1]}; f=0
+  elif [[ $summary =~ test\ cases:\ +([0-9]+)\ \|\ +([0-9]+)\ passed\ \|\ +([0-9]+)\ failed ]]; then
+    p=${BASH_REMATCH[2]}; f=${BASH_REMATCH[3]}
+  elif [[ $summary =~ test\ cases:\ +([0-9]+)\ \|\ +([0-9]+)\ failed ]]; then
+    p=0; f=${BASH_REMATCH[2]}
+  else
+    echo "ckpt: $2 ended without a summary (exit $3)"
+    p=0; f=1
+  fi
+}
+
 # Formatting is part of the build: an unformatted file fails the run.
 echo "== formatting"
 if ./tools/check-format.sh; then
@@ -36,21 +53,41 @@ for dir in build build-sanitize; do
   log="$dir/test-output.txt"
   "$dir/tests/ckpt_tests" --order lex 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  summary=$(grep -E '^(test cases:|All tests passed)' "$log" | tail -1)
-  if [[ $summary =~ All\ tests\ passed.*in\ ([0-9]+)\ test\ case ]]; then
-    p=${BASH_REMATCH[1]}; f=0
-  elif [[ $summary =~ test\ cases:\ +([0-9]+)\ \|\ +([0-9]+)\ passed\ \|\ +([0-9]+)\ failed ]]; then
-    p=${BASH_REMATCH[2]}; f=${BASH_REMATCH[3]}
-  elif [[ $summary =~ test\ cases:\ +([0-9]+)\ \|\ +([0-9]+)\ failed ]]; then
-    p=0; f=${BASH_REMATCH[2]}
-  else
-    echo "ckpt: $dir/tests/ckpt_tests ended without a summary (exit $rc)"
-    p=0; f=1
-  fi
+  catch_counts "$log" "$dir/tests/ckpt_tests" "$rc"
   passed=$((passed + p))
   failed=$((failed + f))
   if [ "$rc" -ne 0 ]; then status=1; fi
 done
+# The multi-process tests: one run per process count, counted from process
+# 0's report (a failure on another process fails the run and is named).
+# Open MPI leaks at exit: LeakSanitizer stays off under mpirun.
+for dir in build build-sanitize; do
+  exe="$dir/tests/mpi/ckpt_mpi_tests"
+  if [ ! -x "$exe" ]; then
+    echo "ckpt: $exe was not built (is Open MPI installed?)"
+    failed=$((failed + 1))
+    status=1
+    continue
+  fi
+  for np in 1 2 4; do
+    echo "== MPI tests in $dir, $np processes"
+    log="$dir/test-output-mpi-$np.txt"
+    ASAN_OPTIONS=detect_leaks=0 timeout 600 mpirun --allow-run-as-root \
+      --oversubscribe -np "$np" "$exe" --order lex --use-colour no 2>&1 |
+      tee "$log"
+    rc=${PIPESTATUS[0]}
+    catch_counts "$log" "$exe with $np processes" "$rc"
+    # All passed on process 0, but another process failed: count one.
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+      if [ "$p" -gt 0 ]; then p=$((p - 1)); fi
+      f=1
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$rc" -ne 0 ]; then status=1; fi
+  done
+done
+
 # Fuzzing (tools/fuzz.sh, clang in ./build-fuzz): every target of
 # tests/fuzz replays its seeds and saved crashes, then fuzzes ~5 s; each
 # target counts as one test case.

@@ -36,6 +36,24 @@ class GlobalView final : public HandlerRegistry {
   }
 };
 
+// The collectives' view of the job must be one ckpt can use.
+void check_multiprocessing(const MultiprocessingOptions& m) {
+  const int count = m.process_count();
+  const int index = m.process_index();
+  if (count < 1 || index < 0 || index >= count) {
+    throw InvalidArgumentError("Context: the collectives report process " +
+                               std::to_string(index) + " of " +
+                               std::to_string(count) +
+                               " (an index must lie in [0, process count))");
+  }
+  if (m.primary_host < 0 || m.primary_host >= count) {
+    throw InvalidArgumentError(
+        "Context: primary_host " + std::to_string(m.primary_host) +
+        " must lie in [0, " + std::to_string(count) + "), the processes of " +
+        (m.collectives ? "the collectives" : "a single-process run"));
+  }
+}
+
 }  // namespace
 
 CheckpointablesOptions CheckpointablesOptions::create_with_handlers(
@@ -54,16 +72,7 @@ CheckpointablesOptions CheckpointablesOptions::create_with_handlers(
 }
 
 Context::Context(ContextOptions options) : options_(std::move(options)) {
-  if (options_.process_count < 1 || options_.process_index < 0 ||
-      options_.process_index >= options_.process_count ||
-      options_.primary_host < 0 ||
-      options_.primary_host >= options_.process_count) {
-    throw InvalidArgumentError(
-        "Context: process_index " + std::to_string(options_.process_index) +
-        " and primary_host " + std::to_string(options_.primary_host) +
-        " must lie in [0, process_count=" +
-        std::to_string(options_.process_count) + ")");
-  }
+  check_multiprocessing(options_.multiprocessing);
   std::shared_ptr<const HandlerRegistry> base =
       options_.checkpointables_options.registry;
   if (!options_.plugin_paths.empty()) {
@@ -110,8 +119,8 @@ CallContext call_context(const Context& context, const std::string& name,
   CallContext call;
   call.checkpointable_name = name;
   call.directory = directory;
-  call.process_index = o.process_index;
-  call.process_count = o.process_count;
+  call.process_index = context.process_index();
+  call.process_count = context.process_count();
   call.is_primary_host = context.is_primary_host();
   call.file_mode = o.file_mode;
   call.options = o.handler_options;

@@ -606,11 +606,11 @@ AsyncSave start_save(const fs::path& path,
   internal::start_up();
   const Context& context = Context::current();
   const ContextOptions& o = context.options();
-  if (o.process_count > 1) {
+  if (context.process_count() > 1) {
     throw UnimplementedError(
-        "multi-process saves need a barrier between processes, which this "
-        "build does not provide yet (process_count = " +
-        std::to_string(o.process_count) + ")");
+        "multi-process saves are not implemented yet (process " +
+        std::to_string(context.process_index()) + " of " +
+        std::to_string(context.process_count()) + ")");
   }
   Checkpointables items =
       items_to_save(path, checkpointables, options, caller_waits);

@@ -9,6 +9,7 @@
 #ifndef CKPT_CONTEXT_H_
 #define CKPT_CONTEXT_H_
 
+#include <ckpt/multiprocess.h>
 #include <ckpt/registry.h>
 
 #include <chrono>
@@ -44,10 +45,9 @@ struct ContextOptions {
   // exit the process waits for saves in flight until their deadlines (or
   // CKPT_EXIT_TIMEOUT_SECONDS).
   std::chrono::milliseconds async_timeout = std::chrono::seconds(1200);
-  // Multi-process runs: only the primary host writes shared files.
-  int process_index = 0;
-  int process_count = 1;
-  int primary_host = 0;
+  // Many processes saving one checkpoint (ckpt/multiprocess.h): the
+  // primary host and the job's collectives. Default: one process.
+  MultiprocessingOptions multiprocessing;
   // fsync every file and folder of a checkpoint before it is committed, and
   // the parent folder after. Off only for scratch data you can lose.
   bool fsync = true;
@@ -72,8 +72,10 @@ class Context {
   const ContextOptions& options() const { return options_; }
   // The registry calls in this scope resolve handlers in.
   const HandlerRegistry& registry() const { return *registry_; }
+  int process_index() const { return options_.multiprocessing.process_index(); }
+  int process_count() const { return options_.multiprocessing.process_count(); }
   bool is_primary_host() const {
-    return options_.process_index == options_.primary_host;
+    return options_.multiprocessing.is_primary_host();
   }
 
   // The innermost Context of this thread, or a default one.
