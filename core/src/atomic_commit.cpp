@@ -178,6 +178,16 @@ TemporaryCheckpoint::TemporaryCheckpoint(fs::path final_path,
   });
 }
 
+std::unique_ptr<TemporaryCheckpoint> TemporaryCheckpoint::attach(
+    fs::path final_path, fs::path folder, unsigned directory_mode) {
+  std::unique_ptr<TemporaryCheckpoint> t(new TemporaryCheckpoint());
+  t->final_path_ = std::move(final_path);
+  t->folder_ = std::move(folder);
+  t->directory_mode_ = directory_mode;
+  t->owner_ = false;
+  return t;
+}
+
 TemporaryCheckpoint::~TemporaryCheckpoint() { discard(); }
 
 fs::path TemporaryCheckpoint::add_folder(
@@ -193,6 +203,11 @@ fs::path TemporaryCheckpoint::add_folder(
 
 void TemporaryCheckpoint::commit(const CheckpointInfo& info, unsigned file_mode,
                                  bool overwrite, bool durable) {
+  if (!owner_) {
+    throw InternalError("cannot commit " + folder_.string() +
+                        ": this process did not make it (another process "
+                        "commits it)");
+  }
   try {
     write_file(folder_ / kCheckpointMetadataFile,
                checkpoint_metadata_json(info), file_mode);
@@ -218,7 +233,7 @@ void TemporaryCheckpoint::commit(const CheckpointInfo& info, unsigned file_mode,
 void TemporaryCheckpoint::discard() {
   if (done_ || folder_.empty()) return;
   done_ = true;
-  remove_quietly(folder_);
+  if (owner_) remove_quietly(folder_);
 }
 
 }  // namespace ckpt::internal

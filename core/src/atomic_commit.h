@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,12 @@ class TemporaryCheckpoint {
   // `directory_mode`, and the parent folders of `final_path` as needed.
   TemporaryCheckpoint(std::filesystem::path final_path,
                       unsigned directory_mode);
+  // The temporary folder `folder` of `final_path` that another process
+  // made (a multi-process save): this process adds its files to it, and
+  // neither commits it nor removes it.
+  static std::unique_ptr<TemporaryCheckpoint> attach(
+      std::filesystem::path final_path, std::filesystem::path folder,
+      unsigned directory_mode);
   ~TemporaryCheckpoint();
   TemporaryCheckpoint(const TemporaryCheckpoint&) = delete;
   TemporaryCheckpoint& operator=(const TemporaryCheckpoint&) = delete;
@@ -74,15 +81,19 @@ class TemporaryCheckpoint {
   void commit(const CheckpointInfo& info, unsigned file_mode, bool overwrite,
               bool durable);
 
-  // Removes the temporary folder (quietly); idempotent.
+  // Removes the temporary folder (quietly); idempotent. Does nothing to a
+  // folder this process only attached to.
   void discard();
 
  private:
+  TemporaryCheckpoint() = default;
+
   std::filesystem::path final_path_;
   std::filesystem::path folder_;
-  unsigned directory_mode_;
+  unsigned directory_mode_ = 0755;
   std::map<std::string, std::vector<std::string>> self_checked_;
   bool done_ = false;
+  bool owner_ = true;  // false: attached
 };
 
 }  // namespace ckpt::internal

@@ -20,6 +20,7 @@
 #include "error_conversion.h"
 #include "layout_internal.h"
 #include "logging.h"
+#include "multiprocess_save.h"
 #include "plugin_handler.h"
 #include "startup.h"
 #include "value_bridge.h"
@@ -94,6 +95,10 @@ struct SaveJob {
   CheckpointInfo info;
   std::function<void(std::exception_ptr)> on_complete;
   std::shared_ptr<AsyncSave::State> state;
+  // A multi-process save (null: one process): the processes agree on the
+  // outcome, and the primary host commits (multiprocess_save.h).
+  std::shared_ptr<Collectives> collectives;
+  int primary_host = 0;
   // Guarded by pending().mutex.
   bool reported = false;  // the caller has the outcome; the path is free
   bool claimed = false;   // the temporary folder is being committed or
@@ -263,6 +268,34 @@ std::exception_ptr background_error(SaveJob& job) {
   return error;
 }
 
+// Commits the temporary folder; errors name the checkpoint.
+void commit_now(SaveJob& job) {
+  try {
+    job.info.commit_timestamp_nsecs = now_nsecs();
+    job.temporary->commit(job.info, job.file_mode, job.overwrite, job.durable);
+  } catch (...) {
+    std::rethrow_exception(internal::current_exception_as_error(
+        "failed to commit checkpoint " + job.final_path.string()));
+  }
+}
+
+// A multi-process save's end, with `mine` this process's error: the
+// processes agree on the outcome and, when every one succeeded, the
+// primary host commits. Returns the outcome, the same on every process.
+// Blocks until every process got here. Never throws.
+std::exception_ptr agree_and_commit(SaveJob& job, std::exception_ptr mine) {
+  try {
+    std::exception_ptr error =
+        internal::agree_on_outcome(*job.collectives, job.final_path, mine);
+    if (error) return error;
+    return internal::announce_commit(*job.collectives, job.primary_host,
+                                     job.final_path, [&] { commit_now(job); });
+  } catch (...) {
+    return internal::current_exception_as_error("saving " +
+                                                job.final_path.string());
+  }
+}
+
 // Commits (or discards) once every background tier is over, and tells the
 // caller. REQUIRES: every future is ready.
 void finish(SaveJob& job) {
@@ -277,14 +310,13 @@ void finish(SaveJob& job) {
         "saving " + job.final_path.string() +
         " was abandoned when the process exited; nothing was committed"));
   }
-  if (!error) {
+  if (job.collectives) {
+    error = agree_and_commit(job, error);
+  } else if (!error) {
     try {
-      job.info.commit_timestamp_nsecs = now_nsecs();
-      job.temporary->commit(job.info, job.file_mode, job.overwrite,
-                            job.durable);
+      commit_now(job);
     } catch (...) {
-      error = internal::current_exception_as_error(
-          "failed to commit checkpoint " + job.final_path.string());
+      error = std::current_exception();
     }
   }
   if (error && mine) job.temporary->discard();
@@ -322,6 +354,8 @@ void clean_up_when_over(std::shared_ptr<SaveJob> job,
 // running to clean_up_when_over.
 void give_up(const std::shared_ptr<SaveJob>& job, std::exception_ptr error,
              bool notify) {
+  // The other processes wait for this one's outcome.
+  if (job->collectives) error = agree_and_commit(*job, error);
   report(*job, error, notify);
   internal::post_background(
       [job] { clean_up_when_over(job, std::chrono::milliseconds(1)); });
@@ -571,11 +605,14 @@ void run_blocking_tiers(SaveJob& job, const Context& context,
 // into the temporary folder, so it goes once they end: at once when they
 // end by the deadline (or must be waited for, see wait_on_callers_thread),
 // else later on the pool. The caller gets `error` from the call.
-void abandon_after_blocking_failure(const std::shared_ptr<SaveJob>& job,
-                                    std::exception_ptr error) {
+// Returns the error to throw: `error`, or in a multi-process save the one
+// the processes agreed on.
+std::exception_ptr abandon_after_blocking_failure(
+    const std::shared_ptr<SaveJob>& job, std::exception_ptr error) {
   if (!job->temporary) {  // nothing was started
+    if (job->collectives) error = agree_and_commit(*job, error);
     report(*job, error, /*notify=*/false);
-    return;
+    return error;
   }
   track(job);
   if (!wait_on_callers_thread(*job)) {
@@ -587,69 +624,63 @@ void abandon_after_blocking_failure(const std::shared_ptr<SaveJob>& job,
                       temporary_folder_of(*job) +
                       " is removed once they end (or at exit)");
     give_up(job, error, /*notify=*/false);
-    return;
+    std::lock_guard<std::mutex> lock(job->state->mutex);
+    return job->state->error;
   }
+  if (job->collectives) error = agree_and_commit(*job, error);
   if (claim(*job)) job->temporary->discard();
   forget(*job);
   report(*job, error, /*notify=*/false);
+  return error;
 }
 
-// Starts a save. `caller_waits`: the caller blocks until the outcome (the
-// synchronous calls), so arrays are handed over without a snapshot
-// (frozen_for_blocking_save) and the commit runs on the caller's thread.
-// Both kinds have the deadline of the Context's async_timeout; a
-// synchronous save ends at it only when no background tier still running
-// may read the caller's memory (may_leave_running).
-AsyncSave start_save(const fs::path& path,
-                     const Checkpointables& checkpointables,
-                     const SaveOptions& options, bool caller_waits) {
-  internal::start_up();
-  const Context& context = Context::current();
-  const ContextOptions& o = context.options();
-  if (context.process_count() > 1) {
-    throw UnimplementedError(
-        "multi-process saves are not implemented yet (process " +
-        std::to_string(context.process_index()) + " of " +
-        std::to_string(context.process_count()) + ")");
-  }
-  Checkpointables items =
-      items_to_save(path, checkpointables, options, caller_waits);
-  // Resolution and the saves share one C view of each value.
-  std::vector<std::unique_ptr<internal::SharedCValueView>> shared_views;
+// The job of a save, its handlers resolved. `items` and `views` receive
+// what the handlers are given (resolution and the saves share one C view
+// of each value).
+std::shared_ptr<SaveJob> prepare_job(
+    const fs::path& path, const Checkpointables& checkpointables,
+    const SaveOptions& options, const Context& context, bool caller_waits,
+    Checkpointables& items,
+    std::vector<std::unique_ptr<internal::SharedCValueView>>& views) {
+  items = items_to_save(path, checkpointables, options, caller_waits);
   std::vector<HandlerPtr> handlers;
   for (size_t i = 0; i < items.size(); ++i) {
-    shared_views.push_back(
+    views.push_back(
         std::make_unique<internal::SharedCValueView>(items[i].second));
     handlers.push_back(resolve_save_handler(context.registry(), items[i].first,
                                             items[i].second));
   }
-  auto job = new_job(path, options, o, caller_waits);
+  auto job = new_job(path, options, context.options(), caller_waits);
   job->handlers = handlers;
   for (size_t i = 0; i < items.size(); ++i) {
     job->may_leave_running.push_back(
         may_leave_running(caller_waits, *handlers[i], items[i].second));
   }
-  check_destination(job->final_path, options.overwrite);
-  begin_save(job->final_path);
+  return job;
+}
+
+// Runs the blocking tiers of a job whose temporary folder exists, then
+// hands it to its commit: on this thread for a caller that waits, else on
+// the pool.
+AsyncSave run_and_commit(
+    const std::shared_ptr<SaveJob>& job, const Context& context,
+    Checkpointables& items,
+    std::vector<std::unique_ptr<internal::SharedCValueView>>& views) {
   try {
-    job->deadline = deadline_after(o.async_timeout);
-    job->temporary = std::make_unique<internal::TemporaryCheckpoint>(
-        job->final_path, o.directory_mode);
     job->info.init_timestamp_nsecs = now_nsecs();
-    run_blocking_tiers(*job, context, items, handlers);
+    run_blocking_tiers(*job, context, items, job->handlers);
   } catch (...) {
-    std::exception_ptr error = std::current_exception();
-    abandon_after_blocking_failure(job, error);
-    std::rethrow_exception(error);
+    std::rethrow_exception(
+        abandon_after_blocking_failure(job, std::current_exception()));
   }
   // A synchronous save handed its arrays over without a snapshot: they stay
   // alive until its background tiers end, whatever a plugin retains. (An
   // async save's handlers took snapshots; the caller's arrays go when the
   // caller drops them.) The views go first: they point at the items.
-  shared_views.clear();
-  if (caller_waits) job->items = std::move(items);
+  views.clear();
+  if (job->caller_waits) job->items = std::move(items);
   track(job);
-  if (caller_waits) {
+  if (job->caller_waits) {
     if (wait_on_callers_thread(*job)) {
       finish(*job);
     } else {
@@ -663,6 +694,162 @@ AsyncSave start_save(const fs::path& path,
         [job] { finish_when_over(job, std::chrono::microseconds(200)); });
   }
   return AsyncSave(job->state);
+}
+
+// The last multi-process save started in this process.
+struct LastMultiprocessSave {
+  std::mutex mutex;
+  std::weak_ptr<AsyncSave::State> state;
+};
+
+LastMultiprocessSave& last_multiprocess_save() {
+  static auto* last = new LastMultiprocessSave();  // used at exit
+  return *last;
+}
+
+// The collectives of a multi-process save (null: one process), once the
+// previous multi-process save of this process has its outcome: the
+// processes take the steps of one save at a time, in the same order.
+std::shared_ptr<Collectives> collectives_for_save(const Context& context,
+                                                  bool caller_waits) {
+  if (context.process_count() == 1) return nullptr;
+  std::shared_ptr<Collectives> collectives =
+      context.options().multiprocessing.collectives;
+  if (!caller_waits && !collectives->callable_from_any_thread()) {
+    throw InvalidArgumentError(
+        "an async multi-process save commits on a background thread, and "
+        "these collectives may be called only from the thread that made "
+        "them (for MPI: initialize with MPI_THREAD_MULTIPLE); save "
+        "synchronously");
+  }
+  std::shared_ptr<AsyncSave::State> previous;
+  {
+    LastMultiprocessSave& last = last_multiprocess_save();
+    std::lock_guard<std::mutex> lock(last.mutex);
+    previous = last.state.lock();
+  }
+  if (previous) {
+    std::unique_lock<std::mutex> lock(previous->mutex);
+    previous->cv.wait(lock, [&] { return previous->done; });
+  }
+  return collectives;
+}
+
+void remember_multiprocess_save(const SaveJob& job) {
+  LastMultiprocessSave& last = last_multiprocess_save();
+  std::lock_guard<std::mutex> lock(last.mutex);
+  last.state = job.state;
+}
+
+// A save of many processes (multiprocess_save.h for the steps they take
+// together): the primary host makes the temporary folder, every process
+// runs its handlers into it, and the primary commits once every process
+// succeeded. A failure on any process before the agreement is taken to the
+// others, so that every process leaves with the same outcome.
+AsyncSave start_multiprocess_save(const fs::path& path,
+                                  const Checkpointables& checkpointables,
+                                  const SaveOptions& options, bool caller_waits,
+                                  const Context& context,
+                                  std::shared_ptr<Collectives> collectives) {
+  const ContextOptions& o = context.options();
+  const int primary = o.multiprocessing.primary_host;
+  const bool is_primary = context.is_primary_host();
+  Checkpointables items;
+  std::vector<std::unique_ptr<internal::SharedCValueView>> views;
+  std::shared_ptr<SaveJob> job;
+  std::exception_ptr local;  // this process's error, for the others
+  try {
+    job = prepare_job(path, checkpointables, options, context, caller_waits,
+                      items, views);
+    job->collectives = collectives;
+    job->primary_host = primary;
+    begin_save(job->final_path);
+    remember_multiprocess_save(*job);
+  } catch (...) {
+    local = std::current_exception();
+    job.reset();  // its path was not taken: nothing to report
+  }
+  const fs::path final_path =
+      job ? job->final_path : fs::absolute(path).lexically_normal();
+  internal::StartedSave started;
+  try {
+    started = internal::announce_temporary_folder(
+        *collectives, primary, final_path, [&] {
+          if (local) std::rethrow_exception(local);
+          check_destination(job->final_path, options.overwrite);
+          job->deadline = deadline_after(o.async_timeout);
+          job->temporary = std::make_unique<internal::TemporaryCheckpoint>(
+              job->final_path, o.directory_mode);
+          return job->temporary->folder();
+        });
+  } catch (...) {
+    // The primary host could not start it: it ends here, everywhere.
+    std::exception_ptr error = std::current_exception();
+    if (job) report(*job, error, /*notify=*/false);
+    std::rethrow_exception(error);
+  }
+  if (!local && !is_primary) {
+    try {
+      if (started.primary_final_path != final_path) {
+        throw InvalidArgumentError(
+            "saving " + final_path.string() + " on process " +
+            std::to_string(context.process_index()) +
+            ": the primary host saves to " +
+            started.primary_final_path.string() +
+            "; every process must save to the same path");
+      }
+      job->deadline = deadline_after(o.async_timeout);
+      job->temporary = internal::TemporaryCheckpoint::attach(
+          final_path, started.folder, o.directory_mode);
+    } catch (...) {
+      local = std::current_exception();
+    }
+  }
+  if (local) {
+    // Nothing of this process was started: the others learn why.
+    std::exception_ptr agreed;
+    try {
+      agreed = internal::agree_on_outcome(*collectives, final_path, local);
+    } catch (...) {
+      agreed = std::current_exception();
+    }
+    if (job) report(*job, agreed, /*notify=*/false);
+    std::rethrow_exception(agreed ? agreed : local);
+  }
+  return run_and_commit(job, context, items, views);
+}
+
+// Starts a save. `caller_waits`: the caller blocks until the outcome (the
+// synchronous calls), so arrays are handed over without a snapshot
+// (frozen_for_blocking_save) and the commit runs on the caller's thread.
+// Both kinds have the deadline of the Context's async_timeout; a
+// synchronous save ends at it only when no background tier still running
+// may read the caller's memory (may_leave_running).
+AsyncSave start_save(const fs::path& path,
+                     const Checkpointables& checkpointables,
+                     const SaveOptions& options, bool caller_waits) {
+  internal::start_up();
+  const Context& context = Context::current();
+  if (std::shared_ptr<Collectives> collectives =
+          collectives_for_save(context, caller_waits)) {
+    return start_multiprocess_save(path, checkpointables, options, caller_waits,
+                                   context, collectives);
+  }
+  Checkpointables items;
+  std::vector<std::unique_ptr<internal::SharedCValueView>> views;
+  std::shared_ptr<SaveJob> job = prepare_job(
+      path, checkpointables, options, context, caller_waits, items, views);
+  check_destination(job->final_path, options.overwrite);
+  begin_save(job->final_path);
+  try {
+    job->deadline = deadline_after(context.options().async_timeout);
+    job->temporary = std::make_unique<internal::TemporaryCheckpoint>(
+        job->final_path, context.options().directory_mode);
+  } catch (...) {
+    std::rethrow_exception(
+        abandon_after_blocking_failure(job, std::current_exception()));
+  }
+  return run_and_commit(job, context, items, views);
 }
 
 // How long the process waits at exit for the saves in flight: the

@@ -85,6 +85,9 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
 
   ckpt::sdk::SaveWork save(const ckpt::sdk::Call& call, const ckpt_value& value,
                            ckpt::sdk::RetainedValue retained) override {
+    // Many processes: the tree's arrays are the same on every process
+    // (replicated), so the primary host alone writes them, as Orbax does.
+    if (!call.is_primary_host) return nullptr;
     PyTreeOptions options = options_for(call);
     std::string what = describe(call);
     auto snapshot = std::make_shared<Snapshot>(
