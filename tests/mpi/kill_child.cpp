@@ -1,0 +1,69 @@
+// Run by tests/mpi_kill_test.cpp under mpirun: saves DIR/ckpt (the old
+// checkpoint) from every process, then overwrites it while the last
+// process kills itself with SIGKILL in the middle of writing its part.
+// mpirun then ends the job; the old checkpoint must still be at DIR/ckpt.
+#include <ckpt/checkpoint.h>
+#include <ckpt/context.h>
+#include <ckpt/mpi.h>
+#include <ckpt/stateful.h>
+#include <mpi.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+
+// Writes half its file, then dies, on process `victim`.
+class DiesMidWrite final : public ckpt::StatefulCheckpointable {
+ public:
+  DiesMidWrite(int me, int victim) : me_(me), victim_(victim) {}
+  ckpt::BackgroundWork save(const std::filesystem::path& dir) override {
+    return [dir, me = me_, victim = victim_] {
+      std::ofstream out(dir / ("part." + std::to_string(me)));
+      out << std::string(1 << 20, 'x');
+      out.flush();
+      if (me == victim) ::raise(SIGKILL);
+    };
+  }
+  ckpt::BackgroundWork load(const std::filesystem::path&) override {
+    return nullptr;
+  }
+
+ private:
+  int me_, victim_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: kill_child DIR\n");
+    return 2;
+  }
+  const std::filesystem::path path = std::filesystem::path(argv[1]) / "ckpt";
+  {
+    ckpt::ContextOptions options;
+    options.multiprocessing.collectives = ckpt::mpi_collectives(MPI_COMM_WORLD);
+    ckpt::Context context(options);
+    const int me = context.process_index();
+    const int count = context.process_count();
+    ckpt::save(path, ckpt::Value::dict({{"version", 1}}));
+    options.multiprocessing.collectives->barrier();
+    ckpt::SaveOptions overwrite;
+    overwrite.overwrite = true;
+    ckpt::save_checkpointables(
+        path,
+        {{"state", ckpt::Value::dict({{"version", 2}})},
+         {"parts", ckpt::Value::stateful(
+                       std::make_shared<DiesMidWrite>(me, count - 1))}},
+        overwrite);
+    std::printf("process %d: the overwrite committed\n", me);
+  }
+  MPI_Finalize();
+  return 0;
+}
