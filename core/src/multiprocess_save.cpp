@@ -2,7 +2,9 @@
 
 #include <ckpt/errors.h>
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -53,6 +55,28 @@ std::exception_ptr decode(const std::string& status,
   }
 }
 
+// Fields of an announcement: "<length>:<bytes>" (paths and names may hold
+// any byte).
+void put_field(std::string& out, const std::string& field) {
+  out += std::to_string(field.size()) + ":" + field;
+}
+
+bool take_field(std::string_view& in, std::string& field) {
+  const size_t colon = in.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon > 19) {
+    return false;
+  }
+  uint64_t length = 0;
+  for (char c : in.substr(0, colon)) {
+    if (c < '0' || c > '9') return false;
+    length = length * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (length > in.size() - colon - 1) return false;
+  field.assign(in.substr(colon + 1, static_cast<size_t>(length)));
+  in.remove_prefix(colon + 1 + static_cast<size_t>(length));
+  return true;
+}
+
 std::string process_text(int index, int count) {
   return "process " + std::to_string(index) + " of " + std::to_string(count);
 }
@@ -76,12 +100,16 @@ auto collectively(const fs::path& final_path, const char* step, F&& f) {
 StartedSave announce_temporary_folder(Collectives& collectives,
                                       int primary_host,
                                       const fs::path& final_path,
+                                      const std::vector<std::string>& names,
                                       const std::function<fs::path()>& make) {
   const int me = collectives.process_index();
   std::string announcement;
   if (me == primary_host) {
     try {
-      announcement = "ok\n" + make().string() + "\n" + final_path.string();
+      announcement = "ok\n";
+      put_field(announcement, make().string());
+      put_field(announcement, final_path.string());
+      for (const std::string& name : names) put_field(announcement, name);
     } catch (...) {
       announcement = encode(std::current_exception());
     }
@@ -98,13 +126,22 @@ StartedSave announce_temporary_folder(Collectives& collectives,
                   process_text(primary_host, collectives.process_count()) +
                   ") could not start it: "));
   }
-  const size_t newline = announcement.find('\n', 3);
-  if (newline == std::string::npos) {
+  std::string_view rest(announcement);
+  rest.remove_prefix(3);
+  StartedSave started;
+  std::string folder, primary_path, name;
+  bool readable = take_field(rest, folder) && take_field(rest, primary_path);
+  while (readable && !rest.empty()) {
+    readable = take_field(rest, name);
+    started.primary_names.push_back(name);
+  }
+  if (!readable) {
     throw InternalError("saving " + final_path.string() +
                         ": the primary host's announcement is unreadable");
   }
-  return {announcement.substr(3, newline - 3),
-          announcement.substr(newline + 1)};
+  started.folder = folder;
+  started.primary_final_path = primary_path;
+  return started;
 }
 
 std::exception_ptr agree_on_outcome(Collectives& collectives,

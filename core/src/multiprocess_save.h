@@ -17,21 +17,25 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace ckpt::internal {
 
 // Step 1. On the primary host `make` returns the temporary folder of
-// `final_path` (or throws). Returns that folder and the primary's final
-// path on every process (a process whose final path differs must still
-// take step 2, with an error); throws the primary's error on every
-// process.
+// `final_path` (or throws). Returns on every process that folder, and the
+// primary's final path and checkpointable names, which every process must
+// share (one whose differ must still take step 2, with an error). Throws
+// the primary's error on every process.
 struct StartedSave {
   std::filesystem::path folder;
   std::filesystem::path primary_final_path;
+  std::vector<std::string> primary_names;
 };
 StartedSave announce_temporary_folder(
     Collectives& collectives, int primary_host,
     const std::filesystem::path& final_path,
+    const std::vector<std::string>& names,
     const std::function<std::filesystem::path()>& make);
 
 // Step 2. `mine`: this process's error (null: its part is written).

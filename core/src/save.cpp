@@ -741,6 +741,15 @@ void remember_multiprocess_save(const SaveJob& job) {
   last.state = job.state;
 }
 
+// "[a, b]".
+std::string name_list(const std::vector<std::string>& names) {
+  std::string text = "[";
+  for (size_t i = 0; i < names.size(); ++i) {
+    text += (i ? ", " : "") + names[i];
+  }
+  return text + "]";
+}
+
 // A save of many processes (multiprocess_save.h for the steps they take
 // together): the primary host makes the temporary folder, every process
 // runs its handlers into it, and the primary commits once every process
@@ -771,10 +780,12 @@ AsyncSave start_multiprocess_save(const fs::path& path,
   }
   const fs::path final_path =
       job ? job->final_path : fs::absolute(path).lexically_normal();
+  std::vector<std::string> names;
+  for (const auto& item : items) names.push_back(item.first);
   internal::StartedSave started;
   try {
     started = internal::announce_temporary_folder(
-        *collectives, primary, final_path, [&] {
+        *collectives, primary, final_path, names, [&] {
           if (local) std::rethrow_exception(local);
           check_destination(job->final_path, options.overwrite);
           job->deadline = deadline_after(o.async_timeout);
@@ -797,6 +808,15 @@ AsyncSave start_multiprocess_save(const fs::path& path,
             ": the primary host saves to " +
             started.primary_final_path.string() +
             "; every process must save to the same path");
+      }
+      if (started.primary_names != names) {
+        throw InvalidArgumentError(
+            "saving " + final_path.string() + " on process " +
+            std::to_string(context.process_index()) + ": checkpointables " +
+            name_list(names) + ", where the primary host saves " +
+            name_list(started.primary_names) +
+            "; every process must save the same checkpointables, in the "
+            "same order");
       }
       job->deadline = deadline_after(o.async_timeout);
       job->temporary = internal::TemporaryCheckpoint::attach(

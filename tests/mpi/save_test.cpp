@@ -254,3 +254,17 @@ TEST_CASE("async multi-process saves commit one after the other",
     CHECK(v.at("i") == ckpt::Value(i));
   }
 }
+
+TEST_CASE("processes saving different checkpointables is an error everywhere",
+          "[mpi][save]") {
+  if (count() == 1) return;  // nothing differs
+  SharedFolder dir("names");
+  ckpt::Context context(mp_options());
+  ckpt::Checkpointables items = {{"params", params()}};
+  if (me() == count() - 1) items.push_back({"extra", ckpt::Value::json(1)});
+  CHECK_THROWS_WITH(
+      ckpt::save_checkpointables(dir.path() / "ckpt", items),
+      Catch::Contains("every process must save the same checkpointables"));
+  world()->barrier();
+  CHECK(entries(dir.path()).empty());
+}
