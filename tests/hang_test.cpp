@@ -107,20 +107,11 @@ std::string message_of_exception(std::exception_ptr e) {
   return "";
 }
 
-std::vector<std::string> entries(const fs::path& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    names.push_back(e.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 // Waits (up to kHangLimit) until `dir` holds exactly `expected`.
 bool eventually_entries(const fs::path& dir,
                         const std::vector<std::string>& expected) {
   const auto end = Clock::now() + kHangLimit;
-  while (entries(dir) != expected) {
+  while (folder_entries(dir) != expected) {
     if (Clock::now() > end) return false;
     std::this_thread::sleep_for(milliseconds(10));
   }
@@ -172,7 +163,7 @@ TEST_CASE(
   CHECK(took < timeout + seconds(30));
   // Nothing at the final path; the temporary folder waits for the plugin.
   CHECK_FALSE(fs::exists(dir / "c"));
-  std::vector<std::string> left = entries(dir.path());
+  std::vector<std::string> left = folder_entries(dir.path());
   REQUIRE(left.size() == 1);
   CHECK(is_temporary_of(left[0], "c"));
 

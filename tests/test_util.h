@@ -29,6 +29,9 @@ class TempDir {
   fs::path path_;
 };
 
+// The names of the entries of folder `dir`, sorted.
+std::vector<std::string> folder_entries(const fs::path& dir);
+
 // Every dtype ckpt knows, in the order of the one dtype table
 // (ckpt/sdk/dtype.h).
 std::vector<DType> all_dtypes();

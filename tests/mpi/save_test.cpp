@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "../test_util.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -98,17 +100,6 @@ class PerProcessState final : public ckpt::StatefulCheckpointable {
   int fail_on_;
 };
 
-// No folder beside `dir`'s checkpoints but the checkpoints themselves (no
-// temporary folder left behind).
-std::vector<std::string> entries(const fs::path& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    names.push_back(e.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 }  // namespace
 
 TEST_CASE("a multi-process save commits once, and every process loads it",
@@ -124,7 +115,8 @@ TEST_CASE("a multi-process save commits once, and every process loads it",
                                 {"state", ckpt::Value::stateful(state)}});
   }
   world()->barrier();
-  CHECK(entries(dir.path()) == std::vector<std::string>{"ckpt"});
+  CHECK(ckpt::test::folder_entries(dir.path()) ==
+        std::vector<std::string>{"ckpt"});
   // Every process's own part is in the one checkpoint.
   for (int p = 0; p < count(); ++p) {
     CHECK(fs::exists(path / "state" / ("part." + std::to_string(p))));
@@ -163,7 +155,7 @@ TEST_CASE("a failure on one process: no checkpoint, the same error everywhere",
     }
   }
   world()->barrier();
-  CHECK(entries(dir.path()).empty());
+  CHECK(ckpt::test::folder_entries(dir.path()).empty());
 }
 
 TEST_CASE("a failure while overwriting keeps the old checkpoint",
@@ -182,7 +174,8 @@ TEST_CASE("a failure while overwriting keeps the old checkpoint",
                                  overwrite),
       ckpt::Error);
   world()->barrier();
-  CHECK(entries(dir.path()) == std::vector<std::string>{"ckpt"});
+  CHECK(ckpt::test::folder_entries(dir.path()) ==
+        std::vector<std::string>{"ckpt"});
   CHECK(ckpt::load(path) == params());
 }
 
@@ -201,7 +194,7 @@ TEST_CASE("a local error before the save starts reaches every process",
     CHECK_THAT(std::string(e.what()), Catch::Contains("bad/name"));
   }
   world()->barrier();
-  CHECK(entries(dir.path()).empty());
+  CHECK(ckpt::test::folder_entries(dir.path()).empty());
 }
 
 TEST_CASE("the primary's error (the path exists) keeps its kind everywhere",
@@ -232,7 +225,7 @@ TEST_CASE("processes saving to different paths is an error on every process",
                     Catch::Contains("every process must save to the same "
                                     "path"));
   world()->barrier();
-  CHECK(entries(dir.path()).empty());
+  CHECK(ckpt::test::folder_entries(dir.path()).empty());
 }
 
 TEST_CASE("async multi-process saves commit one after the other",
@@ -266,5 +259,5 @@ TEST_CASE("processes saving different checkpointables is an error everywhere",
       ckpt::save_checkpointables(dir.path() / "ckpt", items),
       Catch::Contains("every process must save the same checkpointables"));
   world()->barrier();
-  CHECK(entries(dir.path()).empty());
+  CHECK(ckpt::test::folder_entries(dir.path()).empty());
 }
