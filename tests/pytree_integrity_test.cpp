@@ -255,6 +255,22 @@ TEST_CASE(
              Catch::Contains("_METADATA") && Catch::Contains("float128"));
 }
 
+TEST_CASE("a key path recorded twice in _METADATA is a data-loss error",
+          "[pytree][integrity]") {
+  // Found by fuzzing: the second record replaced the first in the loaded
+  // tree, and the first's array then had no place to go (a crash).
+  TempDir dir;
+  save_tree(dir / "state", sample_tree());
+  Json meta = read_metadata(dir / "state");
+  // Another entry (its own JSON key) for the same key path.
+  meta["tree_metadata"]["('small', 'again')"] = meta["tree_metadata"][kSmall];
+  write_metadata(dir / "state", meta);
+  CHECK_THAT(load_error(dir / "state", ErrorKind::kDataLoss),
+             Catch::Contains("('small',)") &&
+                 Catch::Contains("recorded twice") &&
+                 Catch::Contains("_METADATA"));
+}
+
 TEST_CASE("ckpt_array_file must name a plain file in the checkpointable",
           "[pytree][integrity]") {
   TempDir dir;

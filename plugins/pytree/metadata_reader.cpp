@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 
 #include "cast.h"
@@ -470,6 +471,19 @@ void validate(const TreeMetadata& out, const Reader& reader) {
   }
   if (out.format != 0 && !reader.has_format) {
     throw Damaged("ckpt_pytree_format without ckpt_storage_format");
+  }
+  // One record per leaf: a second one would replace the first in the tree.
+  std::set<std::string> paths;
+  for (const LeafRecord& leaf : out.leaves) {
+    std::string encoded;  // unambiguous: type, length and bytes of each key
+    for (const KeyEntry& k : leaf.path) {
+      encoded += std::to_string(static_cast<int>(k.type)) + ":" +
+                 std::to_string(k.key.size()) + ":" + k.key;
+    }
+    if (!paths.insert(encoded).second) {
+      throw Damaged("key path " + key_path_repr(leaf.path) +
+                    " is recorded twice");
+    }
   }
   if (!reader.has_format) return;  // Orbax: its arrays are not read here
   if (!is_plain_file_name(out.array_file)) {
