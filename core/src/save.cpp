@@ -279,11 +279,21 @@ void commit_now(SaveJob& job) {
   }
 }
 
-// A multi-process save's end, with `mine` this process's error: the
-// processes agree on the outcome and, when every one succeeded, the
-// primary host commits. Returns the outcome, the same on every process.
-// Blocks until every process got here. Never throws.
-std::exception_ptr agree_and_commit(SaveJob& job, std::exception_ptr mine) {
+// A save's outcome, with `mine` this process's error so far: with none,
+// the checkpoint is committed. In a multi-process save the processes first
+// agree on the outcome, and the primary host commits only when every one
+// succeeded; the outcome is the same on every process, and this blocks
+// until every process got here. Never throws.
+std::exception_ptr conclude(SaveJob& job, std::exception_ptr mine) {
+  if (!job.collectives) {
+    if (mine) return mine;
+    try {
+      commit_now(job);
+      return nullptr;
+    } catch (...) {
+      return std::current_exception();  // named by commit_now
+    }
+  }
   try {
     std::exception_ptr error =
         internal::agree_on_outcome(*job.collectives, job.final_path, mine);
@@ -310,15 +320,7 @@ void finish(SaveJob& job) {
         "saving " + job.final_path.string() +
         " was abandoned when the process exited; nothing was committed"));
   }
-  if (job.collectives) {
-    error = agree_and_commit(job, error);
-  } else if (!error) {
-    try {
-      commit_now(job);
-    } catch (...) {
-      error = std::current_exception();
-    }
-  }
+  error = conclude(job, error);
   if (error && mine) job.temporary->discard();
   // Reported (and on_complete called) before the job is forgotten: exit
   // waits for both.
@@ -354,8 +356,8 @@ void clean_up_when_over(std::shared_ptr<SaveJob> job,
 // running to clean_up_when_over.
 void give_up(const std::shared_ptr<SaveJob>& job, std::exception_ptr error,
              bool notify) {
-  // The other processes wait for this one's outcome.
-  if (job->collectives) error = agree_and_commit(*job, error);
+  // (In a multi-process save the others wait for this one's outcome.)
+  error = conclude(*job, error);
   report(*job, error, notify);
   internal::post_background(
       [job] { clean_up_when_over(job, std::chrono::milliseconds(1)); });
@@ -610,7 +612,7 @@ void run_blocking_tiers(SaveJob& job, const Context& context,
 std::exception_ptr abandon_after_blocking_failure(
     const std::shared_ptr<SaveJob>& job, std::exception_ptr error) {
   if (!job->temporary) {  // nothing was started
-    if (job->collectives) error = agree_and_commit(*job, error);
+    error = conclude(*job, error);
     report(*job, error, /*notify=*/false);
     return error;
   }
@@ -627,7 +629,7 @@ std::exception_ptr abandon_after_blocking_failure(
     std::lock_guard<std::mutex> lock(job->state->mutex);
     return job->state->error;
   }
-  if (job->collectives) error = agree_and_commit(*job, error);
+  error = conclude(*job, error);
   if (claim(*job)) job->temporary->discard();
   forget(*job);
   report(*job, error, /*notify=*/false);
