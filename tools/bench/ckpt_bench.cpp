@@ -168,6 +168,20 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// Round `r` of the integrity cost: a load of `checked` and one of
+// `unchecked` (the same checkpoint without integrity records), the first
+// of them alternating between rounds.
+void load_in_turn(const fs::path& checked, const fs::path& unchecked, int r,
+                  std::vector<double>& checked_t,
+                  std::vector<double>& unchecked_t) {
+  for (int pass = 0; pass < 2; ++pass) {
+    const bool is_checked = (pass == 0) == (r % 2 == 0);
+    auto start = Clock::now();
+    ckpt::Value loaded = ckpt::load(is_checked ? checked : unchecked);
+    (is_checked ? checked_t : unchecked_t).push_back(seconds_since(start));
+  }
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -304,12 +318,7 @@ int main(int argc, char** argv) {
     ::sync();
     std::vector<double> checked_t, unchecked_t;
     for (int r = 0; r < runs; ++r) {
-      for (int pass = 0; pass < 2; ++pass) {
-        const bool checked = (pass == 0) == (r % 2 == 0);
-        auto start = Clock::now();
-        ckpt::Value loaded = ckpt::load(checked ? base : unchecked);
-        (checked ? checked_t : unchecked_t).push_back(seconds_since(start));
-      }
+      load_in_turn(base, unchecked, r, checked_t, unchecked_t);
     }
     fs::remove_all(unchecked);
     fs::remove_all(base);
@@ -376,12 +385,7 @@ int main(int argc, char** argv) {
       copy_without_checks(base, unchecked);
       ::sync();
       ckpt::Context context(context_options(false));
-      for (int pass = 0; pass < 2; ++pass) {
-        const bool checked = (pass == 0) == (r % 2 == 0);
-        auto start = Clock::now();
-        ckpt::Value loaded = ckpt::load(checked ? base : unchecked);
-        (checked ? load_t : load_unchecked_t).push_back(seconds_since(start));
-      }
+      load_in_turn(base, unchecked, r, load_t, load_unchecked_t);
       fs::remove_all(unchecked);
     }
     settle();
