@@ -107,10 +107,11 @@ Value load_with(const Handler& handler, const fs::path& dir,
 void reseal_checksums(const fs::path& checkpoint) {
   const fs::path file = checkpoint / kChecksumsFile;
   fs::remove(file);
-  std::map<std::string, std::vector<std::string>> self_checked;
+  std::map<std::string, internal::SelfCheckedFiles> self_checked;
   for (const auto& entry : fs::directory_iterator(checkpoint)) {
     if (entry.is_directory() && fs::exists(entry.path() / "arrays.h5")) {
-      self_checked[entry.path().filename().string()] = {"arrays.h5"};
+      self_checked[entry.path().filename().string()] = {{"arrays.h5"},
+                                                        {"arrays.process_"}};
     }
   }
   write_text(file, internal::checksums_text(

@@ -190,9 +190,11 @@ std::unique_ptr<TemporaryCheckpoint> TemporaryCheckpoint::attach(
 
 TemporaryCheckpoint::~TemporaryCheckpoint() { discard(); }
 
-fs::path TemporaryCheckpoint::add_folder(
-    const std::string& name, const std::vector<std::string>& self_checked) {
-  if (!self_checked.empty()) self_checked_[name] = self_checked;
+fs::path TemporaryCheckpoint::add_folder(const std::string& name,
+                                         const SelfCheckedFiles& self_checked) {
+  if (!self_checked.names.empty() || !self_checked.prefixes.empty()) {
+    self_checked_[name] = self_checked;
+  }
   fs::path dir = folder_ / name;
   with_errors_converted([&] {
     fs::create_directory(dir);

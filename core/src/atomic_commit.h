@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "checksums.h"
+
 namespace ckpt::internal {
 
 // Writes `text` into a new file `path` with permission bits `mode`.
@@ -66,11 +68,10 @@ class TemporaryCheckpoint {
   const std::filesystem::path& final_path() const { return final_path_; }
 
   // Creates the folder of checkpointable `name` and returns its path.
-  // `self_checked_files`: the files in it whose handler checks their bytes
-  // itself (HandlerInfo::self_checked_files), recorded by size only.
-  std::filesystem::path add_folder(
-      const std::string& name,
-      const std::vector<std::string>& self_checked_files = {});
+  // `self_checked`: the files in it whose handler checks their bytes
+  // itself, recorded by size only.
+  std::filesystem::path add_folder(const std::string& name,
+                                   const SelfCheckedFiles& self_checked = {});
 
   // Writes _CHECKPOINT_METADATA (of `info`), the marker,
   // commit_success.txt and, last, _CHECKSUMS (every file's size and
@@ -91,7 +92,7 @@ class TemporaryCheckpoint {
   std::filesystem::path final_path_;
   std::filesystem::path folder_;
   unsigned directory_mode_ = 0755;
-  std::map<std::string, std::vector<std::string>> self_checked_;
+  std::map<std::string, SelfCheckedFiles> self_checked_;
   bool done_ = false;
   bool owner_ = true;  // false: attached
 };

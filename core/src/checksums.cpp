@@ -183,13 +183,30 @@ const FileRecord* ChecksumRecord::find(std::string_view path) const {
   return it != records.end() && it->path == path ? &*it : nullptr;
 }
 
+bool SelfCheckedFiles::covers(const std::string& name) const {
+  for (const std::string& n : names) {
+    if (n == name) return true;
+  }
+  for (const std::string& p : prefixes) {
+    if (name.compare(0, p.size(), p) == 0) return true;
+  }
+  return false;
+}
+
 ChecksumRecord record_checksums(
     const fs::path& root,
-    const std::map<std::string, std::vector<std::string>>& self_checked) {
-  std::set<std::string> handler_checked;
-  for (const auto& [name, files] : self_checked) {
-    for (const auto& f : files) handler_checked.insert(name + "/" + f);
-  }
+    const std::map<std::string, SelfCheckedFiles>& self_checked) {
+  // Whether `relative` is "<checkpointable>/<file>" of a self-checked file.
+  auto handler_checked = [&](const std::string& relative) {
+    const size_t slash = relative.find('/');
+    if (slash == std::string::npos ||
+        relative.find('/', slash + 1) != std::string::npos) {
+      return false;
+    }
+    auto it = self_checked.find(relative.substr(0, slash));
+    return it != self_checked.end() &&
+           it->second.covers(relative.substr(slash + 1));
+  };
   ChecksumRecord out;
   for (auto it = fs::recursive_directory_iterator(root);
        it != fs::recursive_directory_iterator(); ++it) {
@@ -208,7 +225,7 @@ ChecksumRecord record_checksums(
       if (::fstat(fd, &st) != 0)
         throw_os_error(errno, "cannot stat " + p.string());
       r.size = static_cast<uint64_t>(st.st_size);
-      if (handler_checked.count(relative)) {
+      if (handler_checked(relative)) {
         r.type = FileRecord::Type::kSelfChecked;
       } else {
         r.type = FileRecord::Type::kFile;

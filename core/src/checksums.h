@@ -48,14 +48,23 @@ struct ChecksumRecord {
 // XXH3-64 of `size` bytes.
 uint64_t xxh3_of(const void* data, size_t size);
 
+// The files of a checkpointable's folder whose handler checks their bytes
+// itself (HandlerInfo::self_checked_files and _prefixes).
+struct SelfCheckedFiles {
+  std::vector<std::string> names;
+  std::vector<std::string> prefixes;
+  // Whether `name`, a file directly in the folder, is one of them.
+  bool covers(const std::string& name) const;
+};
+
 // Walks `root` (a temporary checkpoint being committed) and records every
 // folder and regular file under it; `self_checked` maps a checkpointable
-// name to the file names in its folder that its handler checks itself.
+// name to the files in its folder that its handler checks itself.
 // A symbolic link or special file is InvalidArgumentError naming it (a
 // checkpoint holds only folders and regular files).
 ChecksumRecord record_checksums(
     const std::filesystem::path& root,
-    const std::map<std::string, std::vector<std::string>>& self_checked);
+    const std::map<std::string, SelfCheckedFiles>& self_checked);
 
 // The text of _CHECKSUMS, and back. parse_checksums throws DataLossError
 // naming `shown` for anything but a well-formed, intact record.

@@ -59,7 +59,7 @@ struct Export {
 
 }  // namespace
 
-Array from_dlpack(DLManagedTensor* tensor, bool as_bool) {
+Array from_dlpack(DLManagedTensor* tensor, bool as_bool, bool immutable) {
   if (!tensor) throw InvalidArgumentError("from_dlpack: null tensor");
   std::shared_ptr<DLManagedTensor> owner(tensor, [](DLManagedTensor* t) {
     if (t->deleter) t->deleter(t);
@@ -74,7 +74,7 @@ Array from_dlpack(DLManagedTensor* tensor, bool as_bool) {
   if (t.strides) strides.assign(t.strides, t.strides + t.ndim);
   void* data = static_cast<char*>(t.data) + t.byte_offset;
   return Array::share(dtype_from_dl(t.dtype, as_bool), std::move(shape), data,
-                      owner, /*immutable=*/false, std::move(strides));
+                      owner, immutable, std::move(strides));
 }
 
 DLManagedTensor* to_dlpack(const Array& array) {
@@ -92,6 +92,11 @@ DLManagedTensor* to_dlpack(const Array& array) {
     delete static_cast<Export*>(self->manager_ctx);
   };
   return &e->tensor;
+}
+
+Shard shard_from_dlpack(Shape offset, DLManagedTensor* tensor, bool as_bool,
+                        bool immutable) {
+  return Shard{std::move(offset), from_dlpack(tensor, as_bool, immutable)};
 }
 
 }  // namespace ckpt

@@ -49,17 +49,22 @@ ckpt_error* register_handler_type(ckpt_plugin* plugin,
                      "handler type is incomplete (needs a typestr and every "
                      "function but metadata)");
   }
-  if (type->num_self_checked_files > 0 && !type->self_checked_files) {
-    return error_new(CKPT_ERROR_INVALID_ARGUMENT,
-                     "handler type lists self-checked files but gives none");
-  }
-  for (size_t i = 0; i < type->num_self_checked_files; ++i) {
-    const char* name = type->self_checked_files[i];
-    if (!name || !*name || std::strchr(name, '/') ||
-        std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) {
+  for (const auto& [names, count] :
+       {std::pair(type->self_checked_files, type->num_self_checked_files),
+        std::pair(type->self_checked_prefixes,
+                  type->num_self_checked_prefixes)}) {
+    if (count > 0 && !names) {
       return error_new(CKPT_ERROR_INVALID_ARGUMENT,
-                       "a self-checked file of a handler type must be a plain "
-                       "file name");
+                       "handler type lists self-checked files but gives none");
+    }
+    for (size_t i = 0; i < count; ++i) {
+      const char* name = names[i];
+      if (!name || !*name || std::strchr(name, '/') ||
+          std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) {
+        return error_new(CKPT_ERROR_INVALID_ARGUMENT,
+                         "a self-checked file (or prefix) of a handler type "
+                         "must be a plain file name");
+      }
     }
   }
   for (const auto& t : plugin->types) {

@@ -97,6 +97,36 @@ auto collectively(const fs::path& final_path, const char* step, F&& f) {
 
 }  // namespace
 
+std::vector<std::string> exchange_shard_layouts(Collectives& collectives,
+                                                const fs::path& final_path,
+                                                const std::string& mine,
+                                                std::exception_ptr error) {
+  std::vector<std::string> layouts =
+      collectively(final_path, "exchanging the shards", [&] {
+        return collectives.all_gather(error ? encode(error)
+                                            : "layout\n" + mine);
+      });
+  if (layouts.size() != static_cast<size_t>(collectives.process_count())) {
+    throw InternalError(
+        "saving " + final_path.string() + ": all_gather returned " +
+        std::to_string(layouts.size()) + " results for " +
+        std::to_string(collectives.process_count()) + " processes");
+  }
+  const int count = collectives.process_count();
+  for (size_t p = 0; p < layouts.size(); ++p) {
+    if (layouts[p].compare(0, 7, "layout\n") == 0) {
+      layouts[p].erase(0, 7);
+      continue;
+    }
+    std::rethrow_exception(decode(
+        layouts[p], static_cast<int>(p) == collectives.process_index()
+                        ? std::string()
+                        : "saving " + final_path.string() + " failed on " +
+                              process_text(static_cast<int>(p), count) + ": "));
+  }
+  return layouts;
+}
+
 StartedSave announce_temporary_folder(Collectives& collectives,
                                       int primary_host,
                                       const fs::path& final_path,

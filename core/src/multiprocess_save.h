@@ -2,6 +2,9 @@
 // (ckpt/multiprocess.h), over the Context's collectives. Every process
 // takes them in this order, whatever failed locally:
 //
+//  0. exchange_shard_layouts: every process learns every process's sharded
+//     arrays (sharding.h), or the first process's error in preparing the
+//     save (then it ends there, on every process).
 //  1. announce_temporary_folder: the primary host checks the destination
 //     and makes the temporary folder; every process learns its path, or
 //     the primary's error (then the save ends there, on every process).
@@ -21,6 +24,14 @@
 #include <vector>
 
 namespace ckpt::internal {
+
+// Step 0. `mine`: this process's shard_layout, or its error (non-null)
+// when it could not prepare the save. Returns every process's layout, by
+// process index; throws the error of the lowest-numbered process that
+// failed, naming it, on every process.
+std::vector<std::string> exchange_shard_layouts(
+    Collectives& collectives, const std::filesystem::path& final_path,
+    const std::string& mine, std::exception_ptr error);
 
 // Step 1. On the primary host `make` returns the temporary folder of
 // `final_path` (or throws). Returns on every process that folder, and the

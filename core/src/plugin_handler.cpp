@@ -161,10 +161,12 @@ class PluginHandler final : public Handler {
     if (speaks(view)) return;
     throw InvalidArgumentError(
         what() + " speaks ABI " + std::to_string(info_->abi_major) + "." +
-        std::to_string(info_->abi_minor) +
-        " and cannot take this value (an array spec of unknown dtype needs "
-        "ABI 1." +
-        std::to_string(view.required_minor()) + "); give the dtype");
+        std::to_string(info_->abi_minor) + " and cannot take this value (" +
+        (view.required_minor() >= 3
+             ? std::string("a sharded array or spec needs ABI 1.3")
+             : "an array spec of unknown dtype needs ABI 1." +
+                   std::to_string(view.required_minor()) + "; give the dtype") +
+        ")");
   }
 
   std::shared_ptr<const ckpt_handler_type> table_;

@@ -263,6 +263,9 @@ std::shared_ptr<HandlerInfo> handler_info_of(const ckpt_handler_type& t,
   for (size_t i = 0; i < t.num_self_checked_files; ++i) {
     info->self_checked_files.push_back(t.self_checked_files[i]);
   }
+  for (size_t i = 0; i < t.num_self_checked_prefixes; ++i) {
+    info->self_checked_prefixes.push_back(t.self_checked_prefixes[i]);
+  }
   return info;
 }
 

@@ -22,6 +22,7 @@
 #include "logging.h"
 #include "multiprocess_save.h"
 #include "plugin_handler.h"
+#include "sharding.h"
 #include "startup.h"
 #include "value_bridge.h"
 
@@ -397,6 +398,11 @@ bool borrows_memory(const Value& value) {
       case Value::Kind::kArray:
         if (!v->as_array().owner()) return true;
         break;
+      case Value::Kind::kShardedArray:
+        for (const Shard& s : v->as_sharded_array().shards) {
+          if (!s.data.owner()) return true;
+        }
+        break;
       case Value::Kind::kDict:
         for (const auto& [k, child] : v->as_dict()) {
           pending_values.push_back(&child);
@@ -477,12 +483,19 @@ bool wait_on_callers_thread(SaveJob& job) {
 // `value` with every array marked immutable: for a save whose caller waits
 // for the commit, nothing can change the arrays meanwhile, so handlers may
 // write them from the background without a snapshot copy.
+Array frozen_array(const Array& a) {
+  return Array::share(a.dtype(), a.shape(), a.data(), a.owner(),
+                      /*immutable=*/true, a.strides());
+}
+
 Value frozen_for_blocking_save(const Value& value) {
   switch (value.kind()) {
-    case Value::Kind::kArray: {
-      const Array& a = value.as_array();
-      return Value(Array::share(a.dtype(), a.shape(), a.data(), a.owner(),
-                                /*immutable=*/true, a.strides()));
+    case Value::Kind::kArray:
+      return Value(frozen_array(value.as_array()));
+    case Value::Kind::kShardedArray: {
+      ShardedArray a = value.as_sharded_array();
+      for (Shard& s : a.shards) s.data = frozen_array(s.data);
+      return Value(std::move(a));
     }
     case Value::Kind::kDict: {
       Value::Dict dict;
@@ -589,8 +602,9 @@ void run_blocking_tiers(SaveJob& job, const Context& context,
                         const std::vector<HandlerPtr>& handlers) {
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string& name = items[i].first;
-    const fs::path folder =
-        job.temporary->add_folder(name, handlers[i]->info().self_checked_files);
+    const HandlerInfo& info = handlers[i]->info();
+    const fs::path folder = job.temporary->add_folder(
+        name, {info.self_checked_files, info.self_checked_prefixes});
     job.names.push_back(name);
     job.info.item_handlers.emplace_back(name, handlers[i]->typestr());
     try {
@@ -636,15 +650,13 @@ std::exception_ptr abandon_after_blocking_failure(
   return error;
 }
 
-// The job of a save, its handlers resolved. `items` and `views` receive
-// what the handlers are given (resolution and the saves share one C view
-// of each value).
+// The job of a save of `items` (items_to_save, shards placed), its
+// handlers resolved. `views` receives the C views of the items, which
+// resolution and the saves share.
 std::shared_ptr<SaveJob> prepare_job(
-    const fs::path& path, const Checkpointables& checkpointables,
-    const SaveOptions& options, const Context& context, bool caller_waits,
-    Checkpointables& items,
+    const fs::path& path, const SaveOptions& options, const Context& context,
+    bool caller_waits, Checkpointables& items,
     std::vector<std::unique_ptr<internal::SharedCValueView>>& views) {
-  items = items_to_save(path, checkpointables, options, caller_waits);
   std::vector<HandlerPtr> handlers;
   for (size_t i = 0; i < items.size(); ++i) {
     views.push_back(
@@ -769,9 +781,22 @@ AsyncSave start_multiprocess_save(const fs::path& path,
   std::vector<std::unique_ptr<internal::SharedCValueView>> views;
   std::shared_ptr<SaveJob> job;
   std::exception_ptr local;  // this process's error, for the others
+  // Step 0: the processes' shards; a failure to get this far ends the save
+  // on every process.
+  {
+    std::string layout;
+    try {
+      items = items_to_save(path, checkpointables, options, caller_waits);
+      layout = internal::shard_layout(items);
+    } catch (...) {
+      local = std::current_exception();
+    }
+    const std::vector<std::string> layouts = internal::exchange_shard_layouts(
+        *collectives, normalized(path), layout, local);
+    internal::place_shards(items, layouts, context.process_index());
+  }
   try {
-    job = prepare_job(path, checkpointables, options, context, caller_waits,
-                      items, views);
+    job = prepare_job(path, options, context, caller_waits, items, views);
     job->collectives = collectives;
     job->primary_host = primary;
     begin_save(job->final_path);
@@ -857,10 +882,12 @@ AsyncSave start_save(const fs::path& path,
     return start_multiprocess_save(path, checkpointables, options, caller_waits,
                                    context, collectives);
   }
-  Checkpointables items;
+  Checkpointables items =
+      items_to_save(path, checkpointables, options, caller_waits);
+  internal::place_shards(items, {internal::shard_layout(items)}, 0);
   std::vector<std::unique_ptr<internal::SharedCValueView>> views;
-  std::shared_ptr<SaveJob> job = prepare_job(
-      path, checkpointables, options, context, caller_waits, items, views);
+  std::shared_ptr<SaveJob> job =
+      prepare_job(path, options, context, caller_waits, items, views);
   check_destination(job->final_path, options.overwrite);
   begin_save(job->final_path);
   try {

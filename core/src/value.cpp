@@ -364,6 +364,18 @@ const ArraySpec& Value::as_array_spec() const {
   if (kind_ != Kind::kArraySpec) wrong_kind("array spec");
   return std::get<ArraySpec>(data_);
 }
+const ShardedArray& Value::as_sharded_array() const {
+  if (kind_ != Kind::kShardedArray) wrong_kind("sharded array");
+  return std::get<ShardedArray>(data_);
+}
+ShardedArray& Value::as_sharded_array() {
+  if (kind_ != Kind::kShardedArray) wrong_kind("sharded array");
+  return std::get<ShardedArray>(data_);
+}
+const ShardedSpec& Value::as_sharded_spec() const {
+  if (kind_ != Kind::kShardedSpec) wrong_kind("sharded spec");
+  return std::get<ShardedSpec>(data_);
+}
 Value::Kind Value::scalar_kind() const {
   if (kind_ != Kind::kScalarSpec) wrong_kind("scalar spec");
   return std::get<Kind>(data_);
@@ -463,6 +475,28 @@ size_t nesting_depth(const nlohmann::json& document) {
   return deepest;
 }
 
+std::vector<Box> split_evenly(const Shape& global_shape, size_t dim,
+                              int count) {
+  if (dim >= global_shape.size() || count < 1) {
+    throw InvalidArgumentError("split_evenly: dimension " +
+                               std::to_string(dim) + " of shape " +
+                               shape_string(global_shape) + " into " +
+                               std::to_string(count) + " boxes");
+  }
+  std::vector<Box> boxes;
+  const int64_t n = global_shape[dim];
+  int64_t start = 0;
+  for (int i = 0; i < count; ++i) {
+    const int64_t extent = n / count + (i < n % count ? 1 : 0);
+    Box box{Shape(global_shape.size(), 0), global_shape};
+    box.offset[dim] = start;
+    box.shape[dim] = extent;
+    boxes.push_back(std::move(box));
+    start += extent;
+  }
+  return boxes;
+}
+
 std::string_view kind_name(Value::Kind kind) {
   using K = Value::Kind;
   switch (kind) {
@@ -500,6 +534,10 @@ std::string_view kind_name(Value::Kind kind) {
       return "protobuf type";
     case K::kJsonType:
       return "JSON type";
+    case K::kShardedArray:
+      return "sharded array";
+    case K::kShardedSpec:
+      return "sharded spec";
   }
   return "unknown";
 }
@@ -517,6 +555,18 @@ std::string describe(const Value& value) {
     case K::kArraySpec:
       return std::string(dtype_name(value.as_array_spec().dtype)) +
              " array spec " + shape_string(value.as_array_spec().shape);
+    case K::kShardedArray: {
+      const ShardedArray& a = value.as_sharded_array();
+      return std::string(dtype_name(a.dtype)) + " sharded array " +
+             shape_string(a.global_shape) + " (" +
+             std::to_string(a.shards.size()) + " local shards)";
+    }
+    case K::kShardedSpec: {
+      const ShardedSpec& s = value.as_sharded_spec();
+      return std::string(dtype_name(s.dtype)) + " sharded spec " +
+             shape_string(s.global_shape) + " (" +
+             std::to_string(s.boxes.size()) + " boxes)";
+    }
     case K::kProto:
     case K::kProtoType:
       return std::string(kind_name(value.kind())) + " " +

@@ -1,6 +1,7 @@
 #include "value_bridge.h"
 
 #include <ckpt/errors.h>
+#include <ckpt/sdk/boxes.h>
 #include <ckpt/sdk/json.h>
 #include <ckpt/sdk/value.h>
 
@@ -48,6 +49,10 @@ ckpt_value_kind c_kind(Value::Kind kind) {
       return CKPT_VALUE_PROTO_TYPE;
     case K::kJsonType:
       return CKPT_VALUE_JSON_TYPE;
+    case K::kShardedArray:
+      return CKPT_VALUE_SHARDED_ARRAY;
+    case K::kShardedSpec:
+      return CKPT_VALUE_SHARDED_SPEC;
   }
   return CKPT_VALUE_NONE;
 }
@@ -98,13 +103,15 @@ int raw(const E& field) {
 }
 
 // from_c_dtype of a dtype field a plugin filled.
-DType dtype_of(const ckpt_array& array) {
-  const int dtype = raw(array.dtype);
+DType dtype_of_field(const ckpt_dtype& field) {
+  const int dtype = raw(field);
   if (dtype < CKPT_DTYPE_BOOL || dtype > CKPT_DTYPE_COMPLEX128) {
     throw InvalidArgumentError("invalid dtype " + std::to_string(dtype));
   }
   return static_cast<DType>(dtype);
 }
+
+DType dtype_of(const ckpt_array& array) { return dtype_of_field(array.dtype); }
 
 }  // namespace
 
@@ -198,6 +205,12 @@ void CValueView::fill(const Value& in, ckpt_value& out, size_t depth) {
     case K::kScalarSpec:
       out.int_value = c_kind(in.scalar_kind());
       break;
+    case K::kShardedArray:
+    case K::kShardedSpec:
+      // abi.h: a kind added after 1.0 keeps its payload at `object`.
+      out.object = reinterpret_cast<const ckpt_object*>(&sharded_of(in));
+      required_minor_ = std::max<uint32_t>(required_minor_, 3);
+      break;
     case K::kNone:
     case K::kStateful:
     case K::kPlaceholder:
@@ -238,22 +251,108 @@ void CValueView::fill_container(const Value& in, ckpt_value& out,
   out.children = children.data();
 }
 
-const ckpt_array& CValueView::array_of(const Value& in) {
+const ckpt_array& CValueView::array_of(const Array& a) {
   ckpt_array& array = arrays_.emplace_back();
   array = ckpt_array{};
   array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
   array.tensor.device = DLDevice{kDLCPU, 0};
-  if (in.kind() == Value::Kind::kArray) {
-    const Array& a = in.as_array();
-    array.dtype = to_c_dtype(a.dtype());
-    array.flags = a.immutable() ? CKPT_ARRAY_IMMUTABLE : 0u;
-    array.tensor.data = a.data();
-    array.tensor.ndim = static_cast<int32_t>(a.shape().size());
-    array.tensor.shape = const_cast<int64_t*>(a.shape().data());
-    array.tensor.strides = a.strides().empty()
-                               ? nullptr
-                               : const_cast<int64_t*>(a.strides().data());
+  array.dtype = to_c_dtype(a.dtype());
+  array.flags = a.immutable() ? CKPT_ARRAY_IMMUTABLE : 0u;
+  array.tensor.data = a.data();
+  array.tensor.ndim = static_cast<int32_t>(a.shape().size());
+  array.tensor.shape = const_cast<int64_t*>(a.shape().data());
+  array.tensor.strides =
+      a.strides().empty() ? nullptr : const_cast<int64_t*>(a.strides().data());
+  array.tensor.dtype = sdk::dl_dtype(array.dtype);
+  return array;
+}
+
+namespace {
+
+// InvalidArgumentError unless `box` has the rank of `global_shape` and
+// lies inside it.
+void check_box(const Box& box, const Shape& global_shape,
+               const std::string& what) {
+  if (!sdk::box_inside(box, global_shape)) {
+    throw InvalidArgumentError(what + ": a box (offset " +
+                               nlohmann::json(box.offset).dump() + ", shape " +
+                               nlohmann::json(box.shape).dump() +
+                               ") that does not lie inside the global shape " +
+                               nlohmann::json(global_shape).dump());
+  }
+}
+
+}  // namespace
+
+const ckpt_sharded_array& CValueView::sharded_of(const Value& in) {
+  ckpt_sharded_array& out = sharded_.emplace_back();
+  out = ckpt_sharded_array{};
+  out.struct_size = CKPT_SHARDED_ARRAY_STRUCT_SIZE;
+  std::vector<ckpt_shard>& shards = shard_lists_.emplace_back();
+  // Points into `offset` and `shape`, which live as long as value_.
+  auto shard = [](const Shape& offset, const Shape& shape,
+                  const ckpt_array* array, int64_t index) {
+    ckpt_shard s{};
+    s.offset = offset.data();
+    s.shape = shape.data();
+    s.array = array;
+    s.index = index;
+    return s;
+  };
+  const Shape* global = nullptr;
+  if (in.kind() == Value::Kind::kShardedArray) {
+    const ShardedArray& a = in.as_sharded_array();
+    global = &a.global_shape;
+    out.dtype = to_c_dtype(a.dtype);
+    const ShardPlacement* placement = a.placement.get();
+    if (placement && placement->piece_of_shard.size() != a.shards.size()) {
+      placement = nullptr;  // not this value's: made for other shards
+    }
+    for (size_t i = 0; i < a.shards.size(); ++i) {
+      const Shard& s = a.shards[i];
+      check_box(s.box(), a.global_shape, "a sharded array");
+      if (s.data.dtype() != a.dtype) {
+        throw InvalidArgumentError(
+            "a sharded array of dtype " + std::string(dtype_name(a.dtype)) +
+            " has a shard of dtype " + std::string(dtype_name(s.data.dtype())));
+      }
+      shards.push_back(shard(
+          s.offset, s.data.shape(), &array_of(s.data),
+          placement ? static_cast<int64_t>(placement->piece_of_shard[i]) : -1));
+    }
+    if (placement) {
+      std::vector<ckpt_shard>& pieces = shard_lists_.emplace_back();
+      for (size_t k = 0; k < placement->pieces.size(); ++k) {
+        const Box& box = placement->pieces[k];
+        pieces.push_back(
+            shard(box.offset, box.shape, nullptr, placement->writers[k]));
+      }
+      out.num_pieces = pieces.size();
+      out.pieces = pieces.data();
+    }
   } else {
+    const ShardedSpec& spec = in.as_sharded_spec();
+    global = &spec.global_shape;
+    out.dtype = spec.dtype ? to_c_dtype(*spec.dtype) : CKPT_DTYPE_UNKNOWN;
+    for (const Box& box : spec.boxes) {
+      check_box(box, spec.global_shape, "a sharded spec");
+      shards.push_back(shard(box.offset, box.shape, nullptr, -1));
+    }
+  }
+  out.ndim = static_cast<int32_t>(global->size());
+  out.global_shape = global->data();
+  out.num_shards = shards.size();
+  out.shards = shards.data();
+  return out;
+}
+
+const ckpt_array& CValueView::array_of(const Value& in) {
+  if (in.kind() == Value::Kind::kArray) return array_of(in.as_array());
+  ckpt_array& array = arrays_.emplace_back();
+  array = ckpt_array{};
+  array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
+  array.tensor.device = DLDevice{kDLCPU, 0};
+  {
     const ArraySpec& spec = in.as_array_spec();
     if (spec.dtype) {
       array.dtype = to_c_dtype(*spec.dtype);
@@ -282,6 +381,84 @@ const ckpt_proto& CValueView::proto_of(const ProtoMessage& m) {
 }
 
 namespace {
+
+// The Array a plugin's `a` describes, sharing `keepalive`.
+Array array_from_c(const ckpt_array& a,
+                   const std::shared_ptr<void>& keepalive) {
+  if (a.struct_size < CKPT_ARRAY_STRUCT_SIZE) {
+    throw PluginError("returned an array whose struct_size is too small");
+  }
+  Shape shape = shape_of(a);
+  // Unset (0) is taken as CPU: plugins of ABI 1.0 may leave it so.
+  const int device = raw(a.tensor.device.device_type);
+  if (device != 0 && device != kDLCPU) {
+    throw PluginError("returned an array that is not in CPU memory");
+  }
+  if (!a.tensor.data) {
+    for (int64_t d : shape) {
+      if (d != 0) throw PluginError("returned an array without data");
+    }
+  }
+  std::vector<int64_t> strides;
+  if (a.tensor.strides) {
+    strides.assign(a.tensor.strides, a.tensor.strides + a.tensor.ndim);
+  }
+  void* data = static_cast<char*>(a.tensor.data) + a.tensor.byte_offset;
+  return Array::share(dtype_of(a), std::move(shape), data, keepalive,
+                      /*immutable=*/false, std::move(strides));
+}
+
+// The deepest rank a plugin may return for a sharded array (HDF5's and the
+// pytree's limit is 32).
+constexpr int32_t kMaxShardedRank = 64;
+
+// A plugin's CKPT_VALUE_SHARDED_ARRAY or CKPT_VALUE_SHARDED_SPEC.
+Value sharded_from_c(const ckpt_value& in,
+                     const std::shared_ptr<void>& keepalive) {
+  const auto* p = reinterpret_cast<const ckpt_sharded_array*>(in.object);
+  if (!p || p->struct_size < CKPT_SHARDED_ARRAY_STRUCT_SIZE) {
+    throw PluginError("sharded value without a complete ckpt_sharded_array");
+  }
+  if (p->ndim < 0 || p->ndim > kMaxShardedRank ||
+      (p->ndim > 0 && !p->global_shape) || (p->num_shards && !p->shards)) {
+    throw PluginError("sharded value with an invalid shape or shard list");
+  }
+  const size_t rank = static_cast<size_t>(p->ndim);
+  Shape global(p->global_shape, p->global_shape + rank);
+  std::vector<Box> boxes;
+  for (size_t i = 0; i < p->num_shards; ++i) {
+    const ckpt_shard& s = p->shards[i];
+    if (rank > 0 && (!s.offset || !s.shape)) {
+      throw PluginError("sharded value with a shard without offset or shape");
+    }
+    boxes.push_back(
+        {Shape(s.offset, s.offset + rank), Shape(s.shape, s.shape + rank)});
+  }
+  if (raw(in.kind) == CKPT_VALUE_SHARDED_SPEC) {
+    ShardedSpec spec;
+    if (raw(p->dtype) != CKPT_DTYPE_UNKNOWN)
+      spec.dtype = dtype_of_field(p->dtype);
+    spec.global_shape = std::move(global);
+    spec.boxes = std::move(boxes);
+    return Value(std::move(spec));
+  }
+  ShardedArray out;
+  out.dtype = dtype_of_field(p->dtype);
+  out.global_shape = std::move(global);
+  for (size_t i = 0; i < p->num_shards; ++i) {
+    if (!p->shards[i].array) {
+      throw PluginError("sharded array with a shard without elements");
+    }
+    Array data = array_from_c(*p->shards[i].array, keepalive);
+    if (data.dtype() != out.dtype || data.shape() != boxes[i].shape) {
+      throw PluginError(
+          "sharded array with a shard whose elements are not "
+          "its box's dtype and shape");
+    }
+    out.shards.push_back({std::move(boxes[i].offset), std::move(data)});
+  }
+  return Value(std::move(out));
+}
 
 // from_c_value of `in`, inside `depth` dicts and lists.
 Value from_c_value_at(const ckpt_value& in,
@@ -345,28 +522,9 @@ Value from_c_value_at(const ckpt_value& in,
       }
       return Value::list(std::move(list));
     }
-    case CKPT_VALUE_ARRAY: {
+    case CKPT_VALUE_ARRAY:
       if (!in.array) throw PluginError("array value without array");
-      const ckpt_array& a = *in.array;
-      Shape shape = shape_of(a);
-      // Unset (0) is taken as CPU: plugins of ABI 1.0 may leave it so.
-      const int device = raw(a.tensor.device.device_type);
-      if (device != 0 && device != kDLCPU) {
-        throw PluginError("returned an array that is not in CPU memory");
-      }
-      if (!a.tensor.data) {
-        for (int64_t d : shape) {
-          if (d != 0) throw PluginError("returned an array without data");
-        }
-      }
-      std::vector<int64_t> strides;
-      if (a.tensor.strides) {
-        strides.assign(a.tensor.strides, a.tensor.strides + a.tensor.ndim);
-      }
-      void* data = static_cast<char*>(a.tensor.data) + a.tensor.byte_offset;
-      return Value(Array::share(dtype_of(a), std::move(shape), data, keepalive,
-                                /*immutable=*/false, std::move(strides)));
-    }
+      return Value(array_from_c(*in.array, keepalive));
     case CKPT_VALUE_ARRAY_SPEC: {
       if (!in.array) throw PluginError("array spec without array");
       std::optional<DType> dtype;
@@ -403,6 +561,9 @@ Value from_c_value_at(const ckpt_value& in,
       return Value::object(
           in.object->typestr,
           std::shared_ptr<void>(keepalive, in.object->pointer));
+    case CKPT_VALUE_SHARDED_ARRAY:
+    case CKPT_VALUE_SHARDED_SPEC:
+      return sharded_from_c(in, keepalive);
     case CKPT_VALUE_STATEFUL:
       break;
   }

@@ -28,7 +28,8 @@ class CValueView {
   const ckpt_value* get() const { return &root_; }
   const Value& value() const { return value_; }
   // The lowest ABI minor a plugin must speak to be shown this view: 1 when
-  // it holds something ABI 1.1 added (an array spec of unknown dtype).
+  // it holds something ABI 1.1 added (an array spec of unknown dtype), 3
+  // for a sharded array or spec (1.3).
   uint32_t required_minor() const { return required_minor_; }
 
  private:
@@ -37,6 +38,10 @@ class CValueView {
   void fill_container(const Value& in, ckpt_value& out,
                       size_t depth);            // dict or list
   const ckpt_array& array_of(const Value& in);  // array or array spec
+  const ckpt_array& array_of(const Array& a);
+  // A sharded array or sharded spec; InvalidArgumentError for boxes whose
+  // rank is not the global shape's.
+  const ckpt_sharded_array& sharded_of(const Value& in);
   const ckpt_proto& proto_of(const ProtoMessage& message);
 
   Value value_;
@@ -49,6 +54,8 @@ class CValueView {
   std::deque<std::vector<int64_t>> shapes_;
   std::deque<ckpt_proto> protos_;
   std::deque<ckpt_object> objects_;
+  std::deque<ckpt_sharded_array> sharded_;
+  std::deque<std::vector<ckpt_shard>> shard_lists_;
   std::deque<std::string> texts_;
 };
 

@@ -175,6 +175,32 @@ struct Pending {
   uint64_t nbytes;
 };
 
+// Maps every non-empty source of the virtual dataset `ds` (of dataspace
+// `space`) in `dcpl`.
+void add_virtual_sources(hid_t dcpl, hid_t space, const DatasetToWrite& ds,
+                         const std::string& what) {
+  for (const VirtualSource& source : ds.sources) {
+    bool empty = false;
+    for (int64_t d : source.shape) empty = empty || d == 0;
+    if (empty) continue;
+    Hid virtual_space(H5Scopy(space), H5Sclose);
+    std::vector<hsize_t> start = to_hsize(source.offset);
+    std::vector<hsize_t> count = to_hsize(source.shape);
+    Hid source_space = make_space(source.shape);
+    if (!virtual_space.ok() || !source_space.ok() ||
+        H5Sselect_hyperslab(virtual_space.get(), H5S_SELECT_SET, start.data(),
+                            nullptr, count.data(), nullptr) < 0 ||
+        H5Pset_virtual(dcpl, virtual_space.get(), source.file.c_str(),
+                       source.dataset.c_str(), source_space.get()) < 0) {
+      fail(CKPT_ERROR_INTERNAL, what + ": cannot map " + source.file + ":" +
+                                    source.dataset +
+                                    " into the virtual "
+                                    "dataset " +
+                                    ds.path);
+    }
+  }
+}
+
 Hid create_dataset(hid_t file, hid_t lcpl, const DatasetToWrite& ds,
                    const StorageOptions& options, std::vector<Pending>& pending,
                    const std::string& what) {
@@ -186,6 +212,9 @@ Hid create_dataset(hid_t file, hid_t lcpl, const DatasetToWrite& ds,
   }
   Hid space = make_space(ds.dims);
   Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (!ds.sources.empty()) {
+    add_virtual_sources(dcpl.get(), space.get(), ds, what);
+  }
   bool nonempty = ds.nbytes > 0;
   bool chunked = ds.compressible && nonempty && !ds.dims.empty() &&
                  (options.chunking || !options.compression.empty());
@@ -197,7 +226,7 @@ Hid create_dataset(hid_t file, hid_t lcpl, const DatasetToWrite& ds,
       H5Pset_deflate(dcpl.get(),
                      static_cast<unsigned>(options.compression_level));
     }
-  } else {
+  } else if (ds.sources.empty()) {
     H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS);
     H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY);
   }

@@ -15,6 +15,16 @@
 
 namespace ckpt_pytree {
 
+// Part of a virtual dataset: its box at `offset` of shape `shape` is the
+// whole dataset `dataset` of `file`, a file name relative to the virtual
+// dataset's file (HDF5 looks for it in the same folder).
+struct VirtualSource {
+  std::string file;
+  std::string dataset;
+  std::vector<int64_t> offset;
+  std::vector<int64_t> shape;
+};
+
 // One dataset of a new array file. `dims` empty = a 0-d (scalar) dataset.
 struct DatasetToWrite {
   std::string path;  // absolute HDF5 path; missing groups are created
@@ -23,6 +33,9 @@ struct DatasetToWrite {
   const void* data = nullptr;  // C-contiguous elements, read during write
   uint64_t nbytes = 0;
   bool compressible = false;  // may be chunked/compressed per the options
+  // Not empty: a virtual dataset over these (`data` unused), for readers
+  // other than ckpt (ckpt reads the sources' files itself).
+  std::vector<VirtualSource> sources;
 };
 
 // One row of the index dataset /_ckpt_index (see README.md).

@@ -1,10 +1,14 @@
 #include "load_arrays.h"
 
+#include <ckpt/sdk/boxes.h>
 #include <ckpt/sdk/error.h>
+#include <ckpt/sdk/files.h>
 #include <ckpt/sdk/value.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <iterator>
 #include <map>
 #include <new>
@@ -47,6 +51,7 @@ std::map<std::string, uint64_t> fully_requested_packs(const LoadPlan& plan,
     }
   }
   for (const ArrayLoad& a : plan.arrays) {
+    if (a.assembled) continue;
     const LeafRecord& leaf = plan.saved.leaves[a.leaf];
     bool as_saved =
         a.dtype == leaf.dtype && a.shape == leaf.shape && !a.caller_buffer;
@@ -140,6 +145,7 @@ ReadSchedule schedule_reads(const LoadPlan& plan, const std::string& array_file,
     schedule_whole_pack(plan, dataset, elements, schedule);
   }
   for (size_t i = 0; i < plan.arrays.size(); ++i) {
+    if (plan.arrays[i].assembled) continue;  // see assemble()
     const LeafRecord& leaf = plan.saved.leaves[plan.arrays[i].leaf];
     auto pack = packs.find(leaf.location.dataset);
     if (leaf.location.packed && pack != packs.end()) {
@@ -294,16 +300,14 @@ Landing convert(const ArrayLoad& a, const LeafRecord& leaf, Landing land,
   return land;
 }
 
-}  // namespace
-
-uint64_t checksum(const void* data, uint64_t nbytes) {
-  return XXH3_64bits(data, static_cast<size_t>(nbytes));
-}
-
-void load_arrays(LoadPlan& plan, const std::string& array_file,
-                 bool verify_checksums,
-                 const std::shared_ptr<void>& caller_memory,
-                 const std::string& what) {
+// Reads every array of `plan` that is not assembled from `array_file`
+// (the file's structure, then each dataset, checked before any memory is
+// allocated); returns where each landed (ReadSchedule::landing).
+std::vector<Landing> read_planned(const LoadPlan& plan,
+                                  const std::string& array_file,
+                                  bool verify_checksums,
+                                  const std::shared_ptr<void>& caller_memory,
+                                  const std::string& what) {
   ReadSchedule schedule = schedule_reads(plan, array_file, what);
   // The structure checksum is checked whatever verify_checksums says: it is
   // what keeps HDF5 away from a damaged file.
@@ -313,13 +317,222 @@ void load_arrays(LoadPlan& plan, const std::string& array_file,
   file.check(schedule.reads);  // before any allocation
   allocate_landings(plan, schedule, caller_memory, what);
   read_and_verify(plan, schedule, file, array_file, verify_checksums, what);
+  return std::move(schedule.landing);
+}
+
+// Piece `k` of the sharded array `leaf`.
+using PieceId = std::pair<const LeafRecord*, size_t>;
+
+// Reads the pieces `needed` from the files of the processes that wrote
+// them (process_metadata_file and process_array_file in `directory`), each
+// process's file once. Throws DATA_LOSS naming `what` and the file when a
+// piece is not where the checkpoint's _METADATA says.
+std::map<PieceId, Landing> read_pieces(const std::vector<PieceId>& needed,
+                                       const std::string& directory,
+                                       bool verify_checksums,
+                                       const std::string& what) {
+  std::map<int64_t, std::vector<PieceId>> by_process;
+  for (const PieceId& id : needed) {
+    by_process[id.first->pieces[id.second].process].push_back(id);
+  }
+  std::map<PieceId, Landing> out;
+  for (const auto& [process, ids] : by_process) {
+    const std::string record = process_metadata_file(process);
+    const std::string record_path = ckpt::sdk::join_path(directory, record);
+    std::string text;
+    if (!ckpt::sdk::read_file_if_exists(record_path, text)) {
+      throw Error(CKPT_ERROR_DATA_LOSS,
+                  what + ": " + record_path +
+                      " is missing (the record of the pieces process " +
+                      std::to_string(process) + " wrote)");
+    }
+    LoadPlan plan;
+    plan.saved = parse_tree_metadata(text, what + ": " + record_path);
+    if (plan.saved.format != kPyTreeFormat ||
+        plan.saved.array_file != process_array_file(process)) {
+      throw Error(CKPT_ERROR_DATA_LOSS,
+                  what + ": " + record_path +
+                      " is damaged (not the record of process " +
+                      std::to_string(process) + "'s pieces)");
+    }
+    std::map<std::string, size_t> by_path;
+    for (size_t i = 0; i < plan.saved.leaves.size(); ++i) {
+      by_path.emplace(key_path_repr(plan.saved.leaves[i].path), i);
+    }
+    for (const PieceId& id : ids) {
+      const LeafRecord& leaf = *id.first;
+      const StoredPiece& piece = leaf.pieces[id.second];
+      auto it = by_path.find(key_path_repr(piece_path(leaf.path, id.second)));
+      const LeafRecord* stored =
+          it == by_path.end() ? nullptr : &plan.saved.leaves[it->second];
+      if (!stored || stored->kind != LeafKind::kArray || stored->sharded ||
+          stored->dtype != leaf.dtype || stored->shape != piece.shape) {
+        throw Error(CKPT_ERROR_DATA_LOSS,
+                    what + ": key path " + key_path_repr(leaf.path) +
+                        ": piece " + std::to_string(id.second) + " (" +
+                        ckpt::sdk::box_text(piece) + ") is not in " +
+                        record_path + " as _METADATA records it");
+      }
+      plan.arrays.push_back(as_saved_load(it->second, *stored));
+    }
+    std::vector<Landing> landing = read_planned(
+        plan, ckpt::sdk::join_path(directory, plan.saved.array_file),
+        verify_checksums, nullptr, what);
+    for (size_t j = 0; j < ids.size(); ++j) out[ids[j]] = landing[j];
+  }
+  return out;
+}
+
+// Copies the elements where box `from` (elements at `src`, C order) and
+// box `to` (at `dst`) meet from one to the other; `item` bytes each.
+void copy_overlap(const void* src, const StoredPiece& from, void* dst,
+                  const StoredPiece& to, size_t item) {
+  const size_t rank = to.shape.size();
+  std::vector<int64_t> lo(rank), extent(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    lo[d] = std::max(from.offset[d], to.offset[d]);
+    extent[d] =
+        std::min(from.offset[d] + from.shape[d], to.offset[d] + to.shape[d]) -
+        lo[d];
+    if (extent[d] <= 0) return;
+  }
+  if (rank == 0) {
+    std::memcpy(dst, src, item);
+    return;
+  }
+  // Element strides of both boxes, in C order.
+  std::vector<int64_t> src_stride(rank, 1), dst_stride(rank, 1);
+  for (size_t d = rank - 1; d > 0; --d) {
+    src_stride[d - 1] = src_stride[d] * from.shape[d];
+    dst_stride[d - 1] = dst_stride[d] * to.shape[d];
+  }
+  const size_t run = static_cast<size_t>(extent[rank - 1]) * item;
+  std::vector<int64_t> at(rank, 0);  // position within the overlap
+  for (;;) {
+    int64_t s = 0, t = 0;
+    for (size_t d = 0; d < rank; ++d) {
+      s += (lo[d] + at[d] - from.offset[d]) * src_stride[d];
+      t += (lo[d] + at[d] - to.offset[d]) * dst_stride[d];
+    }
+    std::memcpy(static_cast<char*>(dst) + t * static_cast<int64_t>(item),
+                static_cast<const char*>(src) + s * static_cast<int64_t>(item),
+                run);
+    size_t d = rank - 1;
+    while (d > 0 && ++at[d - 1] == extent[d - 1]) at[--d] = 0;
+    if (d == 0) return;
+  }
+}
+
+// The boxes an assembled array `a` of `leaf` is made of: those asked for,
+// or the whole array.
+std::vector<StoredPiece> targets_of(const ArrayLoad& a,
+                                    const LeafRecord& leaf) {
+  if (a.sharded_out) return a.boxes;
+  return {
+      StoredPiece{std::vector<int64_t>(leaf.shape.size(), 0), leaf.shape, 0}};
+}
+
+// The value of the assembled array `a`: each target box filled from the
+// saved boxes that overlap it (`sources`, with their elements), then cast
+// to the requested dtype. A plain array goes into the caller's buffer
+// when there is one.
+ckpt::sdk::OutValue assemble(
+    const ArrayLoad& a, const LeafRecord& leaf,
+    const std::vector<std::pair<const StoredPiece*, const void*>>& sources,
+    const std::shared_ptr<void>& caller_memory, const std::string& what) {
+  const size_t saved_item = ckpt::sdk::dtype_size(leaf.dtype);
+  const bool to_caller = !a.sharded_out && a.caller_buffer;
+  ckpt::sdk::OutValue out =
+      ckpt::sdk::OutValue::sharded_array(a.dtype, leaf.shape);
+  for (const StoredPiece& target : targets_of(a, leaf)) {
+    const uint64_t count = element_count(target.shape);
+    const std::string for_what =
+        what + ": key path " + key_path_repr(leaf.path);
+    Landing land;
+    if (to_caller && a.dtype == leaf.dtype) {
+      land = {a.caller_buffer, caller_memory};
+    } else {
+      land.owner = allocate_for(count * saved_item, for_what);
+      land.data = land.owner.get();
+    }
+    for (const auto& [box, data] : sources) {
+      copy_overlap(data, *box, land.data, target, saved_item);
+    }
+    if (a.dtype != leaf.dtype) {
+      Landing cast;
+      if (to_caller) {
+        cast = {a.caller_buffer, caller_memory};
+      } else {
+        cast.owner =
+            allocate_for(count * ckpt::sdk::dtype_size(a.dtype), for_what);
+        cast.data = cast.owner.get();
+      }
+      cast_elements(leaf.dtype, land.data, a.dtype, cast.data, count);
+      land = cast;
+    }
+    auto array = ckpt::sdk::OutValue::array(a.dtype, target.shape, land.data,
+                                            land.owner);
+    if (!a.sharded_out) return array;
+    out.add_shard(target.offset, std::move(array));
+  }
+  return out;
+}
+
+}  // namespace
+
+uint64_t checksum(const void* data, uint64_t nbytes) {
+  return XXH3_64bits(data, static_cast<size_t>(nbytes));
+}
+
+void load_arrays(LoadPlan& plan, const std::string& directory,
+                 bool verify_checksums,
+                 const std::shared_ptr<void>& caller_memory,
+                 const std::string& what) {
+  std::vector<Landing> landing =
+      read_planned(plan, ckpt::sdk::join_path(directory, plan.saved.array_file),
+                   verify_checksums, caller_memory, what);
+  // The pieces of sharded arrays that overlap what is asked for.
+  std::vector<PieceId> needed;
+  for (const ArrayLoad& a : plan.arrays) {
+    const LeafRecord& leaf = plan.saved.leaves[a.leaf];
+    if (!a.assembled || !leaf.sharded) continue;
+    const std::vector<StoredPiece> targets = targets_of(a, leaf);
+    for (size_t k = 0; k < leaf.pieces.size(); ++k) {
+      for (const StoredPiece& t : targets) {
+        if (ckpt::sdk::boxes_overlap(leaf.pieces[k], t)) {
+          needed.emplace_back(&leaf, k);
+          break;
+        }
+      }
+    }
+  }
+  std::map<PieceId, Landing> pieces =
+      read_pieces(needed, directory, verify_checksums, what);
   std::vector<OutNode*> nodes = array_nodes(plan);
   for (size_t i = 0; i < plan.arrays.size(); ++i) {
+    if (!nodes[i]) continue;  // a whole array read for an assembled one
     const ArrayLoad& a = plan.arrays[i];
-    Landing land = convert(a, plan.saved.leaves[a.leaf], schedule.landing[i],
-                           caller_memory);
-    nodes[i]->value =
-        ckpt::sdk::OutValue::array(a.dtype, a.shape, land.data, land.owner);
+    const LeafRecord& leaf = plan.saved.leaves[a.leaf];
+    if (!a.assembled) {
+      Landing land = convert(a, leaf, landing[i], caller_memory);
+      nodes[i]->value =
+          ckpt::sdk::OutValue::array(a.dtype, a.shape, land.data, land.owner);
+      continue;
+    }
+    std::vector<std::pair<const StoredPiece*, const void*>> sources;
+    StoredPiece whole{std::vector<int64_t>(leaf.shape.size(), 0), leaf.shape,
+                      0};
+    if (leaf.sharded) {
+      for (size_t k = 0; k < leaf.pieces.size(); ++k) {
+        auto it = pieces.find({&leaf, k});
+        if (it != pieces.end()) {
+          sources.emplace_back(&leaf.pieces[k], it->second.data);
+        }
+      }
+    } else {
+      sources.emplace_back(&whole, landing[static_cast<size_t>(a.source)].data);
+    }
+    nodes[i]->value = assemble(a, leaf, sources, caller_memory, what);
   }
 }
 

@@ -11,15 +11,17 @@
 
 namespace ckpt_pytree {
 
-// Reads every array of `plan` from `array_file` and stores each as the value
-// of its leaf. The file's structure record (when _METADATA has one) is
+// Reads every array of `plan` from its array file in `directory` and
+// stores each as the value of its leaf; the pieces of sharded arrays come
+// from the files of the processes that wrote them, only those that overlap
+// what is asked for. The file's structure record (when _METADATA has one) is
 // checked first, whatever `verify_checksums` says; every dataset is checked
 // before memory is allocated for it; `verify_checksums` covers the
 // per-array xxh3 of the arrays read. `caller_memory` keeps the caller's
 // buffers (abstract arrays filled in place) alive as long as the loaded
 // value. Throws sdk::Error (DATA_LOSS on a checksum mismatch or a damaged
 // file) naming `what` and the file.
-void load_arrays(LoadPlan& plan, const std::string& array_file,
+void load_arrays(LoadPlan& plan, const std::string& directory,
                  bool verify_checksums,
                  const std::shared_ptr<void>& caller_memory,
                  const std::string& what);

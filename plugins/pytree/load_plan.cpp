@@ -1,5 +1,6 @@
 #include "load_plan.h"
 
+#include <ckpt/sdk/boxes.h>
 #include <ckpt/sdk/error.h>
 #include <ckpt/sdk/handler.h>
 
@@ -162,11 +163,82 @@ class Planner {
       node.value = saved_leaf_value(leaf);
       return;
     }
+    ArrayLoad load = as_saved_load(index, leaf);
+    load.assembled = leaf.sharded;
     node.array = static_cast<int>(plan_.arrays.size());
-    plan_.arrays.push_back({index, leaf.dtype, leaf.shape, nullptr});
+    plan_.arrays.push_back(std::move(load));
   }
 
  private:
+  // Plans the sharded spec `a` (the boxes of the global array to load)
+  // for the saved array `leaf`, sharded or not: the global shape must be
+  // the saved one; the dtype is cast as for plain arrays.
+  void plan_sharded(const ckpt_value& a, const LeafRecord& leaf, size_t index,
+                    OutNode& node, const std::string& where) {
+    if (leaf.kind != LeafKind::kArray) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + ": the checkpoint holds " +
+                      leaf_kind_name(leaf.kind) + ", not an array");
+    }
+    const ckpt_sharded_array* s = ckpt::sdk::sharded_of(a);
+    if (!s || s->ndim < 0 || static_cast<size_t>(s->ndim) > kMaxRank ||
+        (s->ndim > 0 && !s->global_shape) || (s->num_shards && !s->shards) ||
+        s->num_shards > kMaxPieces) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + ": the sharded spec is malformed");
+    }
+    ArrayLoad load;
+    load.leaf = index;
+    const bool as_saved = s->dtype == CKPT_DTYPE_UNKNOWN;
+    if (!as_saved && !is_valid_dtype(s->dtype)) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + ": the sharded spec has no valid dtype");
+    }
+    load.dtype = as_saved ? leaf.dtype : s->dtype;
+    load.shape.assign(s->global_shape, s->global_shape + s->ndim);
+    if (load.shape != leaf.shape) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + ": global shape mismatch: the checkpoint holds " +
+                      shape_text(leaf.shape) + ", the sharded spec asks for " +
+                      shape_text(load.shape) +
+                      " (resharding keeps the global shape)");
+    }
+    for (size_t i = 0; i < s->num_shards; ++i) {
+      const ckpt_shard& box = s->shards[i];
+      if (s->ndim > 0 && (!box.offset || !box.shape)) {
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where +
+                        ": a box of the sharded spec has no offset or "
+                        "shape");
+      }
+      StoredPiece b{std::vector<int64_t>(box.offset, box.offset + s->ndim),
+                    std::vector<int64_t>(box.shape, box.shape + s->ndim), 0};
+      if (!ckpt::sdk::box_inside(b, load.shape)) {
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where + ": the box " + ckpt::sdk::box_text(b) +
+                        " ([offset, shape]) does not lie inside the global "
+                        "shape " +
+                        shape_text(load.shape));
+      }
+      load.boxes.push_back(std::move(b));
+    }
+    load.assembled = true;
+    load.sharded_out = true;
+    add_assembled(std::move(load), leaf, index, node);
+  }
+
+  // Adds the assembled load `load` of saved leaf `leaf` (index `index`),
+  // with the whole-array read a saved plain array needs.
+  void add_assembled(ArrayLoad load, const LeafRecord& leaf, size_t index,
+                     OutNode& node) {
+    if (!leaf.sharded) {
+      load.source = static_cast<int>(plan_.arrays.size());
+      plan_.arrays.push_back(as_saved_load(index, leaf));
+    }
+    node.array = static_cast<int>(plan_.arrays.size());
+    plan_.arrays.push_back(std::move(load));
+  }
+
   void plan_array(const ckpt_value& a, const LeafRecord& leaf, size_t index,
                   OutNode& node, const std::string& where) {
     if (leaf.kind != LeafKind::kArray) {
@@ -215,6 +287,15 @@ class Planner {
         !(spec->flags & CKPT_ARRAY_IMMUTABLE) && is_c_contiguous(*spec)) {
       load.caller_buffer =
           static_cast<char*>(spec->tensor.data) + spec->tensor.byte_offset;
+    }
+    if (leaf.sharded) {
+      if (load.shape != leaf.shape) {
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where + ": a sharded array loads at its global shape " +
+                        shape_text(leaf.shape) + ", not " +
+                        shape_text(load.shape));
+      }
+      load.assembled = true;
     }
     node.array = static_cast<int>(plan_.arrays.size());
     plan_.arrays.push_back(std::move(load));
@@ -326,6 +407,9 @@ class Planner {
       case CKPT_VALUE_ARRAY_SPEC:
         plan_array(a, *saved.leaf, saved.index, node, where);
         return;
+      case CKPT_VALUE_SHARDED_SPEC:
+        plan_sharded(a, *saved.leaf, saved.index, node, where);
+        return;
       case CKPT_VALUE_SCALAR_SPEC:
       case CKPT_VALUE_BOOL:
       case CKPT_VALUE_INT:
@@ -404,6 +488,14 @@ std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
 
 }  // namespace
 
+ArrayLoad as_saved_load(size_t index, const LeafRecord& leaf) {
+  ArrayLoad load;
+  load.leaf = index;
+  load.dtype = leaf.dtype;
+  load.shape = leaf.shape;
+  return load;
+}
+
 LoadPlan plan_load(TreeMetadata saved, const ckpt_value* abstract_value,
                    const LoadOptions& options, const std::string& what) {
   LoadPlan plan;
@@ -426,6 +518,14 @@ OutValue abstract_tree(const TreeMetadata& saved, const std::string& what) {
     const LeafRecord& leaf = saved.leaves[i];
     switch (leaf.kind) {
       case LeafKind::kArray:
+        if (leaf.sharded && ckpt::sdk::host_abi_minor() >= 3) {
+          // The global shape and the boxes stored (ABI 1.3).
+          node.value = OutValue::sharded_spec(leaf.dtype, leaf.shape);
+          for (const StoredPiece& p : leaf.pieces) {
+            node.value.add_box(p.offset, p.shape);
+          }
+          break;
+        }
         // Orbax keeps dtypes in its array store, not in _METADATA: such
         // arrays have an unknown dtype (ABI 1.1; a 1.0 host gets float32,
         // the closest it can take).

@@ -38,7 +38,19 @@ struct ArrayLoad {
   // Caller memory (a concrete array in the abstract tree) of exactly the
   // requested dtype and shape, filled in place; null = allocate.
   void* caller_buffer = nullptr;
+  // Assembled from boxes rather than read as one dataset: the saved leaf is
+  // sharded, or the abstract tree asks for boxes. `boxes`: those boxes
+  // (the result is a sharded array), or empty for the whole array (a plain
+  // array). `source`: for a saved plain array, the plan array that reads
+  // it whole (an entry without a node), else -1.
+  bool assembled = false;
+  bool sharded_out = false;
+  std::vector<StoredPiece> boxes;
+  int source = -1;
 };
+
+// Reading saved leaf `index` (an array) as saved, into fresh memory.
+ArrayLoad as_saved_load(size_t index, const LeafRecord& leaf);
 
 struct LoadOptions {
   bool partial_load = false;

@@ -1,6 +1,7 @@
 // Reading _METADATA: a streaming (SAX) parse straight into LeafRecords.
 // A JSON document of every entry would cost tens of allocations per leaf
 // and keep the entries' order only at quadratic cost.
+#include <ckpt/sdk/boxes.h>
 #include <ckpt/sdk/error.h>
 #include <ckpt/sdk/json.h>
 #include <ckpt/sdk/value.h>
@@ -116,10 +117,28 @@ struct RawValue {
   std::vector<int64_t> shape, write_shape;
   bool has_shape = false, has_offset = false, has_storage = false;
   bool has_xxh3 = false;
+  bool has_pieces = false;
+  std::vector<StoredPiece> pieces;
   uint64_t offset = 0;
   bool has_value = false;
   Scalar value;
 };
+
+// The pieces of the sharded array `leaf`, validated: each names a process
+// in range, and together they tile the global shape.
+void finish_pieces(const RawValue& raw, LeafRecord& leaf) {
+  if (raw.has_offset) throw Damaged("a sharded array with a packed offset");
+  if (leaf.shape.empty()) throw Damaged("a sharded array of rank 0");
+  for (const StoredPiece& p : raw.pieces) {
+    if (p.process < 0 || p.process > kMaxProcess) {
+      throw Damaged("a piece of process " + std::to_string(p.process));
+    }
+  }
+  const std::string problem = ckpt::sdk::tiling_problem(raw.pieces, leaf.shape);
+  if (!problem.empty()) throw Damaged("storage.pieces: " + problem);
+  leaf.sharded = true;
+  leaf.pieces = raw.pieces;
+}
 
 // The array fields of `raw`, validated: no shape, dtype, dataset, offset
 // or checksum ckpt would not write.
@@ -164,6 +183,7 @@ void finish_array(const RawValue& raw, LeafRecord& leaf) {
                     " is out of range");
     }
   }
+  if (raw.has_pieces) finish_pieces(raw, leaf);
   if (raw.has_xxh3) {
     if (!parse_hex64(raw.xxh3, &leaf.xxh3)) {
       throw Damaged("bad xxh3 checksum \"" + printable(raw.xxh3) + "\"");
@@ -279,6 +299,13 @@ class Reader : public nlohmann::json_sax<json> {
   bool in_tree() const {
     return frames_.size() >= 2 && frames_[1].name == "tree_metadata";
   }
+  // Inside "storage": {"pieces": [...]} of an entry's value_metadata, at
+  // `depth`: 6 the list, 7 a piece, 8 a piece's offset or shape.
+  bool in_pieces(size_t depth) const {
+    return in_tree() && frames_.size() == depth && depth >= 6 &&
+           frames_[3].name == "value_metadata" &&
+           frames_[4].name == "storage" && frames_[5].name == "pieces";
+  }
   bool in_structure() const {
     return frames_.size() >= 2 && frames_[1].name == kStructureKey;
   }
@@ -306,6 +333,18 @@ class Reader : public nlohmann::json_sax<json> {
     }
     if (frames_.size() == 5 && in_tree() && frames_[4].name == "storage") {
       raw_.has_storage = true;
+    }
+    if (in_pieces(6)) {
+      if (!is_array) throw Damaged("storage.pieces is not a list");
+      raw_.has_pieces = true;
+    } else if (in_pieces(7)) {
+      if (is_array) throw Damaged("a piece is not an object");
+      if (raw_.pieces.size() >= kMaxPieces) {
+        throw Damaged("more than " + std::to_string(kMaxPieces) + " pieces");
+      }
+      raw_.pieces.emplace_back();
+    } else if (in_pieces(8) && !is_array) {
+      throw Damaged("a piece's offset or shape is not a list");
     }
     open_structure(is_array);
     return true;
@@ -371,6 +410,26 @@ class Reader : public nlohmann::json_sax<json> {
     }
   }
 
+  // A value inside a piece of "storage.pieces", at `depth` (7 or 8).
+  void piece_scalar(const Scalar& v, const std::string& name, size_t depth) {
+    if (depth == 6) throw Damaged("a piece is not an object");
+    StoredPiece& piece = raw_.pieces.back();
+    if (depth == 7) {
+      if (name == "process") piece.process = v.as_int();
+      return;
+    }
+    const std::string& field = frames_[7].name;
+    std::vector<int64_t>* dims = field == "offset"  ? &piece.offset
+                                 : field == "shape" ? &piece.shape
+                                                    : nullptr;
+    if (!dims) return;
+    if (dims->size() >= kMaxRank) {
+      throw Damaged("a piece of rank above HDF5's limit of " +
+                    std::to_string(kMaxRank));
+    }
+    dims->push_back(v.as_int());
+  }
+
   bool scalar(const Scalar& v) {
     const std::string& name = name_here();
     size_t depth = frames_.size();
@@ -401,6 +460,10 @@ class Reader : public nlohmann::json_sax<json> {
       return true;
     }
     if (!in_tree() || depth < 4) return true;
+    if (in_pieces(depth)) {
+      piece_scalar(v, name, depth);
+      return true;
+    }
     const std::string& section = frames_[3].name;
     if (section == "key_metadata" && depth == 5) {
       KeyEntry& e = leaf_.path.back();
@@ -512,7 +575,7 @@ void validate(const TreeMetadata& out, const Reader& reader) {
     if (leaf.location.dataset.empty()) {
       throw Damaged(where + "no storage.dataset");
     }
-    if (out.format != 0 && !leaf.has_checksum) {
+    if (out.format != 0 && !leaf.has_checksum && !leaf.sharded) {
       throw Damaged(where + "no xxh3 checksum");
     }
     if (leaf.location.packed) {

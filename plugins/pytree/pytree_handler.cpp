@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <string>
 
+#include "cast.h"
 #include "dtypes.h"
 #include "hdf5_file.h"
 #include "load_arrays.h"
@@ -85,17 +86,29 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
 
   ckpt::sdk::SaveWork save(const ckpt::sdk::Call& call, const ckpt_value& value,
                            ckpt::sdk::RetainedValue retained) override {
-    // Many processes: the tree's arrays are the same on every process
-    // (replicated), so the primary host alone writes them, as Orbax does.
-    if (!call.is_primary_host) return nullptr;
+    // Many processes: plain arrays are the same on every process
+    // (replicated), so the primary host alone writes them, as Orbax does;
+    // each process writes the pieces of sharded arrays placed on it.
     PyTreeOptions options = options_for(call);
     std::string what = describe(call);
     auto snapshot = std::make_shared<Snapshot>(
-        take_snapshot(value, options.pack_threshold_bytes, what));
-    if (!snapshot->references_caller_memory)
+        take_snapshot(value, options.pack_threshold_bytes, call.process_index,
+                      call.is_primary_host, what));
+    if (!call.is_primary_host && !snapshot->pieces) return nullptr;
+    if (!snapshot->references_caller_memory &&
+        !(snapshot->pieces && snapshot->pieces->references_caller_memory)) {
       retained = ckpt::sdk::RetainedValue();
+    }
     return [call, options, what, snapshot, retained = std::move(retained)] {
-      write_checkpointable(call, options, what, *snapshot);
+      if (snapshot->pieces) {
+        write_tree_files(call, options, what, *snapshot->pieces,
+                         process_array_file(call.process_index),
+                         process_metadata_file(call.process_index));
+      }
+      if (call.is_primary_host) {
+        write_tree_files(call, options, what, *snapshot, kArrayFile,
+                         kMetadataFile);
+      }
     };
   }
 
@@ -106,16 +119,15 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     std::string what = describe(call);
     TreeMetadata saved = read_tree_metadata(call);
     require_readable_format(saved, what);
-    // A plain file name (parse_tree_metadata checked): the array file is
+    // The array files are plain names (parse_tree_metadata checked)
     // inside the checkpointable's folder.
-    std::string array_file =
-        ckpt::sdk::join_path(call.directory, saved.array_file);
+    std::string directory = call.directory;
     auto plan = std::make_shared<LoadPlan>(
         plan_load(std::move(saved), abstract_value, options.load, what));
     auto caller_memory =
         std::make_shared<ckpt::sdk::RetainedValue>(std::move(retained));
-    return [plan, array_file, options, what, caller_memory] {
-      load_arrays(*plan, array_file, options.verify_checksums, caller_memory,
+    return [plan, directory, options, what, caller_memory] {
+      load_arrays(*plan, directory, options.verify_checksums, caller_memory,
                   what);
       return to_out_value(*plan->root);
     };
@@ -130,12 +142,17 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     return parse_options(call.options_json, config_);
   }
 
-  static void write_checkpointable(const ckpt::sdk::Call& call,
-                                   const PyTreeOptions& options,
-                                   const std::string& what,
-                                   Snapshot& snapshot) {
+  // Writes the array file `array_file` and the tree metadata
+  // `metadata_file` of `snapshot` into the checkpointable's folder: a
+  // sharded array becomes a virtual dataset over its pieces' files.
+  static void write_tree_files(const ckpt::sdk::Call& call,
+                               const PyTreeOptions& options,
+                               const std::string& what, Snapshot& snapshot,
+                               const std::string& array_file,
+                               const std::string& metadata_file) {
     std::vector<DatasetToWrite> datasets;
     std::vector<IndexRow> index;
+    snapshot.metadata.array_file = array_file;
     // Checksums and the _METADATA text are made on a second thread while
     // the array file is written.
     std::string metadata_text;  // declared first: outlives the worker
@@ -152,19 +169,25 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     });
     for (const ArrayBytes& bytes : snapshot.arrays) {
       const LeafRecord& leaf = snapshot.metadata.leaves[bytes.leaf];
-      IndexRow row;
-      row.key = hdf5_path(leaf.path).substr(1);
-      row.dataset = leaf.location.dataset;
-      row.dtype = dtype_name(leaf.dtype);
-      row.offset = leaf.location.offset;
-      row.count =
-          bytes.nbytes / std::max<size_t>(1, ckpt::sdk::dtype_size(leaf.dtype));
-      row.shape = leaf.shape;
-      index.push_back(std::move(row));
+      index.push_back(index_row(
+          leaf, leaf.location.offset,
+          bytes.nbytes /
+              std::max<size_t>(1, ckpt::sdk::dtype_size(leaf.dtype))));
       if (!leaf.location.packed) {
-        datasets.push_back({leaf.location.dataset, leaf.dtype, leaf.shape,
-                            bytes.data, bytes.nbytes, true});
+        datasets.push_back({leaf.location.dataset,
+                            leaf.dtype,
+                            leaf.shape,
+                            bytes.data,
+                            bytes.nbytes,
+                            true,
+                            {}});
       }
+    }
+    for (const LeafRecord& leaf : snapshot.metadata.leaves) {
+      if (!leaf.sharded) continue;
+      datasets.push_back(virtual_dataset(leaf));
+      index.push_back(
+          index_row(leaf, leaf.location.offset, element_count(leaf.shape)));
     }
     for (const auto& [dtype, pack] : snapshot.packs) {
       uint64_t nbytes = pack.elements * ckpt::sdk::dtype_size(dtype);
@@ -173,17 +196,46 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
                           {static_cast<int64_t>(pack.elements)},
                           pack.memory.get(),
                           nbytes,
-                          false});
+                          false,
+                          {}});
     }
     ArrayFileStructure structure = write_array_file(
-        ckpt::sdk::join_path(call.directory, kArrayFile), datasets, index,
+        ckpt::sdk::join_path(call.directory, array_file), datasets, index,
         options.storage, call.file_mode, what);
     hasher.finish();
     snapshot.metadata.has_structure = true;
     snapshot.metadata.structure = std::move(structure);
     metadata_text += format_tree_metadata_end(snapshot.metadata);
-    ckpt::sdk::write_file(ckpt::sdk::join_path(call.directory, kMetadataFile),
+    ckpt::sdk::write_file(ckpt::sdk::join_path(call.directory, metadata_file),
                           metadata_text, call.file_mode);
+  }
+
+  static IndexRow index_row(const LeafRecord& leaf, uint64_t offset,
+                            uint64_t count) {
+    IndexRow row;
+    row.key = hdf5_path(leaf.path).substr(1);
+    row.dataset = leaf.location.dataset;
+    row.dtype = dtype_name(leaf.dtype);
+    row.offset = offset;
+    row.count = count;
+    row.shape = leaf.shape;
+    return row;
+  }
+
+  // The virtual dataset of sharded array `leaf` in arrays.h5: each piece
+  // maps the dataset of its process's file (a name relative to arrays.h5).
+  static DatasetToWrite virtual_dataset(const LeafRecord& leaf) {
+    DatasetToWrite ds;
+    ds.path = leaf.location.dataset;
+    ds.dtype = leaf.dtype;
+    ds.dims = leaf.shape;
+    for (size_t k = 0; k < leaf.pieces.size(); ++k) {
+      const StoredPiece& p = leaf.pieces[k];
+      ds.sources.push_back({process_array_file(p.process),
+                            hdf5_path(piece_path(leaf.path, k)), p.offset,
+                            p.shape});
+    }
+    return ds;
   }
 
   PyTreeOptions config_;

@@ -1,5 +1,6 @@
 #include "snapshot.h"
 
+#include <ckpt/sdk/boxes.h>
 #include <ckpt/sdk/error.h>
 #include <ckpt/sdk/value.h>
 
@@ -163,6 +164,9 @@ bool is_supported_tree(const ckpt_value& value) {
       return v.array && is_valid_dtype(v.array->dtype) &&
              v.array->tensor.device.device_type == kDLCPU;
     }
+    if (const ckpt_sharded_array* s = ckpt::sdk::sharded_of(v)) {
+      return v.kind == CKPT_VALUE_SHARDED_ARRAY && is_valid_dtype(s->dtype);
+    }
     return ckpt::sdk::is_plain_tree(v);  // none, bool, int, double, string
   });
 }
@@ -283,26 +287,116 @@ ArrayBytes place_array(const ckpt_array& a, size_t index, uint64_t count,
   return bytes;
 }
 
+void check_path_length(const KeyPath& path, const std::string& where) {
+  if (hdf5_path(path).size() > kMaxDatasetPath) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                where + ": the keys make an HDF5 path longer than " +
+                    std::to_string(kMaxDatasetPath) + " bytes");
+  }
+}
+
+std::vector<int64_t> dims(const int64_t* p, int32_t rank) {
+  return std::vector<int64_t>(p, p + rank);
+}
+
+// Records the sharded array `s` in `leaf`: its global shape, and every
+// piece with its writer. The pieces process `process` writes go, as
+// arrays of their own (never packed), to `snap.pieces`. Throws
+// INVALID_ARGUMENT at `where` for a sharded array ckpt cannot store or a
+// placement that is not consistent.
+void record_sharded(const ckpt_sharded_array& s, LeafRecord& leaf, int process,
+                    Snapshot& snap, const std::string& where) {
+  if (!is_valid_dtype(s.dtype) || s.ndim < 1 ||
+      static_cast<size_t>(s.ndim) > kMaxRank || !s.global_shape ||
+      (s.num_shards && !s.shards) || (s.num_pieces && !s.pieces) ||
+      s.num_pieces > kMaxPieces) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                where +
+                    ": a sharded array the pytree handler cannot store "
+                    "(rank 1 to " +
+                    std::to_string(kMaxRank) + ", at most " +
+                    std::to_string(kMaxPieces) +
+                    " pieces; save a rank-0 array as a plain array)");
+  }
+  leaf.kind = LeafKind::kArray;
+  leaf.sharded = true;
+  leaf.dtype = s.dtype;
+  leaf.shape = dims(s.global_shape, s.ndim);
+  leaf.location.dataset = hdf5_path(leaf.path);
+  for (size_t k = 0; k < s.num_pieces; ++k) {
+    const ckpt_shard& p = s.pieces[k];
+    leaf.pieces.push_back(
+        {dims(p.offset, s.ndim), dims(p.shape, s.ndim), p.index});
+  }
+  const std::string problem =
+      ckpt::sdk::tiling_problem(leaf.pieces, leaf.shape);
+  if (!problem.empty()) {
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                where + ": the pieces the host placed: " + problem);
+  }
+  std::vector<bool> taken(s.num_pieces, false);
+  for (size_t i = 0; i < s.num_shards; ++i) {
+    const ckpt_shard& shard = s.shards[i];
+    if (shard.index < 0 || static_cast<size_t>(shard.index) >= s.num_pieces) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where +
+                      ": a shard without its piece (was the sharded "
+                      "array placed by the host?)");
+    }
+    const size_t k = static_cast<size_t>(shard.index);
+    if (leaf.pieces[k].process != process || taken[k]) continue;
+    taken[k] = true;
+    if (!snap.pieces) snap.pieces = std::make_shared<Snapshot>();
+    Snapshot& own = *snap.pieces;
+    LeafRecord piece;
+    piece.path = piece_path(leaf.path, k);
+    const std::string piece_where =
+        where + " (piece " + std::to_string(k) + ")";
+    uint64_t count = record_array(shard.array, piece, piece_where);
+    if (piece.dtype != leaf.dtype || piece.shape != leaf.pieces[k].shape) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  piece_where +
+                      ": the shard's elements are not its box's "
+                      "dtype and shape");
+    }
+    std::vector<const ckpt_array*> never_packed(own.metadata.leaves.size() + 1,
+                                                nullptr);
+    own.arrays.push_back(place_array(*shard.array, own.metadata.leaves.size(),
+                                     count, piece, /*pack_threshold_bytes=*/0,
+                                     own, never_packed));
+    own.metadata.leaves.push_back(std::move(piece));
+  }
+}
+
 // The record of `flat` (leaf `index`); an array's bytes go to `snap` (see
-// place_array()). Throws INVALID_ARGUMENT naming `what` and the key path.
+// place_array()) when this process writes it. Throws INVALID_ARGUMENT
+// naming `what` and the key path.
 LeafRecord record_leaf(const FlatLeaf& flat, size_t index,
-                       uint64_t pack_threshold_bytes, Snapshot& snap,
+                       uint64_t pack_threshold_bytes, int process, bool primary,
+                       Snapshot& snap,
                        std::vector<const ckpt_array*>& packed_sources,
                        const std::string& what) {
   const ckpt_value& v = *flat.value;
   LeafRecord leaf;
   leaf.path = flat.path;
   std::string where = what + ": key path " + key_path_repr(leaf.path);
+  if (v.kind == CKPT_VALUE_SHARDED_ARRAY) {
+    const ckpt_sharded_array* s = ckpt::sdk::sharded_of(v);
+    if (!s) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + ": a sharded array without its description");
+    }
+    check_path_length(piece_path(leaf.path, kMaxPieces), where);
+    record_sharded(*s, leaf, process, snap, where);
+    return leaf;
+  }
   if (v.kind != CKPT_VALUE_ARRAY) {
     record_plain_leaf(v, leaf, where);
     return leaf;
   }
   uint64_t count = record_array(v.array, leaf, where);
-  if (hdf5_path(leaf.path).size() > kMaxDatasetPath) {
-    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                where + ": the keys make an HDF5 path longer than " +
-                    std::to_string(kMaxDatasetPath) + " bytes");
-  }
+  check_path_length(leaf.path, where);
+  if (!primary) return leaf;  // the primary host writes it
   snap.arrays.push_back(place_array(*v.array, index, count, leaf,
                                     pack_threshold_bytes, snap,
                                     packed_sources));
@@ -330,7 +424,7 @@ void fill_packs(Snapshot& snap,
 }  // namespace
 
 Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
-                       const std::string& what) {
+                       int process, bool primary, const std::string& what) {
   if ((value.kind == CKPT_VALUE_DICT || value.kind == CKPT_VALUE_LIST) &&
       value.count == 0) {
     throw Error(CKPT_ERROR_INVALID_ARGUMENT,
@@ -344,7 +438,8 @@ Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
   std::vector<const ckpt_array*> packed_sources(flat.size(), nullptr);
   for (size_t i = 0; i < flat.size(); ++i) {
     snap.metadata.leaves.push_back(record_leaf(flat[i], i, pack_threshold_bytes,
-                                               snap, packed_sources, what));
+                                               process, primary, snap,
+                                               packed_sources, what));
   }
   fill_packs(snap, packed_sources);
   return snap;

@@ -37,16 +37,21 @@ struct Snapshot {
   std::map<ckpt_dtype, PackBuffer> packs;
   std::vector<std::shared_ptr<void>> own_buffers;
   bool references_caller_memory = false;  // keep the caller's value alive
+  // The pieces of sharded arrays this process writes, as a tree of their
+  // own (piece_path keys) for its process files; null when none.
+  std::shared_ptr<Snapshot> pieces;
 };
 
 // HDF5 path of the packed dataset of `dtype`.
 std::string packed_dataset(ckpt_dtype dtype);
 
-// Flattens and snapshots `value`. Throws sdk::Error (INVALID_ARGUMENT)
-// naming `what` and the key path for an empty root, an unsupported leaf or
-// an array ckpt cannot store.
+// Flattens and snapshots `value` for process `process` (of a save whose
+// primary host writes the tree's own arrays: with `primary` false they are
+// recorded, not copied). Throws sdk::Error (INVALID_ARGUMENT) naming
+// `what` and the key path for an empty root, an unsupported leaf or an
+// array ckpt cannot store.
 Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
-                       const std::string& what);
+                       int process, bool primary, const std::string& what);
 
 // Whether `leaf_ok` holds for every leaf of the tree `value` (dicts and
 // lists are walked; empty ones count as leaves).

@@ -96,6 +96,25 @@ void write_value_metadata(Writer& w, const LeafRecord& leaf) {
       w.out += ", ";
       w.key("dataset");
       w.string(leaf.location.dataset);
+      if (leaf.sharded) {
+        w.out += ", ";
+        w.key("pieces");
+        w.out += "[";
+        for (size_t k = 0; k < leaf.pieces.size(); ++k) {
+          const StoredPiece& p = leaf.pieces[k];
+          w.out += k ? ", {" : "{";
+          w.key("process");
+          w.integer(p.process);
+          w.out += ", ";
+          w.key("offset");
+          w.shape(p.offset);
+          w.out += ", ";
+          w.key("shape");
+          w.shape(p.shape);
+          w.out += "}";
+        }
+        w.out += "]";
+      }
       if (leaf.location.packed) {
         w.out += ", ";
         w.key("offset");
@@ -230,6 +249,20 @@ std::string format_tree_metadata_body(const TreeMetadata& metadata) {
   w.key("ckpt_array_file");
   w.string(metadata.array_file);
   return w.out;
+}
+
+std::string process_array_file(int64_t process) {
+  return kProcessArrayPrefix + std::to_string(process) + ".h5";
+}
+
+std::string process_metadata_file(int64_t process) {
+  return std::string(kMetadataFile) + ".process_" + std::to_string(process);
+}
+
+KeyPath piece_path(const KeyPath& path, size_t k) {
+  KeyPath out = path;
+  out.push_back({std::to_string(k), KeyType::kDict});
+  return out;
 }
 
 }  // namespace ckpt_pytree

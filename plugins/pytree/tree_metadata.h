@@ -33,6 +33,17 @@ constexpr int64_t kPyTreeFormat = 2;
 constexpr size_t kMaxTreeDepth = 512;
 constexpr size_t kMaxRank = 32;
 constexpr size_t kMaxDatasetPath = 64 * 1024;
+// The most pieces one sharded array may have.
+constexpr size_t kMaxPieces = 65536;
+
+// Sharded arrays: process p writes its pieces to kProcessArrayPrefix + p +
+// ".h5" (self-checked, like arrays.h5), described by its own tree
+// metadata in "_METADATA.process_<p>" (checked by the core).
+constexpr const char* kProcessArrayPrefix = "arrays.process_";
+std::string process_array_file(int64_t process);
+std::string process_metadata_file(int64_t process);
+// The highest process number a checkpoint may name.
+constexpr int64_t kMaxProcess = (int64_t{1} << 24) - 1;
 
 // Orbax's value_type strings.
 constexpr const char* kArrayValueType = "np.ndarray";
@@ -60,6 +71,17 @@ struct ArrayLocation {
   uint64_t offset = 0;  // first element within a packed dataset
 };
 
+// One box of a sharded array and the process whose file holds it.
+struct StoredPiece {
+  std::vector<int64_t> offset;
+  std::vector<int64_t> shape;
+  int64_t process = 0;
+};
+
+// The key path of piece `k` of the sharded array at `path`, in its
+// process's tree: `path` followed by the key "<k>".
+KeyPath piece_path(const KeyPath& path, size_t k);
+
 struct LeafRecord {
   KeyPath path;
   LeafKind kind = LeafKind::kNone;
@@ -70,6 +92,11 @@ struct LeafRecord {
   ckpt_dtype dtype = CKPT_DTYPE_INVALID;
   std::vector<int64_t> shape;
   ArrayLocation location;
+  // A sharded array: `shape` is its global shape, `location` the virtual
+  // dataset of arrays.h5, and its elements are in `pieces` (no checksum
+  // here: each piece has its own in its process's metadata).
+  bool sharded = false;
+  std::vector<StoredPiece> pieces;
   bool has_checksum = false;
   uint64_t xxh3 = 0;
 

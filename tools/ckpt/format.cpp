@@ -351,6 +351,16 @@ nlohmann::ordered_json to_json_at(const Value& value, size_t depth) {
     case K::kArraySpec:
       return {{"dtype", dtype_name(value.as_array_spec().dtype)},
               {"shape", value.as_array_spec().shape}};
+    case K::kShardedSpec: {
+      const ShardedSpec& spec = value.as_sharded_spec();
+      nlohmann::ordered_json boxes = nlohmann::ordered_json::array();
+      for (const Box& box : spec.boxes) {
+        boxes.push_back({{"offset", box.offset}, {"shape", box.shape}});
+      }
+      return {{"dtype", dtype_name(spec.dtype)},
+              {"shape", spec.global_shape},
+              {"sharding", std::move(boxes)}};
+    }
     case K::kScalarSpec:
       return {{"type", kind_name(value.scalar_kind())}};
     case K::kProto:

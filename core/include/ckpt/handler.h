@@ -36,6 +36,9 @@ struct HandlerInfo {
   // Files (plain names in a checkpointable's folder) whose bytes the handler
   // checks itself at load: the core records only their size (ABI 1.2).
   std::vector<std::string> self_checked_files;
+  // Likewise every file of the folder whose name starts with one of these
+  // (ABI 1.3; e.g. one file per process).
+  std::vector<std::string> self_checked_prefixes;
 };
 
 // Where one handler call runs.

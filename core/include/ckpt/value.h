@@ -6,8 +6,11 @@
 //  - a JSON document (nlohmann::json), a protobuf message (ProtoMessage, see
 //    ckpt/proto.h to make one from a google::protobuf::Message), a
 //    StatefulCheckpointable, or a user object tagged with a typestr;
-//  - an abstract leaf, for load targets: ArraySpec (dtype + shape), a scalar
-//    kind, a placeholder (skip this leaf), a protobuf type, "a JSON document".
+//  - a sharded array: this process's pieces of a global array (see
+//    ShardedArray), a leaf of a tree;
+//  - an abstract leaf, for load targets: ArraySpec (dtype + shape),
+//    ShardedSpec (the boxes of a global array to load), a scalar kind, a
+//    placeholder (skip this leaf), a protobuf type, "a JSON document".
 //
 // Values copy like ordinary C++ values, except array memory, which is shared
 // between copies of an Array (see Array's ownership rules).
@@ -204,6 +207,80 @@ struct ArraySpec {
   }
 };
 
+// A box of a global array's index space: its first index and its extent in
+// every dimension.
+struct Box {
+  Shape offset;
+  Shape shape;
+  bool operator==(const Box& o) const {
+    return offset == o.offset && shape == o.shape;
+  }
+  bool operator!=(const Box& o) const { return !(*this == o); }
+};
+
+// One piece of a global array held by this process: the elements of the
+// box at `offset` whose shape is data.shape().
+struct Shard {
+  Shape offset;
+  Array data;
+  Box box() const { return {offset, data.shape()}; }
+  bool operator==(const Shard& o) const {
+    return offset == o.offset && data == o.data;
+  }
+};
+
+// Where the pieces of a sharded array go, as a save decided it over every
+// process's shards: the distinct boxes (which cover the global shape
+// exactly, without overlap), the one process that writes each (the lowest
+// process holding it: a replicated box is written once), and for each of
+// this process's shards the box it holds.
+struct ShardPlacement {
+  std::vector<Box> pieces;
+  std::vector<int> writers;            // per piece
+  std::vector<size_t> piece_of_shard;  // per shard of the ShardedArray
+};
+
+// A global array of which each process holds pieces (Orbax's jax.Array
+// with a sharding; DCP's DTensor). Every process passes the same dtype and
+// global shape, and its own shards: its boxes with their elements. Boxes
+// of different processes are either the same (a replicated piece, written
+// once) or disjoint, and together they cover the global shape. Shard data
+// follows Array's ownership rules: shards made with Array::share(...,
+// immutable = true) are written without a snapshot copy by an async save.
+//
+// Loading one asks for boxes (ShardedSpec) and returns a ShardedArray with
+// one shard per box asked for, whatever sharding the checkpoint was
+// written with.
+struct ShardedArray {
+  DType dtype = DType::kFloat32;
+  Shape global_shape;
+  std::vector<Shard> shards;
+  // Set by a save for the handler (what the caller sets is replaced).
+  std::shared_ptr<const ShardPlacement> placement;
+  bool operator==(const ShardedArray& o) const {
+    return dtype == o.dtype && global_shape == o.global_shape &&
+           shards == o.shards;
+  }
+};
+
+// A load target: the boxes of a global array this process wants. From a
+// checkpoint's metadata: the global shape and dtype, and the boxes it
+// stores.
+struct ShardedSpec {
+  std::optional<DType> dtype;  // nullopt: as saved
+  Shape global_shape;
+  std::vector<Box> boxes;
+  bool operator==(const ShardedSpec& o) const {
+    return dtype == o.dtype && global_shape == o.global_shape &&
+           boxes == o.boxes;
+  }
+};
+
+// `count` boxes splitting `global_shape` along dimension `dim` as evenly as
+// the count allows (the first extent % count boxes get one more row).
+// InvalidArgumentError for a dimension the shape lacks or count < 1.
+std::vector<Box> split_evenly(const Shape& global_shape, size_t dim, int count);
+
 // A protobuf message (or message type) in the form that crosses the C ABI.
 struct ProtoMessage {
   std::string full_name;       // e.g. "my.pkg.Config"
@@ -253,6 +330,8 @@ class Value {
     kPlaceholder,
     kProtoType,
     kJsonType,
+    kShardedArray,
+    kShardedSpec,
   };
   using Dict = std::vector<std::pair<std::string, Value>>;
   using List = std::vector<Value>;
@@ -280,6 +359,8 @@ class Value {
   Value(std::string v) : kind_(Kind::kString), data_(std::move(v)) {}
   Value(Array v) : kind_(Kind::kArray), data_(std::move(v)) {}
   Value(ArraySpec v) : kind_(Kind::kArraySpec), data_(std::move(v)) {}
+  Value(ShardedArray v) : kind_(Kind::kShardedArray), data_(std::move(v)) {}
+  Value(ShardedSpec v) : kind_(Kind::kShardedSpec), data_(std::move(v)) {}
 
   static Value dict(
       std::initializer_list<std::pair<std::string, Value>> items = {});
@@ -318,6 +399,9 @@ class Value {
   const UserObject& as_object() const;
   const std::shared_ptr<StatefulCheckpointable>& as_stateful() const;
   const ArraySpec& as_array_spec() const;
+  const ShardedArray& as_sharded_array() const;
+  ShardedArray& as_sharded_array();
+  const ShardedSpec& as_sharded_spec() const;
   Kind scalar_kind() const;  // of a kScalarSpec
 
   // Dict helpers. find() returns null when absent; at() throws
@@ -334,10 +418,10 @@ class Value {
   bool operator!=(const Value& other) const { return !(*this == other); }
 
  private:
-  using Data =
-      std::variant<std::monostate, bool, int64_t, double, std::string, Array,
-                   Dict, List, nlohmann::json, ProtoMessage, UserObject,
-                   std::shared_ptr<StatefulCheckpointable>, ArraySpec, Kind>;
+  using Data = std::variant<std::monostate, bool, int64_t, double, std::string,
+                            Array, Dict, List, nlohmann::json, ProtoMessage,
+                            UserObject, std::shared_ptr<StatefulCheckpointable>,
+                            ArraySpec, Kind, ShardedArray, ShardedSpec>;
   Value(Kind kind, Data data) : kind_(kind), data_(std::move(data)) {}
   static long long checked_int64(unsigned long long v) {
     if (v > static_cast<unsigned long long>(INT64_MAX)) {

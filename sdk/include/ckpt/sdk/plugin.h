@@ -198,13 +198,16 @@ class Registrar {
   // Registers handler class H under `typestr`. `capabilities`:
   // CKPT_CAPABILITY_* bits (e.g. CKPT_CAPABILITY_LOAD_NEEDS_ABSTRACT).
   // `self_checked_files`: plain names of files in its folder whose bytes
-  // the handler checks itself on every load (ckpt_handler_type, 1.2).
+  // the handler checks itself on every load (ckpt_handler_type, 1.2);
+  // `self_checked_prefixes`: likewise every file whose name starts with one
+  // of these (1.3).
   template <class H>
   void handler_type(
       const std::string& typestr,
       std::initializer_list<std::string> secondary_typestrs = {},
       const std::string& description = "", uint64_t capabilities = 0,
-      std::initializer_list<std::string> self_checked_files = {}) {
+      std::initializer_list<std::string> self_checked_files = {},
+      std::initializer_list<std::string> self_checked_prefixes = {}) {
     Storage& s = storage();
     ckpt_handler_type& type = s.types.emplace_back();
     type = ckpt_handler_type{};
@@ -215,6 +218,11 @@ class Registrar {
       checked.push_back(s.keep(f));
     type.self_checked_files = checked.empty() ? nullptr : checked.data();
     type.num_self_checked_files = checked.size();
+    auto& prefixes = s.string_lists.emplace_back();
+    for (const std::string& p : self_checked_prefixes)
+      prefixes.push_back(s.keep(p));
+    type.self_checked_prefixes = prefixes.empty() ? nullptr : prefixes.data();
+    type.num_self_checked_prefixes = prefixes.size();
     type.typestr = s.keep(typestr);
     auto& secondaries = s.string_lists.emplace_back();
     for (const std::string& t : secondary_typestrs) {

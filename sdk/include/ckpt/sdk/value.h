@@ -65,6 +65,18 @@ inline bool is_plain_tree(const ckpt_value& value) {
   return true;
 }
 
+// The payload of a CKPT_VALUE_SHARDED_ARRAY or CKPT_VALUE_SHARDED_SPEC
+// (ABI 1.3), or null for another kind or a payload smaller than 1.3's.
+inline const ckpt_sharded_array* sharded_of(const ckpt_value& value) {
+  if (value.kind != CKPT_VALUE_SHARDED_ARRAY &&
+      value.kind != CKPT_VALUE_SHARDED_SPEC) {
+    return nullptr;
+  }
+  const auto* p = reinterpret_cast<const ckpt_sharded_array*>(value.object);
+  if (!p || p->struct_size < CKPT_SHARDED_ARRAY_STRUCT_SIZE) return nullptr;
+  return p;
+}
+
 // A value under construction by a plugin.
 class OutValue {
  public:
@@ -131,6 +143,33 @@ class OutValue {
     out.shape_ = std::move(shape);
     return out;
   }
+  // A sharded array (ABI 1.3) of `global_shape`; add its shards with
+  // add_shard().
+  static OutValue sharded_array(ckpt_dtype dtype,
+                                std::vector<int64_t> global_shape) {
+    OutValue out(CKPT_VALUE_SHARDED_ARRAY);
+    out.dtype_ = dtype;
+    out.shape_ = std::move(global_shape);
+    return out;
+  }
+  // A sharded spec (ABI 1.3); add its boxes with add_box().
+  static OutValue sharded_spec(ckpt_dtype dtype,
+                               std::vector<int64_t> global_shape) {
+    OutValue out(CKPT_VALUE_SHARDED_SPEC);
+    out.dtype_ = dtype;
+    out.shape_ = std::move(global_shape);
+    return out;
+  }
+  // A shard of a sharded array: `array` (an array value) at `offset`.
+  void add_shard(std::vector<int64_t> offset, OutValue array) {
+    offsets_.push_back(std::move(offset));
+    children_.push_back(std::move(array));
+    keys_.emplace_back();
+  }
+  // A box of a sharded spec.
+  void add_box(std::vector<int64_t> offset, std::vector<int64_t> shape) {
+    add_shard(std::move(offset), array_spec(dtype_, std::move(shape)));
+  }
   static OutValue placeholder() { return OutValue(CKPT_VALUE_PLACEHOLDER); }
   static OutValue scalar_spec(ckpt_value_kind leaf_kind) {
     OutValue out(CKPT_VALUE_SCALAR_SPEC);
@@ -187,6 +226,7 @@ class OutValue {
   std::vector<OutValue> children_;
   ckpt_dtype dtype_ = CKPT_DTYPE_INVALID;
   std::vector<int64_t> shape_;
+  std::vector<std::vector<int64_t>> offsets_;  // per shard
   void* data_ = nullptr;
   std::shared_ptr<void> owner_;
 };
@@ -260,6 +300,31 @@ class FrozenValue {
         out.proto = &proto;
         break;
       }
+      case CKPT_VALUE_SHARDED_ARRAY:
+      case CKPT_VALUE_SHARDED_SPEC: {
+        ckpt_sharded_array& sharded = sharded_.emplace_back();
+        sharded = ckpt_sharded_array{};
+        sharded.struct_size = CKPT_SHARDED_ARRAY_STRUCT_SIZE;
+        sharded.dtype = in.dtype_;
+        sharded.ndim = static_cast<int32_t>(in.shape_.size());
+        sharded.global_shape = in.shape_.data();
+        auto& shards = shard_lists_.emplace_back(in.children_.size());
+        for (size_t i = 0; i < in.children_.size(); ++i) {
+          ckpt_value element;
+          fill(in.children_[i], element);
+          shards[i] = ckpt_shard{};
+          shards[i].offset = in.offsets_[i].data();
+          shards[i].shape = in.children_[i].shape_.data();
+          shards[i].array =
+              in.kind_ == CKPT_VALUE_SHARDED_ARRAY ? element.array : nullptr;
+          shards[i].index = -1;
+        }
+        sharded.num_shards = shards.size();
+        sharded.shards = shards.data();
+        // abi.h: a kind added after 1.0 keeps its payload at `object`.
+        out.object = reinterpret_cast<const ckpt_object*>(&sharded);
+        break;
+      }
       case CKPT_VALUE_OBJECT: {
         ckpt_object& object = objects_.emplace_back();
         object = ckpt_object{};
@@ -277,6 +342,10 @@ class FrozenValue {
   explicit FrozenValue(OutValue value) : value_(std::move(value)) {
     size_t containers = 0, arrays = 0, protos = 0, objects = 0;
     count(value_, containers, arrays, protos, objects);
+    // A sharded value counts as an object (for its payload) and as a
+    // container (for its shard list).
+    sharded_.reserve(objects);
+    shard_lists_.reserve(objects);
     nodes_.reserve(containers);
     key_lists_.reserve(containers);
     arrays_.reserve(arrays);
@@ -291,7 +360,11 @@ class FrozenValue {
     while (!pending.empty()) {
       auto [v, depth] = pending.back();
       pending.pop_back();
-      if (v->kind_ == CKPT_VALUE_OBJECT) ++objects;
+      if (v->kind_ == CKPT_VALUE_OBJECT ||
+          v->kind_ == CKPT_VALUE_SHARDED_ARRAY ||
+          v->kind_ == CKPT_VALUE_SHARDED_SPEC) {
+        ++objects;
+      }
       if (v->kind_ == CKPT_VALUE_DICT || v->kind_ == CKPT_VALUE_LIST) {
         ++containers;
         if (++depth > kMaxValueDepth) {
@@ -320,6 +393,8 @@ class FrozenValue {
   std::vector<ckpt_array> arrays_;
   std::vector<ckpt_proto> protos_;
   std::vector<ckpt_object> objects_;
+  std::vector<ckpt_sharded_array> sharded_;
+  std::vector<std::vector<ckpt_shard>> shard_lists_;
 };
 
 // Hands `value` over as a ckpt_owned_value; the host frees it exactly once.
