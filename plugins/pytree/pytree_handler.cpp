@@ -258,11 +258,13 @@ CKPT_PLUGIN("pytree", registrar) {
        "PyTreeCheckpointHandler",
        "orbax.checkpoint._src.handlers.standard_checkpoint_handler."
        "StandardCheckpointHandler"},
-      "trees of arrays, scalars and strings as _METADATA + arrays.h5 (HDF5)", 0,
+      "trees of arrays (sharded too), scalars and strings as _METADATA + "
+      "arrays.h5 (HDF5)", 0,
       // Checked by the handler on every load (per-array xxh3 and the
-      // structure checksum in _METADATA): the core records only its size,
-      // so that a partial load hashes only the arrays it reads.
-      {ckpt_pytree::kArrayFile});
+      // structure checksum in _METADATA, and in _METADATA.process_<p> for
+      // the per-process piece files): the core records only their size, so
+      // that a partial load hashes only the arrays it reads.
+      {ckpt_pytree::kArrayFile}, {ckpt_pytree::kProcessArrayPrefix});
   registrar.registration(ckpt_pytree::kTypestr);
   registrar.registration(ckpt_pytree::kTypestr, "state");
 }

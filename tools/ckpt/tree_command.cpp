@@ -34,10 +34,13 @@ int run_tree(const Common& common, const std::string& dir,
     nlohmann::ordered_json leaf = {{"path", key_path}};
     std::string text;
     if (v.kind() == Value::Kind::kArraySpec ||
-        v.kind() == Value::Kind::kArray) {
+        v.kind() == Value::Kind::kArray ||
+        v.kind() == Value::Kind::kShardedSpec) {
       const ArraySpec spec =
-          v.kind() == Value::Kind::kArraySpec
-              ? v.as_array_spec()
+          v.kind() == Value::Kind::kArraySpec ? v.as_array_spec()
+          : v.kind() == Value::Kind::kShardedSpec
+              ? ArraySpec{v.as_sharded_spec().dtype,
+                          v.as_sharded_spec().global_shape}
               : ArraySpec{v.as_array().dtype(), v.as_array().shape()};
       uint64_t n = 1;
       for (int64_t d : spec.shape) n *= static_cast<uint64_t>(d);
@@ -54,6 +57,17 @@ int run_tree(const Common& common, const std::string& dir,
       } else {
         // Not recorded (Orbax): the size is not known either.
         leaf["bytes"] = nullptr;
+      }
+      if (v.kind() == Value::Kind::kShardedSpec) {
+        // A global array stored in pieces (a multi-process save).
+        const std::vector<Box>& boxes = v.as_sharded_spec().boxes;
+        text += "  in " + std::to_string(boxes.size()) +
+                (boxes.size() == 1 ? " piece" : " pieces");
+        nlohmann::ordered_json sharding = nlohmann::ordered_json::array();
+        for (const Box& box : boxes) {
+          sharding.push_back({{"offset", box.offset}, {"shape", box.shape}});
+        }
+        leaf["sharding"] = std::move(sharding);
       }
     } else if (v.kind() == Value::Kind::kScalarSpec) {
       text = std::string(kind_name(v.scalar_kind()));
