@@ -259,7 +259,8 @@ CKPT_PLUGIN("pytree", registrar) {
        "orbax.checkpoint._src.handlers.standard_checkpoint_handler."
        "StandardCheckpointHandler"},
       "trees of arrays (sharded too), scalars and strings as _METADATA + "
-      "arrays.h5 (HDF5)", 0,
+      "arrays.h5 (HDF5)",
+      0,
       // Checked by the handler on every load (per-array xxh3 and the
       // structure checksum in _METADATA, and in _METADATA.process_<p> for
       // the per-process piece files): the core records only their size, so
