@@ -88,6 +88,37 @@ for dir in build build-sanitize; do
   done
 done
 
+# The sharded_training example, run as README shows: saved by P processes,
+# loaded by Q, for P and Q in {1, 2, 4}; each pair counts as one test case,
+# passed when the run exits 0 and every process printed "ok".
+echo "== sharded_training example"
+example=build/examples/sharded_training
+work=$(mktemp -d)
+mpi_run() { mpirun --allow-run-as-root --oversubscribe -np "$@"; }
+for writers in 1 2 4; do
+  if ! mpi_run "$writers" "$example" save "$work/p$writers" >"$work/log" 2>&1; then
+    cat "$work/log"
+  fi
+  for readers in 1 2 4; do
+    if mpi_run "$readers" "$example" load "$work/p$writers" >"$work/log" 2>&1; then
+      rc=0
+    else
+      rc=$?
+    fi
+    oks=$(grep -c "^process [0-9]* of $readers: ok\$" "$work/log" || true)
+    if [ "$rc" -eq 0 ] && [ "$oks" -eq "$readers" ]; then
+      echo "sharded_training: saved by $writers, loaded by $readers: ok"
+      passed=$((passed + 1))
+    else
+      cat "$work/log"
+      echo "sharded_training: saved by $writers, loaded by $readers: FAILED"
+      failed=$((failed + 1))
+      status=1
+    fi
+  done
+done
+rm -rf "$work"
+
 # Fuzzing (tools/fuzz.sh, clang in ./build-fuzz): every target of
 # tests/fuzz replays its seeds and saved crashes, then fuzzes ~5 s; each
 # target counts as one test case.
