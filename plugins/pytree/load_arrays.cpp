@@ -438,7 +438,7 @@ std::vector<StoredPiece> targets_of(const ArrayLoad& a,
 // when there is one.
 ckpt::sdk::OutValue assemble(
     const ArrayLoad& a, const LeafRecord& leaf,
-    const std::vector<std::pair<const StoredPiece*, const void*>>& sources,
+    const std::vector<std::pair<const StoredPiece*, Landing>>& sources,
     const std::shared_ptr<void>& caller_memory, const std::string& what) {
   const size_t saved_item = ckpt::sdk::dtype_size(leaf.dtype);
   const bool to_caller = !a.sharded_out && a.caller_buffer;
@@ -448,15 +448,26 @@ ckpt::sdk::OutValue assemble(
     const uint64_t count = element_count(target.shape);
     const std::string for_what =
         what + ": key path " + key_path_repr(leaf.path);
-    Landing land;
-    if (to_caller && a.dtype == leaf.dtype) {
-      land = {a.caller_buffer, caller_memory};
-    } else {
-      land.owner = allocate_for(count * saved_item, for_what);
-      land.data = land.owner.get();
+    // A box stored as it is asked for is handed over as read, uncopied.
+    const Landing* same = nullptr;
+    for (const auto& [box, landing] : sources) {
+      if (box->offset == target.offset && box->shape == target.shape) {
+        same = &landing;
+      }
     }
-    for (const auto& [box, data] : sources) {
-      copy_overlap(data, *box, land.data, target, saved_item);
+    Landing land;
+    if (same && !to_caller) {
+      land = *same;
+    } else {
+      if (to_caller && a.dtype == leaf.dtype) {
+        land = {a.caller_buffer, caller_memory};
+      } else {
+        land.owner = allocate_for(count * saved_item, for_what);
+        land.data = land.owner.get();
+      }
+      for (const auto& [box, landing] : sources) {
+        copy_overlap(landing.data, *box, land.data, target, saved_item);
+      }
     }
     if (a.dtype != leaf.dtype) {
       Landing cast;
@@ -519,18 +530,18 @@ void load_arrays(LoadPlan& plan, const std::string& directory,
           ckpt::sdk::OutValue::array(a.dtype, a.shape, land.data, land.owner);
       continue;
     }
-    std::vector<std::pair<const StoredPiece*, const void*>> sources;
+    std::vector<std::pair<const StoredPiece*, Landing>> sources;
     StoredPiece whole{std::vector<int64_t>(leaf.shape.size(), 0), leaf.shape,
                       0};
     if (leaf.sharded) {
       for (size_t k = 0; k < leaf.pieces.size(); ++k) {
         auto it = pieces.find({&leaf, k});
         if (it != pieces.end()) {
-          sources.emplace_back(&leaf.pieces[k], it->second.data);
+          sources.emplace_back(&leaf.pieces[k], it->second);
         }
       }
     } else {
-      sources.emplace_back(&whole, landing[static_cast<size_t>(a.source)].data);
+      sources.emplace_back(&whole, landing[static_cast<size_t>(a.source)]);
     }
     nodes[i]->value = assemble(a, leaf, sources, caller_memory, what);
   }

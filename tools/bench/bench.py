@@ -3,13 +3,19 @@
 numpy.savez and torch.save/torch.load, on the issue's three workloads.
 
     /usr/bin/python3 tools/bench/bench.py [--runs 5] [--scale 1] \
-        [--workloads W1,W2,W3] [--dir /tmp/ckpt-bench] [--build build]
+        [--workloads W1,W2,W3] [--dir /tmp/ckpt-bench] [--build build] \
+        [--processes 1,2,4] [--mpi-mib 512]
 
 Every figure is the median of --runs runs. Before each timed step its
 output is removed and dirty pages are flushed (untimed), so that no step
 pays for the previous one's writeback. --scale N divides the large arrays
 of W1 and W3 by N for quick runs. Prints one table; ratios are to the raw
 write (save columns) or raw read (load columns) of the same bytes.
+
+Then, under mpirun, the multi-process rows (ckpt_mpi_bench): one sharded
+save and load of --mpi-mib MiB split by rows over 1, 2 and 4 processes,
+against each process write()ing and read()ing its rows in a file of its
+own (--processes "" skips them).
 """
 import argparse
 import json
@@ -180,13 +186,15 @@ def main():
     parser.add_argument("--dir", default="/tmp/ckpt-bench")
     parser.add_argument("--build", default=os.path.join(
         os.path.dirname(__file__), "..", "..", "build"))
+    parser.add_argument("--processes", default="1,2,4")
+    parser.add_argument("--mpi-mib", type=int, default=512)
     a = parser.parse_args()
     binary = os.path.join(a.build, "tools", "bench", "ckpt_bench")
     os.makedirs(a.dir, exist_ok=True)
     env_note = f"runs={a.runs} scale={a.scale} cpus={os.cpu_count()}"
     rows = []
     summary = []
-    for w in a.workloads.split(","):
+    for w in filter(None, a.workloads.split(",")):
         common = ["--workload", w, "--scale", str(a.scale), "--dir", a.dir]
         c = run_ckpt(binary, common + ["--runs", str(a.runs)])
         rss = {mode: run_ckpt(binary, common + ["--rss", mode])["rss_extra_bytes"]
@@ -239,7 +247,28 @@ def main():
               f"load {s['rss_extra_load_vs_data']:.2f}x data; "
               f"peers faster: save {s['peers_faster_save'] or 'none'}, "
               f"load {s['peers_faster_load'] or 'none'}")
+    if a.processes:
+        print()
+        multiprocess_table(a, env_note)
     return 0
+
+
+def multiprocess_table(a, env_note):
+    """The sharded save and load over 1, 2 and 4 processes (ckpt_mpi_bench)."""
+    binary = os.path.join(a.build, "tools", "bench", "ckpt_mpi_bench")
+    print(f"multi-process sharded save/load of {a.mpi_mib} MiB ({env_note}); "
+          "medians; x = time / raw time of the same processes")
+    print(f"{'processes':>9} {'save s':>8} {'GB/s':>6} {'x raw':>6} "
+          f"{'raw s':>7} {'load s':>8} {'GB/s':>6} {'x raw':>6} {'raw s':>7}")
+    for n in a.processes.split(","):
+        r = run_ckpt("mpirun", ["--allow-run-as-root", "--oversubscribe", "-np", n,
+                                binary, "--mib", str(a.mpi_mib), "--runs",
+                                str(a.runs), "--dir", a.dir])
+        gb = r["bytes"] / 1e9
+        print(f"{r['processes']:>9} {r['ckpt_save']:8.3f} {gb / r['ckpt_save']:6.2f} "
+              f"{r['ckpt_save'] / r['raw_write']:6.2f} {r['raw_write']:7.3f} "
+              f"{r['ckpt_load']:8.3f} {gb / r['ckpt_load']:6.2f} "
+              f"{r['ckpt_load'] / r['raw_read']:6.2f} {r['raw_read']:7.3f}")
 
 
 if __name__ == "__main__":
