@@ -79,6 +79,22 @@ TEST_CASE("a plugin of ABI 1.0 is never shown an array spec of unknown dtype",
         Answer::kNo);
 }
 
+TEST_CASE("a plugin older than ABI 1.3 is never shown a sharded array",
+          "[abi][sharded]") {
+  load_abi_1_0_plugin();
+  HandlerPtr old_handler = make_handler(kOldTypestr);
+  ShardedArray w{DType::kInt64, {2}, {}, nullptr};
+  w.shards.push_back({{0}, Array::from<int64_t>({1, 2})});
+  const Value spec = ShardedSpec{DType::kInt64, {2}, {{{0}, {2}}}};
+  CHECK_FALSE(old_handler->is_handleable(Value(w)));
+  CHECK(old_handler->is_abstract_handleable(spec) == Answer::kNo);
+  TempDir dir;
+  fs::create_directories(dir / "n");
+  std::string m = message_of<InvalidArgumentError>(
+      [&] { load_with(*old_handler, dir / "n", &spec); });
+  CHECK(m.find("needs ABI 1.3") != std::string::npos);
+}
+
 TEST_CASE(
     "a plugin of this ABI reports its minor and passes a 1.0 host only 1.0 "
     "error codes",
@@ -126,6 +142,11 @@ TEST_CASE("struct size constants end at each struct's last field", "[abi]") {
   CHECK(CKPT_HANDLER_TYPE_STRUCT_SIZE == sizeof(ckpt_handler_type));
   CHECK(CKPT_VALUE_STRUCT_SIZE == sizeof(ckpt_value));
   CHECK(CKPT_HOST_API_STRUCT_SIZE == sizeof(ckpt_host_api));
+  CHECK(CKPT_SHARDED_ARRAY_STRUCT_SIZE == sizeof(ckpt_sharded_array));
+  // An element of arrays: frozen at four 8-byte fields.
+  CHECK(sizeof(ckpt_shard) == 4 * 8);
+  CHECK(CKPT_HANDLER_TYPE_STRUCT_SIZE_1_2 ==
+        offsetof(ckpt_handler_type, num_self_checked_files) + sizeof(size_t));
   ckpt_handler_type old_type{};
   old_type.struct_size = CKPT_HANDLER_TYPE_STRUCT_SIZE_1_0;
   CHECK_FALSE(CKPT_HAS_FIELD(&old_type, ckpt_handler_type, capabilities));

@@ -3,6 +3,7 @@
 // buffers), what save and load refuse, and damaged piece files. The
 // multi-process side is in tests/mpi/sharded_test.cpp.
 #include <ckpt/checkpoint.h>
+#include <ckpt/dlpack.h>
 #include <ckpt/errors.h>
 #include <ckpt/sdk/boxes.h>
 #include <ckpt/value.h>
@@ -118,6 +119,22 @@ TEST_CASE("a sharded array of one process loads whole and by box",
   REQUIRE(line != std::string::npos);
   CHECK(checksums.compare(checksums.rfind('\n', line) + 1, 2, "h ") == 0);
   CHECK(check_checkpointable_bytes(path, "params"));
+}
+
+TEST_CASE("shards from DLPack tensors, kept by reference when immutable",
+          "[sharded]") {
+  TempDir dir;
+  const fs::path path = dir / "ckpt";
+  const Array top = rows_of(0, 4), bottom = rows_of(4, kRows - 4);
+  ShardedArray w{DType::kFloat32, {kRows, kCols}, {}, nullptr};
+  w.shards.push_back(shard_from_dlpack({0, 0}, to_dlpack(top), false,
+                                       /*immutable=*/true));
+  w.shards.push_back(shard_from_dlpack({4, 0}, to_dlpack(bottom)));
+  CHECK(w.shards[0].data.immutable());
+  CHECK(w.shards[0].data.data() == top.data());  // no copy
+  save_checkpointables_async(path, {{"params", Value::dict({{"w", w}})}})
+      .result();
+  CHECK(load(path, nullptr, "params").at("w").as_array() == rows_of(0, kRows));
 }
 
 TEST_CASE("a plain array loads sharded", "[sharded]") {
