@@ -34,7 +34,10 @@ TEST_CASE(
   CHECK_THAT(read_text(dir.path() / "mpirun.log"),
              !Catch::Contains("the overwrite committed"));
   const fs::path path = dir.path() / "ckpt";
-  CHECK(ckpt::load(path) == ckpt::Value::dict({{"version", 1}}));
+  CHECK(ckpt::load(path) ==
+        ckpt::Value::dict(
+            {{"version", 1},
+             {"w", ckpt::Array::from<int64_t>({0, 1, 2, 3, 4, 5, 6, 7})}}));
   CHECK(ckpt::check_checkpointable_bytes(path, "state"));
 }
 #endif

@@ -1,5 +1,6 @@
 // Run by tests/mpi_kill_test.cpp under mpirun: saves DIR/ckpt (the old
-// checkpoint) from every process, then overwrites it while the last
+// checkpoint: "version" 1 and "w", int64 [8] with w[i] = i, split between
+// the processes) from every process, then overwrites it while the last
 // process kills itself with SIGKILL in the middle of writing its part.
 // mpirun then ends the job; the old checkpoint must still be at DIR/ckpt.
 #include <ckpt/checkpoint.h>
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 namespace {
 
@@ -36,6 +38,18 @@ class DiesMidWrite final : public ckpt::StatefulCheckpointable {
   int me_, victim_;
 };
 
+// Process `me` of `count`'s rows of w, with w[i] = i + base.
+ckpt::ShardedArray w_of(int me, int count, int64_t base) {
+  const ckpt::Box rows = ckpt::split_evenly({8}, 0, count)[me];
+  std::vector<int64_t> values;
+  for (int64_t i = 0; i < rows.shape[0]; ++i) {
+    values.push_back(rows.offset[0] + i + base);
+  }
+  ckpt::ShardedArray w{ckpt::DType::kInt64, {8}, {}, nullptr};
+  w.shards.push_back({rows.offset, ckpt::Array::from(std::move(values))});
+  return w;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -52,13 +66,15 @@ int main(int argc, char** argv) {
     ckpt::Context context(options);
     const int me = context.process_index();
     const int count = context.process_count();
-    ckpt::save(path, ckpt::Value::dict({{"version", 1}}));
+    ckpt::save(path,
+               ckpt::Value::dict({{"version", 1}, {"w", w_of(me, count, 0)}}));
     options.multiprocessing.collectives->barrier();
     ckpt::SaveOptions overwrite;
     overwrite.overwrite = true;
     ckpt::save_checkpointables(
         path,
-        {{"state", ckpt::Value::dict({{"version", 2}})},
+        {{"state",
+          ckpt::Value::dict({{"version", 2}, {"w", w_of(me, count, 100)}})},
          {"parts", ckpt::Value::stateful(
                        std::make_shared<DiesMidWrite>(me, count - 1))}},
         overwrite);
