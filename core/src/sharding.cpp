@@ -20,10 +20,28 @@ struct ShardedLeaf {
   ShardedArray* array = nullptr;
 };
 
+// Whether `value` holds a sharded array: a walk without key paths, so
+// that a save of many leaves and no sharded array pays only this.
+bool holds_sharded(const Value& value) {
+  std::vector<const Value*> pending = {&value};
+  while (!pending.empty()) {
+    const Value* v = pending.back();
+    pending.pop_back();
+    if (v->kind() == Value::Kind::kShardedArray) return true;
+    if (v->kind() == Value::Kind::kDict) {
+      for (const auto& item : v->as_dict()) pending.push_back(&item.second);
+    } else if (v->kind() == Value::Kind::kList) {
+      for (const Value& child : v->as_list()) pending.push_back(&child);
+    }
+  }
+  return false;
+}
+
 // Every sharded array of `items`, in tree order. Iterative.
 std::vector<ShardedLeaf> sharded_leaves(Checkpointables& items) {
   std::vector<ShardedLeaf> out;
   for (size_t i = 0; i < items.size(); ++i) {
+    if (!holds_sharded(items[i].second)) continue;
     // Children are pushed in reverse so that they are taken in order.
     std::vector<std::pair<Value*, json>> pending = {
         {&items[i].second, json::array()}};

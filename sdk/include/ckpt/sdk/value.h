@@ -138,27 +138,18 @@ class OutValue {
     return out;
   }
   static OutValue array_spec(ckpt_dtype dtype, std::vector<int64_t> shape) {
-    OutValue out(CKPT_VALUE_ARRAY_SPEC);
-    out.dtype_ = dtype;
-    out.shape_ = std::move(shape);
-    return out;
+    return typed(CKPT_VALUE_ARRAY_SPEC, dtype, std::move(shape));
   }
   // A sharded array (ABI 1.3) of `global_shape`; add its shards with
   // add_shard().
   static OutValue sharded_array(ckpt_dtype dtype,
                                 std::vector<int64_t> global_shape) {
-    OutValue out(CKPT_VALUE_SHARDED_ARRAY);
-    out.dtype_ = dtype;
-    out.shape_ = std::move(global_shape);
-    return out;
+    return typed(CKPT_VALUE_SHARDED_ARRAY, dtype, std::move(global_shape));
   }
   // A sharded spec (ABI 1.3); add its boxes with add_box().
   static OutValue sharded_spec(ckpt_dtype dtype,
                                std::vector<int64_t> global_shape) {
-    OutValue out(CKPT_VALUE_SHARDED_SPEC);
-    out.dtype_ = dtype;
-    out.shape_ = std::move(global_shape);
-    return out;
+    return typed(CKPT_VALUE_SHARDED_SPEC, dtype, std::move(global_shape));
   }
   // A shard of a sharded array: `array` (an array value) at `offset`.
   void add_shard(std::vector<int64_t> offset, OutValue array) {
@@ -208,6 +199,14 @@ class OutValue {
  private:
   friend class FrozenValue;
   explicit OutValue(ckpt_value_kind kind) : kind_(kind) {}
+  // A value of `kind` with a dtype and a shape, no data.
+  static OutValue typed(ckpt_value_kind kind, ckpt_dtype dtype,
+                        std::vector<int64_t> shape) {
+    OutValue out(kind);
+    out.dtype_ = dtype;
+    out.shape_ = std::move(shape);
+    return out;
+  }
 
   static void take_nested_children(OutValue& value,
                                    std::vector<OutValue>& pending) {
