@@ -259,12 +259,13 @@ void save_sample(const fs::path& path, const ckpt::Checkpointables& items) {
 
 namespace {
 
-std::map<std::string, std::vector<std::string>> self_checked_of(
+std::map<std::string, ckpt::internal::SelfCheckedFiles> self_checked_of(
     const fs::path& checkpoint) {
-  std::map<std::string, std::vector<std::string>> self_checked;
+  std::map<std::string, ckpt::internal::SelfCheckedFiles> self_checked;
   for (const auto& entry : fs::directory_iterator(checkpoint)) {
     if (entry.is_directory() && fs::exists(entry.path() / "arrays.h5")) {
-      self_checked[entry.path().filename().string()] = {"arrays.h5"};
+      self_checked[entry.path().filename().string()] = {{"arrays.h5"},
+                                                        {"arrays.process_"}};
     }
   }
   return self_checked;
