@@ -212,6 +212,7 @@ Metadata metadata(const fs::path& path, const std::string& name) {
     const std::string resolved =
         name == kAutoName ? auto_name(checkpoint, checkpoint.checkpointables())
                           : name;
+    out.name = resolved;
     try {
       if (auto value = metadata_of(checkpoint, resolved)) {
         out.metadata = *value;

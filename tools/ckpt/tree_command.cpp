@@ -116,8 +116,7 @@ int run_tree(const Common& common, const std::string& dir,
           }
         }
       };
-  if (!common.json)
-    std::printf("%s\n", (name.empty() ? "state" : name).c_str());
+  if (!common.json) std::printf("%s\n", m.name.c_str());
   if (m.metadata.is_tree_container()) {
     walk(m.metadata, "", "", 1);
   } else {

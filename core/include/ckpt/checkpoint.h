@@ -156,7 +156,8 @@ std::optional<std::string> unclaimed_typestr(const CheckpointInfo& info,
 
 struct Metadata {
   CheckpointInfo checkpoint;
-  Value metadata;  // the pytree's abstract tree; none if unsupported
+  Value metadata;    // the pytree's abstract tree; none if unsupported
+  std::string name;  // the checkpointable's (AUTO resolved)
 };
 struct CheckpointablesMetadata {
   CheckpointInfo checkpoint;
