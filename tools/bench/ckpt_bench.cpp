@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "buffer.h"
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -93,25 +95,6 @@ Workload make_workload(const std::string& name, int scale) {
   }
   return w;
 }
-
-// Fresh memory as ckpt allocates it: 2 MiB aligned, backed by transparent
-// huge pages where the kernel allows, so that the limit is not made slower
-// than ckpt by page faults.
-struct Buffer {
-  explicit Buffer(size_t n, bool huge = true) {
-    if (n < (4u << 20) || !huge) {
-      data = std::malloc(n ? n : 1);
-      return;
-    }
-    size_t rounded = (n + (2u << 20) - 1) / (2u << 20) * (2u << 20);
-    if (posix_memalign(&data, 2u << 20, rounded) != 0) throw std::bad_alloc();
-    ::madvise(data, rounded, MADV_HUGEPAGE);
-  }
-  ~Buffer() { std::free(data); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  void* data = nullptr;
-};
 
 // The same tree with every array flagged immutable (shared, not copied):
 // what a synchronous save could write without taking a snapshot.
