@@ -146,6 +146,9 @@ void place_shards(Checkpointables& items,
     return "process " + std::to_string(p) + " of " +
            std::to_string(parsed.size());
   };
+  if (me < 0 || static_cast<size_t>(me) >= parsed.size()) {
+    throw InternalError("place_shards: no layout of this process");
+  }
   for (size_t p = 0; p < parsed.size(); ++p) {
     if (parsed[p].size() != leaves.size()) {
       throw InvalidArgumentError(
@@ -159,10 +162,8 @@ void place_shards(Checkpointables& items,
   for (size_t i = 0; i < leaves.size(); ++i) {
     ShardedArray& a = *leaves[i].array;
     const std::string what = where(items[leaves[i].item].first, leaves[i].path);
-    const json mine = {{"c", items[leaves[i].item].first},
-                       {"k", leaves[i].path},
-                       {"d", dtype_name(a.dtype)},
-                       {"g", a.global_shape}};
+    // This process's own entry: what every other process's must match.
+    const json& mine = parsed[static_cast<size_t>(me)][i];
     auto placement = std::make_shared<ShardPlacement>();
     std::map<std::pair<Shape, Shape>, size_t> index;  // box -> piece
     for (size_t p = 0; p < parsed.size(); ++p) {
@@ -172,11 +173,11 @@ void place_shards(Checkpointables& items,
         throw InternalError("a process described its shards unreadably");
       }
       for (const char* field : {"c", "k", "d", "g"}) {
-        if (entry.value(field, json()) != mine[field]) {
+        if (entry.value(field, json()) != mine.at(field)) {
           throw InvalidArgumentError(
-              what + " (" + std::string(mine["d"]) + " " + mine["g"].dump() +
-              ") on " + process(static_cast<size_t>(me)) + " is, on " +
-              process(p) + ", the array at key path " +
+              what + " (" + std::string(mine.at("d")) + " " +
+              mine.at("g").dump() + ") on " + process(static_cast<size_t>(me)) +
+              " is, on " + process(p) + ", the array at key path " +
               entry.value("k", json()).dump() + " of checkpointable '" +
               entry.value("c", json("?")).get<std::string>() + "' (" +
               entry.value("d", json("?")).get<std::string>() + " " +

@@ -251,6 +251,28 @@ uint64_t record_array(const ckpt_array* a, LeafRecord& leaf,
   return count;
 }
 
+// The bytes of array `a` (leaf `index`, `nbytes` long) as a dataset of its
+// own at its key path: kept by reference when immutable and C-contiguous,
+// else copied now.
+ArrayBytes own_dataset(const ckpt_array& a, size_t index, uint64_t nbytes,
+                       LeafRecord& leaf, Snapshot& snap) {
+  ArrayBytes bytes;
+  bytes.leaf = index;
+  bytes.nbytes = nbytes;
+  leaf.location.dataset = hdf5_path(leaf.path);
+  if ((a.flags & CKPT_ARRAY_IMMUTABLE) && is_c_contiguous(a)) {
+    bytes.data = static_cast<const char*>(a.tensor.data) + a.tensor.byte_offset;
+    snap.references_caller_memory = true;
+  } else {
+    std::shared_ptr<void> keeper;
+    void* copy = allocate(nbytes, keeper);
+    copy_contiguous(a, copy);
+    bytes.data = copy;
+    snap.own_buffers.push_back(std::move(keeper));
+  }
+  return bytes;
+}
+
 // The bytes of array `a` (leaf `index`, `count` elements), recording where
 // they are stored in `leaf`. A small array gets the next slice of its
 // dtype's pack and is listed in `packed_sources`, to be copied by
@@ -263,27 +285,14 @@ ArrayBytes place_array(const ckpt_array& a, size_t index, uint64_t count,
   uint64_t nbytes = count * ckpt::sdk::dtype_size(a.dtype);
   bool pack =
       nbytes < pack_threshold_bytes && leaf.shape.size() <= kMaxPackedRank;
-  ArrayBytes bytes;
+  if (!pack) return own_dataset(a, index, nbytes, leaf, snap);
+  PackBuffer& p = snap.packs[a.dtype];
+  leaf.location = {packed_dataset(a.dtype), true, p.elements};
+  p.elements += count;
+  packed_sources[index] = &a;
+  ArrayBytes bytes;  // data set by fill_packs()
   bytes.leaf = index;
   bytes.nbytes = nbytes;
-  if (pack) {
-    PackBuffer& p = snap.packs[a.dtype];
-    leaf.location = {packed_dataset(a.dtype), true, p.elements};
-    p.elements += count;
-    packed_sources[index] = &a;
-    return bytes;
-  }
-  leaf.location.dataset = hdf5_path(leaf.path);
-  if ((a.flags & CKPT_ARRAY_IMMUTABLE) && is_c_contiguous(a)) {
-    bytes.data = static_cast<const char*>(a.tensor.data) + a.tensor.byte_offset;
-    snap.references_caller_memory = true;
-  } else {
-    std::shared_ptr<void> keeper;
-    void* copy = allocate(nbytes, keeper);
-    copy_contiguous(a, copy);
-    bytes.data = copy;
-    snap.own_buffers.push_back(std::move(keeper));
-  }
   return bytes;
 }
 
@@ -359,11 +368,10 @@ void record_sharded(const ckpt_sharded_array& s, LeafRecord& leaf, int process,
                       ": the shard's elements are not its box's "
                       "dtype and shape");
     }
-    std::vector<const ckpt_array*> never_packed(own.metadata.leaves.size() + 1,
-                                                nullptr);
-    own.arrays.push_back(place_array(*shard.array, own.metadata.leaves.size(),
-                                     count, piece, /*pack_threshold_bytes=*/0,
-                                     own, never_packed));
+    // Never packed: each piece is a dataset the virtual dataset maps.
+    own.arrays.push_back(own_dataset(
+        *shard.array, own.metadata.leaves.size(),
+        count * ckpt::sdk::dtype_size(shard.array->dtype), piece, own));
     own.metadata.leaves.push_back(std::move(piece));
   }
 }
