@@ -4,20 +4,25 @@
 
 #include <ckpt/errors.h>
 #include <ckpt/layout.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <memory>
 #include <set>
 
 #include "../core/src/layout_internal.h"
+#include "../core/src/save_owner.h"
 #include "test_util.h"
 
 using namespace ckpt;
 using ckpt::internal::commit_folder;
 using ckpt::internal::fsync_directory;
 using ckpt::internal::is_temporary_name;
+using ckpt::internal::kOwnerFile;
+using ckpt::internal::parse_owner_record;
 using ckpt::internal::remove_quietly;
 using ckpt::internal::TemporaryCheckpoint;
+using ckpt::internal::this_owner;
 using ckpt::internal::write_file;
 using ckpt::test::message_of;
 using ckpt::test::read_text;
@@ -133,7 +138,13 @@ TEST_CASE(
   CHECK_THAT(tmp.folder().filename().string(), Catch::StartsWith("step_7"));
   CHECK(fs::is_directory(tmp.folder()));
   CHECK(mode_of(tmp.folder()) == 0750);
-  CHECK(fs::is_empty(tmp.folder()));
+  // Only the record of its owner, this process.
+  CHECK(entries(tmp.folder()) == std::set<std::string>{kOwnerFile});
+  const auto owner = parse_owner_record(read_text(tmp.folder() / kOwnerFile));
+  REQUIRE(owner);
+  CHECK(owner->pid == ::getpid());
+  CHECK(owner->host == this_owner().host);
+  CHECK(owner->boot_id == this_owner().boot_id);
   CHECK_FALSE(fs::exists(final_path));
 }
 
@@ -145,7 +156,7 @@ TEST_CASE("add_folder makes a checkpointable folder in the temporary folder",
   CHECK(item == tmp.folder() / "item");
   CHECK(fs::is_directory(item));
   CHECK(mode_of(item) == 0700);
-  CHECK(entries(tmp.folder()) == std::set<std::string>{"item"});
+  CHECK(entries(tmp.folder()) == std::set<std::string>{kOwnerFile, "item"});
 }
 
 TEST_CASE(

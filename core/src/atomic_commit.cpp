@@ -14,6 +14,7 @@
 #include "error_conversion.h"
 #include "layout_internal.h"
 #include "logging.h"
+#include "save_owner.h"
 
 namespace fs = std::filesystem;
 
@@ -170,6 +171,9 @@ TemporaryCheckpoint::TemporaryCheckpoint(fs::path final_path,
     fs::create_directory(folder);
     try {
       fs::permissions(folder, static_cast<fs::perms>(directory_mode_));
+      // Who writes it, so that a later process can remove the folder if
+      // this one dies (save_owner.h).
+      write_file(folder / kOwnerFile, owner_record_text(this_owner()), 0644);
     } catch (...) {
       remove_quietly(folder);
       throw;
@@ -211,6 +215,9 @@ void TemporaryCheckpoint::commit(const CheckpointInfo& info, unsigned file_mode,
                         "commits it)");
   }
   try {
+    // The owner record is no part of the checkpoint. Should the process
+    // die from here on, the folder's name still says whose it was.
+    with_errors_converted([&] { fs::remove(folder_ / kOwnerFile); });
     write_file(folder_ / kCheckpointMetadataFile,
                checkpoint_metadata_json(info), file_mode);
     write_file(folder_ / kMarkerFile, "", file_mode);

@@ -6,13 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdio>
-#include <sstream>
 
 #include "error_conversion.h"
 #include "layout_internal.h"
+#include "save_owner.h"
 
 namespace fs = std::filesystem;
 
@@ -51,12 +49,8 @@ bool is_temporary_name(const std::string& name) {
 }
 
 fs::path temporary_path_for(const fs::path& final_path) {
-  static std::atomic<uint64_t> counter{0};
-  auto now = std::chrono::system_clock::now().time_since_epoch();
-  std::ostringstream unique;
-  unique << std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()
-         << "-" << ::getpid() << "-" << counter++;
-  const std::string suffix = std::string(kTemporaryInfix) + "-" + unique.str();
+  const std::string suffix =
+      std::string(kTemporaryInfix) + temporary_name_suffix();
   std::string name = final_path.filename().string();
   // A folder name has at most 255 bytes: a long final name is shortened,
   // kept unique by a hash of the whole name.

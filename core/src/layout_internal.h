@@ -23,7 +23,8 @@ void check_checkpointable_name(const std::string& name, bool allow_reserved);
 // True when `name` is the name of a temporary save folder.
 bool is_temporary_name(const std::string& name);
 
-// `<parent>/<final name>.orbax-checkpoint-tmp-<unique>`.
+// `<parent>/<final name>.orbax-checkpoint-tmp-<unique>`, where <unique>
+// also names this process (temporary_name_suffix in save_owner.h).
 std::filesystem::path temporary_path_for(
     const std::filesystem::path& final_path);
 
