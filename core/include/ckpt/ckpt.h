@@ -3,6 +3,7 @@
 #define CKPT_CKPT_H_
 
 #include <ckpt/checkpoint.h>
+#include <ckpt/checkpointer.h>
 #include <ckpt/context.h>
 #include <ckpt/dlpack.h>
 #include <ckpt/errors.h>

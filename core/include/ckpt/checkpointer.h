@@ -1,0 +1,468 @@
+// ckpt/checkpointer.h -- a training loop's checkpoints: a root folder of
+// numbered steps, when to save, which steps to keep, resuming from the
+// latest, and a last save when the job is told to stop (Orbax v1's
+// training.Checkpointer).
+//
+//   ckpt::CheckpointerOptions options;
+//   options.save_decision_policy = ckpt::FixedIntervalPolicy(100);
+//   options.preservation_policy = ckpt::AnyPreservationPolicy(
+//       {ckpt::LatestN(3), ckpt::BestN("loss", /*reverse=*/true, 2)});
+//   options.handle_preemption_signals = true;
+//   ckpt::Checkpointer checkpointer("runs/7", options);
+//   int64_t step = 0;
+//   if (auto latest = checkpointer.latest()) {
+//     state = checkpointer.load_pytree(latest->step);
+//     step = latest->step;
+//   }
+//   for (++step; step <= last; ++step) {
+//     train(state);
+//     checkpointer.save_pytree_async(step, state, {{"loss", loss}});
+//     if (checkpointer.may_exit()) return 0;  // preempted, and saved
+//   }
+//   checkpointer.close();
+//
+// Step folders are named as Orbax names them (StepNameFormat): a root
+// written by Python Orbax's checkpoint manager lists and loads here, and
+// the other way round.
+//
+// Policies (after Orbax's, same names and meanings; they compose with
+// AnySavePolicy / AnyPreservationPolicy, and callers may write their own by
+// deriving from SaveDecisionPolicy / PreservationPolicy):
+//   save:  ContinuousCheckpointingPolicy, FixedIntervalPolicy,
+//          SpecificStepsPolicy, InitialSavePolicy,
+//          PreemptionCheckpointingPolicy, AnySavePolicy
+//   keep:  PreserveAll, LatestN, EveryNSeconds, EveryNSteps, CustomSteps,
+//          BestN, AnyPreservationPolicy
+//
+// Guarantees beyond Orbax's:
+//  - At most one save is in flight; a save waits for the previous commit.
+//  - A step is deleted only after a newer step committed, never the newest
+//    committed step (whatever the preservation policy says), and never
+//    while this process loads it. A deleted step disappears at once (it is
+//    renamed away, then removed).
+//  - Opening a root removes the temporary folders of saves that died on
+//    this host since its last boot (their process is gone); those of live
+//    processes, other hosts or earlier boots are only reported
+//    (leftover_temporaries(); `ckpt ls` shows them too).
+//
+// Thread safety: one thread drives a Checkpointer (saves, should_save,
+// wait, close); latest(), checkpoints() and the loads may also be called
+// from other threads.
+#ifndef CKPT_CHECKPOINTER_H_
+#define CKPT_CHECKPOINTER_H_
+
+#include <ckpt/checkpoint.h>
+#include <ckpt/value.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+// One checkpoint of a root, as policies and callers see it (Orbax's
+// CheckpointMetadata / PolicyCheckpointInfo).
+struct CheckpointStep {
+  int64_t step = 0;
+  std::filesystem::path path;
+  // When it was committed (_CHECKPOINT_METADATA; the folder's modification
+  // time when that records none). For the step a policy is asked about:
+  // now.
+  std::chrono::system_clock::time_point time;
+  // The metrics saved with it (the `metrics` checkpointable); null when
+  // none were.
+  nlohmann::json metrics;
+  // Bytes of all its files.
+  uint64_t size_bytes = 0;
+};
+
+// ---- When to save ---------------------------------------------------------
+
+struct DecisionContext {
+  bool is_saving_in_progress = false;
+  // A preemption notice arrived and its checkpoint is not yet written.
+  bool reached_preemption = false;
+};
+
+class SaveDecisionPolicy {
+ public:
+  virtual ~SaveDecisionPolicy() = default;
+  // Whether to save `step` (its time: now; no metrics), given the
+  // committed steps, ascending. Called only for steps newer than the
+  // newest committed one.
+  virtual bool should_save(const CheckpointStep& step,
+                           const std::vector<CheckpointStep>& previous_steps,
+                           const DecisionContext& context) const = 0;
+};
+
+// A SaveDecisionPolicy held by value: any policy converts to it.
+class SaveDecisionPolicyRef {
+ public:
+  template <typename P, typename = std::enable_if_t<std::is_base_of_v<
+                            SaveDecisionPolicy, std::decay_t<P>>>>
+  SaveDecisionPolicyRef(P policy)  // NOLINT: implicit by design
+      : policy_(std::make_shared<std::decay_t<P>>(std::move(policy))) {}
+  SaveDecisionPolicyRef(std::shared_ptr<const SaveDecisionPolicy> policy);
+  const SaveDecisionPolicy& operator*() const { return *policy_; }
+  const SaveDecisionPolicy* operator->() const { return policy_.get(); }
+
+ private:
+  std::shared_ptr<const SaveDecisionPolicy> policy_;
+};
+
+// Saves whenever no save is in flight and, with a minimum interval, at
+// least that many seconds passed since the newest committed step.
+class ContinuousCheckpointingPolicy final : public SaveDecisionPolicy {
+ public:
+  explicit ContinuousCheckpointingPolicy(
+      std::optional<double> minimum_interval_secs = std::nullopt);
+  bool should_save(const CheckpointStep& step,
+                   const std::vector<CheckpointStep>& previous_steps,
+                   const DecisionContext& context) const override;
+
+ private:
+  std::optional<double> minimum_interval_secs_;
+};
+
+// Saves steps that are multiples of `interval` (> 0).
+class FixedIntervalPolicy final : public SaveDecisionPolicy {
+ public:
+  explicit FixedIntervalPolicy(int64_t interval);
+  bool should_save(const CheckpointStep& step,
+                   const std::vector<CheckpointStep>& previous_steps,
+                   const DecisionContext& context) const override;
+
+ private:
+  int64_t interval_;
+};
+
+// Saves exactly these steps.
+class SpecificStepsPolicy final : public SaveDecisionPolicy {
+ public:
+  explicit SpecificStepsPolicy(std::vector<int64_t> steps);
+  bool should_save(const CheckpointStep& step,
+                   const std::vector<CheckpointStep>& previous_steps,
+                   const DecisionContext& context) const override;
+
+ private:
+  std::vector<int64_t> steps_;  // sorted
+};
+
+// Saves when the root has no committed step yet.
+class InitialSavePolicy final : public SaveDecisionPolicy {
+ public:
+  bool should_save(const CheckpointStep& step,
+                   const std::vector<CheckpointStep>& previous_steps,
+                   const DecisionContext& context) const override;
+};
+
+// Saves at the first step after a preemption notice.
+class PreemptionCheckpointingPolicy final : public SaveDecisionPolicy {
+ public:
+  bool should_save(const CheckpointStep& step,
+                   const std::vector<CheckpointStep>& previous_steps,
+                   const DecisionContext& context) const override;
+};
+
+// Saves when any of its policies says so.
+class AnySavePolicy final : public SaveDecisionPolicy {
+ public:
+  explicit AnySavePolicy(std::vector<SaveDecisionPolicyRef> policies);
+  bool should_save(const CheckpointStep& step,
+                   const std::vector<CheckpointStep>& previous_steps,
+                   const DecisionContext& context) const override;
+
+ private:
+  std::vector<SaveDecisionPolicyRef> policies_;
+};
+
+// ---- Which steps to keep --------------------------------------------------
+
+struct PreservationContext {};
+
+class PreservationPolicy {
+ public:
+  virtual ~PreservationPolicy() = default;
+  // For each of `checkpoints` (committed, ascending by step), whether to
+  // keep it. Returns exactly one answer per checkpoint.
+  virtual std::vector<bool> should_preserve(
+      const std::vector<CheckpointStep>& checkpoints,
+      const PreservationContext& context) const = 0;
+};
+
+// A PreservationPolicy held by value: any policy converts to it.
+class PreservationPolicyRef {
+ public:
+  template <typename P, typename = std::enable_if_t<std::is_base_of_v<
+                            PreservationPolicy, std::decay_t<P>>>>
+  PreservationPolicyRef(P policy)  // NOLINT: implicit by design
+      : policy_(std::make_shared<std::decay_t<P>>(std::move(policy))) {}
+  PreservationPolicyRef(std::shared_ptr<const PreservationPolicy> policy);
+  const PreservationPolicy& operator*() const { return *policy_; }
+  const PreservationPolicy* operator->() const { return policy_.get(); }
+
+ private:
+  std::shared_ptr<const PreservationPolicy> policy_;
+};
+
+class PreserveAll final : public PreservationPolicy {
+ public:
+  std::vector<bool> should_preserve(
+      const std::vector<CheckpointStep>& checkpoints,
+      const PreservationContext& context) const override;
+};
+
+// The newest `n` steps (all of them when there are at most n).
+class LatestN final : public PreservationPolicy {
+ public:
+  explicit LatestN(size_t n);
+  std::vector<bool> should_preserve(
+      const std::vector<CheckpointStep>& checkpoints,
+      const PreservationContext& context) const override;
+
+ private:
+  size_t n_;
+};
+
+// The oldest step, then each step committed at least `interval_secs` after
+// the last step kept before it.
+class EveryNSeconds final : public PreservationPolicy {
+ public:
+  explicit EveryNSeconds(double interval_secs);
+  std::vector<bool> should_preserve(
+      const std::vector<CheckpointStep>& checkpoints,
+      const PreservationContext& context) const override;
+
+ private:
+  double interval_secs_;
+};
+
+// Steps that are multiples of `interval_steps` (> 0).
+class EveryNSteps final : public PreservationPolicy {
+ public:
+  explicit EveryNSteps(int64_t interval_steps);
+  std::vector<bool> should_preserve(
+      const std::vector<CheckpointStep>& checkpoints,
+      const PreservationContext& context) const override;
+
+ private:
+  int64_t interval_steps_;
+};
+
+// Exactly these steps.
+class CustomSteps final : public PreservationPolicy {
+ public:
+  explicit CustomSteps(std::vector<int64_t> steps);
+  std::vector<bool> should_preserve(
+      const std::vector<CheckpointStep>& checkpoints,
+      const PreservationContext& context) const override;
+
+ private:
+  std::vector<int64_t> steps_;  // sorted
+};
+
+// The best `n` steps by a metric. As in Orbax, the steps are ordered by
+// the metric ascending (`reverse`: descending) and the last n kept: the n
+// largest values, or with reverse = true the n smallest (a loss). Equal
+// values keep step order, so the newer of two equal steps wins the last
+// place. Steps without metrics (or whose metric function throws or
+// returns NaN) are kept when `keep_checkpoints_without_metrics`, else not
+// kept; they do not count towards n. No n: every step is kept.
+class BestN final : public PreservationPolicy {
+ public:
+  using MetricFn = std::function<double(const nlohmann::json& metrics)>;
+  explicit BestN(MetricFn get_metric_fn, bool reverse = false,
+                 std::optional<size_t> n = std::nullopt,
+                 bool keep_checkpoints_without_metrics = true);
+  // The metric is the number metrics[metric_name].
+  explicit BestN(const std::string& metric_name, bool reverse = false,
+                 std::optional<size_t> n = std::nullopt,
+                 bool keep_checkpoints_without_metrics = true);
+  std::vector<bool> should_preserve(
+      const std::vector<CheckpointStep>& checkpoints,
+      const PreservationContext& context) const override;
+
+ private:
+  MetricFn get_metric_fn_;
+  bool reverse_;
+  std::optional<size_t> n_;
+  bool keep_without_metrics_;
+};
+
+// Keeps a step when any of its policies does.
+class AnyPreservationPolicy final : public PreservationPolicy {
+ public:
+  explicit AnyPreservationPolicy(std::vector<PreservationPolicyRef> policies);
+  std::vector<bool> should_preserve(
+      const std::vector<CheckpointStep>& checkpoints,
+      const PreservationContext& context) const override;
+
+ private:
+  std::vector<PreservationPolicyRef> policies_;
+};
+
+// ---- Step folders ---------------------------------------------------------
+
+// Orbax's standard step names: "<prefix>_" when there is a prefix, then the
+// step, zero-padded to `fixed_length` digits when set. Step 5: "5",
+// "ckpt_5", "00000005", "ckpt_00000005".
+struct StepNameFormat {
+  std::string prefix;
+  std::optional<int> fixed_length;
+
+  std::string name(int64_t step) const;
+  // The step a folder name stands for, as Orbax reads it: the whole name
+  // must match; no leading zeros unless fixed_length (then at least that
+  // many digits). nullopt otherwise.
+  std::optional<int64_t> parse(const std::string& name) const;
+};
+
+// A folder of a root that is not (yet) a checkpoint: the temporary folder
+// of a save in flight or of one that died.
+struct TemporaryFolder {
+  enum class Owner {
+    kGone,       // its save died on this host since the last boot
+    kAlive,      // its process still runs
+    kOtherHost,  // written from another host (or its boot could not be told)
+    kOtherBoot,  // written on this host before its last boot
+    kUnknown,    // made by another program (Python Orbax) or too damaged
+  };
+  std::filesystem::path path;
+  Owner owner = Owner::kUnknown;
+  std::string owner_description;  // "pid 123 on host h"
+};
+
+struct StepFolder {
+  CheckpointStep checkpoint;
+  bool committed = false;
+  std::string problem;  // why it is not a complete checkpoint
+};
+
+struct RootListing {
+  StepNameFormat format;
+  std::vector<StepFolder> steps;  // ascending
+  std::vector<TemporaryFolder> temporaries;
+};
+
+// Reads a root of step folders in `format` (nullopt: the format of the
+// folders found there, plain numbers when there are none). Touches nothing.
+// NotFoundError when `root` does not exist.
+RootListing list_checkpoint_root(
+    const std::filesystem::path& root,
+    const std::optional<StepNameFormat>& format = std::nullopt);
+
+// ---- The Checkpointer -----------------------------------------------------
+
+struct CheckpointerOptions {
+  // Orbax's default: the first step, then whenever no save is in flight,
+  // and at a preemption.
+  SaveDecisionPolicyRef save_decision_policy =
+      AnySavePolicy({InitialSavePolicy(), ContinuousCheckpointingPolicy(),
+                     PreemptionCheckpointingPolicy()});
+  PreservationPolicyRef preservation_policy = PreserveAll();
+  StepNameFormat step_name_format;
+  // Installs a SIGTERM and SIGINT handler that only notes the preemption
+  // (request_preemption); a second signal ends the process as if none was
+  // installed.
+  bool handle_preemption_signals = false;
+  // Remove the temporary folders of dead saves when the root is opened.
+  bool cleanup_temporary_folders = true;
+  // Stored in each step's _CHECKPOINT_METADATA.
+  nlohmann::json custom_metadata = nlohmann::json::object();
+};
+
+// What the signal handler does: marks the process preempted. Safe to call
+// from a signal handler.
+void request_preemption() noexcept;
+
+class Checkpointer {
+ public:
+  // Opens (and makes) the root `directory`, reads its steps and removes
+  // leftover temporary folders of dead saves (see above). With a
+  // multi-process Context (ckpt/context.h) every process constructs one;
+  // decisions are agreed on, and only the primary host deletes.
+  explicit Checkpointer(std::filesystem::path directory,
+                        CheckpointerOptions options = {});
+  // close(); errors are logged.
+  ~Checkpointer();
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  const std::filesystem::path& directory() const { return directory_; }
+
+  // Whether a save of `step` would be made now: false for steps not newer
+  // than the newest committed one; otherwise the save decision policy, or
+  // a preemption notice not yet saved for.
+  bool should_save(int64_t step);
+
+  // Save `step` when should_save(step) or `force`; return whether a save
+  // was made (sync: committed) or started (async). `metrics` (a JSON
+  // object) is saved as the `metrics` checkpointable. A save first waits
+  // for the one in flight, rethrowing its failure (the new save is then not
+  // started). AlreadyExistsError when the step exists. A save made for a
+  // preemption is waited for even when async: then may_exit() is true.
+  bool save_pytree(int64_t step, const Value& tree,
+                   const std::optional<nlohmann::json>& metrics = std::nullopt,
+                   bool force = false);
+  bool save_checkpointables(
+      int64_t step, const Checkpointables& checkpointables,
+      const std::optional<nlohmann::json>& metrics = std::nullopt,
+      bool force = false);
+  bool save_pytree_async(
+      int64_t step, const Value& tree,
+      const std::optional<nlohmann::json>& metrics = std::nullopt,
+      bool force = false);
+  bool save_checkpointables_async(
+      int64_t step, const Checkpointables& checkpointables,
+      const std::optional<nlohmann::json>& metrics = std::nullopt,
+      bool force = false);
+
+  // The committed steps, ascending, and the newest of them.
+  std::vector<CheckpointStep> checkpoints() const;
+  std::optional<CheckpointStep> latest() const;
+  // Temporary folders found when the root was opened and not removed.
+  std::vector<TemporaryFolder> leftover_temporaries() const;
+
+  // Loads `step` (default: the newest committed), as ckpt::load /
+  // ckpt::load_checkpointables. NotFoundError naming the step when it is
+  // not committed.
+  Value load_pytree(std::optional<int64_t> step = std::nullopt,
+                    const Value* abstract_tree = nullptr);
+  Checkpointables load_checkpointables(
+      std::optional<int64_t> step = std::nullopt,
+      const Checkpointables& abstracts = {});
+
+  bool is_saving_in_progress() const;
+  // Waits for the save in flight to commit and applies the preservation
+  // policy; rethrows the save's failure.
+  void wait();
+  // wait(), then no more saves.
+  void close();
+  // Re-reads the root (steps another process added or removed).
+  void reload();
+
+  // A preemption notice arrived (signal or request_preemption).
+  bool reached_preemption() const;
+  // A preemption notice arrived and a step saved after it has committed:
+  // the job may exit now without losing work.
+  bool may_exit() const;
+
+ private:
+  struct State;
+  std::filesystem::path directory_;
+  std::unique_ptr<State> state_;
+
+  bool save(int64_t step, const Checkpointables& checkpointables,
+            const std::optional<nlohmann::json>& metrics, bool force,
+            bool async);
+};
+
+}  // namespace ckpt
+
+#endif  // CKPT_CHECKPOINTER_H_

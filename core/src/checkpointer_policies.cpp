@@ -1,0 +1,247 @@
+// The save decision and preservation policies of ckpt/checkpointer.h.
+#include <ckpt/checkpointer.h>
+#include <ckpt/errors.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace ckpt {
+
+namespace {
+
+double seconds_between(std::chrono::system_clock::time_point from,
+                       std::chrono::system_clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+std::vector<int64_t> sorted(std::vector<int64_t> steps) {
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+bool contains(const std::vector<int64_t>& sorted_steps, int64_t step) {
+  return std::binary_search(sorted_steps.begin(), sorted_steps.end(), step);
+}
+
+}  // namespace
+
+SaveDecisionPolicyRef::SaveDecisionPolicyRef(
+    std::shared_ptr<const SaveDecisionPolicy> policy)
+    : policy_(std::move(policy)) {
+  if (!policy_) throw InvalidArgumentError("a save decision policy is null");
+}
+
+PreservationPolicyRef::PreservationPolicyRef(
+    std::shared_ptr<const PreservationPolicy> policy)
+    : policy_(std::move(policy)) {
+  if (!policy_) throw InvalidArgumentError("a preservation policy is null");
+}
+
+// ---- Save decisions ---------------------------------------------------------
+
+ContinuousCheckpointingPolicy::ContinuousCheckpointingPolicy(
+    std::optional<double> minimum_interval_secs)
+    : minimum_interval_secs_(minimum_interval_secs) {
+  if (minimum_interval_secs_ && !(*minimum_interval_secs_ >= 0)) {
+    throw InvalidArgumentError(
+        "ContinuousCheckpointingPolicy: minimum_interval_secs must be >= 0");
+  }
+}
+
+bool ContinuousCheckpointingPolicy::should_save(
+    const CheckpointStep& step, const std::vector<CheckpointStep>& previous,
+    const DecisionContext& context) const {
+  if (context.is_saving_in_progress) return false;
+  if (previous.empty() || !minimum_interval_secs_) return true;
+  return seconds_between(previous.back().time, step.time) >=
+         *minimum_interval_secs_;
+}
+
+FixedIntervalPolicy::FixedIntervalPolicy(int64_t interval)
+    : interval_(interval) {
+  if (interval_ <= 0) {
+    throw InvalidArgumentError("FixedIntervalPolicy: the interval must be > 0");
+  }
+}
+
+bool FixedIntervalPolicy::should_save(const CheckpointStep& step,
+                                      const std::vector<CheckpointStep>&,
+                                      const DecisionContext&) const {
+  return step.step % interval_ == 0;
+}
+
+SpecificStepsPolicy::SpecificStepsPolicy(std::vector<int64_t> steps)
+    : steps_(sorted(std::move(steps))) {}
+
+bool SpecificStepsPolicy::should_save(const CheckpointStep& step,
+                                      const std::vector<CheckpointStep>&,
+                                      const DecisionContext&) const {
+  return contains(steps_, step.step);
+}
+
+bool InitialSavePolicy::should_save(const CheckpointStep&,
+                                    const std::vector<CheckpointStep>& previous,
+                                    const DecisionContext&) const {
+  return previous.empty();
+}
+
+bool PreemptionCheckpointingPolicy::should_save(
+    const CheckpointStep&, const std::vector<CheckpointStep>&,
+    const DecisionContext& context) const {
+  return context.reached_preemption;
+}
+
+AnySavePolicy::AnySavePolicy(std::vector<SaveDecisionPolicyRef> policies)
+    : policies_(std::move(policies)) {}
+
+bool AnySavePolicy::should_save(const CheckpointStep& step,
+                                const std::vector<CheckpointStep>& previous,
+                                const DecisionContext& context) const {
+  return std::any_of(policies_.begin(), policies_.end(), [&](const auto& p) {
+    return p->should_save(step, previous, context);
+  });
+}
+
+// ---- Preservation -----------------------------------------------------------
+
+std::vector<bool> PreserveAll::should_preserve(
+    const std::vector<CheckpointStep>& checkpoints,
+    const PreservationContext&) const {
+  return std::vector<bool>(checkpoints.size(), true);
+}
+
+LatestN::LatestN(size_t n) : n_(n) {}
+
+std::vector<bool> LatestN::should_preserve(
+    const std::vector<CheckpointStep>& checkpoints,
+    const PreservationContext&) const {
+  const size_t count = checkpoints.size();
+  std::vector<bool> keep(count, false);
+  for (size_t i = count > n_ ? count - n_ : 0; i < count; ++i) keep[i] = true;
+  return keep;
+}
+
+EveryNSeconds::EveryNSeconds(double interval_secs)
+    : interval_secs_(interval_secs) {
+  if (!(interval_secs_ >= 0)) {
+    throw InvalidArgumentError("EveryNSeconds: the interval must be >= 0");
+  }
+}
+
+std::vector<bool> EveryNSeconds::should_preserve(
+    const std::vector<CheckpointStep>& checkpoints,
+    const PreservationContext&) const {
+  std::vector<bool> keep(checkpoints.size(), false);
+  const CheckpointStep* anchor = nullptr;
+  for (size_t i = 0; i < checkpoints.size(); ++i) {
+    if (!anchor ||
+        seconds_between(anchor->time, checkpoints[i].time) >= interval_secs_) {
+      keep[i] = true;
+      anchor = &checkpoints[i];
+    }
+  }
+  return keep;
+}
+
+EveryNSteps::EveryNSteps(int64_t interval_steps)
+    : interval_steps_(interval_steps) {
+  if (interval_steps_ <= 0) {
+    throw InvalidArgumentError("EveryNSteps: the interval must be > 0");
+  }
+}
+
+std::vector<bool> EveryNSteps::should_preserve(
+    const std::vector<CheckpointStep>& checkpoints,
+    const PreservationContext&) const {
+  std::vector<bool> keep(checkpoints.size());
+  for (size_t i = 0; i < checkpoints.size(); ++i) {
+    keep[i] = checkpoints[i].step % interval_steps_ == 0;
+  }
+  return keep;
+}
+
+CustomSteps::CustomSteps(std::vector<int64_t> steps)
+    : steps_(sorted(std::move(steps))) {}
+
+std::vector<bool> CustomSteps::should_preserve(
+    const std::vector<CheckpointStep>& checkpoints,
+    const PreservationContext&) const {
+  std::vector<bool> keep(checkpoints.size());
+  for (size_t i = 0; i < checkpoints.size(); ++i) {
+    keep[i] = contains(steps_, checkpoints[i].step);
+  }
+  return keep;
+}
+
+BestN::BestN(MetricFn get_metric_fn, bool reverse, std::optional<size_t> n,
+             bool keep_checkpoints_without_metrics)
+    : get_metric_fn_(std::move(get_metric_fn)),
+      reverse_(reverse),
+      n_(n),
+      keep_without_metrics_(keep_checkpoints_without_metrics) {
+  if (!get_metric_fn_) throw InvalidArgumentError("BestN: no metric function");
+}
+
+BestN::BestN(const std::string& metric_name, bool reverse,
+             std::optional<size_t> n, bool keep_checkpoints_without_metrics)
+    : BestN(
+          [metric_name](const nlohmann::json& metrics) {
+            return metrics.at(metric_name).get<double>();
+          },
+          reverse, n, keep_checkpoints_without_metrics) {}
+
+std::vector<bool> BestN::should_preserve(
+    const std::vector<CheckpointStep>& checkpoints,
+    const PreservationContext&) const {
+  const size_t count = checkpoints.size();
+  if (!n_ || count <= *n_) return std::vector<bool>(count, true);
+  std::vector<bool> keep(count, false);
+  std::vector<std::pair<double, size_t>> ranked;  // metric, index
+  for (size_t i = 0; i < count; ++i) {
+    std::optional<double> metric;
+    const nlohmann::json& metrics = checkpoints[i].metrics;
+    if (!metrics.is_null()) {
+      try {
+        metric = get_metric_fn_(metrics);
+      } catch (const std::exception&) {
+        // a step without this metric: as one without metrics
+      }
+    }
+    if (metric && !std::isnan(*metric)) {
+      ranked.emplace_back(*metric, i);
+    } else {
+      keep[i] = keep_without_metrics_;
+    }
+  }
+  // Ascending (reverse: descending), ties in step order; the last n win.
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [&](const auto& a, const auto& b) {
+                     return reverse_ ? a.first > b.first : a.first < b.first;
+                   });
+  const size_t first = ranked.size() > *n_ ? ranked.size() - *n_ : 0;
+  for (size_t r = first; r < ranked.size(); ++r) keep[ranked[r].second] = true;
+  return keep;
+}
+
+AnyPreservationPolicy::AnyPreservationPolicy(
+    std::vector<PreservationPolicyRef> policies)
+    : policies_(std::move(policies)) {}
+
+std::vector<bool> AnyPreservationPolicy::should_preserve(
+    const std::vector<CheckpointStep>& checkpoints,
+    const PreservationContext& context) const {
+  std::vector<bool> keep(checkpoints.size(), false);
+  for (const auto& policy : policies_) {
+    const std::vector<bool> one = policy->should_preserve(checkpoints, context);
+    if (one.size() != keep.size()) {
+      throw InvalidArgumentError(
+          "a preservation policy answered for " + std::to_string(one.size()) +
+          " checkpoints instead of " + std::to_string(keep.size()));
+    }
+    for (size_t i = 0; i < keep.size(); ++i) keep[i] = keep[i] || one[i];
+  }
+  return keep;
+}
+
+}  // namespace ckpt

@@ -1,0 +1,542 @@
+// ckpt::Checkpointer and its policies (ckpt/checkpointer.h).
+#include <ckpt/checkpointer.h>
+#include <ckpt/errors.h>
+#include <ckpt/stateful.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "../core/src/layout_internal.h"
+#include "../core/src/save_owner.h"
+#include "test_util.h"
+
+using namespace ckpt;
+using namespace ckpt::test;
+using std::chrono::seconds;
+using SystemClock = std::chrono::system_clock;
+
+namespace {
+
+const SystemClock::time_point kEpoch = SystemClock::time_point(seconds(1000));
+
+// Committed steps at the given seconds after kEpoch, with a loss each
+// (nullopt: no metrics).
+std::vector<CheckpointStep> steps_table(
+    const std::vector<std::tuple<int64_t, int, std::optional<double>>>& rows) {
+  std::vector<CheckpointStep> steps;
+  for (const auto& [step, at, loss] : rows) {
+    CheckpointStep s;
+    s.step = step;
+    s.time = kEpoch + seconds(at);
+    if (loss) s.metrics = {{"loss", *loss}};
+    steps.push_back(s);
+  }
+  return steps;
+}
+
+std::vector<int64_t> kept(const PreservationPolicy& policy,
+                          const std::vector<CheckpointStep>& steps) {
+  const std::vector<bool> keep = policy.should_preserve(steps, {});
+  REQUIRE(keep.size() == steps.size());
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (keep[i]) out.push_back(steps[i].step);
+  }
+  return out;
+}
+
+bool decides(const SaveDecisionPolicy& policy, int64_t step, int at,
+             const std::vector<CheckpointStep>& previous,
+             DecisionContext context = {}) {
+  CheckpointStep s;
+  s.step = step;
+  s.time = kEpoch + seconds(at);
+  return policy.should_save(s, previous, context);
+}
+
+Value tree_of(int64_t step) {
+  return Value::dict(
+      {{"x", Array::copy(DType::kInt64, {1}, &step)}, {"step", step}});
+}
+
+std::vector<int64_t> steps_of(const std::vector<CheckpointStep>& steps) {
+  std::vector<int64_t> out;
+  for (const auto& s : steps) out.push_back(s.step);
+  return out;
+}
+
+std::vector<int64_t> steps_on_disk(const fs::path& root) {
+  std::vector<int64_t> out;
+  for (const auto& s : list_checkpoint_root(root).steps) {
+    if (s.committed) out.push_back(s.checkpoint.step);
+  }
+  return out;
+}
+
+// The pid of a process that has ended.
+int64_t dead_pid() {
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return child;
+}
+
+}  // namespace
+
+// ---- Save decision policies ---------------------------------------------
+
+TEST_CASE("save decision policies decide as Orbax's do", "[checkpointer]") {
+  const auto none = steps_table({});
+  const auto some = steps_table({{10, 0, 1.0}, {20, 60, 2.0}});
+  DecisionContext saving;
+  saving.is_saving_in_progress = true;
+  DecisionContext preempted;
+  preempted.reached_preemption = true;
+
+  SECTION("FixedIntervalPolicy saves multiples of its interval") {
+    FixedIntervalPolicy p(10);
+    CHECK(decides(p, 30, 0, some));
+    CHECK_FALSE(decides(p, 31, 0, some));
+    CHECK(decides(p, 0, 0, none));
+    CHECK(decides(p, 40, 0, some, saving));
+    CHECK_THROWS_AS(FixedIntervalPolicy(0), InvalidArgumentError);
+  }
+  SECTION("SpecificStepsPolicy saves exactly its steps") {
+    SpecificStepsPolicy p({7, 3, 100});
+    CHECK(decides(p, 3, 0, none));
+    CHECK(decides(p, 100, 0, some));
+    CHECK_FALSE(decides(p, 4, 0, some));
+  }
+  SECTION("InitialSavePolicy saves only into an empty root") {
+    InitialSavePolicy p;
+    CHECK(decides(p, 5, 0, none));
+    CHECK_FALSE(decides(p, 21, 0, some));
+  }
+  SECTION("PreemptionCheckpointingPolicy saves after a preemption notice") {
+    PreemptionCheckpointingPolicy p;
+    CHECK(decides(p, 21, 0, some, preempted));
+    CHECK_FALSE(decides(p, 21, 0, some));
+  }
+  SECTION("ContinuousCheckpointingPolicy skips while a save is in flight") {
+    ContinuousCheckpointingPolicy p;
+    CHECK(decides(p, 21, 0, some));
+    CHECK(decides(p, 1, 0, none));
+    CHECK_FALSE(decides(p, 21, 0, some, saving));
+    // With a minimum interval: counted from the newest committed step.
+    ContinuousCheckpointingPolicy every_30s(30.0);
+    CHECK(decides(every_30s, 21, 0, none));
+    CHECK_FALSE(decides(every_30s, 21, 60 + 29, some));
+    CHECK(decides(every_30s, 21, 60 + 30, some));
+    CHECK_FALSE(decides(every_30s, 21, 60 + 300, some, saving));
+  }
+  SECTION("AnySavePolicy saves when any of its policies does") {
+    AnySavePolicy p({FixedIntervalPolicy(10), SpecificStepsPolicy({33}),
+                     PreemptionCheckpointingPolicy()});
+    CHECK(decides(p, 30, 0, some));
+    CHECK(decides(p, 33, 0, some));
+    CHECK(decides(p, 34, 0, some, preempted));
+    CHECK_FALSE(decides(p, 34, 0, some));
+    AnySavePolicy empty({});
+    CHECK_FALSE(decides(empty, 30, 0, some));
+  }
+}
+
+// ---- Preservation policies ------------------------------------------------
+
+TEST_CASE("preservation policies keep the steps Orbax's keep",
+          "[checkpointer]") {
+  // step, seconds after the epoch, loss
+  const auto steps = steps_table({{1, 0, 5.0},
+                                  {2, 10, 3.0},
+                                  {3, 25, 4.0},
+                                  {4, 40, 1.0},
+                                  {5, 55, 2.0},
+                                  {6, 61, 6.0}});
+  CHECK(kept(PreserveAll(), steps) == std::vector<int64_t>{1, 2, 3, 4, 5, 6});
+  CHECK(kept(LatestN(2), steps) == std::vector<int64_t>{5, 6});
+  CHECK(kept(LatestN(0), steps).empty());
+  CHECK(kept(LatestN(10), steps) == std::vector<int64_t>{1, 2, 3, 4, 5, 6});
+  // The first step, then each at least 20 s after the last kept one.
+  CHECK(kept(EveryNSeconds(20), steps) == std::vector<int64_t>{1, 3, 5});
+  CHECK(kept(EveryNSteps(2), steps) == std::vector<int64_t>{2, 4, 6});
+  CHECK(kept(CustomSteps({6, 1, 9}), steps) == std::vector<int64_t>{1, 6});
+  // reverse = true keeps the smallest values (a loss); false the largest.
+  CHECK(kept(BestN("loss", /*reverse=*/true, 2), steps) ==
+        std::vector<int64_t>{4, 5});
+  CHECK(kept(BestN("loss", /*reverse=*/false, 2), steps) ==
+        std::vector<int64_t>{1, 6});
+  CHECK(kept(BestN("loss", true, std::nullopt), steps).size() == 6);
+  CHECK(kept(BestN("loss", true, 0), steps).empty());
+  CHECK(kept(BestN(
+                 [](const nlohmann::json& m) {
+                   return -m.at("loss").get<double>();
+                 },
+                 /*reverse=*/false, 1),
+             steps) == std::vector<int64_t>{4});
+  CHECK(kept(AnyPreservationPolicy(
+                 {LatestN(1), BestN("loss", true, 1), CustomSteps({2})}),
+             steps) == std::vector<int64_t>{2, 4, 6});
+  CHECK(kept(AnyPreservationPolicy({}), steps).empty());
+  CHECK_THROWS_AS(EveryNSteps(0), InvalidArgumentError);
+}
+
+TEST_CASE(
+    "BestN breaks ties in favour of the newer step and keeps steps without "
+    "metrics unless told not to",
+    "[checkpointer]") {
+  const auto tied = steps_table(
+      {{1, 0, 1.0}, {2, 1, 2.0}, {3, 2, 1.0}, {4, 3, 2.0}, {5, 4, 3.0}});
+  CHECK(kept(BestN("loss", true, 1), tied) == std::vector<int64_t>{3});
+  CHECK(kept(BestN("loss", true, 3), tied) == std::vector<int64_t>{1, 3, 4});
+  CHECK(kept(BestN("loss", false, 2), tied) == std::vector<int64_t>{4, 5});
+
+  auto missing = steps_table(
+      {{1, 0, 4.0}, {2, 1, std::nullopt}, {3, 2, 1.0}, {4, 3, 2.0}});
+  missing[3].metrics = {{"accuracy", 0.9}};  // metrics, but not this one
+  CHECK(kept(BestN("loss", true, 1), missing) == std::vector<int64_t>{2, 3, 4});
+  CHECK(kept(BestN("loss", true, 1, /*keep_checkpoints_without_metrics=*/false),
+             missing) == std::vector<int64_t>{3});
+}
+
+TEST_CASE("step folders are named and recognised as Orbax names them",
+          "[checkpointer]") {
+  StepNameFormat plain;
+  CHECK(plain.name(5) == "5");
+  CHECK(plain.parse("5") == 5);
+  CHECK(plain.parse("0") == 0);
+  CHECK_FALSE(plain.parse("05"));
+  CHECK_FALSE(plain.parse("5.orbax-checkpoint-tmp-1"));
+  CHECK_FALSE(plain.parse("step_5"));
+  CHECK_FALSE(plain.parse(""));
+  CHECK_FALSE(plain.parse("99999999999999999999"));
+  StepNameFormat prefixed{"ckpt", std::nullopt};
+  CHECK(prefixed.name(5) == "ckpt_5");
+  CHECK(prefixed.parse("ckpt_5") == 5);
+  CHECK_FALSE(prefixed.parse("ckpt5"));
+  CHECK_FALSE(prefixed.parse("5"));
+  StepNameFormat padded{"", 8};
+  CHECK(padded.name(5) == "00000005");
+  CHECK(padded.parse("00000005") == 5);
+  CHECK(padded.parse("123456789") == 123456789);
+  CHECK_FALSE(padded.parse("5"));
+  CHECK_FALSE(padded.parse("000000005"));
+  StepNameFormat both{"ckpt", 8};
+  CHECK(both.name(5) == "ckpt_00000005");
+  CHECK(both.parse("ckpt_00000005") == 5);
+  CHECK_THROWS_AS(plain.name(-1), InvalidArgumentError);
+}
+
+// ---- The Checkpointer -----------------------------------------------------
+
+TEST_CASE(
+    "a checkpointer saves by its policy, keeps the latest 3 and the best 2 "
+    "by loss, and deletes the rest",
+    "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  CheckpointerOptions options;
+  options.save_decision_policy = FixedIntervalPolicy(10);
+  options.preservation_policy =
+      AnyPreservationPolicy({LatestN(3), BestN("loss", /*reverse=*/true, 2)});
+  // loss by step: best are 20 (0.5) and 40 (0.7)
+  const std::map<int64_t, double> loss = {{10, 3.0}, {20, 0.5}, {30, 2.0},
+                                          {40, 0.7}, {50, 4.0}, {60, 5.0},
+                                          {70, 6.0}, {80, 1.0}};
+  {
+    Checkpointer checkpointer(root, options);
+    for (int64_t step = 1; step <= 80; ++step) {
+      const bool due = step % 10 == 0;
+      CHECK(checkpointer.should_save(step) == due);
+      const bool saved = checkpointer.save_pytree_async(
+          step, tree_of(step),
+          due ? std::optional<nlohmann::json>(
+                    nlohmann::json{{"loss", loss.at(step)}})
+              : std::nullopt);
+      CHECK(saved == due);
+    }
+    checkpointer.close();
+    CHECK(steps_of(checkpointer.checkpoints()) ==
+          std::vector<int64_t>{20, 40, 60, 70, 80});
+    CHECK(checkpointer.latest()->step == 80);
+    CHECK(checkpointer.latest()->metrics == nlohmann::json{{"loss", 1.0}});
+    CHECK(checkpointer.latest()->size_bytes > 0);
+    CHECK(checkpointer.latest()->path == root / "80");
+  }
+  CHECK(steps_on_disk(root) == std::vector<int64_t>{20, 40, 60, 70, 80});
+  CHECK(list_checkpoint_root(root).temporaries.empty());
+
+  SECTION("a new checkpointer on the root keeps the policies' view") {
+    Checkpointer again(root, options);
+    CHECK(steps_of(again.checkpoints()) ==
+          std::vector<int64_t>{20, 40, 60, 70, 80});
+    CHECK(again.checkpoints()[0].metrics == nlohmann::json{{"loss", 0.5}});
+    // Saving 90 (worst loss) drops 60: 70, 80, 90 are the latest, 20 and 40
+    // the best by loss, read back from disk.
+    CHECK_FALSE(again.should_save(80));  // not newer than the latest
+    CHECK(again.save_pytree(90, tree_of(90), nlohmann::json{{"loss", 9.0}}));
+    CHECK(steps_of(again.checkpoints()) ==
+          std::vector<int64_t>{20, 40, 70, 80, 90});
+    CHECK(steps_on_disk(root) == std::vector<int64_t>{20, 40, 70, 80, 90});
+    CHECK(again.load_pytree().at("step").as_int() == 90);
+    CHECK(again.load_pytree(20).at("step").as_int() == 20);
+    CHECK_THROWS_AS(again.load_pytree(60), NotFoundError);
+    CHECK_THAT(message_of<NotFoundError>([&] { again.load_pytree(60); }),
+               Catch::Contains("step 60") && Catch::Contains(root.string()));
+  }
+  SECTION("saving an existing step is refused, also when forced") {
+    Checkpointer again(root, options);
+    CHECK_THROWS_AS(again.save_pytree(80, tree_of(80), std::nullopt, true),
+                    AlreadyExistsError);
+    CHECK_THAT(message_of<AlreadyExistsError>(
+                   [&] { again.save_pytree(20, tree_of(20)); }),
+               Catch::Contains("step 20 already exists"));
+  }
+  SECTION("force saves a step the policy would skip") {
+    Checkpointer again(root, options);
+    CHECK_FALSE(again.save_pytree(81, tree_of(81)));
+    CHECK(again.save_pytree(81, tree_of(81), std::nullopt, /*force=*/true));
+    CHECK(again.latest()->step == 81);
+  }
+}
+
+TEST_CASE("the newest committed step is never deleted, whatever the policy",
+          "[checkpointer]") {
+  TempDir dir;
+  CheckpointerOptions options;
+  options.save_decision_policy = ContinuousCheckpointingPolicy();
+  options.preservation_policy = BestN("loss", /*reverse=*/true, 1);
+  Checkpointer checkpointer(dir / "run", options);
+  CHECK(checkpointer.save_pytree(1, tree_of(1), nlohmann::json{{"loss", 1.0}}));
+  CHECK(checkpointer.save_pytree(2, tree_of(2), nlohmann::json{{"loss", 5.0}}));
+  // Orbax would delete step 2 here (its loss is not the best).
+  CHECK(steps_of(checkpointer.checkpoints()) == std::vector<int64_t>{1, 2});
+  CHECK(checkpointer.save_pytree(3, tree_of(3), nlohmann::json{{"loss", 7.0}}));
+  CHECK(steps_of(checkpointer.checkpoints()) == std::vector<int64_t>{1, 3});
+  CHECK(steps_on_disk(dir / "run") == std::vector<int64_t>{1, 3});
+}
+
+namespace {
+
+// A stateful checkpointable whose load waits until released.
+class BlockingState : public StatefulCheckpointable {
+ public:
+  std::promise<void> started;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+
+  BackgroundWork save(const fs::path& dir) override {
+    return [dir] { write_text(dir / "state", "s"); };
+  }
+  BackgroundWork load(const fs::path&) override {
+    return [this] {
+      started.set_value();
+      released.wait();
+    };
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a step being loaded is deleted only after its load ends",
+          "[checkpointer]") {
+  TempDir dir;
+  CheckpointerOptions options;
+  options.save_decision_policy = ContinuousCheckpointingPolicy();
+  options.preservation_policy = LatestN(1);
+  Checkpointer checkpointer(dir / "run", options);
+  auto state = std::make_shared<BlockingState>();
+  REQUIRE(checkpointer.save_checkpointables(
+      1, {{"s", Value::stateful(state)}, {"t", tree_of(1)}}));
+  auto loading = std::async(std::launch::async, [&] {
+    return checkpointer.load_checkpointables(1,
+                                             {{"s", Value::stateful(state)}});
+  });
+  state->started.get_future().wait();
+  REQUIRE(checkpointer.save_pytree(2, tree_of(2)));
+  // Step 1 is not kept, but it is being loaded: it stays for now.
+  CHECK(steps_on_disk(dir / "run") == std::vector<int64_t>{1, 2});
+  state->release.set_value();
+  loading.get();
+  REQUIRE(checkpointer.save_pytree(3, tree_of(3)));
+  CHECK(steps_on_disk(dir / "run") == std::vector<int64_t>{3});
+}
+
+TEST_CASE(
+    "opening a root removes the temporary folders of dead saves of this "
+    "host and reports the others",
+    "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  fs::create_directories(root);
+  const internal::SaveOwner& me = internal::this_owner();
+  auto make = [&](const std::string& name,
+                  std::optional<internal::SaveOwner> owner) {
+    fs::create_directories(root / name / "state");
+    write_text(root / name / "state" / "data", "partial");
+    if (owner) {
+      write_text(root / name / internal::kOwnerFile,
+                 internal::owner_record_text(*owner));
+    }
+    return root / name;
+  };
+  internal::SaveOwner dead = me;
+  dead.pid = dead_pid();
+  dead.start_ticks.reset();
+  internal::SaveOwner other_host = dead;
+  other_host.host = me.host + "-elsewhere";
+  internal::SaveOwner other_boot = dead;
+  other_boot.boot_id = "00000000-0000-0000-0000-000000000000";
+  internal::SaveOwner reused = me;  // this pid, but another process's start
+  reused.start_ticks = me.start_ticks.value_or(0) + 12345;
+
+  const fs::path gone = make("7.orbax-checkpoint-tmp-1-2-3-abcdef01", dead);
+  const fs::path reused_pid =
+      make("8.orbax-checkpoint-tmp-1-2-3-abcdef01", reused);
+  const fs::path alive = make("9.orbax-checkpoint-tmp-1-2-3-abcdef01", me);
+  const fs::path elsewhere =
+      make("10.orbax-checkpoint-tmp-1-2-3-abcdef01", other_host);
+  const fs::path before_boot =
+      make("11.orbax-checkpoint-tmp-1-2-3-abcdef01", other_boot);
+  const fs::path orbax = make("12.orbax-checkpoint-tmp", std::nullopt);
+  // No record (the save died right after making the folder): the name says
+  // the pid and this host and boot.
+  const std::string tag = internal::host_boot_tag(me.host, me.boot_id);
+  const fs::path unrecorded = make(
+      "13.orbax-checkpoint-tmp-1-" + std::to_string(dead.pid) + "-0-" + tag,
+      std::nullopt);
+  const fs::path unrecorded_alive =
+      make("14.orbax-checkpoint-tmp-1-" + std::to_string(me.pid) + "-0-" + tag,
+           std::nullopt);
+  const fs::path garbage = make("15.orbax-checkpoint-tmp-x", std::nullopt);
+  write_text(garbage / internal::kOwnerFile, std::string(100000, '{'));
+
+  const RootListing before = list_checkpoint_root(root);
+  std::map<std::string, TemporaryFolder::Owner> owners;
+  for (const auto& t : before.temporaries) owners[t.path.filename()] = t.owner;
+  CHECK(owners.at(gone.filename()) == TemporaryFolder::Owner::kGone);
+  CHECK(owners.at(reused_pid.filename()) == TemporaryFolder::Owner::kGone);
+  CHECK(owners.at(alive.filename()) == TemporaryFolder::Owner::kAlive);
+  CHECK(owners.at(elsewhere.filename()) == TemporaryFolder::Owner::kOtherHost);
+  CHECK(owners.at(before_boot.filename()) ==
+        TemporaryFolder::Owner::kOtherBoot);
+  CHECK(owners.at(orbax.filename()) == TemporaryFolder::Owner::kUnknown);
+  CHECK(owners.at(unrecorded.filename()) == TemporaryFolder::Owner::kGone);
+  CHECK(owners.at(unrecorded_alive.filename()) ==
+        TemporaryFolder::Owner::kAlive);
+  CHECK(owners.at(garbage.filename()) == TemporaryFolder::Owner::kUnknown);
+
+  Checkpointer checkpointer(root);
+  CHECK_FALSE(fs::exists(gone));
+  CHECK_FALSE(fs::exists(reused_pid));
+  CHECK_FALSE(fs::exists(unrecorded));
+  for (const fs::path& kept :
+       {alive, elsewhere, before_boot, orbax, unrecorded_alive, garbage}) {
+    CHECK(fs::exists(kept));
+  }
+  CHECK(checkpointer.leftover_temporaries().size() == 6);
+  for (const auto& t : checkpointer.leftover_temporaries()) {
+    if (t.path == elsewhere) {
+      CHECK_THAT(t.owner_description, Catch::Contains("-elsewhere"));
+    }
+  }
+  // A leftover never blocks a save of its step.
+  CHECK(checkpointer.save_pytree(9, tree_of(9), std::nullopt, true));
+
+  SECTION("unless told not to") {
+    const fs::path another =
+        make("20.orbax-checkpoint-tmp-1-2-3-abcdef01", dead);
+    CheckpointerOptions keep;
+    keep.cleanup_temporary_folders = false;
+    Checkpointer untouched(root, keep);
+    CHECK(fs::exists(another));
+  }
+}
+
+TEST_CASE("a root written in Orbax's step naming lists and loads",
+          "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "orbax_run";
+  const fs::path fixture =
+      fs::path(CKPT_SOURCE_ROOT) / ".." / "shared" / "fixtures" / "orbax" /
+      "v1_checkpoints" / "composite_checkpoint" /
+      "checkpoint_metadata_present" / "pytree_checkpointable_has_metadata";
+  for (const char* step : {"0", "1", "2"}) {
+    fs::create_directories(root);
+    fs::copy(fixture, root / step, fs::copy_options::recursive);
+  }
+  fs::create_directories(root / "1.orbax-checkpoint-tmp");  // Orbax's own
+  fs::create_directories(root / "not_a_step");
+  Checkpointer checkpointer(root);
+  CHECK(steps_of(checkpointer.checkpoints()) == std::vector<int64_t>{0, 1, 2});
+  // Orbax records its commit time: it is the step's time.
+  CHECK(checkpointer.latest()->time.time_since_epoch() ==
+        std::chrono::duration_cast<SystemClock::duration>(
+            std::chrono::nanoseconds(1778718403065544708LL)));
+  const Checkpointables parts =
+      checkpointer.load_checkpointables(1, {{"metadata", Value()}});
+  CHECK(parts[0].second.kind() == Value::Kind::kJson);
+  CHECK(checkpointer.leftover_temporaries().size() == 1);
+  CHECK_FALSE(checkpointer.should_save(2));
+  CHECK(checkpointer.should_save(3));
+}
+
+TEST_CASE("ckpt steps in Orbax's prefixed, zero-padded naming",
+          "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  CheckpointerOptions options;
+  options.step_name_format = StepNameFormat{"ckpt", 8};
+  options.save_decision_policy = ContinuousCheckpointingPolicy();
+  {
+    Checkpointer checkpointer(root, options);
+    CHECK(checkpointer.save_pytree(7, tree_of(7)));
+    CHECK(checkpointer.save_pytree(12, tree_of(12)));
+    CHECK(checkpointer.latest()->path == root / "ckpt_00000012");
+  }
+  CHECK(fs::is_directory(root / "ckpt_00000007"));
+  // Found without being told the format.
+  const RootListing listing = list_checkpoint_root(root);
+  CHECK(listing.format.prefix == "ckpt");
+  CHECK(listing.format.fixed_length == 8);
+  REQUIRE(listing.steps.size() == 2);
+  CHECK(listing.steps[1].checkpoint.step == 12);
+  // A checkpointer with another format sees none of them.
+  Checkpointer plain(root);
+  CHECK(plain.checkpoints().empty());
+  CHECK_THROWS_AS(plain.load_pytree(), NotFoundError);
+}
+
+TEST_CASE("a step folder that is no complete checkpoint is listed as such",
+          "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  {
+    Checkpointer checkpointer(root);
+    CHECK(checkpointer.save_pytree(1, tree_of(1)));
+  }
+  fs::create_directories(root / "2" / "state");  // no _CHECKPOINT_METADATA
+  const RootListing listing = list_checkpoint_root(root);
+  REQUIRE(listing.steps.size() == 2);
+  CHECK(listing.steps[0].committed);
+  CHECK_FALSE(listing.steps[1].committed);
+  CHECK_FALSE(listing.steps[1].problem.empty());
+  Checkpointer checkpointer(root);
+  CHECK(checkpointer.latest()->step == 1);
+  // Its folder is in the way of a save of step 2.
+  CHECK_THROWS_AS(checkpointer.save_pytree(2, tree_of(2)), AlreadyExistsError);
+
+  CHECK_THROWS_AS(list_checkpoint_root(dir / "absent"), NotFoundError);
+}
+
+TEST_CASE("metrics must be a JSON object", "[checkpointer]") {
+  TempDir dir;
+  Checkpointer checkpointer(dir / "run");
+  CHECK_THROWS_AS(checkpointer.save_pytree(1, tree_of(1), nlohmann::json(3)),
+                  InvalidArgumentError);
+}
