@@ -14,6 +14,7 @@ struct Common {
 
 int run_plugins(const Common& common);
 int run_info(const Common& common, const std::string& dir);
+int run_ls(const Common& common, const std::string& root);
 int run_tree(const Common& common, const std::string& dir,
              const std::string& name);
 int run_cat(const Common& common, const std::string& dir,

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <sstream>
 #include <type_traits>
@@ -233,6 +234,15 @@ std::string shape_text(const Shape& shape) {
     out += (i ? ", " : "") + std::to_string(shape[i]);
   }
   return out + "]";
+}
+
+std::string time_text(const std::optional<int64_t>& nsecs) {
+  if (!nsecs) return "unknown";
+  std::time_t seconds = static_cast<std::time_t>(*nsecs / 1000000000);
+  char buffer[64];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S UTC",
+                std::gmtime(&seconds));
+  return buffer;
 }
 
 uint64_t bytes_on_disk(const std::filesystem::path& path) {

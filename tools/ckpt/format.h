@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 namespace ckpt::tool {
@@ -16,6 +17,8 @@ namespace ckpt::tool {
 std::string human_bytes(uint64_t bytes);
 // "[2, 3]".
 std::string shape_text(const Shape& shape);
+// "2026-11-29 14:15:12 UTC"; "unknown" for none.
+std::string time_text(const std::optional<int64_t>& nsecs);
 // Bytes of every regular file under `path`.
 uint64_t bytes_on_disk(const std::filesystem::path& path);
 

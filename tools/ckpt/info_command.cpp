@@ -1,8 +1,10 @@
 // `ckpt info DIR`: what a checkpoint is and which handler would load each
 // of its checkpointables now.
 #include <ckpt/checkpoint.h>
+#include <ckpt/checkpointer.h>
 #include <ckpt/errors.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -27,15 +29,6 @@ const char* layout_text(LayoutVersion layout) {
       return "v0 flat pytree (no marker)";
   }
   return "unknown";
-}
-
-std::string time_text(const std::optional<int64_t>& nsecs) {
-  if (!nsecs) return "unknown";
-  std::time_t seconds = static_cast<std::time_t>(*nsecs / 1000000000);
-  char buffer[64];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S UTC",
-                std::gmtime(&seconds));
-  return buffer;
 }
 
 struct Row {
@@ -113,10 +106,37 @@ void print_text(const CheckpointInfo& info, const std::vector<Row>& rows,
   }
 }
 
+// read_checkpoint_info, except that a root of step checkpoints is an error
+// that points at `ckpt ls`.
+CheckpointInfo read_info_or_point_at_ls(const std::string& dir) {
+  try {
+    return read_checkpoint_info(dir);
+  } catch (const InvalidLayoutError&) {
+    RootListing root;
+    try {
+      root = list_checkpoint_root(dir);
+    } catch (const Error&) {
+    }
+    const bool any_committed =
+        std::any_of(root.steps.begin(), root.steps.end(),
+                    [](const StepFolder& step) { return step.committed; });
+    if (!any_committed) throw;
+    throw InvalidLayoutError(
+        dir + " is not a checkpoint but a root of " +
+        std::to_string(root.steps.size()) + " step checkpoint(s)" +
+        (root.steps.empty()
+             ? std::string()
+             : " (steps " + std::to_string(root.steps.front().checkpoint.step) +
+                   " to " + std::to_string(root.steps.back().checkpoint.step) +
+                   ")") +
+        "; list them with `ckpt ls " + dir + "`");
+  }
+}
+
 }  // namespace
 
 int run_info(const Common& common, const std::string& dir) {
-  const CheckpointInfo info = read_checkpoint_info(dir);
+  const CheckpointInfo info = read_info_or_point_at_ls(dir);
   const std::vector<std::string> names = list_checkpointables(info);
   std::vector<Row> rows;
   auto add_row = [&](const std::string& name, bool present) {

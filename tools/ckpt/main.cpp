@@ -59,6 +59,9 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand(
       "info", "Layout, timestamps, checkpointables and their handlers");
   info->add_option("DIR", dir, "Checkpoint folder")->required();
+  auto* ls = app.add_subcommand(
+      "ls", "The step checkpoints of a root folder, oldest first");
+  ls->add_option("ROOT", dir, "Root folder of step checkpoints")->required();
   auto* tree =
       app.add_subcommand("tree", "A pytree's structure from its metadata");
   tree->add_option("DIR", dir, "Checkpoint folder")->required();
@@ -73,7 +76,7 @@ int main(int argc, char** argv) {
       "verify", "Check completeness, checksums and that everything loads");
   verify->add_option("DIR", dir, "Checkpoint folder")->required();
   // --json and --plugin-path also after the subcommand.
-  for (CLI::App* sub : {plugins, info, tree, cat, verify}) {
+  for (CLI::App* sub : {plugins, info, ls, tree, cat, verify}) {
     sub->add_flag("--json", common.json, "Print JSON for scripts");
     sub->add_option("--plugin-path", plugin_paths,
                     "Extra plugin folder (repeatable)");
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
     for (const auto& folder : plugin_paths) ckpt::load_plugin_folder(folder);
     if (*plugins) return ckpt::tool::run_plugins(common);
     if (*info) return ckpt::tool::run_info(common, dir);
+    if (*ls) return ckpt::tool::run_ls(common, dir);
     if (*tree) return ckpt::tool::run_tree(common, dir, name);
     if (*cat) return ckpt::tool::run_cat(common, dir, target, full);
     if (*verify) return ckpt::tool::run_verify(common, dir);
