@@ -1,19 +1,22 @@
 // The main example: a host app that embeds libckpt in a training loop.
 //
-// Every few steps it saves the training state -- model parameters (a tree
-// of arrays), the run configuration (a protobuf message, written as text
-// format) and the dataset iterator (a StatefulCheckpointable) -- with
-// save_checkpointables_async, and keeps training while the checkpoint is
-// written. At the end it restores the iterator and config from the newest
-// checkpoint, without touching the parameters.
+// A ckpt::Checkpointer keeps the run's checkpoints in a root folder of
+// numbered steps. Every 10 steps it saves the training state -- model
+// parameters (a tree of arrays), the run configuration (a protobuf message,
+// written as text format) and the dataset iterator (a
+// StatefulCheckpointable) -- in the background while training goes on,
+// keeps the latest 3 steps and the best 2 by loss, and deletes the rest.
+// Started again, it resumes from the latest step. On SIGTERM or SIGINT it
+// saves the step it is at, waits for the commit and exits.
 //
-//   ./build/examples/training_loop [CHECKPOINT_ROOT]
+//   ./build/examples/training_loop [CHECKPOINT_ROOT] [STEPS]
 #include <ckpt/ckpt.h>
 #include <ckpt/proto.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 
@@ -62,7 +65,7 @@ double ms_since(Clock::time_point start) {
 
 int run(int argc, char** argv) {
   const fs::path root = argc > 1 ? argv[1] : "demo-checkpoints";
-  fs::create_directories(root);
+  const int64_t steps_per_run = argc > 2 ? std::atoll(argv[2]) : 60;
 
   ckpt::example::RunConfig config;
   config.set_model("mlp");
@@ -71,18 +74,8 @@ int run(int argc, char** argv) {
   config.set_seed(7);
   auto iterator = std::make_shared<DatasetIterator>();
   std::vector<float> kernel(512 * 512, 0.01f), bias(512, 0.0f);
-
-  ckpt::AsyncSave in_flight;
-  fs::path newest;
-  for (int step = 1; step <= 30; ++step) {
-    // "Training": touch every parameter and advance the data.
-    for (float& w : kernel) w = w * 0.999f + 0.001f * std::sin(step);
-    for (float& b : bias) b += 0.01f;
-    for (int i = 0; i < 64; ++i) iterator->next();
-
-    if (step % 10 != 0) continue;
-    if (!in_flight.path().empty()) in_flight.result();  // one save at a time
-    ckpt::Value params = ckpt::Value::dict({
+  auto params = [&](int64_t step) {
+    return ckpt::Value::dict({
         {"dense",
          ckpt::Value::dict({
              {"kernel", ckpt::Array::borrow(ckpt::DType::kFloat32, {512, 512},
@@ -92,45 +85,78 @@ int run(int argc, char** argv) {
          })},
         {"step", step},
     });
-    newest = root / ("step_" + std::to_string(step));
-    ckpt::SaveOptions options;
-    options.overwrite = true;
-    options.custom_metadata = {{"step", step}};
-    options.metrics = nlohmann::json{{"loss", 1.0 / step}};
-    auto start = Clock::now();
-    in_flight = ckpt::save_checkpointables_async(
-        newest,
-        {{"params", params},
-         {"config", ckpt::proto_value(config)},
-         {"dataset", ckpt::Value::stateful(iterator)}},
-        options);
+  };
+
+  ckpt::CheckpointerOptions options;
+  options.save_decision_policy = ckpt::FixedIntervalPolicy(10);
+  options.preservation_policy = ckpt::AnyPreservationPolicy(
+      {ckpt::LatestN(3), ckpt::BestN("loss", /*reverse=*/true, 2)});
+  options.handle_preemption_signals = true;
+  ckpt::Checkpointer checkpointer(root, options);
+
+  // Resume: parameters into our own buffers, the iterator in place.
+  int64_t first = 1;
+  if (auto latest = checkpointer.latest()) {
+    auto parts = checkpointer.load_checkpointables(
+        latest->step,
+        {{"params",
+          ckpt::Value::dict(
+              {{"dense",
+                ckpt::Value::dict({
+                    {"kernel", ckpt::Array::borrow(ckpt::DType::kFloat32,
+                                                   {512, 512}, kernel.data())},
+                    {"bias", ckpt::Array::borrow(ckpt::DType::kFloat32, {512},
+                                                 bias.data())},
+                })},
+               {"step", ckpt::Value::scalar_spec(ckpt::Value::Kind::kInt)}})},
+         {"config", ckpt::proto_type<ckpt::example::RunConfig>()},
+         {"dataset", ckpt::Value::stateful(iterator)}});
+    config = ckpt::from_proto_value<ckpt::example::RunConfig>(parts[1].second);
+    first = latest->step + 1;
     std::printf(
-        "step %2d: checkpoint %s started; training resumed after %.2f ms\n",
-        step, newest.c_str(), ms_since(start));
-  }
-  in_flight.result();
-  std::printf("all checkpoints committed\n\n");
-
-  // What is on disk.
-  auto meta = ckpt::checkpointables_metadata(newest);
-  std::printf("%s:\n", newest.c_str());
-  for (const auto& [name, typestr] : meta.checkpoint.item_handlers) {
-    std::printf("  %-8s saved by %s\n", name.c_str(), typestr.c_str());
-  }
-  for (const auto& entry : fs::directory_iterator(newest)) {
-    std::printf("  %s%s\n", entry.path().filename().c_str(),
-                entry.is_directory() ? "/" : "");
+        "resumed from step %lld (%s): dataset at epoch %lld, position %lld\n",
+        static_cast<long long>(latest->step), latest->path.c_str(),
+        static_cast<long long>(iterator->epoch),
+        static_cast<long long>(iterator->position));
   }
 
-  // Restore a subset: the config and the iterator, not the parameters.
+  for (int64_t step = first; step < first + steps_per_run; ++step) {
+    // "Training": touch every parameter and advance the data.
+    for (float& w : kernel) w = w * 0.999f + 0.001f * std::sin(step);
+    for (float& b : bias) b += 0.01f;
+    for (int i = 0; i < 64; ++i) iterator->next();
+    const double loss = 1.0 / step + 0.05 * std::sin(0.7 * step);
+
+    auto start = Clock::now();
+    if (checkpointer.save_checkpointables_async(
+            step,
+            {{"params", params(step)},
+             {"config", ckpt::proto_value(config)},
+             {"dataset", ckpt::Value::stateful(iterator)}},
+            nlohmann::json{{"loss", loss}})) {
+      std::printf(
+          "step %3lld: loss %.4f, save started; training resumed "
+          "after %.2f ms\n",
+          static_cast<long long>(step), loss, ms_since(start));
+    }
+    if (checkpointer.may_exit()) {
+      std::printf("preempted: step %lld is committed, exiting\n",
+                  static_cast<long long>(step));
+      return 0;
+    }
+  }
+  checkpointer.close();
+
+  std::printf("\nkept (latest 3 and best 2 by loss):\n");
+  for (const ckpt::CheckpointStep& c : checkpointer.checkpoints()) {
+    std::printf("  step %3lld  loss %.4f  %s\n", static_cast<long long>(c.step),
+                c.metrics.value("loss", 0.0), c.path.c_str());
+  }
+
+  // Restore a subset of the newest step: the iterator, not the parameters.
   auto restored = std::make_shared<DatasetIterator>();
-  auto parts = ckpt::load_checkpointables(
-      newest, {{"config", ckpt::proto_type<ckpt::example::RunConfig>()},
-               {"dataset", ckpt::Value::stateful(restored)}});
-  auto restored_config =
-      ckpt::from_proto_value<ckpt::example::RunConfig>(parts[0].second);
-  std::printf("\nrestored config { %s }\n",
-              restored_config.ShortDebugString().c_str());
+  checkpointer.load_checkpointables(
+      std::nullopt, {{"dataset", ckpt::Value::stateful(restored)}});
   std::printf(
       "restored dataset iterator at epoch %lld, position %lld (saved at "
       "epoch %lld, position %lld)\n",
