@@ -1,6 +1,7 @@
 // The `ckpt` command-line tool, run as a user would, on our checkpoints and
 // on Python Orbax's.
 #include <ckpt/checkpoint.h>
+#include <ckpt/checkpointer.h>
 
 #include <catch2/catch.hpp>
 
@@ -213,4 +214,60 @@ TEST_CASE(
         std::string::npos);
   CHECK(cat("f64").find("[0.1, 0.3333333333333333, -0.]") != std::string::npos);
   CHECK(cat("f16").find("[0.1, 1.]") != std::string::npos);
+}
+
+TEST_CASE(
+    "ckpt ls lists a root's steps oldest first with their state, and ckpt "
+    "info on a root points at it",
+    "[tool][checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  {
+    Checkpointer checkpointer(root);
+    for (int64_t step : {3, 12}) {
+      REQUIRE(checkpointer.save_checkpointables(
+          step, {{"config", Value::json({{"step", step}})}},
+          nlohmann::json{{"loss", 1.0 / static_cast<double>(step)}}));
+    }
+  }
+  fs::create_directories(root / "20" / "config");  // not committed
+  fs::create_directories(root / "21.orbax-checkpoint-tmp");  // Orbax's
+
+  CommandResult text = ckpt_tool("ls " + root.string());
+  INFO(text.output);
+  REQUIRE(text.status == 0);
+  const size_t three = text.output.find("\n3 ");
+  const size_t twelve = text.output.find("\n12 ");
+  REQUIRE(three != std::string::npos);
+  REQUIRE(twelve != std::string::npos);
+  CHECK(three < twelve);
+  CHECK(text.output.find("committed") != std::string::npos);
+  CHECK(text.output.find("\"loss\":0.08333") != std::string::npos);
+  CHECK(text.output.find("\n20 ") != std::string::npos);
+  CHECK(text.output.find("incomplete") != std::string::npos);
+  CHECK(text.output.find("21.orbax-checkpoint-tmp: owner unknown") !=
+        std::string::npos);
+
+  CommandResult json = ckpt_tool("ls --json " + root.string());
+  REQUIRE(json.status == 0);
+  const auto out = nlohmann::json::parse(json.output);
+  REQUIRE(out["steps"].size() == 3);
+  CHECK(out["steps"][0]["step"] == 3);
+  CHECK(out["steps"][0]["state"] == "committed");
+  CHECK(out["steps"][0]["metrics"]["loss"] == Approx(1.0 / 3));
+  CHECK(out["steps"][0]["bytes"].get<uint64_t>() > 0);
+  CHECK(out["steps"][2]["state"] == "incomplete");
+  CHECK(out["steps"][2]["problem"].get<std::string>().find(
+            "_CHECKPOINT_METADATA") != std::string::npos);
+  REQUIRE(out["temporaries"].size() == 1);
+  CHECK(out["temporaries"][0]["owner"] == "unknown");
+
+  CommandResult info = ckpt_tool("info " + root.string());
+  CHECK(info.status == 1);
+  CHECK(info.output.find("root of 3 step checkpoint(s)") != std::string::npos);
+  CHECK(info.output.find("ckpt ls " + root.string()) != std::string::npos);
+
+  CommandResult missing = ckpt_tool("ls " + (dir / "absent").string());
+  CHECK(missing.status == 1);
+  CHECK(missing.output.find("does not exist") != std::string::npos);
 }

@@ -14,6 +14,10 @@ namespace ckpt::internal {
 // damaged folder.
 StepFolder read_step_folder(const std::filesystem::path& folder, int64_t step);
 
+// Forgets a preemption notice (request_preemption), for tests that run
+// several checkpointers in one process.
+void forget_preemption_notice();
+
 }  // namespace ckpt::internal
 
 #endif  // CKPT_SRC_CHECKPOINT_ROOT_H_

@@ -55,6 +55,8 @@ void install_preemption_handler() {
 
 void request_preemption() noexcept { g_preempted.store(true); }
 
+void internal::forget_preemption_notice() { g_preempted.store(false); }
+
 struct Checkpointer::State {
   CheckpointerOptions options;
   std::shared_ptr<Collectives> collectives;  // null: one process
