@@ -123,7 +123,15 @@ Checkpointer::~Checkpointer() {
 
 bool Checkpointer::should_save(int64_t step) {
   State& s = *state_;
-  const std::optional<int64_t> newest = s.newest_step();
+  const bool many_processes =
+      s.collectives && s.collectives->process_count() > 1;
+  // The decision of a job is a collective, and so is the commit of a save
+  // in flight, on its own thread: never both at once.
+  if (many_processes) wait();
+  std::optional<int64_t> newest = s.newest_step();
+  if (s.has_in_flight && (!newest || s.in_flight_step > *newest)) {
+    newest = s.in_flight_step;  // as good as committed, for this decision
+  }
   bool local = false;
   const bool noticed = g_preempted.load() || s.preemption_agreed;
   if (!newest || step > *newest) {
@@ -138,7 +146,7 @@ bool Checkpointer::should_save(int64_t step) {
             s.options.save_decision_policy->should_save(candidate,
                                                         checkpoints(), context);
   }
-  if (!s.collectives || s.collectives->process_count() == 1) {
+  if (!many_processes) {
     s.preemption_agreed = noticed;
     return local;
   }
@@ -194,21 +202,23 @@ bool Checkpointer::save(int64_t step, const Checkpointables& checkpointables,
                                " must be a JSON object");
   }
   const fs::path path = directory_ / s.options.step_name_format.name(step);
-  wait();  // one save in flight at most
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     const bool listed =
         std::any_of(s.steps.begin(), s.steps.end(),
                     [&](const CheckpointStep& c) { return c.step == step; });
     std::error_code ec;
-    if (listed ||
+    if (listed || (s.has_in_flight && s.in_flight_step == step) ||
         fs::symlink_status(path, ec).type() != fs::file_type::not_found) {
       throw AlreadyExistsError("step " + std::to_string(step) +
                                " already exists: " + path.string());
     }
   }
+  // Decided before waiting for the save in flight, as Orbax does: a
+  // policy that skips while a save is in flight (continuous) never blocks.
   if (!should_save(step) && !force) return false;
   const bool for_preemption = s.preemption_agreed && !s.preemption_saved;
+  wait();  // one save in flight at most
 
   SaveOptions options;
   options.custom_metadata = s.options.custom_metadata;

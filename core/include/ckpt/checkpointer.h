@@ -397,16 +397,20 @@ class Checkpointer {
   const std::filesystem::path& directory() const { return directory_; }
 
   // Whether a save of `step` would be made now: false for steps not newer
-  // than the newest committed one; otherwise the save decision policy, or
-  // a preemption notice not yet saved for.
+  // than the newest committed one (or the one in flight); otherwise the
+  // save decision policy, or a preemption notice not yet saved for. In a
+  // job of many processes the decision is a collective: it first waits for
+  // the save in flight (so the continuous policy saves every step there).
   bool should_save(int64_t step);
 
   // Save `step` when should_save(step) or `force`; return whether a save
   // was made (sync: committed) or started (async). `metrics` (a JSON
-  // object) is saved as the `metrics` checkpointable. A save first waits
-  // for the one in flight, rethrowing its failure (the new save is then not
-  // started). AlreadyExistsError when the step exists. A save made for a
-  // preemption is waited for even when async: then may_exit() is true.
+  // object) is saved as the `metrics` checkpointable. The decision is made
+  // first (a policy may skip while a save is in flight); a save that is
+  // made then waits for the one in flight, rethrowing its failure (the new
+  // save is then not started). AlreadyExistsError when the step exists or
+  // is in flight. A save made for a preemption is waited for even when
+  // async: then may_exit() is true.
   bool save_pytree(int64_t step, const Value& tree,
                    const std::optional<nlohmann::json>& metrics = std::nullopt,
                    bool force = false);
