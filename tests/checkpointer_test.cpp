@@ -470,6 +470,9 @@ TEST_CASE("a root written in Orbax's step naming lists and loads",
     fs::create_directories(root);
     fs::copy(fixture, root / step, fs::copy_options::recursive);
   }
+  // Python Orbax writes metrics only as the metrics checkpointable.
+  fs::create_directories(root / "2" / "metrics");
+  write_text(root / "2" / "metrics" / "metrics", R"({"loss": 0.25})");
   fs::create_directories(root / "1.orbax-checkpoint-tmp");  // Orbax's own
   fs::create_directories(root / "not_a_step");
   Checkpointer checkpointer(root);
@@ -478,6 +481,8 @@ TEST_CASE("a root written in Orbax's step naming lists and loads",
   CHECK(checkpointer.latest()->time.time_since_epoch() ==
         std::chrono::duration_cast<SystemClock::duration>(
             std::chrono::nanoseconds(1778718403065544708LL)));
+  CHECK(checkpointer.latest()->metrics == nlohmann::json{{"loss", 0.25}});
+  CHECK(checkpointer.checkpoints()[0].metrics.is_null());
   const Checkpointables parts =
       checkpointer.load_checkpointables(1, {{"metadata", Value()}});
   CHECK(parts[0].second.kind() == Value::Kind::kJson);

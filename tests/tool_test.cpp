@@ -230,7 +230,7 @@ TEST_CASE(
           nlohmann::json{{"loss", 1.0 / static_cast<double>(step)}}));
     }
   }
-  fs::create_directories(root / "20" / "config");  // not committed
+  fs::create_directories(root / "20" / "config");            // not committed
   fs::create_directories(root / "21.orbax-checkpoint-tmp");  // Orbax's
 
   CommandResult text = ckpt_tool("ls " + root.string());

@@ -178,8 +178,8 @@ StepFolder read_step_folder(const fs::path& folder, int64_t step) {
     if (info.metrics.is_object() && !info.metrics.empty()) {
       out.checkpoint.metrics = info.metrics;
     } else {
-      const auto names = list_checkpointables(info);
-      if (std::find(names.begin(), names.end(), kMetricsName) != names.end()) {
+      std::error_code ec;
+      if (fs::is_directory(fs::symlink_status(folder / kMetricsName, ec))) {
         // Written without _CHECKPOINT_METADATA's copy (Python Orbax).
         try {
           Value metrics =
