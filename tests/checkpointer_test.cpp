@@ -6,10 +6,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <condition_variable>
 #include <future>
-#include <mutex>
-#include <thread>
 
 #include "../core/src/layout_internal.h"
 #include "../core/src/save_owner.h"
