@@ -229,6 +229,25 @@ TEST_CASE("step folders are named and recognised as Orbax names them",
   CHECK_THROWS_AS(plain.name(-1), InvalidArgumentError);
 }
 
+TEST_CASE("a step name format that could leave the root is refused",
+          "[checkpointer]") {
+  TempDir dir;
+  for (const StepNameFormat& bad :
+       {StepNameFormat{"../out", std::nullopt}, StepNameFormat{"a/b", 3},
+        StepNameFormat{".hidden", std::nullopt},
+        StepNameFormat{std::string("a\0b", 3), std::nullopt},
+        StepNameFormat{"x.orbax-checkpoint-tmp", std::nullopt},
+        StepNameFormat{std::string(200, 'p'), std::nullopt},
+        StepNameFormat{"", 0}, StepNameFormat{"", 1000000}}) {
+    CheckpointerOptions options;
+    options.step_name_format = bad;
+    CHECK_THROWS_AS(Checkpointer(dir / "run", options), InvalidArgumentError);
+    CHECK_THROWS_AS(bad.name(1), InvalidArgumentError);
+  }
+  CHECK_FALSE(fs::exists(dir / "out"));
+  CHECK_FALSE(fs::exists(dir / "run"));
+}
+
 // ---- The Checkpointer -----------------------------------------------------
 
 TEST_CASE(

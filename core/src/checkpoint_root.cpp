@@ -125,7 +125,26 @@ TemporaryFolder::Owner public_owner(internal::OwnerState state) {
 
 }  // namespace
 
+void StepNameFormat::check() const {
+  auto fail = [&](const std::string& why) {
+    throw InvalidArgumentError("invalid step name format (prefix '" + prefix +
+                               "'): " + why);
+  };
+  if (prefix.find_first_of(std::string("/\\\0", 3)) != std::string::npos) {
+    fail("the prefix must be one plain name (no '/', '\\' or NUL)");
+  }
+  if (!prefix.empty() && prefix[0] == '.') fail("the prefix may not be hidden");
+  if (internal::is_temporary_name(prefix)) {
+    fail("the prefix contains the temporary folder marker");
+  }
+  if (prefix.size() > 128) fail("the prefix is longer than 128 bytes");
+  if (fixed_length && (*fixed_length < 1 || *fixed_length > 64)) {
+    fail("fixed_length must be between 1 and 64");
+  }
+}
+
 std::string StepNameFormat::name(int64_t step) const {
+  check();
   if (step < 0) {
     throw InvalidArgumentError("step " + std::to_string(step) + " is negative");
   }

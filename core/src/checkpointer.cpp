@@ -88,6 +88,7 @@ Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
       state_(std::make_unique<State>()) {
   State& s = *state_;
   s.options = std::move(options);
+  s.options.step_name_format.check();
   const Context& context = Context::current();
   s.collectives = context.options().multiprocessing.collectives;
   s.primary_host = context.options().multiprocessing.primary_host;

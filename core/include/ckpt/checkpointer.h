@@ -316,6 +316,10 @@ struct StepNameFormat {
   std::string prefix;
   std::optional<int> fixed_length;
 
+  // InvalidArgumentError unless the prefix is one plain, visible name of at
+  // most 128 bytes and fixed_length (if set) is within 1..64.
+  void check() const;
+  // The folder name of `step` (>= 0), after check().
   std::string name(int64_t step) const;
   // The step a folder name stands for, as Orbax reads it: the whole name
   // must match; no leading zeros unless fixed_length (then at least that
