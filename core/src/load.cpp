@@ -52,6 +52,24 @@ Checkpointables requested_checkpointables(
   const CheckpointInfo& info = checkpoint.info;
   Checkpointables requested = abstracts;
   if (requested.empty()) {
+    // "Every checkpointable" of a checkpoint with checksums is every one it
+    // recorded: one that is gone (say, the checkpoint is being deleted) is
+    // damage, not a smaller checkpoint.
+    if (checkpoint.checksums) {
+      for (const auto& record : checkpoint.checksums->records) {
+        if (record.type != internal::FileRecord::Type::kFolder ||
+            record.path.find('/') != std::string::npos) {
+          continue;
+        }
+        std::error_code ec;
+        if (!fs::is_directory(checkpoint.folder_of(record.path), ec)) {
+          throw DataLossError("checkpoint " + info.path.string() +
+                              " is damaged: checkpointable '" + record.path +
+                              "' recorded in " + kChecksumsFile +
+                              " is missing");
+        }
+      }
+    }
     for (const std::string& name : available) {
       requested.emplace_back(name, Value());
     }
