@@ -107,22 +107,6 @@ std::chrono::system_clock::time_point modified_time(const fs::path& path) {
           std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
 }
 
-TemporaryFolder::Owner public_owner(internal::OwnerState state) {
-  switch (state) {
-    case internal::OwnerState::kGone:
-      return TemporaryFolder::Owner::kGone;
-    case internal::OwnerState::kAlive:
-      return TemporaryFolder::Owner::kAlive;
-    case internal::OwnerState::kOtherHost:
-      return TemporaryFolder::Owner::kOtherHost;
-    case internal::OwnerState::kOtherBoot:
-      return TemporaryFolder::Owner::kOtherBoot;
-    case internal::OwnerState::kUnknown:
-      break;
-  }
-  return TemporaryFolder::Owner::kUnknown;
-}
-
 }  // namespace
 
 void StepNameFormat::check() const {
@@ -245,7 +229,7 @@ RootListing list_checkpoint_root(const fs::path& root,
       const internal::FolderOwner owner =
           internal::owner_of_temporary(root / name);
       listing.temporaries.push_back(
-          {root / name, public_owner(owner.state), owner.description});
+          {root / name, owner.state, owner.description});
       continue;
     }
     if (const std::optional<int64_t> step = listing.format.parse(name)) {

@@ -51,6 +51,15 @@ void install_preemption_handler() {
   });
 }
 
+// The committed steps of `listing`, ascending.
+std::vector<CheckpointStep> committed_steps(const RootListing& listing) {
+  std::vector<CheckpointStep> steps;
+  for (const StepFolder& folder : listing.steps) {
+    if (folder.committed) steps.push_back(folder.checkpoint);
+  }
+  return steps;
+}
+
 }  // namespace
 
 void request_preemption() noexcept { g_preempted.store(true); }
@@ -97,9 +106,7 @@ Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
   internal::with_errors_converted([&] { fs::create_directories(directory_); });
   RootListing listing =
       list_checkpoint_root(directory_, s.options.step_name_format);
-  for (const StepFolder& folder : listing.steps) {
-    if (folder.committed) s.steps.push_back(folder.checkpoint);
-  }
+  s.steps = committed_steps(listing);
   for (TemporaryFolder& temporary : listing.temporaries) {
     if (s.primary && s.options.cleanup_temporary_folders &&
         temporary.owner == TemporaryFolder::Owner::kGone) {
@@ -380,12 +387,8 @@ void Checkpointer::close() {
 
 void Checkpointer::reload() {
   State& s = *state_;
-  RootListing listing =
-      list_checkpoint_root(directory_, s.options.step_name_format);
-  std::vector<CheckpointStep> steps;
-  for (const StepFolder& folder : listing.steps) {
-    if (folder.committed) steps.push_back(folder.checkpoint);
-  }
+  std::vector<CheckpointStep> steps = committed_steps(
+      list_checkpoint_root(directory_, s.options.step_name_format));
   std::lock_guard<std::mutex> lock(s.mutex);
   s.steps = std::move(steps);
 }

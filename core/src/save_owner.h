@@ -9,6 +9,8 @@
 #ifndef CKPT_SRC_SAVE_OWNER_H_
 #define CKPT_SRC_SAVE_OWNER_H_
 
+#include <ckpt/checkpointer.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -39,13 +41,9 @@ std::string host_boot_tag(const std::string& host, const std::string& boot_id);
 std::string owner_record_text(const SaveOwner& owner);
 std::optional<SaveOwner> parse_owner_record(const std::string& text);
 
-enum class OwnerState {
-  kGone,       // this host and boot, and the process has ended
-  kAlive,      // this host and boot, and the process still runs
-  kOtherHost,  // written from another host: cannot be judged here
-  kOtherBoot,  // this host before its last boot: reported, not judged
-  kUnknown,    // no record and a name ckpt did not make
-};
+// What is known of a folder's owner: TemporaryFolder::Owner
+// (ckpt/checkpointer.h) says what each state means.
+using OwnerState = TemporaryFolder::Owner;
 
 // What is known of the owner of temporary folder `folder`: its record, or
 // failing that the pid and tag in its name.
