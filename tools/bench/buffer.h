@@ -51,7 +51,9 @@ class Buffer {
     }
     data_ = std::malloc(size_);
     if (!data_) throw std::bad_alloc();
-    if (memory == Memory::kMapped) std::memset(data_, 0, size_);
+    // Not zeros: malloc + memset(0) may become a calloc that touches
+    // nothing.
+    if (memory == Memory::kMapped) std::memset(data_, 0x5a, size_);
   }
   ~Buffer() {
     if (memory_ == Memory::kPopulated) {
