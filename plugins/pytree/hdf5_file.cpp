@@ -19,6 +19,7 @@
 
 #include "cast.h"
 #include "dtypes.h"
+#include "parallel.h"
 
 namespace ckpt_pytree {
 
@@ -514,6 +515,10 @@ struct OpenDataset {
   uint64_t storage = 0;          // bytes of storage in the file
 };
 
+// Contiguous bytes are read in chunks of this size, each checked while it is
+// in the reading core's caches.
+constexpr uint64_t kReadChunk = 1u << 20;
+
 struct DirectRead {
   uint64_t file_offset;
   uint64_t nbytes;
@@ -836,7 +841,7 @@ void ArrayFileReader::check(const std::vector<ArrayToRead>& reads) {
 }
 
 void ArrayFileReader::read(const std::vector<ArrayToRead>& reads,
-                           const std::function<void(size_t)>& on_read) {
+                           const Progress& on_progress) {
   std::vector<DirectRead> direct;
   std::vector<size_t> read_through;  // indices read by HDF5 itself
   {
@@ -866,23 +871,39 @@ void ArrayFileReader::read(const std::vector<ArrayToRead>& reads,
       }
     }
   }
-  if (on_read) {
-    for (size_t index : read_through) on_read(index);
+  if (on_progress) {
+    for (size_t index : read_through) {
+      on_progress(index, reads[index].count *
+                             ckpt::sdk::dtype_size(reads[index].dtype));
+    }
   }
-  for (const DirectRead& d : direct) {
+  // The largest first, spread over the threads.
+  std::sort(direct.begin(), direct.end(),
+            [](const DirectRead& a, const DirectRead& b) {
+              return a.nbytes > b.nbytes;
+            });
+  uint64_t total = 0;
+  for (const DirectRead& d : direct) total += d.nbytes;
+  parallel_for(direct.size(), threads_for(total), [&](size_t k) {
+    const DirectRead& d = direct[k];
     if (d.file_offset > size_ || d.nbytes > size_ - d.file_offset) {
       damaged(what_ + ": key path " + d.array->key_path + ": " + file_ +
               " is truncated (dataset " + d.array->dataset +
               " ends beyond the end of the file)");
     }
-    if (!pread_full(fd_, static_cast<char*>(d.destination), d.nbytes,
-                    d.file_offset)) {
-      std::string reason = errno != 0 ? errno_text() : "unexpected end of file";
-      damaged(what_ + ": key path " + d.array->key_path + ": cannot read " +
-              file_ + ": " + reason);
+    for (uint64_t done = 0; done < d.nbytes;) {
+      const uint64_t n = std::min(kReadChunk, d.nbytes - done);
+      if (!pread_full(fd_, static_cast<char*>(d.destination) + done, n,
+                      d.file_offset + done)) {
+        std::string reason =
+            errno != 0 ? errno_text() : "unexpected end of file";
+        damaged(what_ + ": key path " + d.array->key_path + ": cannot read " +
+                file_ + ": " + reason);
+      }
+      done += n;
+      if (on_progress) on_progress(d.index, done);
     }
-    if (on_read) on_read(d.index);
-  }
+  });
 }
 
 }  // namespace ckpt_pytree

@@ -118,12 +118,19 @@ class ArrayFileReader {
   // not used.
   void check(const std::vector<ArrayToRead>& reads);
 
+  // Called as the bytes of reads[read] arrive: its first `done` bytes are
+  // in memory.
+  using Progress = std::function<void(size_t read, uint64_t done)>;
+
   // Reads every array of `reads` (as passed to check()) into its
-  // destination. `on_read(i)`, when set, is called (from this thread,
-  // without the HDF5 lock) as soon as reads[i] is in memory, so that
-  // checking it can overlap the remaining reads.
+  // destination, the bytes of contiguous datasets in chunks and on several
+  // threads when there are many (parallel.h). `on_progress`, when set, is
+  // called after each chunk, on the thread that read it (so possibly
+  // concurrently for different reads, never under the HDF5 lock), so that
+  // checking the bytes overlaps the remaining reads while they are still
+  // in that core's caches.
   void read(const std::vector<ArrayToRead>& reads,
-            const std::function<void(size_t)>& on_read = nullptr);
+            const Progress& on_progress = nullptr);
 
   struct State;  // HDF5 handles and the opened datasets (hdf5_file.cpp)
 

@@ -17,7 +17,7 @@
 #include "cast.h"
 #include "dtypes.h"
 #include "hdf5_file.h"
-#include "side_worker.h"
+#include "parallel.h"
 
 namespace ckpt_pytree {
 
@@ -66,16 +66,25 @@ std::map<std::string, uint64_t> fully_requested_packs(const LoadPlan& plan,
   return whole;
 }
 
-// The reads of a load and where their bytes land.
+// The reads of a load and where their bytes land. A packed dataset whose
+// every array is requested as saved is read whole, as slices (so that
+// several threads share it) into one buffer its arrays alias.
 struct ReadSchedule {
   std::vector<Landing> landing;  // per plan array, once allocated
   std::vector<ArrayToRead> reads;
   std::vector<std::vector<size_t>> arrays_of_read;  // plan arrays per read
-  std::vector<bool> whole_pack;                     // per read
+  std::vector<int> pack_of_read;                    // index into `packs`, or -1
+  struct WholePack {
+    ckpt_dtype dtype;
+    uint64_t elements;
+    std::shared_ptr<void> memory;  // once allocated
+  };
+  std::vector<WholePack> packs;
 };
 
-// Schedules reading the packed `dataset` (`elements` long) in one piece;
-// its arrays are not yet attached.
+// Schedules reading the packed `dataset` (`elements` long) whole; its
+// arrays are not yet attached (land_in_pack), nor is it cut into slices
+// (slice_whole_packs).
 void schedule_whole_pack(const LoadPlan& plan, const std::string& dataset,
                          uint64_t elements, ReadSchedule& schedule) {
   const LeafRecord* any = nullptr;
@@ -89,9 +98,10 @@ void schedule_whole_pack(const LoadPlan& plan, const std::string& dataset,
   r.packed = true;
   r.count = elements;
   r.key_path = "(packed " + dtype_name(any->dtype) + " arrays)";
+  schedule.pack_of_read.push_back(static_cast<int>(schedule.packs.size()));
+  schedule.packs.push_back({any->dtype, elements, nullptr});
   schedule.reads.push_back(std::move(r));
   schedule.arrays_of_read.emplace_back();
-  schedule.whole_pack.push_back(true);
 }
 
 // Attaches plan array `i` to read `read`, the whole pack of `elements`
@@ -115,7 +125,62 @@ void land_in_pack(const LoadPlan& plan, size_t i, size_t read,
   schedule.arrays_of_read[read].push_back(i);
 }
 
-// Schedules a read of plan array `i` alone.
+// Cuts every whole-pack read into slices of about `slice_bytes`, each
+// holding whole arrays: a cut falls only where no array reaches across it
+// (arrays of a damaged file may overlap), so that each slice's arrays can
+// be checked as soon as it is read.
+void slice_whole_packs(const LoadPlan& plan, uint64_t slice_bytes,
+                       ReadSchedule& schedule) {
+  const size_t whole_reads = schedule.reads.size();
+  for (size_t k = 0; k < whole_reads; ++k) {
+    if (schedule.pack_of_read[k] < 0) continue;
+    std::vector<size_t> arrays = std::move(schedule.arrays_of_read[k]);
+    auto offset_of = [&](size_t i) {
+      return plan.saved.leaves[plan.arrays[i].leaf].location.offset;
+    };
+    std::stable_sort(arrays.begin(), arrays.end(), [&](size_t a, size_t b) {
+      return offset_of(a) < offset_of(b);
+    });
+    const ArrayToRead whole = schedule.reads[k];
+    const uint64_t item = ckpt::sdk::dtype_size(whole.dtype);
+    const uint64_t slice_elements = std::max<uint64_t>(1, slice_bytes / item);
+    // Slice j covers elements [start, cut); the first reuses read k.
+    uint64_t start = 0, reach = 0;
+    std::vector<size_t> members;
+    auto close_slice = [&](uint64_t cut, bool first) {
+      ArrayToRead r = whole;
+      r.offset = start;
+      r.count = cut - start;
+      size_t read = k;
+      if (first) {
+        schedule.reads[k] = std::move(r);
+        schedule.arrays_of_read[k] = std::move(members);
+      } else {
+        read = schedule.reads.size();
+        schedule.reads.push_back(std::move(r));
+        schedule.arrays_of_read.push_back(std::move(members));
+        schedule.pack_of_read.push_back(schedule.pack_of_read[k]);
+      }
+      members.clear();
+      start = cut;
+      return read;
+    };
+    bool first = true;
+    for (size_t i : arrays) {
+      const uint64_t begin = offset_of(i);
+      if (begin >= reach && begin - start >= slice_elements && begin > start) {
+        close_slice(begin, first);
+        first = false;
+      }
+      members.push_back(i);
+      const LeafRecord& leaf = plan.saved.leaves[plan.arrays[i].leaf];
+      reach = std::max(reach, begin + element_count(leaf.shape));
+    }
+    close_slice(whole.count, first);
+  }
+}
+
+// Schedules reading plan array `i` alone.
 void schedule_own_read(const LoadPlan& plan, size_t i, ReadSchedule& schedule) {
   const ArrayLoad& a = plan.arrays[i];
   const LeafRecord& leaf = plan.saved.leaves[a.leaf];
@@ -129,11 +194,11 @@ void schedule_own_read(const LoadPlan& plan, size_t i, ReadSchedule& schedule) {
   r.key_path = key_path_repr(leaf.path);
   schedule.reads.push_back(std::move(r));
   schedule.arrays_of_read.push_back({i});
-  schedule.whole_pack.push_back(false);
+  schedule.pack_of_read.push_back(-1);
 }
 
-// Decides every read of `plan`: fully requested packs first, in one piece
-// each, then every array not in one of them on its own. Allocates nothing.
+// Decides every read of `plan`: fully requested packs first, in slices,
+// then every array not in one of them on its own. Allocates nothing.
 ReadSchedule schedule_reads(const LoadPlan& plan, const std::string& array_file,
                             const std::string& what) {
   ReadSchedule schedule;
@@ -141,8 +206,10 @@ ReadSchedule schedule_reads(const LoadPlan& plan, const std::string& array_file,
   // Same keys and order as fully_requested_packs(), so a pack's position in
   // this map is the index of its read.
   std::map<std::string, uint64_t> packs = fully_requested_packs(plan, what);
+  uint64_t pack_bytes = 0;
   for (const auto& [dataset, elements] : packs) {
     schedule_whole_pack(plan, dataset, elements, schedule);
+    pack_bytes += elements * ckpt::sdk::dtype_size(schedule.packs.back().dtype);
   }
   for (size_t i = 0; i < plan.arrays.size(); ++i) {
     if (plan.arrays[i].assembled) continue;  // see assemble()
@@ -155,6 +222,11 @@ ReadSchedule schedule_reads(const LoadPlan& plan, const std::string& array_file,
       schedule_own_read(plan, i, schedule);
     }
   }
+  // A few slices per thread, of at least 1 MiB.
+  slice_whole_packs(
+      plan,
+      std::max<uint64_t>(1u << 20, pack_bytes / (4 * threads_for(pack_bytes))),
+      schedule);
   return schedule;
 }
 
@@ -172,24 +244,29 @@ std::shared_ptr<void> allocate_for(uint64_t nbytes,
 }
 
 // Gives every read of `schedule` its destination, once the array file has
-// vouched for the sizes: a whole pack fresh memory its arrays alias; an
-// array requested as saved into a caller's buffer, that buffer; any other
-// array fresh memory.
+// vouched for the sizes: a whole pack fresh memory its slices and arrays
+// alias; an array requested as saved into a caller's buffer, that buffer;
+// any other array fresh memory.
 void allocate_landings(const LoadPlan& plan, ReadSchedule& schedule,
                        const std::shared_ptr<void>& caller_memory,
                        const std::string& what) {
+  for (ReadSchedule::WholePack& pack : schedule.packs) {
+    pack.memory = allocate_for(
+        pack.elements * ckpt::sdk::dtype_size(pack.dtype),
+        what + ": the packed " + dtype_name(pack.dtype) + " arrays");
+  }
   for (size_t k = 0; k < schedule.reads.size(); ++k) {
     ArrayToRead& r = schedule.reads[k];
     size_t item = ckpt::sdk::dtype_size(r.dtype);
-    std::string for_what = what + ": key path " + r.key_path;
-    if (schedule.whole_pack[k]) {
-      auto memory = allocate_for(r.count * item, for_what);
-      r.destination = memory.get();
+    if (schedule.pack_of_read[k] >= 0) {
+      const auto& memory =
+          schedule.packs[static_cast<size_t>(schedule.pack_of_read[k])].memory;
+      char* base = static_cast<char*>(memory.get());
+      r.destination = base + r.offset * item;
       for (size_t i : schedule.arrays_of_read[k]) {
         const LeafRecord& leaf = plan.saved.leaves[plan.arrays[i].leaf];
         schedule.landing[i].owner = memory;
-        schedule.landing[i].data =
-            static_cast<char*>(memory.get()) + leaf.location.offset * item;
+        schedule.landing[i].data = base + leaf.location.offset * item;
       }
       continue;
     }
@@ -201,49 +278,122 @@ void allocate_landings(const LoadPlan& plan, ReadSchedule& schedule,
       landing.data = a.caller_buffer;
       landing.owner = caller_memory;
     } else {
-      landing.owner = allocate_for(r.count * item, for_what);
+      landing.owner =
+          allocate_for(r.count * item, what + ": key path " + r.key_path);
       landing.data = landing.owner.get();
     }
     r.destination = landing.data;
   }
 }
 
-// Throws DATA_LOSS naming `what` when an array that read `read` filled does
-// not match its recorded checksum.
-void verify_read(const LoadPlan& plan, const ReadSchedule& schedule,
-                 size_t read, const std::string& array_file,
-                 const std::string& what) {
-  for (size_t i : schedule.arrays_of_read[read]) {
-    const LeafRecord& leaf = plan.saved.leaves[plan.arrays[i].leaf];
-    uint64_t nbytes =
-        element_count(leaf.shape) * ckpt::sdk::dtype_size(leaf.dtype);
-    if (leaf.has_checksum &&
-        checksum(schedule.landing[i].data, nbytes) != leaf.xxh3) {
-      throw Error(CKPT_ERROR_DATA_LOSS,
-                  what + ": key path " + key_path_repr(leaf.path) +
-                      ": checksum mismatch (dataset " + leaf.location.dataset +
-                      " in " + array_file + "): the array data is corrupted");
+// Checks the arrays of one read against their recorded checksums as the
+// read's bytes arrive, in order: an array is hashed chunk by chunk while
+// those bytes are still in the reading core's caches, and compared once
+// complete. Arrays of a damaged file may overlap; one that lies inside an
+// earlier one is hashed whole once that one is complete.
+class ReadVerifier {
+ public:
+  ReadVerifier(const LoadPlan& plan, const ReadSchedule& schedule, size_t read)
+      : plan_(plan), schedule_(schedule) {
+    const ArrayToRead& r = schedule.reads[read];
+    base_ = static_cast<const char*>(r.destination);
+    const uint64_t item = ckpt::sdk::dtype_size(r.dtype);
+    for (size_t i : schedule.arrays_of_read[read]) {
+      const LeafRecord& leaf = plan.saved.leaves[plan.arrays[i].leaf];
+      if (!leaf.has_checksum) continue;
+      const uint64_t begin = schedule.pack_of_read[read] >= 0
+                                 ? (leaf.location.offset - r.offset) * item
+                                 : 0;
+      arrays_.push_back({begin, begin + element_count(leaf.shape) * item, i});
+    }
+    std::stable_sort(
+        arrays_.begin(), arrays_.end(),
+        [](const Pending& a, const Pending& b) { return a.begin < b.begin; });
+  }
+
+  // The read's first `done` bytes are in memory. Throws DATA_LOSS naming
+  // `what` and `array_file` for an array that does not match its checksum.
+  void advance(uint64_t done, const std::string& array_file,
+               const std::string& what) {
+    while (next_ < arrays_.size()) {
+      const Pending& p = arrays_[next_];
+      if (p.end > done) {
+        if (done > p.begin) stream(p, done);
+        return;
+      }
+      uint64_t hash;
+      if (streaming_) {
+        stream(p, p.end);
+        hash = XXH3_64bits_digest(state_.get());
+        streaming_ = false;
+      } else {
+        hash = checksum(base_ + p.begin, p.end - p.begin);
+      }
+      const LeafRecord& leaf = plan_.saved.leaves[plan_.arrays[p.array].leaf];
+      if (hash != leaf.xxh3) {
+        throw Error(CKPT_ERROR_DATA_LOSS,
+                    what + ": key path " + key_path_repr(leaf.path) +
+                        ": checksum mismatch (dataset " +
+                        leaf.location.dataset + " in " + array_file +
+                        "): the array data is corrupted");
+      }
+      ++next_;
     }
   }
-}
+
+ private:
+  struct Pending {
+    uint64_t begin, end;  // bytes of the read
+    size_t array;         // plan array
+  };
+
+  // Hashes bytes [hashed_, up_to) of the array `p`, which is not complete.
+  void stream(const Pending& p, uint64_t up_to) {
+    if (!streaming_) {
+      if (!state_) {
+        state_.reset(XXH3_createState());
+        if (!state_) throw std::bad_alloc();
+      }
+      XXH3_64bits_reset(state_.get());
+      hashed_ = p.begin;
+      streaming_ = true;
+    }
+    XXH3_64bits_update(state_.get(), base_ + hashed_,
+                       static_cast<size_t>(up_to - hashed_));
+    hashed_ = up_to;
+  }
+
+  struct FreeState {
+    void operator()(XXH3_state_t* s) const { XXH3_freeState(s); }
+  };
+
+  const LoadPlan& plan_;
+  const ReadSchedule& schedule_;
+  const char* base_ = nullptr;
+  std::vector<Pending> arrays_;  // by first byte
+  size_t next_ = 0;              // arrays_[next_] is the first unchecked
+  bool streaming_ = false;       // arrays_[next_] is partly hashed
+  uint64_t hashed_ = 0;
+  std::unique_ptr<XXH3_state_t, FreeState> state_;
+};
 
 // Performs the reads of `schedule` from `file`, verifying checksums when
-// asked.
+// asked: each read's arrays on the thread that reads them, as their bytes
+// arrive.
 void read_and_verify(const LoadPlan& plan, const ReadSchedule& schedule,
                      ArrayFileReader& file, const std::string& array_file,
                      bool verify_checksums, const std::string& what) {
-  // Checksums are verified on a second thread as each read completes.
-  SideWorker verifier;
-  std::function<void(size_t)> on_read;
+  std::vector<std::unique_ptr<ReadVerifier>> verifiers(schedule.reads.size());
+  ArrayFileReader::Progress on_progress;
   if (verify_checksums) {
-    on_read = [&](size_t read) {
-      verifier.submit([&plan, &schedule, &array_file, &what, read] {
-        verify_read(plan, schedule, read, array_file, what);
-      });
+    for (size_t k = 0; k < verifiers.size(); ++k) {
+      verifiers[k] = std::make_unique<ReadVerifier>(plan, schedule, k);
+    }
+    on_progress = [&](size_t read, uint64_t done) {
+      verifiers[read]->advance(done, array_file, what);
     };
   }
-  file.read(schedule.reads, on_read);
-  verifier.finish();
+  file.read(schedule.reads, on_progress);
 }
 
 // The output node of each plan array, by array index.

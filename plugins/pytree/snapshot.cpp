@@ -11,6 +11,7 @@
 #include "buffers.h"
 #include "cast.h"
 #include "dtypes.h"
+#include "parallel.h"
 
 namespace ckpt_pytree {
 
@@ -251,11 +252,40 @@ uint64_t record_array(const ckpt_array* a, LeafRecord& leaf,
   return count;
 }
 
+// One copy a snapshot makes: `source`'s elements, in C order, to `to`.
+struct Copy {
+  const ckpt_array* source;
+  void* to;
+  uint64_t nbytes;
+};
+
+// Makes every copy of `copies`, spread over the cores in runs of a few
+// MiB (fresh memory: its page faults are spread too).
+void make_copies(const std::vector<Copy>& copies) {
+  std::vector<size_t> run_starts;
+  uint64_t total = 0, in_run = 0;
+  for (size_t i = 0; i < copies.size(); ++i) {
+    if (i == 0 || in_run >= (4u << 20)) {
+      run_starts.push_back(i);
+      in_run = 0;
+    }
+    in_run += copies[i].nbytes;
+    total += copies[i].nbytes;
+  }
+  run_starts.push_back(copies.size());
+  parallel_for(run_starts.size() - 1, threads_for(total), [&](size_t r) {
+    for (size_t i = run_starts[r]; i < run_starts[r + 1]; ++i) {
+      copy_contiguous(*copies[i].source, copies[i].to);
+    }
+  });
+}
+
 // The bytes of array `a` (leaf `index`, `nbytes` long) as a dataset of its
 // own at its key path: kept by reference when immutable and C-contiguous,
-// else copied now.
+// else copied (queued in `copies`).
 ArrayBytes own_dataset(const ckpt_array& a, size_t index, uint64_t nbytes,
-                       LeafRecord& leaf, Snapshot& snap) {
+                       LeafRecord& leaf, Snapshot& snap,
+                       std::vector<Copy>& copies) {
   ArrayBytes bytes;
   bytes.leaf = index;
   bytes.nbytes = nbytes;
@@ -266,7 +296,7 @@ ArrayBytes own_dataset(const ckpt_array& a, size_t index, uint64_t nbytes,
   } else {
     std::shared_ptr<void> keeper;
     void* copy = allocate(nbytes, keeper);
-    copy_contiguous(a, copy);
+    copies.push_back({&a, copy, nbytes});
     bytes.data = copy;
     snap.own_buffers.push_back(std::move(keeper));
   }
@@ -277,15 +307,16 @@ ArrayBytes own_dataset(const ckpt_array& a, size_t index, uint64_t nbytes,
 // they are stored in `leaf`. A small array gets the next slice of its
 // dtype's pack and is listed in `packed_sources`, to be copied by
 // fill_packs(); a larger one is kept by reference when immutable and
-// C-contiguous, else copied now.
+// C-contiguous, else queued for copying in `copies`.
 ArrayBytes place_array(const ckpt_array& a, size_t index, uint64_t count,
                        LeafRecord& leaf, uint64_t pack_threshold_bytes,
                        Snapshot& snap,
-                       std::vector<const ckpt_array*>& packed_sources) {
+                       std::vector<const ckpt_array*>& packed_sources,
+                       std::vector<Copy>& copies) {
   uint64_t nbytes = count * ckpt::sdk::dtype_size(a.dtype);
   bool pack =
       nbytes < pack_threshold_bytes && leaf.shape.size() <= kMaxPackedRank;
-  if (!pack) return own_dataset(a, index, nbytes, leaf, snap);
+  if (!pack) return own_dataset(a, index, nbytes, leaf, snap, copies);
   PackBuffer& p = snap.packs[a.dtype];
   leaf.location = {packed_dataset(a.dtype), true, p.elements};
   p.elements += count;
@@ -314,7 +345,8 @@ std::vector<int64_t> dims(const int64_t* p, int32_t rank) {
 // INVALID_ARGUMENT at `where` for a sharded array ckpt cannot store or a
 // placement that is not consistent.
 void record_sharded(const ckpt_sharded_array& s, LeafRecord& leaf, int process,
-                    Snapshot& snap, const std::string& where) {
+                    Snapshot& snap, std::vector<Copy>& copies,
+                    const std::string& where) {
   if (!is_valid_dtype(s.dtype) || s.ndim < 1 ||
       static_cast<size_t>(s.ndim) > kMaxRank || !s.global_shape ||
       (s.num_shards && !s.shards) || (s.num_pieces && !s.pieces) ||
@@ -371,7 +403,7 @@ void record_sharded(const ckpt_sharded_array& s, LeafRecord& leaf, int process,
     // Never packed: each piece is a dataset the virtual dataset maps.
     own.arrays.push_back(own_dataset(
         *shard.array, own.metadata.leaves.size(),
-        count * ckpt::sdk::dtype_size(shard.array->dtype), piece, own));
+        count * ckpt::sdk::dtype_size(shard.array->dtype), piece, own, copies));
     own.metadata.leaves.push_back(std::move(piece));
   }
 }
@@ -383,7 +415,7 @@ LeafRecord record_leaf(const FlatLeaf& flat, size_t index,
                        uint64_t pack_threshold_bytes, int process, bool primary,
                        Snapshot& snap,
                        std::vector<const ckpt_array*>& packed_sources,
-                       const std::string& what) {
+                       std::vector<Copy>& copies, const std::string& what) {
   const ckpt_value& v = *flat.value;
   LeafRecord leaf;
   leaf.path = flat.path;
@@ -395,7 +427,7 @@ LeafRecord record_leaf(const FlatLeaf& flat, size_t index,
                   where + ": a sharded array without its description");
     }
     check_path_length(piece_path(leaf.path, kMaxPieces), where);
-    record_sharded(*s, leaf, process, snap, where);
+    record_sharded(*s, leaf, process, snap, copies, where);
     return leaf;
   }
   if (v.kind != CKPT_VALUE_ARRAY) {
@@ -406,15 +438,17 @@ LeafRecord record_leaf(const FlatLeaf& flat, size_t index,
   check_path_length(leaf.path, where);
   if (!primary) return leaf;  // the primary host writes it
   snap.arrays.push_back(place_array(*v.array, index, count, leaf,
-                                    pack_threshold_bytes, snap,
-                                    packed_sources));
+                                    pack_threshold_bytes, snap, packed_sources,
+                                    copies));
   return leaf;
 }
 
-// Allocates the packed datasets and copies their arrays in, now that their
-// sizes are known. `packed_sources[leaf]` is the source of a packed leaf.
+// Allocates the packed datasets and queues their arrays' copies in
+// `copies`, now that their sizes are known. `packed_sources[leaf]` is the
+// source of a packed leaf.
 void fill_packs(Snapshot& snap,
-                const std::vector<const ckpt_array*>& packed_sources) {
+                const std::vector<const ckpt_array*>& packed_sources,
+                std::vector<Copy>& copies) {
   for (auto& [dtype, pack] : snap.packs) {
     allocate(pack.elements * ckpt::sdk::dtype_size(dtype), pack.memory);
   }
@@ -424,7 +458,7 @@ void fill_packs(Snapshot& snap,
     const LeafRecord& leaf = snap.metadata.leaves[bytes.leaf];
     char* base = static_cast<char*>(snap.packs[a->dtype].memory.get());
     char* dst = base + leaf.location.offset * ckpt::sdk::dtype_size(a->dtype);
-    copy_contiguous(*a, dst);
+    copies.push_back({a, dst, bytes.nbytes});
     bytes.data = dst;
   }
 }
@@ -444,12 +478,14 @@ Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
 
   Snapshot snap;
   std::vector<const ckpt_array*> packed_sources(flat.size(), nullptr);
+  std::vector<Copy> copies;
   for (size_t i = 0; i < flat.size(); ++i) {
     snap.metadata.leaves.push_back(record_leaf(flat[i], i, pack_threshold_bytes,
                                                process, primary, snap,
-                                               packed_sources, what));
+                                               packed_sources, copies, what));
   }
-  fill_packs(snap, packed_sources);
+  fill_packs(snap, packed_sources, copies);
+  make_copies(copies);
   return snap;
 }
 

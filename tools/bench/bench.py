@@ -252,22 +252,6 @@ def plan_round(workload, peers):
     return plan
 
 
-def warm_memory():
-    """Touches most of the machine's free memory once, in a process of its
-    own. A virtual machine's host may back guest memory only when it is
-    first touched, and the kernel's free memory is fragmented after a
-    build: either makes whichever tool first meets such memory look slow.
-    Afterwards no tool is first."""
-    with open("/proc/meminfo") as f:
-        info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
-    nbytes = min(info.get("MemAvailable", 0) - (4 << 30), 20 << 30)
-    if nbytes <= 0:
-        return
-    code = ("import numpy as np\n"
-            f"blocks = [np.full(1 << 30, 1, np.uint8) for _ in range({nbytes >> 30})]\n")
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 def run_json(argv):
     out = subprocess.run(argv, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -525,7 +509,6 @@ def main():
     peers = [p for p in PEERS if have_torch() or not p.startswith("torch")]
     tables = []
     raw = {}
-    warm_memory()
     for w in filter(None, a.workloads.split(",")):
         samples, info = measure(a, w, peers)
         rows, s = summarize(w, samples, info, peers)

@@ -44,7 +44,7 @@ namespace {
 
 struct Workload {
   ckpt::Value tree;
-  std::vector<ckpt::Array> arrays;  // every array leaf, for raw I/O
+  std::vector<ckpt::Array> arrays;              // every array leaf, for raw I/O
   std::vector<std::vector<std::string>> paths;  // their key paths
   uint64_t bytes = 0;
 };
@@ -157,8 +157,7 @@ ckpt::Value into_buffers(const ckpt::Value& v,
     case ckpt::Value::Kind::kArray: {
       const ckpt::Array& a = v.as_array();
       buffers.push_back(std::make_unique<Buffer>(a.nbytes(), Memory::kMapped));
-      return ckpt::Array::borrow(a.dtype(), a.shape(),
-                                 buffers.back()->data());
+      return ckpt::Array::borrow(a.dtype(), a.shape(), buffers.back()->data());
     }
     case ckpt::Value::Kind::kDict: {
       ckpt::Value::Dict d;
@@ -322,7 +321,8 @@ ckpt::ContextOptions context_options(bool fsync, bool partial = false) {
 }
 
 // The load target of the arrays `subset` of `w` (array specs).
-ckpt::Value subset_target(const Workload& w, const std::vector<size_t>& subset) {
+ckpt::Value subset_target(const Workload& w,
+                          const std::vector<size_t>& subset) {
   ckpt::Value target = ckpt::Value::dict();
   for (size_t i : subset) {
     const std::vector<std::string>& path = w.paths[i];
@@ -384,8 +384,8 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
     std::vector<std::unique_ptr<Buffer>> buffers;
     size_t next = 0;
     const bool partial = step == "load_partial";
-    ckpt::Value target =
-        partial ? subset_target(w, subset) : into_buffers(w.tree, buffers, next);
+    ckpt::Value target = partial ? subset_target(w, subset)
+                                 : into_buffers(w.tree, buffers, next);
     w = Workload();  // the source arrays are not needed any more
     ckpt::Context context(context_options(false, partial));
     reset_peak_rss();
@@ -471,8 +471,9 @@ int main(int argc, char** argv) {
   app.add_option("--scale", scale);
   app.add_option("--dir", dir);
   app.add_option("--step", step, "one timed step (see the file's comment)");
-  app.add_option("--memory", memory, "raw baselines: plain, populated, huge "
-                                     "or mapped");
+  app.add_option("--memory", memory,
+                 "raw baselines: plain, populated, huge "
+                 "or mapped");
   app.add_option("--threads", threads, "raw baselines: 1 or 2")
       ->check(CLI::Range(1, 64));
   bool integrity_only = false;

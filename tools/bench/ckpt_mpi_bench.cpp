@@ -148,8 +148,8 @@ int main(int argc, char** argv) {
       // The limit is the best of the kinds of fresh memory.
       double best = 1e30;
       for (Memory m : {Memory::kPlain, Memory::kPopulated, Memory::kHuge}) {
-        best = std::min(
-            best, timed([&] { raw_read(raw_file, mine.nbytes(), m); }));
+        best = std::min(best,
+                        timed([&] { raw_read(raw_file, mine.nbytes(), m); }));
       }
       raw_r.push_back(best);
       ckpt::Value loaded;
