@@ -132,6 +132,39 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "keys and strings with control characters and quotes round-trip; ones "
+    "that are not UTF-8 are refused before anything is written",
+    "[pytree]") {
+  Value tree = Value::dict({
+      {"tab\there \"quoted\" back\\slash \x01\x1f\x7f",
+       Array::from<int32_t>({1})},
+      {"text", "line\nbreak \x02 \"q\" \\"},
+  });
+  TempDir dir;
+  save_tree(dir / "state", tree);
+  CHECK(load_tree(dir / "state") == tree);
+  auto m = metadata_json(dir / "state");  // it is JSON
+  CHECK(m.at("tree_metadata").size() == 2);
+  for (const char* bad :
+       {"\xff", "a\xc3", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80"}) {
+    INFO(bad);
+    TempDir other;
+    CHECK_THROWS_WITH(
+        save_tree(other / "state", Value::dict({{bad, 1}})),
+        Catch::Contains("not valid UTF-8") && Catch::Contains("key path"));
+    CHECK_THROWS_WITH(
+        save_tree(other / "text", Value::dict({{"s", std::string(bad)}})),
+        Catch::Contains("not valid UTF-8") && Catch::Contains("('s',)"));
+    CHECK(!fs::exists(other / "state" / "_METADATA"));
+  }
+  TempDir fine;
+  save_tree(fine / "state",
+            Value::dict({{"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 1}}));
+  CHECK(load_tree(fine / "state").as_dict()[0].first ==
+        "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+}
+
 TEST_CASE("an empty root is rejected", "[pytree]") {
   TempDir dir;
   CHECK_THROWS_AS(save_tree(dir / "a", Value::dict()), InvalidArgumentError);

@@ -6,14 +6,15 @@ namespace ckpt_pytree {
 
 namespace {
 
-// Python's repr of a str: single quotes unless the text holds a single
-// quote and no double quote; backslash escapes for quotes, backslashes and
-// control characters. Non-ASCII text stays as is (Python 3 prints it).
-std::string python_repr(const std::string& s) {
+// Python's repr of a str, appended to `out`: single quotes unless the text
+// holds a single quote and no double quote; backslash escapes for quotes,
+// backslashes and control characters. Non-ASCII text stays as is (Python 3
+// prints it).
+void append_python_repr(const std::string& s, std::string& out) {
   bool has_single = s.find('\'') != std::string::npos;
   bool has_double = s.find('"') != std::string::npos;
   char quote = has_single && !has_double ? '"' : '\'';
-  std::string out(1, quote);
+  out += quote;
   for (unsigned char c : s) {
     switch (c) {
       case '\\':
@@ -42,19 +43,23 @@ std::string python_repr(const std::string& s) {
     }
   }
   out += quote;
-  return out;
 }
 
 }  // namespace
 
-std::string key_path_repr(const KeyPath& path) {
-  std::string out = "(";
+void append_key_path_repr(const KeyPath& path, std::string& out) {
+  out += '(';
   for (size_t i = 0; i < path.size(); ++i) {
     if (i) out += ", ";
-    out += python_repr(path[i].key);
+    append_python_repr(path[i].key, out);
   }
-  if (path.size() == 1) out += ",";
-  out += ")";
+  if (path.size() == 1) out += ',';
+  out += ')';
+}
+
+std::string key_path_repr(const KeyPath& path) {
+  std::string out;
+  append_key_path_repr(path, out);
   return out;
 }
 
@@ -84,6 +89,29 @@ std::string hdf5_name(const std::string& key) {
     }
   }
   return out;
+}
+
+namespace {
+
+// hdf5_name(key).size().
+size_t hdf5_name_length(const std::string& key) {
+  if (key.empty()) return 1;
+  if (key.find_first_not_of('.') == std::string::npos) return 3 * key.size();
+  size_t n = key.size();
+  if (key.compare(0, 5, "_ckpt") == 0) n += 2;
+  for (char c : key) {
+    if (c == '%' || c == '/' || c == '\0') n += 2;
+  }
+  return n;
+}
+
+}  // namespace
+
+size_t hdf5_path_length(const KeyPath& path) {
+  if (path.empty()) return 11;  // "/_ckpt_root"
+  size_t n = 0;
+  for (const KeyEntry& e : path) n += 1 + hdf5_name_length(e.key);
+  return n;
 }
 
 std::string hdf5_path(const KeyPath& path) {

@@ -21,6 +21,8 @@ using KeyPath = std::vector<KeyEntry>;
 // Orbax's tree_metadata key: the Python repr of the tuple of keys, e.g.
 // "('params', 'w')" or "('a',)". Also how error messages name a leaf.
 std::string key_path_repr(const KeyPath& path);
+// The same, appended to `out`.
+void append_key_path_repr(const KeyPath& path, std::string& out);
 
 // The HDF5 link name of one key: '%', '/' and NUL are percent-encoded (%25,
 // %2F, %00), a key made only of dots has its dots encoded (%2E), the empty
@@ -31,6 +33,8 @@ std::string hdf5_name(const std::string& key);
 // The absolute HDF5 path of a leaf's own dataset: "/" + the escaped keys
 // joined by "/"; a leaf at the root (empty path) is "/_ckpt_root".
 std::string hdf5_path(const KeyPath& path);
+// hdf5_path(path).size(), without making it.
+size_t hdf5_path_length(const KeyPath& path);
 
 }  // namespace ckpt_pytree
 

@@ -28,6 +28,65 @@ struct FlatLeaf {
   const ckpt_value* value;
 };
 
+// Names a leaf (or part of one) in an error message: the text is made only
+// when an error is thrown, not for every leaf saved.
+class Where {
+ public:
+  Where(const std::string& what, const KeyPath& path, std::string suffix = {})
+      : what_(what), path_(path), suffix_(std::move(suffix)) {}
+  std::string str() const {
+    return what_ + ": key path " + key_path_repr(path_) + suffix_;
+  }
+  // The same leaf, with `suffix` after its key path.
+  Where with(std::string suffix) const {
+    return Where(what_, path_, std::move(suffix));
+  }
+
+ private:
+  const std::string& what_;
+  const KeyPath& path_;
+  std::string suffix_;
+};
+
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code
+// points above U+10FFFF): what JSON text, and so _METADATA, can hold.
+bool is_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;  // the sequence is cut short
+    for (size_t k = 1; k <= n; ++k) {
+      const unsigned char d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xc0) != 0x80) return false;
+      cp = cp << 6 | (d & 0x3f);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 // Throws INVALID_ARGUMENT naming `what` and the key path when the dict `v`
 // at `path` has a key twice: its leaves would share a key path and the
 // checkpoint could not be loaded. Keys cross the plugin ABI NUL-terminated,
@@ -69,6 +128,12 @@ void flatten(const ckpt_value& v, KeyPath& path, std::vector<FlatLeaf>& out,
     for (size_t i = 0; i < v.count; ++i) {
       if (v.kind == CKPT_VALUE_DICT) {
         path.push_back({v.keys[i] ? v.keys[i] : "", KeyType::kDict});
+        if (!is_utf8(path.back().key)) {
+          throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                      Where(what, path).str() +
+                          ": the key is not valid UTF-8 (_METADATA is "
+                          "JSON text)");
+        }
       } else {
         path.push_back({std::to_string(i), KeyType::kSequence});
       }
@@ -175,9 +240,10 @@ bool is_supported_tree(const ckpt_value& value) {
 namespace {
 
 // Records the non-array leaf `v` in `leaf`. Throws INVALID_ARGUMENT at
-// `where` for a kind the pytree handler cannot save.
+// `where` for a kind the pytree handler cannot save, or a string that is not
+// UTF-8.
 void record_plain_leaf(const ckpt_value& v, LeafRecord& leaf,
-                       const std::string& where) {
+                       const Where& where) {
   switch (v.kind) {
     case CKPT_VALUE_NONE:
       leaf.kind = LeafKind::kNone;
@@ -197,6 +263,12 @@ void record_plain_leaf(const ckpt_value& v, LeafRecord& leaf,
     case CKPT_VALUE_STRING:
       leaf.kind = LeafKind::kString;
       leaf.string_value = std::string(ckpt::sdk::string_of(v));
+      if (!is_utf8(leaf.string_value)) {
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where.str() +
+                        ": the string is not valid UTF-8 (_METADATA is JSON "
+                        "text)");
+      }
       break;
     case CKPT_VALUE_DICT:
       leaf.kind = LeafKind::kEmptyDict;
@@ -205,8 +277,9 @@ void record_plain_leaf(const ckpt_value& v, LeafRecord& leaf,
       leaf.kind = LeafKind::kEmptyList;
       break;
     default:
-      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                  where + ": the pytree handler cannot save this kind of leaf");
+      throw Error(
+          CKPT_ERROR_INVALID_ARGUMENT,
+          where.str() + ": the pytree handler cannot save this kind of leaf");
   }
 }
 
@@ -214,40 +287,42 @@ void record_plain_leaf(const ckpt_value& v, LeafRecord& leaf,
 // element count. Throws INVALID_ARGUMENT at `where` for an array ckpt cannot
 // store.
 uint64_t record_array(const ckpt_array* a, LeafRecord& leaf,
-                      const std::string& where) {
+                      const Where& where) {
   if (!a || !is_valid_dtype(a->dtype)) {
     throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                where + ": the array's dtype cannot be stored");
+                where.str() + ": the array's dtype cannot be stored");
   }
   if (a->tensor.device.device_type != kDLCPU) {
     throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                where + ": only CPU arrays can be saved");
+                where.str() + ": only CPU arrays can be saved");
   }
   if (a->tensor.ndim < 0 || static_cast<size_t>(a->tensor.ndim) > kMaxRank) {
     throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                where + ": rank " + std::to_string(a->tensor.ndim) +
+                where.str() + ": rank " + std::to_string(a->tensor.ndim) +
                     " is above HDF5's limit of " + std::to_string(kMaxRank));
   }
   if (a->tensor.ndim > 0 && !a->tensor.shape) {
     throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                where + ": the array has no shape");
+                where.str() + ": the array has no shape");
   }
   leaf.kind = LeafKind::kArray;
   leaf.dtype = a->dtype;
   leaf.shape = shape_of(*a);
   for (int64_t d : leaf.shape) {
     if (d < 0) {
-      throw Error(CKPT_ERROR_INVALID_ARGUMENT, where + ": negative dimension");
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where.str() + ": negative dimension");
     }
   }
   uint64_t count = 0;
   if (!checked_size(leaf.shape, ckpt::sdk::dtype_size(a->dtype), &count,
                     nullptr)) {
     throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                where + ": the array's shape is too large");
+                where.str() + ": the array's shape is too large");
   }
   if (count > 0 && !a->tensor.data) {
-    throw Error(CKPT_ERROR_INVALID_ARGUMENT, where + ": the array has no data");
+    throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                where.str() + ": the array has no data");
   }
   return count;
 }
@@ -327,10 +402,11 @@ ArrayBytes place_array(const ckpt_array& a, size_t index, uint64_t count,
   return bytes;
 }
 
-void check_path_length(const KeyPath& path, const std::string& where) {
-  if (hdf5_path(path).size() > kMaxDatasetPath) {
+// `extra` bytes may follow the path (a piece's "/<k>").
+void check_path_length(const KeyPath& path, size_t extra, const Where& where) {
+  if (hdf5_path_length(path) + extra > kMaxDatasetPath) {
     throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                where + ": the keys make an HDF5 path longer than " +
+                where.str() + ": the keys make an HDF5 path longer than " +
                     std::to_string(kMaxDatasetPath) + " bytes");
   }
 }
@@ -346,13 +422,13 @@ std::vector<int64_t> dims(const int64_t* p, int32_t rank) {
 // placement that is not consistent.
 void record_sharded(const ckpt_sharded_array& s, LeafRecord& leaf, int process,
                     Snapshot& snap, std::vector<Copy>& copies,
-                    const std::string& where) {
+                    const Where& where) {
   if (!is_valid_dtype(s.dtype) || s.ndim < 1 ||
       static_cast<size_t>(s.ndim) > kMaxRank || !s.global_shape ||
       (s.num_shards && !s.shards) || (s.num_pieces && !s.pieces) ||
       s.num_pieces > kMaxPieces) {
     throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                where +
+                where.str() +
                     ": a sharded array the pytree handler cannot store "
                     "(rank 1 to " +
                     std::to_string(kMaxRank) + ", at most " +
@@ -373,14 +449,14 @@ void record_sharded(const ckpt_sharded_array& s, LeafRecord& leaf, int process,
       ckpt::sdk::tiling_problem(leaf.pieces, leaf.shape);
   if (!problem.empty()) {
     throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                where + ": the pieces the host placed: " + problem);
+                where.str() + ": the pieces the host placed: " + problem);
   }
   std::vector<bool> taken(s.num_pieces, false);
   for (size_t i = 0; i < s.num_shards; ++i) {
     const ckpt_shard& shard = s.shards[i];
     if (shard.index < 0 || static_cast<size_t>(shard.index) >= s.num_pieces) {
       throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                  where +
+                  where.str() +
                       ": a shard without its piece (was the sharded "
                       "array placed by the host?)");
     }
@@ -391,12 +467,11 @@ void record_sharded(const ckpt_sharded_array& s, LeafRecord& leaf, int process,
     Snapshot& own = *snap.pieces;
     LeafRecord piece;
     piece.path = piece_path(leaf.path, k);
-    const std::string piece_where =
-        where + " (piece " + std::to_string(k) + ")";
+    const Where piece_where = where.with(" (piece " + std::to_string(k) + ")");
     uint64_t count = record_array(shard.array, piece, piece_where);
     if (piece.dtype != leaf.dtype || piece.shape != leaf.pieces[k].shape) {
       throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                  piece_where +
+                  piece_where.str() +
                       ": the shard's elements are not its box's "
                       "dtype and shape");
     }
@@ -411,22 +486,23 @@ void record_sharded(const ckpt_sharded_array& s, LeafRecord& leaf, int process,
 // The record of `flat` (leaf `index`); an array's bytes go to `snap` (see
 // place_array()) when this process writes it. Throws INVALID_ARGUMENT
 // naming `what` and the key path.
-LeafRecord record_leaf(const FlatLeaf& flat, size_t index,
+LeafRecord record_leaf(FlatLeaf&& flat, size_t index,
                        uint64_t pack_threshold_bytes, int process, bool primary,
                        Snapshot& snap,
                        std::vector<const ckpt_array*>& packed_sources,
                        std::vector<Copy>& copies, const std::string& what) {
   const ckpt_value& v = *flat.value;
   LeafRecord leaf;
-  leaf.path = flat.path;
-  std::string where = what + ": key path " + key_path_repr(leaf.path);
+  leaf.path = std::move(flat.path);
+  const Where where(what, leaf.path);
   if (v.kind == CKPT_VALUE_SHARDED_ARRAY) {
     const ckpt_sharded_array* s = ckpt::sdk::sharded_of(v);
     if (!s) {
       throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                  where + ": a sharded array without its description");
+                  where.str() + ": a sharded array without its description");
     }
-    check_path_length(piece_path(leaf.path, kMaxPieces), where);
+    // A piece's dataset is the array's path and "/<piece number>".
+    check_path_length(leaf.path, 1 + std::to_string(kMaxPieces).size(), where);
     record_sharded(*s, leaf, process, snap, copies, where);
     return leaf;
   }
@@ -435,7 +511,7 @@ LeafRecord record_leaf(const FlatLeaf& flat, size_t index,
     return leaf;
   }
   uint64_t count = record_array(v.array, leaf, where);
-  check_path_length(leaf.path, where);
+  check_path_length(leaf.path, 0, where);
   if (!primary) return leaf;  // the primary host writes it
   snap.arrays.push_back(place_array(*v.array, index, count, leaf,
                                     pack_threshold_bytes, snap, packed_sources,
@@ -480,9 +556,9 @@ Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
   std::vector<const ckpt_array*> packed_sources(flat.size(), nullptr);
   std::vector<Copy> copies;
   for (size_t i = 0; i < flat.size(); ++i) {
-    snap.metadata.leaves.push_back(record_leaf(flat[i], i, pack_threshold_bytes,
-                                               process, primary, snap,
-                                               packed_sources, copies, what));
+    snap.metadata.leaves.push_back(
+        record_leaf(std::move(flat[i]), i, pack_threshold_bytes, process,
+                    primary, snap, packed_sources, copies, what));
   }
   fill_packs(snap, packed_sources, copies);
   make_copies(copies);

@@ -1,9 +1,9 @@
 #include "tree_metadata.h"
 
-#include <cinttypes>
+#include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "dtypes.h"
 
@@ -11,20 +11,74 @@ namespace ckpt_pytree {
 
 namespace {
 
-// _METADATA is written as text directly: trees have tens of thousands of
-// leaves, and building a JSON document first costs more than the arrays'
-// own index.
+// _METADATA is written as text directly, appending to one buffer: trees have
+// tens of thousands of leaves, and building a JSON document (or a JSON
+// value per string) first costs several times the arrays' own index.
 class Writer {
  public:
   std::string out;
 
-  void string(const std::string& s) { out += nlohmann::json(s).dump(); }
-  void key(const char* k) {
+  void raw(std::string_view s) { out.append(s); }
+  // A JSON string. Bytes of 0x80 and above pass as they are (the save
+  // checked that keys and strings are UTF-8).
+  void string(std::string_view s) {
+    static const char kHex[] = "0123456789abcdef";
+    out += '"';
+    size_t plain = 0;  // start of the run not yet appended
+    for (size_t i = 0; i < s.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      out.append(s.data() + plain, i - plain);
+      plain = i + 1;
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        default: {
+          const char escaped[6] = {'\\', 'u',          '0',
+                                   '0',  kHex[c >> 4], kHex[c & 15]};
+          out.append(escaped, 6);
+        }
+      }
+    }
+    out.append(s.data() + plain, s.size() - plain);
+    out += '"';
+  }
+  void key(std::string_view k) {
     out += '"';
     out += k;
     out += "\": ";
   }
-  void integer(int64_t v) { out += std::to_string(v); }
+  void integer(int64_t v) {
+    char buf[24];
+    const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+    out.append(buf, end);
+  }
+  void unsigned_integer(uint64_t v) {
+    char buf[24];
+    const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+    out.append(buf, end);
+  }
+  // 16 hex digits, as ckpt writes every XXH3-64.
+  void hex64(uint64_t v) {
+    static const char kHex[] = "0123456789abcdef";
+    char buf[18];
+    buf[0] = buf[17] = '"';
+    for (int i = 16; i >= 1; --i, v >>= 4) buf[i] = kHex[v & 15];
+    out.append(buf, sizeof buf);
+  }
   void shape(const std::vector<int64_t>& dims) {
     out += '[';
     for (size_t i = 0; i < dims.size(); ++i) {
@@ -68,7 +122,9 @@ const char* value_type_of(LeafKind kind) {
 void write_value_metadata(Writer& w, const LeafRecord& leaf) {
   w.out += "{";
   w.key("value_type");
-  w.string(value_type_of(leaf.kind));
+  w.out += '"';
+  w.out += value_type_of(leaf.kind);
+  w.out += '"';
   bool empty = leaf.kind == LeafKind::kNone ||
                leaf.kind == LeafKind::kEmptyDict ||
                leaf.kind == LeafKind::kEmptyList;
@@ -77,14 +133,14 @@ void write_value_metadata(Writer& w, const LeafRecord& leaf) {
   w.out += empty ? "true" : "false";
   switch (leaf.kind) {
     case LeafKind::kArray: {
-      char hex[17];
-      std::snprintf(hex, sizeof hex, "%016" PRIx64, leaf.xxh3);
       w.out += ", ";
       w.key("write_shape");
       w.shape(leaf.shape);
       w.out += ", ";
       w.key("dtype");
-      w.string(dtype_name(leaf.dtype));
+      w.out += '"';
+      w.out += dtype_name(leaf.dtype);
+      w.out += '"';
       w.out += ", ";
       w.key("shape");
       w.shape(leaf.shape);
@@ -118,15 +174,13 @@ void write_value_metadata(Writer& w, const LeafRecord& leaf) {
       if (leaf.location.packed) {
         w.out += ", ";
         w.key("offset");
-        w.out += std::to_string(leaf.location.offset);
+        w.unsigned_integer(leaf.location.offset);
       }
       w.out += "}";
       if (leaf.has_checksum) {  // ckpt always has one; older files may not
         w.out += ", ";
         w.key("xxh3");
-        w.out += '"';
-        w.out += hex;
-        w.out += '"';
+        w.hex64(leaf.xxh3);
       }
       break;
     }
@@ -176,13 +230,11 @@ std::string format_tree_metadata_end(const TreeMetadata& metadata) {
     w.integer(metadata.format);
   }
   if (metadata.has_structure) {
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016" PRIx64, metadata.structure.xxh3);
     w.out += ",\n ";
     w.key("ckpt_array_file_structure");
     w.out += "{";
     w.key("size");
-    w.out += std::to_string(metadata.structure.size);
+    w.unsigned_integer(metadata.structure.size);
     w.out += ", ";
     w.key("extents");
     w.out += "[";
@@ -190,16 +242,15 @@ std::string format_tree_metadata_end(const TreeMetadata& metadata) {
     for (const Extent& e : metadata.structure.extents) {
       w.out += first ? "[" : ", [";
       first = false;
-      w.out += std::to_string(e.offset);
+      w.unsigned_integer(e.offset);
       w.out += ", ";
-      w.out += std::to_string(e.length);
+      w.unsigned_integer(e.length);
       w.out += "]";
     }
     w.out += "], ";
     w.key("xxh3");
-    w.out += '"';
-    w.out += hex;
-    w.out += "\"}";
+    w.hex64(metadata.structure.xxh3);
+    w.out += "}";
   }
   w.out += "\n}\n";
   return w.out;
@@ -207,15 +258,18 @@ std::string format_tree_metadata_end(const TreeMetadata& metadata) {
 
 std::string format_tree_metadata_body(const TreeMetadata& metadata) {
   Writer w;
-  w.out.reserve(metadata.leaves.size() * 256 + 512);
+  w.out.reserve(metadata.leaves.size() * 300 + 512);
   w.out += "{\n ";
   w.key("tree_metadata");
   w.out += "{";
   bool first = true;
+  std::string repr;  // reused: one key path's repr at a time
   for (const LeafRecord& leaf : metadata.leaves) {
     w.out += first ? "\n  " : ",\n  ";
     first = false;
-    w.string(key_path_repr(leaf.path));
+    repr.clear();
+    append_key_path_repr(leaf.path, repr);
+    w.string(repr);
     w.out += ": {";
     w.key("key_metadata");
     w.out += "[";
