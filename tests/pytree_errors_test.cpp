@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "../plugins/pytree/tree_index.h"
 #include "pytree_test_util.h"
 #include "test_util.h"
 
@@ -95,8 +96,18 @@ TEST_CASE(
     "a dataset missing from the array file is a data-loss error naming "
     "the key path",
     "[pytree][errors]") {
-  TempDir dir;
+  {
+    TempDir dir;  // the record in _TREE_INDEX
+    save_tree(dir / "state", sample_tree());
+    edit_index(dir / "state", [](ckpt_pytree::TreeMetadata& t) {
+      leaf_at(t, {"big"}).location.dataset = "/gone";
+    });
+    CHECK_THAT(load_error(dir / "state", ErrorKind::kDataLoss),
+               Catch::Contains("('big',)") && Catch::Contains("/gone"));
+  }
+  TempDir dir;  // in _METADATA, as ckpt wrote it before format 3
   save_tree(dir / "state", sample_tree());
+  as_format_2(dir / "state");
   edit_metadata(dir / "state", "\"/big\"", "\"/gone\"");
   CHECK_THAT(load_error(dir / "state", ErrorKind::kDataLoss),
              Catch::Contains("('big',)") && Catch::Contains("/gone"));
@@ -106,20 +117,45 @@ TEST_CASE(
     "a dataset whose type cannot hold the recorded dtype is a data-loss "
     "error",
     "[pytree][errors]") {
+  {
+    TempDir dir;
+    save_tree(dir / "state", sample_tree());
+    edit_index(dir / "state", [](ckpt_pytree::TreeMetadata& t) {
+      leaf_at(t, {"big"}).dtype = CKPT_DTYPE_COMPLEX128;
+    });
+    CHECK_THAT(load_error(dir / "state", ErrorKind::kDataLoss),
+               Catch::Contains("complex128") && Catch::Contains("('big',)") &&
+                   Catch::Contains("_TREE_INDEX"));
+  }
   TempDir dir;
   save_tree(dir / "state", sample_tree());
+  as_format_2(dir / "state");
   edit_metadata(dir / "state", "\"float32\"", "\"complex128\"");
   CHECK_THAT(load_error(dir / "state", ErrorKind::kDataLoss),
              Catch::Contains("complex128") && Catch::Contains("('big',)"));
 }
 
-TEST_CASE("damaged or missing _METADATA is a clear error", "[pytree][errors]") {
+TEST_CASE("damaged or missing _METADATA and _TREE_INDEX are clear errors",
+          "[pytree][errors]") {
   TempDir dir;
   save_tree(dir / "state", sample_tree());
+  // Loads read the tree from _TREE_INDEX.
+  const std::string index = read_text(dir / "state" / "_TREE_INDEX");
+  write_text(dir / "state" / "_TREE_INDEX", index.substr(0, index.size() / 2));
+  CHECK_THAT(load_error(dir / "state", ErrorKind::kDataLoss),
+             Catch::Contains("_TREE_INDEX is damaged"));
+  // Without it, _METADATA says it is needed.
+  fs::remove(dir / "state" / "_TREE_INDEX");
+  CHECK_THAT(load_error(dir / "state", ErrorKind::kDataLoss),
+             Catch::Contains("_TREE_INDEX is missing"));
+  // _METADATA alone (format 2).
+  as_format_2(dir / "state");
+  CHECK(load_tree(dir / "state") == sample_tree());
   write_text(dir / "state" / "_METADATA", "{\"tree_metadata\": ");
   load_error(dir / "state", ErrorKind::kInvalidLayout);
   fs::remove(dir / "state" / "_METADATA");
-  load_error(dir / "state", ErrorKind::kNotFound);
+  CHECK_THAT(load_error(dir / "state", ErrorKind::kNotFound),
+             Catch::Contains("no _METADATA"));
 }
 
 TEST_CASE("an array whose dtype the file cannot hold is refused at save",

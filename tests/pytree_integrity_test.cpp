@@ -130,9 +130,10 @@ void restamp_structure(
   write_metadata(dir, meta);
 }
 
-// Makes `dir`'s _METADATA look written by an older ckpt: no format marker,
-// no structure record.
+// Makes `dir`'s _METADATA look written by an older ckpt: no tree index, no
+// format marker, no structure record.
 void make_old_format(const fs::path& dir) {
+  fs::remove(dir / "_TREE_INDEX");
   Json meta = read_metadata(dir);
   meta.erase("ckpt_pytree_format");
   meta.erase("ckpt_array_file_structure");
@@ -170,7 +171,7 @@ TEST_CASE("a saved checkpoint records the format marker and the structure",
   Value tree = sample_tree();
   save_tree(dir / "state", tree);
   Json meta = read_metadata(dir / "state");
-  CHECK(meta.at("ckpt_pytree_format") == 2);
+  CHECK(meta.at("ckpt_pytree_format") == 3);
   const Json& record = meta.at("ckpt_array_file_structure");
   CHECK(record.at("size").get<uint64_t>() ==
         fs::file_size(dir / "state" / "arrays.h5"));
@@ -188,6 +189,7 @@ TEST_CASE("a packed array's offset outside its dataset is a data-loss error",
           "[pytree][integrity]") {
   TempDir dir;
   save_tree(dir / "state", sample_tree());
+  as_format_2(dir / "state");  // the JSON reader
   Json meta = read_metadata(dir / "state");
   value_metadata(meta, kSmall)["storage"]["offset"] = 100000000;
   write_metadata(dir / "state", meta);
@@ -217,6 +219,7 @@ TEST_CASE(
     "[pytree][integrity]") {
   TempDir dir;
   save_tree(dir / "state", sample_tree());
+  as_format_2(dir / "state");  // the JSON reader
   const Json saved = read_metadata(dir / "state");
   struct Case {
     const char* entry;
@@ -261,6 +264,7 @@ TEST_CASE("a key path recorded twice in _METADATA is a data-loss error",
   // tree, and the first's array then had no place to go (a crash).
   TempDir dir;
   save_tree(dir / "state", sample_tree());
+  as_format_2(dir / "state");  // the JSON reader
   Json meta = read_metadata(dir / "state");
   // Another entry (its own JSON key) for the same key path.
   meta["tree_metadata"]["('small', 'again')"] = meta["tree_metadata"][kSmall];
@@ -276,6 +280,7 @@ TEST_CASE("ckpt_array_file must name a plain file in the checkpointable",
   TempDir dir;
   Value tree = sample_tree();
   save_tree(dir / "state", tree);
+  as_format_2(dir / "state");  // the JSON reader
   // A loadable copy outside the checkpointable's folder.
   fs::copy_file(dir / "state" / "arrays.h5", dir / "outside.h5");
   const Json saved = read_metadata(dir / "state");
@@ -386,9 +391,9 @@ TEST_CASE("a truncated or extended array file is a data-loss error",
        {size / 2, size - 1, uint64_t{100}, uint64_t{0}, size + 4096}) {
     INFO(new_size);
     fs::resize_file(file, new_size);
-    CHECK_THAT(
-        load_error(dir / "state", ErrorKind::kDataLoss),
-        Catch::Contains(file.string()) && Catch::Contains("_METADATA records"));
+    CHECK_THAT(load_error(dir / "state", ErrorKind::kDataLoss),
+               Catch::Contains(file.string()) &&
+                   Catch::Contains("_TREE_INDEX records"));
   }
 }
 
@@ -398,6 +403,7 @@ TEST_CASE(
     "[pytree][integrity]") {
   TempDir dir;
   save_tree(dir / "state", sample_tree());
+  as_format_2(dir / "state");  // the JSON reader
   const Json saved = read_metadata(dir / "state");
   Json meta = saved;
   meta.erase("ckpt_array_file_structure");
@@ -427,7 +433,7 @@ TEST_CASE(
              Catch::Contains("_METADATA") && Catch::Contains("extent"));
   // A newer format is not guessed at.
   meta = saved;
-  meta["ckpt_pytree_format"] = 3;
+  meta["ckpt_pytree_format"] = 4;
   write_metadata(dir / "state", meta);
   CHECK_THAT(load_error(dir / "state", ErrorKind::kUnimplemented),
              Catch::Contains("ckpt_pytree_format"));
@@ -461,6 +467,7 @@ TEST_CASE("a _METADATA nested 70,000 levels deep is a data-loss error",
           "[pytree][integrity]") {
   TempDir dir;
   save_tree(dir / "state", sample_tree());
+  as_format_2(dir / "state");  // the JSON reader
   std::string text = read_text(dir / "state" / "_METADATA");
   const std::string field = "\"custom_metadata\": null";
   size_t at = text.find(field);
@@ -480,6 +487,7 @@ TEST_CASE("a key path longer than the tree depth limit is refused",
           "[pytree][integrity]") {
   TempDir dir;
   save_tree(dir / "state", sample_tree());
+  as_format_2(dir / "state");  // the JSON reader
   Json meta = read_metadata(dir / "state");
   Json& keys = meta["tree_metadata"][kSmall]["key_metadata"];
   Json key = keys.at(0);
@@ -495,6 +503,7 @@ TEST_CASE(
     "[pytree][integrity]") {
   TempDir dir;
   save_tree(dir / "state", sample_tree());
+  as_format_2(dir / "state");  // the JSON reader
   Json meta = read_metadata(dir / "state");
   meta["tree_metadata"][kSmall]["key_metadata"][0]["key"] =
       std::string("sm\0all", 6);
@@ -548,6 +557,7 @@ TEST_CASE(
   TempDir dir;
   Value tree = sample_tree();
   save_tree(dir / "state", tree);
+  as_format_2(dir / "state");  // the JSON reader
   auto extents = recorded_extents(dir / "state");
   // The record left consistent with the file, but "big"'s bytes counted as
   // structure: HDF5's offset for /big is then no recorded extent.
@@ -603,6 +613,7 @@ with h5py.File(sys.argv[1], "r+") as f:
     INFO(c.what);
     TempDir dir;
     save_tree(dir / "state", sample_tree());
+    as_format_2(dir / "state");  // the JSON reader
     fs::path file = dir / "state" / "arrays.h5";
     if (!run_h5py(c.script, file)) {
       WARN("h5py is missing: skipped");

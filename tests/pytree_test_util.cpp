@@ -1,8 +1,10 @@
 #include "pytree_test_util.h"
 
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <vector>
 
+#include "../plugins/pytree/tree_index.h"
 #include "test_util.h"
 
 namespace ckpt::test {
@@ -65,6 +67,45 @@ bool corrupt_array_in_file(const fs::path& file, const Array& array) {
   content[at] = static_cast<char>(content[at] ^ 0x5a);
   write_text(file, content);
   return true;
+}
+
+void as_format_2(const fs::path& dir) {
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(ckpt_pytree::kTreeIndexFile, 0) == 0) {
+      fs::remove(entry.path());
+    } else if (name.rfind(ckpt_pytree::kMetadataFile, 0) == 0) {
+      std::string text = read_text(entry.path());
+      const std::string marker = "\"ckpt_pytree_format\": 3";
+      const size_t at = text.find(marker);
+      REQUIRE(at != std::string::npos);
+      text.replace(at, marker.size(), "\"ckpt_pytree_format\": 2");
+      write_text(entry.path(), text);
+    }
+  }
+}
+
+void edit_index(const fs::path& dir,
+                const std::function<void(ckpt_pytree::TreeMetadata&)>& edit,
+                const std::string& file) {
+  ckpt_pytree::TreeMetadata tree =
+      ckpt_pytree::decode_tree_index(read_text(dir / file), file);
+  edit(tree);
+  write_text(dir / file, ckpt_pytree::encode_tree_index(tree));
+}
+
+ckpt_pytree::LeafRecord& leaf_at(ckpt_pytree::TreeMetadata& tree,
+                                 const std::vector<std::string>& keys) {
+  for (ckpt_pytree::LeafRecord& leaf : tree.leaves) {
+    if (leaf.path.size() != keys.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      same = same && leaf.path[i].key == keys[i];
+    }
+    if (same) return leaf;
+  }
+  FAIL("no leaf at the key path");
+  throw std::logic_error("unreachable");
 }
 
 }  // namespace ckpt::test

@@ -6,8 +6,11 @@
 #include <ckpt/value.h>
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "../plugins/pytree/tree_metadata.h"
 
 namespace ckpt::test {
 
@@ -32,6 +35,24 @@ Array sample_array(DType dtype, int seed, Shape shape = {2, 3});
 // bytes of `array`; returns false when they are not found.
 bool corrupt_array_in_file(const std::filesystem::path& file,
                            const Array& array);
+
+// Makes the pytree folder `dir` look written by ckpt before format 3: its
+// tree indexes (_TREE_INDEX, _TREE_INDEX.process_<p>) removed and its
+// _METADATA files marked format 2, so that loads read _METADATA: what the
+// JSON reader checks is then what a test exercises.
+void as_format_2(const std::filesystem::path& dir);
+
+// The record of `file` (_TREE_INDEX by default) in the pytree folder `dir`
+// passed to `edit`, then written back, encoded afresh: what a hostile
+// writer who knows the format would do.
+void edit_index(const std::filesystem::path& dir,
+                const std::function<void(ckpt_pytree::TreeMetadata&)>& edit,
+                const std::string& file = "_TREE_INDEX");
+
+// The leaf of `tree` at the dict keys `keys`; fails the test when there is
+// none.
+ckpt_pytree::LeafRecord& leaf_at(ckpt_pytree::TreeMetadata& tree,
+                                 const std::vector<std::string>& keys);
 
 }  // namespace ckpt::test
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "pytree_test_util.h"
 #include "test_util.h"
 
 using namespace ckpt;
@@ -64,6 +65,7 @@ TEST_CASE("a sharded array of one process loads whole and by box",
   save_params(path, three_pieces());
   CHECK(folder_entries(path / "params") ==
         std::vector<std::string>{"_METADATA", "_METADATA.process_0",
+                                 "_TREE_INDEX", "_TREE_INDEX.process_0",
                                  "arrays.h5", "arrays.process_0.h5"});
   const Array whole = rows_of(0, kRows);
   // As saved: one plain array of the global shape.
@@ -250,12 +252,33 @@ TEST_CASE("damaged piece files are data loss naming the file", "[sharded]") {
   CHECK_THAT(
       damaged(
           "no-record",
-          [](const fs::path& p) { fs::remove(p / "_METADATA.process_0"); },
+          [](const fs::path& p) {
+            fs::remove(p / "_METADATA.process_0");
+            fs::remove(p / "_TREE_INDEX.process_0");
+          },
           true),
       Catch::Contains("_METADATA.process_0") && Catch::Contains("missing"));
-  // _METADATA's pieces that overlap, or name a process that wrote nothing.
+  CHECK_THAT(
+      damaged(
+          "no-index",
+          [](const fs::path& p) { fs::remove(p / "_TREE_INDEX.process_0"); },
+          true),
+      Catch::Contains("_TREE_INDEX.process_0 is missing"));
+  // The pieces, as recorded in _TREE_INDEX, that overlap.
+  CHECK_THAT(damaged(
+                 "index-overlap",
+                 [](const fs::path& p) {
+                   edit_index(p, [](ckpt_pytree::TreeMetadata& t) {
+                     leaf_at(t, {"w"}).pieces[1].offset[0] = 2;
+                   });
+                 },
+                 true),
+             Catch::Contains("_TREE_INDEX") && Catch::Contains("overlap"));
+  // _METADATA's (format 2) pieces that overlap, or name a process that wrote
+  // nothing.
   const auto edit_pieces = [](const std::function<void(nlohmann::json&)>& f) {
     return [f](const fs::path& p) {
+      as_format_2(p);
       nlohmann::ordered_json meta =
           nlohmann::ordered_json::parse(read_text(p / "_METADATA"));
       nlohmann::json pieces = meta["tree_metadata"]["('w',)"]["value_metadata"]

@@ -31,7 +31,8 @@ set -e
 BUILD=build-fuzz
 FUZZ_DIR=tests/fuzz
 TARGETS=(checkpoint_metadata checkpoint_metadata_sealed checksums
-  pytree_metadata pytree_metadata_load pytree_arrays json_data proto_pbtxt)
+  pytree_metadata pytree_metadata_load pytree_tree_index
+  pytree_tree_index_load pytree_arrays json_data proto_pbtxt)
 
 runs=""
 seconds=""

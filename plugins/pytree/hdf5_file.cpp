@@ -596,7 +596,7 @@ void check_dataset_kind(hid_t dcpl, OpenDataset& ds, const std::string& where) {
 // held.
 void check_storage(OpenDataset& ds, uint64_t total, hid_t dcpl, uint64_t size,
                    const ArrayFileStructure* structure,
-                   const std::string& where) {
+                   const std::string& record, const std::string& where) {
   ds.storage = H5Dget_storage_size(ds.dataset.get());
   if (ds.storage > size) {
     damaged(where + " claims more storage than the file holds");
@@ -620,7 +620,7 @@ void check_storage(OpenDataset& ds, uint64_t total, hid_t dcpl, uint64_t size,
           ext.begin(), ext.end(), static_cast<uint64_t>(ds.offset),
           [](const Extent& e, uint64_t off) { return e.offset < off; });
       if (it == ext.end() || it->offset != ds.offset || it->length != total) {
-        damaged(where + " is not at an array extent recorded in _METADATA");
+        damaged(where + " is not at an array extent recorded in " + record);
       }
     }
   } else if (ds.layout == H5D_CHUNKED) {
@@ -654,16 +654,17 @@ void check_storage(OpenDataset& ds, uint64_t total, hid_t dcpl, uint64_t size,
 // Throws DATA_LOSS at `where` unless `ds` has a type that holds `r`'s dtype
 // and the shape `r` expects. REQUIRES: the HDF5 lock is held.
 void check_dataset_fits(const OpenDataset& ds, const ArrayToRead& r,
-                        const std::string& where) {
+                        const std::string& record, const std::string& where) {
   if (!hdf5_type_matches(ds.type.get(), r.dtype)) {
     damaged(where + " holds " + describe_hdf5_type(ds.type.get()) +
-            ", which cannot hold the recorded dtype " + dtype_name(r.dtype));
+            ", which cannot hold the dtype " + dtype_name(r.dtype) +
+            " recorded in " + record);
   }
   bool shape_ok = r.packed ? ds.dims.size() == 1 && r.offset <= ds.dims[0] &&
                                  r.count <= ds.dims[0] - r.offset
                            : ds.dims == to_hsize(r.dims);
   if (!shape_ok) {
-    damaged(where + " does not have the shape recorded in _METADATA");
+    damaged(where + " does not have the shape recorded in " + record);
   }
 }
 
@@ -673,7 +674,7 @@ void check_dataset_fits(const OpenDataset& ds, const ArrayToRead& r,
 // REQUIRES: the HDF5 lock is held.
 OpenDataset open_dataset(hid_t h5, hid_t lapl, const std::string& name,
                          uint64_t size, const ArrayFileStructure* structure,
-                         const std::string& where) {
+                         const std::string& record, const std::string& where) {
   OpenDataset ds;
   if (name.empty() || name[0] != '/' || name.find('\0') != std::string::npos) {
     damaged(where + ": not a dataset path");
@@ -707,7 +708,7 @@ OpenDataset open_dataset(hid_t h5, hid_t lapl, const std::string& name,
   if (!checked_size(shape, H5Tget_size(ds.type.get()), nullptr, &total)) {
     damaged(where + " is damaged (its shape is too large)");
   }
-  check_storage(ds, total, dcpl.get(), size, structure, where);
+  check_storage(ds, total, dcpl.get(), size, structure, record, where);
   H5Eclear2(H5E_DEFAULT);
   return ds;
 }
@@ -728,8 +729,9 @@ struct ArrayFileReader::State {
 
 ArrayFileReader::ArrayFileReader(const std::string& file,
                                  const ArrayFileStructure* structure,
+                                 const std::string& record,
                                  const std::string& what)
-    : file_(file), what_(what), structure_(structure) {
+    : file_(file), record_(record), what_(what), structure_(structure) {
   const std::string name = what + ": the array file " + file;
   // O_NONBLOCK: opening a FIFO must not wait for a writer.
   fd_ = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -758,12 +760,13 @@ ArrayFileReader::ArrayFileReader(const std::string& file,
     if (!structure) return;
     if (size_ != structure->size) {
       damaged(what + ": " + file + " is damaged (" + std::to_string(size_) +
-              " bytes, _METADATA records " + std::to_string(structure->size) +
-              ": truncated or overwritten)");
+              " bytes, " + record_ + " records " +
+              std::to_string(structure->size) + ": truncated or overwritten)");
     }
     if (!extents_valid(structure->extents, size_)) {
       damaged(what + ": " + file +
-              " is damaged (the array extents recorded in _METADATA are not "
+              " is damaged (the array extents recorded in " + record_ +
+              " are not "
               "sorted, overlap or lie outside the file)");
     }
     uint64_t hash = 0;
@@ -831,12 +834,13 @@ void ArrayFileReader::check(const std::vector<ArrayToRead>& reads) {
     auto it = state_->open.find(r.dataset);
     if (it == state_->open.end()) {
       it = state_->open
-               .emplace(r.dataset,
-                        open_dataset(state_->h5.get(), state_->lapl.get(),
-                                     r.dataset, size_, structure_, where))
+               .emplace(
+                   r.dataset,
+                   open_dataset(state_->h5.get(), state_->lapl.get(), r.dataset,
+                                size_, structure_, record_, where))
                .first;
     }
-    check_dataset_fits(it->second, r, where);
+    check_dataset_fits(it->second, r, record_, where);
   }
 }
 

@@ -104,8 +104,10 @@ class ArrayFileReader {
   // (a FIFO), requires a regular file and, when `structure` is set, checks
   // the file's size and structure checksum against it: all before any HDF5
   // call sees the file (Debian's libhdf5 crashes on some damaged files).
+  // `record` names the file the structure and the datasets' shapes were
+  // read from (_TREE_INDEX, _METADATA), for messages.
   ArrayFileReader(const std::string& file, const ArrayFileStructure* structure,
-                  const std::string& what);
+                  const std::string& record, const std::string& what);
   ~ArrayFileReader();
   ArrayFileReader(const ArrayFileReader&) = delete;
   ArrayFileReader& operator=(const ArrayFileReader&) = delete;
@@ -136,6 +138,7 @@ class ArrayFileReader {
 
  private:
   std::string file_;
+  std::string record_;
   std::string what_;
   int fd_ = -1;
   uint64_t size_ = 0;

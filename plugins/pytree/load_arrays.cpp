@@ -18,6 +18,7 @@
 #include "dtypes.h"
 #include "hdf5_file.h"
 #include "parallel.h"
+#include "tree_index.h"
 
 namespace ckpt_pytree {
 
@@ -117,8 +118,9 @@ void land_in_pack(const LoadPlan& plan, size_t i, size_t read,
     throw Error(CKPT_ERROR_DATA_LOSS,
                 what + ": key path " + key_path_repr(leaf.path) +
                     ": the storage.offset " +
-                    std::to_string(leaf.location.offset) +
-                    " recorded in _METADATA lies outside the packed "
+                    std::to_string(leaf.location.offset) + " recorded in " +
+                    plan.saved.record +
+                    " lies outside the packed "
                     "dataset " +
                     leaf.location.dataset + " of " + array_file);
   }
@@ -294,7 +296,7 @@ void allocate_landings(const LoadPlan& plan, ReadSchedule& schedule,
 class ReadVerifier {
  public:
   ReadVerifier(const LoadPlan& plan, const ReadSchedule& schedule, size_t read)
-      : plan_(plan), schedule_(schedule) {
+      : plan_(plan) {
     const ArrayToRead& r = schedule.reads[read];
     base_ = static_cast<const char*>(r.destination);
     const uint64_t item = ckpt::sdk::dtype_size(r.dtype);
@@ -368,7 +370,6 @@ class ReadVerifier {
   };
 
   const LoadPlan& plan_;
-  const ReadSchedule& schedule_;
   const char* base_ = nullptr;
   std::vector<Pending> arrays_;  // by first byte
   size_t next_ = 0;              // arrays_[next_] is the first unchecked
@@ -463,7 +464,7 @@ std::vector<Landing> read_planned(const LoadPlan& plan,
   // what keeps HDF5 away from a damaged file.
   ArrayFileReader file(
       array_file, plan.saved.has_structure ? &plan.saved.structure : nullptr,
-      what);
+      plan.saved.record, what);
   file.check(schedule.reads);  // before any allocation
   allocate_landings(plan, schedule, caller_memory, what);
   read_and_verify(plan, schedule, file, array_file, verify_checksums, what);
@@ -476,10 +477,12 @@ using PieceId = std::pair<const LeafRecord*, size_t>;
 // Reads the pieces `needed` from the files of the processes that wrote
 // them (process_metadata_file and process_array_file in `directory`), each
 // process's file once. Throws DATA_LOSS naming `what` and the file when a
-// piece is not where the checkpoint's _METADATA says.
+// piece is not where the checkpoint's record (`saved_record`, its
+// _TREE_INDEX or _METADATA) says.
 std::map<PieceId, Landing> read_pieces(const std::vector<PieceId>& needed,
                                        const std::string& directory,
                                        bool verify_checksums,
+                                       const std::string& saved_record,
                                        const std::string& what) {
   std::map<int64_t, std::vector<PieceId>> by_process;
   for (const PieceId& id : needed) {
@@ -489,16 +492,17 @@ std::map<PieceId, Landing> read_pieces(const std::vector<PieceId>& needed,
   for (const auto& [process, ids] : by_process) {
     const std::string record = process_metadata_file(process);
     const std::string record_path = ckpt::sdk::join_path(directory, record);
-    std::string text;
-    if (!ckpt::sdk::read_file_if_exists(record_path, text)) {
+    LoadPlan plan;
+    try {
+      plan.saved = read_saved_tree(directory, record, what);
+    } catch (const Error& e) {
+      if (e.code() != CKPT_ERROR_NOT_FOUND) throw;
       throw Error(CKPT_ERROR_DATA_LOSS,
                   what + ": " + record_path +
                       " is missing (the record of the pieces process " +
                       std::to_string(process) + " wrote)");
     }
-    LoadPlan plan;
-    plan.saved = parse_tree_metadata(text, what + ": " + record_path);
-    if (plan.saved.format != kPyTreeFormat ||
+    if (plan.saved.format < kCheckedPyTreeFormat ||
         plan.saved.array_file != process_array_file(process)) {
       throw Error(CKPT_ERROR_DATA_LOSS,
                   what + ": " + record_path +
@@ -521,7 +525,7 @@ std::map<PieceId, Landing> read_pieces(const std::vector<PieceId>& needed,
                     what + ": key path " + key_path_repr(leaf.path) +
                         ": piece " + std::to_string(id.second) + " (" +
                         ckpt::sdk::box_text(piece) + ") is not in " +
-                        record_path + " as _METADATA records it");
+                        record_path + " as " + saved_record + " records it");
       }
       plan.arrays.push_back(as_saved_load(it->second, *stored));
     }
@@ -668,7 +672,7 @@ void load_arrays(LoadPlan& plan, const std::string& directory,
     }
   }
   std::map<PieceId, Landing> pieces =
-      read_pieces(needed, directory, verify_checksums, what);
+      read_pieces(needed, directory, verify_checksums, plan.saved.record, what);
   std::vector<OutNode*> nodes = array_nodes(plan);
   for (size_t i = 0; i < plan.arrays.size(); ++i) {
     if (!nodes[i]) continue;  // a whole array read for an assembled one
@@ -676,8 +680,10 @@ void load_arrays(LoadPlan& plan, const std::string& directory,
     const LeafRecord& leaf = plan.saved.leaves[a.leaf];
     if (!a.assembled) {
       Landing land = convert(a, leaf, landing[i], caller_memory);
-      nodes[i]->value =
-          ckpt::sdk::OutValue::array(a.dtype, a.shape, land.data, land.owner);
+      // Made an array value only once the tree is handed over: the
+      // records are gone by then.
+      nodes[i]->data = land.data;
+      nodes[i]->owner = std::move(land.owner);
       continue;
     }
     std::vector<std::pair<const StoredPiece*, Landing>> sources;
@@ -693,7 +699,7 @@ void load_arrays(LoadPlan& plan, const std::string& directory,
     } else {
       sources.emplace_back(&whole, landing[static_cast<size_t>(a.source)]);
     }
-    nodes[i]->value = assemble(a, leaf, sources, caller_memory, what);
+    nodes[i]->set(assemble(a, leaf, sources, caller_memory, what));
   }
 }
 

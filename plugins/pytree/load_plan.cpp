@@ -105,11 +105,14 @@ OutValue convert_scalar(const LeafRecord& leaf, ckpt_value_kind want,
 class Planner {
  public:
   Planner(LoadPlan& plan, const LoadOptions& options, const std::string& what)
-      : plan_(plan), options_(options), what_(what) {
+      : plan_(plan), options_(options), what_(what) {}
+
+  // Indexes the saved key paths for build(): as a trie, memory in
+  // proportion to the keys, whatever the depth (a map of every prefix would
+  // grow with its square).
+  void index_saved_paths() {
     const auto& leaves = plan_.saved.leaves;
     visited_.assign(leaves.size(), false);
-    // The saved key paths as a trie: memory in proportion to the keys,
-    // whatever the depth (a map of every prefix would grow with its square).
     trie_.emplace_back();
     for (size_t i = 0; i < leaves.size(); ++i) {
       size_t node = 0;
@@ -160,7 +163,7 @@ class Planner {
 
   void plan_as_saved(const LeafRecord& leaf, size_t index, OutNode& node) {
     if (leaf.kind != LeafKind::kArray) {
-      node.value = saved_leaf_value(leaf);
+      node.set(saved_leaf_value(leaf));
       return;
     }
     ArrayLoad load = as_saved_load(index, leaf);
@@ -398,7 +401,7 @@ class Planner {
     switch (a.kind) {
       case CKPT_VALUE_PLACEHOLDER:
         // Skipped: nothing is read; the loaded tree keeps the placeholder.
-        node.value = OutValue::placeholder();
+        node.set(OutValue::placeholder());
         return;
       case CKPT_VALUE_NONE:
         plan_as_saved(*saved.leaf, saved.index, node);
@@ -418,7 +421,7 @@ class Planner {
         ckpt_value_kind want = a.kind == CKPT_VALUE_SCALAR_SPEC
                                    ? static_cast<ckpt_value_kind>(a.int_value)
                                    : a.kind;
-        node.value = convert_scalar(*saved.leaf, want, where);
+        node.set(convert_scalar(*saved.leaf, want, where));
         return;
       }
       default:
@@ -436,22 +439,17 @@ class Planner {
   std::vector<bool> visited_;
 };
 
-OutNode* child_for(OutNode& parent, const KeyEntry& key) {
-  auto it = parent.index.find(key.key);
-  if (it != parent.index.end()) return parent.children[it->second].get();
-  auto child = std::make_unique<OutNode>();
-  parent.index.emplace(key.key, parent.children.size());
-  parent.keys.push_back(key.key);
-  parent.children.push_back(std::move(child));
-  return parent.children.back().get();
-}
-
 OutNode::Kind container_for(KeyType type) {
   return type == KeyType::kSequence ? OutNode::Kind::kList
                                     : OutNode::Kind::kDict;
 }
 
-// The saved structure with a leaf per record; `fill` sets each leaf.
+// The saved structure with a leaf per record; `fill` sets each leaf. Leaves
+// come in tree order; a record that continues the previous leaf's path
+// finds its containers on a stack. Only a record that returns to a
+// container left earlier (which ckpt never writes, but _METADATA of
+// another writer may) needs a lookup among the children, by a map made
+// for that container then.
 template <class Fill>
 std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
                                          const std::string& what, Fill fill) {
@@ -460,6 +458,31 @@ std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
     throw Error(CKPT_ERROR_INVALID_LAYOUT,
                 what + ": the tree metadata has no leaves");
   }
+  // Maps of the children of containers returned to (rare), by node.
+  std::unordered_map<const OutNode*, std::unordered_map<std::string, size_t>>
+      lookups;
+  auto find_child = [&](OutNode& parent, const std::string& key) -> OutNode* {
+    auto [it, fresh] = lookups.try_emplace(&parent);
+    if (fresh) {
+      for (size_t i = 0; i < parent.keys.size(); ++i) {
+        it->second.emplace(parent.keys[i], i);
+      }
+    }
+    auto child = it->second.find(key);
+    return child == it->second.end() ? nullptr
+                                     : parent.children[child->second].get();
+  };
+  auto add_child = [&](OutNode& parent, const std::string& key) {
+    auto known = lookups.find(&parent);
+    if (known != lookups.end()) {
+      known->second.emplace(key, parent.children.size());
+    }
+    parent.keys.push_back(key);
+    parent.children.push_back(std::make_unique<OutNode>());
+    return parent.children.back().get();
+  };
+  std::vector<OutNode*> path_nodes = {root.get()};  // of the previous leaf
+  const KeyPath* previous = nullptr;
   for (size_t i = 0; i < saved.leaves.size(); ++i) {
     const KeyPath& path = saved.leaves[i].path;
     std::string where = what + ": key path " + key_path_repr(path);
@@ -467,21 +490,50 @@ std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
       throw Error(CKPT_ERROR_INVALID_LAYOUT,
                   where + ": a root leaf among others");
     }
-    OutNode* node = root.get();
-    for (const KeyEntry& key : path) {
+    // Containers shared with the previous leaf's path.
+    size_t shared = 0;
+    if (previous) {
+      while (shared < previous->size() && shared < path.size() &&
+             (*previous)[shared].key == path[shared].key &&
+             (*previous)[shared].type == path[shared].type) {
+        ++shared;
+      }
+      if (shared == path.size() || shared == previous->size()) {
+        throw Error(CKPT_ERROR_INVALID_LAYOUT,
+                    where + (shared == path.size() && shared == previous->size()
+                                 ? ": recorded twice"
+                                 : ": inconsistent tree metadata"));
+      }
+    }
+    path_nodes.resize(shared + 1);
+    OutNode* node = path_nodes.back();
+    // Whether `node` may already hold the next key: the first key after
+    // the shared ones may name a child made before, and so may each key
+    // below a child found that way (not in a tree whose structure was
+    // checked: there a subtree's leaves come together).
+    bool may_exist = !saved.structure_checked;
+    for (size_t d = shared; d < path.size(); ++d) {
+      const KeyEntry& key = path[d];
       OutNode::Kind kind = container_for(key.type);
       if (node->kind == OutNode::Kind::kLeaf && node->children.empty())
         node->kind = kind;
-      if (node->kind != kind || node->array >= 0) {
+      if (node->kind != kind || node->array >= 0 || node->is_saved_leaf) {
         throw Error(CKPT_ERROR_INVALID_LAYOUT,
                     where + ": inconsistent tree metadata");
       }
-      node = child_for(*node, key);
+      OutNode* child = may_exist && !node->children.empty()
+                           ? find_child(*node, key.key)
+                           : nullptr;
+      may_exist = child != nullptr;
+      node = child ? child : add_child(*node, key.key);
+      path_nodes.push_back(node);
     }
-    if (!node->children.empty()) {
+    if (!node->children.empty() || node->is_saved_leaf) {
       throw Error(CKPT_ERROR_INVALID_LAYOUT, where + ": recorded twice");
     }
+    node->is_saved_leaf = true;
     fill(i, *node);
+    previous = &path;
   }
   return root;
 }
@@ -502,12 +554,18 @@ LoadPlan plan_load(TreeMetadata saved, const ckpt_value* abstract_value,
   plan.saved = std::move(saved);
   Planner planner(plan, options, what);
   if (!abstract_value) {
+    size_t arrays = 0;
+    for (const LeafRecord& leaf : plan.saved.leaves) {
+      arrays += leaf.kind == LeafKind::kArray;
+    }
+    plan.arrays.reserve(arrays);
     plan.root = saved_structure(plan.saved, what, [&](size_t i, OutNode& node) {
       planner.plan_as_saved(plan.saved.leaves[i], i, node);
     });
     return plan;
   }
   KeyPath path;
+  planner.index_saved_paths();
   plan.root = planner.build(*abstract_value, path);
   planner.check_all_visited();
   return plan;
@@ -520,47 +578,58 @@ OutValue abstract_tree(const TreeMetadata& saved, const std::string& what) {
       case LeafKind::kArray:
         if (leaf.sharded && ckpt::sdk::host_abi_minor() >= 3) {
           // The global shape and the boxes stored (ABI 1.3).
-          node.value = OutValue::sharded_spec(leaf.dtype, leaf.shape);
+          OutValue spec = OutValue::sharded_spec(leaf.dtype, leaf.shape);
           for (const StoredPiece& p : leaf.pieces) {
-            node.value.add_box(p.offset, p.shape);
+            spec.add_box(p.offset, p.shape);
           }
+          node.set(std::move(spec));
           break;
         }
         // Orbax keeps dtypes in its array store, not in _METADATA: such
         // arrays have an unknown dtype (ABI 1.1; a 1.0 host gets float32,
         // the closest it can take).
-        node.value = OutValue::array_spec(
+        node.set(OutValue::array_spec(
             leaf.dtype != CKPT_DTYPE_INVALID   ? leaf.dtype
             : ckpt::sdk::host_abi_minor() >= 1 ? CKPT_DTYPE_UNKNOWN
                                                : CKPT_DTYPE_FLOAT32,
-            leaf.shape);
+            leaf.shape));
         break;
       case LeafKind::kBool:
-        node.value = OutValue::scalar_spec(CKPT_VALUE_BOOL);
+        node.set(OutValue::scalar_spec(CKPT_VALUE_BOOL));
         break;
       case LeafKind::kInt:
-        node.value = OutValue::scalar_spec(CKPT_VALUE_INT);
+        node.set(OutValue::scalar_spec(CKPT_VALUE_INT));
         break;
       case LeafKind::kDouble:
-        node.value = OutValue::scalar_spec(CKPT_VALUE_DOUBLE);
+        node.set(OutValue::scalar_spec(CKPT_VALUE_DOUBLE));
         break;
       case LeafKind::kString:
-        node.value = OutValue::scalar_spec(CKPT_VALUE_STRING);
+        node.set(OutValue::scalar_spec(CKPT_VALUE_STRING));
         break;
       default:
-        node.value = saved_leaf_value(leaf);
+        node.set(saved_leaf_value(leaf));
         break;
     }
   });
   return to_out_value(*root);
 }
 
-OutValue to_out_value(OutNode& node) {
-  if (node.kind == OutNode::Kind::kLeaf) return std::move(node.value);
+OutValue to_out_value(OutNode& node, const std::vector<ArrayLoad>& arrays) {
+  if (node.kind == OutNode::Kind::kLeaf) {
+    if (node.value) return std::move(*node.value);
+    if (node.data || node.owner) {
+      const ArrayLoad& a = arrays.at(static_cast<size_t>(node.array));
+      return OutValue::array(a.dtype, a.shape, node.data,
+                             std::move(node.owner));
+    }
+    return OutValue();
+  }
   OutValue out =
       node.kind == OutNode::Kind::kDict ? OutValue::dict() : OutValue::list();
+  out.reserve(node.children.size());
   for (size_t i = 0; i < node.children.size(); ++i) {
-    out.add(node.keys[i], to_out_value(*node.children[i]));
+    out.add(std::move(node.keys[i]), to_out_value(*node.children[i], arrays));
+    node.children[i].reset();  // what it held is in `out` now
   }
   return out;
 }

@@ -18,16 +18,24 @@
 
 namespace ckpt_pytree {
 
-// A node of the tree being loaded.
+// A node of the tree being loaded. Small: a load of many leaves holds one
+// a leaf while it reads their bytes.
 struct OutNode {
   enum class Kind { kDict, kList, kLeaf };
   Kind kind = Kind::kLeaf;
   std::vector<std::string> keys;
   std::vector<std::unique_ptr<OutNode>> children;
-  std::unordered_map<std::string, size_t>
-      index;                  // key -> child, while building
-  ckpt::sdk::OutValue value;  // a leaf's value (arrays: once read)
-  int array = -1;             // index into LoadPlan::arrays
+  // A leaf's value, when not a plain array; none when null.
+  std::unique_ptr<ckpt::sdk::OutValue> value;
+  int array = -1;  // index into LoadPlan::arrays
+  // A plain array leaf's elements, once read (load_arrays), and their
+  // keeper.
+  void* data = nullptr;
+  std::shared_ptr<void> owner;
+  bool is_saved_leaf = false;  // a saved record's leaf (while building)
+  void set(ckpt::sdk::OutValue v) {
+    value = std::make_unique<ckpt::sdk::OutValue>(std::move(v));
+  }
 };
 
 // One array leaf to read.
@@ -76,8 +84,11 @@ LoadPlan plan_load(TreeMetadata saved, const ckpt_value* abstract_value,
 ckpt::sdk::OutValue abstract_tree(const TreeMetadata& saved,
                                   const std::string& what);
 
-// Turns a finished OutNode tree into the value handed to the host.
-ckpt::sdk::OutValue to_out_value(OutNode& node);
+// Turns a finished OutNode tree into the value handed to the host, freeing
+// the nodes as it goes; a plain array leaf becomes an array of the dtype
+// and shape its entry of `arrays` asks for.
+ckpt::sdk::OutValue to_out_value(OutNode& node,
+                                 const std::vector<ArrayLoad>& arrays = {});
 
 }  // namespace ckpt_pytree
 

@@ -529,7 +529,7 @@ void validate(const TreeMetadata& out, const Reader& reader) {
                       " is newer than this ckpt reads (" +
                       std::to_string(kPyTreeFormat) + ")");
   }
-  if (out.format != 0 && out.format != kPyTreeFormat) {
+  if (out.format != 0 && out.format < kCheckedPyTreeFormat) {
     throw Damaged("unknown ckpt_pytree_format " + std::to_string(out.format));
   }
   if (out.format != 0 && !reader.has_format) {

@@ -17,6 +17,7 @@
 #include "options.h"
 #include "side_worker.h"
 #include "snapshot.h"
+#include "tree_index.h"
 #include "tree_metadata.h"
 
 namespace ckpt_pytree {
@@ -31,13 +32,7 @@ std::string describe(const ckpt::sdk::Call& call) {
 }
 
 TreeMetadata read_tree_metadata(const ckpt::sdk::Call& call) {
-  std::string path = ckpt::sdk::join_path(call.directory, kMetadataFile);
-  std::string text;
-  if (!ckpt::sdk::read_file_if_exists(path, text)) {
-    throw Error(CKPT_ERROR_NOT_FOUND, describe(call) + ": no " + kMetadataFile +
-                                          " in " + call.directory);
-  }
-  return parse_tree_metadata(text, describe(call) + ": " + path);
+  return read_saved_tree(call.directory, kMetadataFile, describe(call));
 }
 
 // Arrays written by anything but ckpt's HDF5 layout cannot be read here.
@@ -126,10 +121,15 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
         plan_load(std::move(saved), abstract_value, options.load, what));
     auto caller_memory =
         std::make_shared<ckpt::sdk::RetainedValue>(std::move(retained));
-    return [plan, directory, options, what, caller_memory] {
+    return [plan, directory, options, what, caller_memory]() mutable {
       load_arrays(*plan, directory, options.verify_checksums, caller_memory,
                   what);
-      return to_out_value(*plan->root);
+      // The records go before the tree is built, the plan before it is
+      // frozen for the host: a tree of many leaves is not held twice.
+      plan->saved = TreeMetadata();
+      ckpt::sdk::OutValue out = to_out_value(*plan->root, plan->arrays);
+      plan.reset();
+      return out;
     };
   }
 
@@ -208,6 +208,9 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     metadata_text += format_tree_metadata_end(snapshot.metadata);
     ckpt::sdk::write_file(ckpt::sdk::join_path(call.directory, metadata_file),
                           metadata_text, call.file_mode);
+    ckpt::sdk::write_file(
+        ckpt::sdk::join_path(call.directory, tree_index_file(metadata_file)),
+        encode_tree_index(snapshot.metadata), call.file_mode);
   }
 
   static IndexRow index_row(const LeafRecord& leaf, uint64_t offset,

@@ -22,9 +22,13 @@ constexpr const char* kArrayFile = "arrays.h5";
 // The storage format id of ckpt's HDF5 layout (see README.md).
 constexpr const char* kStorageFormat = "ckpt.hdf5.v1";
 // _METADATA's "ckpt_pytree_format": 2 means every array has its xxh3 and
-// the array file has a structure record ("ckpt_array_file_structure").
-// Files without it (older ckpt, Orbax) carry neither guarantee.
-constexpr int64_t kPyTreeFormat = 2;
+// the array file has a structure record ("ckpt_array_file_structure"); 3
+// (what this ckpt writes) adds the tree index (tree_index.h), from which
+// loads read the tree. Files without it (older ckpt, Orbax) carry neither
+// guarantee.
+constexpr int64_t kPyTreeFormat = 3;
+// The oldest format that promises checksums and a structure record.
+constexpr int64_t kCheckedPyTreeFormat = 2;
 
 // Limits of what ckpt writes and reads: a key path of at most
 // kMaxTreeDepth keys (every walk over a tree is bounded by it), arrays of
@@ -119,6 +123,12 @@ struct TreeMetadata {
   // "ckpt_array_file_structure", when recorded.
   bool has_structure = false;
   ArrayFileStructure structure;
+  // The file this record was read from (a plain name: _TREE_INDEX,
+  // _METADATA, ...), for messages.
+  std::string record = kMetadataFile;
+  // The leaves' key paths were checked as a tree (decode_tree_index): each
+  // container's keys distinct, each subtree's leaves together.
+  bool structure_checked = false;
 };
 
 // The _METADATA text of `metadata`: format_tree_metadata_body() followed by

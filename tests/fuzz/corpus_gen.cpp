@@ -65,10 +65,26 @@ void checkpoint_seeds(const fs::path& checkpoint, const std::string& name) {
   seed_file("checksums", name, checkpoint / ckpt::kChecksumsFile);
 }
 
+// _METADATA as ckpt wrote it before the tree index (format 2): the
+// pytree_metadata_load target loads it without one.
+std::string as_format_2(std::string text) {
+  const std::string marker = "\"ckpt_pytree_format\": 3";
+  const size_t at = text.find(marker);
+  if (at == std::string::npos) {
+    throw std::runtime_error("a _METADATA without format 3");
+  }
+  text.replace(at, marker.size(), "\"ckpt_pytree_format\": 2");
+  return text;
+}
+
 void pytree_seeds(const fs::path& checkpoint, const std::string& name) {
-  seed_file("pytree_metadata", name, checkpoint / "state" / "_METADATA");
-  seed_file("pytree_metadata_load", name, checkpoint / "state" / "_METADATA");
-  seed_file("pytree_arrays", name + ".h5", checkpoint / "state" / "arrays.h5");
+  const fs::path state = checkpoint / "state";
+  seed_file("pytree_metadata", name, state / "_METADATA");
+  seed("pytree_metadata_load", name,
+       as_format_2(read_file(state / "_METADATA")));
+  seed_file("pytree_tree_index", name, state / "_TREE_INDEX");
+  seed_file("pytree_tree_index_load", name, state / "_TREE_INDEX");
+  seed_file("pytree_arrays", name + ".h5", state / "arrays.h5");
 }
 
 // What a JSON file looks like: the type of its value `key` ("" for its

@@ -193,6 +193,12 @@ class OutValue {
     return children_.back();
   }
   OutValue& add(OutValue child) { return add(std::string(), std::move(child)); }
+  // Room for `count` children of a dict or list, so that adding them
+  // moves none.
+  void reserve(size_t count) {
+    keys_.reserve(count);
+    children_.reserve(count);
+  }
 
   ckpt_value_kind kind() const { return kind_; }
 
@@ -230,13 +236,16 @@ class OutValue {
   std::shared_ptr<void> owner_;
 };
 
-// The C view of an OutValue, owning it. Internal to freeze(): an
-// sdk::Error (CKPT_ERROR_INVALID_ARGUMENT) when the value nests deeper
-// than kMaxValueDepth.
+// The C view of an OutValue. Internal to freeze(): an sdk::Error
+// (CKPT_ERROR_INVALID_ARGUMENT) when the value nests deeper than
+// kMaxValueDepth. What the view points to is copied into a few arenas it
+// owns (the nodes, arrays, key and text bytes, shapes), sized exactly up
+// front so that no pointer into them moves; of the OutValue tree it keeps
+// only the owners of array and object memory, each distinct one once. The
+// host holds this for as long as any loaded array lives, so it is kept
+// small: a node and an array struct a leaf, and the leaf's key and shape.
 class FrozenValue {
  public:
-  // Sizes every storage vector up front so that the pointers fill() takes
-  // into them stay valid.
   static std::unique_ptr<FrozenValue> make(OutValue value) {
     return std::unique_ptr<FrozenValue>(new FrozenValue(std::move(value)));
   }
@@ -245,8 +254,134 @@ class FrozenValue {
   const ckpt_value* root() const { return &root_; }
 
  private:
+  struct Counts {
+    size_t nodes = 0, arrays = 0, protos = 0, objects = 0, sharded = 0,
+           shards = 0, text = 0, dims = 0;
+  };
+
+  explicit FrozenValue(OutValue value) {
+    Counts n = count(value);
+    nodes_.reserve(n.nodes);
+    keys_.reserve(n.nodes);
+    arrays_.reserve(n.arrays);
+    protos_.reserve(n.protos);
+    objects_.reserve(n.objects);
+    sharded_.reserve(n.sharded);
+    shards_.reserve(n.shards);
+    text_.reserve(n.text);
+    dims_.reserve(n.dims);
+    fill(value, root_);
+    // `value` goes now: only the owners of memory the view points to stay.
+  }
+
+  // Sizes of every arena for the tree `root`; iterative; throws when
+  // containers nest deeper than kMaxValueDepth.
+  static Counts count(const OutValue& root) {
+    Counts n;
+    std::vector<std::pair<const OutValue*, size_t>> pending = {{&root, 0}};
+    while (!pending.empty()) {
+      auto [v, depth] = pending.back();
+      pending.pop_back();
+      switch (v->kind_) {
+        case CKPT_VALUE_DICT:
+        case CKPT_VALUE_LIST:
+          if (++depth > kMaxValueDepth) {
+            throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                        "a value nested deeper than " +
+                            std::to_string(kMaxValueDepth) +
+                            " levels of dicts and lists");
+          }
+          n.nodes += v->children_.size();
+          for (const std::string& k : v->keys_) n.text += k.size() + 1;
+          break;
+        case CKPT_VALUE_STRING:
+        case CKPT_VALUE_JSON:
+          n.text += v->text_.size() + 1;
+          break;
+        case CKPT_VALUE_ARRAY:
+        case CKPT_VALUE_ARRAY_SPEC:
+          ++n.arrays;
+          n.dims += v->shape_.size();
+          break;
+        case CKPT_VALUE_PROTO:
+        case CKPT_VALUE_PROTO_TYPE:
+          ++n.protos;
+          n.text +=
+              v->text_.size() + 1 + v->bytes_.size() + v->descriptors_.size();
+          break;
+        case CKPT_VALUE_OBJECT:
+          ++n.objects;
+          n.text += v->text_.size() + 1;
+          break;
+        case CKPT_VALUE_SHARDED_ARRAY:
+        case CKPT_VALUE_SHARDED_SPEC:
+          ++n.sharded;
+          n.shards += v->children_.size();
+          n.dims += v->shape_.size();
+          for (const auto& offset : v->offsets_) n.dims += offset.size();
+          break;
+        default:
+          break;
+      }
+      if (v->kind_ == CKPT_VALUE_DICT || v->kind_ == CKPT_VALUE_LIST ||
+          v->kind_ == CKPT_VALUE_SHARDED_ARRAY ||
+          v->kind_ == CKPT_VALUE_SHARDED_SPEC) {
+        for (const OutValue& child : v->children_) {
+          pending.emplace_back(&child, depth);
+        }
+      }
+    }
+    return n;
+  }
+
+  // Throws unless `arena` has room for `more` elements: growing would move
+  // what the view already points to (count() sized every arena).
+  template <class T>
+  static void room(const std::vector<T>& arena, size_t more) {
+    if (arena.capacity() - arena.size() < more) {
+      throw Error(CKPT_ERROR_INTERNAL, "FrozenValue: an arena was sized short");
+    }
+  }
+
+  // Copies `bytes` into the text arena, NUL-terminated.
+  const char* text(const std::string& bytes) {
+    room(text_, bytes.size() + 1);
+    const size_t at = text_.size();
+    text_.insert(text_.end(), bytes.begin(), bytes.end());
+    text_.push_back('\0');
+    return text_.data() + at;
+  }
+  const int64_t* dims(const std::vector<int64_t>& d) {
+    room(dims_, d.size());
+    const size_t at = dims_.size();
+    dims_.insert(dims_.end(), d.begin(), d.end());
+    return dims_.data() + at;
+  }
+  // Keeps `owner` for as long as the view lives (once, when the previous
+  // one kept is the same).
+  void keep(const std::shared_ptr<void>& owner) {
+    if (owner && (owners_.empty() || owners_.back() != owner)) {
+      owners_.push_back(owner);
+    }
+  }
+
+  const ckpt_array* array_of(const OutValue& in) {
+    room(arrays_, 1);
+    ckpt_array& array = arrays_.emplace_back();
+    array = ckpt_array{};
+    array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
+    array.dtype = in.dtype_;
+    array.tensor.data = in.data_;
+    array.tensor.device = DLDevice{kDLCPU, 0};
+    array.tensor.ndim = static_cast<int32_t>(in.shape_.size());
+    array.tensor.shape = const_cast<int64_t*>(dims(in.shape_));
+    array.tensor.dtype = dl_dtype(in.dtype_);
+    keep(in.owner_);
+    return &array;
+  }
+
   // `in` is nested at most kMaxValueDepth levels (checked by count()).
-  void fill(OutValue& in, ckpt_value& out) {
+  void fill(const OutValue& in, ckpt_value& out) {
     out = ckpt_value{};
     out.struct_size = CKPT_VALUE_STRUCT_SIZE;
     out.kind = in.kind_;
@@ -255,81 +390,91 @@ class FrozenValue {
     switch (in.kind_) {
       case CKPT_VALUE_STRING:
       case CKPT_VALUE_JSON:
-        out.string_value = in.text_.data();
+        out.string_value = text(in.text_);
         out.string_len = in.text_.size();
         break;
       case CKPT_VALUE_DICT:
       case CKPT_VALUE_LIST: {
-        auto& children = nodes_.emplace_back(in.children_.size());
-        auto& keys = key_lists_.emplace_back();
-        for (size_t i = 0; i < in.children_.size(); ++i) {
-          fill(in.children_[i], children[i]);
-          keys.push_back(in.keys_[i].c_str());
+        const size_t base = nodes_.size();
+        const size_t n = in.children_.size();
+        room(nodes_, n);
+        nodes_.resize(base + n);  // within the capacity: nothing moves
+        keys_.resize(base + n);
+        for (size_t i = 0; i < n; ++i) {
+          keys_[base + i] = text(in.keys_[i]);
+          fill(in.children_[i], nodes_[base + i]);
         }
-        out.count = children.size();
-        out.children = children.data();
-        out.keys = in.kind_ == CKPT_VALUE_DICT ? keys.data() : nullptr;
+        out.count = n;
+        out.children = n ? nodes_.data() + base : nullptr;
+        out.keys =
+            in.kind_ == CKPT_VALUE_DICT && n ? keys_.data() + base : nullptr;
         break;
       }
       case CKPT_VALUE_ARRAY:
-      case CKPT_VALUE_ARRAY_SPEC: {
-        ckpt_array& array = arrays_.emplace_back();
-        array = ckpt_array{};
-        array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
-        array.dtype = in.dtype_;
-        array.tensor.data = in.data_;
-        array.tensor.device = DLDevice{kDLCPU, 0};
-        array.tensor.ndim = static_cast<int32_t>(in.shape_.size());
-        array.tensor.shape = in.shape_.data();
-        array.tensor.dtype = dl_dtype(in.dtype_);
-        out.array = &array;
+      case CKPT_VALUE_ARRAY_SPEC:
+        out.array = array_of(in);
         break;
-      }
       case CKPT_VALUE_PROTO:
       case CKPT_VALUE_PROTO_TYPE: {
+        room(protos_, 1);
         ckpt_proto& proto = protos_.emplace_back();
         proto = ckpt_proto{};
         proto.struct_size = CKPT_PROTO_STRUCT_SIZE;
-        proto.full_name = in.text_.c_str();
-        proto.bytes = reinterpret_cast<const uint8_t*>(in.bytes_.data());
+        proto.full_name = text(in.text_);
+        room(text_, in.bytes_.size() + in.descriptors_.size());
+        const size_t at = text_.size();
+        text_.insert(text_.end(), in.bytes_.begin(), in.bytes_.end());
+        text_.insert(text_.end(), in.descriptors_.begin(),
+                     in.descriptors_.end());
+        const uint8_t* base =
+            reinterpret_cast<const uint8_t*>(text_.data() + at);
+        proto.bytes = base;
         proto.bytes_len = in.bytes_.size();
-        proto.descriptor_set =
-            reinterpret_cast<const uint8_t*>(in.descriptors_.data());
+        proto.descriptor_set = base + in.bytes_.size();
         proto.descriptor_set_len = in.descriptors_.size();
         out.proto = &proto;
         break;
       }
       case CKPT_VALUE_SHARDED_ARRAY:
       case CKPT_VALUE_SHARDED_SPEC: {
+        room(sharded_, 1);
         ckpt_sharded_array& sharded = sharded_.emplace_back();
         sharded = ckpt_sharded_array{};
         sharded.struct_size = CKPT_SHARDED_ARRAY_STRUCT_SIZE;
         sharded.dtype = in.dtype_;
         sharded.ndim = static_cast<int32_t>(in.shape_.size());
-        sharded.global_shape = in.shape_.data();
-        auto& shards = shard_lists_.emplace_back(in.children_.size());
-        for (size_t i = 0; i < in.children_.size(); ++i) {
-          ckpt_value element;
-          fill(in.children_[i], element);
-          shards[i] = ckpt_shard{};
-          shards[i].offset = in.offsets_[i].data();
-          shards[i].shape = in.children_[i].shape_.data();
-          shards[i].array =
-              in.kind_ == CKPT_VALUE_SHARDED_ARRAY ? element.array : nullptr;
-          shards[i].index = -1;
+        sharded.global_shape = dims(in.shape_);
+        const size_t base = shards_.size();
+        const size_t n = in.children_.size();
+        room(shards_, n);
+        shards_.resize(base + n);
+        for (size_t i = 0; i < n; ++i) {
+          const OutValue& element = in.children_[i];
+          ckpt_shard& shard = shards_[base + i];
+          shard = ckpt_shard{};
+          shard.offset = dims(in.offsets_[i]);
+          if (in.kind_ == CKPT_VALUE_SHARDED_ARRAY) {
+            shard.array = array_of(element);
+            shard.shape = shard.array->tensor.shape;
+          } else {
+            shard.shape = dims(element.shape_);
+          }
+          shard.index = -1;
         }
-        sharded.num_shards = shards.size();
-        sharded.shards = shards.data();
+        sharded.num_shards = n;
+        sharded.shards = n ? shards_.data() + base : nullptr;
         // abi.h: a kind added after 1.0 keeps its payload at `object`.
         out.object = reinterpret_cast<const ckpt_object*>(&sharded);
         break;
       }
       case CKPT_VALUE_OBJECT: {
+        room(objects_, 1);
         ckpt_object& object = objects_.emplace_back();
         object = ckpt_object{};
         object.struct_size = CKPT_OBJECT_STRUCT_SIZE;
-        object.typestr = in.text_.c_str();
+        object.typestr = text(in.text_);
         object.pointer = in.data_;
+        keep(in.owner_);
         out.object = &object;
         break;
       }
@@ -338,62 +483,17 @@ class FrozenValue {
     }
   }
 
-  explicit FrozenValue(OutValue value) : value_(std::move(value)) {
-    size_t containers = 0, arrays = 0, protos = 0, objects = 0;
-    count(value_, containers, arrays, protos, objects);
-    // A sharded value counts as an object (for its payload) and as a
-    // container (for its shard list).
-    sharded_.reserve(objects);
-    shard_lists_.reserve(objects);
-    nodes_.reserve(containers);
-    key_lists_.reserve(containers);
-    arrays_.reserve(arrays);
-    protos_.reserve(protos);
-    objects_.reserve(objects);
-    fill(value_, root_);
-  }
-  // Iterative; throws when containers nest deeper than kMaxValueDepth.
-  static void count(const OutValue& root, size_t& containers, size_t& arrays,
-                    size_t& protos, size_t& objects) {
-    std::vector<std::pair<const OutValue*, size_t>> pending = {{&root, 0}};
-    while (!pending.empty()) {
-      auto [v, depth] = pending.back();
-      pending.pop_back();
-      if (v->kind_ == CKPT_VALUE_OBJECT ||
-          v->kind_ == CKPT_VALUE_SHARDED_ARRAY ||
-          v->kind_ == CKPT_VALUE_SHARDED_SPEC) {
-        ++objects;
-      }
-      if (v->kind_ == CKPT_VALUE_DICT || v->kind_ == CKPT_VALUE_LIST) {
-        ++containers;
-        if (++depth > kMaxValueDepth) {
-          throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                      "a value nested deeper than " +
-                          std::to_string(kMaxValueDepth) +
-                          " levels of dicts and lists");
-        }
-      }
-      if (v->kind_ == CKPT_VALUE_ARRAY || v->kind_ == CKPT_VALUE_ARRAY_SPEC) {
-        ++arrays;
-      }
-      if (v->kind_ == CKPT_VALUE_PROTO || v->kind_ == CKPT_VALUE_PROTO_TYPE) {
-        ++protos;
-      }
-      for (const OutValue& child : v->children_) {
-        pending.emplace_back(&child, depth);
-      }
-    }
-  }
-
-  OutValue value_;
   ckpt_value root_{};
-  std::vector<std::vector<ckpt_value>> nodes_;
-  std::vector<std::vector<const char*>> key_lists_;
+  std::vector<ckpt_value> nodes_;  // every container's children, in blocks
+  std::vector<const char*> keys_;  // beside nodes_
   std::vector<ckpt_array> arrays_;
   std::vector<ckpt_proto> protos_;
   std::vector<ckpt_object> objects_;
   std::vector<ckpt_sharded_array> sharded_;
-  std::vector<std::vector<ckpt_shard>> shard_lists_;
+  std::vector<ckpt_shard> shards_;
+  std::vector<char> text_;
+  std::vector<int64_t> dims_;
+  std::vector<std::shared_ptr<void>> owners_;
 };
 
 // Hands `value` over as a ckpt_owned_value; the host frees it exactly once.
