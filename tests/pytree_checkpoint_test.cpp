@@ -102,9 +102,8 @@ TEST_CASE(
     save_checkpointables(dir / "packed", {{"weights", tree}});
   }
   auto dataset_of = [&](const fs::path& c) {
-    return nlohmann::json::parse(read_text(
-        c / "weights" / "_METADATA"))["tree_metadata"]["('a',)"]
-                                     ["value_metadata"]["storage"]["dataset"];
+    ckpt_pytree::TreeMetadata index = read_index(c / "weights");
+    return leaf_at(index, {"a"}).location.dataset;
   };
   CHECK(dataset_of(dir / "own") == "/a");
   CHECK(dataset_of(dir / "packed") == "/_ckpt_packed/int32");

@@ -149,6 +149,7 @@ TEST_CASE("damaged or missing _METADATA and _TREE_INDEX are clear errors",
   CHECK_THAT(load_error(dir / "state", ErrorKind::kDataLoss),
              Catch::Contains("_TREE_INDEX is missing"));
   // _METADATA alone (format 2).
+  write_text(dir / "state" / "_TREE_INDEX", index);
   as_format_2(dir / "state");
   CHECK(load_tree(dir / "state") == sample_tree());
   write_text(dir / "state" / "_METADATA", "{\"tree_metadata\": ");

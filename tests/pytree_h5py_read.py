@@ -2,8 +2,9 @@
 
 Usage: pytree_h5py_read.py <arrays.h5>
 
-Follows the index dataset /_ckpt_index: each row names the dataset holding
-an array and, for packed arrays, the element range. Prints one JSON object
+Follows the index dataset /_ckpt_index: each row gives an array's key path,
+dtype and shape and, for a packed array, its element range in the dtype's
+packed dataset /_ckpt_packed/<dtype>. Prints one JSON object
 per array: key, numpy dtype, shape, the ckpt_dtype attribute and the
 elements' bytes in hex. Exits non-zero when something does not match the
 documented layout.
@@ -17,21 +18,21 @@ import numpy as np
 
 def main(path):
     with h5py.File(path, "r") as f:
-        assert f.attrs["ckpt_format"] == "ckpt.hdf5.v1"
+        assert f.attrs["ckpt_format"] == "ckpt.hdf5.v2"
         for row in f["_ckpt_index"][()]:
             key = row["key"].decode()
-            dataset_name = row["dataset"].decode()
+            dtype = row["dtype"].decode()
             shape = tuple(int(d) for d in row["shape"][: row["ndim"]])
-            dataset = f[dataset_name]
-            if dataset_name.startswith("/_ckpt_packed/"):
+            if row["packed"]:
+                dataset = f["_ckpt_packed/" + dtype]
                 start = int(row["offset"])
                 stop = start + int(row["count"])
                 array = dataset[start:stop].reshape(shape)
             else:
                 # A large array lives at its own key path.
-                assert f[key].id == dataset.id, (key, dataset_name)
-                array = dataset[()]
-                array = np.asarray(array)
+                dataset = f[key]
+                array = np.asarray(dataset[()])
+            assert dataset.attrs["ckpt_dtype"] == dtype, (key, dtype)
             assert array.shape == shape, (key, array.shape, shape)
             print(json.dumps({
                 "key": key,

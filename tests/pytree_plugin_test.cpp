@@ -46,10 +46,8 @@ TEST_CASE("every dtype round-trips, packed and in its own dataset",
     TempDir dir;
     save_tree(dir / "state", tree, {{"pack_threshold_bytes", threshold}});
     CHECK(load_tree(dir / "state") == tree);
-    auto storage = entry(metadata_json(dir / "state"), "('float32',)")
-                       .at("value_metadata")
-                       .at("storage");
-    CHECK(storage.contains("offset") == (threshold > 0));
+    ckpt_pytree::TreeMetadata index = read_index(dir / "state");
+    CHECK(leaf_at(index, {"float32"}).location.packed == (threshold > 0));
   }
 }
 
@@ -171,8 +169,10 @@ TEST_CASE("an empty root is rejected", "[pytree]") {
   CHECK_THROWS_AS(save_tree(dir / "b", Value::list()), InvalidArgumentError);
 }
 
-TEST_CASE("_METADATA has Orbax's shape plus dtype, shape, storage and checksum",
-          "[pytree]") {
+TEST_CASE(
+    "_METADATA has Orbax's shape plus dtype and shape; storage and "
+    "checksums are in _TREE_INDEX",
+    "[pytree]") {
   TempDir dir;
   Value tree = Value::dict({
       {"params", Value::dict({{"w", Array::zeros(DType::kBFloat16, {4, 5})}})},
@@ -183,7 +183,8 @@ TEST_CASE("_METADATA has Orbax's shape plus dtype, shape, storage and checksum",
   save_tree(dir / "state", tree, {{"pack_threshold_bytes", 16}});
   auto m = metadata_json(dir / "state");
   CHECK(m.at("use_ocdbt") == false);
-  CHECK(m.at("ckpt_storage_format") == "ckpt.hdf5.v1");
+  CHECK(m.at("ckpt_storage_format") == "ckpt.hdf5.v2");
+  CHECK(m.at("ckpt_pytree_format") == 3);
   auto w = entry(m, "('params', 'w')");
   CHECK(w.at("key_metadata") == nlohmann::json::parse(
                                     R"([{"key": "params", "key_type": 2},
@@ -194,18 +195,28 @@ TEST_CASE("_METADATA has Orbax's shape plus dtype, shape, storage and checksum",
   CHECK(v.at("write_shape") == nlohmann::json({4, 5}));
   CHECK(v.at("dtype") == "bfloat16");
   CHECK(v.at("shape") == nlohmann::json({4, 5}));
-  CHECK(v.at("storage").at("format") == "ckpt.hdf5.v1");
-  CHECK(v.at("storage").at("dataset") == "/params/w");
-  CHECK(v.at("xxh3").get<std::string>().size() == 16);
+  CHECK_FALSE(v.contains("storage"));
+  CHECK_FALSE(v.contains("xxh3"));
+  CHECK_FALSE(m.contains("ckpt_array_file_structure"));
   auto layer = entry(m, "('layers', '0')");
   CHECK(layer.at("key_metadata")[1].at("key_type") == 1);
-  CHECK(layer.at("value_metadata").at("storage").at("dataset") ==
-        "/_ckpt_packed/int8");
   CHECK(entry(m, "('step',)").at("value_metadata").at("value_type") ==
         "scalar");
+  CHECK(entry(m, "('step',)").at("value_metadata").at("value") == 7);
   CHECK(entry(m, "('note',)").at("value_metadata").at("value_type") ==
         "string");
-  CHECK(fs::exists(dir / "state" / "arrays.h5"));
+  // Where each array is, and its checksum.
+  ckpt_pytree::TreeMetadata index = read_index(dir / "state");
+  CHECK(index.storage_format == "ckpt.hdf5.v2");
+  const ckpt_pytree::LeafRecord& pw = leaf_at(index, {"params", "w"});
+  CHECK(pw.location.dataset == "/params/w");
+  CHECK_FALSE(pw.location.packed);
+  CHECK(pw.has_checksum);
+  const ckpt_pytree::LeafRecord& l0 = leaf_at(index, {"layers", "0"});
+  CHECK(l0.location.dataset == "/_ckpt_packed/int8");
+  CHECK(l0.location.packed);
+  CHECK(index.has_structure);
+  CHECK(index.structure.size == fs::file_size(dir / "state" / "arrays.h5"));
 }
 
 TEST_CASE("is_handleable accepts trees of supported leaves only", "[pytree]") {

@@ -72,17 +72,22 @@ bool corrupt_array_in_file(const fs::path& file, const Array& array) {
 void as_format_2(const fs::path& dir) {
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind(ckpt_pytree::kTreeIndexFile, 0) == 0) {
-      fs::remove(entry.path());
-    } else if (name.rfind(ckpt_pytree::kMetadataFile, 0) == 0) {
-      std::string text = read_text(entry.path());
-      const std::string marker = "\"ckpt_pytree_format\": 3";
-      const size_t at = text.find(marker);
-      REQUIRE(at != std::string::npos);
-      text.replace(at, marker.size(), "\"ckpt_pytree_format\": 2");
-      write_text(entry.path(), text);
-    }
+    if (name.rfind(ckpt_pytree::kTreeIndexFile, 0) != 0) continue;
+    // _TREE_INDEX[.process_<p>] -> _METADATA[.process_<p>]
+    const std::string metadata =
+        ckpt_pytree::kMetadataFile +
+        name.substr(std::strlen(ckpt_pytree::kTreeIndexFile));
+    ckpt_pytree::TreeMetadata tree =
+        ckpt_pytree::decode_tree_index(read_text(entry.path()), name);
+    tree.format = 2;
+    write_text(dir / metadata, ckpt_pytree::format_tree_metadata(tree));
+    fs::remove(entry.path());
   }
+}
+
+ckpt_pytree::TreeMetadata read_index(const fs::path& dir,
+                                     const std::string& file) {
+  return ckpt_pytree::decode_tree_index(read_text(dir / file), file);
 }
 
 void edit_index(const fs::path& dir,

@@ -36,11 +36,17 @@ Array sample_array(DType dtype, int seed, Shape shape = {2, 3});
 bool corrupt_array_in_file(const std::filesystem::path& file,
                            const Array& array);
 
-// Makes the pytree folder `dir` look written by ckpt before format 3: its
-// tree indexes (_TREE_INDEX, _TREE_INDEX.process_<p>) removed and its
-// _METADATA files marked format 2, so that loads read _METADATA: what the
-// JSON reader checks is then what a test exercises.
+// Makes the pytree folder `dir` look written by ckpt before format 3: each
+// tree index (_TREE_INDEX, _TREE_INDEX.process_<p>) replaced by its
+// record as _METADATA (_METADATA.process_<p>) of format 2, which holds the
+// arrays' storage and checksums too; loads then read _METADATA, and what
+// the JSON reader checks is what a test exercises.
 void as_format_2(const std::filesystem::path& dir);
+
+// The tree index `file` (_TREE_INDEX by default) of the pytree folder `dir`,
+// decoded.
+ckpt_pytree::TreeMetadata read_index(const std::filesystem::path& dir,
+                                     const std::string& file = "_TREE_INDEX");
 
 // The record of `file` (_TREE_INDEX by default) in the pytree folder `dir`
 // passed to `edit`, then written back, encoded afresh: what a hostile

@@ -90,9 +90,9 @@ struct SaveJob {
   std::vector<HandlerPtr> handlers;
   std::vector<std::future<void>> futures;
   std::vector<bool> may_leave_running;
-  // What the handlers were given, kept until every background tier is over
-  // (owned and shared arrays stay alive whatever a plugin retains).
-  Checkpointables items;
+  // The values the save made or changed (SaveItems::owned), kept until
+  // every background tier is over.
+  Checkpointables owned_items;
   CheckpointInfo info;
   std::function<void(std::exception_ptr)> on_complete;
   std::shared_ptr<AsyncSave::State> state;
@@ -480,50 +480,23 @@ bool wait_on_callers_thread(SaveJob& job) {
   }
 }
 
-// `value` with every array marked immutable: for a save whose caller waits
-// for the commit, nothing can change the arrays meanwhile, so handlers may
-// write them from the background without a snapshot copy.
-Array frozen_array(const Array& a) {
-  return Array::share(a.dtype(), a.shape(), a.data(), a.owner(),
-                      /*immutable=*/true, a.strides());
-}
+// The checkpointables of a save, by name. A value is the caller's own, not
+// copied (the C views plugins get are self-contained, and every handler
+// takes what it needs in its blocking tier), unless the save must change it
+// (the placement of its sharded arrays) or made it (the metrics): then it
+// is a copy the save owns, in `owned`.
+struct SaveItems {
+  std::vector<std::string> names;
+  std::vector<const Value*> values;  // per name; may point into `owned`
+  Checkpointables owned;             // reserved up front: never moves
+  size_t size() const { return names.size(); }
+};
 
-Value frozen_for_blocking_save(const Value& value) {
-  switch (value.kind()) {
-    case Value::Kind::kArray:
-      return Value(frozen_array(value.as_array()));
-    case Value::Kind::kShardedArray: {
-      ShardedArray a = value.as_sharded_array();
-      for (Shard& s : a.shards) s.data = frozen_array(s.data);
-      return Value(std::move(a));
-    }
-    case Value::Kind::kDict: {
-      Value::Dict dict;
-      dict.reserve(value.size());
-      for (const auto& [k, v] : value.as_dict()) {
-        dict.emplace_back(k, frozen_for_blocking_save(v));
-      }
-      return Value::dict(std::move(dict));
-    }
-    case Value::Kind::kList: {
-      Value::List list;
-      list.reserve(value.size());
-      for (const auto& v : value.as_list()) {
-        list.push_back(frozen_for_blocking_save(v));
-      }
-      return Value::list(std::move(list));
-    }
-    default:
-      return value;
-  }
-}
-
-// The checkpointables to save, checked, with the metrics appended; each
-// value copied once, and for a save whose caller waits with its arrays
-// flagged immutable (frozen_for_blocking_save).
-Checkpointables items_to_save(const fs::path& path,
-                              const Checkpointables& checkpointables,
-                              const SaveOptions& options, bool caller_waits) {
+// The checkpointables to save, checked, with the metrics appended. The
+// caller's values are referred to: they must outlive the blocking tiers.
+SaveItems items_to_save(const fs::path& path,
+                        const Checkpointables& checkpointables,
+                        const SaveOptions& options) {
   if (checkpointables.empty()) {
     throw InvalidArgumentError("nothing to save to " + path.string() +
                                ": no checkpointables given");
@@ -553,14 +526,21 @@ Checkpointables items_to_save(const fs::path& path,
       }
     }
   }
-  Checkpointables items;
-  items.reserve(checkpointables.size() + 1);
+  SaveItems items;
+  items.owned.reserve(checkpointables.size() + 1);
   for (const auto& [name, value] : checkpointables) {
-    items.emplace_back(name,
-                       caller_waits ? frozen_for_blocking_save(value) : value);
+    items.names.push_back(name);
+    if (internal::holds_sharded(value)) {
+      items.owned.emplace_back(name, value);
+      items.values.push_back(&items.owned.back().second);
+    } else {
+      items.values.push_back(&value);
+    }
   }
   if (options.metrics) {
-    items.emplace_back(kMetricsName, Value::json(*options.metrics));
+    items.names.push_back(kMetricsName);
+    items.owned.emplace_back(kMetricsName, Value::json(*options.metrics));
+    items.values.push_back(&items.owned.back().second);
   }
   return items;
 }
@@ -598,10 +578,10 @@ std::shared_ptr<SaveJob> new_job(const fs::path& path,
 // Runs each checkpointable's blocking tier into the job's temporary
 // checkpoint.
 void run_blocking_tiers(SaveJob& job, const Context& context,
-                        const Checkpointables& items,
+                        const SaveItems& items,
                         const std::vector<HandlerPtr>& handlers) {
   for (size_t i = 0; i < items.size(); ++i) {
-    const std::string& name = items[i].first;
+    const std::string& name = items.names[i];
     const HandlerInfo& info = handlers[i]->info();
     const fs::path folder = job.temporary->add_folder(
         name, {info.self_checked_files, info.self_checked_prefixes});
@@ -609,7 +589,7 @@ void run_blocking_tiers(SaveJob& job, const Context& context,
     job.info.item_handlers.emplace_back(name, handlers[i]->typestr());
     try {
       job.futures.push_back(handlers[i]->save(
-          internal::call_context(context, name, folder), items[i].second));
+          internal::call_context(context, name, folder), *items.values[i]));
     } catch (...) {
       std::rethrow_exception(
           internal::current_exception_as_error(failed_to_save(job, name)));
@@ -655,20 +635,22 @@ std::exception_ptr abandon_after_blocking_failure(
 // resolution and the saves share.
 std::shared_ptr<SaveJob> prepare_job(
     const fs::path& path, const SaveOptions& options, const Context& context,
-    bool caller_waits, Checkpointables& items,
+    bool caller_waits, const SaveItems& items,
     std::vector<std::unique_ptr<internal::SharedCValueView>>& views) {
   std::vector<HandlerPtr> handlers;
   for (size_t i = 0; i < items.size(); ++i) {
-    views.push_back(
-        std::make_unique<internal::SharedCValueView>(items[i].second));
-    handlers.push_back(resolve_save_handler(context.registry(), items[i].first,
-                                            items[i].second));
+    // A caller that waits changes nothing until the save ends: plugins may
+    // write its arrays from the background without a snapshot copy.
+    views.push_back(std::make_unique<internal::SharedCValueView>(
+        *items.values[i], /*all_immutable=*/caller_waits));
+    handlers.push_back(resolve_save_handler(context.registry(), items.names[i],
+                                            *items.values[i]));
   }
   auto job = new_job(path, options, context.options(), caller_waits);
   job->handlers = handlers;
   for (size_t i = 0; i < items.size(); ++i) {
     job->may_leave_running.push_back(
-        may_leave_running(caller_waits, *handlers[i], items[i].second));
+        may_leave_running(caller_waits, *handlers[i], *items.values[i]));
   }
   return job;
 }
@@ -678,7 +660,7 @@ std::shared_ptr<SaveJob> prepare_job(
 // the pool.
 AsyncSave run_and_commit(
     const std::shared_ptr<SaveJob>& job, const Context& context,
-    Checkpointables& items,
+    SaveItems& items,
     std::vector<std::unique_ptr<internal::SharedCValueView>>& views) {
   try {
     job->info.init_timestamp_nsecs = now_nsecs();
@@ -687,12 +669,11 @@ AsyncSave run_and_commit(
     std::rethrow_exception(
         abandon_after_blocking_failure(job, std::current_exception()));
   }
-  // A synchronous save handed its arrays over without a snapshot: they stay
-  // alive until its background tiers end, whatever a plugin retains. (An
-  // async save's handlers took snapshots; the caller's arrays go when the
-  // caller drops them.) The views go first: they point at the items.
+  // The views go now (what a plugin retained of one stays: it holds the
+  // memory it shows). The values the save made or changed stay until its
+  // background tiers end.
   views.clear();
-  if (job->caller_waits) job->items = std::move(items);
+  job->owned_items = std::move(items.owned);
   track(job);
   if (job->caller_waits) {
     if (wait_on_callers_thread(*job)) {
@@ -777,7 +758,7 @@ AsyncSave start_multiprocess_save(const fs::path& path,
   const ContextOptions& o = context.options();
   const int primary = o.multiprocessing.primary_host;
   const bool is_primary = context.is_primary_host();
-  Checkpointables items;
+  SaveItems items;
   std::vector<std::unique_ptr<internal::SharedCValueView>> views;
   std::shared_ptr<SaveJob> job;
   std::exception_ptr local;  // this process's error, for the others
@@ -786,14 +767,14 @@ AsyncSave start_multiprocess_save(const fs::path& path,
   {
     std::string layout;
     try {
-      items = items_to_save(path, checkpointables, options, caller_waits);
-      layout = internal::shard_layout(items);
+      items = items_to_save(path, checkpointables, options);
+      layout = internal::shard_layout(items.owned);
     } catch (...) {
       local = std::current_exception();
     }
     const std::vector<std::string> layouts = internal::exchange_shard_layouts(
         *collectives, normalized(path), layout, local);
-    internal::place_shards(items, layouts, context.process_index());
+    internal::place_shards(items.owned, layouts, context.process_index());
   }
   try {
     job = prepare_job(path, options, context, caller_waits, items, views);
@@ -807,8 +788,7 @@ AsyncSave start_multiprocess_save(const fs::path& path,
   }
   const fs::path final_path =
       job ? job->final_path : fs::absolute(path).lexically_normal();
-  std::vector<std::string> names;
-  for (const auto& item : items) names.push_back(item.first);
+  const std::vector<std::string>& names = items.names;
   internal::StartedSave started;
   try {
     started = internal::announce_temporary_folder(
@@ -882,9 +862,8 @@ AsyncSave start_save(const fs::path& path,
     return start_multiprocess_save(path, checkpointables, options, caller_waits,
                                    context, collectives);
   }
-  Checkpointables items =
-      items_to_save(path, checkpointables, options, caller_waits);
-  internal::place_shards(items, {internal::shard_layout(items)}, 0);
+  SaveItems items = items_to_save(path, checkpointables, options);
+  internal::place_shards(items.owned, {internal::shard_layout(items.owned)}, 0);
   std::vector<std::unique_ptr<internal::SharedCValueView>> views;
   std::shared_ptr<SaveJob> job =
       prepare_job(path, options, context, caller_waits, items, views);

@@ -20,8 +20,10 @@ struct ShardedLeaf {
   ShardedArray* array = nullptr;
 };
 
-// Whether `value` holds a sharded array: a walk without key paths, so
-// that a save of many leaves and no sharded array pays only this.
+}  // namespace
+
+// A walk without key paths, so that a save of many leaves and no sharded
+// array pays only this.
 bool holds_sharded(const Value& value) {
   std::vector<const Value*> pending = {&value};
   while (!pending.empty()) {
@@ -36,6 +38,8 @@ bool holds_sharded(const Value& value) {
   }
   return false;
 }
+
+namespace {
 
 // Every sharded array of `items`, in tree order. Iterative.
 std::vector<ShardedLeaf> sharded_leaves(Checkpointables& items) {

@@ -13,6 +13,9 @@
 
 namespace ckpt::internal {
 
+// Whether `value` holds a sharded array (a leaf of its dicts and lists).
+bool holds_sharded(const Value& value);
+
 // The sharded arrays of `items` (leaves of dicts and lists), in tree
 // order: checkpointable, key path, dtype, global shape and this process's
 // boxes, as text. InvalidArgumentError, naming the array, for a shard of

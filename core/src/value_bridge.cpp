@@ -122,16 +122,56 @@ DType from_c_dtype(ckpt_dtype dtype) {
   return static_cast<DType>(dtype);
 }
 
-CValueView::CValueView(Value value) : value_(std::move(value)) {
-  fill(value_, root_, 0);
+CValueView::CValueView(const Value& value, bool all_immutable)
+    : all_immutable_(all_immutable) {
+  fill(value, root_, 0);
+}
+
+const char* CValueView::copy(std::string_view text) {
+  constexpr size_t kBlock = 64 * 1024;
+  const size_t n = text.size() + 1;
+  char* at;
+  if (n > kBlock / 4) {  // a large text gets a block of its own
+    blocks_.push_back(std::make_unique<char[]>(n));
+    at = blocks_.back().get();
+  } else {
+    if (block_size_ - block_used_ < n) {
+      blocks_.push_back(std::make_unique<char[]>(kBlock));
+      block_ = blocks_.back().get();
+      block_used_ = 0;
+      block_size_ = kBlock;
+    }
+    at = block_ + block_used_;
+    // The next copy starts 8-aligned (it may be dimensions).
+    block_used_ = std::min(block_size_, block_used_ + ((n + 7) & ~size_t{7}));
+  }
+  std::memcpy(at, text.data(), text.size());
+  at[text.size()] = '\0';
+  return at;
+}
+
+const int64_t* CValueView::copy(const std::vector<int64_t>& dims) {
+  if (dims.empty()) return nullptr;
+  const char* at =
+      copy(std::string_view(reinterpret_cast<const char*>(dims.data()),
+                            dims.size() * sizeof(int64_t)));
+  return reinterpret_cast<const int64_t*>(at);
+}
+
+void CValueView::keep(const std::shared_ptr<void>& owner) {
+  if (owner && (owners_.empty() || owners_.back() != owner)) {
+    owners_.push_back(owner);
+  }
 }
 
 namespace {
 thread_local SharedCValueView* innermost_shared_view = nullptr;
 }  // namespace
 
-SharedCValueView::SharedCValueView(const Value& value)
-    : value_(&value), outer_(innermost_shared_view) {
+SharedCValueView::SharedCValueView(const Value& value, bool all_immutable)
+    : value_(&value),
+      all_immutable_(all_immutable),
+      outer_(innermost_shared_view) {
   innermost_shared_view = this;
 }
 
@@ -149,7 +189,9 @@ SharedCValueView::~SharedCValueView() {
 std::shared_ptr<const CValueView> SharedCValueView::of(const Value& value) {
   for (SharedCValueView* s = innermost_shared_view; s; s = s->outer_) {
     if (s->value_ == &value) {
-      if (!s->view_) s->view_ = std::make_shared<const CValueView>(value);
+      if (!s->view_) {
+        s->view_ = std::make_shared<const CValueView>(value, s->all_immutable_);
+      }
       return s->view_;
     }
   }
@@ -172,7 +214,7 @@ void CValueView::fill(const Value& in, ckpt_value& out, size_t depth) {
       out.double_value = in.as_double();
       break;
     case K::kString:
-      out.string_value = in.as_string().data();
+      out.string_value = copy(in.as_string());
       out.string_len = in.as_string().size();
       break;
     case K::kJson: {
@@ -197,8 +239,9 @@ void CValueView::fill(const Value& in, ckpt_value& out, size_t depth) {
       ckpt_object& object = objects_.emplace_back();
       object = ckpt_object{};
       object.struct_size = CKPT_OBJECT_STRUCT_SIZE;
-      object.typestr = in.as_object().typestr.c_str();
+      object.typestr = copy(in.as_object().typestr);
       object.pointer = in.as_object().object.get();
+      keep(in.as_object().object);
       out.object = &object;
       break;
     }
@@ -240,7 +283,7 @@ void CValueView::fill_container(const Value& in, ckpt_value& out,
             "' holds a NUL byte, which handlers cannot receive (keys cross "
             "the C ABI as NUL-terminated strings)");
       }
-      keys.push_back(key.c_str());
+      keys.push_back(copy(key));
       fill(child, children[i++], depth);
     }
     out.keys = keys.data();
@@ -257,13 +300,14 @@ const ckpt_array& CValueView::array_of(const Array& a) {
   array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
   array.tensor.device = DLDevice{kDLCPU, 0};
   array.dtype = to_c_dtype(a.dtype());
-  array.flags = a.immutable() ? CKPT_ARRAY_IMMUTABLE : 0u;
+  array.flags = a.immutable() || all_immutable_ ? CKPT_ARRAY_IMMUTABLE : 0u;
   array.tensor.data = a.data();
   array.tensor.ndim = static_cast<int32_t>(a.shape().size());
-  array.tensor.shape = const_cast<int64_t*>(a.shape().data());
+  array.tensor.shape = const_cast<int64_t*>(copy(a.shape()));
   array.tensor.strides =
-      a.strides().empty() ? nullptr : const_cast<int64_t*>(a.strides().data());
+      a.strides().empty() ? nullptr : const_cast<int64_t*>(copy(a.strides()));
   array.tensor.dtype = sdk::dl_dtype(array.dtype);
+  keep(a.owner());
   return array;
 }
 
@@ -289,12 +333,11 @@ const ckpt_sharded_array& CValueView::sharded_of(const Value& in) {
   out = ckpt_sharded_array{};
   out.struct_size = CKPT_SHARDED_ARRAY_STRUCT_SIZE;
   std::vector<ckpt_shard>& shards = shard_lists_.emplace_back();
-  // Points into `offset` and `shape`, which live as long as value_.
-  auto shard = [](const Shape& offset, const Shape& shape,
-                  const ckpt_array* array, int64_t index) {
+  auto shard = [this](const Shape& offset, const Shape& shape,
+                      const ckpt_array* array, int64_t index) {
     ckpt_shard s{};
-    s.offset = offset.data();
-    s.shape = shape.data();
+    s.offset = copy(offset);
+    s.shape = copy(shape);
     s.array = array;
     s.index = index;
     return s;
@@ -340,7 +383,7 @@ const ckpt_sharded_array& CValueView::sharded_of(const Value& in) {
     }
   }
   out.ndim = static_cast<int32_t>(global->size());
-  out.global_shape = global->data();
+  out.global_shape = copy(*global);
   out.num_shards = shards.size();
   out.shards = shards.data();
   return out;
@@ -361,7 +404,7 @@ const ckpt_array& CValueView::array_of(const Value& in) {
       required_minor_ = std::max<uint32_t>(required_minor_, 1);
     }
     array.tensor.ndim = static_cast<int32_t>(spec.shape.size());
-    array.tensor.shape = const_cast<int64_t*>(spec.shape.data());
+    array.tensor.shape = const_cast<int64_t*>(copy(spec.shape));
   }
   array.tensor.dtype = sdk::dl_dtype(array.dtype);
   return array;
@@ -371,11 +414,11 @@ const ckpt_proto& CValueView::proto_of(const ProtoMessage& m) {
   ckpt_proto& proto = protos_.emplace_back();
   proto = ckpt_proto{};
   proto.struct_size = CKPT_PROTO_STRUCT_SIZE;
-  proto.full_name = m.full_name.c_str();
-  proto.bytes = reinterpret_cast<const uint8_t*>(m.bytes.data());
+  proto.full_name = copy(m.full_name);
+  proto.bytes = reinterpret_cast<const uint8_t*>(copy(m.bytes));
   proto.bytes_len = m.bytes.size();
   proto.descriptor_set =
-      reinterpret_cast<const uint8_t*>(m.descriptor_set.data());
+      reinterpret_cast<const uint8_t*>(copy(m.descriptor_set));
   proto.descriptor_set_len = m.descriptor_set.size();
   return proto;
 }

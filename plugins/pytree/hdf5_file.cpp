@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -20,6 +21,7 @@
 #include "cast.h"
 #include "dtypes.h"
 #include "parallel.h"
+#include "tree_metadata.h"
 
 namespace ckpt_pytree {
 
@@ -174,6 +176,7 @@ struct Pending {
   uint64_t file_offset;
   const void* data;
   uint64_t nbytes;
+  const std::vector<Span>* pieces;  // when not null, the bytes (in order)
 };
 
 // Maps every non-empty source of the virtual dataset `ds` (of dataspace
@@ -251,15 +254,21 @@ Hid create_dataset(hid_t file, hid_t lcpl, const DatasetToWrite& ds,
     fail(CKPT_ERROR_INTERNAL,
          what + ": dataset " + ds.path + " has no storage");
   }
-  pending.push_back({offset, ds.data, ds.nbytes});
+  pending.push_back(
+      {offset, ds.data, ds.nbytes, ds.pieces.empty() ? nullptr : &ds.pieces});
   return dataset;
 }
 
-// The row layout of /_ckpt_index in memory.
+// The row layout of /_ckpt_index in memory: one variable-length string
+// (the key); the dtype's name in a fixed 10-byte field ("complex128" is the
+// longest), NUL-padded. Each variable-length string costs HDF5 a heap
+// object: three a row made the index the slowest part of saving many small
+// arrays.
+constexpr size_t kDtypeField = 10;
 struct IndexRecord {
   const char* key;
-  const char* dataset;
-  const char* dtype;
+  char dtype[kDtypeField];
+  uint8_t packed;
   uint64_t offset;
   uint64_t count;
   uint32_t ndim;
@@ -269,12 +278,15 @@ struct IndexRecord {
 void write_index(hid_t file, const std::vector<IndexRow>& rows,
                  const std::string& what) {
   Hid text = utf8_string_type();
+  Hid dtype_text(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(dtype_text.get(), kDtypeField);
+  H5Tset_strpad(dtype_text.get(), H5T_STR_NULLPAD);
   hsize_t rank_dims[1] = {kIndexMaxRank};
   Hid shape_type(H5Tarray_create2(H5T_STD_I64LE, 1, rank_dims), H5Tclose);
   Hid type(H5Tcreate(H5T_COMPOUND, sizeof(IndexRecord)), H5Tclose);
   H5Tinsert(type.get(), "key", HOFFSET(IndexRecord, key), text.get());
-  H5Tinsert(type.get(), "dataset", HOFFSET(IndexRecord, dataset), text.get());
-  H5Tinsert(type.get(), "dtype", HOFFSET(IndexRecord, dtype), text.get());
+  H5Tinsert(type.get(), "dtype", HOFFSET(IndexRecord, dtype), dtype_text.get());
+  H5Tinsert(type.get(), "packed", HOFFSET(IndexRecord, packed), H5T_STD_U8LE);
   H5Tinsert(type.get(), "offset", HOFFSET(IndexRecord, offset), H5T_STD_U64LE);
   H5Tinsert(type.get(), "count", HOFFSET(IndexRecord, count), H5T_STD_U64LE);
   H5Tinsert(type.get(), "ndim", HOFFSET(IndexRecord, ndim), H5T_STD_U32LE);
@@ -284,8 +296,9 @@ void write_index(hid_t file, const std::vector<IndexRow>& rows,
     IndexRecord& r = records[i];
     r = IndexRecord{};
     r.key = rows[i].key.c_str();
-    r.dataset = rows[i].dataset.c_str();
-    r.dtype = rows[i].dtype.c_str();
+    const std::string name = dtype_name(rows[i].dtype);
+    std::memcpy(r.dtype, name.data(), std::min(name.size(), kDtypeField));
+    r.packed = rows[i].packed ? 1 : 0;
     r.offset = rows[i].offset;
     r.count = rows[i].count;
     r.ndim = static_cast<uint32_t>(rows[i].shape.size());
@@ -310,6 +323,85 @@ std::string errno_text() { return std::strerror(errno); }
 // extent at least kSkipExtent long ends a window (it is skipped, not read).
 constexpr uint64_t kHashWindow = 4u << 20;
 constexpr uint64_t kSkipExtent = 64u << 10;
+
+// Writes `n` bytes of `data` at `offset` of `fd`. False with errno set on
+// failure (0 when a write made no progress).
+bool pwrite_full(int fd, const void* data, uint64_t n, uint64_t offset) {
+  const char* p = static_cast<const char*>(data);
+  uint64_t done = 0;
+  while (done < n) {
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, 1u << 30));
+    ssize_t w =
+        ::pwrite(fd, p + done, chunk, static_cast<off_t>(offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (w == 0) errno = 0;
+      return false;
+    }
+    done += static_cast<uint64_t>(w);
+  }
+  return true;
+}
+
+// Writes `pieces` (`n` bytes in all) back to back at `offset` of `fd`, many
+// at a time (pwritev). False with errno set as pwrite_full.
+bool pwrite_pieces(int fd, const std::vector<Span>& pieces, uint64_t n,
+                   uint64_t offset) {
+  constexpr size_t kBatch = 1024;  // IOV_MAX on Linux
+  std::vector<iovec> iov;
+  iov.reserve(std::min(pieces.size(), kBatch));
+  size_t next = 0;
+  uint64_t written = 0;
+  while (next < pieces.size()) {
+    iov.clear();
+    uint64_t batch_bytes = 0;
+    for (; next < pieces.size() && iov.size() < kBatch &&
+           batch_bytes + pieces[next].nbytes <= (1u << 30);
+         ++next) {
+      if (pieces[next].nbytes == 0) continue;
+      iov.push_back({const_cast<void*>(pieces[next].data),
+                     static_cast<size_t>(pieces[next].nbytes)});
+      batch_bytes += pieces[next].nbytes;
+    }
+    if (iov.empty() && next < pieces.size()) {  // one piece of 1 GiB or more
+      const Span& big = pieces[next++];
+      if (!pwrite_full(fd, big.data, big.nbytes, offset + written)) {
+        return false;
+      }
+      written += big.nbytes;
+      continue;
+    }
+    // A short write continues where it stopped, piece by piece.
+    size_t first = 0;
+    uint64_t left = batch_bytes;
+    while (left > 0) {
+      ssize_t w = ::pwritev(fd, iov.data() + first,
+                            static_cast<int>(iov.size() - first),
+                            static_cast<off_t>(offset + written));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        if (w == 0) errno = 0;
+        return false;
+      }
+      written += static_cast<uint64_t>(w);
+      left -= static_cast<uint64_t>(w);
+      size_t k = static_cast<size_t>(w);
+      while (first < iov.size() && k >= iov[first].iov_len) {
+        k -= iov[first].iov_len;
+        ++first;
+      }
+      if (first < iov.size() && k > 0) {
+        iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + k;
+        iov[first].iov_len -= k;
+      }
+    }
+  }
+  if (written != n) {
+    errno = EINVAL;
+    return false;
+  }
+  return true;
+}
 
 // Reads `n` bytes at `offset` of `fd` into `out`. False with errno set on
 // failure (0 at an unexpected end of file).
@@ -455,7 +547,7 @@ ArrayFileStructure write_array_file(const std::string& file,
       create_dataset(h5.get(), lcpl.get(), ds, options, pending, what);
     }
     write_index(h5.get(), index, what);
-    set_string_attribute(h5.get(), kFormatAttribute, "ckpt.hdf5.v1");
+    set_string_attribute(h5.get(), kFormatAttribute, kStorageFormat);
     if (!h5.close()) fail(CKPT_ERROR_INTERNAL, what + ": cannot close " + file);
   }
   fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
@@ -463,21 +555,12 @@ ArrayFileStructure write_array_file(const std::string& file,
     throw_os_error(errno, what + ": cannot reopen " + file);
   }
   for (const Pending& p : pending) {
-    const char* data = static_cast<const char*>(p.data);
-    uint64_t done = 0;
-    while (done < p.nbytes) {
-      size_t chunk =
-          static_cast<size_t>(std::min<uint64_t>(p.nbytes - done, 1u << 30));
-      ssize_t n = ::pwrite(fd, data + done, chunk,
-                           static_cast<off_t>(p.file_offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        // A write that makes no progress is a full device.
-        int err = n < 0 ? errno : ENOSPC;
-        ::close(fd);
-        throw_os_error(err, what + ": cannot write " + file);
-      }
-      done += static_cast<uint64_t>(n);
+    if (!(p.pieces ? pwrite_pieces(fd, *p.pieces, p.nbytes, p.file_offset)
+                   : pwrite_full(fd, p.data, p.nbytes, p.file_offset))) {
+      // A write that makes no progress is a full device.
+      const int err = errno != 0 ? errno : ENOSPC;
+      ::close(fd);
+      throw_os_error(err, what + ": cannot write " + file);
     }
   }
   ArrayFileStructure structure;

@@ -25,6 +25,12 @@ struct VirtualSource {
   std::vector<int64_t> shape;
 };
 
+// Bytes in memory.
+struct Span {
+  const void* data = nullptr;
+  uint64_t nbytes = 0;
+};
+
 // One dataset of a new array file. `dims` empty = a 0-d (scalar) dataset.
 struct DatasetToWrite {
   std::string path;  // absolute HDF5 path; missing groups are created
@@ -32,6 +38,9 @@ struct DatasetToWrite {
   std::vector<int64_t> dims;
   const void* data = nullptr;  // C-contiguous elements, read during write
   uint64_t nbytes = 0;
+  // Not empty: the elements are these, back to back (`data` unused;
+  // contiguous layout only).
+  std::vector<Span> pieces;
   bool compressible = false;  // may be chunked/compressed per the options
   // Not empty: a virtual dataset over these (`data` unused), for readers
   // other than ckpt (ckpt reads the sources' files itself).
@@ -40,11 +49,13 @@ struct DatasetToWrite {
 
 // One row of the index dataset /_ckpt_index (see README.md).
 struct IndexRow {
-  std::string key;      // the leaf's HDF5-style path, e.g. "params/w"
-  std::string dataset;  // where its elements are
-  std::string dtype;    // ckpt dtype name
-  uint64_t offset = 0;  // first element in `dataset`
-  uint64_t count = 0;   // number of elements
+  std::string key;  // the leaf's HDF5-style path, e.g. "params/w"
+  ckpt_dtype dtype = CKPT_DTYPE_INVALID;
+  // In the dtype's packed dataset, from element `offset`; else in the
+  // dataset at the key path.
+  bool packed = false;
+  uint64_t offset = 0;
+  uint64_t count = 0;  // number of elements
   std::vector<int64_t> shape;
 };
 

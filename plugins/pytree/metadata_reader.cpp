@@ -549,6 +549,9 @@ void validate(const TreeMetadata& out, const Reader& reader) {
     }
   }
   if (!reader.has_format) return;  // Orbax: its arrays are not read here
+  // From format 3 on, where arrays are and their checksums are in the tree
+  // index alone (tree_index.h), not here.
+  if (out.format >= kPyTreeFormat) return;
   if (!is_plain_file_name(out.array_file)) {
     throw Damaged("ckpt_array_file \"" + printable(out.array_file) +
                   "\" is not a plain file name in the checkpointable's "
@@ -562,11 +565,11 @@ void validate(const TreeMetadata& out, const Reader& reader) {
     throw Damaged(std::string("the array file's structure record (") +
                   kStructureKey + ") is missing");
   }
-  if (out.format != 0 && out.storage_format != kStorageFormat) {
+  if (out.format != 0 && !is_ckpt_storage_format(out.storage_format)) {
     throw Damaged("ckpt_pytree_format with storage format \"" +
                   printable(out.storage_format) + "\"");
   }
-  if (out.storage_format != kStorageFormat) return;
+  if (!is_ckpt_storage_format(out.storage_format)) return;
   std::map<std::string, ckpt_dtype> packed_dtype;
   for (const LeafRecord& leaf : out.leaves) {
     if (leaf.kind != LeafKind::kArray) continue;

@@ -38,7 +38,7 @@ TreeMetadata read_tree_metadata(const ckpt::sdk::Call& call) {
 // Arrays written by anything but ckpt's HDF5 layout cannot be read here.
 void require_readable_format(const TreeMetadata& saved,
                              const std::string& what) {
-  if (saved.storage_format == kStorageFormat) return;
+  if (is_ckpt_storage_format(saved.storage_format)) return;
   throw Error(CKPT_ERROR_UNIMPLEMENTED,
               what + ": storage format '" + saved.storage_format +
                   "' is not supported (the pytree handler reads '" +
@@ -179,6 +179,7 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
                             leaf.shape,
                             bytes.data,
                             bytes.nbytes,
+                            {},
                             true,
                             {}});
       }
@@ -196,8 +197,10 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
                           {static_cast<int64_t>(pack.elements)},
                           pack.memory.get(),
                           nbytes,
+                          {},
                           false,
                           {}});
+      datasets.back().pieces = pack.pieces;
     }
     ArrayFileStructure structure = write_array_file(
         ckpt::sdk::join_path(call.directory, array_file), datasets, index,
@@ -217,8 +220,8 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
                             uint64_t count) {
     IndexRow row;
     row.key = hdf5_path(leaf.path).substr(1);
-    row.dataset = leaf.location.dataset;
-    row.dtype = dtype_name(leaf.dtype);
+    row.dtype = leaf.dtype;
+    row.packed = leaf.location.packed;
     row.offset = offset;
     row.count = count;
     row.shape = leaf.shape;

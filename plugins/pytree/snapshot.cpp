@@ -519,20 +519,41 @@ LeafRecord record_leaf(FlatLeaf&& flat, size_t index,
   return leaf;
 }
 
-// Allocates the packed datasets and queues their arrays' copies in
-// `copies`, now that their sizes are known. `packed_sources[leaf]` is the
-// source of a packed leaf.
+// Gives every packed array its place, now that the packs' sizes are known:
+// a pack whose arrays are all immutable and C-contiguous (a synchronous
+// save's) is written from them where they are, piece by piece; any other
+// gets a buffer, and its arrays' copies are queued in `copies`.
+// `packed_sources[leaf]` is the source of a packed leaf.
 void fill_packs(Snapshot& snap,
                 const std::vector<const ckpt_array*>& packed_sources,
                 std::vector<Copy>& copies) {
+  std::map<ckpt_dtype, bool> by_reference;
+  for (auto& [dtype, pack] : snap.packs) by_reference[dtype] = true;
+  for (const ArrayBytes& bytes : snap.arrays) {
+    const ckpt_array* a = packed_sources[bytes.leaf];
+    if (a && !((a->flags & CKPT_ARRAY_IMMUTABLE) && is_c_contiguous(*a))) {
+      by_reference[a->dtype] = false;
+    }
+  }
   for (auto& [dtype, pack] : snap.packs) {
-    allocate(pack.elements * ckpt::sdk::dtype_size(dtype), pack.memory);
+    if (by_reference[dtype]) {
+      snap.references_caller_memory = true;
+    } else {
+      allocate(pack.elements * ckpt::sdk::dtype_size(dtype), pack.memory);
+    }
   }
   for (ArrayBytes& bytes : snap.arrays) {
     const ckpt_array* a = packed_sources[bytes.leaf];
     if (!a) continue;
+    PackBuffer& pack = snap.packs[a->dtype];
+    if (!pack.memory) {
+      bytes.data =
+          static_cast<const char*>(a->tensor.data) + a->tensor.byte_offset;
+      pack.pieces.push_back({bytes.data, bytes.nbytes});
+      continue;
+    }
     const LeafRecord& leaf = snap.metadata.leaves[bytes.leaf];
-    char* base = static_cast<char*>(snap.packs[a->dtype].memory.get());
+    char* base = static_cast<char*>(pack.memory.get());
     char* dst = base + leaf.location.offset * ckpt::sdk::dtype_size(a->dtype);
     copies.push_back({a, dst, bytes.nbytes});
     bytes.data = dst;

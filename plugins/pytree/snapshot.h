@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "hdf5_file.h"
 #include "tree_metadata.h"
 
 namespace ckpt_pytree {
@@ -25,9 +26,12 @@ struct ArrayBytes {
   uint64_t nbytes = 0;
 };
 
-// One packed dataset: the small arrays of one dtype, back to back.
+// One packed dataset: the small arrays of one dtype, back to back, in a
+// buffer of their copies (`memory`) or, when they were all immutable, as
+// they are in the caller's memory (`pieces`, in order).
 struct PackBuffer {
   std::shared_ptr<void> memory;
+  std::vector<Span> pieces;
   uint64_t elements = 0;
 };
 

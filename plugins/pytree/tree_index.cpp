@@ -1,8 +1,8 @@
 #include "tree_index.h"
 
 #include <ckpt/sdk/boxes.h>
-#include <ckpt/sdk/error.h>
 #include <ckpt/sdk/dtype.h>
+#include <ckpt/sdk/error.h>
 #include <ckpt/sdk/files.h>
 
 #include <cstring>
@@ -315,8 +315,8 @@ void decode_array(Decoder& d, const std::vector<std::string>& datasets,
   leaf.dtype = static_cast<ckpt_dtype>(dtype);
   const uint64_t rank = d.varint();
   if (rank > kMaxRank) {
-    throw Damaged("rank " + std::to_string(rank) + " is above HDF5's limit of " +
-                  std::to_string(kMaxRank));
+    throw Damaged("rank " + std::to_string(rank) +
+                  " is above HDF5's limit of " + std::to_string(kMaxRank));
   }
   leaf.shape = d.dims(rank);
   uint64_t count = 0;
@@ -372,7 +372,8 @@ void decode_array(Decoder& d, const std::vector<std::string>& datasets,
     p.offset = d.dims(rank);
     p.shape = d.dims(rank);
   }
-  const std::string problem = ckpt::sdk::tiling_problem(leaf.pieces, leaf.shape);
+  const std::string problem =
+      ckpt::sdk::tiling_problem(leaf.pieces, leaf.shape);
   if (!problem.empty()) throw Damaged("pieces: " + problem);
 }
 
@@ -450,8 +451,8 @@ std::string encode_tree_index(const TreeMetadata& metadata) {
   for (size_t i = 0; i < metadata.leaves.size(); ++i) {
     const LeafRecord& leaf = metadata.leaves[i];
     if (leaf.kind != LeafKind::kArray) continue;
-    auto [it, fresh] = number.emplace(
-        leaf.location.dataset, static_cast<uint32_t>(datasets.size()));
+    auto [it, fresh] = number.emplace(leaf.location.dataset,
+                                      static_cast<uint32_t>(datasets.size()));
     if (fresh) datasets.push_back(leaf.location.dataset);
     dataset_of[i] = it->second;
   }
@@ -488,7 +489,7 @@ std::string encode_tree_index(const TreeMetadata& metadata) {
     }
     e.fixed64(metadata.structure.xxh3);
   }
-  return e.out;
+  return std::move(e.out);
 }
 
 TreeMetadata decode_tree_index(std::string_view bytes,
@@ -518,14 +519,15 @@ TreeMetadata decode_tree_index(std::string_view bytes,
     }
     if (version != kIndexVersion) throw Damaged("unknown index version");
     out.storage_format = std::string(d.bytes());
-    if (out.storage_format != kStorageFormat) {
+    if (!is_ckpt_storage_format(out.storage_format)) {
       throw Damaged("storage format \"" + out.storage_format.substr(0, 100) +
                     "\"");
     }
     out.array_file = std::string(d.bytes());
     if (!is_plain_file_name(out.array_file)) {
-      throw Damaged("the array file is not a plain file name in the "
-                    "checkpointable's folder");
+      throw Damaged(
+          "the array file is not a plain file name in the "
+          "checkpointable's folder");
     }
     const uint64_t format = d.varint();
     if (format != static_cast<uint64_t>(kPyTreeFormat)) {
@@ -563,7 +565,8 @@ TreeMetadata decode_tree_index(std::string_view bytes,
                             "predecessor has");
       }
       leaf.path.reserve(shared + added);
-      if (shared) leaf.path.assign(previous->begin(), previous->begin() + shared);
+      if (shared)
+        leaf.path.assign(previous->begin(), previous->begin() + shared);
       for (uint64_t k = 0; k < added; ++k) {
         const uint8_t type = d.byte();
         if (type != static_cast<uint8_t>(KeyType::kSequence) &&

@@ -119,7 +119,15 @@ const char* value_type_of(LeafKind kind) {
   return kNoneValueType;
 }
 
-void write_value_metadata(Writer& w, const LeafRecord& leaf) {
+// Whether _METADATA of `metadata` records where each array is stored and
+// its checksum, and the array file's structure: before format 3; from 3 on
+// those are in the tree index (tree_index.h) alone.
+bool records_storage(const TreeMetadata& metadata) {
+  return metadata.format < kPyTreeFormat;
+}
+
+void write_value_metadata(Writer& w, const LeafRecord& leaf,
+                          const TreeMetadata& metadata) {
   w.out += "{";
   w.key("value_type");
   w.out += '"';
@@ -144,11 +152,12 @@ void write_value_metadata(Writer& w, const LeafRecord& leaf) {
       w.out += ", ";
       w.key("shape");
       w.shape(leaf.shape);
+      if (!records_storage(metadata)) break;
       w.out += ", ";
       w.key("storage");
       w.out += "{";
       w.key("format");
-      w.string(kStorageFormat);
+      w.string(metadata.storage_format);
       w.out += ", ";
       w.key("dataset");
       w.string(leaf.location.dataset);
@@ -229,7 +238,7 @@ std::string format_tree_metadata_end(const TreeMetadata& metadata) {
     w.key("ckpt_pytree_format");
     w.integer(metadata.format);
   }
-  if (metadata.has_structure) {
+  if (metadata.has_structure && records_storage(metadata)) {
     w.out += ",\n ";
     w.key("ckpt_array_file_structure");
     w.out += "{";
@@ -253,12 +262,12 @@ std::string format_tree_metadata_end(const TreeMetadata& metadata) {
     w.out += "}";
   }
   w.out += "\n}\n";
-  return w.out;
+  return std::move(w.out);
 }
 
 std::string format_tree_metadata_body(const TreeMetadata& metadata) {
   Writer w;
-  w.out.reserve(metadata.leaves.size() * 300 + 512);
+  w.out.reserve(metadata.leaves.size() * 384 + 512);
   w.out += "{\n ";
   w.key("tree_metadata");
   w.out += "{";
@@ -285,7 +294,7 @@ std::string format_tree_metadata_body(const TreeMetadata& metadata) {
     }
     w.out += "], ";
     w.key("value_metadata");
-    write_value_metadata(w, leaf);
+    write_value_metadata(w, leaf, metadata);
     w.out += "}";
   }
   w.out += "\n },\n ";
@@ -302,7 +311,7 @@ std::string format_tree_metadata_body(const TreeMetadata& metadata) {
   w.out += ",\n ";
   w.key("ckpt_array_file");
   w.string(metadata.array_file);
-  return w.out;
+  return std::move(w.out);
 }
 
 std::string process_array_file(int64_t process) {

@@ -19,8 +19,14 @@ namespace ckpt_pytree {
 
 constexpr const char* kMetadataFile = "_METADATA";
 constexpr const char* kArrayFile = "arrays.h5";
-// The storage format id of ckpt's HDF5 layout (see README.md).
-constexpr const char* kStorageFormat = "ckpt.hdf5.v1";
+// The storage format id of ckpt's HDF5 layout (see README.md): v2, what
+// this ckpt writes, has an index dataset without per-row dataset names; v1
+// (older ckpt) is the same layout otherwise, and loads alike.
+constexpr const char* kStorageFormat = "ckpt.hdf5.v2";
+constexpr const char* kStorageFormatV1 = "ckpt.hdf5.v1";
+inline bool is_ckpt_storage_format(const std::string& id) {
+  return id == kStorageFormat || id == kStorageFormatV1;
+}
 // _METADATA's "ckpt_pytree_format": 2 means every array has its xxh3 and
 // the array file has a structure record ("ckpt_array_file_structure"); 3
 // (what this ckpt writes) adds the tree index (tree_index.h), from which

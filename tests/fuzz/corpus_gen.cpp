@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "../../plugins/pytree/tree_index.h"
 #include "fuzz_util.h"
 #include "proto_sample.h"
 
@@ -65,23 +66,21 @@ void checkpoint_seeds(const fs::path& checkpoint, const std::string& name) {
   seed_file("checksums", name, checkpoint / ckpt::kChecksumsFile);
 }
 
-// _METADATA as ckpt wrote it before the tree index (format 2): the
-// pytree_metadata_load target loads it without one.
-std::string as_format_2(std::string text) {
-  const std::string marker = "\"ckpt_pytree_format\": 3";
-  const size_t at = text.find(marker);
-  if (at == std::string::npos) {
-    throw std::runtime_error("a _METADATA without format 3");
-  }
-  text.replace(at, marker.size(), "\"ckpt_pytree_format\": 2");
-  return text;
+// The record of `index` as _METADATA of format 2 (what ckpt wrote before
+// the tree index, with every array's storage and checksum): the
+// pytree_metadata_load target loads it without an index.
+std::string as_format_2(const std::string& index) {
+  ckpt_pytree::TreeMetadata tree =
+      ckpt_pytree::decode_tree_index(index, "the saved _TREE_INDEX");
+  tree.format = 2;
+  return ckpt_pytree::format_tree_metadata(tree);
 }
 
 void pytree_seeds(const fs::path& checkpoint, const std::string& name) {
   const fs::path state = checkpoint / "state";
   seed_file("pytree_metadata", name, state / "_METADATA");
   seed("pytree_metadata_load", name,
-       as_format_2(read_file(state / "_METADATA")));
+       as_format_2(read_file(state / "_TREE_INDEX")));
   seed_file("pytree_tree_index", name, state / "_TREE_INDEX");
   seed_file("pytree_tree_index_load", name, state / "_TREE_INDEX");
   seed_file("pytree_arrays", name + ".h5", state / "arrays.h5");

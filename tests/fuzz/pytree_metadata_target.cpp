@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const std::exception& e) {
     fail("parse_tree_metadata threw a non-sdk::Error exception", e.what());
   }
-  if (parsed.storage_format != ckpt_pytree::kStorageFormat) return 0;
+  if (!ckpt_pytree::is_ckpt_storage_format(parsed.storage_format)) return 0;
   std::string written;
   try {
     written = ckpt_pytree::format_tree_metadata(parsed);
