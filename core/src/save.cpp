@@ -492,10 +492,22 @@ struct SaveItems {
   size_t size() const { return names.size(); }
 };
 
+// The checkpointables a caller passed, by name and value (not copied).
+using CheckpointableRefs = std::vector<std::pair<std::string, const Value*>>;
+
+CheckpointableRefs refs_of(const Checkpointables& checkpointables) {
+  CheckpointableRefs refs;
+  refs.reserve(checkpointables.size());
+  for (const auto& [name, value] : checkpointables) {
+    refs.emplace_back(name, &value);
+  }
+  return refs;
+}
+
 // The checkpointables to save, checked, with the metrics appended. The
 // caller's values are referred to: they must outlive the blocking tiers.
 SaveItems items_to_save(const fs::path& path,
-                        const Checkpointables& checkpointables,
+                        const CheckpointableRefs& checkpointables,
                         const SaveOptions& options) {
   if (checkpointables.empty()) {
     throw InvalidArgumentError("nothing to save to " + path.string() +
@@ -517,7 +529,7 @@ SaveItems items_to_save(const fs::path& path,
   for (size_t i = 0; i < checkpointables.size(); ++i) {
     const std::string& name = checkpointables[i].first;
     internal::check_checkpointable_name(name, false);
-    check_depth(nesting_depth(checkpointables[i].second),
+    check_depth(nesting_depth(*checkpointables[i].second),
                 "checkpointable '" + name + "'");
     for (size_t j = 0; j < i; ++j) {
       if (name == checkpointables[j].first) {
@@ -530,11 +542,11 @@ SaveItems items_to_save(const fs::path& path,
   items.owned.reserve(checkpointables.size() + 1);
   for (const auto& [name, value] : checkpointables) {
     items.names.push_back(name);
-    if (internal::holds_sharded(value)) {
-      items.owned.emplace_back(name, value);
+    if (internal::holds_sharded(*value)) {
+      items.owned.emplace_back(name, *value);
       items.values.push_back(&items.owned.back().second);
     } else {
-      items.values.push_back(&value);
+      items.values.push_back(value);
     }
   }
   if (options.metrics) {
@@ -751,7 +763,7 @@ std::string name_list(const std::vector<std::string>& names) {
 // succeeded. A failure on any process before the agreement is taken to the
 // others, so that every process leaves with the same outcome.
 AsyncSave start_multiprocess_save(const fs::path& path,
-                                  const Checkpointables& checkpointables,
+                                  const CheckpointableRefs& checkpointables,
                                   const SaveOptions& options, bool caller_waits,
                                   const Context& context,
                                   std::shared_ptr<Collectives> collectives) {
@@ -853,7 +865,7 @@ AsyncSave start_multiprocess_save(const fs::path& path,
 // synchronous save ends at it only when no background tier still running
 // may read the caller's memory (may_leave_running).
 AsyncSave start_save(const fs::path& path,
-                     const Checkpointables& checkpointables,
+                     const CheckpointableRefs& checkpointables,
                      const SaveOptions& options, bool caller_waits) {
   internal::start_up();
   const Context& context = Context::current();
@@ -1011,7 +1023,8 @@ AsyncSave save_checkpointables_async(const fs::path& path,
                                      const Checkpointables& checkpointables,
                                      const SaveOptions& options) {
   return internal::with_errors_converted([&] {
-    return start_save(path, checkpointables, options, /*caller_waits=*/false);
+    return start_save(path, refs_of(checkpointables), options,
+                      /*caller_waits=*/false);
   });
 }
 
@@ -1019,18 +1032,27 @@ void save_checkpointables(const fs::path& path,
                           const Checkpointables& checkpointables,
                           const SaveOptions& options) {
   internal::with_errors_converted([&] {
-    start_save(path, checkpointables, options, /*caller_waits=*/true).result();
+    start_save(path, refs_of(checkpointables), options, /*caller_waits=*/true)
+        .result();
   });
 }
 
+// save and save_async name the tree without copying it into a
+// Checkpointables.
 AsyncSave save_async(const fs::path& path, const Value& tree,
                      const SaveOptions& options) {
-  return save_checkpointables_async(path, {{kDefaultCheckpointableName, tree}},
-                                    options);
+  return internal::with_errors_converted([&] {
+    return start_save(path, {{kDefaultCheckpointableName, &tree}}, options,
+                      /*caller_waits=*/false);
+  });
 }
 
 void save(const fs::path& path, const Value& tree, const SaveOptions& options) {
-  save_checkpointables(path, {{kDefaultCheckpointableName, tree}}, options);
+  internal::with_errors_converted([&] {
+    start_save(path, {{kDefaultCheckpointableName, &tree}}, options,
+               /*caller_waits=*/true)
+        .result();
+  });
 }
 
 void wait_for_pending_saves() {

@@ -8,6 +8,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if defined(__x86_64__)
+// XXH3 with the widest vector unit the CPU has (twice the speed of the
+// SSE2 build on AVX2 machines); the same hashes.
+#include <xxh_x86dispatch.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -600,7 +605,7 @@ struct OpenDataset {
 
 // Contiguous bytes are read in chunks of this size, each checked while it is
 // in the reading core's caches.
-constexpr uint64_t kReadChunk = 1u << 20;
+constexpr uint64_t kReadChunk = 256u << 10;
 
 struct DirectRead {
   uint64_t file_offset;

@@ -5,6 +5,11 @@
 #include <ckpt/sdk/files.h>
 #include <ckpt/sdk/value.h>
 #include <xxhash.h>
+#if defined(__x86_64__)
+// XXH3 with the widest vector unit the CPU has (twice the speed of the
+// SSE2 build on AVX2 machines); the same hashes.
+#include <xxh_x86dispatch.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>

@@ -393,7 +393,8 @@ ArrayBytes place_array(const ckpt_array& a, size_t index, uint64_t count,
       nbytes < pack_threshold_bytes && leaf.shape.size() <= kMaxPackedRank;
   if (!pack) return own_dataset(a, index, nbytes, leaf, snap, copies);
   PackBuffer& p = snap.packs[a.dtype];
-  leaf.location = {packed_dataset(a.dtype), true, p.elements};
+  if (p.dataset.empty()) p.dataset = packed_dataset(a.dtype);
+  leaf.location = {p.dataset, true, p.elements};
   p.elements += count;
   packed_sources[index] = &a;
   ArrayBytes bytes;  // data set by fill_packs()
@@ -576,6 +577,8 @@ Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
   Snapshot snap;
   std::vector<const ckpt_array*> packed_sources(flat.size(), nullptr);
   std::vector<Copy> copies;
+  snap.metadata.leaves.reserve(flat.size());
+  snap.arrays.reserve(flat.size());
   for (size_t i = 0; i < flat.size(); ++i) {
     snap.metadata.leaves.push_back(
         record_leaf(std::move(flat[i]), i, pack_threshold_bytes, process,

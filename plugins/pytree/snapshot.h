@@ -33,6 +33,7 @@ struct PackBuffer {
   std::shared_ptr<void> memory;
   std::vector<Span> pieces;
   uint64_t elements = 0;
+  std::string dataset;  // its HDF5 path (packed_dataset)
 };
 
 struct Snapshot {
