@@ -51,8 +51,14 @@ struct Workload {
 };
 
 // The elements bench.py's peers build too, bit for bit: float32
-// ((i * 2654435761 + seed * 40503) mod 2^32 mod 1000) * 0.001.
-ckpt::Array filled(int64_t elements, uint32_t seed) {
+// ((i * 2654435761 + seed * 40503) mod 2^32 mod 1000) * 0.001. With
+// `shapes_only`, an array of that shape without memory: for steps that need
+// only the workload's shapes (loads, reads), so that their process holds
+// nothing else.
+ckpt::Array filled(int64_t elements, uint32_t seed, bool shapes_only) {
+  if (shapes_only) {
+    return ckpt::Array::borrow(ckpt::DType::kFloat32, {elements}, nullptr);
+  }
   ckpt::Array a = ckpt::Array::zeros(ckpt::DType::kFloat32, {elements});
   float* p = a.data_as<float>();
   const uint32_t base = seed * 40503u;
@@ -68,13 +74,14 @@ ckpt::Array filled(int64_t elements, uint32_t seed) {
 // W3: four 64 MiB arrays, 5,000 small arrays, 100 scalars and 100 strings;
 // W4: 256 float32 arrays of 32 MiB in a two-level dict (8 GiB).
 // `scale` divides the large arrays (W1, W3, W4) for quick runs.
-Workload make_workload(const std::string& name, int scale) {
+Workload make_workload(const std::string& name, int scale,
+                       bool shapes_only = false) {
   Workload w;
   w.tree = ckpt::Value::dict();
   auto add = [&](ckpt::Value& parent, const std::string& group,
                  const std::string& key, int64_t elements) {
-    ckpt::Array a =
-        filled(elements, static_cast<uint32_t>(w.arrays.size() + 1));
+    ckpt::Array a = filled(elements, static_cast<uint32_t>(w.arrays.size() + 1),
+                           shapes_only);
     parent.set(key, a);
     w.arrays.push_back(a);
     w.paths.push_back({group, key});
@@ -358,6 +365,19 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
     ::sync();
     return out;
   }
+  // The outputs of a tool, removed once its loads are done: the page cache
+  // then holds one tool's files at a time (W4's 8 GiB twice would not fit
+  // beside a load's 8 GiB).
+  if (step == "remove_ckpt" || step == "remove_raw") {
+    if (step == "remove_ckpt") {
+      fs::remove_all(base);
+      fs::remove_all(unchecked);
+    } else {
+      fs::remove(raw_file);
+    }
+    ::sync();
+    return out;
+  }
   // Loads need no workload in memory (only its shapes, for some): its
   // arrays stay out of the measured process's memory where they can.
   const bool is_ckpt_load = step == "load" || step == "load_unchecked";
@@ -371,7 +391,9 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
     out["rss_extra_bytes"] = peak_rss() - before;
     return out;
   }
-  Workload w = make_workload(workload, scale);
+  const bool shapes_only = step == "raw_read" || step == "raw_read_partial" ||
+                           step == "load_into" || step == "load_partial";
+  Workload w = make_workload(workload, scale, shapes_only);
   out["bytes"] = w.bytes;
   out["arrays"] = w.arrays.size();
   const std::vector<size_t> subset = partial_subset(w);
