@@ -213,17 +213,24 @@ FRESH = [(m, t) for m in ("plain", "populated", "huge") for t in (1, 2)]
 MAPPED = [("mapped", 1), ("mapped", 2)]
 
 
-def plan_round(workload, peers):
+def plan_round(workload, peers, round_number):
     """The processes of one round, in order: (row, step, cpp args) for the
     C++ half and (row, step, peer) for the peers. A load follows the save
-    of its tool that wrote what it reads."""
-    steps = [
-        ("ckpt + fsync", "save", ["--step", "save_fsync"]),
+    of its tool that wrote what it reads. The two fsync'd saves come first,
+    one after the other, the first of them alternating between rounds: a
+    virtual disk still flushing what came before slows whichever runs
+    first."""
+    fsyncs = [("ckpt + fsync", "save", ["--step", "save_fsync"]),
+              ("raw + fsync", "save", ["--step", "raw_write_fsync"])]
+    if round_number % 2:
+        fsyncs.reverse()
+    steps = fsyncs + [
+        (None, None, ["--step", "remove_raw"]),
         ("ckpt, immutable arrays", "save", ["--step", "save_immutable"]),
         ("ckpt async (blocking)", "save", ["--step", "async"]),
         ("ckpt", "save", ["--step", "save"]),
-        (None, None, ["--step", "prepare_unchecked"]),
         ("ckpt", "load", ["--step", "load"]),
+        (None, None, ["--step", "prepare_unchecked"]),
         ("ckpt, no integrity records", "load", ["--step", "load_unchecked"]),
         ("ckpt into your buffers", "load", ["--step", "load_into"]),
     ]
@@ -231,7 +238,6 @@ def plan_round(workload, peers):
         steps.append(("ckpt, 1% of the arrays", "load", ["--step", "load_partial"]))
     steps.append((None, None, ["--step", "remove_ckpt"]))
     steps += [
-        ("raw + fsync", "save", ["--step", "raw_write_fsync"]),
         (("raw write", "plain", 2), "save", ["--step", "raw_write", "--threads", "2"]),
         (("raw write", "plain", 1), "save", ["--step", "raw_write"]),
     ]
@@ -268,7 +274,7 @@ def measure(a, workload, peers):
     samples = {}
     info = {}
     for r in range(a.runs):
-        for kind, row, step, args in plan_round(workload, peers):
+        for kind, row, step, args in plan_round(workload, peers, r):
             if kind == "cpp":
                 result = run_json([binary] + common + args)
                 if row is None:
