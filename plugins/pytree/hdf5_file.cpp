@@ -742,9 +742,10 @@ void check_storage(OpenDataset& ds, uint64_t total, hid_t dcpl, uint64_t size,
 // Throws DATA_LOSS at `where` unless `ds` has a type that holds `r`'s dtype
 // and the shape `r` expects. REQUIRES: the HDF5 lock is held.
 void check_dataset_fits(const OpenDataset& ds, const ArrayToRead& r,
-                        const std::string& record, const std::string& where) {
+                        const std::string& record,
+                        const std::function<std::string()>& where) {
   if (!hdf5_type_matches(ds.type.get(), r.dtype)) {
-    damaged(where + " holds " + describe_hdf5_type(ds.type.get()) +
+    damaged(where() + " holds " + describe_hdf5_type(ds.type.get()) +
             ", which cannot hold the dtype " + dtype_name(r.dtype) +
             " recorded in " + record);
   }
@@ -752,7 +753,7 @@ void check_dataset_fits(const OpenDataset& ds, const ArrayToRead& r,
                                  r.count <= ds.dims[0] - r.offset
                            : ds.dims == to_hsize(r.dims);
   if (!shape_ok) {
-    damaged(where + " does not have the shape recorded in " + record);
+    damaged(where() + " does not have the shape recorded in " + record);
   }
 }
 
@@ -917,15 +918,18 @@ void ArrayFileReader::check(const std::vector<ArrayToRead>& reads) {
     state_ = std::move(state);
   }
   for (const ArrayToRead& r : reads) {
-    const std::string where = what_ + ": key path " + r.key_path +
-                              ": dataset " + r.dataset + " in " + file_;
+    // Named only when something is wrong: a load may read 20,000 arrays.
+    const std::function<std::string()> where = [&] {
+      return what_ + ": key path " + r.key_path + ": dataset " + r.dataset +
+             " in " + file_;
+    };
     auto it = state_->open.find(r.dataset);
     if (it == state_->open.end()) {
       it = state_->open
                .emplace(
                    r.dataset,
                    open_dataset(state_->h5.get(), state_->lapl.get(), r.dataset,
-                                size_, structure_, record_, where))
+                                size_, structure_, record_, where()))
                .first;
     }
     check_dataset_fits(it->second, r, record_, where);

@@ -485,10 +485,11 @@ std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
   const KeyPath* previous = nullptr;
   for (size_t i = 0; i < saved.leaves.size(); ++i) {
     const KeyPath& path = saved.leaves[i].path;
-    std::string where = what + ": key path " + key_path_repr(path);
+    // Named only when something is wrong, not for every leaf.
+    auto where = [&] { return what + ": key path " + key_path_repr(path); };
     if (path.empty() && saved.leaves.size() != 1) {
       throw Error(CKPT_ERROR_INVALID_LAYOUT,
-                  where + ": a root leaf among others");
+                  where() + ": a root leaf among others");
     }
     // Containers shared with the previous leaf's path.
     size_t shared = 0;
@@ -499,10 +500,11 @@ std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
         ++shared;
       }
       if (shared == path.size() || shared == previous->size()) {
-        throw Error(CKPT_ERROR_INVALID_LAYOUT,
-                    where + (shared == path.size() && shared == previous->size()
-                                 ? ": recorded twice"
-                                 : ": inconsistent tree metadata"));
+        throw Error(
+            CKPT_ERROR_INVALID_LAYOUT,
+            where() + (shared == path.size() && shared == previous->size()
+                           ? ": recorded twice"
+                           : ": inconsistent tree metadata"));
       }
     }
     path_nodes.resize(shared + 1);
@@ -519,7 +521,7 @@ std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
         node->kind = kind;
       if (node->kind != kind || node->array >= 0 || node->is_saved_leaf) {
         throw Error(CKPT_ERROR_INVALID_LAYOUT,
-                    where + ": inconsistent tree metadata");
+                    where() + ": inconsistent tree metadata");
       }
       OutNode* child = may_exist && !node->children.empty()
                            ? find_child(*node, key.key)
@@ -529,7 +531,7 @@ std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
       path_nodes.push_back(node);
     }
     if (!node->children.empty() || node->is_saved_leaf) {
-      throw Error(CKPT_ERROR_INVALID_LAYOUT, where + ": recorded twice");
+      throw Error(CKPT_ERROR_INVALID_LAYOUT, where() + ": recorded twice");
     }
     node->is_saved_leaf = true;
     fill(i, *node);
