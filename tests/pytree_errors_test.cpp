@@ -187,23 +187,6 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "loading Orbax OCDBT array data says the storage format is not "
-    "supported",
-    "[pytree][orbax]") {
-  fs::path dir = orbax_fixtures() / "v1_checkpoints" / "composite_checkpoint" /
-                 "checkpoint_metadata_present" /
-                 "pytree_checkpointable_has_metadata" / "state";
-  try {
-    load_tree(dir);
-    FAIL("expected an error");
-  } catch (const UnimplementedError& e) {
-    CHECK_THAT(e.what(), Catch::Contains("storage format") &&
-                             Catch::Contains("orbax.ocdbt+zarr3") &&
-                             Catch::Contains("'state'"));
-  }
-}
-
-TEST_CASE(
     "an Orbax checkpointable whose _METADATA is not pytree metadata is an "
     "invalid layout",
     "[pytree][orbax]") {

@@ -8,7 +8,7 @@ CKPT_PACKAGES=(
   libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libdlpack-dev libcli11-dev
   libprotobuf-dev protobuf-compiler
-  libhdf5-dev libxxhash-dev
+  libhdf5-dev libxxhash-dev libzstd-dev
   catch2 clang-format
   # tools/fuzz.sh: clang, and its libFuzzer and sanitizer runtimes (only a
   # Recommends of clang, so named here).

@@ -203,6 +203,14 @@ std::vector<std::string> list_checkpointables_in(const fs::path& path,
 
 namespace {
 
+bool holds_a_file(const fs::path& folder) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    if (entry.symlink_status(ec).type() == fs::file_type::regular) return true;
+  }
+  return false;
+}
+
 // Reads _CHECKSUMS (when there is one) and checks the checkpoint's own
 // files against it.
 std::optional<ChecksumRecord> read_checksums(const CheckpointDir& dir) {
@@ -248,7 +256,36 @@ OpenedCheckpoint open_checkpoint(const fs::path& path) {
     }
     text = dir.read_file(kCheckpointMetadataFile, kMetadataLimit);
   });
+  struct stat st;
+  const bool has_marker =
+      ::fstatat(dir.fd(), kMarkerFile, &st, AT_SYMLINK_NOFOLLOW) == 0;
   if (!text) {
+    // Older Orbax (layout v0) wrote no _CHECKPOINT_METADATA: such a
+    // checkpoint is a flat pytree (_METADATA at its root) or folders of
+    // checkpointables, with nothing recorded about them. The v1 layout
+    // (the marker) and ckpt always write it.
+    if (!has_marker && !out.checksums) {
+      if (is_pytree_folder(dir.root())) {
+        info.layout = LayoutVersion::kV0Flat;
+        return out;
+      }
+      // Empty folders are what a save that never got far leaves behind;
+      // a checkpointable that was written holds at least one file. Folders
+      // that are checkpoints themselves make this a root of steps.
+      bool holds_checkpointables = false;
+      bool holds_checkpoints = false;
+      for (const std::string& name :
+           list_checkpointables_in(dir.root(), info)) {
+        std::error_code ec;
+        holds_checkpoints |=
+            fs::exists(dir.root() / name / kCheckpointMetadataFile, ec);
+        holds_checkpointables |= holds_a_file(dir.root() / name);
+      }
+      if (holds_checkpointables && !holds_checkpoints) {
+        info.layout = LayoutVersion::kV0Composite;
+        return out;
+      }
+    }
     throw invalid(std::string("no ") + kCheckpointMetadataFile +
                   " (not a checkpoint, or one whose save never committed)");
   }
@@ -265,9 +302,6 @@ OpenedCheckpoint open_checkpoint(const fs::path& path) {
     throw invalid(std::string(kCheckpointMetadataFile) +
                   " is not a JSON object");
   }
-  struct stat st;
-  const bool has_marker =
-      ::fstatat(dir.fd(), kMarkerFile, &st, AT_SYMLINK_NOFOLLOW) == 0;
   if (has_marker) {
     info.layout = LayoutVersion::kV1;
   } else if (is_pytree_folder(dir.root()) ||

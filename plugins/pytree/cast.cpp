@@ -262,6 +262,46 @@ void cast_elements(ckpt_dtype from, const void* src, ckpt_dtype to, void* dst,
   }
 }
 
+void copy_overlap(const void* src, const std::vector<int64_t>& from_offset,
+                  const std::vector<int64_t>& from_shape, void* dst,
+                  const std::vector<int64_t>& to_offset,
+                  const std::vector<int64_t>& to_shape, size_t item_size) {
+  const size_t rank = to_shape.size();
+  std::vector<int64_t> lo(rank), extent(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    lo[d] = std::max(from_offset[d], to_offset[d]);
+    extent[d] =
+        std::min(from_offset[d] + from_shape[d], to_offset[d] + to_shape[d]) -
+        lo[d];
+    if (extent[d] <= 0) return;
+  }
+  if (rank == 0) {
+    std::memcpy(dst, src, item_size);
+    return;
+  }
+  // Element strides of both boxes, in C order.
+  std::vector<int64_t> src_stride(rank, 1), dst_stride(rank, 1);
+  for (size_t d = rank - 1; d > 0; --d) {
+    src_stride[d - 1] = src_stride[d] * from_shape[d];
+    dst_stride[d - 1] = dst_stride[d] * to_shape[d];
+  }
+  const int64_t item = static_cast<int64_t>(item_size);
+  const size_t run = static_cast<size_t>(extent[rank - 1]) * item_size;
+  std::vector<int64_t> at(rank, 0);  // position within the overlap
+  for (;;) {
+    int64_t s = 0, t = 0;
+    for (size_t d = 0; d < rank; ++d) {
+      s += (lo[d] + at[d] - from_offset[d]) * src_stride[d];
+      t += (lo[d] + at[d] - to_offset[d]) * dst_stride[d];
+    }
+    std::memcpy(static_cast<char*>(dst) + t * item,
+                static_cast<const char*>(src) + s * item, run);
+    size_t d = rank - 1;
+    while (d > 0 && ++at[d - 1] == extent[d - 1]) at[--d] = 0;
+    if (d == 0) return;
+  }
+}
+
 uint64_t element_count(const std::vector<int64_t>& shape) {
   uint64_t n = 1;
   for (int64_t d : shape) n *= static_cast<uint64_t>(d);

@@ -26,6 +26,15 @@ void cast_elements(ckpt_dtype from, const void* src, ckpt_dtype to, void* dst,
 void fit_to_shape(const void* src, const std::vector<int64_t>& from, void* dst,
                   const std::vector<int64_t>& to, size_t item_size);
 
+// Copies the elements where the box at `from_offset` of shape `from_shape`
+// (its elements at `src`, C order) and the box at `to_offset` of shape
+// `to_shape` (at `dst`) meet, from one to the other; `item_size` bytes
+// each. Offsets are in one index space of the boxes' rank.
+void copy_overlap(const void* src, const std::vector<int64_t>& from_offset,
+                  const std::vector<int64_t>& from_shape, void* dst,
+                  const std::vector<int64_t>& to_offset,
+                  const std::vector<int64_t>& to_shape, size_t item_size);
+
 // Number of elements of `shape` (1 for a 0-d array).
 // REQUIRES: `shape` passed checked_size().
 uint64_t element_count(const std::vector<int64_t>& shape);

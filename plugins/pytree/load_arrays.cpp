@@ -542,46 +542,6 @@ std::map<PieceId, Landing> read_pieces(const std::vector<PieceId>& needed,
   return out;
 }
 
-// Copies the elements where box `from` (elements at `src`, C order) and
-// box `to` (at `dst`) meet from one to the other; `item` bytes each.
-void copy_overlap(const void* src, const StoredPiece& from, void* dst,
-                  const StoredPiece& to, size_t item) {
-  const size_t rank = to.shape.size();
-  std::vector<int64_t> lo(rank), extent(rank);
-  for (size_t d = 0; d < rank; ++d) {
-    lo[d] = std::max(from.offset[d], to.offset[d]);
-    extent[d] =
-        std::min(from.offset[d] + from.shape[d], to.offset[d] + to.shape[d]) -
-        lo[d];
-    if (extent[d] <= 0) return;
-  }
-  if (rank == 0) {
-    std::memcpy(dst, src, item);
-    return;
-  }
-  // Element strides of both boxes, in C order.
-  std::vector<int64_t> src_stride(rank, 1), dst_stride(rank, 1);
-  for (size_t d = rank - 1; d > 0; --d) {
-    src_stride[d - 1] = src_stride[d] * from.shape[d];
-    dst_stride[d - 1] = dst_stride[d] * to.shape[d];
-  }
-  const size_t run = static_cast<size_t>(extent[rank - 1]) * item;
-  std::vector<int64_t> at(rank, 0);  // position within the overlap
-  for (;;) {
-    int64_t s = 0, t = 0;
-    for (size_t d = 0; d < rank; ++d) {
-      s += (lo[d] + at[d] - from.offset[d]) * src_stride[d];
-      t += (lo[d] + at[d] - to.offset[d]) * dst_stride[d];
-    }
-    std::memcpy(static_cast<char*>(dst) + t * static_cast<int64_t>(item),
-                static_cast<const char*>(src) + s * static_cast<int64_t>(item),
-                run);
-    size_t d = rank - 1;
-    while (d > 0 && ++at[d - 1] == extent[d - 1]) at[--d] = 0;
-    if (d == 0) return;
-  }
-}
-
 // The boxes an assembled array `a` of `leaf` is made of: those asked for,
 // or the whole array.
 std::vector<StoredPiece> targets_of(const ArrayLoad& a,
@@ -625,7 +585,8 @@ ckpt::sdk::OutValue assemble(
         land.data = land.owner.get();
       }
       for (const auto& [box, landing] : sources) {
-        copy_overlap(landing.data, *box, land.data, target, saved_item);
+        copy_overlap(landing.data, box->offset, box->shape, land.data,
+                     target.offset, target.shape, saved_item);
       }
     }
     if (a.dtype != leaf.dtype) {
@@ -646,6 +607,43 @@ ckpt::sdk::OutValue assemble(
     out.add_shard(target.offset, std::move(array));
   }
   return out;
+}
+
+// Hands every planned array to its node: an array read whole (`landing`)
+// converted to what is asked, an assembled one made from the saved boxes
+// that overlap it (`pieces` of a sharded array, else the whole read).
+void hand_over(LoadPlan& plan, const std::vector<Landing>& landing,
+               const std::map<PieceId, Landing>& pieces,
+               const std::shared_ptr<void>& caller_memory,
+               const std::string& what) {
+  std::vector<OutNode*> nodes = array_nodes(plan);
+  for (size_t i = 0; i < plan.arrays.size(); ++i) {
+    if (!nodes[i]) continue;  // a whole array read for an assembled one
+    const ArrayLoad& a = plan.arrays[i];
+    const LeafRecord& leaf = plan.saved.leaves[a.leaf];
+    if (!a.assembled) {
+      Landing land = convert(a, leaf, landing[i], caller_memory);
+      // Made an array value only once the tree is handed over: the
+      // records are gone by then.
+      nodes[i]->data = land.data;
+      nodes[i]->owner = std::move(land.owner);
+      continue;
+    }
+    std::vector<std::pair<const StoredPiece*, Landing>> sources;
+    StoredPiece whole{std::vector<int64_t>(leaf.shape.size(), 0), leaf.shape,
+                      0};
+    if (leaf.sharded) {
+      for (size_t k = 0; k < leaf.pieces.size(); ++k) {
+        auto it = pieces.find({&leaf, k});
+        if (it != pieces.end()) {
+          sources.emplace_back(&leaf.pieces[k], it->second);
+        }
+      }
+    } else {
+      sources.emplace_back(&whole, landing[static_cast<size_t>(a.source)]);
+    }
+    nodes[i]->set(assemble(a, leaf, sources, caller_memory, what));
+  }
 }
 
 }  // namespace
@@ -676,36 +674,42 @@ void load_arrays(LoadPlan& plan, const std::string& directory,
       }
     }
   }
-  std::map<PieceId, Landing> pieces =
+  const std::map<PieceId, Landing> pieces =
       read_pieces(needed, directory, verify_checksums, plan.saved.record, what);
-  std::vector<OutNode*> nodes = array_nodes(plan);
+  hand_over(plan, landing, pieces, caller_memory, what);
+}
+
+void load_orbax_arrays(LoadPlan& plan, const OrbaxStorage& storage,
+                       const std::shared_ptr<void>& caller_memory,
+                       const std::string& what) {
+  // Every array Orbax stored is read whole (none is sharded in ckpt's
+  // sense): into the caller's buffer when it is asked for as saved, else
+  // into fresh memory; several at once.
+  std::vector<Landing> landing(plan.arrays.size());
+  std::vector<size_t> reads;
+  uint64_t bytes = 0;
   for (size_t i = 0; i < plan.arrays.size(); ++i) {
-    if (!nodes[i]) continue;  // a whole array read for an assembled one
     const ArrayLoad& a = plan.arrays[i];
+    if (a.assembled) continue;
     const LeafRecord& leaf = plan.saved.leaves[a.leaf];
-    if (!a.assembled) {
-      Landing land = convert(a, leaf, landing[i], caller_memory);
-      // Made an array value only once the tree is handed over: the
-      // records are gone by then.
-      nodes[i]->data = land.data;
-      nodes[i]->owner = std::move(land.owner);
-      continue;
-    }
-    std::vector<std::pair<const StoredPiece*, Landing>> sources;
-    StoredPiece whole{std::vector<int64_t>(leaf.shape.size(), 0), leaf.shape,
-                      0};
-    if (leaf.sharded) {
-      for (size_t k = 0; k < leaf.pieces.size(); ++k) {
-        auto it = pieces.find({&leaf, k});
-        if (it != pieces.end()) {
-          sources.emplace_back(&leaf.pieces[k], it->second);
-        }
-      }
+    const uint64_t nbytes =
+        element_count(leaf.shape) * ckpt::sdk::dtype_size(leaf.dtype);
+    storage.check(leaf);  // before any allocation
+    if (a.caller_buffer && a.dtype == leaf.dtype && a.shape == leaf.shape) {
+      landing[i] = {a.caller_buffer, caller_memory};
     } else {
-      sources.emplace_back(&whole, landing[static_cast<size_t>(a.source)]);
+      landing[i].owner =
+          allocate_for(nbytes, what + ": key path " + key_path_repr(leaf.path));
+      landing[i].data = landing[i].owner.get();
     }
-    nodes[i]->set(assemble(a, leaf, sources, caller_memory, what));
+    reads.push_back(i);
+    bytes += nbytes;
   }
+  parallel_for(reads.size(), threads_for(bytes), [&](size_t k) {
+    const size_t i = reads[k];
+    storage.read(plan.saved.leaves[plan.arrays[i].leaf], landing[i].data);
+  });
+  hand_over(plan, landing, {}, caller_memory, what);
 }
 
 }  // namespace ckpt_pytree

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "load_plan.h"
+#include "orbax/orbax_storage.h"
 
 namespace ckpt_pytree {
 
@@ -25,6 +26,15 @@ void load_arrays(LoadPlan& plan, const std::string& directory,
                  bool verify_checksums,
                  const std::shared_ptr<void>& caller_memory,
                  const std::string& what);
+
+// The same for a pytree Python Orbax wrote, from `storage` (whose
+// describe() filled in `plan`'s saved arrays): each array is read whole,
+// then converted or assembled like an array of ckpt's format. The
+// checksums are the format's own (OCDBT's and the shard indexes'
+// CRC-32C), always checked.
+void load_orbax_arrays(LoadPlan& plan, const OrbaxStorage& storage,
+                       const std::shared_ptr<void>& caller_memory,
+                       const std::string& what);
 
 // The xxh3-64 checksum of `nbytes` bytes.
 uint64_t checksum(const void* data, uint64_t nbytes);

@@ -436,6 +436,10 @@ class Reader : public nlohmann::json_sax<json> {
     if (depth == 1) {
       if (name == "use_ocdbt" && v.type == Scalar::Type::kBool) ocdbt = v.b;
       if (name == "use_zarr3" && v.type == Scalar::Type::kBool) zarr3 = v.b;
+      if (name == "store_array_data_equal_to_fill_value" &&
+          v.type == Scalar::Type::kBool) {
+        out_.every_chunk_stored = v.b;
+      }
       if (name == "ckpt_storage_format") {
         out_.storage_format = v.as_string();
         has_format = true;

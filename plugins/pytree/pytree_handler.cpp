@@ -15,6 +15,7 @@
 #include "load_arrays.h"
 #include "load_plan.h"
 #include "options.h"
+#include "orbax/orbax_storage.h"
 #include "side_worker.h"
 #include "snapshot.h"
 #include "tree_index.h"
@@ -35,16 +36,18 @@ TreeMetadata read_tree_metadata(const ckpt::sdk::Call& call) {
   return read_saved_tree(call.directory, kMetadataFile, describe(call));
 }
 
-// Arrays written by anything but ckpt's HDF5 layout cannot be read here.
+// Arrays in a format neither ckpt's HDF5 layout nor Orbax's cannot be
+// read here.
 void require_readable_format(const TreeMetadata& saved,
                              const std::string& what) {
-  if (is_ckpt_storage_format(saved.storage_format)) return;
+  if (is_ckpt_storage_format(saved.storage_format) ||
+      saved.storage_format.rfind("orbax.", 0) == 0) {
+    return;  // Orbax's: OrbaxStorage says which of them it reads
+  }
   throw Error(CKPT_ERROR_UNIMPLEMENTED,
               what + ": storage format '" + saved.storage_format +
                   "' is not supported (the pytree handler reads '" +
-                  kStorageFormat +
-                  "'; Orbax's OCDBT/Zarr array data cannot "
-                  "be loaded yet, only its metadata)");
+                  kStorageFormat + "' and Python Orbax's zarr v3 arrays)");
 }
 
 // Array specs, scalar kinds, placeholders and concrete leaves.
@@ -117,13 +120,26 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     // The array files are plain names (parse_tree_metadata checked)
     // inside the checkpointable's folder.
     std::string directory = call.directory;
+    // Python Orbax's arrays: their dtypes and shapes, and the values of its
+    // scalars and strings, are in its storage, read here.
+    std::shared_ptr<OrbaxStorage> orbax;
+    if (!is_ckpt_storage_format(saved.storage_format)) {
+      orbax = std::make_shared<OrbaxStorage>(directory, saved, what);
+      orbax->describe(saved);
+      orbax->read_values(saved);
+    }
     auto plan = std::make_shared<LoadPlan>(
         plan_load(std::move(saved), abstract_value, options.load, what));
     auto caller_memory =
         std::make_shared<ckpt::sdk::RetainedValue>(std::move(retained));
-    return [plan, directory, options, what, caller_memory]() mutable {
-      load_arrays(*plan, directory, options.verify_checksums, caller_memory,
-                  what);
+    return [plan, directory, options, what, caller_memory, orbax]() mutable {
+      if (orbax) {
+        load_orbax_arrays(*plan, *orbax, caller_memory, what);
+        orbax.reset();
+      } else {
+        load_arrays(*plan, directory, options.verify_checksums, caller_memory,
+                    what);
+      }
       // The records go before the tree is built, the plan before it is
       // frozen for the host: a tree of many leaves is not held twice.
       plan->saved = TreeMetadata();
@@ -134,7 +150,22 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
   }
 
   ckpt::sdk::OutValue metadata(const ckpt::sdk::Call& call) override {
-    return abstract_tree(read_tree_metadata(call), describe(call));
+    TreeMetadata saved = read_tree_metadata(call);
+    const std::string what = describe(call);
+    if (!is_ckpt_storage_format(saved.storage_format)) {
+      // Orbax's: each array's dtype and shape from its zarr.json where it
+      // can be read; where not (a damaged or unread storage), _METADATA's
+      // write_shape and an unknown dtype.
+      try {
+        OrbaxStorage orbax(call.directory, saved, what);
+        for (LeafRecord& leaf : saved.leaves) orbax.try_describe(leaf);
+      } catch (const Error& e) {
+        ckpt::sdk::log(
+            CKPT_LOG_DEBUG,
+            std::string("metadata without array storage: ") + e.what());
+      }
+    }
+    return abstract_tree(saved, what);
   }
 
  private:

@@ -132,6 +132,9 @@ struct TreeMetadata {
   // The file this record was read from (a plain name: _TREE_INDEX,
   // _METADATA, ...), for messages.
   std::string record = kMetadataFile;
+  // Orbax's store_array_data_equal_to_fill_value: every chunk of every
+  // array was written, none left to the fill value.
+  bool every_chunk_stored = false;
   // The leaves' key paths were checked as a tree (decode_tree_index): each
   // container's keys distinct, each subtree's leaves together.
   bool structure_checked = false;
