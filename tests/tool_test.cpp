@@ -98,6 +98,91 @@ TEST_CASE("ckpt cat prints JSON checkpointables and key paths", "[tool]") {
         std::string::npos);
 }
 
+TEST_CASE(
+    "ckpt cat, tree and verify work on the arrays of Orbax checkpoints, v1 "
+    "and v0",
+    "[tool][orbax]") {
+  const fs::path v0 = fs::path(CKPT_SOURCE_ROOT) / ".." / "shared" /
+                      "fixtures" / "orbax" / "v0_checkpoints" /
+                      "direct_checkpoint" / "checkpoint_metadata_missing" /
+                      "pytree_checkpointable_has_metadata";
+  for (const fs::path& c : {orbax_fixture("checkpoint_metadata_present",
+                                          "pytree_checkpointable_has_metadata"),
+                            v0}) {
+    INFO(c);
+    CommandResult cat = ckpt_tool("cat " + c.string() + " state");
+    INFO(cat.output);
+    CHECK(cat.status == 0);
+    CHECK(cat.output.find("a: array([0, 1, 2, 3, 4, 5, 6, 7], dtype=int32") !=
+          std::string::npos);
+    CHECK(cat.output.find("b/c: array([1, 2, 3], dtype=int32") !=
+          std::string::npos);
+    CommandResult tree = ckpt_tool("tree " + c.string() + " state");
+    INFO(tree.output);
+    CHECK(tree.status == 0);
+    CHECK(tree.output.find("int32[8]") != std::string::npos);
+    CHECK(tree.output.find("2 leaves, 2 arrays, 11 elements") !=
+          std::string::npos);
+    CommandResult verify = ckpt_tool("verify --json " + c.string());
+    INFO(verify.output);
+    CHECK(verify.status == 0);
+    for (const auto& cp :
+         nlohmann::json::parse(verify.output)["checkpointables"]) {
+      CHECK(cp["status"] != "damaged");
+    }
+  }
+}
+
+TEST_CASE(
+    "ckpt convert writes an Orbax checkpoint as a ckpt checkpoint h5py "
+    "reads, copying what only the host app loads",
+    "[tool][orbax]") {
+  TempDir dir;
+  const fs::path source = orbax_fixture("checkpoint_metadata_present",
+                                        "pytree_checkpointable_has_metadata");
+  // A copy with a checkpointable no plugin claims (its typestr recorded).
+  fs::copy(source, dir / "orbax", fs::copy_options::recursive);
+  fs::permissions(dir / "orbax", fs::perms::owner_all, fs::perm_options::add);
+  fs::create_directories(dir / "orbax" / "host" / "sub");
+  write_text(dir / "orbax" / "host" / "sub" / "blob.bin", "host bytes");
+  {
+    fs::permissions(dir / "orbax" / "_CHECKPOINT_METADATA",
+                    fs::perms::owner_write, fs::perm_options::add);
+    auto meta = nlohmann::json::parse(
+        read_text(dir / "orbax" / "_CHECKPOINT_METADATA"));
+    meta["item_handlers"]["host"] = "my_app.HostOnlyHandler";
+    fs::remove(dir / "orbax" / "_CHECKPOINT_METADATA");
+    write_text(dir / "orbax" / "_CHECKPOINT_METADATA", meta.dump());
+  }
+  CommandResult r = ckpt_tool("convert " + (dir / "orbax").string() + " " +
+                              (dir / "out").string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("state: converted") != std::string::npos);
+  CHECK(r.output.find("host: copied") != std::string::npos);
+  // A ckpt checkpoint now: checksums, and h5py reads its arrays.
+  CHECK(read_checkpoint_info(dir / "out").checksums_recorded);
+  CHECK(read_text(dir / "out" / "host" / "sub" / "blob.bin") == "host bytes");
+  CHECK(read_checkpoint_info(dir / "out").typestr_of("host") ==
+        "my_app.HostOnlyHandler");
+  CommandResult h5 = run_command(
+      "/usr/bin/python3 " CKPT_SOURCE_ROOT "/tests/pytree_h5py_read.py " +
+      (dir / "out" / "state" / "arrays.h5").string());
+  INFO(h5.output);
+  REQUIRE(h5.status == 0);
+  CHECK(h5.output.find(R"({"key": "a", "dtype": "int32", "shape": [8])") !=
+        std::string::npos);
+  CHECK(h5.output.find("010000000200000003000000") != std::string::npos);
+  CommandResult verify = ckpt_tool("verify " + (dir / "out").string());
+  INFO(verify.output);
+  CHECK(verify.output.find("state: ok") != std::string::npos);
+  // It never writes over a checkpoint.
+  CommandResult again = ckpt_tool("convert " + (dir / "orbax").string() + " " +
+                                  (dir / "out").string());
+  CHECK(again.status == 1);
+  CHECK(read_text(dir / "out" / "host" / "sub" / "blob.bin") == "host bytes");
+}
+
 TEST_CASE("ckpt verify passes a good checkpoint and names each problem",
           "[tool]") {
   TempDir dir;

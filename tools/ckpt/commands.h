@@ -20,6 +20,8 @@ int run_tree(const Common& common, const std::string& dir,
 int run_cat(const Common& common, const std::string& dir,
             const std::string& target, bool full);
 int run_verify(const Common& common, const std::string& dir);
+int run_convert(const Common& common, const std::string& src,
+                const std::string& dst);
 
 }  // namespace ckpt::tool
 

@@ -75,8 +75,15 @@ int main(int argc, char** argv) {
   auto* verify = app.add_subcommand(
       "verify", "Check completeness, checksums and that everything loads");
   verify->add_option("DIR", dir, "Checkpoint folder")->required();
+  auto* convert = app.add_subcommand(
+      "convert",
+      "Write a checkpoint (Orbax's too) again in ckpt's formats: pytrees "
+      "into HDF5 files h5py reads");
+  convert->add_option("SRC", dir, "Checkpoint to read")->required();
+  convert->add_option("DST", target, "New checkpoint (must not exist)")
+      ->required();
   // --json and --plugin-path also after the subcommand.
-  for (CLI::App* sub : {plugins, info, ls, tree, cat, verify}) {
+  for (CLI::App* sub : {plugins, info, ls, tree, cat, verify, convert}) {
     sub->add_flag("--json", common.json, "Print JSON for scripts");
     sub->add_option("--plugin-path", plugin_paths,
                     "Extra plugin folder (repeatable)");
@@ -99,6 +106,7 @@ int main(int argc, char** argv) {
     if (*tree) return ckpt::tool::run_tree(common, dir, name);
     if (*cat) return ckpt::tool::run_cat(common, dir, target, full);
     if (*verify) return ckpt::tool::run_verify(common, dir);
+    if (*convert) return ckpt::tool::run_convert(common, dir, target);
   } catch (const ckpt::Error& e) {
     std::fprintf(stderr, "ckpt: %s\n", e.what());
     return 1;

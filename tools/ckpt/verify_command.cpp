@@ -37,6 +37,7 @@ constexpr const char* kBytesOk = "bytes ok (meaning needs the host app)";
 constexpr const char* kUnchecked = "no checksums recorded";
 constexpr const char* kNoPlugin = "no plugin claims it";
 constexpr const char* kDamaged = "damaged";
+constexpr const char* kAbsent = "absent";
 
 struct Result {
   std::string name, status, detail;
@@ -85,7 +86,9 @@ int run_verify(const Common& common, const std::string& dir) {
   const CheckpointInfo info = read_checkpoint_info(dir);  // completeness
   std::vector<std::string> names = list_checkpointables(info);
   std::error_code ec;
-  if (fs::is_directory(info.folder_of(kMetricsName), ec)) {
+  // A flat pytree (Orbax's v0) is its one checkpointable: no metrics.
+  if (info.layout != LayoutVersion::kV0Flat &&
+      fs::is_directory(info.folder_of(kMetricsName), ec)) {
     names.push_back(kMetricsName);
   }
   const bool bar = !common.json && ::isatty(STDERR_FILENO);
@@ -99,13 +102,15 @@ int run_verify(const Common& common, const std::string& dir) {
     progress(names.size(), names.size(), "");
     for (const Result& r : results) print_result(r);
   }
-  // Recorded handlers whose folder is gone.
+  // Recorded handlers without a folder. Orbax records some that save
+  // nothing (its descriptor) and loads a checkpoint whose checkpointable
+  // was deleted; ckpt's checksums say whether a folder was committed.
   for (const auto& [name, typestr] : info.item_handlers) {
     bool present = false;
     for (const auto& n : names) present |= n == name;
     if (!present) {
       results.push_back(
-          {name, kDamaged,
+          {name, info.checksums_recorded ? kDamaged : kAbsent,
            "recorded as saved by " + typestr + " but has no folder"});
       if (!common.json) print_result(results.back());
     }
