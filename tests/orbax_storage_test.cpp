@@ -23,8 +23,9 @@ namespace ow = ckpt::test::orbax;
 namespace {
 
 std::string bytes_of(const Array& a) {
-  return std::string(static_cast<const char*>(a.data()),
-                     static_cast<size_t>(a.num_elements()) * dtype_size(a.dtype()));
+  return std::string(
+      static_cast<const char*>(a.data()),
+      static_cast<size_t>(a.num_elements()) * dtype_size(a.dtype()));
 }
 
 ckpt_dtype c_dtype(DType d) { return static_cast<ckpt_dtype>(d); }
@@ -98,8 +99,8 @@ TEST_CASE(
   int seed = 40;
   for (DType dtype : all_dtypes()) {
     arrays.push_back(sample(dtype, seed++, {5, 7}));
-    ow::Leaf leaf = array_leaf({"v2", std::string(dtype_name(dtype))},
-                               arrays.back());
+    ow::Leaf leaf =
+        array_leaf({"v2", std::string(dtype_name(dtype))}, arrays.back());
     leaf.chunk_shape = {2, 3};
     leaf.sharded = false;
     // Both byte orders, both separators, with and without zstd.
@@ -204,8 +205,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("an Orbax pytree with a numbered manifest loads",
-          "[orbax][pytree]") {
+TEST_CASE("an Orbax pytree with a numbered manifest loads", "[orbax][pytree]") {
   TempDir dir;
   const Array a = sample(DType::kInt64, 5, {6});
   ow::Options options;
@@ -339,7 +339,8 @@ TEST_CASE(
   options.processes = 2;
   options.keys_per_leaf = 3;
   options.max_inline_value_bytes = 256;
-  const ow::Written written = ow::write_pytree(source / "state", leaves, options);
+  const ow::Written written =
+      ow::write_pytree(source / "state", leaves, options);
   std::vector<std::string> files = written.manifests;
   files.insert(files.end(), written.node_files.begin(),
                written.node_files.end());

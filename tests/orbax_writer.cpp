@@ -90,7 +90,8 @@ struct Table {
       const FileId& prev = files[order[i - 1]];
       const FileId& cur = files[order[i]];
       size_t p = common_prefix(prev.base, cur.base);
-      if (prev.base == cur.base) p += common_prefix(prev.relative, cur.relative);
+      if (prev.base == cur.base)
+        p += common_prefix(prev.relative, cur.relative);
       prefix[i] = p;
       out += varint(p);
     }
@@ -167,8 +168,8 @@ std::string leaf_node(const std::vector<std::pair<std::string, Value>>& entries,
   for (const auto& e : entries) keys.push_back(e.first);
   body += encode_keys(keys, nullptr);
   for (const auto& e : entries) {
-    body += varint(e.second.is_inline ? e.second.bytes.size()
-                                      : e.second.length);
+    body +=
+        varint(e.second.is_inline ? e.second.bytes.size() : e.second.length);
   }
   for (const auto& e : entries) body += e.second.is_inline ? '\0' : '\1';
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -194,7 +195,8 @@ struct Child {
 std::string interior_node(const std::vector<Child>& children, bool compress) {
   Table table;
   std::vector<size_t> file_of;
-  for (const Child& c : children) file_of.push_back(table.add(file_id(c.file, "")));
+  for (const Child& c : children)
+    file_of.push_back(table.add(file_id(c.file, "")));
   std::vector<size_t> index;
   std::string body(1, '\1');  // height 1
   body += table.encode(index);
@@ -206,7 +208,8 @@ std::string interior_node(const std::vector<Child>& children, bool compress) {
     scp.push_back(c.scp);
   }
   body += encode_keys(keys, &scp);
-  for (size_t i = 0; i < children.size(); ++i) body += varint(index[file_of[i]]);
+  for (size_t i = 0; i < children.size(); ++i)
+    body += varint(index[file_of[i]]);
   for (const Child& c : children) body += varint(c.offset);
   for (const Child& c : children) body += varint(c.length);
   for (const Child& c : children) body += varint(c.num_keys);
@@ -246,7 +249,7 @@ std::string manifest(const Options& o, uint8_t height, const std::string& file,
   body += varint(length);
   body += varint(0);
   put_u64_le(body, 1700000000000000000ull);  // commit time
-  body += varint(0);  // no version tree nodes
+  body += varint(0);                         // no version tree nodes
   return frame(kManifestMagic, body, o.compress_nodes);
 }
 
@@ -342,13 +345,13 @@ std::string fill_json(const Leaf& leaf) {
 }
 
 json codecs_json(const Leaf& leaf, const std::vector<int64_t>& inner) {
-  json bytes = {{"name", "bytes"},
-                {"configuration",
-                 {{"endian", leaf.big_endian ? "big" : "little"}}}};
+  json bytes = {
+      {"name", "bytes"},
+      {"configuration", {{"endian", leaf.big_endian ? "big" : "little"}}}};
   json chain = json::array({bytes});
   if (leaf.compress) {
-    chain.push_back(
-        {{"name", "zstd"}, {"configuration", {{"level", 3}, {"checksum", false}}}});
+    chain.push_back({{"name", "zstd"},
+                     {"configuration", {{"level", 3}, {"checksum", false}}}});
   }
   if (!leaf.sharded) return chain;
   return json::array(
@@ -357,9 +360,9 @@ json codecs_json(const Leaf& leaf, const std::vector<int64_t>& inner) {
          {{"chunk_shape", inner},
           {"codecs", chain},
           {"index_codecs",
-           json::array({{{"name", "bytes"},
-                         {"configuration", {{"endian", "little"}}}},
-                        {{"name", "crc32c"}}})},
+           json::array(
+               {{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+                {{"name", "crc32c"}}})},
           {"index_location", "end"}}}}});
 }
 
@@ -392,8 +395,8 @@ std::map<std::string, std::string> array_values(const Leaf& leaf,
         {"shape", leaf.shape},
         {"chunks", chunk},
         {"dtype", v2_dtype(leaf)},
-        {"compressor", leaf.compress ? json{{"id", "zstd"}, {"level", 1}}
-                                     : json(nullptr)},
+        {"compressor",
+         leaf.compress ? json{{"id", "zstd"}, {"level", 1}} : json(nullptr)},
         {"fill_value", json::parse(fill_json(leaf))},
         {"filters", nullptr},
         {"order", "C"},
@@ -429,7 +432,8 @@ std::map<std::string, std::string> array_values(const Leaf& leaf,
       key += std::to_string(at[d]);
     }
     if (zarr2 && rank == 0) key = "0";
-    const std::string shard = extract(leaf.bytes, leaf.shape, offset, chunk, fill);
+    const std::string shard =
+        extract(leaf.bytes, leaf.shape, offset, chunk, fill);
     if (!(skip_fill && all_fill(shard, fill))) {
       if (!leaf.sharded || zarr2) {
         out[key] = encode_plain(shard, leaf);
@@ -441,7 +445,8 @@ std::map<std::string, std::string> array_values(const Leaf& leaf,
         for (uint64_t k = 0; k < volume(inner_grid); ++k) {
           std::vector<int64_t> in_offset(rank);
           for (size_t d = 0; d < rank; ++d) in_offset[d] = in_at[d] * inner[d];
-          const std::string part = extract(shard, chunk, in_offset, inner, fill);
+          const std::string part =
+              extract(shard, chunk, in_offset, inner, fill);
           if (skip_fill && all_fill(part, fill)) {
             put_u64_le(index, UINT64_MAX);
             put_u64_le(index, UINT64_MAX);
@@ -502,13 +507,15 @@ std::string varint(uint64_t v) {
 
 std::string frame(uint32_t magic, const std::string& body, bool compress) {
   std::string out;
-  for (int k = 3; k >= 0; --k) out += static_cast<char>((magic >> (8 * k)) & 0xff);
+  for (int k = 3; k >= 0; --k)
+    out += static_cast<char>((magic >> (8 * k)) & 0xff);
   out += std::string(8, '\0');  // length, below
   out += varint(0);             // version
   out += varint(compress ? 1 : 0);
   out += compress ? zstd(body) : body;
   const uint64_t length = out.size() + 4;
-  for (int k = 0; k < 8; ++k) out[4 + k] = static_cast<char>((length >> (8 * k)) & 0xff);
+  for (int k = 0; k < 8; ++k)
+    out[4 + k] = static_cast<char>((length >> (8 * k)) & 0xff);
   put_u32_le(out, ckpt_pytree::crc32c(out.data(), out.size()));
   return out;
 }
@@ -534,7 +541,8 @@ Written write_pytree(const fs::path& folder, const std::vector<Leaf>& leaves,
         strings[param_name(leaf.path)] = leaf.text;
         continue;
       }
-      for (auto& [key, bytes] : array_values(leaf, o.skip_fill_chunks, o.zarr2)) {
+      for (auto& [key, bytes] :
+           array_values(leaf, o.skip_fill_chunks, o.zarr2)) {
         Value v;
         if (bytes.size() <= o.max_inline_value_bytes) {
           v.bytes = bytes;
@@ -607,8 +615,8 @@ Written write_pytree(const fs::path& folder, const std::vector<Leaf>& leaves,
       const std::string node = leaf_node(part, owner, o.compress_nodes);
       const std::string file = owner + "d/" + hex_name(next_name++);
       files[file] = node;
-      children.push_back({all[start].first, scp, file, 0, node.size(),
-                          end - start});
+      children.push_back(
+          {all[start].first, scp, file, 0, node.size(), end - start});
     }
     for (const auto& [file, bytes] : files) {
       write_file(folder / file, bytes);

@@ -2,6 +2,7 @@
 
 #include <ckpt/errors.h>
 #include <ckpt/layout.h>
+#include <ckpt/sdk/files.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -57,40 +58,6 @@ int hex_digit(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-// Closes a descriptor when it leaves scope.
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
-
-// Opens `relative` beneath `dirfd` without following a symbolic link in
-// any component; -1 with errno set on failure (ELOOP or ENOTDIR for a
-// link).
-int open_beneath(int dirfd, const std::string& relative, int flags) {
-  size_t start = 0;
-  int current = dirfd;
-  std::unique_ptr<Fd> held;
-  for (;;) {
-    size_t slash = relative.find('/', start);
-    if (slash == std::string::npos) {
-      return ::openat(current, relative.c_str() + start,
-                      flags | O_NOFOLLOW | O_CLOEXEC);
-    }
-    const std::string part = relative.substr(start, slash - start);
-    int next = ::openat(current, part.c_str(),
-                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0) return -1;
-    held = std::make_unique<Fd>(next);
-    current = next;
-    start = slash + 1;
-  }
 }
 
 // XXH3-64 of the open regular file `fd` (read to its end), whose size was
@@ -225,7 +192,7 @@ ChecksumRecord record_checksums(
     } else if (fs::is_regular_file(status)) {
       int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) throw_os_error(errno, "cannot open " + p.string());
-      Fd closer(fd);
+      ckpt::sdk::UniqueFd closer(fd);
       struct stat st;
       if (::fstat(fd, &st) != 0)
         throw_os_error(errno, "cannot stat " + p.string());
@@ -373,7 +340,7 @@ CheckpointDir::~CheckpointDir() {
 std::optional<std::string> CheckpointDir::read_file(const std::string& relative,
                                                     size_t limit) const {
   const std::string shown = (path_ / relative).string();
-  int fd = open_beneath(fd_, relative, O_RDONLY | O_NONBLOCK);
+  int fd = ckpt::sdk::open_beneath(fd_, relative, O_RDONLY | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
     if (err == ENOENT) return std::nullopt;
@@ -384,7 +351,7 @@ std::optional<std::string> CheckpointDir::read_file(const std::string& relative,
     }
     throw_os_error(err, "cannot open " + shown);
   }
-  Fd closer(fd);
+  ckpt::sdk::UniqueFd closer(fd);
   struct stat st;
   if (::fstat(fd, &st) != 0) throw_os_error(errno, "cannot stat " + shown);
   if (!S_ISREG(st.st_mode)) {
@@ -456,9 +423,9 @@ void check_file(const CheckpointDir& dir, const FileRecord& r,
                         " were saved");
   }
   if (r.type != FileRecord::Type::kFile) return;
-  int fd = open_beneath(dir.fd(), r.path, O_RDONLY | O_NONBLOCK);
+  int fd = ckpt::sdk::open_beneath(dir.fd(), r.path, O_RDONLY | O_NONBLOCK);
   if (fd < 0) throw_os_error(errno, "cannot open " + shown);
-  Fd closer(fd);
+  ckpt::sdk::UniqueFd closer(fd);
   if (hash_fd(fd, r.size, shown) != r.xxh3) {
     throw DataLossError(shown +
                         " is damaged: its checksum does not match the one "
@@ -476,7 +443,7 @@ void walk_folder(const CheckpointDir& dir, const ChecksumRecord& record,
     throw DataLossError(shown_folder + " nests folders deeper than " +
                         std::to_string(kMaxFolderDepth) + " levels");
   }
-  int fd = open_beneath(dir.fd(), relative, O_RDONLY | O_DIRECTORY);
+  int fd = ckpt::sdk::open_beneath(dir.fd(), relative, O_RDONLY | O_DIRECTORY);
   if (fd < 0) {
     const int err = errno;
     if (err == ELOOP || err == ENOTDIR) {

@@ -18,22 +18,6 @@ using ckpt::sdk::Error;
 
 constexpr size_t kMaxPathLength = 65535;
 
-// Closes its descriptor unless released.
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int release() {
-    int f = fd;
-    fd = -1;
-    return f;
-  }
-};
-
 std::string range_text(uint64_t offset, uint64_t length) {
   return "bytes [" + std::to_string(offset) + ", " +
          std::to_string(offset + length) + ")";
@@ -47,8 +31,8 @@ bool is_safe_relative_path(std::string_view path) {
   size_t start = 0;
   for (;;) {
     const size_t end = path.find('/', start);
-    const std::string_view part =
-        end == std::string_view::npos ? path.substr(start)
+    const std::string_view part = end == std::string_view::npos
+                                      ? path.substr(start)
                                       : path.substr(start, end - start);
     if (part.empty() || part == "." || part == "..") return false;
     if (end == std::string_view::npos) return true;
@@ -83,9 +67,9 @@ const FolderFiles::File* FolderFiles::open(const std::string& path) const {
     if (it != files_.end()) return it->second.get();
   }
   if (!is_safe_relative_path(path)) {
-    throw Error(CKPT_ERROR_DATA_LOSS,
-                what_ + ": a file outside " + folder_ + " is named (\"" +
-                    path.substr(0, 200) + "\")");
+    throw Error(CKPT_ERROR_DATA_LOSS, what_ + ": a file outside " + folder_ +
+                                          " is named (\"" +
+                                          path.substr(0, 200) + "\")");
   }
   auto fail = [&](int err) -> const File* {
     if (err == ENOENT) return nullptr;
@@ -97,39 +81,22 @@ const FolderFiles::File* FolderFiles::open(const std::string& path) const {
     }
     ckpt::sdk::throw_os_error(err, what_ + ": cannot open " + shown(path));
   };
-  Fd dir(::fcntl(folder_fd_, F_DUPFD_CLOEXEC, 0));
-  if (dir.fd < 0) return fail(errno);
-  size_t start = 0;
-  for (;;) {
-    const size_t slash = path.find('/', start);
-    const std::string part = slash == std::string::npos
-                                 ? path.substr(start)
-                                 : path.substr(start, slash - start);
-    if (slash != std::string::npos) {
-      Fd next(::openat(dir.fd, part.c_str(),
-                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (next.fd < 0) return fail(errno);
-      std::swap(dir.fd, next.fd);
-      start = slash + 1;
-      continue;
-    }
-    Fd fd(::openat(dir.fd, part.c_str(),
-                   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-    if (fd.fd < 0) return fail(errno);
-    struct stat st {};
-    if (::fstat(fd.fd, &st) != 0) return fail(errno);
-    if (!S_ISREG(st.st_mode)) {
-      throw Error(CKPT_ERROR_DATA_LOSS,
-                  what_ + ": " + shown(path) + " is not a regular file");
-    }
-    auto f = std::make_unique<File>();
-    f->fd = fd.release();
-    f->size = static_cast<uint64_t>(st.st_size);
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto [it, fresh] = files_.try_emplace(path, std::move(f));
-    if (!fresh) ::close(f->fd);  // another thread opened it meanwhile
-    return it->second.get();
+  ckpt::sdk::UniqueFd fd(
+      ckpt::sdk::open_beneath(folder_fd_, path, O_RDONLY | O_NONBLOCK));
+  if (fd.get() < 0) return fail(errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail(errno);
+  if (!S_ISREG(st.st_mode)) {
+    throw Error(CKPT_ERROR_DATA_LOSS,
+                what_ + ": " + shown(path) + " is not a regular file");
   }
+  auto f = std::make_unique<File>();
+  f->fd = fd.release();
+  f->size = static_cast<uint64_t>(st.st_size);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto [it, fresh] = files_.try_emplace(path, std::move(f));
+  if (!fresh) ::close(f->fd);  // another thread opened it meanwhile
+  return it->second.get();
 }
 
 std::optional<uint64_t> FolderFiles::size_if_exists(
@@ -160,9 +127,8 @@ void FolderFiles::read(const std::string& path, uint64_t offset,
   if (offset > f->size || length > f->size - offset) {
     throw Error(CKPT_ERROR_DATA_LOSS,
                 what_ + ": " + shown(path) + " is damaged (the " + kind +
-                    " at " + range_text(offset, length) +
-                    " lies beyond its " + std::to_string(f->size) +
-                    " bytes)");
+                    " at " + range_text(offset, length) + " lies beyond its " +
+                    std::to_string(f->size) + " bytes)");
   }
   char* p = static_cast<char*>(out);
   uint64_t done = 0;

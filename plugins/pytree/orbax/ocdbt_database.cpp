@@ -112,8 +112,8 @@ std::shared_ptr<const BtreeNode> Database::node(
     const DataFile& data_file, const DataRef& ref, uint8_t expected_height,
     std::string_view inclusive_min) const {
   const std::string path = data_file.path();
-  const std::string cache_key = path + '\0' + std::to_string(ref.offset) +
-                                ':' + std::to_string(ref.length);
+  const std::string cache_key = path + '\0' + std::to_string(ref.offset) + ':' +
+                                std::to_string(ref.length);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = nodes_.find(cache_key);

@@ -33,8 +33,8 @@ void check_range(const DataRef& ref, bool allow_missing) {
   if (allow_missing && ref.missing()) return;
   if (ref.offset > static_cast<uint64_t>(INT64_MAX) ||
       ref.length > static_cast<uint64_t>(INT64_MAX) - ref.offset) {
-    throw Damaged("the offset " + std::to_string(ref.offset) +
-                  " and length " + std::to_string(ref.length) +
+    throw Damaged("the offset " + std::to_string(ref.offset) + " and length " +
+                  std::to_string(ref.length) +
                   " of a data reference are out of range");
   }
 }
@@ -183,8 +183,8 @@ size_t read_version_nodes(ByteReader& r, const Config& config, size_t files) {
     if (height == 0 || height > max_height) {
       throw Damaged("a version tree node of height " + std::to_string(height));
     }
-    if (i > 0 && (height >= previous_height ||
-                  generation[i] <= generation[i - 1])) {
+    if (i > 0 &&
+        (height >= previous_height || generation[i] <= generation[i - 1])) {
       throw Damaged("version tree nodes out of order");
     }
     previous_height = height;
@@ -202,9 +202,8 @@ void read_keys(ByteReader& r, size_t n, bool interior, uint64_t body_size,
   if (interior) {
     read_column(r, n, "subtree_common_prefix_length", kMaxKeyLength, scp);
   }
-  const uint64_t max_key_bytes =
-      std::min<uint64_t>(kMaxDecodedBytes,
-                         body_size * kKeyBytesPerNodeByte + (1u << 20));
+  const uint64_t max_key_bytes = std::min<uint64_t>(
+      kMaxDecodedBytes, body_size * kKeyBytesPerNodeByte + (1u << 20));
   uint64_t key_bytes = 0;
   keys.resize(n);
   for (size_t i = 0; i < n; ++i) {
@@ -392,8 +391,8 @@ std::string decode_frame(std::string_view encoded, uint32_t magic,
 }
 
 Manifest decode_manifest(std::string_view encoded) {
-  const std::string body = decode_frame(encoded, kManifestMagic,
-                                        kMaxDecodedBytes);
+  const std::string body =
+      decode_frame(encoded, kManifestMagic, kMaxDecodedBytes);
   ByteReader r(body);
   Manifest m;
   m.config = read_config(r);
@@ -411,9 +410,8 @@ Manifest decode_manifest(std::string_view encoded) {
 BtreeNode decode_btree_node(std::string_view encoded,
                             const std::string& base_path,
                             uint64_t max_decoded_bytes) {
-  const std::string body =
-      decode_frame(encoded, kBtreeNodeMagic,
-                   std::min(max_decoded_bytes, kMaxDecodedBytes));
+  const std::string body = decode_frame(
+      encoded, kBtreeNodeMagic, std::min(max_decoded_bytes, kMaxDecodedBytes));
   ByteReader r(body);
   BtreeNode node;
   node.height = r.u8();

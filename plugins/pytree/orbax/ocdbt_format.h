@@ -53,9 +53,7 @@ struct DataRef {
   uint32_t file = 0;
   uint64_t offset = 0;
   uint64_t length = 0;
-  bool missing() const {
-    return offset == UINT64_MAX && length == UINT64_MAX;
-  }
+  bool missing() const { return offset == UINT64_MAX && length == UINT64_MAX; }
 };
 
 struct Config {
@@ -110,7 +108,7 @@ struct InteriorEntry {
 struct BtreeNode {
   uint8_t height = 0;  // 0: a leaf node
   std::vector<DataFile> files;
-  std::vector<LeafEntry> leaves;      // height 0, keys increasing
+  std::vector<LeafEntry> leaves;        // height 0, keys increasing
   std::vector<InteriorEntry> children;  // height > 0, keys increasing
 };
 

@@ -36,8 +36,8 @@ const nlohmann::json* at_pointer(const nlohmann::json& doc,
     std::string token;
     const size_t end = slash == std::string::npos ? name.size() : slash;
     for (size_t i = start; i < end; ++i) {
-      if (name[i] == '~' && i + 1 < end && (name[i + 1] == '0' ||
-                                           name[i + 1] == '1')) {
+      if (name[i] == '~' && i + 1 < end &&
+          (name[i + 1] == '0' || name[i + 1] == '1')) {
         token += name[i + 1] == '0' ? '~' : '/';
         ++i;
       } else {
@@ -73,8 +73,8 @@ struct OrbaxStorage::Array {
   zarr::ArrayMetadata metadata;
 };
 
-OrbaxStorage::OrbaxStorage(const std::string& folder,
-                           const TreeMetadata& saved, std::string what)
+OrbaxStorage::OrbaxStorage(const std::string& folder, const TreeMetadata& saved,
+                           std::string what)
     : what_(std::move(what)), every_chunk_stored_(saved.every_chunk_stored) {
   if (!is_orbax_storage_format(saved.storage_format)) {
     throw Error(CKPT_ERROR_UNIMPLEMENTED,
@@ -105,9 +105,9 @@ std::optional<std::string> OrbaxStorage::get(const std::string& key) const {
     return database_->read(*at);
   }
   if (!orbax::is_safe_relative_path(key)) {
-    throw Error(CKPT_ERROR_DATA_LOSS,
-                what_ + ": an array name leads outside " +
-                    files_->shown("") + " (\"" + key.substr(0, 200) + "\")");
+    throw Error(CKPT_ERROR_DATA_LOSS, what_ + ": an array name leads outside " +
+                                          files_->shown("") + " (\"" +
+                                          key.substr(0, 200) + "\")");
   }
   std::optional<uint64_t> size = files_->size_if_exists(key);
   if (!size) return std::nullopt;
@@ -116,8 +116,8 @@ std::optional<std::string> OrbaxStorage::get(const std::string& key) const {
 
 std::string OrbaxStorage::where(const LeafRecord& leaf) const {
   const std::string name = orbax_param_name(leaf.path);
-  return what_ + ": key path " + key_path_repr(leaf.path) + " (array '" +
-         name + "' " +
+  return what_ + ": key path " + key_path_repr(leaf.path) + " (array '" + name +
+         "' " +
          (database_ ? "in the OCDBT database in " + files_->shown("")
                     : "in " + files_->shown(name)) +
          ")";
@@ -136,15 +136,15 @@ const OrbaxStorage::Array& OrbaxStorage::array_of(const LeafRecord& leaf) {
   }
   auto array = std::make_unique<Array>();
   try {
-    array->metadata = zarr3_ ? zarr::parse_array_metadata(*text)
-                             : zarr::parse_zarray(*text);
+    array->metadata =
+        zarr3_ ? zarr::parse_array_metadata(*text) : zarr::parse_zarray(*text);
   } catch (const orbax::Damaged& e) {
     throw Error(CKPT_ERROR_DATA_LOSS, where(leaf) + ": its " + file +
                                           " is damaged (" + e.what() + ")");
   } catch (const orbax::Unsupported& e) {
-    throw Error(CKPT_ERROR_UNIMPLEMENTED,
-                where(leaf) + ": its " + file + " uses " + e.what() +
-                    ", which ckpt does not read");
+    throw Error(CKPT_ERROR_UNIMPLEMENTED, where(leaf) + ": its " + file +
+                                              " uses " + e.what() +
+                                              ", which ckpt does not read");
   } catch (const Error& e) {
     throw Error(e.code(), where(leaf) + ": its " + file + ": " + e.what());
   }
@@ -176,8 +176,8 @@ bool OrbaxStorage::try_describe(LeafRecord& leaf) {
     leaf.shape = m->shape;
   } else {
     leaf.kind = m->dtype == CKPT_DTYPE_BOOL ? LeafKind::kBool
-                : is_integer(m->dtype)     ? LeafKind::kInt
-                                           : LeafKind::kDouble;
+                : is_integer(m->dtype)      ? LeafKind::kInt
+                                            : LeafKind::kDouble;
   }
   return true;
 }
@@ -209,8 +209,8 @@ void OrbaxStorage::read_values(TreeMetadata& saved) {
           at_pointer(*strings, orbax_param_name(leaf.path));
       if (!v || !v->is_string()) {
         throw Error(CKPT_ERROR_DATA_LOSS,
-                    what_ + ": key path " + key_path_repr(leaf.path) +
-                        ": " + files_->shown(kStringsFile) +
+                    what_ + ": key path " + key_path_repr(leaf.path) + ": " +
+                        files_->shown(kStringsFile) +
                         (v ? " holds no string for it" : " lacks it"));
       }
       leaf.string_value = v->get<std::string>();
@@ -230,8 +230,9 @@ void OrbaxStorage::read_values(TreeMetadata& saved) {
     }
     if (m.dtype == CKPT_DTYPE_COMPLEX64 || m.dtype == CKPT_DTYPE_COMPLEX128) {
       throw Error(CKPT_ERROR_UNIMPLEMENTED,
-                  where(leaf) + ": a complex scalar (ckpt's scalars are "
-                                "bool, int and double)");
+                  where(leaf) +
+                      ": a complex scalar (ckpt's scalars are "
+                      "bool, int and double)");
     }
     LeafRecord as_array = leaf;
     as_array.kind = LeafKind::kArray;

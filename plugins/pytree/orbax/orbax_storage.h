@@ -37,8 +37,8 @@ class OrbaxStorage {
   // Opens the storage of a pytree whose _METADATA (read into `saved`)
   // names an Orbax storage format, in the checkpointable's `folder`.
   // `what` names the checkpointable in messages. Throws sdk::Error:
-  // UNIMPLEMENTED for a storage format that is not Orbax's, DATA_LOSS naming the file when the OCDBT database is missing or
-  // damaged.
+  // UNIMPLEMENTED for a storage format that is not Orbax's, DATA_LOSS naming
+  // the file when the OCDBT database is missing or damaged.
   OrbaxStorage(const std::string& folder, const TreeMetadata& saved,
                std::string what);
   ~OrbaxStorage();

@@ -52,8 +52,7 @@ json configuration(const json& codec) {
   return *it;
 }
 
-std::vector<int64_t> shape_of(const json& j, const char* what,
-                              bool positive) {
+std::vector<int64_t> shape_of(const json& j, const char* what, bool positive) {
   if (!j.is_array() || j.size() > kMaxRank) {
     throw Damaged(std::string(what) + " is not a list of at most " +
                   std::to_string(kMaxRank) + " sizes");
@@ -78,7 +77,8 @@ uint64_t volume(const std::vector<int64_t>& shape) {
 std::vector<int64_t> grid_of(const ArrayMetadata& array) {
   std::vector<int64_t> grid(array.shape.size());
   for (size_t d = 0; d < grid.size(); ++d) {
-    grid[d] = (array.shape[d] + array.chunk_shape[d] - 1) / array.chunk_shape[d];
+    grid[d] =
+        (array.shape[d] + array.chunk_shape[d] - 1) / array.chunk_shape[d];
   }
   return grid;
 }
@@ -135,8 +135,7 @@ bool float_fill(const json& j, size_t item, double& value,
       return false;
     }
     if (s.size() == 2 + 2 * item && s.rfind("0x", 0) == 0 &&
-        s.find_first_not_of("0123456789abcdefABCDEF", 2) ==
-            std::string::npos) {
+        s.find_first_not_of("0123456789abcdefABCDEF", 2) == std::string::npos) {
       uint64_t v = std::stoull(s.substr(2), nullptr, 16);
       for (size_t k = 0; k < item; ++k) bits[k] = (v >> (8 * k)) & 0xff;
       return true;
@@ -372,9 +371,9 @@ void decode_shard(const CodecChain& chain, ckpt_dtype dtype,
                   " bytes, shorter than its index of " +
                   std::to_string(index_size));
   }
-  std::string_view index_bytes =
-      chain.index_at_end ? shard.substr(shard.size() - index_size)
-                         : shard.substr(0, index_size);
+  std::string_view index_bytes = chain.index_at_end
+                                     ? shard.substr(shard.size() - index_size)
+                                     : shard.substr(0, index_size);
   bool unused = false;
   std::string storage;
   index_bytes = undo_bytes_codecs(*chain.index, index_bytes, chunks * 16,
@@ -382,7 +381,8 @@ void decode_shard(const CodecChain& chain, ckpt_dtype dtype,
   if (index_bytes.size() != chunks * 16) {
     throw Damaged("a shard index of the wrong size");
   }
-  const auto* index = reinterpret_cast<const unsigned char*>(index_bytes.data());
+  const auto* index =
+      reinterpret_cast<const unsigned char*>(index_bytes.data());
   const bool whole = chunks == 1;
   std::vector<unsigned char> buffer;
   if (!whole) buffer.resize(volume(inner) * item);
@@ -450,50 +450,65 @@ void decode(const CodecChain& chain, ckpt_dtype dtype,
     }
     std::memcpy(out, bytes.data(), bytes.size());
   }
-  const size_t swap = dtype == CKPT_DTYPE_COMPLEX64 ||
-                              dtype == CKPT_DTYPE_COMPLEX128
-                          ? item / 2
-                          : item;
+  const size_t swap =
+      dtype == CKPT_DTYPE_COMPLEX64 || dtype == CKPT_DTYPE_COMPLEX128 ? item / 2
+                                                                      : item;
   if (chain.big_endian && swap > 1) byte_swap(out, raw_size / swap, swap);
+}
+
+// The JSON object of an array's metadata file `file`, of zarr `version`.
+json parse_metadata_file(std::string_view text, const char* file, int version) {
+  ckpt::sdk::check_json_depth(text, file);
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    throw Damaged("not a JSON object");
+  }
+  auto format = j.find("zarr_format");
+  if (format == j.end() || *format != version) {
+    throw Unsupported(
+        "zarr_format " +
+        (format == j.end() ? std::string("(none)") : shown(*format)) + " in " +
+        file + " (read there: zarr v" + std::to_string(version) + ")");
+  }
+  return j;
+}
+
+// The array's shape and its regular grid's chunk shape, checked.
+void set_shapes(ArrayMetadata& a, const json& shape, const json& chunk) {
+  a.shape = shape_of(shape, "the shape", false);
+  check_volume(a.shape, a.dtype, "the shape");
+  a.chunk_shape = shape_of(chunk, "the chunk shape", true);
+  if (a.chunk_shape.size() != a.shape.size()) {
+    throw Damaged("the chunk shape has another rank than the array");
+  }
+  check_volume(a.chunk_shape, a.dtype, "the chunk shape");
+}
+
+// A chunk key separator.
+char separator_of(const json& j, const char* what) {
+  if (j == "/") return '/';
+  if (j == ".") return '.';
+  throw Damaged(std::string(what) + " " + shown(j));
 }
 
 }  // namespace
 
 ArrayMetadata parse_array_metadata(std::string_view zarr_json) {
-  ckpt::sdk::check_json_depth(zarr_json, "zarr.json");
-  const json j = json::parse(zarr_json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    throw Damaged("not a JSON object");
-  }
-  auto format = j.find("zarr_format");
-  if (format == j.end() || *format != 3) {
-    throw Unsupported("zarr_format " +
-                      (format == j.end() ? std::string("(none)")
-                                         : shown(*format)) +
-                      " (this reader reads zarr v3)");
-  }
+  const json j = parse_metadata_file(zarr_json, "zarr.json", 3);
   auto node_type = j.find("node_type");
   if (node_type != j.end() && *node_type != "array") {
     throw Damaged("node_type " + shown(*node_type) + ", not an array");
   }
   ArrayMetadata a;
   a.dtype = dtype_of(member(j, "data_type", "zarr.json"));
-  a.shape = shape_of(member(j, "shape", "zarr.json"), "the shape", false);
-  check_volume(a.shape, a.dtype, "the shape");
-
   const json& grid = member(j, "chunk_grid", "zarr.json");
-  if (!grid.is_object() || string_member(grid, "name", "the chunk grid") !=
-                               "regular") {
+  if (!grid.is_object() ||
+      string_member(grid, "name", "the chunk grid") != "regular") {
     throw Unsupported("the chunk grid " + shown(grid) +
                       " (only \"regular\" grids are read)");
   }
-  a.chunk_shape = shape_of(member(configuration(grid), "chunk_shape",
-                                  "the chunk grid"),
-                           "the chunk_shape", true);
-  if (a.chunk_shape.size() != a.shape.size()) {
-    throw Damaged("the chunk shape has another rank than the array");
-  }
-  check_volume(a.chunk_shape, a.dtype, "the chunk shape");
+  set_shapes(a, member(j, "shape", "zarr.json"),
+             member(configuration(grid), "chunk_shape", "the chunk grid"));
 
   auto encoding = j.find("chunk_key_encoding");
   if (encoding != j.end()) {
@@ -510,13 +525,7 @@ ArrayMetadata parse_array_metadata(std::string_view zarr_json) {
     const json config = configuration(*encoding);
     auto separator = config.find("separator");
     if (separator != config.end()) {
-      if (*separator == "/") {
-        a.separator = '/';
-      } else if (*separator == ".") {
-        a.separator = '.';
-      } else {
-        throw Damaged("the chunk key separator " + shown(*separator));
-      }
+      a.separator = separator_of(*separator, "the chunk key separator");
     }
   }
   parse_codecs(member(j, "codecs", "zarr.json"), a.codecs, "the codecs");
@@ -537,10 +546,10 @@ ckpt_dtype v2_dtype_of(const json& j, CodecChain& codecs) {
   const std::string s = j.get<std::string>();
   if (s == "bfloat16") return CKPT_DTYPE_BFLOAT16;
   static const std::pair<const char*, const char*> kNames[] = {
-      {"b1", "bool"},     {"i1", "int8"},       {"i2", "int16"},
-      {"i4", "int32"},    {"i8", "int64"},      {"u1", "uint8"},
-      {"u2", "uint16"},   {"u4", "uint32"},     {"u8", "uint64"},
-      {"f2", "float16"},  {"f4", "float32"},    {"f8", "float64"},
+      {"b1", "bool"},      {"i1", "int8"},       {"i2", "int16"},
+      {"i4", "int32"},     {"i8", "int64"},      {"u1", "uint8"},
+      {"u2", "uint16"},    {"u4", "uint32"},     {"u8", "uint64"},
+      {"f2", "float16"},   {"f4", "float32"},    {"f8", "float64"},
       {"c8", "complex64"}, {"c16", "complex128"}};
   if (s.size() >= 3 && (s[0] == '<' || s[0] == '>' || s[0] == '|')) {
     for (const auto& [code, name] : kNames) {
@@ -556,30 +565,12 @@ ckpt_dtype v2_dtype_of(const json& j, CodecChain& codecs) {
 }  // namespace
 
 ArrayMetadata parse_zarray(std::string_view zarray_json) {
-  ckpt::sdk::check_json_depth(zarray_json, ".zarray");
-  const json j = json::parse(zarray_json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    throw Damaged("not a JSON object");
-  }
-  auto format = j.find("zarr_format");
-  if (format == j.end() || *format != 2) {
-    throw Damaged("zarr_format " +
-                  (format == j.end() ? std::string("(none)")
-                                     : shown(*format)) +
-                  " in .zarray");
-  }
+  const json j = parse_metadata_file(zarray_json, ".zarray", 2);
   ArrayMetadata a;
   a.v2_keys = true;
   a.separator = '.';
   a.dtype = v2_dtype_of(member(j, "dtype", ".zarray"), a.codecs);
-  a.shape = shape_of(member(j, "shape", ".zarray"), "the shape", false);
-  check_volume(a.shape, a.dtype, "the shape");
-  a.chunk_shape =
-      shape_of(member(j, "chunks", ".zarray"), "the chunk shape", true);
-  if (a.chunk_shape.size() != a.shape.size()) {
-    throw Damaged("the chunk shape has another rank than the array");
-  }
-  check_volume(a.chunk_shape, a.dtype, "the chunk shape");
+  set_shapes(a, member(j, "shape", ".zarray"), member(j, "chunks", ".zarray"));
   auto order = j.find("order");
   if (order != j.end() && *order != "C") {
     throw Unsupported("the element order " + shown(*order) +
@@ -587,11 +578,7 @@ ArrayMetadata parse_zarray(std::string_view zarray_json) {
   }
   auto separator = j.find("dimension_separator");
   if (separator != j.end()) {
-    if (*separator == "/") {
-      a.separator = '/';
-    } else if (*separator != ".") {
-      throw Damaged("the dimension separator " + shown(*separator));
-    }
+    a.separator = separator_of(*separator, "the dimension separator");
   }
   auto filters = j.find("filters");
   if (filters != j.end() && !filters->is_null() &&
@@ -673,7 +660,8 @@ void read_array(const ArrayMetadata& array, const ChunkSource& source,
     }
     if (!whole) {
       std::vector<int64_t> offset(rank);
-      for (size_t d = 0; d < rank; ++d) offset[d] = at[d] * array.chunk_shape[d];
+      for (size_t d = 0; d < rank; ++d)
+        offset[d] = at[d] * array.chunk_shape[d];
       copy_overlap(buffer.data(), offset, array.chunk_shape, dst, zero,
                    array.shape, item);
     }

@@ -58,9 +58,9 @@ struct ArrayMetadata {
   std::vector<unsigned char> fill_value;  // one element, native layout
 };
 
-// Parses zarr.json (zarr v3). Throws Damaged for what no writer produces (not JSON,
-// not an array, a negative or too large shape, a chunk shape that does not
-// fit its codecs) and Unsupported for what this reader does not decode.
+// Parses zarr.json (zarr v3). Throws Damaged for what no writer produces (not
+// JSON, not an array, a negative or too large shape, a chunk shape that does
+// not fit its codecs) and Unsupported for what this reader does not decode.
 ArrayMetadata parse_array_metadata(std::string_view zarr_json);
 
 // Parses .zarray (zarr v2), with the same errors. A null fill value (no

@@ -59,8 +59,7 @@ std::string zstd_decompress(std::string_view compressed, uint64_t max_bytes) {
   return out;
 }
 
-void zstd_decompress_into(std::string_view compressed, void* out,
-                          size_t size) {
+void zstd_decompress_into(std::string_view compressed, void* out, size_t size) {
   struct FreeContext {
     void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
   };

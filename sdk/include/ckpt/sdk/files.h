@@ -114,6 +114,51 @@ inline bool read_file_if_exists(const std::string& path, std::string& out) {
   return true;
 }
 
+// Owns a file descriptor: closes it when it leaves scope, unless released.
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    reset(other.release());
+    return *this;
+  }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// Opens `relative` ('/'-separated) beneath the folder `dirfd` without
+// following a symbolic link in any component; -1 with errno set on failure
+// (ELOOP or ENOTDIR where a component is a link, or a file where a folder
+// should be). The caller checks `relative` has no "." or ".." component.
+inline int open_beneath(int dirfd, const std::string& relative, int flags) {
+  size_t start = 0;
+  UniqueFd held;
+  int current = dirfd;
+  for (;;) {
+    const size_t slash = relative.find('/', start);
+    if (slash == std::string::npos) {
+      return ::openat(current, relative.c_str() + start,
+                      flags | O_NOFOLLOW | O_CLOEXEC);
+    }
+    const std::string part = relative.substr(start, slash - start);
+    const int next = ::openat(current, part.c_str(),
+                              O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) return -1;
+    held.reset(next);
+    current = next;
+    start = slash + 1;
+  }
+}
+
 }  // namespace ckpt::sdk
 
 #endif  // CKPT_SDK_FILES_H_
