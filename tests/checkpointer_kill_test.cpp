@@ -76,9 +76,9 @@ void check_step_loads_completely(Checkpointer& checkpointer, int64_t step) {
     const std::vector<float> values =
         tree.at(name).as_array().to_vector<float>();
     REQUIRE(values.size() == 64 * 1024);
-    CHECK(std::all_of(values.begin(), values.end(), [&](float v) {
-      return v == sign * static_cast<float>(step);
-    }));
+    const float expected = sign * static_cast<float>(step);
+    CHECK(std::all_of(values.begin(), values.end(),
+                      [&](float v) { return v == expected; }));
   }
 }
 

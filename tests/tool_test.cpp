@@ -126,8 +126,9 @@ TEST_CASE(
     CommandResult verify = ckpt_tool("verify --json " + c.string());
     INFO(verify.output);
     CHECK(verify.status == 0);
-    for (const auto& cp :
-         nlohmann::json::parse(verify.output)["checkpointables"]) {
+    const auto report = nlohmann::json::parse(verify.output);
+    CHECK(report["problems"] == 0);
+    for (const auto& cp : report["checkpointables"]) {
       CHECK(cp["status"] != "damaged");
     }
   }
