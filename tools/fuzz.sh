@@ -32,7 +32,8 @@ BUILD=build-fuzz
 FUZZ_DIR=tests/fuzz
 TARGETS=(checkpoint_metadata checkpoint_metadata_sealed checksums
   pytree_metadata pytree_metadata_load pytree_tree_index
-  pytree_tree_index_load pytree_arrays json_data proto_pbtxt)
+  pytree_tree_index_load pytree_arrays orbax_format orbax_load json_data
+  proto_pbtxt)
 
 runs=""
 seconds=""

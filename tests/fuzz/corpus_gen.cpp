@@ -3,7 +3,8 @@
 // lists; json; proto; all of them at once with metrics) on /dev/shm and
 // copies each file a target reads into <out>/<target>/. With a second
 // argument, a folder of Orbax-written checkpoints (../shared/fixtures/orbax),
-// adds a few of their _CHECKPOINT_METADATA and _METADATA files too.
+// adds a few of their _CHECKPOINT_METADATA and _METADATA files too, and the
+// OCDBT and zarr files of their pytrees for the Orbax targets.
 //
 //   corpus_gen tests/fuzz/corpus [fixtures/orbax]      (tools/fuzz.sh --corpus)
 //
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "../../plugins/pytree/orbax/ocdbt_database.h"
 #include "../../plugins/pytree/tree_index.h"
 #include "fuzz_util.h"
 #include "proto_sample.h"
@@ -124,6 +126,49 @@ void fixture_seeds(const fs::path& fixtures, const std::string& file_name,
   }
 }
 
+// The only file of `folder` (a B+tree node's d/).
+fs::path only_file(const fs::path& folder) {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    files.push_back(entry.path());
+  }
+  if (files.size() != 1) {
+    throw std::runtime_error(folder.string() + " holds " +
+                             std::to_string(files.size()) + " files, not 1");
+  }
+  return files[0];
+}
+
+// orbax_format's seeds (each behind its selector byte) and orbax_load's:
+// the files of a v1 pytree (zarr v3) and of a v0 one (zarr v2).
+void orbax_seeds(const fs::path& fixtures) {
+  const fs::path v1 = fixtures / "v1_checkpoints" / "composite_checkpoint" /
+                      "checkpoint_metadata_present" /
+                      "pytree_checkpointable_has_metadata" / "state";
+  const fs::path v0 = fixtures / "v0_checkpoints" / "composite_checkpoint" /
+                      "checkpoint_metadata_missing" /
+                      "pytree_checkpointable_has_metadata" / "state";
+  seed("orbax_format", "root_manifest",
+       '\0' + read_file(v1 / "manifest.ocdbt"));
+  seed("orbax_format", "process_manifest",
+       '\0' + read_file(v1 / "ocdbt.process_0" / "manifest.ocdbt"));
+  const std::string root_node = read_file(only_file(v1 / "d"));
+  seed("orbax_format", "root_node", '\1' + root_node);
+  seed("orbax_load", "root_node", root_node);
+  const ckpt_pytree::ocdbt::Database zarr3(v1.string(), "v1 state");
+  const ckpt_pytree::ocdbt::Database zarr2(v0.string(), "v0 state");
+  auto value = [](const ckpt_pytree::ocdbt::Database& db,
+                  const std::string& key) {
+    auto at = db.find(key);
+    if (!at) throw std::runtime_error("no key " + key);
+    return db.read(*at);
+  };
+  seed("orbax_format", "zarr_a",
+       '\2' + value(zarr3, "a/zarr.json") + '\0' + value(zarr3, "a/c/0"));
+  seed("orbax_format", "zarr2_a",
+       '\3' + value(zarr2, "a/.zarray") + '\0' + value(zarr2, "a/0"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -186,6 +231,7 @@ int main(int argc, char** argv) {
       fixture_seeds(argv[2], ckpt::kCheckpointMetadataFile, "item_handlers", 3,
                     {"checkpoint_metadata"});
       fixture_seeds(argv[2], "_METADATA", "", 2, {"pytree_metadata"});
+      orbax_seeds(argv[2]);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "corpus_gen: %s\n", e.what());

@@ -40,16 +40,17 @@ void run(std::string_view input) {
   }
   const size_t nul = input.find('\0');
   const std::string_view json = input.substr(0, nul);
-  const std::string chunk(nul == std::string_view::npos ? std::string_view()
-                                                        : input.substr(nul + 1));
+  const std::string chunk(nul == std::string_view::npos
+                              ? std::string_view()
+                              : input.substr(nul + 1));
   const ckpt_pytree::zarr::ArrayMetadata array =
       selector == 2 ? ckpt_pytree::zarr::parse_array_metadata(json)
                     : ckpt_pytree::zarr::parse_zarray(json);
   uint64_t elements = 1;
   for (int64_t d : array.shape) elements *= static_cast<uint64_t>(d);
   if (elements > (1u << 16)) return;
-  std::vector<unsigned char> out(
-      elements * ckpt::sdk::dtype_size(array.dtype) + 1);
+  std::vector<unsigned char> out(elements * ckpt::sdk::dtype_size(array.dtype) +
+                                 1);
   ckpt_pytree::zarr::read_array(
       array, [&](const std::string&) { return chunk; },
       /*require_every_chunk=*/false, out.data());
