@@ -132,7 +132,8 @@ int run_convert(const Common& common, const std::string& src,
   } else if (fs::is_directory(info.folder_of(kMetricsName))) {
     const Value metrics =
         load_checkpointables(src, {{kMetricsName, Value()}})[0].second;
-    if (metrics.kind() == Value::Kind::kJson) options.metrics = metrics.as_json();
+    if (metrics.kind() == Value::Kind::kJson)
+      options.metrics = metrics.as_json();
   }
   ContextOptions context_options;
   context_options.checkpointables_options =
