@@ -177,6 +177,18 @@ TEST_CASE(
   CommandResult verify = ckpt_tool("verify " + (dir / "out").string());
   INFO(verify.output);
   CHECK(verify.output.find("state: ok") != std::string::npos);
+  // A flat v0 pytree (zarr v2 arrays, no _CHECKPOINT_METADATA) too.
+  const fs::path v0 = fs::path(CKPT_SOURCE_ROOT) / ".." / "shared" /
+                      "fixtures" / "orbax" / "v0_checkpoints" /
+                      "direct_checkpoint" / "checkpoint_metadata_missing" /
+                      "pytree_checkpointable_has_metadata";
+  CommandResult flat =
+      ckpt_tool("convert " + v0.string() + " " + (dir / "flat").string());
+  INFO(flat.output);
+  REQUIRE(flat.status == 0);
+  CommandResult cat = ckpt_tool("cat " + (dir / "flat").string() + " state");
+  CHECK(cat.output.find("a: array([0, 1, 2, 3, 4, 5, 6, 7], dtype=int32") !=
+        std::string::npos);
   // It never writes over a checkpoint.
   CommandResult again = ckpt_tool("convert " + (dir / "orbax").string() + " " +
                                   (dir / "out").string());

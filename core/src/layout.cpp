@@ -176,6 +176,12 @@ std::vector<std::string> list_checkpointables(const CheckpointInfo& info) {
   return internal::list_checkpointables_in(info.path, info);
 }
 
+bool has_metrics_folder(const CheckpointInfo& info) {
+  std::error_code ec;
+  return info.layout != LayoutVersion::kV0Flat &&
+         fs::is_directory(info.path / kMetricsName, ec);
+}
+
 }  // namespace ckpt
 
 namespace ckpt::internal {

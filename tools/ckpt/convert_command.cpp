@@ -129,7 +129,7 @@ int run_convert(const Common& common, const std::string& src,
   }
   if (info.metrics.is_object() && !info.metrics.empty()) {
     options.metrics = info.metrics;
-  } else if (fs::is_directory(info.folder_of(kMetricsName))) {
+  } else if (has_metrics_folder(info)) {
     const Value metrics =
         load_checkpointables(src, {{kMetricsName, Value()}})[0].second;
     if (metrics.kind() == Value::Kind::kJson)

@@ -85,12 +85,7 @@ void print_result(const Result& r) {
 int run_verify(const Common& common, const std::string& dir) {
   const CheckpointInfo info = read_checkpoint_info(dir);  // completeness
   std::vector<std::string> names = list_checkpointables(info);
-  std::error_code ec;
-  // A flat pytree (Orbax's v0) is its one checkpointable: no metrics.
-  if (info.layout != LayoutVersion::kV0Flat &&
-      fs::is_directory(info.folder_of(kMetricsName), ec)) {
-    names.push_back(kMetricsName);
-  }
+  if (has_metrics_folder(info)) names.push_back(kMetricsName);
   const bool bar = !common.json && ::isatty(STDERR_FILENO);
   std::vector<Result> results;
   for (size_t i = 0; i < names.size(); ++i) {

@@ -95,6 +95,11 @@ std::vector<std::string> list_checkpointables(const CheckpointInfo& info);
 std::vector<std::string> list_checkpointables(
     const std::filesystem::path& path);
 
+// Whether the checkpoint has a metrics folder (kMetricsName): metrics that
+// are not in _CHECKPOINT_METADATA. Never for a flat v0 pytree, whose
+// folder is its one checkpointable.
+bool has_metrics_folder(const CheckpointInfo& info);
+
 }  // namespace ckpt
 
 #endif  // CKPT_LAYOUT_H_
