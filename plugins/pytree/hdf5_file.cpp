@@ -1,6 +1,7 @@
 #include "hdf5_file.h"
 
 #include <ckpt/sdk/error.h>
+#include <ckpt/sdk/files.h>
 #include <ckpt/sdk/value.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -329,25 +330,6 @@ std::string errno_text() { return std::strerror(errno); }
 constexpr uint64_t kHashWindow = 4u << 20;
 constexpr uint64_t kSkipExtent = 64u << 10;
 
-// Writes `n` bytes of `data` at `offset` of `fd`. False with errno set on
-// failure (0 when a write made no progress).
-bool pwrite_full(int fd, const void* data, uint64_t n, uint64_t offset) {
-  const char* p = static_cast<const char*>(data);
-  uint64_t done = 0;
-  while (done < n) {
-    size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, 1u << 30));
-    ssize_t w =
-        ::pwrite(fd, p + done, chunk, static_cast<off_t>(offset + done));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      if (w == 0) errno = 0;
-      return false;
-    }
-    done += static_cast<uint64_t>(w);
-  }
-  return true;
-}
-
 // Writes `pieces` (`n` bytes in all) back to back at `offset` of `fd`, many
 // at a time (pwritev). False with errno set as pwrite_full.
 bool pwrite_pieces(int fd, const std::vector<Span>& pieces, uint64_t n,
@@ -370,7 +352,7 @@ bool pwrite_pieces(int fd, const std::vector<Span>& pieces, uint64_t n,
     }
     if (iov.empty() && next < pieces.size()) {  // one piece of 1 GiB or more
       const Span& big = pieces[next++];
-      if (!pwrite_full(fd, big.data, big.nbytes, offset + written)) {
+      if (!ckpt::sdk::pwrite_full(fd, big.data, big.nbytes, offset + written)) {
         return false;
       }
       written += big.nbytes;
@@ -404,25 +386,6 @@ bool pwrite_pieces(int fd, const std::vector<Span>& pieces, uint64_t n,
   if (written != n) {
     errno = EINVAL;
     return false;
-  }
-  return true;
-}
-
-// Reads `n` bytes at `offset` of `fd` into `out`. False with errno set on
-// failure (0 at an unexpected end of file).
-bool pread_full(int fd, char* out, uint64_t n, uint64_t offset) {
-  uint64_t done = 0;
-  while (done < n) {
-    size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, 1u << 30));
-    ssize_t got =
-        ::pread(fd, out + done, chunk, static_cast<off_t>(offset + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return false;
-    if (got == 0) {
-      errno = 0;
-      return false;
-    }
-    done += static_cast<uint64_t>(got);
   }
   return true;
 }
@@ -473,7 +436,7 @@ bool hash_outside(int fd, uint64_t size, const std::vector<Extent>& extents,
         break;
       }
     }
-    if (!pread_full(fd, buffer.get(), end - pos, pos)) return false;
+    if (!ckpt::sdk::pread_full(fd, buffer.get(), end - pos, pos)) return false;
     uint64_t cur = pos;
     for (size_t k = e; k < n && extents[k].offset < end; ++k) {
       XXH3_64bits_update(state.get(), buffer.get() + (cur - pos),
@@ -560,8 +523,9 @@ ArrayFileStructure write_array_file(const std::string& file,
     throw_os_error(errno, what + ": cannot reopen " + file);
   }
   for (const Pending& p : pending) {
-    if (!(p.pieces ? pwrite_pieces(fd, *p.pieces, p.nbytes, p.file_offset)
-                   : pwrite_full(fd, p.data, p.nbytes, p.file_offset))) {
+    if (!(p.pieces
+              ? pwrite_pieces(fd, *p.pieces, p.nbytes, p.file_offset)
+              : ckpt::sdk::pwrite_full(fd, p.data, p.nbytes, p.file_offset))) {
       // A write that makes no progress is a full device.
       const int err = errno != 0 ? errno : ENOSPC;
       ::close(fd);
@@ -989,8 +953,8 @@ void ArrayFileReader::read(const std::vector<ArrayToRead>& reads,
     }
     for (uint64_t done = 0; done < d.nbytes;) {
       const uint64_t n = std::min(kReadChunk, d.nbytes - done);
-      if (!pread_full(fd_, static_cast<char*>(d.destination) + done, n,
-                      d.file_offset + done)) {
+      if (!ckpt::sdk::pread_full(fd_, static_cast<char*>(d.destination) + done,
+                                 n, d.file_offset + done)) {
         std::string reason =
             errno != 0 ? errno_text() : "unexpected end of file";
         damaged(what_ + ": key path " + d.array->key_path + ": cannot read " +

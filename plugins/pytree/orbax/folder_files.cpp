@@ -130,23 +130,13 @@ void FolderFiles::read(const std::string& path, uint64_t offset,
                     " at " + range_text(offset, length) + " lies beyond its " +
                     std::to_string(f->size) + " bytes)");
   }
-  char* p = static_cast<char*>(out);
-  uint64_t done = 0;
-  while (done < length) {
-    const size_t step =
-        static_cast<size_t>(std::min<uint64_t>(length - done, 1u << 30));
-    const ssize_t n =
-        ::pread(f->fd, p + done, step, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
+  if (!ckpt::sdk::pread_full(f->fd, out, length, offset)) {
+    if (errno != 0) {
       ckpt::sdk::throw_os_error(errno, what_ + ": cannot read " + shown(path));
     }
-    if (n == 0) {
-      throw Error(CKPT_ERROR_DATA_LOSS,
-                  what_ + ": " + shown(path) +
-                      " is damaged (it became shorter while being read)");
-    }
-    done += static_cast<uint64_t>(n);
+    throw Error(CKPT_ERROR_DATA_LOSS,
+                what_ + ": " + shown(path) +
+                    " is damaged (it became shorter while being read)");
   }
 }
 

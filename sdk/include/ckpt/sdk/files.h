@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -157,6 +158,48 @@ inline int open_beneath(int dirfd, const std::string& relative, int flags) {
     current = next;
     start = slash + 1;
   }
+}
+
+// Writes `n` bytes of `data` at `offset` of `fd`, however many pwrite
+// calls it takes. False with errno set on failure (0 when a write made no
+// progress).
+inline bool pwrite_full(int fd, const void* data, uint64_t n, uint64_t offset) {
+  const char* p = static_cast<const char*>(data);
+  uint64_t done = 0;
+  while (done < n) {
+    const size_t chunk =
+        static_cast<size_t>(n - done < (1u << 30) ? n - done : (1u << 30));
+    const ssize_t w =
+        ::pwrite(fd, p + done, chunk, static_cast<off_t>(offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (w == 0) errno = 0;
+      return false;
+    }
+    done += static_cast<uint64_t>(w);
+  }
+  return true;
+}
+
+// Reads `n` bytes at `offset` of `fd` into `out`, however many pread calls
+// it takes. False with errno set on failure (0 at an unexpected end of
+// file).
+inline bool pread_full(int fd, void* out, uint64_t n, uint64_t offset) {
+  char* p = static_cast<char*>(out);
+  uint64_t done = 0;
+  while (done < n) {
+    const size_t chunk =
+        static_cast<size_t>(n - done < (1u << 30) ? n - done : (1u << 30));
+    const ssize_t got =
+        ::pread(fd, p + done, chunk, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      if (got == 0) errno = 0;
+      return false;
+    }
+    done += static_cast<uint64_t>(got);
+  }
+  return true;
 }
 
 }  // namespace ckpt::sdk
