@@ -194,6 +194,29 @@ TEST_CASE(
                                   (dir / "out").string());
   CHECK(again.status == 1);
   CHECK(read_text(dir / "out" / "host" / "sub" / "blob.bin") == "host bytes");
+  // A copied part must be folders and files inside the checkpoint: a link
+  // (leading elsewhere) and a hostile depth are refused, naming the path,
+  // and nothing is written.
+  fs::create_directories(dir / "elsewhere");
+  write_text(dir / "elsewhere" / "secret", "not ours");
+  fs::create_directory_symlink(dir / "elsewhere",
+                               dir / "orbax" / "host" / "link");
+  CommandResult link = ckpt_tool("convert " + (dir / "orbax").string() + " " +
+                                 (dir / "linked").string());
+  INFO(link.output);
+  CHECK(link.status == 1);
+  CHECK(link.output.find("link") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "linked"));
+  fs::remove(dir / "orbax" / "host" / "link");
+  fs::path deep = dir / "orbax" / "host";
+  for (int i = 0; i < 130; ++i) deep /= "d";
+  fs::create_directories(deep);
+  CommandResult nested = ckpt_tool("convert " + (dir / "orbax").string() + " " +
+                                   (dir / "deep").string());
+  INFO(nested.output);
+  CHECK(nested.status == 1);
+  CHECK(nested.output.find("folders deep") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "deep"));
 }
 
 TEST_CASE("ckpt verify passes a good checkpoint and names each problem",

@@ -25,16 +25,25 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Folders nested deeper than this in a copied checkpointable are refused
+// (a damaged or hostile tree must not exhaust the stack).
+constexpr int kMaxCopyDepth = 128;
+
 // Copies the folder `from` into the existing empty folder `to`: folders and
 // regular files only (a checkpoint holds nothing else; a symbolic link
 // could lead outside it).
-void copy_folder(const fs::path& from, const fs::path& to) {
+void copy_folder(const fs::path& from, const fs::path& to, int depth = 0) {
+  if (depth > kMaxCopyDepth) {
+    throw DataLossError(from.string() + " lies more than " +
+                        std::to_string(kMaxCopyDepth) +
+                        " folders deep: not copied");
+  }
   for (const auto& entry : fs::directory_iterator(from)) {
     const fs::file_status st = entry.symlink_status();
     const fs::path target = to / entry.path().filename();
     if (fs::is_directory(st)) {
       fs::create_directory(target);
-      copy_folder(entry.path(), target);
+      copy_folder(entry.path(), target, depth + 1);
     } else if (fs::is_regular_file(st)) {
       fs::copy_file(entry.path(), target);
     } else {
@@ -67,6 +76,11 @@ class FolderCopyHandler final : public Handler {
                          const Value& value) const override {
     const fs::path source = value.as_string();
     const fs::path target = call.directory;
+    if (!fs::is_directory(fs::symlink_status(source))) {
+      throw DataLossError(source.string() +
+                          " is not a folder (a symbolic link is not "
+                          "followed): not copied");
+    }
     return run_in_background([source, target] {
       try {
         copy_folder(source, target);
