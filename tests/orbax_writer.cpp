@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "../plugins/pytree/cast.h"
 #include "../plugins/pytree/dtypes.h"
 #include "../plugins/pytree/orbax/crc32c.h"
 
@@ -273,19 +274,13 @@ std::string param_name(const std::vector<std::string>& path) {
   return s;
 }
 
-uint64_t volume(const std::vector<int64_t>& shape) {
-  uint64_t n = 1;
-  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-  return n;
-}
-
 // Copies the elements of `box` (offset, shape) of the C-order array
 // `shape` at `src`, padded with `fill` outside it.
 std::string extract(const std::string& src, const std::vector<int64_t>& shape,
                     const std::vector<int64_t>& offset,
                     const std::vector<int64_t>& box, const std::string& fill) {
   const size_t item = fill.size();
-  const uint64_t n = volume(box);
+  const uint64_t n = ckpt_pytree::element_count(box);
   std::string out;
   out.reserve(n * item);
   std::vector<int64_t> at(box.size(), 0);
@@ -421,9 +416,9 @@ std::map<std::string, std::string> array_values(const Leaf& leaf,
   for (size_t d = 0; d < rank; ++d) {
     grid[d] = (leaf.shape[d] + chunk[d] - 1) / chunk[d];
   }
-  if (volume(leaf.shape) == 0) return out;
+  if (ckpt_pytree::element_count(leaf.shape) == 0) return out;
   std::vector<int64_t> at(rank, 0);
-  for (uint64_t c = 0; c < volume(grid); ++c) {
+  for (uint64_t c = 0; c < ckpt_pytree::element_count(grid); ++c) {
     std::vector<int64_t> offset(rank);
     std::string key = zarr2 ? "" : "c";
     for (size_t d = 0; d < rank; ++d) {
@@ -442,7 +437,7 @@ std::map<std::string, std::string> array_values(const Leaf& leaf,
         for (size_t d = 0; d < rank; ++d) inner_grid[d] = chunk[d] / inner[d];
         std::string data, index;
         std::vector<int64_t> in_at(rank, 0);
-        for (uint64_t k = 0; k < volume(inner_grid); ++k) {
+        for (uint64_t k = 0; k < ckpt_pytree::element_count(inner_grid); ++k) {
           std::vector<int64_t> in_offset(rank);
           for (size_t d = 0; d < rank; ++d) in_offset[d] = in_at[d] * inner[d];
           const std::string part =

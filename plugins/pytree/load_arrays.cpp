@@ -250,6 +250,20 @@ std::shared_ptr<void> allocate_for(uint64_t nbytes,
   }
 }
 
+// Where array `a` (saved as `leaf`, `nbytes` as saved) lands: the caller's
+// buffer when it is asked for as saved, else fresh memory.
+Landing land_array(const ArrayLoad& a, const LeafRecord& leaf, uint64_t nbytes,
+                   const std::shared_ptr<void>& caller_memory,
+                   const std::string& for_what) {
+  if (a.caller_buffer && a.dtype == leaf.dtype && a.shape == leaf.shape) {
+    return {a.caller_buffer, caller_memory};
+  }
+  Landing landing;
+  landing.owner = allocate_for(nbytes, for_what);
+  landing.data = landing.owner.get();
+  return landing;
+}
+
 // Gives every read of `schedule` its destination, once the array file has
 // vouched for the sizes: a whole pack fresh memory its slices and arrays
 // alias; an array requested as saved into a caller's buffer, that buffer;
@@ -281,14 +295,8 @@ void allocate_landings(const LoadPlan& plan, ReadSchedule& schedule,
     const ArrayLoad& a = plan.arrays[i];
     const LeafRecord& leaf = plan.saved.leaves[a.leaf];
     Landing& landing = schedule.landing[i];
-    if (a.caller_buffer && a.dtype == leaf.dtype && a.shape == leaf.shape) {
-      landing.data = a.caller_buffer;
-      landing.owner = caller_memory;
-    } else {
-      landing.owner =
-          allocate_for(r.count * item, what + ": key path " + r.key_path);
-      landing.data = landing.owner.get();
-    }
+    landing = land_array(a, leaf, r.count * item, caller_memory,
+                         what + ": key path " + r.key_path);
     r.destination = landing.data;
   }
 }
@@ -695,13 +703,8 @@ void load_orbax_arrays(LoadPlan& plan, const OrbaxStorage& storage,
     const uint64_t nbytes =
         element_count(leaf.shape) * ckpt::sdk::dtype_size(leaf.dtype);
     storage.check(leaf);  // before any allocation
-    if (a.caller_buffer && a.dtype == leaf.dtype && a.shape == leaf.shape) {
-      landing[i] = {a.caller_buffer, caller_memory};
-    } else {
-      landing[i].owner =
-          allocate_for(nbytes, what + ": key path " + key_path_repr(leaf.path));
-      landing[i].data = landing[i].owner.get();
-    }
+    landing[i] = land_array(a, leaf, nbytes, caller_memory,
+                            what + ": key path " + key_path_repr(leaf.path));
     reads.push_back(i);
     bytes += nbytes;
   }

@@ -67,12 +67,6 @@ std::vector<int64_t> shape_of(const json& j, const char* what, bool positive) {
   return out;
 }
 
-uint64_t volume(const std::vector<int64_t>& shape) {
-  uint64_t n = 1;
-  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-  return n;
-}
-
 // The chunk grid's extent in each dimension.
 std::vector<int64_t> grid_of(const ArrayMetadata& array) {
   std::vector<int64_t> grid(array.shape.size());
@@ -361,7 +355,7 @@ void decode_shard(const CodecChain& chain, ckpt_dtype dtype,
   const size_t rank = shape.size();
   std::vector<int64_t> grid(rank);
   for (size_t d = 0; d < rank; ++d) grid[d] = shape[d] / inner[d];
-  const uint64_t chunks = volume(grid);
+  const uint64_t chunks = element_count(grid);
   uint64_t index_size = chunks * 16;
   for (auto c : chain.index->bytes_codecs) {
     if (c == CodecChain::BytesCodec::kCrc32c) index_size += 4;
@@ -385,7 +379,7 @@ void decode_shard(const CodecChain& chain, ckpt_dtype dtype,
       reinterpret_cast<const unsigned char*>(index_bytes.data());
   const bool whole = chunks == 1;
   std::vector<unsigned char> buffer;
-  if (!whole) buffer.resize(volume(inner) * item);
+  if (!whole) buffer.resize(element_count(inner) * item);
   std::vector<int64_t> at(rank, 0);  // grid position, C order
   std::vector<int64_t> zero(rank, 0);
   for (uint64_t c = 0; c < chunks; ++c) {
@@ -393,7 +387,7 @@ void decode_shard(const CodecChain& chain, ckpt_dtype dtype,
     const uint64_t nbytes =
         load_u64(index + 16 * c + 8, chain.index->big_endian);
     unsigned char* target = whole ? out : buffer.data();
-    const uint64_t count = volume(inner);
+    const uint64_t count = element_count(inner);
     if (offset == kEmptyChunk && nbytes == kEmptyChunk) {
       for (uint64_t i = 0; i < count; ++i) {
         std::memcpy(target + i * item, fill, item);
@@ -421,7 +415,7 @@ void decode(const CodecChain& chain, ckpt_dtype dtype,
             const std::vector<int64_t>& shape, const unsigned char* fill,
             std::string_view encoded, unsigned char* out) {
   const size_t item = ckpt::sdk::dtype_size(dtype);
-  const uint64_t count = volume(shape);
+  const uint64_t count = element_count(shape);
   const uint64_t raw_size = count * item;
   // What the array-to-bytes codec's output may be: the raw bytes, or for
   // a shard its chunks' (no more than twice raw each, zstd's worst case
@@ -618,7 +612,7 @@ void for_each_chunk_key(const ArrayMetadata& array,
                         const std::function<void(const std::string&)>& visit) {
   const std::vector<int64_t> grid = grid_of(array);
   std::vector<int64_t> at(grid.size(), 0);
-  const uint64_t chunks = volume(grid);
+  const uint64_t chunks = element_count(grid);
   for (uint64_t c = 0; c < chunks; ++c, next_position(at, grid)) {
     visit(chunk_key(array, at));
   }
@@ -629,14 +623,14 @@ void read_array(const ArrayMetadata& array, const ChunkSource& source,
   const size_t item = ckpt::sdk::dtype_size(array.dtype);
   const size_t rank = array.shape.size();
   auto* dst = static_cast<unsigned char*>(out);
-  if (volume(array.shape) == 0) return;
+  if (element_count(array.shape) == 0) return;
   const std::vector<int64_t> grid = grid_of(array);
   // One chunk exactly the array's shape decodes in place.
   const bool whole = array.chunk_shape == array.shape;
   std::vector<unsigned char> buffer;
-  if (!whole) buffer.resize(volume(array.chunk_shape) * item);
+  if (!whole) buffer.resize(element_count(array.chunk_shape) * item);
   std::vector<int64_t> at(rank, 0), zero(rank, 0);
-  const uint64_t chunks = volume(grid);
+  const uint64_t chunks = element_count(grid);
   for (uint64_t c = 0; c < chunks; ++c) {
     const std::string key = chunk_key(array, at);
     unsigned char* target = whole ? dst : buffer.data();
@@ -646,7 +640,7 @@ void read_array(const ArrayMetadata& array, const ChunkSource& source,
         throw Damaged("chunk " + key +
                       " is missing (the writer stored every chunk)");
       }
-      const uint64_t count = volume(array.chunk_shape);
+      const uint64_t count = element_count(array.chunk_shape);
       for (uint64_t i = 0; i < count; ++i) {
         std::memcpy(target + i * item, array.fill_value.data(), item);
       }

@@ -160,38 +160,18 @@ inline int open_beneath(int dirfd, const std::string& relative, int flags) {
   }
 }
 
-// Writes `n` bytes of `data` at `offset` of `fd`, however many pwrite
-// calls it takes. False with errno set on failure (0 when a write made no
-// progress).
-inline bool pwrite_full(int fd, const void* data, uint64_t n, uint64_t offset) {
-  const char* p = static_cast<const char*>(data);
-  uint64_t done = 0;
-  while (done < n) {
-    const size_t chunk =
-        static_cast<size_t>(n - done < (1u << 30) ? n - done : (1u << 30));
-    const ssize_t w =
-        ::pwrite(fd, p + done, chunk, static_cast<off_t>(offset + done));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      if (w == 0) errno = 0;
-      return false;
-    }
-    done += static_cast<uint64_t>(w);
-  }
-  return true;
-}
+namespace detail {
 
-// Reads `n` bytes at `offset` of `fd` into `out`, however many pread calls
-// it takes. False with errno set on failure (0 at an unexpected end of
-// file).
-inline bool pread_full(int fd, void* out, uint64_t n, uint64_t offset) {
-  char* p = static_cast<char*>(out);
+// Runs `op(fd, buffer, length, offset)` (pread or pwrite) until `n` bytes
+// at `offset` are done, in calls of at most 1 GiB, retrying on EINTR.
+template <typename Op, typename Byte>
+bool positioned_full(Op op, int fd, Byte* p, uint64_t n, uint64_t offset) {
   uint64_t done = 0;
   while (done < n) {
     const size_t chunk =
         static_cast<size_t>(n - done < (1u << 30) ? n - done : (1u << 30));
     const ssize_t got =
-        ::pread(fd, p + done, chunk, static_cast<off_t>(offset + done));
+        op(fd, p + done, chunk, static_cast<off_t>(offset + done));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
       if (got == 0) errno = 0;
@@ -200,6 +180,24 @@ inline bool pread_full(int fd, void* out, uint64_t n, uint64_t offset) {
     done += static_cast<uint64_t>(got);
   }
   return true;
+}
+
+}  // namespace detail
+
+// Writes `n` bytes of `data` at `offset` of `fd`, however many pwrite
+// calls it takes. False with errno set on failure (0 when a write made no
+// progress).
+inline bool pwrite_full(int fd, const void* data, uint64_t n, uint64_t offset) {
+  return detail::positioned_full(::pwrite, fd, static_cast<const char*>(data),
+                                 n, offset);
+}
+
+// Reads `n` bytes at `offset` of `fd` into `out`, however many pread calls
+// it takes. False with errno set on failure (0 at an unexpected end of
+// file).
+inline bool pread_full(int fd, void* out, uint64_t n, uint64_t offset) {
+  return detail::positioned_full(::pread, fd, static_cast<char*>(out), n,
+                                 offset);
 }
 
 }  // namespace ckpt::sdk
