@@ -41,13 +41,14 @@ TreeMetadata read_tree_metadata(const ckpt::sdk::Call& call) {
 void require_readable_format(const TreeMetadata& saved,
                              const std::string& what) {
   if (is_ckpt_storage_format(saved.storage_format) ||
-      saved.storage_format.rfind("orbax.", 0) == 0) {
-    return;  // Orbax's: OrbaxStorage says which of them it reads
+      is_orbax_storage_format(saved.storage_format)) {
+    return;
   }
   throw Error(CKPT_ERROR_UNIMPLEMENTED,
               what + ": storage format '" + saved.storage_format +
                   "' is not supported (the pytree handler reads '" +
-                  kStorageFormat + "' and Python Orbax's zarr v3 arrays)");
+                  kStorageFormat +
+                  "' and Python Orbax's zarr arrays, with or without OCDBT)");
 }
 
 // Array specs, scalar kinds, placeholders and concrete leaves.

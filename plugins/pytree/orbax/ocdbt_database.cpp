@@ -204,13 +204,4 @@ std::string Database::read(const ValueLocation& where) const {
   return files_.read(where.file, where.offset, where.length, kRole, "value");
 }
 
-void Database::read_range(const ValueLocation& where, uint64_t offset,
-                          uint64_t size, void* out) const {
-  if (where.is_inline) {
-    std::memcpy(out, where.inline_value.data() + offset, size);
-    return;
-  }
-  files_.read(where.file, where.offset + offset, size, kRole, "value", out);
-}
-
 }  // namespace ckpt_pytree::ocdbt

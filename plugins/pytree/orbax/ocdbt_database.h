@@ -52,10 +52,6 @@ class Database {
   // after checking that the file holds its range: DATA_LOSS naming the
   // file otherwise.
   std::string read(const ValueLocation& where) const;
-  // Bytes [offset, offset + size) of it into `out`.
-  // REQUIRES: offset + size <= where.size().
-  void read_range(const ValueLocation& where, uint64_t offset, uint64_t size,
-                  void* out) const;
 
   const Manifest& manifest() const { return manifest_; }
   const orbax::FolderFiles& files() const { return files_; }
