@@ -347,6 +347,26 @@ uint64_t load_u64(const unsigned char* p, bool big_endian) {
   return v;
 }
 
+// `count` elements of `item` bytes at `target`, each `fill`.
+void fill_elements(unsigned char* target, uint64_t count,
+                   const unsigned char* fill, size_t item) {
+  for (uint64_t i = 0; i < count; ++i) {
+    std::memcpy(target + i * item, fill, item);
+  }
+}
+
+// Copies a decoded chunk of `chunk` shape, at grid position `at`, into the
+// part of `out` (of `shape`) it covers (an edge chunk covers less).
+void place_chunk(const unsigned char* chunk_bytes,
+                 const std::vector<int64_t>& at,
+                 const std::vector<int64_t>& chunk, unsigned char* out,
+                 const std::vector<int64_t>& shape, size_t item) {
+  std::vector<int64_t> offset(at.size());
+  for (size_t d = 0; d < at.size(); ++d) offset[d] = at[d] * chunk[d];
+  copy_overlap(chunk_bytes, offset, chunk, out,
+               std::vector<int64_t>(at.size(), 0), shape, item);
+}
+
 void decode_shard(const CodecChain& chain, ckpt_dtype dtype,
                   const std::vector<int64_t>& shape, const unsigned char* fill,
                   std::string_view shard, unsigned char* out) {
@@ -381,7 +401,6 @@ void decode_shard(const CodecChain& chain, ckpt_dtype dtype,
   std::vector<unsigned char> buffer;
   if (!whole) buffer.resize(element_count(inner) * item);
   std::vector<int64_t> at(rank, 0);  // grid position, C order
-  std::vector<int64_t> zero(rank, 0);
   for (uint64_t c = 0; c < chunks; ++c) {
     const uint64_t offset = load_u64(index + 16 * c, chain.index->big_endian);
     const uint64_t nbytes =
@@ -389,9 +408,7 @@ void decode_shard(const CodecChain& chain, ckpt_dtype dtype,
     unsigned char* target = whole ? out : buffer.data();
     const uint64_t count = element_count(inner);
     if (offset == kEmptyChunk && nbytes == kEmptyChunk) {
-      for (uint64_t i = 0; i < count; ++i) {
-        std::memcpy(target + i * item, fill, item);
-      }
+      fill_elements(target, count, fill, item);
     } else {
       if (offset > shard.size() || nbytes > shard.size() - offset) {
         throw Damaged("inner chunk " + std::to_string(c) + " at bytes [" +
@@ -403,9 +420,7 @@ void decode_shard(const CodecChain& chain, ckpt_dtype dtype,
              target);
     }
     if (!whole) {
-      std::vector<int64_t> box_offset(rank);
-      for (size_t d = 0; d < rank; ++d) box_offset[d] = at[d] * inner[d];
-      copy_overlap(buffer.data(), box_offset, inner, out, zero, shape, item);
+      place_chunk(buffer.data(), at, inner, out, shape, item);
       next_position(at, grid);
     }
   }
@@ -629,7 +644,7 @@ void read_array(const ArrayMetadata& array, const ChunkSource& source,
   const bool whole = array.chunk_shape == array.shape;
   std::vector<unsigned char> buffer;
   if (!whole) buffer.resize(element_count(array.chunk_shape) * item);
-  std::vector<int64_t> at(rank, 0), zero(rank, 0);
+  std::vector<int64_t> at(rank, 0);
   const uint64_t chunks = element_count(grid);
   for (uint64_t c = 0; c < chunks; ++c) {
     const std::string key = chunk_key(array, at);
@@ -640,10 +655,8 @@ void read_array(const ArrayMetadata& array, const ChunkSource& source,
         throw Damaged("chunk " + key +
                       " is missing (the writer stored every chunk)");
       }
-      const uint64_t count = element_count(array.chunk_shape);
-      for (uint64_t i = 0; i < count; ++i) {
-        std::memcpy(target + i * item, array.fill_value.data(), item);
-      }
+      fill_elements(target, element_count(array.chunk_shape),
+                    array.fill_value.data(), item);
     } else {
       try {
         decode(array.codecs, array.dtype, array.chunk_shape,
@@ -653,11 +666,7 @@ void read_array(const ArrayMetadata& array, const ChunkSource& source,
       }
     }
     if (!whole) {
-      std::vector<int64_t> offset(rank);
-      for (size_t d = 0; d < rank; ++d)
-        offset[d] = at[d] * array.chunk_shape[d];
-      copy_overlap(buffer.data(), offset, array.chunk_shape, dst, zero,
-                   array.shape, item);
+      place_chunk(buffer.data(), at, array.chunk_shape, dst, array.shape, item);
     }
     next_position(at, grid);
   }
