@@ -8,8 +8,8 @@
 #include <catch2/catch.hpp>
 #include <future>
 
-#include "../core/src/layout_internal.h"
-#include "../core/src/save_owner.h"
+#include "../core/src/load/open_checkpoint.h"
+#include "../core/src/save/save_owner.h"
 #include "test_util.h"
 
 using namespace ckpt;

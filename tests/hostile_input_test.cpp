@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "../core/src/value_bridge.h"
+#include "../core/src/value/value_bridge.h"
 #include "proto_samples.h"
 #include "test_util.h"
 

@@ -7,7 +7,7 @@
 #include <catch2/catch.hpp>
 #include <set>
 
-#include "../core/src/layout_internal.h"
+#include "../core/src/load/open_checkpoint.h"
 #include "test_util.h"
 
 using namespace ckpt;

@@ -8,7 +8,7 @@
 #include <catch2/catch.hpp>
 #include <vector>
 
-#include "../../core/src/checkpoint_root.h"
+#include "../../core/src/training/checkpoint_root.h"
 #include "mpi_util.h"
 
 using namespace mpi_test;

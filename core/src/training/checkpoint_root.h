@@ -1,0 +1,23 @@
+// The core's side of a root of step checkpoints (ckpt/checkpointer.h).
+#ifndef CKPT_SRC_TRAINING_CHECKPOINT_ROOT_H_
+#define CKPT_SRC_TRAINING_CHECKPOINT_ROOT_H_
+
+#include <ckpt/checkpointer.h>
+
+#include <cstdint>
+#include <filesystem>
+
+namespace ckpt::internal {
+
+// What step folder `folder` of step `step` holds: committed (with its
+// commit time, metrics and size) or not, and why. Never throws for a
+// damaged folder.
+StepFolder read_step_folder(const std::filesystem::path& folder, int64_t step);
+
+// Forgets a preemption notice (request_preemption), for tests that run
+// several checkpointers in one process.
+void forget_preemption_notice();
+
+}  // namespace ckpt::internal
+
+#endif  // CKPT_SRC_TRAINING_CHECKPOINT_ROOT_H_

@@ -1,0 +1,404 @@
+// ckpt::Checkpointer: a root of step checkpoints on top of the save and
+// load calls (ckpt/checkpointer.h).
+#include <ckpt/checkpointer.h>
+#include <ckpt/context.h>
+#include <ckpt/errors.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+
+#include "load/open_checkpoint.h"
+#include "save/atomic_commit.h"
+#include "training/checkpoint_root.h"
+#include "util/error_conversion.h"
+#include "util/logging.h"
+
+namespace fs = std::filesystem;
+
+namespace ckpt {
+
+namespace {
+
+// Set by request_preemption (and so by the signal handler).
+std::atomic<bool> g_preempted{false};
+static_assert(std::atomic<bool>::is_always_lock_free,
+              "the preemption flag is set from a signal handler");
+
+extern "C" void on_preemption_signal(int signal_number) {
+  if (g_preempted.exchange(true)) {
+    // A second notice: end as if no handler were installed.
+    ::signal(signal_number, SIG_DFL);
+    ::raise(signal_number);
+  }
+}
+
+void install_preemption_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction action {};
+    action.sa_handler = on_preemption_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    for (int signal_number : {SIGTERM, SIGINT}) {
+      if (::sigaction(signal_number, &action, nullptr) != 0) {
+        throw_error(error_kind_from_errno(errno),
+                    "cannot install the preemption signal handler");
+      }
+    }
+  });
+}
+
+// The committed steps of `listing`, ascending.
+std::vector<CheckpointStep> committed_steps(const RootListing& listing) {
+  std::vector<CheckpointStep> steps;
+  for (const StepFolder& folder : listing.steps) {
+    if (folder.committed) steps.push_back(folder.checkpoint);
+  }
+  return steps;
+}
+
+}  // namespace
+
+void request_preemption() noexcept { g_preempted.store(true); }
+
+void internal::forget_preemption_notice() { g_preempted.store(false); }
+
+struct Checkpointer::State {
+  CheckpointerOptions options;
+  std::shared_ptr<Collectives> collectives;  // null: one process
+  int primary_host = 0;
+  bool primary = true;
+
+  mutable std::mutex mutex;  // guards the members up to the next comment
+  std::vector<CheckpointStep> steps;  // committed, ascending
+  std::map<int64_t, int> loading;     // step -> loads running
+  std::vector<TemporaryFolder> leftovers;
+
+  // Used by the thread that drives the Checkpointer only.
+  AsyncSave in_flight;
+  bool has_in_flight = false;
+  int64_t in_flight_step = 0;
+  bool preemption_agreed = false;  // every process knows of a notice
+  bool preemption_saved = false;   // and a step after it committed
+  bool closed = false;
+
+  std::optional<int64_t> newest_step() const {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (steps.empty()) return std::nullopt;
+    return steps.back().step;
+  }
+};
+
+Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
+    : directory_(fs::absolute(std::move(directory)).lexically_normal()),
+      state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.options = std::move(options);
+  s.options.step_name_format.check();
+  const Context& context = Context::current();
+  s.collectives = context.options().multiprocessing.collectives;
+  s.primary_host = context.options().multiprocessing.primary_host;
+  s.primary = context.is_primary_host();
+  if (s.options.handle_preemption_signals) install_preemption_handler();
+  internal::with_errors_converted([&] { fs::create_directories(directory_); });
+  RootListing listing =
+      list_checkpoint_root(directory_, s.options.step_name_format);
+  s.steps = committed_steps(listing);
+  for (TemporaryFolder& temporary : listing.temporaries) {
+    if (s.primary && s.options.cleanup_temporary_folders &&
+        temporary.owner == TemporaryFolder::Owner::kGone) {
+      internal::log(CKPT_LOG_INFO, "removing " + temporary.path.string() +
+                                       ", left by a save that died (" +
+                                       temporary.owner_description + ")");
+      internal::remove_quietly(temporary.path);
+      continue;
+    }
+    s.leftovers.push_back(std::move(temporary));
+  }
+}
+
+Checkpointer::~Checkpointer() {
+  try {
+    close();
+  } catch (const std::exception& e) {
+    internal::log(CKPT_LOG_ERROR, "closing the checkpointer of " +
+                                      directory_.string() + ": " + e.what());
+  }
+}
+
+bool Checkpointer::should_save(int64_t step) {
+  State& s = *state_;
+  const bool many_processes =
+      s.collectives && s.collectives->process_count() > 1;
+  // The decision of a job is a collective, and so is the commit of a save
+  // in flight, on its own thread: never both at once.
+  if (many_processes) wait();
+  std::optional<int64_t> newest = s.newest_step();
+  if (s.has_in_flight && (!newest || s.in_flight_step > *newest)) {
+    newest = s.in_flight_step;  // as good as committed, for this decision
+  }
+  bool local = false;
+  const bool noticed = g_preempted.load() || s.preemption_agreed;
+  if (!newest || step > *newest) {
+    CheckpointStep candidate;
+    candidate.step = step;
+    candidate.path = directory_ / s.options.step_name_format.name(step);
+    candidate.time = std::chrono::system_clock::now();
+    DecisionContext context;
+    context.is_saving_in_progress = is_saving_in_progress();
+    context.reached_preemption = noticed && !s.preemption_saved;
+    local = context.reached_preemption ||
+            s.options.save_decision_policy->should_save(candidate,
+                                                        checkpoints(), context);
+  }
+  if (!many_processes) {
+    s.preemption_agreed = noticed;
+    return local;
+  }
+  // Every process must decide alike: the primary's decision, or any
+  // process's preemption notice.
+  const std::vector<std::string> all = s.collectives->all_gather(
+      std::string{local ? '1' : '0', noticed ? '1' : '0'});
+  bool decision = false;
+  for (size_t p = 0; p < all.size(); ++p) {
+    if (all[p].size() != 2) throw InternalError("bad should_save agreement");
+    if (all[p][1] == '1') s.preemption_agreed = true;
+    if (static_cast<int>(p) == s.primary_host && all[p][0] == '1') {
+      decision = true;
+    }
+  }
+  const bool unsaved_notice = s.preemption_agreed && !s.preemption_saved;
+  return (decision || unsaved_notice) && (!newest || step > *newest);
+}
+
+bool Checkpointer::save_pytree(int64_t step, const Value& tree,
+                               const std::optional<nlohmann::json>& metrics,
+                               bool force) {
+  return save(step, {{kDefaultCheckpointableName, tree}}, metrics, force,
+              /*async=*/false);
+}
+bool Checkpointer::save_checkpointables(
+    int64_t step, const Checkpointables& checkpointables,
+    const std::optional<nlohmann::json>& metrics, bool force) {
+  return save(step, checkpointables, metrics, force, /*async=*/false);
+}
+bool Checkpointer::save_pytree_async(
+    int64_t step, const Value& tree,
+    const std::optional<nlohmann::json>& metrics, bool force) {
+  return save(step, {{kDefaultCheckpointableName, tree}}, metrics, force,
+              /*async=*/true);
+}
+bool Checkpointer::save_checkpointables_async(
+    int64_t step, const Checkpointables& checkpointables,
+    const std::optional<nlohmann::json>& metrics, bool force) {
+  return save(step, checkpointables, metrics, force, /*async=*/true);
+}
+
+bool Checkpointer::save(int64_t step, const Checkpointables& checkpointables,
+                        const std::optional<nlohmann::json>& metrics,
+                        bool force, bool async) {
+  State& s = *state_;
+  if (s.closed) {
+    throw InvalidArgumentError("the checkpointer of " + directory_.string() +
+                               " is closed");
+  }
+  if (metrics && !metrics->is_object()) {
+    throw InvalidArgumentError("the metrics of step " + std::to_string(step) +
+                               " must be a JSON object");
+  }
+  const fs::path path = directory_ / s.options.step_name_format.name(step);
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    const bool listed =
+        std::any_of(s.steps.begin(), s.steps.end(),
+                    [&](const CheckpointStep& c) { return c.step == step; });
+    std::error_code ec;
+    if (listed || (s.has_in_flight && s.in_flight_step == step) ||
+        fs::symlink_status(path, ec).type() != fs::file_type::not_found) {
+      throw AlreadyExistsError("step " + std::to_string(step) +
+                               " already exists: " + path.string());
+    }
+  }
+  // Decided before waiting for the save in flight, as Orbax does: a
+  // policy that skips while a save is in flight (continuous) never blocks.
+  if (!should_save(step) && !force) return false;
+  const bool for_preemption = s.preemption_agreed && !s.preemption_saved;
+  wait();  // one save in flight at most
+
+  SaveOptions options;
+  options.custom_metadata = s.options.custom_metadata;
+  if (metrics && !metrics->empty()) options.metrics = *metrics;
+  s.in_flight =
+      ckpt::save_checkpointables_async(path, checkpointables, options);
+  s.has_in_flight = true;
+  s.in_flight_step = step;
+  if (!async || for_preemption) {
+    wait();
+    if (for_preemption) s.preemption_saved = true;
+  }
+  return true;
+}
+
+std::vector<CheckpointStep> Checkpointer::checkpoints() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->steps;
+}
+
+std::optional<CheckpointStep> Checkpointer::latest() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  if (state_->steps.empty()) return std::nullopt;
+  return state_->steps.back();
+}
+
+std::vector<TemporaryFolder> Checkpointer::leftover_temporaries() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->leftovers;
+}
+
+namespace {
+
+// Marks a step as being loaded for the lifetime of the object, so that it
+// is not deleted meanwhile.
+class LoadingStep {
+ public:
+  LoadingStep(std::mutex& mutex, const std::vector<CheckpointStep>& steps,
+              std::map<int64_t, int>& loading, std::optional<int64_t> step,
+              const fs::path& root)
+      : mutex_(mutex), loading_(loading) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = steps.end();
+    if (step) {
+      found = std::find_if(
+          steps.begin(), steps.end(),
+          [&](const CheckpointStep& c) { return c.step == *step; });
+    } else if (!steps.empty()) {
+      found = steps.end() - 1;
+    }
+    if (found == steps.end()) {
+      throw NotFoundError(
+          (step ? "step " + std::to_string(*step) + " is not a committed"
+                : std::string("there is no committed")) +
+          " checkpoint in " + root.string() +
+          (steps.empty()
+               ? " (it has none)"
+               : " (committed steps: " + std::to_string(steps.front().step) +
+                     " to " + std::to_string(steps.back().step) + ")"));
+    }
+    checkpoint_ = *found;
+    ++loading_[checkpoint_.step];
+  }
+  ~LoadingStep() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--loading_[checkpoint_.step] == 0) loading_.erase(checkpoint_.step);
+  }
+  const fs::path& path() const { return checkpoint_.path; }
+
+ private:
+  std::mutex& mutex_;
+  std::map<int64_t, int>& loading_;
+  CheckpointStep checkpoint_;
+};
+
+}  // namespace
+
+Value Checkpointer::load_pytree(std::optional<int64_t> step,
+                                const Value* abstract_tree) {
+  State& s = *state_;
+  LoadingStep loading(s.mutex, s.steps, s.loading, step, directory_);
+  return load(loading.path(), abstract_tree);
+}
+
+Checkpointables Checkpointer::load_checkpointables(
+    std::optional<int64_t> step, const Checkpointables& abstracts) {
+  State& s = *state_;
+  LoadingStep loading(s.mutex, s.steps, s.loading, step, directory_);
+  return ckpt::load_checkpointables(loading.path(), abstracts);
+}
+
+bool Checkpointer::is_saving_in_progress() const {
+  return state_->has_in_flight && !state_->in_flight.done();
+}
+
+void Checkpointer::wait() {
+  State& s = *state_;
+  if (!s.has_in_flight) return;
+  s.has_in_flight = false;
+  s.in_flight.result();  // throws the save's failure
+  const fs::path path = s.in_flight.path();
+  StepFolder committed = internal::read_step_folder(path, s.in_flight_step);
+  if (!committed.committed) {
+    throw InternalError(
+        "step " + std::to_string(s.in_flight_step) +
+        " committed but does not read back: " + committed.problem);
+  }
+  std::vector<CheckpointStep> doomed;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.steps.push_back(committed.checkpoint);
+    std::stable_sort(s.steps.begin(), s.steps.end(),
+                     [](const CheckpointStep& a, const CheckpointStep& b) {
+                       return a.step < b.step;
+                     });
+    // Every process computes the same answer; only the primary deletes.
+    std::vector<bool> keep =
+        s.options.preservation_policy->should_preserve(s.steps, {});
+    if (keep.size() != s.steps.size()) {
+      throw InvalidArgumentError("the preservation policy answered for " +
+                                 std::to_string(keep.size()) +
+                                 " checkpoints instead of " +
+                                 std::to_string(s.steps.size()));
+    }
+    keep.back() = true;  // never the newest committed step
+    std::vector<CheckpointStep> kept;
+    for (size_t i = 0; i < s.steps.size(); ++i) {
+      if (keep[i] || s.loading.count(s.steps[i].step) > 0) {
+        kept.push_back(s.steps[i]);  // a step being loaded waits its turn
+      } else {
+        doomed.push_back(s.steps[i]);
+      }
+    }
+    s.steps = std::move(kept);
+  }
+  if (!s.primary) return;
+  for (const CheckpointStep& old : doomed) {
+    // Renamed away first, so that it disappears at once; the temporary
+    // name says whose it is, should this process die while removing it.
+    const fs::path away = internal::temporary_path_for(old.path);
+    std::error_code ec;
+    fs::rename(old.path, away, ec);
+    if (ec) {
+      internal::log(CKPT_LOG_WARNING,
+                    "could not delete step " + std::to_string(old.step) + " (" +
+                        old.path.string() + "): " + ec.message());
+      continue;
+    }
+    internal::remove_quietly(away);
+  }
+}
+
+void Checkpointer::close() {
+  if (state_->closed) return;
+  state_->closed = true;
+  wait();
+}
+
+void Checkpointer::reload() {
+  State& s = *state_;
+  std::vector<CheckpointStep> steps = committed_steps(
+      list_checkpoint_root(directory_, s.options.step_name_format));
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.steps = std::move(steps);
+}
+
+bool Checkpointer::reached_preemption() const {
+  return g_preempted.load() || state_->preemption_agreed;
+}
+
+bool Checkpointer::may_exit() const {
+  return reached_preemption() && state_->preemption_saved;
+}
+
+}  // namespace ckpt
