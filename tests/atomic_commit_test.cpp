@@ -10,7 +10,7 @@
 #include <memory>
 #include <set>
 
-#include "../core/src/load/open_checkpoint.h"
+#include "../core/src/format/names.h"
 #include "../core/src/save/save_owner.h"
 #include "test_util.h"
 

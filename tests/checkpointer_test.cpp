@@ -8,7 +8,7 @@
 #include <catch2/catch.hpp>
 #include <future>
 
-#include "../core/src/load/open_checkpoint.h"
+#include "../core/src/format/names.h"
 #include "../core/src/save/save_owner.h"
 #include "test_util.h"
 

@@ -1,5 +1,4 @@
-// The checksums of a checkpoint (layout.h: _CHECKSUMS) and a checkpoint
-// folder opened once for reading.
+// The checksums of a checkpoint (layout.h: _CHECKSUMS).
 //
 // At commit the core records every file and folder of the temporary
 // checkpoint in _CHECKSUMS: a file's size and XXH3-64, or only its size
@@ -29,6 +28,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "format/checkpoint_dir.h"
 
 namespace ckpt::internal {
 
@@ -70,42 +71,6 @@ ChecksumRecord record_checksums(
 // naming `shown` for anything but a well-formed, intact record.
 std::string checksums_text(const ChecksumRecord& record);
 ChecksumRecord parse_checksums(std::string_view text, const std::string& shown);
-
-// A checkpoint folder opened once: every read goes through its descriptor,
-// so a concurrent overwrite (which renames another folder into the path)
-// or delete cannot mix two versions into one load.
-class CheckpointDir {
- public:
-  // NotFoundError when `path` does not exist; InvalidLayoutError when it is
-  // no folder.
-  explicit CheckpointDir(const std::filesystem::path& path);
-  ~CheckpointDir();
-  CheckpointDir(const CheckpointDir&) = delete;
-  CheckpointDir& operator=(const CheckpointDir&) = delete;
-
-  int fd() const { return fd_; }
-  // The path the caller named.
-  const std::filesystem::path& path() const { return path_; }
-  // The path handlers are given: /proc/self/fd/<fd>, which names the opened
-  // folder whatever is renamed over `path` meanwhile.
-  const std::filesystem::path& root() const { return root_; }
-
-  // The content of the regular file `relative`, or nullopt when it does not
-  // exist. Never follows a symbolic link, never blocks on a FIFO: anything
-  // but a regular file, or one above `limit` bytes, is DataLossError.
-  std::optional<std::string> read_file(const std::string& relative,
-                                       size_t limit) const;
-  // True when the folder has been deleted since it was opened, or path()
-  // now names another folder (an overwrite replaced it).
-  bool deleted() const;
-  // `message` with the handler-facing root replaced by path().
-  std::string shown(const std::string& message) const;
-
- private:
-  std::filesystem::path path_;
-  std::filesystem::path root_;
-  int fd_ = -1;
-};
 
 // Checks the files of checkpointable folder `folder` (relative to `dir`;
 // "" for the checkpoint's own files at the root) against `record`:

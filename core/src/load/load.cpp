@@ -5,6 +5,8 @@
 #include <ckpt/errors.h>
 #include <ckpt/registry.h>
 
+#include "format/checkpoint_metadata.h"
+#include "format/names.h"
 #include "handlers/context.h"
 #include "handlers/resolution.h"
 #include "load/open_checkpoint.h"

@@ -1,6 +1,6 @@
 // Where the pieces of sharded arrays go (ckpt::ShardPlacement): every
 // process describes its shards (shard_layout), the processes exchange the
-// descriptions (multiprocess_save.h, step 0), and each process decides the
+// descriptions (collective_steps.h, step 0), and each process decides the
 // same placement from all of them (place_shards). One process alone takes
 // the same two steps with its own description.
 #ifndef CKPT_SRC_MULTIPROCESS_SHARDING_H_

@@ -10,8 +10,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "format/checkpoint_metadata.h"
 #include "format/checksums.h"
-#include "load/open_checkpoint.h"
+#include "format/names.h"
 #include "save/save_owner.h"
 #include "util/error_conversion.h"
 #include "util/logging.h"

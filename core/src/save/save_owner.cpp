@@ -3,19 +3,10 @@
 #include <ckpt/layout.h>
 #include <ckpt/sdk/files.h>
 #include <ckpt/sdk/json.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
-#include <chrono>
-#include <cstdio>
-#include <fstream>
-#include <sstream>
-#include <vector>
+#include <string>
 
-#include "format/checksums.h"
+#include "format/names.h"
 
 namespace fs = std::filesystem;
 
@@ -26,100 +17,12 @@ namespace {
 // A record is a few hundred bytes; anything larger is not one.
 constexpr uintmax_t kMaxRecordBytes = 4096;
 
-std::string first_line_of(const char* path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-std::string this_host() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0) return "unknown";
-  return name;
-}
-
-// Field 22 of /proc/<pid>/stat (the process's start time in clock ticks
-// after boot); the command name before it may hold spaces and ')'.
-std::optional<uint64_t> start_ticks_of(int64_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text;
-  if (!std::getline(in, text)) return std::nullopt;
-  const size_t close = text.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream fields(text.substr(close + 1));
-  std::string field;
-  for (int i = 3; i <= 22; ++i) {  // fields 3.. follow the name
-    if (!(fields >> field)) return std::nullopt;
-  }
-  try {
-    return std::stoull(field);
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
-bool process_runs(int64_t pid, const std::optional<uint64_t>& start_ticks) {
-  if (pid <= 0 || pid > INT32_MAX) return false;
-  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
-  if (!start_ticks) return true;
-  // The pid may have been reused by another process since.
-  const std::optional<uint64_t> now = start_ticks_of(pid);
-  return !now || *now == *start_ticks;
-}
-
 std::string describe(const SaveOwner& owner) {
   return "pid " + std::to_string(owner.pid) + " on host " +
          (owner.host.empty() ? std::string("unknown") : owner.host);
 }
 
-// The pid and tag of a name made by temporary_name_suffix.
-struct NameOwner {
-  int64_t pid = 0;
-  std::string tag;
-};
-std::optional<NameOwner> owner_in_name(const std::string& name) {
-  const size_t at = name.rfind(kTemporaryInfix);
-  if (at == std::string::npos) return std::nullopt;
-  std::vector<std::string> parts;
-  std::istringstream rest(
-      name.substr(at + std::string(kTemporaryInfix).size()));
-  std::string part;
-  while (std::getline(rest, part, '-')) parts.push_back(part);
-  // "", nanoseconds, pid, counter, tag
-  if (parts.size() != 5 || !parts[0].empty() || parts[4].size() != 8) {
-    return std::nullopt;
-  }
-  for (size_t i = 1; i <= 3; ++i) {
-    if (parts[i].empty() || parts[i].size() > 19 ||
-        parts[i].find_first_not_of("0123456789") != std::string::npos) {
-      return std::nullopt;
-    }
-  }
-  return NameOwner{std::stoll(parts[2]), parts[4]};
-}
-
 }  // namespace
-
-const SaveOwner& this_owner() {
-  static const SaveOwner owner = [] {
-    SaveOwner o;
-    o.host = this_host();
-    o.boot_id = first_line_of("/proc/sys/kernel/random/boot_id");
-    o.pid = ::getpid();
-    o.start_ticks = start_ticks_of(o.pid);
-    return o;
-  }();
-  return owner;
-}
-
-std::string host_boot_tag(const std::string& host, const std::string& boot_id) {
-  const std::string both = host + '\n' + boot_id;
-  char tag[9];
-  std::snprintf(tag, sizeof tag, "%08x",
-                static_cast<unsigned>(xxh3_of(both.data(), both.size())));
-  return tag;
-}
 
 std::string owner_record_text(const SaveOwner& owner) {
   nlohmann::ordered_json j;
@@ -181,7 +84,8 @@ FolderOwner owner_of_temporary(const fs::path& folder) {
   }
   // No record (the save died between making the folder and writing it):
   // the name says the pid and, as a tag, host and boot.
-  const std::optional<NameOwner> named = owner_in_name(folder.filename());
+  const std::optional<TemporaryNameOwner> named =
+      owner_in_temporary_name(folder.filename());
   if (!named) {
     out.description = "unknown owner (no " + std::string(kOwnerFile) + ")";
     return out;
@@ -201,18 +105,6 @@ FolderOwner owner_of_temporary(const fs::path& folder) {
   out.state = process_runs(named->pid, std::nullopt) ? OwnerState::kAlive
                                                      : OwnerState::kGone;
   return out;
-}
-
-std::string temporary_name_suffix() {
-  static std::atomic<uint64_t> counter{0};
-  const auto now = std::chrono::system_clock::now().time_since_epoch();
-  const SaveOwner& me = this_owner();
-  std::ostringstream unique;
-  unique << "-"
-         << std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()
-         << "-" << ::getpid() << "-" << counter++ << "-"
-         << host_boot_tag(me.host, me.boot_id);
-  return unique.str();
 }
 
 }  // namespace ckpt::internal

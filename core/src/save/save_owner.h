@@ -16,26 +16,19 @@
 #include <optional>
 #include <string>
 
+#include "util/process_identity.h"
+
 namespace ckpt::internal {
 
 // The owner record's name inside a temporary folder (hidden: never a
 // checkpointable).
 inline constexpr const char* kOwnerFile = ".ckpt-owner";
 
-struct SaveOwner {
-  std::string host;
-  std::string boot_id;
-  int64_t pid = 0;
-  // The pid's start time in clock ticks after boot (/proc/<pid>/stat);
-  // absent when it could not be read.
-  std::optional<uint64_t> start_ticks;
-};
+// A save's owner: the process writing it.
+using SaveOwner = ProcessIdentity;
 
 // This process.
-const SaveOwner& this_owner();
-
-// 8 hex digits naming host and boot together (in temporary folder names).
-std::string host_boot_tag(const std::string& host, const std::string& boot_id);
+inline const SaveOwner& this_owner() { return this_process(); }
 
 // The record's text, and parsing it back (nullopt when it is not one).
 std::string owner_record_text(const SaveOwner& owner);
@@ -53,10 +46,6 @@ struct FolderOwner {
   std::string description;         // "pid 123 on host h", for messages
 };
 FolderOwner owner_of_temporary(const std::filesystem::path& folder);
-
-// The suffix of a new temporary folder's name after kTemporaryInfix:
-// "-<nanoseconds>-<pid>-<counter>-<host boot tag>".
-std::string temporary_name_suffix();
 
 }  // namespace ckpt::internal
 

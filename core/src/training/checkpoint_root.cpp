@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <map>
 
-#include "load/open_checkpoint.h"
+#include "format/names.h"
 #include "save/save_owner.h"
 #include "util/error_conversion.h"
 #include "util/logging.h"

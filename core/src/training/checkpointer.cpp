@@ -10,7 +10,7 @@
 #include <map>
 #include <mutex>
 
-#include "load/open_checkpoint.h"
+#include "format/names.h"
 #include "save/atomic_commit.h"
 #include "training/checkpoint_root.h"
 #include "util/error_conversion.h"

@@ -1,4 +1,4 @@
-// The save decision and preservation policies of ckpt/checkpointer.h.
+// Orbax's preservation policies (ckpt/checkpointer.h): which steps to keep.
 #include <ckpt/checkpointer.h>
 #include <ckpt/errors.h>
 
@@ -6,104 +6,19 @@
 #include <cmath>
 #include <numeric>
 
+#include "training/policy_steps.h"
+
 namespace ckpt {
 
-namespace {
-
-double seconds_between(std::chrono::system_clock::time_point from,
-                       std::chrono::system_clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
-
-std::vector<int64_t> sorted(std::vector<int64_t> steps) {
-  std::sort(steps.begin(), steps.end());
-  return steps;
-}
-
-bool contains(const std::vector<int64_t>& sorted_steps, int64_t step) {
-  return std::binary_search(sorted_steps.begin(), sorted_steps.end(), step);
-}
-
-}  // namespace
-
-SaveDecisionPolicyRef::SaveDecisionPolicyRef(
-    std::shared_ptr<const SaveDecisionPolicy> policy)
-    : policy_(std::move(policy)) {
-  if (!policy_) throw InvalidArgumentError("a save decision policy is null");
-}
+using internal::contains;
+using internal::seconds_between;
+using internal::sorted;
 
 PreservationPolicyRef::PreservationPolicyRef(
     std::shared_ptr<const PreservationPolicy> policy)
     : policy_(std::move(policy)) {
   if (!policy_) throw InvalidArgumentError("a preservation policy is null");
 }
-
-// ---- Save decisions ---------------------------------------------------------
-
-ContinuousCheckpointingPolicy::ContinuousCheckpointingPolicy(
-    std::optional<double> minimum_interval_secs)
-    : minimum_interval_secs_(minimum_interval_secs) {
-  if (minimum_interval_secs_ && !(*minimum_interval_secs_ >= 0)) {
-    throw InvalidArgumentError(
-        "ContinuousCheckpointingPolicy: minimum_interval_secs must be >= 0");
-  }
-}
-
-bool ContinuousCheckpointingPolicy::should_save(
-    const CheckpointStep& step, const std::vector<CheckpointStep>& previous,
-    const DecisionContext& context) const {
-  if (context.is_saving_in_progress) return false;
-  if (previous.empty() || !minimum_interval_secs_) return true;
-  return seconds_between(previous.back().time, step.time) >=
-         *minimum_interval_secs_;
-}
-
-FixedIntervalPolicy::FixedIntervalPolicy(int64_t interval)
-    : interval_(interval) {
-  if (interval_ <= 0) {
-    throw InvalidArgumentError("FixedIntervalPolicy: the interval must be > 0");
-  }
-}
-
-bool FixedIntervalPolicy::should_save(const CheckpointStep& step,
-                                      const std::vector<CheckpointStep>&,
-                                      const DecisionContext&) const {
-  return step.step % interval_ == 0;
-}
-
-SpecificStepsPolicy::SpecificStepsPolicy(std::vector<int64_t> steps)
-    : steps_(sorted(std::move(steps))) {}
-
-bool SpecificStepsPolicy::should_save(const CheckpointStep& step,
-                                      const std::vector<CheckpointStep>&,
-                                      const DecisionContext&) const {
-  return contains(steps_, step.step);
-}
-
-bool InitialSavePolicy::should_save(const CheckpointStep&,
-                                    const std::vector<CheckpointStep>& previous,
-                                    const DecisionContext&) const {
-  return previous.empty();
-}
-
-bool PreemptionCheckpointingPolicy::should_save(
-    const CheckpointStep&, const std::vector<CheckpointStep>&,
-    const DecisionContext& context) const {
-  return context.reached_preemption;
-}
-
-AnySavePolicy::AnySavePolicy(std::vector<SaveDecisionPolicyRef> policies)
-    : policies_(std::move(policies)) {}
-
-bool AnySavePolicy::should_save(const CheckpointStep& step,
-                                const std::vector<CheckpointStep>& previous,
-                                const DecisionContext& context) const {
-  return std::any_of(policies_.begin(), policies_.end(), [&](const auto& p) {
-    return p->should_save(step, previous, context);
-  });
-}
-
-// ---- Preservation -----------------------------------------------------------
 
 std::vector<bool> PreserveAll::should_preserve(
     const std::vector<CheckpointStep>& checkpoints,
