@@ -136,12 +136,12 @@ TEST_CASE(
   const std::string text = R"({"zarr_format": 2, "shape": [4], "chunks": [4],
       "dtype": "<f4", "compressor": {"id": "blosc"}, "fill_value": 0,
       "filters": null, "order": "C"})";
-  CHECK_THROWS_WITH(ckpt_pytree::zarr::parse_zarray(text),
+  CHECK_THROWS_WITH(ckpt::pytree::zarr::parse_zarray(text),
                     Catch::Contains("blosc"));
   const std::string fortran = R"({"zarr_format": 2, "shape": [4],
       "chunks": [4], "dtype": "<f4", "compressor": null, "fill_value": 0,
       "filters": null, "order": "F"})";
-  CHECK_THROWS_WITH(ckpt_pytree::zarr::parse_zarray(fortran),
+  CHECK_THROWS_WITH(ckpt::pytree::zarr::parse_zarray(fortran),
                     Catch::Contains("\"F\""));
 }
 

@@ -11,9 +11,9 @@
 #include <optional>
 #include <stdexcept>
 
-#include "../plugins/pytree/cast.h"
-#include "../plugins/pytree/dtypes.h"
 #include "../plugins/pytree/orbax/crc32c.h"
+#include "../plugins/pytree/tree/cast.h"
+#include "../plugins/pytree/tree/dtypes.h"
 
 namespace ckpt::test::orbax {
 
@@ -280,7 +280,7 @@ std::string extract(const std::string& src, const std::vector<int64_t>& shape,
                     const std::vector<int64_t>& offset,
                     const std::vector<int64_t>& box, const std::string& fill) {
   const size_t item = fill.size();
-  const uint64_t n = ckpt_pytree::element_count(box);
+  const uint64_t n = ckpt::pytree::element_count(box);
   std::string out;
   out.reserve(n * item);
   std::vector<int64_t> at(box.size(), 0);
@@ -365,7 +365,7 @@ json codecs_json(const Leaf& leaf, const std::vector<int64_t>& inner) {
 std::string v2_dtype(const Leaf& leaf) {
   if (leaf.dtype == CKPT_DTYPE_BFLOAT16) return "bfloat16";
   const size_t size = ckpt::sdk::dtype_size(leaf.dtype);
-  const std::string name = ckpt_pytree::dtype_name(leaf.dtype);
+  const std::string name = ckpt::pytree::dtype_name(leaf.dtype);
   const char kind = name == "bool"                ? 'b'
                     : name.rfind("uint", 0) == 0  ? 'u'
                     : name.rfind("int", 0) == 0   ? 'i'
@@ -402,7 +402,7 @@ std::map<std::string, std::string> array_values(const Leaf& leaf,
         {"zarr_format", 3},
         {"node_type", "array"},
         {"shape", leaf.shape},
-        {"data_type", ckpt_pytree::dtype_name(leaf.dtype)},
+        {"data_type", ckpt::pytree::dtype_name(leaf.dtype)},
         {"chunk_grid",
          {{"name", "regular"}, {"configuration", {{"chunk_shape", chunk}}}}},
         {"chunk_key_encoding", {{"name", "default"}}},
@@ -416,9 +416,9 @@ std::map<std::string, std::string> array_values(const Leaf& leaf,
   for (size_t d = 0; d < rank; ++d) {
     grid[d] = (leaf.shape[d] + chunk[d] - 1) / chunk[d];
   }
-  if (ckpt_pytree::element_count(leaf.shape) == 0) return out;
+  if (ckpt::pytree::element_count(leaf.shape) == 0) return out;
   std::vector<int64_t> at(rank, 0);
-  for (uint64_t c = 0; c < ckpt_pytree::element_count(grid); ++c) {
+  for (uint64_t c = 0; c < ckpt::pytree::element_count(grid); ++c) {
     std::vector<int64_t> offset(rank);
     std::string key = zarr2 ? "" : "c";
     for (size_t d = 0; d < rank; ++d) {
@@ -437,7 +437,7 @@ std::map<std::string, std::string> array_values(const Leaf& leaf,
         for (size_t d = 0; d < rank; ++d) inner_grid[d] = chunk[d] / inner[d];
         std::string data, index;
         std::vector<int64_t> in_at(rank, 0);
-        for (uint64_t k = 0; k < ckpt_pytree::element_count(inner_grid); ++k) {
+        for (uint64_t k = 0; k < ckpt::pytree::element_count(inner_grid); ++k) {
           std::vector<int64_t> in_offset(rank);
           for (size_t d = 0; d < rank; ++d) in_offset[d] = in_at[d] * inner[d];
           const std::string part =
@@ -456,7 +456,7 @@ std::map<std::string, std::string> array_values(const Leaf& leaf,
             in_at[d] = 0;
           }
         }
-        put_u32_le(index, ckpt_pytree::crc32c(index.data(), index.size()));
+        put_u32_le(index, ckpt::pytree::crc32c(index.data(), index.size()));
         out[key] = data + index;
       }
     }
@@ -511,7 +511,7 @@ std::string frame(uint32_t magic, const std::string& body, bool compress) {
   const uint64_t length = out.size() + 4;
   for (int k = 0; k < 8; ++k)
     out[4 + k] = static_cast<char>((length >> (8 * k)) & 0xff);
-  put_u32_le(out, ckpt_pytree::crc32c(out.data(), out.size()));
+  put_u32_le(out, ckpt::pytree::crc32c(out.data(), out.size()));
   return out;
 }
 

@@ -102,7 +102,7 @@ TEST_CASE(
     save_checkpointables(dir / "packed", {{"weights", tree}});
   }
   auto dataset_of = [&](const fs::path& c) {
-    ckpt_pytree::TreeMetadata index = read_index(c / "weights");
+    ckpt::pytree::TreeMetadata index = read_index(c / "weights");
     return leaf_at(index, {"a"}).location.dataset;
   };
   CHECK(dataset_of(dir / "own") == "/a");

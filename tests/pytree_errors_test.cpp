@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "../plugins/pytree/tree_index.h"
+#include "../plugins/pytree/records/tree_index.h"
 #include "pytree_test_util.h"
 #include "test_util.h"
 
@@ -99,7 +99,7 @@ TEST_CASE(
   {
     TempDir dir;  // the record in _TREE_INDEX
     save_tree(dir / "state", sample_tree());
-    edit_index(dir / "state", [](ckpt_pytree::TreeMetadata& t) {
+    edit_index(dir / "state", [](ckpt::pytree::TreeMetadata& t) {
       leaf_at(t, {"big"}).location.dataset = "/gone";
     });
     CHECK_THAT(load_error(dir / "state", ErrorKind::kDataLoss),
@@ -120,7 +120,7 @@ TEST_CASE(
   {
     TempDir dir;
     save_tree(dir / "state", sample_tree());
-    edit_index(dir / "state", [](ckpt_pytree::TreeMetadata& t) {
+    edit_index(dir / "state", [](ckpt::pytree::TreeMetadata& t) {
       leaf_at(t, {"big"}).dtype = CKPT_DTYPE_COMPLEX128;
     });
     CHECK_THAT(load_error(dir / "state", ErrorKind::kDataLoss),

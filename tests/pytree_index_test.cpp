@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "../plugins/pytree/tree_index.h"
+#include "../plugins/pytree/records/tree_index.h"
 #include "pytree_test_util.h"
 #include "test_util.h"
 
@@ -18,8 +18,8 @@
 
 using namespace ckpt;
 using namespace ckpt::test;
-using ckpt_pytree::LeafRecord;
-using ckpt_pytree::TreeMetadata;
+using ckpt::pytree::LeafRecord;
+using ckpt::pytree::TreeMetadata;
 
 namespace {
 
@@ -59,14 +59,14 @@ std::string load_error(const fs::path& dir, ErrorKind expected,
 }
 
 TreeMetadata index_of(const fs::path& dir) {
-  return ckpt_pytree::decode_tree_index(read_text(dir / "_TREE_INDEX"),
-                                        "_TREE_INDEX");
+  return ckpt::pytree::decode_tree_index(read_text(dir / "_TREE_INDEX"),
+                                         "_TREE_INDEX");
 }
 
 // Whether `a` (from the index) and `b` (from format-3 _METADATA, which
 // records no storage or checksums) describe the same leaf.
 void check_same_leaf(const LeafRecord& a, const LeafRecord& b) {
-  INFO(ckpt_pytree::key_path_repr(a.path));
+  INFO(ckpt::pytree::key_path_repr(a.path));
   REQUIRE(a.path.size() == b.path.size());
   for (size_t i = 0; i < a.path.size(); ++i) {
     CHECK(a.path[i].key == b.path[i].key);
@@ -90,7 +90,7 @@ TEST_CASE("a saved tree's _TREE_INDEX records what its _METADATA records",
   TempDir dir;
   save_tree(dir / "state", sample_tree(), {{"pack_threshold_bytes", 64}});
   const TreeMetadata index = index_of(dir / "state");
-  const TreeMetadata json = ckpt_pytree::parse_tree_metadata(
+  const TreeMetadata json = ckpt::pytree::parse_tree_metadata(
       read_text(dir / "state" / "_METADATA"), "_METADATA");
   CHECK(index.format == 3);
   CHECK(json.format == 3);
@@ -106,8 +106,8 @@ TEST_CASE("a saved tree's _TREE_INDEX records what its _METADATA records",
   // index's record whole.
   TreeMetadata as_2 = index;
   as_2.format = 2;
-  const TreeMetadata json_2 = ckpt_pytree::parse_tree_metadata(
-      ckpt_pytree::format_tree_metadata(as_2), "_METADATA");
+  const TreeMetadata json_2 = ckpt::pytree::parse_tree_metadata(
+      ckpt::pytree::format_tree_metadata(as_2), "_METADATA");
   CHECK(json_2.structure.size == index.structure.size);
   CHECK(json_2.structure.xxh3 == index.structure.xxh3);
   for (size_t i = 0; i < index.leaves.size(); ++i) {
@@ -121,7 +121,7 @@ TEST_CASE("a saved tree's _TREE_INDEX records what its _METADATA records",
     CHECK(a.xxh3 == b.xxh3);
   }
   // Written back, the index is the same bytes.
-  CHECK(ckpt_pytree::encode_tree_index(index) ==
+  CHECK(ckpt::pytree::encode_tree_index(index) ==
         read_text(dir / "state" / "_TREE_INDEX"));
 }
 
@@ -220,7 +220,8 @@ TEST_CASE("a crafted index's structure is refused", "[pytree][index]") {
        "list position"},
       {"dict keys and list positions in one container",
        [](TreeMetadata& t) {
-         leaf_at(t, {"layers", "0"}).path[1].type = ckpt_pytree::KeyType::kDict;
+         leaf_at(t, {"layers", "0"}).path[1].type =
+             ckpt::pytree::KeyType::kDict;
        },
        "both dict keys and list positions"},
       {"a root leaf among others",
@@ -230,7 +231,7 @@ TEST_CASE("a crafted index's structure is refused", "[pytree][index]") {
          auto it = t.leaves.begin();
          while (it->path[0].key != "step") ++it;
          LeafRecord inner = *it;
-         inner.path.push_back({"x", ckpt_pytree::KeyType::kDict});
+         inner.path.push_back({"x", ckpt::pytree::KeyType::kDict});
          t.leaves.insert(it + 1, inner);
        },
        "inside another leaf"},
@@ -339,7 +340,7 @@ TEST_CASE(
   const std::string file = read_text(dir / "state" / "arrays.h5");
   edit_index(dir / "state", [&](TreeMetadata& t) {
     // "big" (512 KiB) dropped from the extents, the checksum made to match.
-    std::vector<ckpt_pytree::Extent> kept;
+    std::vector<ckpt::pytree::Extent> kept;
     for (const auto& e : t.structure.extents) {
       if (e.length != 512 * 256 * 4) kept.push_back(e);
     }

@@ -179,7 +179,7 @@ TEST_CASE("a saved checkpoint records the format marker and the structure",
   save_tree(dir / "state", tree);
   Json meta = read_metadata(dir / "state");
   CHECK(meta.at("ckpt_pytree_format") == 3);
-  const ckpt_pytree::TreeMetadata index = read_index(dir / "state");
+  const ckpt::pytree::TreeMetadata index = read_index(dir / "state");
   CHECK(index.structure.size == fs::file_size(dir / "state" / "arrays.h5"));
   // "big" and the two packs (int32, float32), sorted and apart.
   auto extents = recorded_extents(dir / "state");

@@ -46,7 +46,7 @@ TEST_CASE("every dtype round-trips, packed and in its own dataset",
     TempDir dir;
     save_tree(dir / "state", tree, {{"pack_threshold_bytes", threshold}});
     CHECK(load_tree(dir / "state") == tree);
-    ckpt_pytree::TreeMetadata index = read_index(dir / "state");
+    ckpt::pytree::TreeMetadata index = read_index(dir / "state");
     CHECK(leaf_at(index, {"float32"}).location.packed == (threshold > 0));
   }
 }
@@ -206,13 +206,13 @@ TEST_CASE(
   CHECK(entry(m, "('note',)").at("value_metadata").at("value_type") ==
         "string");
   // Where each array is, and its checksum.
-  ckpt_pytree::TreeMetadata index = read_index(dir / "state");
+  ckpt::pytree::TreeMetadata index = read_index(dir / "state");
   CHECK(index.storage_format == "ckpt.hdf5.v2");
-  const ckpt_pytree::LeafRecord& pw = leaf_at(index, {"params", "w"});
+  const ckpt::pytree::LeafRecord& pw = leaf_at(index, {"params", "w"});
   CHECK(pw.location.dataset == "/params/w");
   CHECK_FALSE(pw.location.packed);
   CHECK(pw.has_checksum);
-  const ckpt_pytree::LeafRecord& l0 = leaf_at(index, {"layers", "0"});
+  const ckpt::pytree::LeafRecord& l0 = leaf_at(index, {"layers", "0"});
   CHECK(l0.location.dataset == "/_ckpt_packed/int8");
   CHECK(l0.location.packed);
   CHECK(index.has_structure);

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../plugins/pytree/tree_index.h"
+#include "../plugins/pytree/records/tree_index.h"
 #include "test_util.h"
 
 namespace ckpt::test {
@@ -72,36 +72,36 @@ bool corrupt_array_in_file(const fs::path& file, const Array& array) {
 void as_format_2(const fs::path& dir) {
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind(ckpt_pytree::kTreeIndexFile, 0) != 0) continue;
+    if (name.rfind(ckpt::pytree::kTreeIndexFile, 0) != 0) continue;
     // _TREE_INDEX[.process_<p>] -> _METADATA[.process_<p>]
     const std::string metadata =
-        ckpt_pytree::kMetadataFile +
-        name.substr(std::strlen(ckpt_pytree::kTreeIndexFile));
-    ckpt_pytree::TreeMetadata tree =
-        ckpt_pytree::decode_tree_index(read_text(entry.path()), name);
+        ckpt::pytree::kMetadataFile +
+        name.substr(std::strlen(ckpt::pytree::kTreeIndexFile));
+    ckpt::pytree::TreeMetadata tree =
+        ckpt::pytree::decode_tree_index(read_text(entry.path()), name);
     tree.format = 2;
-    write_text(dir / metadata, ckpt_pytree::format_tree_metadata(tree));
+    write_text(dir / metadata, ckpt::pytree::format_tree_metadata(tree));
     fs::remove(entry.path());
   }
 }
 
-ckpt_pytree::TreeMetadata read_index(const fs::path& dir,
-                                     const std::string& file) {
-  return ckpt_pytree::decode_tree_index(read_text(dir / file), file);
+ckpt::pytree::TreeMetadata read_index(const fs::path& dir,
+                                      const std::string& file) {
+  return ckpt::pytree::decode_tree_index(read_text(dir / file), file);
 }
 
 void edit_index(const fs::path& dir,
-                const std::function<void(ckpt_pytree::TreeMetadata&)>& edit,
+                const std::function<void(ckpt::pytree::TreeMetadata&)>& edit,
                 const std::string& file) {
-  ckpt_pytree::TreeMetadata tree =
-      ckpt_pytree::decode_tree_index(read_text(dir / file), file);
+  ckpt::pytree::TreeMetadata tree =
+      ckpt::pytree::decode_tree_index(read_text(dir / file), file);
   edit(tree);
-  write_text(dir / file, ckpt_pytree::encode_tree_index(tree));
+  write_text(dir / file, ckpt::pytree::encode_tree_index(tree));
 }
 
-ckpt_pytree::LeafRecord& leaf_at(ckpt_pytree::TreeMetadata& tree,
-                                 const std::vector<std::string>& keys) {
-  for (ckpt_pytree::LeafRecord& leaf : tree.leaves) {
+ckpt::pytree::LeafRecord& leaf_at(ckpt::pytree::TreeMetadata& tree,
+                                  const std::vector<std::string>& keys) {
+  for (ckpt::pytree::LeafRecord& leaf : tree.leaves) {
     if (leaf.path.size() != keys.size()) continue;
     bool same = true;
     for (size_t i = 0; i < keys.size(); ++i) {

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "../plugins/pytree/tree_metadata.h"
+#include "../plugins/pytree/records/tree_metadata.h"
 
 namespace ckpt::test {
 
@@ -45,20 +45,20 @@ void as_format_2(const std::filesystem::path& dir);
 
 // The tree index `file` (_TREE_INDEX by default) of the pytree folder `dir`,
 // decoded.
-ckpt_pytree::TreeMetadata read_index(const std::filesystem::path& dir,
-                                     const std::string& file = "_TREE_INDEX");
+ckpt::pytree::TreeMetadata read_index(const std::filesystem::path& dir,
+                                      const std::string& file = "_TREE_INDEX");
 
 // The record of `file` (_TREE_INDEX by default) in the pytree folder `dir`
 // passed to `edit`, then written back, encoded afresh: what a hostile
 // writer who knows the format would do.
 void edit_index(const std::filesystem::path& dir,
-                const std::function<void(ckpt_pytree::TreeMetadata&)>& edit,
+                const std::function<void(ckpt::pytree::TreeMetadata&)>& edit,
                 const std::string& file = "_TREE_INDEX");
 
 // The leaf of `tree` at the dict keys `keys`; fails the test when there is
 // none.
-ckpt_pytree::LeafRecord& leaf_at(ckpt_pytree::TreeMetadata& tree,
-                                 const std::vector<std::string>& keys);
+ckpt::pytree::LeafRecord& leaf_at(ckpt::pytree::TreeMetadata& tree,
+                                  const std::vector<std::string>& keys);
 
 }  // namespace ckpt::test
 

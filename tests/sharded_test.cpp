@@ -268,7 +268,7 @@ TEST_CASE("damaged piece files are data loss naming the file", "[sharded]") {
   CHECK_THAT(damaged(
                  "index-overlap",
                  [](const fs::path& p) {
-                   edit_index(p, [](ckpt_pytree::TreeMetadata& t) {
+                   edit_index(p, [](ckpt::pytree::TreeMetadata& t) {
                      leaf_at(t, {"w"}).pieces[1].offset[0] = 2;
                    });
                  },

@@ -9,19 +9,19 @@
 #include <algorithm>
 #include <string>
 
-#include "cast.h"
-#include "dtypes.h"
-#include "hdf5_file.h"
-#include "load_arrays.h"
-#include "load_plan.h"
-#include "options.h"
+#include "hdf5/array_file.h"
+#include "load/load_arrays.h"
+#include "load/load_plan.h"
 #include "orbax/orbax_storage.h"
-#include "side_worker.h"
-#include "snapshot.h"
-#include "tree_index.h"
-#include "tree_metadata.h"
+#include "records/tree_index.h"
+#include "records/tree_metadata.h"
+#include "runtime/options.h"
+#include "runtime/side_worker.h"
+#include "save/snapshot.h"
+#include "tree/cast.h"
+#include "tree/dtypes.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 namespace {
 
 using ckpt::sdk::Error;
@@ -280,7 +280,7 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
 };
 
 }  // namespace
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
 CKPT_PLUGIN("pytree", registrar) {
   // HDF5 closes every file still open when the process exits. A file whose
@@ -288,8 +288,8 @@ CKPT_PLUGIN("pytree", registrar) {
   // crashes inside HDF5; the plugin closes its files itself, so HDF5's exit
   // hook has nothing to do. A no-op when the host already started HDF5.
   H5dont_atexit();
-  registrar.handler_type<ckpt_pytree::PyTreeHandler>(
-      ckpt_pytree::kTypestr,
+  registrar.handler_type<ckpt::pytree::PyTreeHandler>(
+      ckpt::pytree::kTypestr,
       {"orbax.checkpoint.experimental.v1._src.handlers.pytree_handler."
        "PyTreeHandler",
        "orbax.checkpoint._src.handlers.pytree_checkpoint_handler."
@@ -303,7 +303,7 @@ CKPT_PLUGIN("pytree", registrar) {
       // structure checksum in _METADATA, and in _METADATA.process_<p> for
       // the per-process piece files): the core records only their size, so
       // that a partial load hashes only the arrays it reads.
-      {ckpt_pytree::kArrayFile}, {ckpt_pytree::kProcessArrayPrefix});
-  registrar.registration(ckpt_pytree::kTypestr);
-  registrar.registration(ckpt_pytree::kTypestr, "state");
+      {ckpt::pytree::kArrayFile}, {ckpt::pytree::kProcessArrayPrefix});
+  registrar.registration(ckpt::pytree::kTypestr);
+  registrar.registration(ckpt::pytree::kTypestr, "state");
 }

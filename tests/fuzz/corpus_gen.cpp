@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "../../plugins/pytree/orbax/ocdbt_database.h"
-#include "../../plugins/pytree/tree_index.h"
+#include "../../plugins/pytree/records/tree_index.h"
 #include "fuzz_util.h"
 #include "proto_sample.h"
 
@@ -72,10 +72,10 @@ void checkpoint_seeds(const fs::path& checkpoint, const std::string& name) {
 // the tree index, with every array's storage and checksum): the
 // pytree_metadata_load target loads it without an index.
 std::string as_format_2(const std::string& index) {
-  ckpt_pytree::TreeMetadata tree =
-      ckpt_pytree::decode_tree_index(index, "the saved _TREE_INDEX");
+  ckpt::pytree::TreeMetadata tree =
+      ckpt::pytree::decode_tree_index(index, "the saved _TREE_INDEX");
   tree.format = 2;
-  return ckpt_pytree::format_tree_metadata(tree);
+  return ckpt::pytree::format_tree_metadata(tree);
 }
 
 void pytree_seeds(const fs::path& checkpoint, const std::string& name) {
@@ -155,9 +155,9 @@ void orbax_seeds(const fs::path& fixtures) {
   const std::string root_node = read_file(only_file(v1 / "d"));
   seed("orbax_format", "root_node", '\1' + root_node);
   seed("orbax_load", "root_node", root_node);
-  const ckpt_pytree::ocdbt::Database zarr3(v1.string(), "v1 state");
-  const ckpt_pytree::ocdbt::Database zarr2(v0.string(), "v0 state");
-  auto value = [](const ckpt_pytree::ocdbt::Database& db,
+  const ckpt::pytree::ocdbt::Database zarr3(v1.string(), "v1 state");
+  const ckpt::pytree::ocdbt::Database zarr2(v0.string(), "v0 state");
+  auto value = [](const ckpt::pytree::ocdbt::Database& db,
                   const std::string& key) {
     auto at = db.find(key);
     if (!at) throw std::runtime_error("no key " + key);

@@ -31,11 +31,11 @@ void run(std::string_view input) {
   const uint8_t selector = static_cast<uint8_t>(input[0]) % 4;
   input.remove_prefix(1);
   if (selector == 0) {
-    (void)ckpt_pytree::ocdbt::decode_manifest(input);
+    (void)ckpt::pytree::ocdbt::decode_manifest(input);
     return;
   }
   if (selector == 1) {
-    (void)ckpt_pytree::ocdbt::decode_btree_node(input, "base/", 1u << 24);
+    (void)ckpt::pytree::ocdbt::decode_btree_node(input, "base/", 1u << 24);
     return;
   }
   const size_t nul = input.find('\0');
@@ -43,15 +43,15 @@ void run(std::string_view input) {
   const std::string chunk(nul == std::string_view::npos
                               ? std::string_view()
                               : input.substr(nul + 1));
-  const ckpt_pytree::zarr::ArrayMetadata array =
-      selector == 2 ? ckpt_pytree::zarr::parse_array_metadata(json)
-                    : ckpt_pytree::zarr::parse_zarray(json);
+  const ckpt::pytree::zarr::ArrayMetadata array =
+      selector == 2 ? ckpt::pytree::zarr::parse_array_metadata(json)
+                    : ckpt::pytree::zarr::parse_zarray(json);
   uint64_t elements = 1;
   for (int64_t d : array.shape) elements *= static_cast<uint64_t>(d);
   if (elements > (1u << 16)) return;
   std::vector<unsigned char> out(elements * ckpt::sdk::dtype_size(array.dtype) +
                                  1);
-  ckpt_pytree::zarr::read_array(
+  ckpt::pytree::zarr::read_array(
       array, [&](const std::string&) { return chunk; },
       /*require_every_chunk=*/false, out.data());
 }
@@ -61,8 +61,8 @@ void run(std::string_view input) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     run(std::string_view(reinterpret_cast<const char*>(data), size));
-  } catch (const ckpt_pytree::orbax::Damaged&) {
-  } catch (const ckpt_pytree::orbax::Unsupported&) {
+  } catch (const ckpt::pytree::orbax::Damaged&) {
+  } catch (const ckpt::pytree::orbax::Unsupported&) {
   } catch (const ckpt::sdk::Error&) {
   }
   return 0;

@@ -36,9 +36,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "../../plugins/pytree/hdf5_file.h"
-#include "../../plugins/pytree/tree_index.h"
-#include "../../plugins/pytree/tree_metadata.h"
+#include "../../plugins/pytree/hdf5/array_file.h"
+#include "../../plugins/pytree/records/tree_index.h"
+#include "../../plugins/pytree/records/tree_metadata.h"
 #include "fuzz_util.h"
 
 #if !defined(CKPT_FUZZ_FILE) || !defined(CKPT_FUZZ_CORPUS)
@@ -56,7 +56,7 @@ const std::string kFile = std::string("state/") + CKPT_FUZZ_FILE;
 #if defined(CKPT_FUZZ_METADATA)
 bool parser_refuses(const uint8_t* data, size_t size) {
   try {
-    (void)ckpt_pytree::parse_tree_metadata(
+    (void)ckpt::pytree::parse_tree_metadata(
         std::string(reinterpret_cast<const char*>(data), size),
         "fuzz/_METADATA");
     return false;
@@ -67,7 +67,7 @@ bool parser_refuses(const uint8_t* data, size_t size) {
 #elif defined(CKPT_FUZZ_INDEX)
 bool parser_refuses(const uint8_t* data, size_t size) {
   try {
-    (void)ckpt_pytree::decode_tree_index(
+    (void)ckpt::pytree::decode_tree_index(
         std::string_view(reinterpret_cast<const char*>(data), size),
         "fuzz/_TREE_INDEX");
     return false;
@@ -77,13 +77,13 @@ bool parser_refuses(const uint8_t* data, size_t size) {
 }
 #else
 // The seed index's record of the array file's structure.
-const ckpt_pytree::ArrayFileStructure* structure = nullptr;
+const ckpt::pytree::ArrayFileStructure* structure = nullptr;
 
 // After the input was written as the array file.
 bool parser_refuses(const uint8_t*, size_t) {
   try {
-    ckpt_pytree::ArrayFileReader reader((checkpoint / kFile).string(),
-                                        structure, "_TREE_INDEX", "fuzz");
+    ckpt::pytree::ArrayFileReader reader((checkpoint / kFile).string(),
+                                         structure, "_TREE_INDEX", "fuzz");
     return false;
   } catch (const ckpt::sdk::Error&) {
     return true;
@@ -113,9 +113,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 #endif
   sealer = new Sealer(checkpoint);
 #if !defined(CKPT_FUZZ_METADATA) && !defined(CKPT_FUZZ_INDEX)
-  ckpt_pytree::TreeMetadata saved = ckpt_pytree::decode_tree_index(
+  ckpt::pytree::TreeMetadata saved = ckpt::pytree::decode_tree_index(
       read_file(state / "_TREE_INDEX"), "seed _TREE_INDEX");
-  structure = new ckpt_pytree::ArrayFileStructure(saved.structure);
+  structure = new ckpt::pytree::ArrayFileStructure(saved.structure);
 #endif
   return 0;
 }

@@ -14,11 +14,11 @@
 #include <exception>
 #include <string>
 
-#include "../../plugins/pytree/tree_metadata.h"
+#include "../../plugins/pytree/records/tree_metadata.h"
 
 namespace {
 
-using ckpt_pytree::TreeMetadata;
+using ckpt::pytree::TreeMetadata;
 
 [[noreturn]] void fail(const char* what, const std::string& detail) {
   std::fprintf(stderr, "ckpt fuzz: %s: %s\n", what, detail.c_str());
@@ -31,27 +31,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   TreeMetadata parsed;
   try {
-    parsed = ckpt_pytree::parse_tree_metadata(text, "fuzz/_METADATA");
+    parsed = ckpt::pytree::parse_tree_metadata(text, "fuzz/_METADATA");
   } catch (const ckpt::sdk::Error&) {
     return 0;  // refused, as it should be for damaged input
   } catch (const std::exception& e) {
     fail("parse_tree_metadata threw a non-sdk::Error exception", e.what());
   }
-  if (!ckpt_pytree::is_ckpt_storage_format(parsed.storage_format)) return 0;
+  if (!ckpt::pytree::is_ckpt_storage_format(parsed.storage_format)) return 0;
   std::string written;
   try {
-    written = ckpt_pytree::format_tree_metadata(parsed);
+    written = ckpt::pytree::format_tree_metadata(parsed);
   } catch (const std::exception& e) {
     fail("format_tree_metadata of a parsed _METADATA threw", e.what());
   }
   TreeMetadata again;
   try {
     again =
-        ckpt_pytree::parse_tree_metadata(written, "fuzz/_METADATA (written)");
+        ckpt::pytree::parse_tree_metadata(written, "fuzz/_METADATA (written)");
   } catch (const std::exception& e) {
     fail("the _METADATA written from a parsed one does not parse", e.what());
   }
-  if (ckpt_pytree::format_tree_metadata(again) != written) {
+  if (ckpt::pytree::format_tree_metadata(again) != written) {
     fail("_METADATA does not round-trip", written.substr(0, 2000));
   }
   return 0;

@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "../../plugins/pytree/tree_index.h"
+#include "../../plugins/pytree/records/tree_index.h"
 
 namespace {
 
@@ -29,9 +29,9 @@ namespace {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  ckpt_pytree::TreeMetadata decoded;
+  ckpt::pytree::TreeMetadata decoded;
   try {
-    decoded = ckpt_pytree::decode_tree_index(bytes, "fuzz/_TREE_INDEX");
+    decoded = ckpt::pytree::decode_tree_index(bytes, "fuzz/_TREE_INDEX");
   } catch (const ckpt::sdk::Error&) {
     return 0;  // refused, as it should be for damaged input
   } catch (const std::exception& e) {
@@ -39,18 +39,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   std::string written;
   try {
-    written = ckpt_pytree::encode_tree_index(decoded);
+    written = ckpt::pytree::encode_tree_index(decoded);
   } catch (const std::exception& e) {
     fail("encode_tree_index of a decoded index threw", e.what());
   }
-  ckpt_pytree::TreeMetadata again;
+  ckpt::pytree::TreeMetadata again;
   try {
     again =
-        ckpt_pytree::decode_tree_index(written, "fuzz/_TREE_INDEX (written)");
+        ckpt::pytree::decode_tree_index(written, "fuzz/_TREE_INDEX (written)");
   } catch (const std::exception& e) {
     fail("the index written from a decoded one does not decode", e.what());
   }
-  if (ckpt_pytree::encode_tree_index(again) != written) {
+  if (ckpt::pytree::encode_tree_index(again) != written) {
     fail("the index does not round-trip", std::to_string(size) + " bytes");
   }
   return 0;

@@ -1,4 +1,4 @@
-#include "crc32c.h"
+#include "orbax/crc32c.h"
 
 #include <array>
 #include <cstring>
@@ -7,7 +7,7 @@
 #include <nmmintrin.h>
 #endif
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -78,4 +78,4 @@ uint32_t crc32c(const void* data, size_t size) {
   return ~update_portable(~0u, p, size);
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

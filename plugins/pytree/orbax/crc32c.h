@@ -6,13 +6,13 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // The CRC-32C of `size` bytes at `data` (with the usual pre- and
 // post-inversion: crc32c("123456789") == 0xe3069283). Uses the CPU's CRC
 // instruction when it has one (SSE 4.2).
 uint32_t crc32c(const void* data, size_t size);
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
 #endif  // CKPT_PLUGINS_PYTREE_ORBAX_CRC32C_H_

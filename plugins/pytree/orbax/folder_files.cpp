@@ -1,4 +1,4 @@
-#include "folder_files.h"
+#include "orbax/folder_files.h"
 
 #include <ckpt/abi.h>
 #include <ckpt/sdk/error.h>
@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 
-namespace ckpt_pytree::orbax {
+namespace ckpt::pytree::orbax {
 
 namespace {
 
@@ -152,4 +152,4 @@ std::string FolderFiles::read(const std::string& path, uint64_t offset,
   return out;
 }
 
-}  // namespace ckpt_pytree::orbax
+}  // namespace ckpt::pytree::orbax

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-namespace ckpt_pytree::orbax {
+namespace ckpt::pytree::orbax {
 
 // Whether `path` may name a file inside a folder: relative, at most 65535
 // bytes, made of non-empty components other than "." and "..", no NUL.
@@ -64,6 +64,6 @@ class FolderFiles {
   mutable std::map<std::string, std::unique_ptr<File>> files_;
 };
 
-}  // namespace ckpt_pytree::orbax
+}  // namespace ckpt::pytree::orbax
 
 #endif  // CKPT_PLUGINS_PYTREE_ORBAX_FOLDER_FILES_H_

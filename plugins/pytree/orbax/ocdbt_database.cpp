@@ -1,4 +1,4 @@
-#include "ocdbt_database.h"
+#include "orbax/ocdbt_database.h"
 
 #include <ckpt/abi.h>
 #include <ckpt/sdk/error.h>
@@ -12,7 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace ckpt_pytree::ocdbt {
+namespace ckpt::pytree::ocdbt {
 
 namespace {
 
@@ -204,4 +204,4 @@ std::string Database::read(const ValueLocation& where) const {
   return files_.read(where.file, where.offset, where.length, kRole, "value");
 }
 
-}  // namespace ckpt_pytree::ocdbt
+}  // namespace ckpt::pytree::ocdbt

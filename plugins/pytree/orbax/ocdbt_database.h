@@ -14,10 +14,10 @@
 #include <string_view>
 #include <vector>
 
-#include "folder_files.h"
-#include "ocdbt_format.h"
+#include "orbax/folder_files.h"
+#include "orbax/ocdbt_format.h"
 
-namespace ckpt_pytree::ocdbt {
+namespace ckpt::pytree::ocdbt {
 
 // Where a value is: inline in a B+tree node, or a range of a data file.
 struct ValueLocation {
@@ -72,6 +72,6 @@ class Database {
   mutable std::map<std::string, std::shared_ptr<const BtreeNode>> nodes_;
 };
 
-}  // namespace ckpt_pytree::ocdbt
+}  // namespace ckpt::pytree::ocdbt
 
 #endif  // CKPT_PLUGINS_PYTREE_ORBAX_OCDBT_DATABASE_H_

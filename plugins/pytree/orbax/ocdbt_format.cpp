@@ -1,12 +1,12 @@
-#include "ocdbt_format.h"
+#include "orbax/ocdbt_format.h"
 
 #include <algorithm>
 #include <memory>
 
-#include "crc32c.h"
-#include "zstd_frame.h"
+#include "orbax/crc32c.h"
+#include "orbax/zstd_frame.h"
 
-namespace ckpt_pytree::ocdbt {
+namespace ckpt::pytree::ocdbt {
 
 namespace {
 
@@ -438,4 +438,4 @@ BtreeNode decode_btree_node(std::string_view encoded,
   return node;
 }
 
-}  // namespace ckpt_pytree::ocdbt
+}  // namespace ckpt::pytree::ocdbt

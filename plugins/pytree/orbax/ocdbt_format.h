@@ -16,9 +16,9 @@
 #include <string_view>
 #include <vector>
 
-#include "format_errors.h"
+#include "records/format_errors.h"
 
-namespace ckpt_pytree::ocdbt {
+namespace ckpt::pytree::ocdbt {
 
 using orbax::Damaged;
 
@@ -152,6 +152,6 @@ class ByteReader {
   size_t pos_ = 0;
 };
 
-}  // namespace ckpt_pytree::ocdbt
+}  // namespace ckpt::pytree::ocdbt
 
 #endif  // CKPT_PLUGINS_PYTREE_ORBAX_OCDBT_FORMAT_H_

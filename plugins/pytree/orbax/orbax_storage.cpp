@@ -1,4 +1,4 @@
-#include "orbax_storage.h"
+#include "orbax/orbax_storage.h"
 
 #include <ckpt/abi.h>
 #include <ckpt/sdk/dtype.h>
@@ -8,9 +8,9 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "../cast.h"
+#include "tree/cast.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -289,4 +289,4 @@ void OrbaxStorage::read(const LeafRecord& leaf, void* out) const {
   }
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

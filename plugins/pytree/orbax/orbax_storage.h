@@ -14,12 +14,12 @@
 #include <optional>
 #include <string>
 
-#include "../tree_metadata.h"
-#include "folder_files.h"
-#include "ocdbt_database.h"
-#include "zarr_array.h"
+#include "orbax/folder_files.h"
+#include "orbax/ocdbt_database.h"
+#include "orbax/zarr_array.h"
+#include "records/tree_metadata.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // The storage formats parse_tree_metadata names for Orbax's pytrees.
 constexpr const char* kOrbaxOcdbtZarr3 = "orbax.ocdbt+zarr3";
@@ -82,6 +82,6 @@ class OrbaxStorage {
   std::map<std::string, std::unique_ptr<Array>> arrays_;  // by param name
 };
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
 #endif  // CKPT_PLUGINS_PYTREE_ORBAX_ORBAX_STORAGE_H_

@@ -1,4 +1,4 @@
-#include "zarr_array.h"
+#include "orbax/zarr_array.h"
 
 #include <ckpt/sdk/dtype.h>
 #include <ckpt/sdk/json.h>
@@ -8,12 +8,12 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "../cast.h"
-#include "../dtypes.h"
-#include "crc32c.h"
-#include "zstd_frame.h"
+#include "orbax/crc32c.h"
+#include "orbax/zstd_frame.h"
+#include "tree/cast.h"
+#include "tree/dtypes.h"
 
-namespace ckpt_pytree::zarr {
+namespace ckpt::pytree::zarr {
 
 namespace {
 
@@ -672,4 +672,4 @@ void read_array(const ArrayMetadata& array, const ChunkSource& source,
   }
 }
 
-}  // namespace ckpt_pytree::zarr
+}  // namespace ckpt::pytree::zarr

@@ -22,9 +22,9 @@
 #include <string_view>
 #include <vector>
 
-#include "format_errors.h"
+#include "records/format_errors.h"
 
-namespace ckpt_pytree::zarr {
+namespace ckpt::pytree::zarr {
 
 using orbax::Damaged;
 using orbax::Unsupported;
@@ -90,6 +90,6 @@ using ChunkSource =
 void read_array(const ArrayMetadata& array, const ChunkSource& source,
                 bool require_every_chunk, void* out);
 
-}  // namespace ckpt_pytree::zarr
+}  // namespace ckpt::pytree::zarr
 
 #endif  // CKPT_PLUGINS_PYTREE_ORBAX_ZARR_ARRAY_H_

@@ -1,4 +1,4 @@
-#include "zstd_frame.h"
+#include "orbax/zstd_frame.h"
 
 #include <zstd.h>
 
@@ -6,9 +6,9 @@
 #include <memory>
 #include <new>
 
-#include "format_errors.h"
+#include "records/format_errors.h"
 
-namespace ckpt_pytree::orbax {
+namespace ckpt::pytree::orbax {
 
 std::string zstd_decompress(std::string_view compressed, uint64_t max_bytes) {
   struct FreeStream {
@@ -89,4 +89,4 @@ void zstd_decompress_into(std::string_view compressed, void* out, size_t size) {
   if (in.pos != in.size) throw Damaged("bytes after the zstd frame");
 }
 
-}  // namespace ckpt_pytree::orbax
+}  // namespace ckpt::pytree::orbax

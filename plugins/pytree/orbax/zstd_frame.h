@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace ckpt_pytree::orbax {
+namespace ckpt::pytree::orbax {
 
 // Decompresses the single zstd frame `compressed` (nothing after it) into
 // at most `max_bytes` bytes; the output grows only as the data really
@@ -20,6 +20,6 @@ std::string zstd_decompress(std::string_view compressed, uint64_t max_bytes);
 // that many.
 void zstd_decompress_into(std::string_view compressed, void* out, size_t size);
 
-}  // namespace ckpt_pytree::orbax
+}  // namespace ckpt::pytree::orbax
 
 #endif  // CKPT_PLUGINS_PYTREE_ORBAX_ZSTD_FRAME_H_

@@ -1,4 +1,4 @@
-#include "load_plan.h"
+#include "load/load_plan.h"
 
 #include <ckpt/sdk/boxes.h>
 #include <ckpt/sdk/error.h>
@@ -7,11 +7,11 @@
 #include <cmath>
 #include <cstdint>
 
-#include "cast.h"
-#include "dtypes.h"
-#include "snapshot.h"
+#include "save/snapshot.h"
+#include "tree/cast.h"
+#include "tree/dtypes.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -636,4 +636,4 @@ OutValue to_out_value(OutNode& node, const std::vector<ArrayLoad>& arrays) {
   return out;
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

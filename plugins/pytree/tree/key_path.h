@@ -1,12 +1,12 @@
 // Key paths: where a leaf sits in a tree, as Orbax records them, and the
 // HDF5 names ckpt derives from them.
-#ifndef CKPT_PLUGINS_PYTREE_KEY_PATH_H_
-#define CKPT_PLUGINS_PYTREE_KEY_PATH_H_
+#ifndef CKPT_PLUGINS_PYTREE_TREE_KEY_PATH_H_
+#define CKPT_PLUGINS_PYTREE_TREE_KEY_PATH_H_
 
 #include <string>
 #include <vector>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // Orbax's KeyType values in _METADATA's key_metadata.
 enum class KeyType { kSequence = 1, kDict = 2 };
@@ -36,6 +36,6 @@ std::string hdf5_path(const KeyPath& path);
 // hdf5_path(path).size(), without making it.
 size_t hdf5_path_length(const KeyPath& path);
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_KEY_PATH_H_
+#endif  // CKPT_PLUGINS_PYTREE_TREE_KEY_PATH_H_

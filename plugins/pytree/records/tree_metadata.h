@@ -3,8 +3,8 @@
 // value_metadata per leaf), plus ckpt's additions per array: dtype, shape,
 // where it is stored and its xxh3 checksum. Reads ckpt's files and the
 // metadata of pytrees Python Orbax wrote.
-#ifndef CKPT_PLUGINS_PYTREE_TREE_METADATA_H_
-#define CKPT_PLUGINS_PYTREE_TREE_METADATA_H_
+#ifndef CKPT_PLUGINS_PYTREE_RECORDS_TREE_METADATA_H_
+#define CKPT_PLUGINS_PYTREE_RECORDS_TREE_METADATA_H_
 
 #include <ckpt/abi.h>
 
@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "hdf5_file.h"
-#include "key_path.h"
+#include "hdf5/array_file.h"
+#include "tree/key_path.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 constexpr const char* kMetadataFile = "_METADATA";
 constexpr const char* kArrayFile = "arrays.h5";
@@ -166,6 +166,6 @@ bool is_plain_file_name(const std::string& name);
 TreeMetadata parse_tree_metadata(const std::string& text,
                                  const std::string& what);
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_TREE_METADATA_H_
+#endif  // CKPT_PLUGINS_PYTREE_RECORDS_TREE_METADATA_H_

@@ -2,8 +2,8 @@
 // library, under one process-wide lock (Debian's libhdf5 is the serial,
 // non-thread-safe build), while the bulk bytes of contiguous datasets move
 // with pwrite/pread outside that lock.
-#ifndef CKPT_PLUGINS_PYTREE_HDF5_FILE_H_
-#define CKPT_PLUGINS_PYTREE_HDF5_FILE_H_
+#ifndef CKPT_PLUGINS_PYTREE_HDF5_ARRAY_FILE_H_
+#define CKPT_PLUGINS_PYTREE_HDF5_ARRAY_FILE_H_
 
 #include <ckpt/abi.h>
 
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // Part of a virtual dataset: its box at `offset` of shape `shape` is the
 // whole dataset `dataset` of `file`, a file name relative to the virtual
@@ -157,6 +157,6 @@ class ArrayFileReader {
   std::unique_ptr<State> state_;
 };
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_HDF5_FILE_H_
+#endif  // CKPT_PLUGINS_PYTREE_HDF5_ARRAY_FILE_H_

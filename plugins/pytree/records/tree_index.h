@@ -5,15 +5,15 @@
 // leaves, where parsing _METADATA's JSON costs microseconds a leaf. Loads
 // and metadata read it instead of _METADATA, which stays as the record in
 // Orbax's shape for other readers. See README.md for the layout.
-#ifndef CKPT_PLUGINS_PYTREE_TREE_INDEX_H_
-#define CKPT_PLUGINS_PYTREE_TREE_INDEX_H_
+#ifndef CKPT_PLUGINS_PYTREE_RECORDS_TREE_INDEX_H_
+#define CKPT_PLUGINS_PYTREE_RECORDS_TREE_INDEX_H_
 
 #include <string>
 #include <string_view>
 
-#include "tree_metadata.h"
+#include "records/tree_metadata.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 constexpr const char* kTreeIndexFile = "_TREE_INDEX";
 
@@ -46,6 +46,6 @@ TreeMetadata read_saved_tree(const std::string& directory,
                              const std::string& metadata_file,
                              const std::string& what);
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_TREE_INDEX_H_
+#endif  // CKPT_PLUGINS_PYTREE_RECORDS_TREE_INDEX_H_

@@ -1,13 +1,13 @@
-#include "tree_metadata.h"
+#include "records/tree_metadata.h"
 
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "dtypes.h"
+#include "tree/dtypes.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -328,4 +328,4 @@ KeyPath piece_path(const KeyPath& path, size_t k) {
   return out;
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

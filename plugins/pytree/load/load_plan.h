@@ -2,8 +2,8 @@
 // against the saved leaf records and decides what to read and how to
 // convert it. The background tier (load_arrays.h) then reads and fills in
 // the array leaves.
-#ifndef CKPT_PLUGINS_PYTREE_LOAD_PLAN_H_
-#define CKPT_PLUGINS_PYTREE_LOAD_PLAN_H_
+#ifndef CKPT_PLUGINS_PYTREE_LOAD_LOAD_PLAN_H_
+#define CKPT_PLUGINS_PYTREE_LOAD_LOAD_PLAN_H_
 
 #include <ckpt/abi.h>
 #include <ckpt/sdk/value.h>
@@ -14,9 +14,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tree_metadata.h"
+#include "records/tree_metadata.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // A node of the tree being loaded. Small: a load of many leaves holds one
 // a leaf while it reads their bytes.
@@ -90,6 +90,6 @@ ckpt::sdk::OutValue abstract_tree(const TreeMetadata& saved,
 ckpt::sdk::OutValue to_out_value(OutNode& node,
                                  const std::vector<ArrayLoad>& arrays = {});
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_LOAD_PLAN_H_
+#endif  // CKPT_PLUGINS_PYTREE_LOAD_LOAD_PLAN_H_

@@ -3,8 +3,8 @@
 // copied straight into one shared buffer per dtype (the packed datasets);
 // larger ones are copied into their own buffer, or, when the caller flagged
 // them immutable and they are C-contiguous, kept by reference.
-#ifndef CKPT_PLUGINS_PYTREE_SNAPSHOT_H_
-#define CKPT_PLUGINS_PYTREE_SNAPSHOT_H_
+#ifndef CKPT_PLUGINS_PYTREE_SAVE_SNAPSHOT_H_
+#define CKPT_PLUGINS_PYTREE_SAVE_SNAPSHOT_H_
 
 #include <ckpt/abi.h>
 
@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "hdf5_file.h"
-#include "tree_metadata.h"
+#include "hdf5/array_file.h"
+#include "records/tree_metadata.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // The bytes of one array leaf in the snapshot.
 struct ArrayBytes {
@@ -71,6 +71,6 @@ void copy_contiguous(const ckpt_array& array, void* destination);
 // Whether `array` is laid out C-contiguously.
 bool is_c_contiguous(const ckpt_array& array);
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_SNAPSHOT_H_
+#endif  // CKPT_PLUGINS_PYTREE_SAVE_SNAPSHOT_H_

@@ -1,9 +1,9 @@
-#include "dtypes.h"
+#include "tree/dtypes.h"
 
 #include <ckpt/sdk/dtype.h>
 #include <ckpt/sdk/value.h>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -178,4 +178,4 @@ std::string describe_hdf5_type(hid_t type) {
          " bytes";
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

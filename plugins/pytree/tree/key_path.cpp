@@ -1,8 +1,8 @@
-#include "key_path.h"
+#include "tree/key_path.h"
 
 #include <cstdio>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -124,4 +124,4 @@ std::string hdf5_path(const KeyPath& path) {
   return out;
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

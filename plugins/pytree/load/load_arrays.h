@@ -2,15 +2,15 @@
 // verifies their checksums and converts them to the requested dtype and
 // shape. Reading holds the HDF5 lock only to find the datasets; the bytes,
 // the checksums and the conversions are moved outside it.
-#ifndef CKPT_PLUGINS_PYTREE_LOAD_ARRAYS_H_
-#define CKPT_PLUGINS_PYTREE_LOAD_ARRAYS_H_
+#ifndef CKPT_PLUGINS_PYTREE_LOAD_LOAD_ARRAYS_H_
+#define CKPT_PLUGINS_PYTREE_LOAD_LOAD_ARRAYS_H_
 
 #include <string>
 
-#include "load_plan.h"
+#include "load/load_plan.h"
 #include "orbax/orbax_storage.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // Reads every array of `plan` from its array file in `directory` and
 // stores each as the value of its leaf; the pieces of sharded arrays come
@@ -39,6 +39,6 @@ void load_orbax_arrays(LoadPlan& plan, const OrbaxStorage& storage,
 // The xxh3-64 checksum of `nbytes` bytes.
 uint64_t checksum(const void* data, uint64_t nbytes);
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_LOAD_ARRAYS_H_
+#endif  // CKPT_PLUGINS_PYTREE_LOAD_LOAD_ARRAYS_H_

@@ -1,4 +1,4 @@
-#include "tree_index.h"
+#include "records/tree_index.h"
 
 #include <ckpt/sdk/boxes.h>
 #include <ckpt/sdk/dtype.h>
@@ -10,10 +10,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "cast.h"
-#include "dtypes.h"
+#include "tree/cast.h"
+#include "tree/dtypes.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -649,4 +649,4 @@ TreeMetadata read_saved_tree(const std::string& directory,
   return tree;
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

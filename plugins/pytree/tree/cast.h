@@ -1,8 +1,8 @@
 // Element conversion between dtypes, and fitting an array into another
 // shape: the work a load into an abstract tree does after reading. Pure
 // memory work: never called under the HDF5 lock.
-#ifndef CKPT_PLUGINS_PYTREE_CAST_H_
-#define CKPT_PLUGINS_PYTREE_CAST_H_
+#ifndef CKPT_PLUGINS_PYTREE_TREE_CAST_H_
+#define CKPT_PLUGINS_PYTREE_TREE_CAST_H_
 
 #include <ckpt/abi.h>
 
@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // Converts `count` elements from `src` (dtype `from`) into `dst` (dtype
 // `to`) as NumPy's astype would: integers between each other through
@@ -45,6 +45,6 @@ uint64_t element_count(const std::vector<int64_t>& shape);
 bool checked_size(const std::vector<int64_t>& shape, uint64_t item_size,
                   uint64_t* count, uint64_t* nbytes);
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_CAST_H_
+#endif  // CKPT_PLUGINS_PYTREE_TREE_CAST_H_

@@ -1,11 +1,11 @@
 // Memory for snapshots and loaded arrays.
-#ifndef CKPT_PLUGINS_PYTREE_BUFFERS_H_
-#define CKPT_PLUGINS_PYTREE_BUFFERS_H_
+#ifndef CKPT_PLUGINS_PYTREE_RUNTIME_BUFFERS_H_
+#define CKPT_PLUGINS_PYTREE_RUNTIME_BUFFERS_H_
 
 #include <cstdint>
 #include <memory>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // An uninitialised buffer of `nbytes` (at least 1), freed with the last
 // owner. Large buffers are 2 MiB aligned and asked to be backed by
@@ -13,6 +13,6 @@ namespace ckpt_pytree {
 // page faults (one per 4 KiB).
 std::shared_ptr<void> allocate_buffer(uint64_t nbytes);
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_BUFFERS_H_
+#endif  // CKPT_PLUGINS_PYTREE_RUNTIME_BUFFERS_H_

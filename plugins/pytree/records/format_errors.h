@@ -3,12 +3,12 @@
 // (Damaged, CKPT_ERROR_DATA_LOSS), or they use a part of a format this
 // reader does not decode (Unsupported, CKPT_ERROR_UNIMPLEMENTED). The text
 // says what.
-#ifndef CKPT_PLUGINS_PYTREE_ORBAX_FORMAT_ERRORS_H_
-#define CKPT_PLUGINS_PYTREE_ORBAX_FORMAT_ERRORS_H_
+#ifndef CKPT_PLUGINS_PYTREE_RECORDS_FORMAT_ERRORS_H_
+#define CKPT_PLUGINS_PYTREE_RECORDS_FORMAT_ERRORS_H_
 
 #include <stdexcept>
 
-namespace ckpt_pytree::orbax {
+namespace ckpt::pytree::orbax {
 
 class Damaged : public std::runtime_error {
  public:
@@ -20,6 +20,6 @@ class Unsupported : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-}  // namespace ckpt_pytree::orbax
+}  // namespace ckpt::pytree::orbax
 
-#endif  // CKPT_PLUGINS_PYTREE_ORBAX_FORMAT_ERRORS_H_
+#endif  // CKPT_PLUGINS_PYTREE_RECORDS_FORMAT_ERRORS_H_

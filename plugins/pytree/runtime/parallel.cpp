@@ -1,4 +1,4 @@
-#include "parallel.h"
+#include "runtime/parallel.h"
 
 #include <algorithm>
 #include <atomic>
@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 size_t threads_for(uint64_t bytes) {
   if (bytes < kParallelBytes) return 1;
@@ -50,4 +50,4 @@ void parallel_for(size_t count, size_t threads,
   if (error) std::rethrow_exception(error);
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

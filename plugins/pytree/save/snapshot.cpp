@@ -1,4 +1,4 @@
-#include "snapshot.h"
+#include "save/snapshot.h"
 
 #include <ckpt/sdk/boxes.h>
 #include <ckpt/sdk/error.h>
@@ -8,12 +8,12 @@
 #include <string_view>
 #include <unordered_set>
 
-#include "buffers.h"
-#include "cast.h"
-#include "dtypes.h"
-#include "parallel.h"
+#include "runtime/buffers.h"
+#include "runtime/parallel.h"
+#include "tree/cast.h"
+#include "tree/dtypes.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -589,4 +589,4 @@ Snapshot take_snapshot(const ckpt_value& value, uint64_t pack_threshold_bytes,
   return snap;
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

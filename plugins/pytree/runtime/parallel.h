@@ -2,14 +2,14 @@
 // machine's cores: on these sizes one thread leaves most of the memory
 // bandwidth unused, and first touch of fresh memory costs as much as the
 // copy into it.
-#ifndef CKPT_PLUGINS_PYTREE_PARALLEL_H_
-#define CKPT_PLUGINS_PYTREE_PARALLEL_H_
+#ifndef CKPT_PLUGINS_PYTREE_RUNTIME_PARALLEL_H_
+#define CKPT_PLUGINS_PYTREE_RUNTIME_PARALLEL_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // How many threads bulk work of `bytes` bytes uses: one below
 // kParallelBytes, else the machine's cores, at most 8.
@@ -23,6 +23,6 @@ constexpr uint64_t kParallelBytes = 8u << 20;
 void parallel_for(size_t count, size_t threads,
                   const std::function<void(size_t)>& task);
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_PARALLEL_H_
+#endif  // CKPT_PLUGINS_PYTREE_RUNTIME_PARALLEL_H_

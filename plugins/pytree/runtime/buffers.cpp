@@ -1,11 +1,11 @@
-#include "buffers.h"
+#include "runtime/buffers.h"
 
 #include <sys/mman.h>
 
 #include <cstdlib>
 #include <new>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 constexpr uint64_t kHugePage = 2u << 20;
@@ -27,4 +27,4 @@ std::shared_ptr<void> allocate_buffer(uint64_t nbytes) {
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

@@ -13,11 +13,11 @@
 #include <set>
 #include <stdexcept>
 
-#include "cast.h"
-#include "dtypes.h"
-#include "tree_metadata.h"
+#include "records/tree_metadata.h"
+#include "tree/cast.h"
+#include "tree/dtypes.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -635,4 +635,4 @@ TreeMetadata parse_tree_metadata(const std::string& text,
   return out;
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

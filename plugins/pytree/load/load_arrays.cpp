@@ -1,4 +1,4 @@
-#include "load_arrays.h"
+#include "load/load_arrays.h"
 
 #include <ckpt/sdk/boxes.h>
 #include <ckpt/sdk/error.h>
@@ -18,14 +18,14 @@
 #include <map>
 #include <new>
 
-#include "buffers.h"
-#include "cast.h"
-#include "dtypes.h"
-#include "hdf5_file.h"
-#include "parallel.h"
-#include "tree_index.h"
+#include "hdf5/array_file.h"
+#include "records/tree_index.h"
+#include "runtime/buffers.h"
+#include "runtime/parallel.h"
+#include "tree/cast.h"
+#include "tree/dtypes.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -715,4 +715,4 @@ void load_orbax_arrays(LoadPlan& plan, const OrbaxStorage& storage,
   hand_over(plan, landing, {}, caller_memory, what);
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

@@ -1,6 +1,6 @@
-#include "side_worker.h"
+#include "runtime/side_worker.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 SideWorker::SideWorker() : thread_([this] { run(); }) {}
 
@@ -50,4 +50,4 @@ void SideWorker::run() {
   }
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

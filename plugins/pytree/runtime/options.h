@@ -4,16 +4,16 @@
 //               "verify_checksums": true, "pack_threshold_bytes": 262144,
 //               "compression": "gzip" | {"type": "gzip", "level": 4},
 //               "chunking": false}}
-#ifndef CKPT_PLUGINS_PYTREE_OPTIONS_H_
-#define CKPT_PLUGINS_PYTREE_OPTIONS_H_
+#ifndef CKPT_PLUGINS_PYTREE_RUNTIME_OPTIONS_H_
+#define CKPT_PLUGINS_PYTREE_RUNTIME_OPTIONS_H_
 
 #include <cstdint>
 #include <string>
 
-#include "hdf5_file.h"
-#include "load_plan.h"
+#include "hdf5/array_file.h"
+#include "load/load_plan.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 struct PyTreeOptions {
   LoadOptions load;
@@ -31,6 +31,6 @@ struct PyTreeOptions {
 PyTreeOptions parse_options(const std::string& options_json,
                             const PyTreeOptions& defaults = PyTreeOptions());
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_OPTIONS_H_
+#endif  // CKPT_PLUGINS_PYTREE_RUNTIME_OPTIONS_H_

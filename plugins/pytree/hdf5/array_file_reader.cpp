@@ -1,5 +1,3 @@
-#include "hdf5_file.h"
-
 #include <ckpt/sdk/error.h>
 #include <ckpt/sdk/files.h>
 #include <ckpt/sdk/value.h>
@@ -9,6 +7,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
+
+#include "hdf5/array_file.h"
 #if defined(__x86_64__)
 // XXH3 with the widest vector unit the CPU has (twice the speed of the
 // SSE2 build on AVX2 machines); the same hashes.
@@ -24,12 +24,12 @@
 #include <map>
 #include <mutex>
 
-#include "cast.h"
-#include "dtypes.h"
-#include "parallel.h"
-#include "tree_metadata.h"
+#include "records/tree_metadata.h"
+#include "runtime/parallel.h"
+#include "tree/cast.h"
+#include "tree/dtypes.h"
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -966,4 +966,4 @@ void ArrayFileReader::read(const std::vector<ArrayToRead>& reads,
   });
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

@@ -1,4 +1,4 @@
-#include "cast.h"
+#include "tree/cast.h"
 
 #include <ckpt/sdk/value.h>
 
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <type_traits>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 namespace {
 
@@ -369,4 +369,4 @@ void fit_to_shape(const void* src, const std::vector<int64_t>& from, void* dst,
           c_strides(to));
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree

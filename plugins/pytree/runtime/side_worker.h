@@ -1,7 +1,7 @@
 // A second thread for CPU work that can overlap I/O: checksums computed
 // while arrays are written, verified while later arrays are still read.
-#ifndef CKPT_PLUGINS_PYTREE_SIDE_WORKER_H_
-#define CKPT_PLUGINS_PYTREE_SIDE_WORKER_H_
+#ifndef CKPT_PLUGINS_PYTREE_RUNTIME_SIDE_WORKER_H_
+#define CKPT_PLUGINS_PYTREE_RUNTIME_SIDE_WORKER_H_
 
 #include <condition_variable>
 #include <deque>
@@ -10,7 +10,7 @@
 #include <mutex>
 #include <thread>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // Runs submitted tasks in order on its own thread. finish() waits for all
 // of them and rethrows the first exception one threw (later tasks still
@@ -36,6 +36,6 @@ class SideWorker {
   std::thread thread_;
 };
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_SIDE_WORKER_H_
+#endif  // CKPT_PLUGINS_PYTREE_RUNTIME_SIDE_WORKER_H_

@@ -1,7 +1,7 @@
 // The pytree plugin's dtypes: names in _METADATA and how each dtype is
 // stored in HDF5 so that h5py maps it to the matching NumPy dtype.
-#ifndef CKPT_PLUGINS_PYTREE_DTYPES_H_
-#define CKPT_PLUGINS_PYTREE_DTYPES_H_
+#ifndef CKPT_PLUGINS_PYTREE_TREE_DTYPES_H_
+#define CKPT_PLUGINS_PYTREE_TREE_DTYPES_H_
 
 #include <ckpt/abi.h>
 #include <hdf5.h>
@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 // True for the dtypes ckpt defines (CKPT_DTYPE_BOOL ... COMPLEX128).
 bool is_valid_dtype(ckpt_dtype dtype);
@@ -39,6 +39,6 @@ bool hdf5_type_matches(hid_t type, ckpt_dtype dtype);
 // REQUIRES: the HDF5 lock is held.
 std::string describe_hdf5_type(hid_t type);
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
 
-#endif  // CKPT_PLUGINS_PYTREE_DTYPES_H_
+#endif  // CKPT_PLUGINS_PYTREE_TREE_DTYPES_H_

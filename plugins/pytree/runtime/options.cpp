@@ -1,10 +1,10 @@
-#include "options.h"
+#include "runtime/options.h"
 
 #include <ckpt/sdk/error.h>
 
 #include <nlohmann/json.hpp>
 
-namespace ckpt_pytree {
+namespace ckpt::pytree {
 
 PyTreeOptions parse_options(const std::string& options_json,
                             const PyTreeOptions& defaults) {
@@ -44,4 +44,4 @@ PyTreeOptions parse_options(const std::string& options_json,
   return out;
 }
 
-}  // namespace ckpt_pytree
+}  // namespace ckpt::pytree
