@@ -61,8 +61,8 @@ void run(std::string_view input) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     run(std::string_view(reinterpret_cast<const char*>(data), size));
-  } catch (const ckpt::pytree::orbax::Damaged&) {
-  } catch (const ckpt::pytree::orbax::Unsupported&) {
+  } catch (const ckpt::pytree::Damaged&) {
+  } catch (const ckpt::pytree::Unsupported&) {
   } catch (const ckpt::sdk::Error&) {
   }
   return 0;

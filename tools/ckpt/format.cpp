@@ -1,6 +1,7 @@
 #include "format.h"
 
 #include <ckpt/errors.h>
+#include <ckpt/sdk/text.h>
 
 #include <algorithm>
 #include <cmath>
@@ -226,14 +227,6 @@ std::string human_bytes(uint64_t bytes) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, u ? "%.1f %s" : "%.0f %s", v, units[u]);
   return buffer;
-}
-
-std::string shape_text(const Shape& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    out += (i ? ", " : "") + std::to_string(shape[i]);
-  }
-  return out + "]";
 }
 
 std::string time_text(const std::optional<int64_t>& nsecs) {

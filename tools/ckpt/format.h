@@ -3,6 +3,7 @@
 #ifndef CKPT_TOOLS_CKPT_FORMAT_H_
 #define CKPT_TOOLS_CKPT_FORMAT_H_
 
+#include <ckpt/sdk/text.h>
 #include <ckpt/value.h>
 
 #include <cstdint>
@@ -13,10 +14,10 @@
 
 namespace ckpt::tool {
 
+using ckpt::sdk::shape_text;  // "[2, 3]"
+
 // "1.5 MiB".
 std::string human_bytes(uint64_t bytes);
-// "[2, 3]".
-std::string shape_text(const Shape& shape);
 // "2026-11-29 14:15:12 UTC"; "unknown" for none.
 std::string time_text(const std::optional<int64_t>& nsecs);
 // Bytes of every regular file under `path`.

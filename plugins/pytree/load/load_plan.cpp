@@ -3,6 +3,7 @@
 #include <ckpt/sdk/boxes.h>
 #include <ckpt/sdk/error.h>
 #include <ckpt/sdk/handler.h>
+#include <ckpt/sdk/text.h>
 
 #include <cmath>
 #include <cstdint>
@@ -17,14 +18,7 @@ namespace {
 
 using ckpt::sdk::Error;
 using ckpt::sdk::OutValue;
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    out += (i ? ", " : "") + std::to_string(shape[i]);
-  }
-  return out + "]";
-}
+using ckpt::sdk::shape_text;
 
 const char* leaf_kind_name(LeafKind kind) {
   switch (kind) {

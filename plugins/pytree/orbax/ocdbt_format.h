@@ -20,8 +20,6 @@
 
 namespace ckpt::pytree::ocdbt {
 
-using orbax::Damaged;
-
 constexpr uint32_t kManifestMagic = 0x0cdb3a2a;
 constexpr uint32_t kVersionTreeNodeMagic = 0x0cdb1234;
 constexpr uint32_t kBtreeNodeMagic = 0x0cdb20de;

@@ -138,10 +138,10 @@ const OrbaxStorage::Array& OrbaxStorage::array_of(const LeafRecord& leaf) {
   try {
     array->metadata =
         zarr3_ ? zarr::parse_array_metadata(*text) : zarr::parse_zarray(*text);
-  } catch (const orbax::Damaged& e) {
+  } catch (const Damaged& e) {
     throw Error(CKPT_ERROR_DATA_LOSS, where(leaf) + ": its " + file +
                                           " is damaged (" + e.what() + ")");
-  } catch (const orbax::Unsupported& e) {
+  } catch (const Unsupported& e) {
     throw Error(CKPT_ERROR_UNIMPLEMENTED, where(leaf) + ": its " + file +
                                               " uses " + e.what() +
                                               ", which ckpt does not read");
@@ -281,9 +281,9 @@ void OrbaxStorage::read(const LeafRecord& leaf, void* out) const {
     zarr::read_array(
         m, [&](const std::string& key) { return get(prefix + key); },
         every_chunk_stored_, out);
-  } catch (const orbax::Damaged& e) {
+  } catch (const Damaged& e) {
     throw Error(CKPT_ERROR_DATA_LOSS, where(leaf) + ": " + e.what());
-  } catch (const orbax::Unsupported& e) {
+  } catch (const Unsupported& e) {
     throw Error(CKPT_ERROR_UNIMPLEMENTED,
                 where(leaf) + ": " + e.what() + " is not read by ckpt");
   }

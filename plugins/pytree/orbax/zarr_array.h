@@ -26,9 +26,6 @@
 
 namespace ckpt::pytree::zarr {
 
-using orbax::Damaged;
-using orbax::Unsupported;
-
 // A chain of codecs, as zarr.json lists them: one array-to-bytes codec
 // (bytes or sharding_indexed), then bytes-to-bytes codecs (zstd, crc32c)
 // in the order they were applied when writing.

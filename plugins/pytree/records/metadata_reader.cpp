@@ -13,6 +13,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "records/format_errors.h"
 #include "records/tree_metadata.h"
 #include "tree/cast.h"
 #include "tree/dtypes.h"
@@ -24,15 +25,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char* kStructureKey = "ckpt_array_file_structure";
-
-// A value no ckpt writes: the file is damaged (DATA_LOSS).
-struct Damaged : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-// Something ckpt cannot hand over (UNIMPLEMENTED).
-struct Unsupported : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // `text` for an error message: control characters (NUL would end the
 // message at the ABI) replaced, at most 200 bytes.

@@ -4,12 +4,14 @@
 #include <ckpt/sdk/dtype.h>
 #include <ckpt/sdk/error.h>
 #include <ckpt/sdk/files.h>
+#include <ckpt/sdk/text.h>
 
 #include <cstring>
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "records/format_errors.h"
 #include "tree/cast.h"
 #include "tree/dtypes.h"
 
@@ -18,6 +20,7 @@ namespace ckpt::pytree {
 namespace {
 
 using ckpt::sdk::Error;
+using ckpt::sdk::shape_text;
 
 // The layout (README.md, "_TREE_INDEX"): after the magic, a sequence of
 // fields, each an unsigned LEB128 varint, a byte, a little-endian 64-bit
@@ -146,15 +149,6 @@ void encode_leaf(const LeafRecord& leaf, uint32_t dataset, Encoder& e) {
 }
 
 // ------------------------------------------------------------- reading
-
-// A value or structure no ckpt writes (DATA_LOSS).
-struct Damaged : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-// What this ckpt cannot hand over (UNIMPLEMENTED).
-struct Unsupported : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 class Decoder {
  public:
@@ -291,14 +285,6 @@ class StructureCheck {
   std::vector<Open> open_;
   size_t previous_size_ = 0;
 };
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    out += (i ? ", " : "") + std::to_string(shape[i]);
-  }
-  return out + "]";
-}
 
 // Reads the array fields of `leaf` (after its kind), checking them against
 // `datasets` and `packed_dtype` (a pack's one dtype, by dataset).

@@ -5,6 +5,8 @@
 #ifndef CKPT_SDK_BOXES_H_
 #define CKPT_SDK_BOXES_H_
 
+#include <ckpt/sdk/text.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -53,13 +55,7 @@ bool boxes_overlap(const B& a, const B& b) {
 // "[[offset...], [shape...]]", for messages.
 template <class B>
 std::string box_text(const B& box) {
-  auto list = [](const std::vector<int64_t>& v) {
-    std::string s = "[";
-    for (size_t i = 0; i < v.size(); ++i)
-      s += (i ? ", " : "") + std::to_string(v[i]);
-    return s + "]";
-  };
-  return "[" + list(box.offset) + ", " + list(box.shape) + "]";
+  return "[" + shape_text(box.offset) + ", " + shape_text(box.shape) + "]";
 }
 
 // Empty when `boxes` (all distinct) lie inside `global`, are disjoint and
