@@ -1,6 +1,7 @@
 #include "format.h"
 
 #include <ckpt/errors.h>
+#include <ckpt/sdk/half.h>
 #include <ckpt/sdk/text.h>
 
 #include <algorithm>
@@ -18,58 +19,10 @@ namespace ckpt::tool {
 
 namespace {
 
-float half_to_float(uint16_t h) {
-  uint32_t sign = (h >> 15) & 1, exponent = (h >> 10) & 0x1f,
-           mantissa = h & 0x3ff;
-  float value;
-  if (exponent == 0) {
-    value = std::ldexp(static_cast<float>(mantissa), -24);
-  } else if (exponent == 31) {
-    value = mantissa ? NAN : INFINITY;
-  } else {
-    value = std::ldexp(static_cast<float>(mantissa | 0x400),
-                       static_cast<int>(exponent) - 25);
-  }
-  return sign ? -value : value;
-}
-
-float bfloat16_to_float(uint16_t b) {
-  uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
-
-// `f` rounded to float16 (round to nearest even), as its bits.
-uint16_t float_to_half(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, sizeof x);
-  const uint32_t sign = (x >> 16) & 0x8000;
-  uint32_t mantissa = x & 0x7fffff;
-  const int exponent = static_cast<int>((x >> 23) & 0xff);
-  if (exponent == 255) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  const int e = exponent - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  uint32_t shift = 13, bits = static_cast<uint32_t>(e) << 10;
-  if (e <= 0) {  // subnormal half
-    if (e < -10) return sign;
-    mantissa |= 0x800000;
-    shift = static_cast<uint32_t>(14 - e);
-    bits = 0;
-  }
-  uint32_t h = bits | (mantissa >> shift);
-  const uint32_t rest = mantissa & ((1u << shift) - 1),
-                 half = 1u << (shift - 1);
-  if (rest > half || (rest == half && (h & 1))) ++h;  // may carry: fine
-  return static_cast<uint16_t>(sign | h);
-}
-
-uint16_t float_to_bfloat16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, sizeof x);
-  x += 0x7fff + ((x >> 16) & 1);
-  return static_cast<uint16_t>(x >> 16);
-}
+using ckpt::sdk::bfloat16_to_float;
+using ckpt::sdk::float_to_bfloat16;
+using ckpt::sdk::float_to_half;
+using ckpt::sdk::half_to_float;
 
 // `v` rounded to the float type of `dtype` and back.
 double round_to(double v, DType dtype) {

@@ -1,5 +1,6 @@
 #include "tree/cast.h"
 
+#include <ckpt/sdk/half.h>
 #include <ckpt/sdk/value.h>
 
 #include <algorithm>
@@ -12,66 +13,10 @@ namespace ckpt::pytree {
 
 namespace {
 
-float half_to_float(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exponent = (h >> 10) & 0x1fu;
-  uint32_t mantissa = h & 0x3ffu;
-  uint32_t bits;
-  if (exponent == 0) {
-    if (mantissa == 0) {
-      bits = sign;
-    } else {  // subnormal: value = mantissa * 2^-24
-      float value = std::ldexp(static_cast<float>(mantissa), -24);
-      return sign ? -value : value;
-    }
-  } else if (exponent == 31) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  }
-  float out;
-  std::memcpy(&out, &bits, sizeof out);
-  return out;
-}
-
-uint16_t float_to_half(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
-  uint32_t abs = bits & 0x7fffffffu;
-  if (abs >= 0x7f800000u) {  // inf or nan
-    return static_cast<uint16_t>(sign | 0x7c00u |
-                                 (abs > 0x7f800000u ? 0x200u : 0));
-  }
-  if (abs >= 0x477ff000u)
-    return static_cast<uint16_t>(sign | 0x7c00u);  // overflow
-  if (abs < 0x38800000u) {  // subnormal or zero in half precision
-    float magnitude;
-    std::memcpy(&magnitude, &abs, sizeof magnitude);
-    float scaled = std::nearbyint(magnitude * 16777216.0f);  // 2^24
-    return static_cast<uint16_t>(sign | static_cast<uint16_t>(scaled));
-  }
-  // Normal: round the 13 dropped mantissa bits to nearest even.
-  uint32_t rounded = abs + 0xfffu + ((abs >> 13) & 1u);
-  return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
-}
-
-float bfloat16_to_float(uint16_t b) {
-  uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float out;
-  std::memcpy(&out, &bits, sizeof out);
-  return out;
-}
-
-uint16_t float_to_bfloat16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) {
-    return static_cast<uint16_t>((bits >> 16) | 0x40u);  // quiet nan
-  }
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
+using ckpt::sdk::bfloat16_to_float;
+using ckpt::sdk::float_to_bfloat16;
+using ckpt::sdk::float_to_half;
+using ckpt::sdk::half_to_float;
 
 // One element on its way between two dtypes.
 struct Element {
