@@ -115,8 +115,7 @@ TEST_CASE("float16 rounds to nearest, ties to even, at every midpoint",
   CHECK(float_to_half(std::numeric_limits<float>::denorm_min()) == 0x0000);
 }
 
-TEST_CASE("float16 keeps a NaN's sign and the top of its payload",
-          "[half]") {
+TEST_CASE("float16 keeps a NaN's sign and the top of its payload", "[half]") {
   const float quiet = std::numeric_limits<float>::quiet_NaN();
   CHECK(float_to_half(quiet) == 0x7e00);
   CHECK(float_to_half(-quiet) == 0xfe00);
@@ -138,8 +137,8 @@ TEST_CASE("bfloat16 widens, narrows and rounds every pattern", "[half]") {
     REQUIRE(float_to_bfloat16(f) ==
             (is_bfloat16_nan(b) ? ((b & 0x8000) | 0x7fc0) : b));
     const uint32_t magnitude = i & 0x7fff;
-    if (magnitude < 0x7f7f) check_midpoints(b, float_to_bfloat16,
-                                            bfloat16_to_float);
+    if (magnitude < 0x7f7f)
+      check_midpoints(b, float_to_bfloat16, bfloat16_to_float);
   }
   // Halfway past the largest finite bfloat16 is infinity.
   CHECK(float_to_bfloat16(std::numeric_limits<float>::max()) == 0x7f80);
@@ -173,8 +172,9 @@ TEST_CASE("the codec agrees with NumPy's float16 and ml_dtypes' bfloat16",
   REQUIRE(std::fwrite(inputs.data(), sizeof(float), inputs.size(), file) ==
           inputs.size());
   REQUIRE(std::fclose(file) == 0);
-  // Float16 from NumPy (of $CKPT_TEST_PYTHON, else Debian's Python); bfloat16 from ml_dtypes when it is installed, else
-  // float16 again (then only float16 is compared, and the test says so).
+  // Float16 from NumPy (of $CKPT_TEST_PYTHON, else Debian's Python); bfloat16
+  // from ml_dtypes when it is installed, else float16 again (then only float16
+  // is compared, and the test says so).
   const std::string script =
       "import sys, numpy as np\n"
       "np.seterr(all='ignore')\n"
@@ -189,9 +189,11 @@ TEST_CASE("the codec agrees with NumPy's float16 and ml_dtypes' bfloat16",
       "print('numpy', np.__version__)\n";
   const std::string script_file = (dir.path() / "codec.py").string();
   ckpt::test::write_text(script_file, script);
-  const auto result = ckpt::test::run_command(std::string(std::getenv("CKPT_TEST_PYTHON") ? std::getenv("CKPT_TEST_PYTHON") : CKPT_PYTHON) + " " +
-                                             script_file + " " + in + " " +
-                                             out);
+  const auto result =
+      ckpt::test::run_command(std::string(std::getenv("CKPT_TEST_PYTHON")
+                                              ? std::getenv("CKPT_TEST_PYTHON")
+                                              : CKPT_PYTHON) +
+                              " " + script_file + " " + in + " " + out);
   INFO(result.output);
   REQUIRE(result.status == 0);
   const std::string bytes = ckpt::test::read_text(out);
@@ -207,9 +209,9 @@ TEST_CASE("the codec agrees with NumPy's float16 and ml_dtypes' bfloat16",
     // NaN of the same sign.
     const uint16_t ours = float_to_half(inputs[k]);
     const uint16_t numpy = theirs[k];
-    if (is_half_nan(ours) ? !(is_half_nan(numpy) &&
-                              (numpy & 0x8000) == (ours & 0x8000))
-                          : numpy != ours) {
+    if (is_half_nan(ours)
+            ? !(is_half_nan(numpy) && (numpy & 0x8000) == (ours & 0x8000))
+            : numpy != ours) {
       ++half_mismatches;
     }
     if (with_ml_dtypes &&

@@ -53,6 +53,7 @@
 #ifndef CKPT_CHECKPOINT_H_
 #define CKPT_CHECKPOINT_H_
 
+#include <ckpt/export.h>
 #include <ckpt/handler.h>
 #include <ckpt/layout.h>
 #include <ckpt/value.h>
@@ -74,7 +75,7 @@ namespace ckpt {
 // Named checkpointables (or abstract checkpointables), in order.
 using Checkpointables = std::vector<std::pair<std::string, Value>>;
 
-struct SaveOptions {
+struct CKPT_API SaveOptions {
   // Replace an existing checkpoint at the path. The old one stays intact
   // until the new one is committed.
   bool overwrite = false;
@@ -91,7 +92,7 @@ struct SaveOptions {
 // The pending result of an async save. Destroying it does not cancel the
 // save; the process waits for saves in flight when it exits, up to their
 // deadlines (see "Deadlines" above).
-class AsyncSave {
+class CKPT_API AsyncSave {
  public:
   struct State;
   explicit AsyncSave(std::shared_ptr<State> state);
@@ -113,36 +114,37 @@ class AsyncSave {
 // first error. Past the Context's async_timeout: TimeoutError, or a warning
 // and a longer wait when the caller's memory may still be read (see
 // "Deadlines" above).
-void save(const std::filesystem::path& path, const Value& tree,
-          const SaveOptions& options = {});
-AsyncSave save_async(const std::filesystem::path& path, const Value& tree,
-                     const SaveOptions& options = {});
-void save_checkpointables(const std::filesystem::path& path,
-                          const Checkpointables& checkpointables,
-                          const SaveOptions& options = {});
+CKPT_API void save(const std::filesystem::path& path, const Value& tree,
+                   const SaveOptions& options = {});
+CKPT_API AsyncSave save_async(const std::filesystem::path& path,
+                              const Value& tree,
+                              const SaveOptions& options = {});
+CKPT_API void save_checkpointables(const std::filesystem::path& path,
+                                   const Checkpointables& checkpointables,
+                                   const SaveOptions& options = {});
 // Returns once every handler's blocking tier has run: the caller may then
 // change its values. The final path appears only at commit.
-AsyncSave save_checkpointables_async(const std::filesystem::path& path,
-                                     const Checkpointables& checkpointables,
-                                     const SaveOptions& options = {});
+CKPT_API AsyncSave save_checkpointables_async(
+    const std::filesystem::path& path, const Checkpointables& checkpointables,
+    const SaveOptions& options = {});
 
 // Loads one checkpointable: `name` (AUTO: `state` if it is a pytree folder,
 // else the first subfolder, alphabetically, that holds a pytree), into
 // `abstract_value` (null: as saved).
-Value load(const std::filesystem::path& path,
-           const Value* abstract_value = nullptr,
-           const std::string& name = kAutoName);
+CKPT_API Value load(const std::filesystem::path& path,
+                    const Value* abstract_value = nullptr,
+                    const std::string& name = kAutoName);
 
 // Loads the named checkpointables (a none abstract: as saved), touching no
 // other folder. An empty list loads every checkpointable.
-Checkpointables load_checkpointables(const std::filesystem::path& path,
-                                     const Checkpointables& abstracts = {});
+CKPT_API Checkpointables load_checkpointables(
+    const std::filesystem::path& path, const Checkpointables& abstracts = {});
 
 // The handler load_checkpointables would use for checkpointable `name` of
 // the checkpoint `info` describes, in the current Context: Orbax's load
 // resolution with the checkpoint-level fallback to the handler bound to
 // `state`. NoEntryError when there is none.
-HandlerPtr resolve_checkpointable_handler(
+CKPT_API HandlerPtr resolve_checkpointable_handler(
     const CheckpointInfo& info, const std::string& name,
     const Value* abstract_value = nullptr);
 
@@ -151,28 +153,28 @@ HandlerPtr resolve_checkpointable_handler(
 // the plugin that saved it is not loaded. nullopt when one claims it or
 // none is recorded. Loading such a checkpointable falls back to the handler
 // bound to `state`; when that fails too, the error says this first.
-std::optional<std::string> unclaimed_typestr(const CheckpointInfo& info,
-                                             const std::string& name);
+CKPT_API std::optional<std::string> unclaimed_typestr(
+    const CheckpointInfo& info, const std::string& name);
 
-struct Metadata {
+struct CKPT_API Metadata {
   CheckpointInfo checkpoint;
   Value metadata;    // the pytree's abstract tree; none if unsupported
   std::string name;  // the checkpointable's (AUTO resolved)
 };
-struct CheckpointablesMetadata {
+struct CKPT_API CheckpointablesMetadata {
   CheckpointInfo checkpoint;
   Checkpointables metadata;  // none for handlers without metadata
 };
 
-Metadata metadata(const std::filesystem::path& path,
-                  const std::string& name = kAutoName);
-CheckpointablesMetadata checkpointables_metadata(
-    const std::filesystem::path& path);
+CKPT_API Metadata metadata(const std::filesystem::path& path,
+                           const std::string& name = kAutoName);
+CKPT_API CheckpointablesMetadata
+checkpointables_metadata(const std::filesystem::path& path);
 
 // Blocks until every save started in this process has its outcome
 // (committed, failed or timed out). Background tiers of saves that timed
 // out may still be running.
-void wait_for_pending_saves();
+CKPT_API void wait_for_pending_saves();
 
 }  // namespace ckpt
 

@@ -52,6 +52,7 @@
 #define CKPT_CHECKPOINTER_H_
 
 #include <ckpt/checkpoint.h>
+#include <ckpt/export.h>
 #include <ckpt/value.h>
 
 #include <chrono>
@@ -68,7 +69,7 @@ namespace ckpt {
 
 // One checkpoint of a root, as policies and callers see it (Orbax's
 // CheckpointMetadata / PolicyCheckpointInfo).
-struct CheckpointStep {
+struct CKPT_API CheckpointStep {
   int64_t step = 0;
   std::filesystem::path path;
   // When it was committed (_CHECKPOINT_METADATA; the folder's modification
@@ -84,13 +85,13 @@ struct CheckpointStep {
 
 // ---- When to save ---------------------------------------------------------
 
-struct DecisionContext {
+struct CKPT_API DecisionContext {
   bool is_saving_in_progress = false;
   // A preemption notice arrived and its checkpoint is not yet written.
   bool reached_preemption = false;
 };
 
-class SaveDecisionPolicy {
+class CKPT_API SaveDecisionPolicy {
  public:
   virtual ~SaveDecisionPolicy() = default;
   // Whether to save `step` (its time: now; no metrics), given the
@@ -102,7 +103,7 @@ class SaveDecisionPolicy {
 };
 
 // A SaveDecisionPolicy held by value: any policy converts to it.
-class SaveDecisionPolicyRef {
+class CKPT_API SaveDecisionPolicyRef {
  public:
   template <typename P, typename = std::enable_if_t<std::is_base_of_v<
                             SaveDecisionPolicy, std::decay_t<P>>>>
@@ -118,7 +119,7 @@ class SaveDecisionPolicyRef {
 
 // Saves whenever no save is in flight and, with a minimum interval, at
 // least that many seconds passed since the newest committed step.
-class ContinuousCheckpointingPolicy final : public SaveDecisionPolicy {
+class CKPT_API ContinuousCheckpointingPolicy final : public SaveDecisionPolicy {
  public:
   explicit ContinuousCheckpointingPolicy(
       std::optional<double> minimum_interval_secs = std::nullopt);
@@ -131,7 +132,7 @@ class ContinuousCheckpointingPolicy final : public SaveDecisionPolicy {
 };
 
 // Saves steps that are multiples of `interval` (> 0).
-class FixedIntervalPolicy final : public SaveDecisionPolicy {
+class CKPT_API FixedIntervalPolicy final : public SaveDecisionPolicy {
  public:
   explicit FixedIntervalPolicy(int64_t interval);
   bool should_save(const CheckpointStep& step,
@@ -143,7 +144,7 @@ class FixedIntervalPolicy final : public SaveDecisionPolicy {
 };
 
 // Saves exactly these steps.
-class SpecificStepsPolicy final : public SaveDecisionPolicy {
+class CKPT_API SpecificStepsPolicy final : public SaveDecisionPolicy {
  public:
   explicit SpecificStepsPolicy(std::vector<int64_t> steps);
   bool should_save(const CheckpointStep& step,
@@ -155,7 +156,7 @@ class SpecificStepsPolicy final : public SaveDecisionPolicy {
 };
 
 // Saves when the root has no committed step yet.
-class InitialSavePolicy final : public SaveDecisionPolicy {
+class CKPT_API InitialSavePolicy final : public SaveDecisionPolicy {
  public:
   bool should_save(const CheckpointStep& step,
                    const std::vector<CheckpointStep>& previous_steps,
@@ -163,7 +164,7 @@ class InitialSavePolicy final : public SaveDecisionPolicy {
 };
 
 // Saves at the first step after a preemption notice.
-class PreemptionCheckpointingPolicy final : public SaveDecisionPolicy {
+class CKPT_API PreemptionCheckpointingPolicy final : public SaveDecisionPolicy {
  public:
   bool should_save(const CheckpointStep& step,
                    const std::vector<CheckpointStep>& previous_steps,
@@ -171,7 +172,7 @@ class PreemptionCheckpointingPolicy final : public SaveDecisionPolicy {
 };
 
 // Saves when any of its policies says so.
-class AnySavePolicy final : public SaveDecisionPolicy {
+class CKPT_API AnySavePolicy final : public SaveDecisionPolicy {
  public:
   explicit AnySavePolicy(std::vector<SaveDecisionPolicyRef> policies);
   bool should_save(const CheckpointStep& step,
@@ -186,7 +187,7 @@ class AnySavePolicy final : public SaveDecisionPolicy {
 
 struct PreservationContext {};
 
-class PreservationPolicy {
+class CKPT_API PreservationPolicy {
  public:
   virtual ~PreservationPolicy() = default;
   // For each of `checkpoints` (committed, ascending by step), whether to
@@ -197,7 +198,7 @@ class PreservationPolicy {
 };
 
 // A PreservationPolicy held by value: any policy converts to it.
-class PreservationPolicyRef {
+class CKPT_API PreservationPolicyRef {
  public:
   template <typename P, typename = std::enable_if_t<std::is_base_of_v<
                             PreservationPolicy, std::decay_t<P>>>>
@@ -211,7 +212,7 @@ class PreservationPolicyRef {
   std::shared_ptr<const PreservationPolicy> policy_;
 };
 
-class PreserveAll final : public PreservationPolicy {
+class CKPT_API PreserveAll final : public PreservationPolicy {
  public:
   std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
@@ -219,7 +220,7 @@ class PreserveAll final : public PreservationPolicy {
 };
 
 // The newest `n` steps (all of them when there are at most n).
-class LatestN final : public PreservationPolicy {
+class CKPT_API LatestN final : public PreservationPolicy {
  public:
   explicit LatestN(size_t n);
   std::vector<bool> should_preserve(
@@ -232,7 +233,7 @@ class LatestN final : public PreservationPolicy {
 
 // The oldest step, then each step committed at least `interval_secs` after
 // the last step kept before it.
-class EveryNSeconds final : public PreservationPolicy {
+class CKPT_API EveryNSeconds final : public PreservationPolicy {
  public:
   explicit EveryNSeconds(double interval_secs);
   std::vector<bool> should_preserve(
@@ -244,7 +245,7 @@ class EveryNSeconds final : public PreservationPolicy {
 };
 
 // Steps that are multiples of `interval_steps` (> 0).
-class EveryNSteps final : public PreservationPolicy {
+class CKPT_API EveryNSteps final : public PreservationPolicy {
  public:
   explicit EveryNSteps(int64_t interval_steps);
   std::vector<bool> should_preserve(
@@ -256,7 +257,7 @@ class EveryNSteps final : public PreservationPolicy {
 };
 
 // Exactly these steps.
-class CustomSteps final : public PreservationPolicy {
+class CKPT_API CustomSteps final : public PreservationPolicy {
  public:
   explicit CustomSteps(std::vector<int64_t> steps);
   std::vector<bool> should_preserve(
@@ -274,7 +275,7 @@ class CustomSteps final : public PreservationPolicy {
 // place. Steps without metrics (or whose metric function throws or
 // returns NaN) are kept when `keep_checkpoints_without_metrics`, else not
 // kept; they do not count towards n. No n: every step is kept.
-class BestN final : public PreservationPolicy {
+class CKPT_API BestN final : public PreservationPolicy {
  public:
   using MetricFn = std::function<double(const nlohmann::json& metrics)>;
   explicit BestN(MetricFn get_metric_fn, bool reverse = false,
@@ -296,7 +297,7 @@ class BestN final : public PreservationPolicy {
 };
 
 // Keeps a step when any of its policies does.
-class AnyPreservationPolicy final : public PreservationPolicy {
+class CKPT_API AnyPreservationPolicy final : public PreservationPolicy {
  public:
   explicit AnyPreservationPolicy(std::vector<PreservationPolicyRef> policies);
   std::vector<bool> should_preserve(
@@ -312,7 +313,7 @@ class AnyPreservationPolicy final : public PreservationPolicy {
 // Orbax's standard step names: "<prefix>_" when there is a prefix, then the
 // step, zero-padded to `fixed_length` digits when set. Step 5: "5",
 // "ckpt_5", "00000005", "ckpt_00000005".
-struct StepNameFormat {
+struct CKPT_API StepNameFormat {
   std::string prefix;
   std::optional<int> fixed_length;
 
@@ -329,7 +330,7 @@ struct StepNameFormat {
 
 // A folder of a root that is not (yet) a checkpoint: the temporary folder
 // of a save in flight or of one that died.
-struct TemporaryFolder {
+struct CKPT_API TemporaryFolder {
   enum class Owner {
     kGone,       // its save died on this host since the last boot
     kAlive,      // its process still runs
@@ -342,13 +343,13 @@ struct TemporaryFolder {
   std::string owner_description;  // "pid 123 on host h"
 };
 
-struct StepFolder {
+struct CKPT_API StepFolder {
   CheckpointStep checkpoint;
   bool committed = false;
   std::string problem;  // why it is not a complete checkpoint
 };
 
-struct RootListing {
+struct CKPT_API RootListing {
   StepNameFormat format;
   std::vector<StepFolder> steps;  // ascending
   std::vector<TemporaryFolder> temporaries;
@@ -357,13 +358,13 @@ struct RootListing {
 // Reads a root of step folders in `format` (nullopt: the format of the
 // folders found there, plain numbers when there are none). Touches nothing.
 // NotFoundError when `root` does not exist.
-RootListing list_checkpoint_root(
+CKPT_API RootListing list_checkpoint_root(
     const std::filesystem::path& root,
     const std::optional<StepNameFormat>& format = std::nullopt);
 
 // ---- The Checkpointer -----------------------------------------------------
 
-struct CheckpointerOptions {
+struct CKPT_API CheckpointerOptions {
   // Orbax's default: the first step, then whenever no save is in flight,
   // and at a preemption.
   SaveDecisionPolicyRef save_decision_policy =
@@ -383,9 +384,9 @@ struct CheckpointerOptions {
 
 // What the signal handler does: marks the process preempted. Safe to call
 // from a signal handler.
-void request_preemption() noexcept;
+CKPT_API void request_preemption() noexcept;
 
-class Checkpointer {
+class CKPT_API Checkpointer {
  public:
   // Opens (and makes) the root `directory`, reads its steps and removes
   // leftover temporary folders of dead saves (see above). With a

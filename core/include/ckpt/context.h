@@ -9,6 +9,7 @@
 #ifndef CKPT_CONTEXT_H_
 #define CKPT_CONTEXT_H_
 
+#include <ckpt/export.h>
 #include <ckpt/multiprocess.h>
 #include <ckpt/registry.h>
 
@@ -22,7 +23,7 @@
 namespace ckpt {
 
 // Handlers bound to checkpointable names, for one Context.
-struct CheckpointablesOptions {
+struct CKPT_API CheckpointablesOptions {
   // A local registry (global entries first) with each handler added under
   // its name, e.g. {{"config", make_handler("ckpt.json.JsonHandler",
   // {{"filename", "config.json"}})}}.
@@ -32,7 +33,7 @@ struct CheckpointablesOptions {
   RegistryPtr registry;  // null: the default
 };
 
-struct ContextOptions {
+struct CKPT_API ContextOptions {
   // The registry to resolve handlers in. Null: a read-only snapshot of the
   // global registry taken when the Context is made.
   CheckpointablesOptions checkpointables_options;
@@ -62,7 +63,7 @@ struct ContextOptions {
   nlohmann::json handler_options = nlohmann::json::object();
 };
 
-class Context {
+class CKPT_API Context {
  public:
   explicit Context(ContextOptions options = {});
   ~Context();

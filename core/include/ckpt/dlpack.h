@@ -8,6 +8,7 @@
 #ifndef CKPT_DLPACK_H_
 #define CKPT_DLPACK_H_
 
+#include <ckpt/export.h>
 #include <ckpt/value.h>
 #include <dlpack/dlpack.h>
 
@@ -20,8 +21,8 @@ namespace ckpt {
 // changes while the Array lives (see Array::share), so an async save
 // writes it without a snapshot copy. InvalidArgumentError for other
 // devices, lanes != 1, or a dtype ckpt does not have.
-Array from_dlpack(DLManagedTensor* tensor, bool as_bool = false,
-                  bool immutable = false);
+CKPT_API Array from_dlpack(DLManagedTensor* tensor, bool as_bool = false,
+                           bool immutable = false);
 
 // A piece of a sharded array (ShardedArray) from this process's tensor of
 // it: the elements of the box at `offset` in the global index space, as
@@ -30,13 +31,13 @@ Array from_dlpack(DLManagedTensor* tensor, bool as_bool = false,
 //   ckpt::ShardedArray w{ckpt::DType::kFloat32, {2048, 128}, {}};
 //   w.shards.push_back(ckpt::shard_from_dlpack({rank * 512, 0},
 //                                              at::toDLPack(local_rows)));
-Shard shard_from_dlpack(Shape offset, DLManagedTensor* tensor,
-                        bool as_bool = false, bool immutable = false);
+CKPT_API Shard shard_from_dlpack(Shape offset, DLManagedTensor* tensor,
+                                 bool as_bool = false, bool immutable = false);
 
 // A DLManagedTensor viewing `array`'s memory (kept alive until the
 // consumer calls the tensor's deleter, exactly once). Borrowed arrays are
 // not copied: their memory must outlive the tensor.
-DLManagedTensor* to_dlpack(const Array& array);
+CKPT_API DLManagedTensor* to_dlpack(const Array& array);
 
 }  // namespace ckpt
 

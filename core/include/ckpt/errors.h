@@ -8,6 +8,8 @@
 #ifndef CKPT_ERRORS_H_
 #define CKPT_ERRORS_H_
 
+#include <ckpt/export.h>
+
 #include <stdexcept>
 #include <string>
 
@@ -30,9 +32,9 @@ enum class ErrorKind {
 };
 
 // "invalid argument", "no entry", ...
-const char* error_kind_name(ErrorKind kind);
+CKPT_API const char* error_kind_name(ErrorKind kind);
 
-class Error : public std::runtime_error {
+class CKPT_API Error : public std::runtime_error {
  public:
   Error(ErrorKind kind, const std::string& message)
       : std::runtime_error(message), kind_(kind) {}
@@ -43,7 +45,7 @@ class Error : public std::runtime_error {
 };
 
 #define CKPT_DEFINE_ERROR(Name, Kind)         \
-  class Name : public Error {                 \
+  class CKPT_API Name : public Error {        \
    public:                                    \
     explicit Name(const std::string& message) \
         : Error(ErrorKind::Kind, message) {}  \
@@ -66,17 +68,18 @@ CKPT_DEFINE_ERROR(IOError, kIO)
 #undef CKPT_DEFINE_ERROR
 
 // Throws the exception class of `kind` with `message`.
-[[noreturn]] void throw_error(ErrorKind kind, const std::string& message);
+[[noreturn]] CKPT_API void throw_error(ErrorKind kind,
+                                       const std::string& message);
 
 // The kind of an errno value: ENOENT kNotFound; EEXIST, ENOTEMPTY
 // kAlreadyExists; ENOTDIR, EISDIR, ENAMETOOLONG, ELOOP kInvalidArgument (the
 // path cannot be one); EACCES, EPERM, EROFS kPermissionDenied; ENOSPC,
 // EDQUOT, EFBIG kNoSpace; ENOMEM kInternal; anything else kIO.
-ErrorKind error_kind_from_errno(int errnum);
+CKPT_API ErrorKind error_kind_from_errno(int errnum);
 
 // Throws the error of `errnum` with the message "<what>: <OS message>";
 // `what` names the operation and the path ("cannot create /a/b").
-[[noreturn]] void throw_os_error(int errnum, const std::string& what);
+[[noreturn]] CKPT_API void throw_os_error(int errnum, const std::string& what);
 
 }  // namespace ckpt
 

@@ -7,6 +7,7 @@
 #ifndef CKPT_HANDLER_H_
 #define CKPT_HANDLER_H_
 
+#include <ckpt/export.h>
 #include <ckpt/value.h>
 
 #include <cstdint>
@@ -21,7 +22,7 @@
 namespace ckpt {
 
 // A handler type: what a plugin registers.
-struct HandlerInfo {
+struct CKPT_API HandlerInfo {
   std::string typestr;  // stable id recorded in checkpoints
   std::vector<std::string> secondary_typestrs;
   std::string description;
@@ -42,7 +43,7 @@ struct HandlerInfo {
 };
 
 // Where one handler call runs.
-struct CallContext {
+struct CKPT_API CallContext {
   std::string checkpointable_name;
   std::filesystem::path directory;  // <checkpoint>/<name>
   int process_index = 0;
@@ -54,7 +55,7 @@ struct CallContext {
 
 enum class Answer { kNo, kYes, kDefer };
 
-class Handler {
+class CKPT_API Handler {
  public:
   virtual ~Handler() = default;
 
@@ -84,15 +85,15 @@ using HandlerPtr = std::shared_ptr<const Handler>;
 // An instance of the handler type `typestr` (a primary typestr of a loaded
 // plugin or the built-in stateful handler) with an optional configuration.
 // Throws NoEntryError listing the known types when there is none.
-HandlerPtr make_handler(
-    const std::string& typestr,
-    const nlohmann::json& config = nlohmann::json::object());
+CKPT_API HandlerPtr
+make_handler(const std::string& typestr,
+             const nlohmann::json& config = nlohmann::json::object());
 
 // Every handler type known to this process, in registration order.
-std::vector<HandlerInfo> handler_types();
+CKPT_API std::vector<HandlerInfo> handler_types();
 
 // Runs `work` on the core's background pool.
-std::future<void> run_in_background(std::function<void()> work);
+CKPT_API std::future<void> run_in_background(std::function<void()> work);
 
 }  // namespace ckpt
 

@@ -12,6 +12,8 @@
 #ifndef CKPT_LAYOUT_H_
 #define CKPT_LAYOUT_H_
 
+#include <ckpt/export.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -53,7 +55,7 @@ enum class LayoutVersion {
 };
 
 // What _CHECKPOINT_METADATA records, with missing optional fields tolerated.
-struct CheckpointInfo {
+struct CKPT_API CheckpointInfo {
   std::filesystem::path path;
   LayoutVersion layout = LayoutVersion::kV1;
   // checkpointable name -> typestr of the handler that saved it.
@@ -80,25 +82,26 @@ struct CheckpointInfo {
 // Validates the layout and reads _CHECKPOINT_METADATA (no handler runs).
 // NotFoundError when `path` does not exist; InvalidLayoutError naming the
 // path when it is no complete checkpoint.
-CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
+CKPT_API CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
 
 // Checks every file of checkpointable `name` against the checksums recorded
 // when it was saved (files its handler checks itself: their size). False
 // when the checkpoint records no checksums; DataLossError naming the file
 // that is missing, added, changed or not a regular file.
-bool check_checkpointable_bytes(const std::filesystem::path& path,
-                                const std::string& name);
+CKPT_API bool check_checkpointable_bytes(const std::filesystem::path& path,
+                                         const std::string& name);
 
 // The checkpointables of a checkpoint on disk, reserved names excluded,
 // sorted by name.
-std::vector<std::string> list_checkpointables(const CheckpointInfo& info);
-std::vector<std::string> list_checkpointables(
+CKPT_API std::vector<std::string> list_checkpointables(
+    const CheckpointInfo& info);
+CKPT_API std::vector<std::string> list_checkpointables(
     const std::filesystem::path& path);
 
 // Whether the checkpoint has a metrics folder (kMetricsName): metrics that
 // are not in _CHECKPOINT_METADATA. Never for a flat v0 pytree, whose
 // folder is its one checkpointable.
-bool has_metrics_folder(const CheckpointInfo& info);
+CKPT_API bool has_metrics_folder(const CheckpointInfo& info);
 
 }  // namespace ckpt
 

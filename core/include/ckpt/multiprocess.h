@@ -15,6 +15,8 @@
 #ifndef CKPT_MULTIPROCESS_H_
 #define CKPT_MULTIPROCESS_H_
 
+#include <ckpt/export.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,7 +32,7 @@ namespace ckpt {
 //
 // A failure throws: ckpt::Error for preference (any other exception
 // becomes an InternalError naming the operation).
-class Collectives {
+class CKPT_API Collectives {
  public:
   virtual ~Collectives() = default;
 
@@ -52,7 +54,7 @@ class Collectives {
   virtual bool callable_from_any_thread() const { return true; }
 };
 
-struct MultiprocessingOptions {
+struct CKPT_API MultiprocessingOptions {
   // The process that writes the files every process shares
   // (_CHECKPOINT_METADATA, JSON and proto checkpointables, _METADATA) and
   // commits the checkpoint.

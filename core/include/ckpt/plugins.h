@@ -16,6 +16,7 @@
 #ifndef CKPT_PLUGINS_H_
 #define CKPT_PLUGINS_H_
 
+#include <ckpt/export.h>
 #include <ckpt/registry.h>
 
 #include <cstdint>
@@ -25,7 +26,7 @@
 
 namespace ckpt {
 
-struct PluginInfo {
+struct CKPT_API PluginInfo {
   std::filesystem::path path;
   std::string name;
   uint32_t abi_major = 0;
@@ -33,7 +34,7 @@ struct PluginInfo {
   std::vector<std::string> handler_typestrs;
 };
 
-struct PluginFailure {
+struct CKPT_API PluginFailure {
   std::filesystem::path path;
   std::string reason;
 };
@@ -44,32 +45,32 @@ struct PluginFailure {
 // file: not a shared object, no entry symbol, ABI major mismatch, failing
 // initialisation, a typestr another plugin already registered, an insecure
 // file.
-PluginInfo load_plugin(const std::filesystem::path& file,
-                       bool allow_insecure = false,
-                       HandlerRegistry* registry = nullptr);
+CKPT_API PluginInfo load_plugin(const std::filesystem::path& file,
+                                bool allow_insecure = false,
+                                HandlerRegistry* registry = nullptr);
 
 // Loads every ckpt-plugin-*.so of `folder` in name order into `registry`
 // (global when null); failures are recorded, not thrown.
-std::vector<PluginInfo> load_plugin_folder(const std::filesystem::path& folder,
-                                           bool allow_insecure = false,
-                                           HandlerRegistry* registry = nullptr);
+CKPT_API std::vector<PluginInfo> load_plugin_folder(
+    const std::filesystem::path& folder, bool allow_insecure = false,
+    HandlerRegistry* registry = nullptr);
 
 // The core's start-up: loads the built-in folder and CKPT_PLUGIN_PATH once
 // per process. Every public call of the core does this first, so a host
 // calls it only to load plugins at a moment of its choosing.
-void ensure_default_plugins_loaded();
+CKPT_API void ensure_default_plugins_loaded();
 
 // The folder of the shipped plugins this libckpt uses.
-std::filesystem::path builtin_plugin_folder();
+CKPT_API std::filesystem::path builtin_plugin_folder();
 
-std::vector<PluginInfo> loaded_plugins();
-std::vector<PluginFailure> plugin_failures();
+CKPT_API std::vector<PluginInfo> loaded_plugins();
+CKPT_API std::vector<PluginFailure> plugin_failures();
 // Every folder searched for plugins in this process (built-in,
 // CKPT_PLUGIN_PATH, Contexts' plugin_paths, load_plugin_folder), in the
 // order first searched.
-std::vector<std::filesystem::path> searched_plugin_folders();
+CKPT_API std::vector<std::filesystem::path> searched_plugin_folders();
 // The same as text for messages: "a, b" (or "none").
-std::string searched_plugin_folders_text();
+CKPT_API std::string searched_plugin_folders_text();
 
 }  // namespace ckpt
 

@@ -7,6 +7,7 @@
 #ifndef CKPT_REGISTRY_H_
 #define CKPT_REGISTRY_H_
 
+#include <ckpt/export.h>
 #include <ckpt/handler.h>
 
 #include <map>
@@ -18,14 +19,14 @@
 
 namespace ckpt {
 
-struct RegistryEntry {
+struct CKPT_API RegistryEntry {
   HandlerPtr handler;
   std::optional<std::string> checkpointable_name;  // nullopt: general
 };
 
 // The interface resolution works on. Implement it to plug in a registry of
 // your own; Registry is the default.
-class HandlerRegistry {
+class CKPT_API HandlerRegistry {
  public:
   virtual ~HandlerRegistry() = default;
 
@@ -54,7 +55,7 @@ class HandlerRegistry {
 using RegistryPtr = std::shared_ptr<HandlerRegistry>;
 
 // The default registry. Thread-safe.
-class Registry : public HandlerRegistry {
+class CKPT_API Registry : public HandlerRegistry {
  public:
   Registry() = default;
   Registry(const Registry& other);
@@ -76,7 +77,7 @@ class Registry : public HandlerRegistry {
 };
 
 // A view that refuses add() (InvalidArgumentError) and forwards the rest.
-class ReadOnlyRegistry : public HandlerRegistry {
+class CKPT_API ReadOnlyRegistry : public HandlerRegistry {
  public:
   explicit ReadOnlyRegistry(std::shared_ptr<const HandlerRegistry> registry);
   ReadOnlyRegistry& add(
@@ -97,15 +98,15 @@ class ReadOnlyRegistry : public HandlerRegistry {
 // The process-wide registry: the built-in stateful handler, then the
 // default registrations of every plugin found on the search path (loaded on
 // first use), then whatever register_handler and load_plugin add.
-Registry& global_registry();
+CKPT_API Registry& global_registry();
 
 // A new registry holding a copy of the global entries (if include_global),
 // then `other`'s entries. Later global registrations do not appear in it.
-std::shared_ptr<Registry> local_registry(const HandlerRegistry* other = nullptr,
-                                         bool include_global = true);
+CKPT_API std::shared_ptr<Registry> local_registry(
+    const HandlerRegistry* other = nullptr, bool include_global = true);
 
 // Adds to the global registry; returns the handler.
-HandlerPtr register_handler(
+CKPT_API HandlerPtr register_handler(
     HandlerPtr handler,
     std::optional<std::string> checkpointable_name = std::nullopt,
     std::optional<std::vector<std::string>> secondary_typestrs = std::nullopt);
@@ -113,14 +114,14 @@ HandlerPtr register_handler(
 // The handler that saves `value` as `checkpointable_name` (Orbax's save
 // rules). InvalidArgumentError for a none value; NoEntryError naming the
 // checkpointable, the value and the available handlers.
-HandlerPtr resolve_save_handler(const HandlerRegistry& registry,
-                                const std::string& checkpointable_name,
-                                const Value& value);
+CKPT_API HandlerPtr resolve_save_handler(const HandlerRegistry& registry,
+                                         const std::string& checkpointable_name,
+                                         const Value& value);
 
 // The handler that loads `checkpointable_name`, recorded in the checkpoint
 // as `recorded_typestr` (if known), into `abstract_value` (null = as saved).
 // Orbax's load rules, without the checkpoint-level fallback to `state`.
-HandlerPtr resolve_load_handler(
+CKPT_API HandlerPtr resolve_load_handler(
     const HandlerRegistry& registry, const std::string& checkpointable_name,
     const Value* abstract_value,
     const std::optional<std::string>& recorded_typestr);

@@ -8,6 +8,8 @@
 #ifndef CKPT_STATEFUL_H_
 #define CKPT_STATEFUL_H_
 
+#include <ckpt/export.h>
+
 #include <filesystem>
 #include <functional>
 
@@ -15,7 +17,7 @@ namespace ckpt {
 
 using BackgroundWork = std::function<void()>;
 
-class StatefulCheckpointable {
+class CKPT_API StatefulCheckpointable {
  public:
   virtual ~StatefulCheckpointable() = default;
 

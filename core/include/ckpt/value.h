@@ -22,6 +22,7 @@
 #define CKPT_VALUE_H_
 
 #include <ckpt/errors.h>
+#include <ckpt/export.h>
 
 #include <complex>
 #include <cstdint>
@@ -57,13 +58,13 @@ enum class DType {
 };
 
 // Bytes per element.
-size_t dtype_size(DType dtype);
+CKPT_API size_t dtype_size(DType dtype);
 // NumPy's name: "bool", "int8", ..., "float16", "bfloat16", "complex64".
-std::string_view dtype_name(DType dtype);
+CKPT_API std::string_view dtype_name(DType dtype);
 // An array spec's dtype: its name, or "unknown" when it was not recorded.
-std::string_view dtype_name(const std::optional<DType>& dtype);
+CKPT_API std::string_view dtype_name(const std::optional<DType>& dtype);
 // Inverse of dtype_name; throws InvalidArgumentError for an unknown name.
-DType dtype_from_name(std::string_view name);
+CKPT_API DType dtype_from_name(std::string_view name);
 
 template <class T>
 constexpr DType dtype_of();
@@ -132,7 +133,7 @@ using Shape = std::vector<int64_t>;
 //  - share() keeps `owner` alive; with immutable = true the caller promises
 //    the bytes never change, so an async save may write them from the
 //    background without a snapshot copy.
-class Array {
+class CKPT_API Array {
  public:
   Array() = default;
 
@@ -197,7 +198,7 @@ class Array {
   bool immutable_ = false;
 };
 
-struct ArraySpec {
+struct CKPT_API ArraySpec {
   // nullopt: the dtype was not recorded (Orbax's metadata has none); as a
   // load target it means "the dtype it was saved with".
   std::optional<DType> dtype = DType::kFloat32;
@@ -209,7 +210,7 @@ struct ArraySpec {
 
 // A box of a global array's index space: its first index and its extent in
 // every dimension.
-struct Box {
+struct CKPT_API Box {
   Shape offset;
   Shape shape;
   bool operator==(const Box& o) const {
@@ -220,7 +221,7 @@ struct Box {
 
 // One piece of a global array held by this process: the elements of the
 // box at `offset` whose shape is data.shape().
-struct Shard {
+struct CKPT_API Shard {
   Shape offset;
   Array data;
   Box box() const { return {offset, data.shape()}; }
@@ -234,7 +235,7 @@ struct Shard {
 // exactly, without overlap), the one process that writes each (the lowest
 // process holding it: a replicated box is written once), and for each of
 // this process's shards the box it holds.
-struct ShardPlacement {
+struct CKPT_API ShardPlacement {
   std::vector<Box> pieces;
   std::vector<int> writers;            // per piece
   std::vector<size_t> piece_of_shard;  // per shard of the ShardedArray
@@ -251,7 +252,7 @@ struct ShardPlacement {
 // Loading one asks for boxes (ShardedSpec) and returns a ShardedArray with
 // one shard per box asked for, whatever sharding the checkpoint was
 // written with.
-struct ShardedArray {
+struct CKPT_API ShardedArray {
   DType dtype = DType::kFloat32;
   Shape global_shape;
   std::vector<Shard> shards;
@@ -266,7 +267,7 @@ struct ShardedArray {
 // A load target: the boxes of a global array this process wants. From a
 // checkpoint's metadata: the global shape and dtype, and the boxes it
 // stores.
-struct ShardedSpec {
+struct CKPT_API ShardedSpec {
   std::optional<DType> dtype;  // nullopt: as saved
   Shape global_shape;
   std::vector<Box> boxes;
@@ -279,10 +280,11 @@ struct ShardedSpec {
 // `count` boxes splitting `global_shape` along dimension `dim` as evenly as
 // the count allows (the first extent % count boxes get one more row).
 // InvalidArgumentError for a dimension the shape lacks or count < 1.
-std::vector<Box> split_evenly(const Shape& global_shape, size_t dim, int count);
+CKPT_API std::vector<Box> split_evenly(const Shape& global_shape, size_t dim,
+                                       int count);
 
 // A protobuf message (or message type) in the form that crosses the C ABI.
-struct ProtoMessage {
+struct CKPT_API ProtoMessage {
   std::string full_name;       // e.g. "my.pkg.Config"
   std::string bytes;           // wire encoding (empty for a type)
   std::string descriptor_set;  // serialized FileDescriptorSet
@@ -293,7 +295,7 @@ struct ProtoMessage {
 
 // A host object whose meaning is agreed between the host and the handler
 // that claims `typestr`.
-struct UserObject {
+struct CKPT_API UserObject {
   std::string typestr;
   std::shared_ptr<void> object;
   bool operator==(const UserObject& o) const {
@@ -310,7 +312,7 @@ class StatefulCheckpointable;
 // stack; the same limit as for JSON read from disk (sdk::kMaxJsonDepth).
 inline constexpr size_t kMaxNestingDepth = 512;
 
-class Value {
+class CKPT_API Value {
  public:
   enum class Kind {
     kNone,
@@ -439,19 +441,19 @@ class Value {
 // The number of dicts and lists nested at the deepest point of `value`: 0
 // for a leaf, 1 for a dict of leaves. A JSON document counts as a leaf.
 // Iterative.
-size_t nesting_depth(const Value& value);
+CKPT_API size_t nesting_depth(const Value& value);
 
 // The nesting of a JSON document's objects and arrays: 0 for a scalar, 1
 // for [1, 2]. Iterative.
-size_t nesting_depth(const nlohmann::json& document);
+CKPT_API size_t nesting_depth(const nlohmann::json& document);
 
 // "none", "bool", "int", "double", "string", "array", "dict", "list", "json",
 // "proto", "object", "stateful", "array spec", ...
-std::string_view kind_name(Value::Kind kind);
+CKPT_API std::string_view kind_name(Value::Kind kind);
 
 // A short description for error messages: "dict with 3 keys", "float32
 // array [2, 3]", "JSON document".
-std::string describe(const Value& value);
+CKPT_API std::string describe(const Value& value);
 
 }  // namespace ckpt
 

@@ -367,10 +367,17 @@ std::vector<PluginInfo> load_folder_locked(const fs::path& folder,
 fs::path builtin_plugin_folder() {
   if (const char* dir = std::getenv("CKPT_BUILTIN_PLUGIN_DIR")) return dir;
   fs::path here = boost::dll::this_line_location().parent_path();
-#ifdef CKPT_BUILD_LIB_DIR
+#ifdef CKPT_BUILD_ROOT
+  // Uninstalled: libckpt.so in build/core, or a test that links the core
+  // statically, anywhere in the build tree, uses the plugins built beside.
   std::error_code ec;
-  if (fs::equivalent(here, CKPT_BUILD_LIB_DIR, ec))
+  const fs::path root = fs::weakly_canonical(CKPT_BUILD_ROOT, ec);
+  const fs::path binary = fs::weakly_canonical(here, ec);
+  if (!ec &&
+      std::mismatch(root.begin(), root.end(), binary.begin(), binary.end())
+              .first == root.end()) {
     return CKPT_BUILD_PLUGIN_DIR;
+  }
 #endif
   return here / "ckpt" / "plugins";
 }

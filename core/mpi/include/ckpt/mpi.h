@@ -21,6 +21,7 @@
 #ifndef CKPT_MPI_H_
 #define CKPT_MPI_H_
 
+#include <ckpt/export.h>
 #include <ckpt/multiprocess.h>
 #include <mpi.h>
 
@@ -30,7 +31,7 @@ namespace ckpt {
 
 // Throws ckpt::InvalidArgumentError when MPI is not initialized or is
 // finalized, ckpt::InternalError when duplicating `comm` fails.
-std::shared_ptr<Collectives> mpi_collectives(MPI_Comm comm);
+CKPT_API std::shared_ptr<Collectives> mpi_collectives(MPI_Comm comm);
 
 }  // namespace ckpt
 
