@@ -14,7 +14,7 @@
 //   signal) is what the tests look for too.
 //
 //   os_error_child hang-exit DIR PLUGIN [TIMEOUT_MS]
-//       loads PLUGIN (tests/plugins/hang_handler.so), starts an async save
+//       loads PLUGIN (tests/test_plugins/hang_handler.so), starts an async save
 //       to DIR/c whose test.HangHandler never ends (it waits for
 //       DIR/never), prints "started" and returns from main (exit 0). With
 //       TIMEOUT_MS, the save runs in a Context of that async_timeout.

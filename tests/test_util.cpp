@@ -13,7 +13,7 @@
 #include <mutex>
 #include <sstream>
 
-#include "../core/src/format/checksums.h"
+#include "format/checksums.h"
 
 namespace ckpt::test {
 

@@ -39,7 +39,7 @@ std::vector<DType> all_dtypes();
 // The path of a test plugin built into the tests' build folder.
 fs::path test_plugin(const std::string& file_name);
 
-// Loads tests/plugins/toy_handlers.so once (types only, no registrations).
+// Loads tests/test_plugins/toy_handlers.so once (types only, no registrations).
 void load_toy_plugin();
 
 // A toy-tagged value {"type": tag, "data": data}.

@@ -65,7 +65,7 @@ done
 if [ ${#selected[@]} -eq 0 ]; then selected=("${TARGETS[@]}"); fi
 
 if [ "$build" = 1 ]; then
-  ckpt_install_packages
+  ckpt_install_packages "${CKPT_TEST_PACKAGES[@]}"
 
   # Configure (once): clang, ASan+UBSan, coverage instrumentation in libckpt
   # and the plugins too (-fsanitize=fuzzer-no-link), so that the fuzzer sees

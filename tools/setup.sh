@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Installs the Debian packages ckpt needs (only when one is missing), then
-# configures and builds into ./build. Sourced by demo.sh and test.sh.
+# The Debian packages ckpt needs (installed only when one is missing), and
+# how a build folder is configured and built. Sourced by demo.sh and
+# test.sh.
 set -euo pipefail
 
-CKPT_PACKAGES=(
+# What building the library, the plugins, the tool and the examples needs
+# (tools/demo.sh).
+CKPT_DEMO_PACKAGES=(
   meson ninja-build pkg-config cmake g++ gcc
   libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libdlpack-dev libcli11-dev
   libprotobuf-dev protobuf-compiler
   libhdf5-dev libxxhash-dev libzstd-dev
+)
+# What the tests add (tools/test.sh).
+CKPT_TEST_PACKAGES=(
+  "${CKPT_DEMO_PACKAGES[@]}"
   catch2 clang-format
+  # tools/check-size.sh: function lengths.
+  universal-ctags
   # tools/fuzz.sh: clang, and its libFuzzer and sanitizer runtimes (only a
   # Recommends of clang, so named here).
   clang libclang-rt-14-dev
@@ -18,9 +27,10 @@ CKPT_PACKAGES=(
   libopenmpi-dev openmpi-bin
 )
 
+# ckpt_install_packages PACKAGE...: installs those not installed yet.
 ckpt_install_packages() {
   local missing=()
-  for p in "${CKPT_PACKAGES[@]}"; do
+  for p in "$@"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
       missing+=("$p")
     fi
@@ -36,12 +46,21 @@ ckpt_install_packages() {
   $sudo apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}"
 }
 
-# ckpt_build DIR [meson options...]: configure (once) and build.
-ckpt_build() {
+# ckpt_configure DIR [meson options...]: configures DIR once; later calls
+# apply the options given (meson then reconfigures at the next build).
+ckpt_configure() {
   local dir=$1
   shift
   if [ ! -f "$dir/build.ninja" ]; then
     meson setup "$dir" "$@"
+  elif [ $# -gt 0 ] && ! meson configure "$dir" "$@"; then
+    # Options this build folder cannot take (made by an older ckpt).
+    meson setup --wipe "$dir" "$@"
   fi
-  ninja -C "$dir"
+}
+
+# ckpt_build DIR [meson options...]: configure, then build everything.
+ckpt_build() {
+  ckpt_configure "$@"
+  ninja -C "$1"
 }

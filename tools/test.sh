@@ -1,17 +1,39 @@
 #!/usr/bin/env bash
-# Quick start 2: install what is needed, build, and run every test twice:
-# in ./build, and in ./build-sanitize under AddressSanitizer and
-# UndefinedBehaviorSanitizer; then a short run of every fuzz target
-# (tools/fuzz.sh). Ends with one line "N passed, N failed" counting the
-# test cases that ran (each fuzz target is one).
+# Quick start 2, the full gate CI runs: install what is needed, build, and
+# run every test twice: in ./build (release), and in ./build-sanitize under
+# AddressSanitizer and UndefinedBehaviorSanitizer; the MPI tests under
+# mpirun; then a short run of every fuzz target (tools/fuzz.sh); and the
+# format and size checks. Ends with one line "N passed, N failed" counting
+# the test cases that ran (each fuzz target is one).
+#
+# tools/test.sh --quick: the release build and the fast suite only (meson
+# test -C build --suite fast), the inner loop.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/setup.sh
+quick=0
+if [ "${1:-}" = "--quick" ]; then quick=1; fi
 set -e
-ckpt_install_packages
-ckpt_build build
-ckpt_build build-sanitize -Db_sanitize=address,undefined -Db_lundef=false \
-  -Dbuildtype=debug
+ckpt_install_packages "${CKPT_TEST_PACKAGES[@]}"
+ckpt_build build -Dtests=enabled
+if [ "$quick" = 1 ]; then
+  set +e
+  meson test -C build --suite fast --print-errorlogs
+  rc=$?
+  # Test cases, from each test's Catch2 summary.
+  log=build/meson-logs/testlog.txt
+  p=$(grep -oE 'All tests passed \([0-9]+ assertions? in [0-9]+ test case' "$log" |
+    awk '{s += $(NF-2)} END {print s + 0}')
+  p2=$(grep -oE 'test cases: +[0-9]+ \| +[0-9]+ passed' "$log" |
+    awk '{s += $(NF-1)} END {print s + 0}')
+  f=$(grep -E '^test cases:' "$log" | grep -oE '[0-9]+ failed' |
+    awk '{s += $1} END {print s + 0}')
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  echo "$((p + p2)) passed, $f failed"
+  exit $rc
+fi
+ckpt_build build-sanitize -Dtests=enabled -Db_sanitize=address,undefined \
+  -Db_lundef=false -Dbuildtype=debug
 set +e
 
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -39,11 +61,17 @@ catch_counts() {
   fi
 }
 
-# Formatting is part of the build: an unformatted file fails the run.
+# Formatting and sizes are part of the build: an unformatted file, or one
+# too long, fails the run.
 echo "== formatting"
 if ./tools/check-format.sh; then
   echo "every file is formatted"
 else
+  failed=$((failed + 1))
+  status=1
+fi
+echo "== sizes"
+if ! ./tools/check-size.sh; then
   failed=$((failed + 1))
   status=1
 fi

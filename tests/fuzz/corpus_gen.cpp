@@ -22,10 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "../../plugins/pytree/orbax/ocdbt_database.h"
-#include "../../plugins/pytree/records/tree_index.h"
 #include "fuzz_util.h"
+#include "orbax/ocdbt_database.h"
 #include "proto_sample.h"
+#include "records/tree_index.h"
 
 namespace {
 

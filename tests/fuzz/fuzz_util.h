@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-#include "../../core/src/format/checksums.h"
+#include "format/checksums.h"
 
 namespace ckpt_fuzz {
 

@@ -21,8 +21,8 @@
 #include <string_view>
 #include <vector>
 
-#include "../../plugins/pytree/orbax/ocdbt_format.h"
-#include "../../plugins/pytree/orbax/zarr_array.h"
+#include "orbax/ocdbt_format.h"
+#include "orbax/zarr_array.h"
 
 namespace {
 

@@ -36,10 +36,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "../../plugins/pytree/hdf5/array_file.h"
-#include "../../plugins/pytree/records/tree_index.h"
-#include "../../plugins/pytree/records/tree_metadata.h"
 #include "fuzz_util.h"
+#include "hdf5/array_file.h"
+#include "records/tree_index.h"
+#include "records/tree_metadata.h"
 
 #if !defined(CKPT_FUZZ_FILE) || !defined(CKPT_FUZZ_CORPUS)
 #error "define CKPT_FUZZ_FILE and CKPT_FUZZ_CORPUS"

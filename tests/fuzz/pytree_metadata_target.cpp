@@ -14,7 +14,7 @@
 #include <exception>
 #include <string>
 
-#include "../../plugins/pytree/records/tree_metadata.h"
+#include "records/tree_metadata.h"
 
 namespace {
 

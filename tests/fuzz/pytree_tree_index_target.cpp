@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "../../plugins/pytree/records/tree_index.h"
+#include "records/tree_index.h"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <catch2/catch.hpp>
 #include <vector>
 
-#include "../../core/src/training/checkpoint_root.h"
 #include "mpi_util.h"
+#include "training/checkpoint_root.h"
 
 using namespace mpi_test;
 

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "../test_util.h"
 #include "mpi_util.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace mpi_test;

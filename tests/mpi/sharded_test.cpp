@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "../test_util.h"
 #include "mpi_util.h"
+#include "test_util.h"
 
 using namespace mpi_test;
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "../test_util.h"
+#include "test_util.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // The bridge between ckpt::Value and the C ABI's ckpt_value: C views of
 // values, conversion back, dtype codes and shared views.
-#include "../core/src/value/value_bridge.h"
+#include "value/value_bridge.h"
 
 #include <ckpt/abi.h>
 #include <ckpt/errors.h>

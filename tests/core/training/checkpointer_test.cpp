@@ -8,8 +8,8 @@
 #include <catch2/catch.hpp>
 #include <future>
 
-#include "../core/src/format/names.h"
-#include "../core/src/save/save_owner.h"
+#include "format/names.h"
+#include "save/save_owner.h"
 #include "test_util.h"
 
 using namespace ckpt;

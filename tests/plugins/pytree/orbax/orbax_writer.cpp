@@ -1,4 +1,4 @@
-#include "orbax_writer.h"
+#include "plugins/pytree/orbax/orbax_writer.h"
 
 #include <ckpt/sdk/dtype.h>
 #include <zstd.h>
@@ -11,9 +11,9 @@
 #include <optional>
 #include <stdexcept>
 
-#include "../plugins/pytree/orbax/crc32c.h"
-#include "../plugins/pytree/tree/cast.h"
-#include "../plugins/pytree/tree/dtypes.h"
+#include "orbax/crc32c.h"
+#include "tree/cast.h"
+#include "tree/dtypes.h"
 
 namespace ckpt::test::orbax {
 

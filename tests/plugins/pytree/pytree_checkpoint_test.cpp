@@ -7,7 +7,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "pytree_test_util.h"
+#include "plugins/pytree/pytree_test_util.h"
 #include "test_util.h"
 
 using namespace ckpt;

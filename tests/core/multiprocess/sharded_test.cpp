@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "pytree_test_util.h"
+#include "plugins/pytree/pytree_test_util.h"
 #include "test_util.h"
 
 using namespace ckpt;

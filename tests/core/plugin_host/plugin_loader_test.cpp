@@ -38,7 +38,7 @@ void expect_plugin_error(const fs::path& file, const std::string& reason) {
         nlohmann::json{{"ok", true}});
 }
 
-// Compiles tests/plugins/out_of_tree_handler.cpp against sdk/include only,
+// Compiles tests/test_plugins/out_of_tree_handler.cpp against sdk/include only,
 // into a fresh folder; returns that folder.
 const fs::path& out_of_tree_plugin_folder() {
   static TempDir dir;
@@ -47,7 +47,7 @@ const fs::path& out_of_tree_plugin_folder() {
                           " -std=c++17 -shared -fPIC -fvisibility=hidden -I" +
                           CKPT_SOURCE_ROOT + "/sdk/include " +
                           CKPT_SOURCE_ROOT +
-                          "/tests/plugins/out_of_tree_handler.cpp -o " +
+                          "/tests/test_plugins/out_of_tree_handler.cpp -o " +
                           (dir / "ckpt-plugin-oot.so").string() + " 2>&1";
     CommandResult r = run_command(command);
     INFO(r.output);

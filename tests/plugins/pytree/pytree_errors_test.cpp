@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "../plugins/pytree/records/tree_index.h"
-#include "pytree_test_util.h"
+#include "plugins/pytree/pytree_test_util.h"
+#include "records/tree_index.h"
 #include "test_util.h"
 
 using namespace ckpt;

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "../core/src/value/value_bridge.h"
 #include "proto_samples.h"
 #include "test_util.h"
+#include "value/value_bridge.h"
 
 using namespace ckpt;
 using namespace ckpt::test;

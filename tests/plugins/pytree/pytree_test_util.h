@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "../plugins/pytree/records/tree_metadata.h"
+#include "records/tree_metadata.h"
 
 namespace ckpt::test {
 

@@ -8,7 +8,7 @@
 #include <complex>
 #include <limits>
 
-#include "pytree_test_util.h"
+#include "plugins/pytree/pytree_test_util.h"
 #include "test_util.h"
 
 using namespace ckpt;

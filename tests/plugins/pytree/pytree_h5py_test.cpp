@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "pytree_test_util.h"
+#include "plugins/pytree/pytree_test_util.h"
 #include "test_util.h"
 
 using namespace ckpt;

@@ -1,7 +1,7 @@
 // No hang: a plugin whose background tier never ends blocks neither a
 // synchronous save past its deadline (when nothing of the caller's is lent
 // to it) nor the process's exit (checkpoint.h, "Deadlines").
-// tests/plugins/hang_handler.cpp is the plugin; it ends when its release
+// tests/test_plugins/hang_handler.cpp is the plugin; it ends when its release
 // file appears, which every test here makes sure of before it returns.
 #include <ckpt/checkpoint.h>
 #include <ckpt/context.h>

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "pytree_test_util.h"
+#include "plugins/pytree/pytree_test_util.h"
 #include "test_util.h"
 
 #define XXH_INLINE_ALL

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "../plugins/pytree/records/tree_index.h"
-#include "pytree_test_util.h"
+#include "plugins/pytree/pytree_test_util.h"
+#include "records/tree_index.h"
 #include "test_util.h"
 
 #define XXH_INLINE_ALL

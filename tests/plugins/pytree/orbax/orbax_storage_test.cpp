@@ -11,9 +11,9 @@
 #include <cstring>
 #include <fstream>
 
-#include "../plugins/pytree/orbax/zarr_array.h"
-#include "orbax_writer.h"
-#include "pytree_test_util.h"
+#include "orbax/zarr_array.h"
+#include "plugins/pytree/orbax/orbax_writer.h"
+#include "plugins/pytree/pytree_test_util.h"
 #include "test_util.h"
 
 using namespace ckpt;

@@ -1,6 +1,6 @@
 // Atomic commit: new files, folder renames and exchanges, and the temporary
 // folder a save writes before it becomes the checkpoint.
-#include "../core/src/save/atomic_commit.h"
+#include "save/atomic_commit.h"
 
 #include <ckpt/errors.h>
 #include <ckpt/layout.h>
@@ -10,8 +10,8 @@
 #include <memory>
 #include <set>
 
-#include "../core/src/format/names.h"
-#include "../core/src/save/save_owner.h"
+#include "format/names.h"
+#include "save/save_owner.h"
 #include "test_util.h"
 
 using namespace ckpt;

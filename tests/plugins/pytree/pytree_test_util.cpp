@@ -1,10 +1,10 @@
-#include "pytree_test_util.h"
+#include "plugins/pytree/pytree_test_util.h"
 
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <vector>
 
-#include "../plugins/pytree/records/tree_index.h"
+#include "records/tree_index.h"
 #include "test_util.h"
 
 namespace ckpt::test {

@@ -7,8 +7,8 @@
 #include <catch2/catch.hpp>
 #include <set>
 
-#include "../core/src/format/checkpoint_metadata.h"
-#include "../core/src/format/names.h"
+#include "format/checkpoint_metadata.h"
+#include "format/names.h"
 #include "test_util.h"
 
 using namespace ckpt;
