@@ -127,43 +127,6 @@ CValueView::CValueView(const Value& value, bool all_immutable)
   fill(value, root_, 0);
 }
 
-const char* CValueView::copy(std::string_view text) {
-  constexpr size_t kBlock = 64 * 1024;
-  const size_t n = text.size() + 1;
-  char* at;
-  if (n > kBlock / 4) {  // a large text gets a block of its own
-    blocks_.push_back(std::make_unique<char[]>(n));
-    at = blocks_.back().get();
-  } else {
-    if (block_size_ - block_used_ < n) {
-      blocks_.push_back(std::make_unique<char[]>(kBlock));
-      block_ = blocks_.back().get();
-      block_used_ = 0;
-      block_size_ = kBlock;
-    }
-    at = block_ + block_used_;
-    // The next copy starts 8-aligned (it may be dimensions).
-    block_used_ = std::min(block_size_, block_used_ + ((n + 7) & ~size_t{7}));
-  }
-  std::memcpy(at, text.data(), text.size());
-  at[text.size()] = '\0';
-  return at;
-}
-
-const int64_t* CValueView::copy(const std::vector<int64_t>& dims) {
-  if (dims.empty()) return nullptr;
-  const char* at =
-      copy(std::string_view(reinterpret_cast<const char*>(dims.data()),
-                            dims.size() * sizeof(int64_t)));
-  return reinterpret_cast<const int64_t*>(at);
-}
-
-void CValueView::keep(const std::shared_ptr<void>& owner) {
-  if (owner && (owners_.empty() || owners_.back() != owner)) {
-    owners_.push_back(owner);
-  }
-}
-
 namespace {
 thread_local SharedCValueView* innermost_shared_view = nullptr;
 }  // namespace
@@ -214,13 +177,13 @@ void CValueView::fill(const Value& in, ckpt_value& out, size_t depth) {
       out.double_value = in.as_double();
       break;
     case K::kString:
-      out.string_value = copy(in.as_string());
+      out.string_value = arena_.text(in.as_string());
       out.string_len = in.as_string().size();
       break;
     case K::kJson: {
-      const std::string& text = texts_.emplace_back(in.as_json().dump());
-      out.string_value = text.data();
+      std::string text = in.as_json().dump();
       out.string_len = text.size();
+      out.string_value = arena_.adopt(std::move(text));
       break;
     }
     case K::kDict:
@@ -236,12 +199,10 @@ void CValueView::fill(const Value& in, ckpt_value& out, size_t depth) {
       out.proto = &proto_of(in.as_proto());
       break;
     case K::kObject: {
-      ckpt_object& object = objects_.emplace_back();
-      object = ckpt_object{};
-      object.struct_size = CKPT_OBJECT_STRUCT_SIZE;
-      object.typestr = copy(in.as_object().typestr);
+      ckpt_object& object = arena_.object();
+      object.typestr = arena_.text(in.as_object().typestr);
       object.pointer = in.as_object().object.get();
-      keep(in.as_object().object);
+      arena_.keep(in.as_object().object);
       out.object = &object;
       break;
     }
@@ -269,10 +230,11 @@ void CValueView::fill_container(const Value& in, ckpt_value& out,
                                std::to_string(kMaxNestingDepth) +
                                " levels of dicts and lists");
   }
-  auto& children = children_.emplace_back(in.size());
-  auto& keys = keys_.emplace_back();
+  const size_t n = in.size();
+  ckpt_value* children = arena_.nodes(n);
   size_t i = 0;
   if (in.kind() == Value::Kind::kDict) {
+    const char** keys = arena_.keys(n);
     for (const auto& [key, child] : in.as_dict()) {
       if (key.find('\0') != std::string::npos) {
         std::string shown;
@@ -283,31 +245,28 @@ void CValueView::fill_container(const Value& in, ckpt_value& out,
             "' holds a NUL byte, which handlers cannot receive (keys cross "
             "the C ABI as NUL-terminated strings)");
       }
-      keys.push_back(copy(key));
+      keys[i] = arena_.text(key);
       fill(child, children[i++], depth);
     }
-    out.keys = keys.data();
+    out.keys = keys;
   } else {
     for (const Value& child : in.as_list()) fill(child, children[i++], depth);
   }
-  out.count = children.size();
-  out.children = children.data();
+  out.count = n;
+  out.children = children;
 }
 
 const ckpt_array& CValueView::array_of(const Array& a) {
-  ckpt_array& array = arrays_.emplace_back();
-  array = ckpt_array{};
-  array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
+  ckpt_array& array = arena_.array();
   array.tensor.device = DLDevice{kDLCPU, 0};
   array.dtype = to_c_dtype(a.dtype());
   array.flags = a.immutable() || all_immutable_ ? CKPT_ARRAY_IMMUTABLE : 0u;
   array.tensor.data = a.data();
   array.tensor.ndim = static_cast<int32_t>(a.shape().size());
-  array.tensor.shape = const_cast<int64_t*>(copy(a.shape()));
-  array.tensor.strides =
-      a.strides().empty() ? nullptr : const_cast<int64_t*>(copy(a.strides()));
+  array.tensor.shape = const_cast<int64_t*>(arena_.dims(a.shape()));
+  array.tensor.strides = const_cast<int64_t*>(arena_.dims(a.strides()));
   array.tensor.dtype = sdk::dl_dtype(array.dtype);
-  keep(a.owner());
+  arena_.keep(a.owner());
   return array;
 }
 
@@ -329,20 +288,17 @@ void check_box(const Box& box, const Shape& global_shape,
 }  // namespace
 
 const ckpt_sharded_array& CValueView::sharded_of(const Value& in) {
-  ckpt_sharded_array& out = sharded_.emplace_back();
-  out = ckpt_sharded_array{};
-  out.struct_size = CKPT_SHARDED_ARRAY_STRUCT_SIZE;
-  std::vector<ckpt_shard>& shards = shard_lists_.emplace_back();
-  auto shard = [this](const Shape& offset, const Shape& shape,
+  ckpt_sharded_array& out = arena_.sharded();
+  auto shard = [this](ckpt_shard& s, const Shape& offset, const Shape& shape,
                       const ckpt_array* array, int64_t index) {
-    ckpt_shard s{};
-    s.offset = copy(offset);
-    s.shape = copy(shape);
+    s.offset = arena_.dims(offset);
+    s.shape = arena_.dims(shape);
     s.array = array;
     s.index = index;
-    return s;
   };
   const Shape* global = nullptr;
+  ckpt_shard* shards = nullptr;
+  size_t num_shards = 0;
   if (in.kind() == Value::Kind::kShardedArray) {
     const ShardedArray& a = in.as_sharded_array();
     global = &a.global_shape;
@@ -351,7 +307,9 @@ const ckpt_sharded_array& CValueView::sharded_of(const Value& in) {
     if (placement && placement->piece_of_shard.size() != a.shards.size()) {
       placement = nullptr;  // not this value's: made for other shards
     }
-    for (size_t i = 0; i < a.shards.size(); ++i) {
+    num_shards = a.shards.size();
+    shards = arena_.shards(num_shards);
+    for (size_t i = 0; i < num_shards; ++i) {
       const Shard& s = a.shards[i];
       check_box(s.box(), a.global_shape, "a sharded array");
       if (s.data.dtype() != a.dtype) {
@@ -359,41 +317,41 @@ const ckpt_sharded_array& CValueView::sharded_of(const Value& in) {
             "a sharded array of dtype " + std::string(dtype_name(a.dtype)) +
             " has a shard of dtype " + std::string(dtype_name(s.data.dtype())));
       }
-      shards.push_back(shard(
-          s.offset, s.data.shape(), &array_of(s.data),
-          placement ? static_cast<int64_t>(placement->piece_of_shard[i]) : -1));
+      shard(
+          shards[i], s.offset, s.data.shape(), &array_of(s.data),
+          placement ? static_cast<int64_t>(placement->piece_of_shard[i]) : -1);
     }
     if (placement) {
-      std::vector<ckpt_shard>& pieces = shard_lists_.emplace_back();
+      ckpt_shard* pieces = arena_.shards(placement->pieces.size());
       for (size_t k = 0; k < placement->pieces.size(); ++k) {
         const Box& box = placement->pieces[k];
-        pieces.push_back(
-            shard(box.offset, box.shape, nullptr, placement->writers[k]));
+        shard(pieces[k], box.offset, box.shape, nullptr, placement->writers[k]);
       }
-      out.num_pieces = pieces.size();
-      out.pieces = pieces.data();
+      out.num_pieces = placement->pieces.size();
+      out.pieces = pieces;
     }
   } else {
     const ShardedSpec& spec = in.as_sharded_spec();
     global = &spec.global_shape;
     out.dtype = spec.dtype ? to_c_dtype(*spec.dtype) : CKPT_DTYPE_UNKNOWN;
-    for (const Box& box : spec.boxes) {
+    num_shards = spec.boxes.size();
+    shards = arena_.shards(num_shards);
+    for (size_t i = 0; i < num_shards; ++i) {
+      const Box& box = spec.boxes[i];
       check_box(box, spec.global_shape, "a sharded spec");
-      shards.push_back(shard(box.offset, box.shape, nullptr, -1));
+      shard(shards[i], box.offset, box.shape, nullptr, -1);
     }
   }
   out.ndim = static_cast<int32_t>(global->size());
-  out.global_shape = copy(*global);
-  out.num_shards = shards.size();
-  out.shards = shards.data();
+  out.global_shape = arena_.dims(*global);
+  out.num_shards = num_shards;
+  out.shards = shards;
   return out;
 }
 
 const ckpt_array& CValueView::array_of(const Value& in) {
   if (in.kind() == Value::Kind::kArray) return array_of(in.as_array());
-  ckpt_array& array = arrays_.emplace_back();
-  array = ckpt_array{};
-  array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
+  ckpt_array& array = arena_.array();
   array.tensor.device = DLDevice{kDLCPU, 0};
   {
     const ArraySpec& spec = in.as_array_spec();
@@ -404,21 +362,18 @@ const ckpt_array& CValueView::array_of(const Value& in) {
       required_minor_ = std::max<uint32_t>(required_minor_, 1);
     }
     array.tensor.ndim = static_cast<int32_t>(spec.shape.size());
-    array.tensor.shape = const_cast<int64_t*>(copy(spec.shape));
+    array.tensor.shape = const_cast<int64_t*>(arena_.dims(spec.shape));
   }
   array.tensor.dtype = sdk::dl_dtype(array.dtype);
   return array;
 }
 
 const ckpt_proto& CValueView::proto_of(const ProtoMessage& m) {
-  ckpt_proto& proto = protos_.emplace_back();
-  proto = ckpt_proto{};
-  proto.struct_size = CKPT_PROTO_STRUCT_SIZE;
-  proto.full_name = copy(m.full_name);
-  proto.bytes = reinterpret_cast<const uint8_t*>(copy(m.bytes));
+  ckpt_proto& proto = arena_.proto();
+  proto.full_name = arena_.text(m.full_name);
+  proto.bytes = arena_.bytes(m.bytes, m.descriptor_set);
   proto.bytes_len = m.bytes.size();
-  proto.descriptor_set =
-      reinterpret_cast<const uint8_t*>(copy(m.descriptor_set));
+  proto.descriptor_set = proto.bytes + m.bytes.size();
   proto.descriptor_set_len = m.descriptor_set.size();
   return proto;
 }
@@ -503,6 +458,91 @@ Value sharded_from_c(const ckpt_value& in,
   return Value(std::move(out));
 }
 
+Value json_from_c(const ckpt_value& in) {
+  auto text = sdk::string_of(in);
+  try {
+    sdk::check_json_depth(text, "returned JSON text", kMaxNestingDepth);
+  } catch (const sdk::Error& e) {
+    throw PluginError(e.what());
+  }
+  nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
+  if (doc.is_discarded()) throw PluginError("returned malformed JSON text");
+  return Value::json(std::move(doc));
+}
+
+Value array_spec_from_c(const ckpt_value& in) {
+  if (!in.array) throw PluginError("array spec without array");
+  std::optional<DType> dtype;
+  if (raw(in.array->dtype) != CKPT_DTYPE_UNKNOWN) {
+    dtype = dtype_of(*in.array);
+  }
+  return Value(ArraySpec{dtype, shape_of(*in.array)});
+}
+
+Value proto_from_c(const ckpt_value& in) {
+  if (!in.proto || !in.proto->full_name) {
+    throw PluginError("protobuf value without a type name");
+  }
+  const ckpt_proto& p = *in.proto;
+  if ((p.bytes_len && !p.bytes) ||
+      (p.descriptor_set_len && !p.descriptor_set)) {
+    throw PluginError("protobuf value with a length but no bytes");
+  }
+  ProtoMessage m;
+  m.full_name = p.full_name;
+  if (p.bytes_len) {
+    m.bytes.assign(reinterpret_cast<const char*>(p.bytes), p.bytes_len);
+  }
+  if (p.descriptor_set_len) {
+    m.descriptor_set.assign(reinterpret_cast<const char*>(p.descriptor_set),
+                            p.descriptor_set_len);
+  }
+  return raw(in.kind) == CKPT_VALUE_PROTO ? Value::proto(std::move(m))
+                                          : Value::proto_type(std::move(m));
+}
+
+Value object_from_c(const ckpt_value& in,
+                    const std::shared_ptr<void>& keepalive) {
+  if (!in.object || !in.object->typestr) {
+    throw PluginError("object value without a typestr");
+  }
+  // Shares the plugin value's lifetime.
+  return Value::object(in.object->typestr,
+                       std::shared_ptr<void>(keepalive, in.object->pointer));
+}
+
+Value from_c_value_at(const ckpt_value& in,
+                      const std::shared_ptr<void>& keepalive, size_t depth);
+
+// A dict or list, inside `depth` dicts and lists (itself included).
+Value container_from_c(const ckpt_value& in,
+                       const std::shared_ptr<void>& keepalive, size_t depth) {
+  if (depth > kMaxNestingDepth) {
+    throw PluginError("returned a value nested deeper than " +
+                      std::to_string(kMaxNestingDepth) +
+                      " levels of dicts and lists (or a cyclic one)");
+  }
+  if (raw(in.kind) == CKPT_VALUE_DICT) {
+    if (in.count && (!in.children || !in.keys)) {
+      throw PluginError("dict value without children or keys");
+    }
+    Value::Dict dict;
+    dict.reserve(in.count);
+    for (size_t i = 0; i < in.count; ++i) {
+      dict.emplace_back(in.keys[i] ? in.keys[i] : "",
+                        from_c_value_at(in.children[i], keepalive, depth));
+    }
+    return Value::dict(std::move(dict));
+  }
+  if (in.count && !in.children) throw PluginError("list without children");
+  Value::List list;
+  list.reserve(in.count);
+  for (size_t i = 0; i < in.count; ++i) {
+    list.push_back(from_c_value_at(in.children[i], keepalive, depth));
+  }
+  return Value::list(std::move(list));
+}
+
 // from_c_value of `in`, inside `depth` dicts and lists.
 Value from_c_value_at(const ckpt_value& in,
                       const std::shared_ptr<void>& keepalive, size_t depth) {
@@ -515,13 +555,6 @@ Value from_c_value_at(const ckpt_value& in,
         "returned a value whose struct_size is smaller than "
         "ABI 1.0's (is struct_size set?)");
   }
-  if (raw(in.kind) == CKPT_VALUE_DICT || raw(in.kind) == CKPT_VALUE_LIST) {
-    if (++depth > kMaxNestingDepth) {
-      throw PluginError("returned a value nested deeper than " +
-                        std::to_string(kMaxNestingDepth) +
-                        " levels of dicts and lists (or a cyclic one)");
-    }
-  }
   switch (raw(in.kind)) {
     case CKPT_VALUE_NONE:
       return Value();
@@ -533,49 +566,16 @@ Value from_c_value_at(const ckpt_value& in,
       return Value(in.double_value);
     case CKPT_VALUE_STRING:
       return Value(std::string(sdk::string_of(in)));
-    case CKPT_VALUE_JSON: {
-      auto text = sdk::string_of(in);
-      try {
-        sdk::check_json_depth(text, "returned JSON text", kMaxNestingDepth);
-      } catch (const sdk::Error& e) {
-        throw PluginError(e.what());
-      }
-      nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
-      if (doc.is_discarded()) throw PluginError("returned malformed JSON text");
-      return Value::json(std::move(doc));
-    }
-    case CKPT_VALUE_DICT: {
-      if (in.count && (!in.children || !in.keys)) {
-        throw PluginError("dict value without children or keys");
-      }
-      Value::Dict dict;
-      dict.reserve(in.count);
-      for (size_t i = 0; i < in.count; ++i) {
-        dict.emplace_back(in.keys[i] ? in.keys[i] : "",
-                          from_c_value_at(in.children[i], keepalive, depth));
-      }
-      return Value::dict(std::move(dict));
-    }
-    case CKPT_VALUE_LIST: {
-      if (in.count && !in.children) throw PluginError("list without children");
-      Value::List list;
-      list.reserve(in.count);
-      for (size_t i = 0; i < in.count; ++i) {
-        list.push_back(from_c_value_at(in.children[i], keepalive, depth));
-      }
-      return Value::list(std::move(list));
-    }
+    case CKPT_VALUE_JSON:
+      return json_from_c(in);
+    case CKPT_VALUE_DICT:
+    case CKPT_VALUE_LIST:
+      return container_from_c(in, keepalive, depth + 1);
     case CKPT_VALUE_ARRAY:
       if (!in.array) throw PluginError("array value without array");
       return Value(array_from_c(*in.array, keepalive));
-    case CKPT_VALUE_ARRAY_SPEC: {
-      if (!in.array) throw PluginError("array spec without array");
-      std::optional<DType> dtype;
-      if (raw(in.array->dtype) != CKPT_DTYPE_UNKNOWN) {
-        dtype = dtype_of(*in.array);
-      }
-      return Value(ArraySpec{dtype, shape_of(*in.array)});
-    }
+    case CKPT_VALUE_ARRAY_SPEC:
+      return array_spec_from_c(in);
     case CKPT_VALUE_SCALAR_SPEC:
       return Value::scalar_spec(scalar_leaf_kind(in.int_value));
     case CKPT_VALUE_PLACEHOLDER:
@@ -583,27 +583,10 @@ Value from_c_value_at(const ckpt_value& in,
     case CKPT_VALUE_JSON_TYPE:
       return Value::json_type();
     case CKPT_VALUE_PROTO:
-    case CKPT_VALUE_PROTO_TYPE: {
-      if (!in.proto || !in.proto->full_name) {
-        throw PluginError("protobuf value without a type name");
-      }
-      const ckpt_proto& p = *in.proto;
-      ProtoMessage m;
-      m.full_name = p.full_name;
-      m.bytes.assign(reinterpret_cast<const char*>(p.bytes), p.bytes_len);
-      m.descriptor_set.assign(reinterpret_cast<const char*>(p.descriptor_set),
-                              p.descriptor_set_len);
-      return raw(in.kind) == CKPT_VALUE_PROTO ? Value::proto(std::move(m))
-                                              : Value::proto_type(std::move(m));
-    }
+    case CKPT_VALUE_PROTO_TYPE:
+      return proto_from_c(in);
     case CKPT_VALUE_OBJECT:
-      if (!in.object || !in.object->typestr) {
-        throw PluginError("object value without a typestr");
-      }
-      // Shares the plugin value's lifetime.
-      return Value::object(
-          in.object->typestr,
-          std::shared_ptr<void>(keepalive, in.object->pointer));
+      return object_from_c(in, keepalive);
     case CKPT_VALUE_SHARDED_ARRAY:
     case CKPT_VALUE_SHARDED_SPEC:
       return sharded_from_c(in, keepalive);

@@ -3,9 +3,9 @@
 #define CKPT_SRC_VALUE_VALUE_BRIDGE_H_
 
 #include <ckpt/abi.h>
+#include <ckpt/sdk/value_arena.h>
 #include <ckpt/value.h>
 
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,7 +16,7 @@ namespace ckpt::internal {
 // A read-only C view of a Value; InvalidArgumentError when its dicts and
 // lists nest deeper than kMaxNestingDepth (every plugin walks the view by
 // recursion). Self-contained: it copies what it points to (keys, strings,
-// shapes, protobuf bytes) into blocks of its own and keeps the owners of
+// shapes, protobuf bytes) into its sdk::ValueArena and keeps the owners of
 // array and object memory, never the Value itself, so it stays valid as
 // long as this object does, whatever the caller does to its own Value
 // afterwards -- except for the bytes of borrowed or mutable arrays, which a
@@ -46,28 +46,11 @@ class CValueView {
   // rank is not the global shape's.
   const ckpt_sharded_array& sharded_of(const Value& in);
   const ckpt_proto& proto_of(const ProtoMessage& message);
-  // Copies into the view's blocks (NUL-terminated text).
-  const char* copy(std::string_view text);
-  const int64_t* copy(const std::vector<int64_t>& dims);
-  void keep(const std::shared_ptr<void>& owner);
 
   bool all_immutable_;
   ckpt_value root_{};
   uint32_t required_minor_ = 0;
-  // Deques and blocks: appending never moves what earlier pointers refer to.
-  std::deque<std::vector<ckpt_value>> children_;
-  std::deque<std::vector<const char*>> keys_;
-  std::deque<ckpt_array> arrays_;
-  std::deque<ckpt_proto> protos_;
-  std::deque<ckpt_object> objects_;
-  std::deque<ckpt_sharded_array> sharded_;
-  std::deque<std::vector<ckpt_shard>> shard_lists_;
-  std::deque<std::string> texts_;  // JSON documents as text
-  std::vector<std::unique_ptr<char[]>> blocks_;
-  char* block_ = nullptr;  // the block small copies go to
-  size_t block_used_ = 0, block_size_ = 0;
-  // The memory of arrays and objects shown (each one once when it repeats).
-  std::vector<std::shared_ptr<void>> owners_;
+  sdk::ValueArena arena_;
 };
 
 // While one lives, every plugin call on this thread about that very Value

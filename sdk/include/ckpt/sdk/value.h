@@ -14,6 +14,7 @@
 #include <ckpt/abi.h>
 #include <ckpt/sdk/dtype.h>
 #include <ckpt/sdk/error.h>
+#include <ckpt/sdk/value_arena.h>
 
 #include <cstdint>
 #include <memory>
@@ -238,9 +239,8 @@ class OutValue {
 
 // The C view of an OutValue. Internal to freeze(): an sdk::Error
 // (CKPT_ERROR_INVALID_ARGUMENT) when the value nests deeper than
-// kMaxValueDepth. What the view points to is copied into a few arenas it
-// owns (the nodes, arrays, key and text bytes, shapes), sized exactly up
-// front so that no pointer into them moves; of the OutValue tree it keeps
+// kMaxValueDepth. What the view points to is copied into its ValueArena
+// (nodes, keys, text, shapes, protobuf bytes); of the OutValue tree it keeps
 // only the owners of array and object memory, each distinct one once. The
 // host holds this for as long as any loaded array lives, so it is kept
 // small: a node and an array struct a leaf, and the leaf's key and shape.
@@ -254,134 +254,79 @@ class FrozenValue {
   const ckpt_value* root() const { return &root_; }
 
  private:
-  struct Counts {
-    size_t nodes = 0, arrays = 0, protos = 0, objects = 0, sharded = 0,
-           shards = 0, text = 0, dims = 0;
-  };
-
   explicit FrozenValue(OutValue value) {
-    Counts n = count(value);
-    nodes_.reserve(n.nodes);
-    keys_.reserve(n.nodes);
-    arrays_.reserve(n.arrays);
-    protos_.reserve(n.protos);
-    objects_.reserve(n.objects);
-    sharded_.reserve(n.sharded);
-    shards_.reserve(n.shards);
-    text_.reserve(n.text);
-    dims_.reserve(n.dims);
-    fill(value, root_);
+    fill(value, root_, 0);
     // `value` goes now: only the owners of memory the view points to stay.
   }
 
-  // Sizes of every arena for the tree `root`; iterative; throws when
-  // containers nest deeper than kMaxValueDepth.
-  static Counts count(const OutValue& root) {
-    Counts n;
-    std::vector<std::pair<const OutValue*, size_t>> pending = {{&root, 0}};
-    while (!pending.empty()) {
-      auto [v, depth] = pending.back();
-      pending.pop_back();
-      switch (v->kind_) {
-        case CKPT_VALUE_DICT:
-        case CKPT_VALUE_LIST:
-          if (++depth > kMaxValueDepth) {
-            throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                        "a value nested deeper than " +
-                            std::to_string(kMaxValueDepth) +
-                            " levels of dicts and lists");
-          }
-          n.nodes += v->children_.size();
-          for (const std::string& k : v->keys_) n.text += k.size() + 1;
-          break;
-        case CKPT_VALUE_STRING:
-        case CKPT_VALUE_JSON:
-          n.text += v->text_.size() + 1;
-          break;
-        case CKPT_VALUE_ARRAY:
-        case CKPT_VALUE_ARRAY_SPEC:
-          ++n.arrays;
-          n.dims += v->shape_.size();
-          break;
-        case CKPT_VALUE_PROTO:
-        case CKPT_VALUE_PROTO_TYPE:
-          ++n.protos;
-          n.text +=
-              v->text_.size() + 1 + v->bytes_.size() + v->descriptors_.size();
-          break;
-        case CKPT_VALUE_OBJECT:
-          ++n.objects;
-          n.text += v->text_.size() + 1;
-          break;
-        case CKPT_VALUE_SHARDED_ARRAY:
-        case CKPT_VALUE_SHARDED_SPEC:
-          ++n.sharded;
-          n.shards += v->children_.size();
-          n.dims += v->shape_.size();
-          for (const auto& offset : v->offsets_) n.dims += offset.size();
-          break;
-        default:
-          break;
-      }
-      if (v->kind_ == CKPT_VALUE_DICT || v->kind_ == CKPT_VALUE_LIST ||
-          v->kind_ == CKPT_VALUE_SHARDED_ARRAY ||
-          v->kind_ == CKPT_VALUE_SHARDED_SPEC) {
-        for (const OutValue& child : v->children_) {
-          pending.emplace_back(&child, depth);
-        }
-      }
-    }
-    return n;
-  }
-
-  // Throws unless `arena` has room for `more` elements: growing would move
-  // what the view already points to (count() sized every arena).
-  template <class T>
-  static void room(const std::vector<T>& arena, size_t more) {
-    if (arena.capacity() - arena.size() < more) {
-      throw Error(CKPT_ERROR_INTERNAL, "FrozenValue: an arena was sized short");
-    }
-  }
-
-  // Copies `bytes` into the text arena, NUL-terminated.
-  const char* text(const std::string& bytes) {
-    room(text_, bytes.size() + 1);
-    const size_t at = text_.size();
-    text_.insert(text_.end(), bytes.begin(), bytes.end());
-    text_.push_back('\0');
-    return text_.data() + at;
-  }
-  const int64_t* dims(const std::vector<int64_t>& d) {
-    room(dims_, d.size());
-    const size_t at = dims_.size();
-    dims_.insert(dims_.end(), d.begin(), d.end());
-    return dims_.data() + at;
-  }
-  // Keeps `owner` for as long as the view lives (once, when the previous
-  // one kept is the same).
-  void keep(const std::shared_ptr<void>& owner) {
-    if (owner && (owners_.empty() || owners_.back() != owner)) {
-      owners_.push_back(owner);
-    }
-  }
-
   const ckpt_array* array_of(const OutValue& in) {
-    room(arrays_, 1);
-    ckpt_array& array = arrays_.emplace_back();
-    array = ckpt_array{};
-    array.struct_size = CKPT_ARRAY_STRUCT_SIZE;
+    ckpt_array& array = arena_.array();
     array.dtype = in.dtype_;
     array.tensor.data = in.data_;
     array.tensor.device = DLDevice{kDLCPU, 0};
     array.tensor.ndim = static_cast<int32_t>(in.shape_.size());
-    array.tensor.shape = const_cast<int64_t*>(dims(in.shape_));
+    array.tensor.shape = const_cast<int64_t*>(arena_.dims(in.shape_));
     array.tensor.dtype = dl_dtype(in.dtype_);
-    keep(in.owner_);
+    arena_.keep(in.owner_);
     return &array;
   }
 
-  // `in` is nested at most kMaxValueDepth levels (checked by count()).
-  void fill(const OutValue& in, ckpt_value& out) {
+  // `depth`: the dicts and lists around `in`.
+  void fill_container(const OutValue& in, ckpt_value& out, size_t depth) {
+    if (depth > kMaxValueDepth) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  "a value nested deeper than " +
+                      std::to_string(kMaxValueDepth) +
+                      " levels of dicts and lists");
+    }
+    const size_t n = in.children_.size();
+    ckpt_value* children = arena_.nodes(n);
+    const char** keys = in.kind_ == CKPT_VALUE_DICT ? arena_.keys(n) : nullptr;
+    for (size_t i = 0; i < n; ++i) {
+      if (keys) keys[i] = arena_.text(in.keys_[i]);
+      fill(in.children_[i], children[i], depth);
+    }
+    out.count = n;
+    out.children = children;
+    out.keys = keys;
+  }
+
+  const ckpt_proto* proto_of(const OutValue& in) {
+    ckpt_proto& proto = arena_.proto();
+    proto.full_name = arena_.text(in.text_);
+    const uint8_t* base = arena_.bytes(in.bytes_, in.descriptors_);
+    proto.bytes = base;
+    proto.bytes_len = in.bytes_.size();
+    proto.descriptor_set = base + in.bytes_.size();
+    proto.descriptor_set_len = in.descriptors_.size();
+    return &proto;
+  }
+
+  const ckpt_sharded_array* sharded_of(const OutValue& in) {
+    ckpt_sharded_array& sharded = arena_.sharded();
+    sharded.dtype = in.dtype_;
+    sharded.ndim = static_cast<int32_t>(in.shape_.size());
+    sharded.global_shape = arena_.dims(in.shape_);
+    const size_t n = in.children_.size();
+    ckpt_shard* shards = arena_.shards(n);
+    for (size_t i = 0; i < n; ++i) {
+      const OutValue& element = in.children_[i];
+      ckpt_shard& shard = shards[i];
+      shard.offset = arena_.dims(in.offsets_[i]);
+      if (in.kind_ == CKPT_VALUE_SHARDED_ARRAY) {
+        shard.array = array_of(element);
+        shard.shape = shard.array->tensor.shape;
+      } else {
+        shard.shape = arena_.dims(element.shape_);
+      }
+      shard.index = -1;
+    }
+    sharded.num_shards = n;
+    sharded.shards = shards;
+    return &sharded;
+  }
+
+  void fill(const OutValue& in, ckpt_value& out, size_t depth) {
     out = ckpt_value{};
     out.struct_size = CKPT_VALUE_STRUCT_SIZE;
     out.kind = in.kind_;
@@ -390,91 +335,31 @@ class FrozenValue {
     switch (in.kind_) {
       case CKPT_VALUE_STRING:
       case CKPT_VALUE_JSON:
-        out.string_value = text(in.text_);
+        out.string_value = arena_.text(in.text_);
         out.string_len = in.text_.size();
         break;
       case CKPT_VALUE_DICT:
-      case CKPT_VALUE_LIST: {
-        const size_t base = nodes_.size();
-        const size_t n = in.children_.size();
-        room(nodes_, n);
-        nodes_.resize(base + n);  // within the capacity: nothing moves
-        keys_.resize(base + n);
-        for (size_t i = 0; i < n; ++i) {
-          keys_[base + i] = text(in.keys_[i]);
-          fill(in.children_[i], nodes_[base + i]);
-        }
-        out.count = n;
-        out.children = n ? nodes_.data() + base : nullptr;
-        out.keys =
-            in.kind_ == CKPT_VALUE_DICT && n ? keys_.data() + base : nullptr;
+      case CKPT_VALUE_LIST:
+        fill_container(in, out, depth + 1);
         break;
-      }
       case CKPT_VALUE_ARRAY:
       case CKPT_VALUE_ARRAY_SPEC:
         out.array = array_of(in);
         break;
       case CKPT_VALUE_PROTO:
-      case CKPT_VALUE_PROTO_TYPE: {
-        room(protos_, 1);
-        ckpt_proto& proto = protos_.emplace_back();
-        proto = ckpt_proto{};
-        proto.struct_size = CKPT_PROTO_STRUCT_SIZE;
-        proto.full_name = text(in.text_);
-        room(text_, in.bytes_.size() + in.descriptors_.size());
-        const size_t at = text_.size();
-        text_.insert(text_.end(), in.bytes_.begin(), in.bytes_.end());
-        text_.insert(text_.end(), in.descriptors_.begin(),
-                     in.descriptors_.end());
-        const uint8_t* base =
-            reinterpret_cast<const uint8_t*>(text_.data() + at);
-        proto.bytes = base;
-        proto.bytes_len = in.bytes_.size();
-        proto.descriptor_set = base + in.bytes_.size();
-        proto.descriptor_set_len = in.descriptors_.size();
-        out.proto = &proto;
+      case CKPT_VALUE_PROTO_TYPE:
+        out.proto = proto_of(in);
         break;
-      }
       case CKPT_VALUE_SHARDED_ARRAY:
-      case CKPT_VALUE_SHARDED_SPEC: {
-        room(sharded_, 1);
-        ckpt_sharded_array& sharded = sharded_.emplace_back();
-        sharded = ckpt_sharded_array{};
-        sharded.struct_size = CKPT_SHARDED_ARRAY_STRUCT_SIZE;
-        sharded.dtype = in.dtype_;
-        sharded.ndim = static_cast<int32_t>(in.shape_.size());
-        sharded.global_shape = dims(in.shape_);
-        const size_t base = shards_.size();
-        const size_t n = in.children_.size();
-        room(shards_, n);
-        shards_.resize(base + n);
-        for (size_t i = 0; i < n; ++i) {
-          const OutValue& element = in.children_[i];
-          ckpt_shard& shard = shards_[base + i];
-          shard = ckpt_shard{};
-          shard.offset = dims(in.offsets_[i]);
-          if (in.kind_ == CKPT_VALUE_SHARDED_ARRAY) {
-            shard.array = array_of(element);
-            shard.shape = shard.array->tensor.shape;
-          } else {
-            shard.shape = dims(element.shape_);
-          }
-          shard.index = -1;
-        }
-        sharded.num_shards = n;
-        sharded.shards = n ? shards_.data() + base : nullptr;
+      case CKPT_VALUE_SHARDED_SPEC:
         // abi.h: a kind added after 1.0 keeps its payload at `object`.
-        out.object = reinterpret_cast<const ckpt_object*>(&sharded);
+        out.object = reinterpret_cast<const ckpt_object*>(sharded_of(in));
         break;
-      }
       case CKPT_VALUE_OBJECT: {
-        room(objects_, 1);
-        ckpt_object& object = objects_.emplace_back();
-        object = ckpt_object{};
-        object.struct_size = CKPT_OBJECT_STRUCT_SIZE;
-        object.typestr = text(in.text_);
+        ckpt_object& object = arena_.object();
+        object.typestr = arena_.text(in.text_);
         object.pointer = in.data_;
-        keep(in.owner_);
+        arena_.keep(in.owner_);
         out.object = &object;
         break;
       }
@@ -484,16 +369,7 @@ class FrozenValue {
   }
 
   ckpt_value root_{};
-  std::vector<ckpt_value> nodes_;  // every container's children, in blocks
-  std::vector<const char*> keys_;  // beside nodes_
-  std::vector<ckpt_array> arrays_;
-  std::vector<ckpt_proto> protos_;
-  std::vector<ckpt_object> objects_;
-  std::vector<ckpt_sharded_array> sharded_;
-  std::vector<ckpt_shard> shards_;
-  std::vector<char> text_;
-  std::vector<int64_t> dims_;
-  std::vector<std::shared_ptr<void>> owners_;
+  ValueArena arena_;
 };
 
 // Hands `value` over as a ckpt_owned_value; the host frees it exactly once.
