@@ -135,6 +135,79 @@ std::string shard_layout(const Checkpointables& items) {
   return layout.dump();
 }
 
+namespace {
+
+std::string process_name(size_t p, size_t processes) {
+  return "process " + std::to_string(p) + " of " + std::to_string(processes);
+}
+
+// InvalidArgumentError unless process `p`'s layout entry `entry` names the
+// same array as this process's `mine` (checkpointable, key path, dtype,
+// global shape).
+void check_same_array(const json& entry, const json& mine,
+                      const std::string& what, size_t me, size_t p,
+                      size_t processes) {
+  for (const char* field : {"c", "k", "d", "g"}) {
+    if (entry.value(field, json()) != mine.at(field)) {
+      throw InvalidArgumentError(
+          what + " (" + std::string(mine.at("d")) + " " + mine.at("g").dump() +
+          ") on " + process_name(me, processes) + " is, on " +
+          process_name(p, processes) + ", the array at key path " +
+          entry.value("k", json()).dump() + " of checkpointable '" +
+          entry.value("c", json("?")).get<std::string>() + "' (" +
+          entry.value("d", json("?")).get<std::string>() + " " +
+          entry.value("g", json()).dump() +
+          "); every process must give the same sharded arrays, with "
+          "the same dtype and global shape");
+    }
+  }
+}
+
+// The placement of sharded leaf `i` (`a`) over every process's layout:
+// distinct pieces, their writers, and which piece each of this process's
+// shards is.
+std::shared_ptr<ShardPlacement> placement_of(const std::vector<json>& parsed,
+                                             size_t i, size_t me,
+                                             const ShardedArray& a,
+                                             const std::string& what) {
+  // This process's own entry: what every other process's must match.
+  const json& mine = parsed[me][i];
+  auto placement = std::make_shared<ShardPlacement>();
+  std::map<std::pair<Shape, Shape>, size_t> index;  // box -> piece
+  for (size_t p = 0; p < parsed.size(); ++p) {
+    const json& entry = parsed[p][i];
+    if (!entry.is_object() || !entry.contains("b") || !entry["b"].is_array()) {
+      throw InternalError("a process described its shards unreadably");
+    }
+    check_same_array(entry, mine, what, me, p, parsed.size());
+    for (const json& b : entry["b"]) {
+      Box box = box_from(b, a.global_shape.size());
+      auto [it, added] = index.emplace(std::make_pair(box.offset, box.shape),
+                                       placement->pieces.size());
+      if (added) {
+        placement->pieces.push_back(box);
+        placement->writers.push_back(static_cast<int>(p));
+      }
+      if (p == me) placement->piece_of_shard.push_back(it->second);
+    }
+  }
+  const std::string problem =
+      sdk::tiling_problem(placement->pieces, a.global_shape);
+  if (!problem.empty()) {
+    throw InvalidArgumentError(
+        what + ": " + problem +
+        "; the pieces of a global array, over every process, are either "
+        "the same box (replicated) or disjoint, and together cover its "
+        "global shape");
+  }
+  if (placement->piece_of_shard.size() != a.shards.size()) {
+    throw InternalError(what + ": this process's layout lost shards");
+  }
+  return placement;
+}
+
+}  // namespace
+
 void place_shards(Checkpointables& items,
                   const std::vector<std::string>& layouts, int me) {
   std::vector<json> parsed;
@@ -146,19 +219,17 @@ void place_shards(Checkpointables& items,
     parsed.push_back(std::move(j));
   }
   std::vector<ShardedLeaf> leaves = sharded_leaves(items);
-  const auto process = [&](size_t p) {
-    return "process " + std::to_string(p) + " of " +
-           std::to_string(parsed.size());
-  };
   if (me < 0 || static_cast<size_t>(me) >= parsed.size()) {
     throw InternalError("place_shards: no layout of this process");
   }
+  const size_t self = static_cast<size_t>(me);
   for (size_t p = 0; p < parsed.size(); ++p) {
     if (parsed[p].size() != leaves.size()) {
       throw InvalidArgumentError(
-          process(p) + " gives " + std::to_string(parsed[p].size()) +
-          " sharded arrays where " + process(static_cast<size_t>(me)) +
-          " gives " + std::to_string(leaves.size()) +
+          process_name(p, parsed.size()) + " gives " +
+          std::to_string(parsed[p].size()) + " sharded arrays where " +
+          process_name(self, parsed.size()) + " gives " +
+          std::to_string(leaves.size()) +
           "; every process must give the same sharded arrays, at the same "
           "key paths");
     }
@@ -166,56 +237,7 @@ void place_shards(Checkpointables& items,
   for (size_t i = 0; i < leaves.size(); ++i) {
     ShardedArray& a = *leaves[i].array;
     const std::string what = where(items[leaves[i].item].first, leaves[i].path);
-    // This process's own entry: what every other process's must match.
-    const json& mine = parsed[static_cast<size_t>(me)][i];
-    auto placement = std::make_shared<ShardPlacement>();
-    std::map<std::pair<Shape, Shape>, size_t> index;  // box -> piece
-    for (size_t p = 0; p < parsed.size(); ++p) {
-      const json& entry = parsed[p][i];
-      if (!entry.is_object() || !entry.contains("b") ||
-          !entry["b"].is_array()) {
-        throw InternalError("a process described its shards unreadably");
-      }
-      for (const char* field : {"c", "k", "d", "g"}) {
-        if (entry.value(field, json()) != mine.at(field)) {
-          throw InvalidArgumentError(
-              what + " (" + std::string(mine.at("d")) + " " +
-              mine.at("g").dump() + ") on " + process(static_cast<size_t>(me)) +
-              " is, on " + process(p) + ", the array at key path " +
-              entry.value("k", json()).dump() + " of checkpointable '" +
-              entry.value("c", json("?")).get<std::string>() + "' (" +
-              entry.value("d", json("?")).get<std::string>() + " " +
-              entry.value("g", json()).dump() +
-              "); every process must give the same sharded arrays, with "
-              "the same dtype and global shape");
-        }
-      }
-      for (const json& b : entry["b"]) {
-        Box box = box_from(b, a.global_shape.size());
-        auto [it, added] = index.emplace(std::make_pair(box.offset, box.shape),
-                                         placement->pieces.size());
-        if (added) {
-          placement->pieces.push_back(box);
-          placement->writers.push_back(static_cast<int>(p));
-        }
-        if (static_cast<int>(p) == me) {
-          placement->piece_of_shard.push_back(it->second);
-        }
-      }
-    }
-    const std::string problem =
-        sdk::tiling_problem(placement->pieces, a.global_shape);
-    if (!problem.empty()) {
-      throw InvalidArgumentError(
-          what + ": " + problem +
-          "; the pieces of a global array, over every process, are either "
-          "the same box (replicated) or disjoint, and together cover its "
-          "global shape");
-    }
-    if (placement->piece_of_shard.size() != a.shards.size()) {
-      throw InternalError(what + ": this process's layout lost shards");
-    }
-    a.placement = std::move(placement);
+    a.placement = placement_of(parsed, i, self, a, what);
   }
 }
 

@@ -438,25 +438,86 @@ OutNode::Kind container_for(KeyType type) {
                                     : OutNode::Kind::kDict;
 }
 
-// The saved structure with a leaf per record; `fill` sets each leaf. Leaves
+// The containers of a saved structure as its records add leaves. Leaves
 // come in tree order; a record that continues the previous leaf's path
 // finds its containers on a stack. Only a record that returns to a
 // container left earlier (which ckpt never writes, but _METADATA of
 // another writer may) needs a lookup among the children, by a map made
 // for that container then.
-template <class Fill>
-std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
-                                         const std::string& what, Fill fill) {
-  auto root = std::make_unique<OutNode>();
-  if (saved.leaves.empty()) {
-    throw Error(CKPT_ERROR_INVALID_LAYOUT,
-                what + ": the tree metadata has no leaves");
+class StructureBuilder {
+ public:
+  StructureBuilder(const TreeMetadata& saved, const std::string& what)
+      : saved_(saved), what_(what), path_nodes_{root_.get()} {}
+
+  // The leaf node of record `i`, made with its containers; records come in
+  // order.
+  OutNode& add_leaf(size_t i) {
+    const KeyPath& path = saved_.leaves[i].path;
+    if (path.empty() && saved_.leaves.size() != 1) {
+      throw Error(CKPT_ERROR_INVALID_LAYOUT,
+                  where(path) + ": a root leaf among others");
+    }
+    const size_t shared = shared_with_previous(path);
+    path_nodes_.resize(shared + 1);
+    OutNode* node = path_nodes_.back();
+    // Whether `node` may already hold the next key: the first key after
+    // the shared ones may name a child made before, and so may each key
+    // below a child found that way (not in a tree whose structure was
+    // checked: there a subtree's leaves come together).
+    bool may_exist = !saved_.structure_checked;
+    for (size_t d = shared; d < path.size(); ++d) {
+      const KeyEntry& key = path[d];
+      OutNode::Kind kind = container_for(key.type);
+      if (node->kind == OutNode::Kind::kLeaf && node->children.empty())
+        node->kind = kind;
+      if (node->kind != kind || node->array >= 0 || node->is_saved_leaf) {
+        throw Error(CKPT_ERROR_INVALID_LAYOUT,
+                    where(path) + ": inconsistent tree metadata");
+      }
+      OutNode* child = may_exist && !node->children.empty()
+                           ? find_child(*node, key.key)
+                           : nullptr;
+      may_exist = child != nullptr;
+      node = child ? child : add_child(*node, key.key);
+      path_nodes_.push_back(node);
+    }
+    if (!node->children.empty() || node->is_saved_leaf) {
+      throw Error(CKPT_ERROR_INVALID_LAYOUT, where(path) + ": recorded twice");
+    }
+    node->is_saved_leaf = true;
+    previous_ = &path;
+    return *node;
   }
-  // Maps of the children of containers returned to (rare), by node.
-  std::unordered_map<const OutNode*, std::unordered_map<std::string, size_t>>
-      lookups;
-  auto find_child = [&](OutNode& parent, const std::string& key) -> OutNode* {
-    auto [it, fresh] = lookups.try_emplace(&parent);
+
+  std::unique_ptr<OutNode> take_root() { return std::move(root_); }
+
+ private:
+  // Named only when something is wrong, not for every leaf.
+  std::string where(const KeyPath& path) const {
+    return what_ + ": key path " + key_path_repr(path);
+  }
+
+  // The containers `path` shares with the previous leaf's path.
+  size_t shared_with_previous(const KeyPath& path) const {
+    if (!previous_) return 0;
+    size_t shared = 0;
+    while (shared < previous_->size() && shared < path.size() &&
+           (*previous_)[shared].key == path[shared].key &&
+           (*previous_)[shared].type == path[shared].type) {
+      ++shared;
+    }
+    if (shared == path.size() || shared == previous_->size()) {
+      throw Error(
+          CKPT_ERROR_INVALID_LAYOUT,
+          where(path) + (shared == path.size() && shared == previous_->size()
+                             ? ": recorded twice"
+                             : ": inconsistent tree metadata"));
+    }
+    return shared;
+  }
+
+  OutNode* find_child(OutNode& parent, const std::string& key) {
+    auto [it, fresh] = lookups_.try_emplace(&parent);
     if (fresh) {
       for (size_t i = 0; i < parent.keys.size(); ++i) {
         it->second.emplace(parent.keys[i], i);
@@ -465,73 +526,41 @@ std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
     auto child = it->second.find(key);
     return child == it->second.end() ? nullptr
                                      : parent.children[child->second].get();
-  };
-  auto add_child = [&](OutNode& parent, const std::string& key) {
-    auto known = lookups.find(&parent);
-    if (known != lookups.end()) {
+  }
+
+  OutNode* add_child(OutNode& parent, const std::string& key) {
+    auto known = lookups_.find(&parent);
+    if (known != lookups_.end()) {
       known->second.emplace(key, parent.children.size());
     }
     parent.keys.push_back(key);
     parent.children.push_back(std::make_unique<OutNode>());
     return parent.children.back().get();
-  };
-  std::vector<OutNode*> path_nodes = {root.get()};  // of the previous leaf
-  const KeyPath* previous = nullptr;
-  for (size_t i = 0; i < saved.leaves.size(); ++i) {
-    const KeyPath& path = saved.leaves[i].path;
-    // Named only when something is wrong, not for every leaf.
-    auto where = [&] { return what + ": key path " + key_path_repr(path); };
-    if (path.empty() && saved.leaves.size() != 1) {
-      throw Error(CKPT_ERROR_INVALID_LAYOUT,
-                  where() + ": a root leaf among others");
-    }
-    // Containers shared with the previous leaf's path.
-    size_t shared = 0;
-    if (previous) {
-      while (shared < previous->size() && shared < path.size() &&
-             (*previous)[shared].key == path[shared].key &&
-             (*previous)[shared].type == path[shared].type) {
-        ++shared;
-      }
-      if (shared == path.size() || shared == previous->size()) {
-        throw Error(
-            CKPT_ERROR_INVALID_LAYOUT,
-            where() + (shared == path.size() && shared == previous->size()
-                           ? ": recorded twice"
-                           : ": inconsistent tree metadata"));
-      }
-    }
-    path_nodes.resize(shared + 1);
-    OutNode* node = path_nodes.back();
-    // Whether `node` may already hold the next key: the first key after
-    // the shared ones may name a child made before, and so may each key
-    // below a child found that way (not in a tree whose structure was
-    // checked: there a subtree's leaves come together).
-    bool may_exist = !saved.structure_checked;
-    for (size_t d = shared; d < path.size(); ++d) {
-      const KeyEntry& key = path[d];
-      OutNode::Kind kind = container_for(key.type);
-      if (node->kind == OutNode::Kind::kLeaf && node->children.empty())
-        node->kind = kind;
-      if (node->kind != kind || node->array >= 0 || node->is_saved_leaf) {
-        throw Error(CKPT_ERROR_INVALID_LAYOUT,
-                    where() + ": inconsistent tree metadata");
-      }
-      OutNode* child = may_exist && !node->children.empty()
-                           ? find_child(*node, key.key)
-                           : nullptr;
-      may_exist = child != nullptr;
-      node = child ? child : add_child(*node, key.key);
-      path_nodes.push_back(node);
-    }
-    if (!node->children.empty() || node->is_saved_leaf) {
-      throw Error(CKPT_ERROR_INVALID_LAYOUT, where() + ": recorded twice");
-    }
-    node->is_saved_leaf = true;
-    fill(i, *node);
-    previous = &path;
   }
-  return root;
+
+  const TreeMetadata& saved_;
+  const std::string& what_;
+  std::unique_ptr<OutNode> root_ = std::make_unique<OutNode>();
+  // Maps of the children of containers returned to (rare), by node.
+  std::unordered_map<const OutNode*, std::unordered_map<std::string, size_t>>
+      lookups_;
+  std::vector<OutNode*> path_nodes_;  // of the previous leaf
+  const KeyPath* previous_ = nullptr;
+};
+
+// The saved structure with a leaf per record; `fill` sets each leaf.
+template <class Fill>
+std::unique_ptr<OutNode> saved_structure(const TreeMetadata& saved,
+                                         const std::string& what, Fill fill) {
+  if (saved.leaves.empty()) {
+    throw Error(CKPT_ERROR_INVALID_LAYOUT,
+                what + ": the tree metadata has no leaves");
+  }
+  StructureBuilder builder(saved, what);
+  for (size_t i = 0; i < saved.leaves.size(); ++i) {
+    fill(i, builder.add_leaf(i));
+  }
+  return builder.take_root();
 }
 
 }  // namespace

@@ -478,58 +478,121 @@ std::string encode_tree_index(const TreeMetadata& metadata) {
   return std::move(e.out);
 }
 
+namespace {
+
+// Where decode_tree_index is, for its error messages (made only then).
+struct IndexPosition {
+  const LeafRecord* leaf = nullptr;
+  size_t leaf_number = 0;
+  bool in_structure = false;
+
+  std::string text() const {
+    if (in_structure) return "the array file's structure record: ";
+    if (!leaf) return "";
+    std::string repr = key_path_repr(leaf->path);
+    if (repr.size() > 300) repr = repr.substr(0, 300) + "...";
+    return "leaf " + std::to_string(leaf_number) + " " + repr + ": ";
+  }
+};
+
+// The index's header after the magic: version, storage format, array file,
+// pytree format; then the dataset table, returned.
+std::vector<std::string> decode_index_header(Decoder& d, TreeMetadata& out) {
+  const uint64_t version = d.varint();
+  if (version > kIndexVersion) {
+    throw Unsupported("index version " + std::to_string(version) +
+                      " is newer than this ckpt reads (" +
+                      std::to_string(kIndexVersion) + ")");
+  }
+  if (version != kIndexVersion) throw Damaged("unknown index version");
+  out.storage_format = std::string(d.bytes());
+  if (!is_ckpt_storage_format(out.storage_format)) {
+    throw Damaged("storage format \"" + out.storage_format.substr(0, 100) +
+                  "\"");
+  }
+  out.array_file = std::string(d.bytes());
+  if (!is_plain_file_name(out.array_file)) {
+    throw Damaged(
+        "the array file is not a plain file name in the "
+        "checkpointable's folder");
+  }
+  const uint64_t format = d.varint();
+  if (format != static_cast<uint64_t>(kPyTreeFormat)) {
+    throw Damaged("ckpt_pytree_format " + std::to_string(format));
+  }
+  out.format = kPyTreeFormat;
+  std::vector<std::string> datasets(d.count(1));
+  std::unordered_set<std::string_view> distinct;
+  for (std::string& path : datasets) {
+    std::string_view p = d.bytes();
+    check_dataset_path(p);
+    if (!distinct.insert(p).second) {
+      throw Damaged("a dataset listed twice in the dataset table");
+    }
+    path = std::string(p);
+  }
+  return datasets;
+}
+
+// A leaf's key path: `shared` keys of `previous`, then the keys added.
+// Returns `shared`.
+uint64_t decode_key_path(Decoder& d, const KeyPath* previous, KeyPath& path) {
+  const uint64_t shared = d.varint();
+  const uint64_t added = d.count(2);
+  if (shared > (previous ? previous->size() : 0) ||
+      shared + added > kMaxTreeDepth) {
+    throw Damaged(shared + added > kMaxTreeDepth
+                      ? "a key path deeper than " +
+                            std::to_string(kMaxTreeDepth) + " keys"
+                      : "a key path sharing more keys than its "
+                        "predecessor has");
+  }
+  path.reserve(shared + added);
+  if (shared) path.assign(previous->begin(), previous->begin() + shared);
+  for (uint64_t k = 0; k < added; ++k) {
+    const uint8_t type = d.byte();
+    if (type != static_cast<uint8_t>(KeyType::kSequence) &&
+        type != static_cast<uint8_t>(KeyType::kDict)) {
+      throw Damaged("unknown key type " + std::to_string(type));
+    }
+    std::string_view key = d.bytes();
+    if (key.find('\0') != std::string_view::npos) {
+      throw Unsupported(
+          "a key holds a NUL character, which the plugin ABI's "
+          "NUL-terminated keys cannot carry");
+    }
+    path.push_back({std::string(key), static_cast<KeyType>(type)});
+  }
+  return shared;
+}
+
+// The array file's structure record at the index's end.
+void decode_structure_record(Decoder& d, TreeMetadata& out) {
+  const uint8_t has_structure = d.byte();
+  if (has_structure != 1) throw Damaged("missing");
+  out.has_structure = true;
+  out.structure.size = static_cast<uint64_t>(d.extent());
+  out.structure.extents.resize(d.count(2));
+  for (Extent& x : out.structure.extents) {
+    x.offset = static_cast<uint64_t>(d.extent());
+    x.length = static_cast<uint64_t>(d.extent());
+  }
+  out.structure.xxh3 = d.fixed64();
+  out.structure_checked = true;
+}
+
+}  // namespace
+
 TreeMetadata decode_tree_index(std::string_view bytes,
                                const std::string& what) {
   TreeMetadata out;
-  // What is being read, for the error message (made only then).
-  const LeafRecord* leaf_here = nullptr;
-  size_t leaf_number = 0;
-  bool in_structure = false;
-  auto where = [&]() -> std::string {
-    if (in_structure) return "the array file's structure record: ";
-    if (!leaf_here) return "";
-    std::string repr = key_path_repr(leaf_here->path);
-    if (repr.size() > 300) repr = repr.substr(0, 300) + "...";
-    return "leaf " + std::to_string(leaf_number) + " " + repr + ": ";
-  };
+  IndexPosition here;
   try {
     if (bytes.substr(0, kMagic.size()) != kMagic) {
       throw Damaged("not a ckpt tree index");
     }
     Decoder d(bytes.substr(kMagic.size()));
-    const uint64_t version = d.varint();
-    if (version > kIndexVersion) {
-      throw Unsupported("index version " + std::to_string(version) +
-                        " is newer than this ckpt reads (" +
-                        std::to_string(kIndexVersion) + ")");
-    }
-    if (version != kIndexVersion) throw Damaged("unknown index version");
-    out.storage_format = std::string(d.bytes());
-    if (!is_ckpt_storage_format(out.storage_format)) {
-      throw Damaged("storage format \"" + out.storage_format.substr(0, 100) +
-                    "\"");
-    }
-    out.array_file = std::string(d.bytes());
-    if (!is_plain_file_name(out.array_file)) {
-      throw Damaged(
-          "the array file is not a plain file name in the "
-          "checkpointable's folder");
-    }
-    const uint64_t format = d.varint();
-    if (format != static_cast<uint64_t>(kPyTreeFormat)) {
-      throw Damaged("ckpt_pytree_format " + std::to_string(format));
-    }
-    out.format = kPyTreeFormat;
-    std::vector<std::string> datasets(d.count(1));
-    std::unordered_set<std::string_view> distinct;
-    for (std::string& path : datasets) {
-      std::string_view p = d.bytes();
-      check_dataset_path(p);
-      if (!distinct.insert(p).second) {
-        throw Damaged("a dataset listed twice in the dataset table");
-      }
-      path = std::string(p);
-    }
+    const std::vector<std::string> datasets = decode_index_header(d, out);
     std::vector<ckpt_dtype> packed_dtype(datasets.size(), CKPT_DTYPE_INVALID);
     // A leaf takes at least 3 bytes (shared, added, kind).
     const uint64_t leaves = d.count(3);
@@ -538,35 +601,9 @@ TreeMetadata decode_tree_index(std::string_view bytes,
     const KeyPath* previous = nullptr;
     for (uint64_t i = 0; i < leaves; ++i) {
       LeafRecord& leaf = out.leaves[i];
-      leaf_here = &leaf;
-      leaf_number = i;
-      const uint64_t shared = d.varint();
-      const uint64_t added = d.count(2);
-      if (shared > (previous ? previous->size() : 0) ||
-          shared + added > kMaxTreeDepth) {
-        throw Damaged(shared + added > kMaxTreeDepth
-                          ? "a key path deeper than " +
-                                std::to_string(kMaxTreeDepth) + " keys"
-                          : "a key path sharing more keys than its "
-                            "predecessor has");
-      }
-      leaf.path.reserve(shared + added);
-      if (shared)
-        leaf.path.assign(previous->begin(), previous->begin() + shared);
-      for (uint64_t k = 0; k < added; ++k) {
-        const uint8_t type = d.byte();
-        if (type != static_cast<uint8_t>(KeyType::kSequence) &&
-            type != static_cast<uint8_t>(KeyType::kDict)) {
-          throw Damaged("unknown key type " + std::to_string(type));
-        }
-        std::string_view key = d.bytes();
-        if (key.find('\0') != std::string_view::npos) {
-          throw Unsupported(
-              "a key holds a NUL character, which the plugin ABI's "
-              "NUL-terminated keys cannot carry");
-        }
-        leaf.path.push_back({std::string(key), static_cast<KeyType>(type)});
-      }
+      here.leaf = &leaf;
+      here.leaf_number = i;
+      const uint64_t shared = decode_key_path(d, previous, leaf.path);
       structure.add(leaf.path, shared, i == 0);
       const uint8_t kind = d.byte();
       if (kind == kIndexArray) {
@@ -576,29 +613,18 @@ TreeMetadata decode_tree_index(std::string_view bytes,
       }
       previous = &leaf.path;
     }
-    in_structure = true;
-    const uint8_t has_structure = d.byte();
-    if (has_structure != 1) throw Damaged("missing");
-    out.has_structure = true;
-    out.structure.size = static_cast<uint64_t>(d.extent());
-    out.structure.extents.resize(d.count(2));
-    for (Extent& x : out.structure.extents) {
-      x.offset = static_cast<uint64_t>(d.extent());
-      x.length = static_cast<uint64_t>(d.extent());
-    }
-    out.structure.xxh3 = d.fixed64();
-    out.structure_checked = true;
-    in_structure = false;
-    leaf_here = nullptr;
+    here.in_structure = true;
+    decode_structure_record(d, out);
+    here = IndexPosition{};
     if (d.remaining() != 0) {
       throw Damaged(std::to_string(d.remaining()) +
                     " bytes after the end of the index");
     }
   } catch (const Damaged& e) {
     throw Error(CKPT_ERROR_DATA_LOSS,
-                what + " is damaged (" + where() + e.what() + ")");
+                what + " is damaged (" + here.text() + e.what() + ")");
   } catch (const Unsupported& e) {
-    throw Error(CKPT_ERROR_UNIMPLEMENTED, what + ": " + where() + e.what());
+    throw Error(CKPT_ERROR_UNIMPLEMENTED, what + ": " + here.text() + e.what());
   } catch (const std::bad_alloc&) {
     throw Error(CKPT_ERROR_DATA_LOSS,
                 what + " is damaged (it asks for more memory than there is)");

@@ -126,6 +126,68 @@ bool records_storage(const TreeMetadata& metadata) {
   return metadata.format < kPyTreeFormat;
 }
 
+// The "storage" object of an array leaf (formats before 3): where its
+// bytes are, and the pieces of a sharded one.
+void write_array_storage(Writer& w, const LeafRecord& leaf,
+                         const TreeMetadata& metadata) {
+  w.key("storage");
+  w.out += "{";
+  w.key("format");
+  w.string(metadata.storage_format);
+  w.out += ", ";
+  w.key("dataset");
+  w.string(leaf.location.dataset);
+  if (leaf.sharded) {
+    w.out += ", ";
+    w.key("pieces");
+    w.out += "[";
+    for (size_t k = 0; k < leaf.pieces.size(); ++k) {
+      const StoredPiece& p = leaf.pieces[k];
+      w.out += k ? ", {" : "{";
+      w.key("process");
+      w.integer(p.process);
+      w.out += ", ";
+      w.key("offset");
+      w.shape(p.offset);
+      w.out += ", ";
+      w.key("shape");
+      w.shape(p.shape);
+      w.out += "}";
+    }
+    w.out += "]";
+  }
+  if (leaf.location.packed) {
+    w.out += ", ";
+    w.key("offset");
+    w.unsigned_integer(leaf.location.offset);
+  }
+  w.out += "}";
+}
+
+// An array leaf's fields after "skip_deserialize".
+void write_array_fields(Writer& w, const LeafRecord& leaf,
+                        const TreeMetadata& metadata) {
+  w.out += ", ";
+  w.key("write_shape");
+  w.shape(leaf.shape);
+  w.out += ", ";
+  w.key("dtype");
+  w.out += '"';
+  w.out += dtype_name(leaf.dtype);
+  w.out += '"';
+  w.out += ", ";
+  w.key("shape");
+  w.shape(leaf.shape);
+  if (!records_storage(metadata)) return;
+  w.out += ", ";
+  write_array_storage(w, leaf, metadata);
+  if (leaf.has_checksum) {  // ckpt always has one; older files may not
+    w.out += ", ";
+    w.key("xxh3");
+    w.hex64(leaf.xxh3);
+  }
+}
+
 void write_value_metadata(Writer& w, const LeafRecord& leaf,
                           const TreeMetadata& metadata) {
   w.out += "{";
@@ -140,59 +202,9 @@ void write_value_metadata(Writer& w, const LeafRecord& leaf,
   w.key("skip_deserialize");
   w.out += empty ? "true" : "false";
   switch (leaf.kind) {
-    case LeafKind::kArray: {
-      w.out += ", ";
-      w.key("write_shape");
-      w.shape(leaf.shape);
-      w.out += ", ";
-      w.key("dtype");
-      w.out += '"';
-      w.out += dtype_name(leaf.dtype);
-      w.out += '"';
-      w.out += ", ";
-      w.key("shape");
-      w.shape(leaf.shape);
-      if (!records_storage(metadata)) break;
-      w.out += ", ";
-      w.key("storage");
-      w.out += "{";
-      w.key("format");
-      w.string(metadata.storage_format);
-      w.out += ", ";
-      w.key("dataset");
-      w.string(leaf.location.dataset);
-      if (leaf.sharded) {
-        w.out += ", ";
-        w.key("pieces");
-        w.out += "[";
-        for (size_t k = 0; k < leaf.pieces.size(); ++k) {
-          const StoredPiece& p = leaf.pieces[k];
-          w.out += k ? ", {" : "{";
-          w.key("process");
-          w.integer(p.process);
-          w.out += ", ";
-          w.key("offset");
-          w.shape(p.offset);
-          w.out += ", ";
-          w.key("shape");
-          w.shape(p.shape);
-          w.out += "}";
-        }
-        w.out += "]";
-      }
-      if (leaf.location.packed) {
-        w.out += ", ";
-        w.key("offset");
-        w.unsigned_integer(leaf.location.offset);
-      }
-      w.out += "}";
-      if (leaf.has_checksum) {  // ckpt always has one; older files may not
-        w.out += ", ";
-        w.key("xxh3");
-        w.hex64(leaf.xxh3);
-      }
+    case LeafKind::kArray:
+      write_array_fields(w, leaf, metadata);
       break;
-    }
     case LeafKind::kBool:
       w.out += ", \"kind\": \"bool\", ";
       w.key("value");
