@@ -2,7 +2,8 @@
 # Quick start 2, the full gate CI runs: install what is needed, build, and
 # run every test twice: in ./build (release), and in ./build-sanitize under
 # AddressSanitizer and UndefinedBehaviorSanitizer; the MPI tests under
-# mpirun; then a short run of every fuzz target (tools/fuzz.sh); and the
+# mpirun; the fuzz seeds replayed in the sanitizer build; then a short run
+# of every fuzz target under libFuzzer (tools/fuzz.sh); and the
 # format and size checks. Ends with one line "N passed, N failed" counting
 # the test cases that ran (each fuzz target is one).
 #
@@ -146,6 +147,20 @@ for writers in 1 2 4; do
   done
 done
 rm -rf "$work"
+
+# The fuzz targets' seeds replayed by gcc under ASan+UBSan (the fuzz
+# suite of build-sanitize: replay_main.cpp, no libFuzzer); each target
+# counts as one test case.
+echo "== fuzz seed replay in build-sanitize"
+log=build-sanitize/test-output-fuzz-replay.txt
+meson test -C build-sanitize --suite fuzz --print-errorlogs 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+p=$(grep -cE '^ *[0-9]+/[0-9]+ +(ckpt:)?fuzz_[a-z0-9_]+ +OK' "$log")
+f=$(grep -cE '^ *[0-9]+/[0-9]+ +(ckpt:)?fuzz_[a-z0-9_]+ +(FAIL|TIMEOUT|ERROR)' "$log")
+if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+passed=$((passed + p))
+failed=$((failed + f))
+if [ "$rc" -ne 0 ]; then status=1; fi
 
 # Fuzzing (tools/fuzz.sh, clang in ./build-fuzz): every target of
 # tests/fuzz replays its seeds and saved crashes, then fuzzes ~5 s; each

@@ -8,9 +8,9 @@
 // that is not a ckpt::Error, a sanitizer report in a sanitizer build).
 #include <algorithm>
 #include <cstddef>
-#include <cstdlib>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
