@@ -25,6 +25,9 @@ CKPT_TEST_PACKAGES=(
   python3-h5py python3-numpy python3-protobuf
   # Many processes: ckpt-mpi and its tests (mpirun).
   libopenmpi-dev openmpi-bin
+  # tools/bench/bench.py: its picture, and cycles and instructions where
+  # the machine offers hardware counters.
+  python3-matplotlib linux-perf
 )
 
 # ckpt_install_packages PACKAGE...: installs those not installed yet.

@@ -23,14 +23,18 @@ import argparse
 import gc
 import json
 import os
+import random
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from state import (StepMeter, hardware_counters_offered,  # noqa: E402
+                   run_measured, settle)
+import verdict  # noqa: E402
 
 # ------------------------------------------------------------- workloads
 
@@ -160,29 +164,17 @@ def have_torch():
         return False
 
 
-def peak_rss():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def reset_peak_rss():
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
 def run_peer_step(a):
     """One timed step of one peer in this (fresh) process; prints JSON."""
     save, load, suffix = PEERS[a.peer]
-    path = os.path.join(a.dir, f"peer-{a.workload}{suffix}")
+    path = peer_path(a.dir, a.workload, a.peer)
     # The peer's modules are imported before the clock starts.
     import numpy  # noqa: F401
     if a.peer == "h5py":
         import h5py  # noqa: F401
     if a.peer.startswith("torch"):
         import torch  # noqa: F401
+    meter = StepMeter()
     if a.peer_step == "save":
         tree = make_workload(a.workload, a.scale)
         if os.path.isdir(path):
@@ -191,18 +183,16 @@ def run_peer_step(a):
             os.remove(path)
         os.sync()
         gc.collect()
-        reset_peak_rss()
-        before = peak_rss()
-        start = time.perf_counter()
+        meter.start()
         save(tree, path)
     else:
-        os.sync()
-        reset_peak_rss()
-        before = peak_rss()
-        start = time.perf_counter()
+        meter.start()
         loaded = load(path)  # noqa: F841
-    seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "rss_extra_bytes": peak_rss() - before}))
+    print(json.dumps(meter.stop()))
+
+
+def peer_path(scratch, workload, peer):
+    return os.path.join(scratch, f"peer-{workload}{PEERS[peer][2]}")
 
 
 # ------------------------------------------------------------ the plan
@@ -213,53 +203,92 @@ FRESH = [(m, t) for m in ("plain", "populated", "huge") for t in (1, 2)]
 MAPPED = [("mapped", 1), ("mapped", 2)]
 
 
-def plan_round(workload, peers, round_number):
-    """The processes of one round, in order: (row, step, cpp args) for the
-    C++ half and (row, step, peer) for the peers. A load follows the save
-    of its tool that wrote what it reads. The two fsync'd saves come first,
-    one after the other, the first of them alternating between rounds: a
-    virtual disk still flushing what came before slows whichever runs
-    first."""
-    fsyncs = [("ckpt + fsync", "save", ["--step", "save_fsync"]),
-              ("raw + fsync", "save", ["--step", "raw_write_fsync"])]
-    if round_number % 2:
-        fsyncs.reverse()
-    steps = fsyncs + [
-        (None, None, ["--step", "remove_raw"]),
-        ("ckpt, immutable arrays", "save", ["--step", "save_immutable"]),
-        ("ckpt async (blocking)", "save", ["--step", "async"]),
-        ("ckpt", "save", ["--step", "save"]),
-        ("ckpt", "load", ["--step", "load"]),
-        (None, None, ["--step", "prepare_unchecked"]),
-        ("ckpt, no integrity records", "load", ["--step", "load_unchecked"]),
-        ("ckpt into your buffers", "load", ["--step", "load_into"]),
+def plan_round(workload, peers, round_number, scratch):
+    """The processes of one round: (kind, row, step, args, inputs), where
+    kind is "cpp" (ckpt_bench) or "peer", row None marks an untimed helper
+    step, and inputs are what a load reads (warmed into the page cache
+    before it). A round is made of blocks, one per tool (a tool's loads
+    after the save that wrote what they read); the blocks run in an order
+    drawn anew each round (seeded by the round number, so a rerun repeats
+    it), and so does the order of the two fsync'd saves."""
+    rng = random.Random(1000 + round_number)
+    base = os.path.join(scratch, f"ckpt-{workload}")
+    unchecked = base + "-unchecked"
+    raw_file = os.path.join(scratch, f"raw-{workload}.bin")
+
+    def cpp(row, step, args, inputs=()):
+        return ("cpp", row, step, ["--step"] + args, list(inputs))
+
+    fsyncs = [cpp("ckpt + fsync", "save", ["save_fsync"]),
+              cpp("raw + fsync", "save", ["raw_write_fsync"])]
+    rng.shuffle(fsyncs)
+    fsync_block = fsyncs + [cpp(None, None, ["remove_raw"]),
+                            cpp(None, None, ["remove_ckpt"])]
+    ckpt_block = [
+        cpp("ckpt, immutable arrays", "save", ["save_immutable"]),
+        cpp("ckpt async (blocking)", "save", ["async"]),
+        cpp("ckpt", "save", ["save"]),
+        cpp("ckpt", "load", ["load"], [base]),
+        cpp(None, None, ["prepare_unchecked"]),
+        cpp("ckpt, no integrity records", "load", ["load_unchecked"], [unchecked]),
+        cpp("ckpt into your buffers", "load", ["load_into"], [base]),
     ]
     if workload == "W4":
-        steps.append(("ckpt, 1% of the arrays", "load", ["--step", "load_partial"]))
-    steps.append((None, None, ["--step", "remove_ckpt"]))
-    steps += [
-        (("raw write", "plain", 2), "save", ["--step", "raw_write", "--threads", "2"]),
-        (("raw write", "plain", 1), "save", ["--step", "raw_write"]),
+        ckpt_block.append(cpp("ckpt, 1% of the arrays", "load",
+                              ["load_partial"], [base]))
+    ckpt_block.append(cpp(None, None, ["remove_ckpt"]))
+    raw_block = [
+        cpp(("raw write", "plain", 2), "save", ["raw_write", "--threads", "2"]),
+        cpp(("raw write", "plain", 1), "save", ["raw_write"]),
     ]
     for m, t in FRESH + MAPPED:
-        steps.append((("raw read", m, t), "load",
-                      ["--step", "raw_read", "--memory", m, "--threads", str(t)]))
+        raw_block.append(cpp(("raw read", m, t), "load",
+                             ["raw_read", "--memory", m, "--threads", str(t)],
+                             [raw_file]))
     if workload == "W4":
         for m, t in FRESH:
-            steps.append((("raw read 1%", m, t), "load",
-                          ["--step", "raw_read_partial", "--memory", m,
-                           "--threads", str(t)]))
-    steps.append((None, None, ["--step", "remove_raw"]))
-    for m, t in FRESH:
-        steps.append((("memcpy", m, t), "save",
-                      ["--step", "memcpy", "--memory", m, "--threads", str(t)]))
-    plan = [("cpp", row, step, args) for row, step, args in steps]
+            raw_block.append(cpp(("raw read 1%", m, t), "load",
+                                 ["raw_read_partial", "--memory", m,
+                                  "--threads", str(t)], [raw_file]))
+    raw_block.append(cpp(None, None, ["remove_raw"]))
+    memcpy_block = [cpp(("memcpy", m, t), "save",
+                        ["memcpy", "--memory", m, "--threads", str(t)])
+                    for m, t in FRESH]
+    blocks = [fsync_block, ckpt_block, raw_block, memcpy_block]
     # W4 shows how ckpt's cost grows with size and with what is asked for,
     # against the raw limit; the peers' rows are those of W1.
     for peer in (peers if workload != "W4" else []):
-        plan.append(("peer", peer, "save", peer))
-        plan.append(("peer", peer, "load", peer))
-    return plan
+        blocks.append([("peer", peer, "save", peer, []),
+                       ("peer", peer, "load", peer,
+                        [peer_path(scratch, workload, peer)])])
+    rng.shuffle(blocks)
+    return [entry for block in blocks for entry in block]
+
+
+def workload_bytes(name, scale):
+    """The bytes of a workload's arrays (make_workload's, without making
+    it)."""
+    if name == "W1":
+        return 64 * ((4 << 20) // scale) * 4
+    if name == "W4":
+        return 256 * ((8 << 20) // scale) * 4
+    if name == "W2":
+        return 20000 * 1000 * 4
+    if name == "W3":
+        return (4 * ((16 << 20) // scale) +
+                sum(64 + (i % 7) * 100 for i in range(5000))) * 4
+    raise ValueError(name)
+
+
+def primer_bytes(workload, scale):
+    """What a step faults in, at most: the workload's bytes, bounded by a
+    quarter of the memory available now."""
+    available = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    return min(workload_bytes(workload, scale), available // 4)
 
 
 def run_json(argv):
@@ -267,23 +296,37 @@ def run_json(argv):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(a, workload, peers):
-    """samples[(row, step)] = list of {"seconds", "rss_extra_bytes", ...}."""
+def timed_step(a, argv, inputs, primer, perf):
+    """One timed step in its own process, from the fixed state."""
+    settle(a.dir, a.cache, inputs)
+    env = dict(os.environ, CKPT_BENCH_PRIMER_BYTES=str(primer))
+    stdout, counters = run_measured(argv, env, perf)
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result.update(counters)
+    return result
+
+
+def measure(a, workload, peers, perf):
+    """samples[(row, step)] = list of step results ({"seconds", ...})."""
     binary = os.path.join(a.build, "tools", "bench", "ckpt_bench")
     common = ["--workload", workload, "--scale", str(a.scale), "--dir", a.dir]
+    primer = primer_bytes(workload, a.scale)
     samples = {}
     info = {}
     for r in range(a.runs):
-        for kind, row, step, args in plan_round(workload, peers, r):
+        for kind, row, step, args, inputs in plan_round(workload, peers, r, a.dir):
             if kind == "cpp":
-                result = run_json([binary] + common + args)
+                argv = [binary] + common + args
                 if row is None:
+                    run_json(argv)
                     continue
+                result = timed_step(a, argv, inputs, primer, perf)
                 info.setdefault("bytes", result.get("bytes"))
                 info.setdefault("arrays", result.get("arrays"))
             else:
-                result = run_json([sys.executable, __file__, "--peer", args,
-                                   "--peer-step", step] + common)
+                argv = [sys.executable, __file__, "--peer", args,
+                        "--peer-step", step] + common
+                result = timed_step(a, argv, inputs, primer, perf)
             samples.setdefault((row, step), []).append(result)
         print(f"  {workload}: round {r + 1} of {a.runs} done", file=sys.stderr)
     for path in os.listdir(a.dir):
@@ -297,53 +340,100 @@ def med(samples, key="seconds"):
     return statistics.median(s[key] for s in samples)
 
 
+def seconds(samples):
+    return [s["seconds"] for s in samples]
+
+
 def best_variant(samples, name, step):
-    """(median seconds, label) of the fastest variant of raw `name`."""
+    """(median seconds, label, samples, row) of the fastest variant of raw
+    `name`."""
     best = None
     for (row, s), values in samples.items():
         if isinstance(row, tuple) and row[0] == name and s == step:
             m = med(values)
             if best is None or m < best[0]:
-                best = (m, f"{name} ({row[1]}, {row[2]} thread{'s' if row[2] > 1 else ''})")
+                label = f"{name} ({row[1]}, {row[2]} thread{'s' if row[2] > 1 else ''})"
+                best = (m, label, values, row)
     return best
 
 
+# The costs beside wall time, as the tables show them (median per step).
+COSTS = ["cpu_user_seconds", "cpu_system_seconds", "minor_faults",
+         "major_faults", "read_bytes", "write_bytes", "rchar", "wchar",
+         "cycles", "instructions"]
+
+
+def costs_of(values):
+    """Medians of the costs present in every sample of `values`."""
+    return {k: med(values, k) for k in COSTS
+            if all(k in v for v in values)}
+
+
 def summarize(workload, samples, info, peers):
-    """The table rows and the figures the targets need."""
+    """The table rows, the figures and sample series the targets and
+    verdicts need."""
     if workload == "W4":
         peers = []
-    raw_w, raw_w_label = best_variant(samples, "raw write", "save")
+    raw_w, raw_w_label, raw_w_samples, raw_w_row = best_variant(samples, "raw write", "save")
     fresh = {k: v for k, v in samples.items()
              if not (isinstance(k[0], tuple) and k[0][1] == "mapped")}
-    raw_r, raw_r_label = best_variant(fresh, "raw read", "load")
+    raw_r, raw_r_label, raw_r_samples, raw_r_row = best_variant(fresh, "raw read", "load")
     mapped = {k: v for k, v in samples.items()
               if isinstance(k[0], tuple) and k[0][1] == "mapped"}
-    raw_m, raw_m_label = best_variant(mapped, "raw read", "load")
-    copy, copy_label = best_variant(samples, "memcpy", "save")
+    raw_m, raw_m_label, raw_m_samples, _ = best_variant(mapped, "raw read", "load")
+    copy, copy_label, copy_samples, _ = best_variant(samples, "memcpy", "save")
     s = {"workload": workload, "bytes": info["bytes"], "arrays": info["arrays"],
          "raw_write": raw_w, "raw_write_label": raw_w_label,
          "raw_write_fsync": med(samples[("raw + fsync", "save")]),
          "raw_read": raw_r, "raw_read_label": raw_r_label,
          "raw_read_mapped": raw_m, "raw_read_mapped_label": raw_m_label,
          "memcpy": copy, "memcpy_label": copy_label}
+    series = {"raw_write": seconds(raw_w_samples),
+              "raw_read": seconds(raw_r_samples),
+              "raw_read_mapped": seconds(raw_m_samples),
+              "memcpy": seconds(copy_samples),
+              "raw_write_fsync": seconds(samples[("raw + fsync", "save")])}
     for row, key in [("ckpt", "ckpt"), ("ckpt + fsync", "ckpt_fsync"),
                      ("ckpt, immutable arrays", "ckpt_immutable"),
                      ("ckpt async (blocking)", "ckpt_async")]:
         s[key + "_save"] = med(samples[(row, "save")])
         s[key + "_save_rss"] = med(samples[(row, "save")], "rss_extra_bytes")
+        series[key + "_save"] = seconds(samples[(row, "save")])
+        series[key + "_save_rss"] = [v["rss_extra_bytes"] for v in samples[(row, "save")]]
     for row, key in [("ckpt", "ckpt"), ("ckpt, no integrity records", "ckpt_unchecked"),
                      ("ckpt into your buffers", "ckpt_into")]:
         s[key + "_load"] = med(samples[(row, "load")])
         s[key + "_load_rss"] = med(samples[(row, "load")], "rss_extra_bytes")
+        series[key + "_load"] = seconds(samples[(row, "load")])
+        series[key + "_load_rss"] = [v["rss_extra_bytes"] for v in samples[(row, "load")]]
     if ("ckpt, 1% of the arrays", "load") in samples:
         s["ckpt_partial_load"] = med(samples[("ckpt, 1% of the arrays", "load")])
-        s["raw_read_partial"], s["raw_read_partial_label"] = best_variant(
+        series["ckpt_partial_load"] = seconds(samples[("ckpt, 1% of the arrays", "load")])
+        s["raw_read_partial"], s["raw_read_partial_label"], _, _ = best_variant(
             samples, "raw read 1%", "load")
     s["peers"] = {p: {"save": med(samples[(p, "save")]),
                       "load": med(samples[(p, "load")]),
                       "save_rss": med(samples[(p, "save")], "rss_extra_bytes"),
                       "load_rss": med(samples[(p, "load")], "rss_extra_bytes")}
                   for p in peers}
+    for p in peers:
+        for step in ("save", "load"):
+            series[f"{p}_{step}"] = seconds(samples[(p, step)])
+    s["series"] = series
+    # ckpt against each peer, step by step, by the verdict rule.
+    s["verdicts"] = [dict(verdict.compare(series[f"ckpt_{step}"],
+                                          series[f"{p}_{step}"]),
+                          step=step, peer=p)
+                     for p in peers for step in ("save", "load")]
+    # Where the time goes: the costs of the rows the verdicts compare.
+    cost_rows = [("ckpt", "save"), (raw_w_row, "save"), ("ckpt", "load"),
+                 (raw_r_row, "load")] + \
+        [(p, step) for p in peers for step in ("save", "load")]
+    labels = {raw_w_row: raw_w_label, raw_r_row: raw_r_label}
+    s["costs"] = [{"row": labels.get(row, row), "step": step,
+                   "seconds": med(samples[(row, step)]),
+                   **costs_of(samples[(row, step)])}
+                  for row, step in cost_rows]
     rows = [
         (raw_w_label.replace("raw write", "raw write()"), raw_w, None),
         (raw_r_label.replace("raw read", "raw read()"), None, raw_r),
@@ -369,46 +459,68 @@ def summarize(workload, samples, info, peers):
 
 
 def targets(s):
-    """(target, measured, met) for workload summary `s` (issue 13)."""
+    """(target, measured, outcome) for workload summary `s` (issue 13's
+    targets). Each figure is a ratio of medians with its bootstrap 95%
+    interval; the outcome is "met", "missed" or "undecided (noise)"
+    (verdict.target)."""
     w = s["workload"]
+    series = s["series"]
     out = []
 
-    def add(text, value, fmt, ok):
-        out.append((f"{w} {text}", fmt.format(value), ok))
+    def ratio(text, a, b, threshold, at_least, percent=False):
+        """The target on median(a) / median(b)."""
+        r, low, high = verdict.ratio_interval(a, b)
+        k = 100 if percent else 1
+        unit = "%" if percent else "x"
+        shown = f"{r * k:.2f}{unit} [{low * k:.2f}, {high * k:.2f}]"
+        out.append((f"{w} {text}", shown,
+                    verdict.target(low, high, threshold, at_least)))
 
-    save_tp = s["raw_write"] / s["ckpt_save"]
-    load_tp = s["raw_read"] / s["ckpt_load"]
-    faster_load = all(s["ckpt_load"] < p["load"] for p in s["peers"].values())
-    faster_save = all(s["ckpt_save"] < p["save"] for p in s["peers"].values())
+    def of_data(key):
+        return [v / s["bytes"] for v in series[key]]
+
+    def all_faster(step):
+        found = [v["verdict"] for v in s["verdicts"] if v["step"] == step]
+        if any(v == "slower" for v in found):
+            outcome = "missed"
+        elif all(v == "faster" for v in found):
+            outcome = "met"
+        else:
+            outcome = "undecided (noise)"
+        shown = ", ".join(f"{v['peer']} {v['ratio']:.2f}x"
+                          for v in s["verdicts"] if v["step"] == step)
+        out.append((f"{w} {step} faster than every peer", shown, outcome))
+
     if w in ("W1", "W4"):
-        add("save >= 0.9x raw write throughput", save_tp, "{:.2f}x", save_tp >= 0.9)
-        fs = s["raw_write_fsync"] / s["ckpt_fsync_save"]
-        add("fsync'd save >= 0.9x raw + fsync", fs, "{:.2f}x", fs >= 0.9)
-        add("load >= 0.9x the read limit", load_tp, "{:.2f}x", load_tp >= 0.9)
-        into = s["raw_read_mapped"] / s["ckpt_into_load"]
-        add("load into your buffers >= 0.9x read() into mapped buffers", into,
-            "{:.2f}x", into >= 0.9)
+        ratio("save >= 0.9x raw write throughput", series["raw_write"],
+              series["ckpt_save"], 0.9, True)
+        ratio("fsync'd save >= 0.9x raw + fsync", series["raw_write_fsync"],
+              series["ckpt_fsync_save"], 0.9, True)
+        ratio("load >= 0.9x the read limit", series["raw_read"],
+              series["ckpt_load"], 0.9, True)
+        ratio("load into your buffers >= 0.9x read() into mapped buffers",
+              series["raw_read_mapped"], series["ckpt_into_load"], 0.9, True)
     if w == "W1":
-        add("load faster than every peer", faster_load, "{}", faster_load)
+        all_faster("load")
     if w in ("W2", "W3"):
-        ratio = s["ckpt_save"] / s["raw_write"]
-        add("save <= 1.3x raw", ratio, "{:.2f}x", ratio <= 1.3)
-        ratio = s["ckpt_load"] / s["raw_read"]
-        add("load <= 1.5x raw", ratio, "{:.2f}x", ratio <= 1.5)
+        ratio("save <= 1.3x raw", series["ckpt_save"], series["raw_write"],
+              1.3, False)
+        ratio("load <= 1.5x raw", series["ckpt_load"], series["raw_read"],
+              1.5, False)
     if w == "W3":
-        add("save faster than every peer", faster_save, "{}", faster_save)
-        add("load faster than every peer", faster_load, "{}", faster_load)
+        all_faster("save")
+        all_faster("load")
     if w in ("W1", "W2", "W3"):
-        ratio = s["ckpt_async_save"] / s["memcpy"]
-        add("async blocking tier <= 1.2x one memcpy", ratio, "{:.2f}x", ratio <= 1.2)
-        ratio = s["ckpt_async_save_rss"] / s["bytes"]
-        add("async save extra memory <= 1.1x the data", ratio, "{:.2f}x", ratio <= 1.1)
-        ratio = s["ckpt_load_rss"] / s["bytes"]
-        add("load extra memory <= 1.1x the data", ratio, "{:.2f}x", ratio <= 1.1)
+        ratio("async blocking tier <= 1.2x one memcpy", series["ckpt_async_save"],
+              series["memcpy"], 1.2, False)
+        ones = [1.0] * len(series["ckpt_load_rss"])
+        ratio("async save extra memory <= 1.1x the data",
+              of_data("ckpt_async_save_rss"), ones, 1.1, False)
+        ratio("load extra memory <= 1.1x the data", of_data("ckpt_load_rss"),
+              ones, 1.1, False)
     if w == "W4":
-        ratio = s["ckpt_partial_load"] / s["ckpt_load"]
-        add("1% partial load ~ 1% of a full load", ratio * 100, "{:.1f}%",
-            ratio <= 0.03)
+        ratio("1% partial load ~ 1% of a full load", series["ckpt_partial_load"],
+              series["ckpt_load"], 0.03, False, percent=True)
     return out
 
 
@@ -434,12 +546,46 @@ def print_table(tables, note):
               f"no integrity records: load {s['ckpt_unchecked_load'] / s['ckpt_load']:.2f}x")
 
 
+def print_verdicts(tables):
+    """ckpt against each peer: the ratio of medians (ckpt / peer), its 95%
+    interval, and the verdict (verdict.compare)."""
+    print()
+    print("verdicts: ckpt time / peer time, median [95% interval]; a verdict "
+          "only when it holds across rounds")
+    for s, _ in tables:
+        for v in s["verdicts"]:
+            word = {"faster": "ckpt faster", "slower": "ckpt SLOWER"}.get(
+                v["verdict"], v["verdict"])
+            print(f"  {s['workload']:3} {v['step']:4} vs {v['peer']:12} "
+                  f"{verdict.interval_text(v):24} {word}")
+
+
+def print_costs(tables):
+    """Where the time goes, per step: CPU time, faults, bytes."""
+    print()
+    print("where the time goes (medians): wall s, CPU user+system s, "
+          "minor/major faults, MB read/written to disk, MB through "
+          "read()/write(); cycles and instructions where offered")
+    for s, _ in tables:
+        for c in s["costs"]:
+            cpu = c.get("cpu_user_seconds", 0) + c.get("cpu_system_seconds", 0)
+            line = (f"  {s['workload']:3} {c['step']:4} {c['row']:34} "
+                    f"{c['seconds']:7.3f} cpu {cpu:6.3f} "
+                    f"({c.get('cpu_system_seconds', 0):.3f} sys) "
+                    f"faults {c.get('minor_faults', 0):8.0f}/{c.get('major_faults', 0):.0f} "
+                    f"disk {c.get('read_bytes', 0) / 1e6:6.0f}/{c.get('write_bytes', 0) / 1e6:6.0f} "
+                    f"io {c.get('rchar', 0) / 1e6:6.0f}/{c.get('wchar', 0) / 1e6:6.0f}")
+            if "cycles" in c:
+                line += f" cycles {c['cycles']:.3g} instr {c['instructions']:.3g}"
+            print(line)
+
+
 def print_targets(tables):
     print()
-    print("targets (issue 13):")
+    print("targets (issue 13), ratio of medians [95% interval]:")
     for s, _ in tables:
-        for text, measured, ok in targets(s):
-            print(f"  {text:62} {measured:>8}  {'met' if ok else 'MISSED'}")
+        for text, measured, outcome in targets(s):
+            print(f"  {text:62} {measured:>26}  {outcome}")
 
 
 def draw(tables, note, png):
@@ -508,6 +654,16 @@ def main():
                         help="writes OUT.json and OUT.png")
     parser.add_argument("--processes", default="1,2,4")
     parser.add_argument("--mpi-mib", type=int, default=512)
+    parser.add_argument("--cache", choices=["files", "system"], default="files",
+                        help="how the page cache is dropped before each step: "
+                        "the scratch folder's files (fadvise, any user) or "
+                        "the whole system's (drop_caches, root)")
+    parser.add_argument("--perf", choices=["auto", "on", "off"], default="auto",
+                        help="cycles and instructions with perf stat "
+                        "(auto: where the machine offers them)")
+    parser.add_argument("--compare", metavar="REV",
+                        help="A/B: this build against revision REV's, step "
+                        "by step (ckpt rows only)")
     # Internal: one step of one peer, in a fresh process.
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     parser.add_argument("--peer-step", help=argparse.SUPPRESS)
@@ -517,18 +673,27 @@ def main():
         run_peer_step(a)
         return 0
     os.makedirs(a.dir, exist_ok=True)
-    note = f"runs={a.runs} scale={a.scale} cpus={os.cpu_count()}"
+    perf = a.perf == "on" or (a.perf == "auto" and hardware_counters_offered())
+    workloads = list(filter(None, a.workloads.split(",")))
+    if a.compare:
+        from compare import compare_revisions
+        compare_revisions(a, workloads, lambda w: primer_bytes(w, a.scale), perf)
+        return 0
+    note = (f"runs={a.runs} scale={a.scale} cpus={os.cpu_count()} "
+            f"cache={a.cache} perf={'on' if perf else 'not offered'}")
     peers = [p for p in PEERS if have_torch() or not p.startswith("torch")]
     tables = []
     raw = {}
-    for w in filter(None, a.workloads.split(",")):
-        samples, info = measure(a, w, peers)
+    for w in workloads:
+        samples, info = measure(a, w, peers, perf)
         rows, s = summarize(w, samples, info, peers)
         tables.append((s, rows))
         raw[w] = {f"{row}|{step}" if not isinstance(row, tuple)
                   else f"{'/'.join(map(str, row))}|{step}": v
                   for (row, step), v in samples.items()}
     print_table(tables, note)
+    print_verdicts(tables)
+    print_costs(tables)
     print_targets(tables)
     mpi = multiprocess_table(a, note) if a.processes else []
     result = {"note": note, "summaries": [s for s, _ in tables],

@@ -37,11 +37,14 @@
 #include <vector>
 
 #include "buffer.h"
+#include "step_meter.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+using ckpt_bench::StepMeter;
 
 struct Workload {
   ckpt::Value tree;
@@ -272,8 +275,9 @@ void raw_write(const Workload& w, const fs::path& file, bool sync,
 // The arrays `which` of the raw file, each into a buffer of kind `memory`;
 // thread t reads every threads-th of them. Buffers of kind kMapped are
 // made (and written) before the clock starts.
-double raw_read(const Workload& w, const fs::path& file,
-                const std::vector<size_t>& which, Memory memory, int threads) {
+void raw_read(const Workload& w, const fs::path& file,
+              const std::vector<size_t>& which, Memory memory, int threads,
+              StepMeter& meter) {
   const std::vector<uint64_t> offsets = raw_offsets(w);
   std::vector<std::unique_ptr<Buffer>> buffers(which.size());
   if (memory == Memory::kMapped) {
@@ -282,7 +286,7 @@ double raw_read(const Workload& w, const fs::path& file,
           std::make_unique<Buffer>(w.arrays[which[k]].nbytes(), memory);
     }
   }
-  auto start = Clock::now();
+  meter.start();
   int fd = open_file(file, O_RDONLY);
   on_threads(threads, [&](int t) {
     for (size_t k = t; k < which.size(); k += threads) {
@@ -292,7 +296,6 @@ double raw_read(const Workload& w, const fs::path& file,
     }
   });
   ::close(fd);
-  return seconds_since(start);
 }
 
 // One memcpy of every array into fresh memory of kind `memory`, as a
@@ -307,19 +310,6 @@ void one_memcpy(const Workload& w, Memory memory, int threads,
     }
   });
 }
-
-// VmHWM (peak resident set) of this process, in bytes.
-uint64_t peak_rss() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
-// Resets VmHWM to the current RSS (Linux >= 4.0).
-void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 ckpt::ContextOptions context_options(bool fsync, bool partial = false) {
   ckpt::ContextOptions o;
@@ -381,14 +371,12 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
   // Loads need no workload in memory (only its shapes, for some): its
   // arrays stay out of the measured process's memory where they can.
   const bool is_ckpt_load = step == "load" || step == "load_unchecked";
+  StepMeter meter;
   if (is_ckpt_load) {
     ckpt::Context context(context_options(false));
-    reset_peak_rss();
-    const uint64_t before = peak_rss();
-    auto start = Clock::now();
+    meter.start();
     ckpt::Value loaded = ckpt::load(step == "load" ? base : unchecked);
-    out["seconds"] = seconds_since(start);
-    out["rss_extra_bytes"] = peak_rss() - before;
+    meter.stop(out);
     return out;
   }
   const bool shapes_only = step == "raw_read" || step == "raw_read_partial" ||
@@ -399,13 +387,9 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
   const std::vector<size_t> subset = partial_subset(w);
   std::vector<size_t> all(w.arrays.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  double seconds = 0;
-  uint64_t before = 0;
   if (step == "raw_read" || step == "raw_read_partial") {
-    reset_peak_rss();
-    before = peak_rss();
-    seconds = raw_read(w, raw_file, step == "raw_read" ? all : subset, memory,
-                       threads);
+    raw_read(w, raw_file, step == "raw_read" ? all : subset, memory, threads,
+             meter);
   } else if (step == "load_into" || step == "load_partial") {
     std::vector<std::unique_ptr<Buffer>> buffers;
     size_t next = 0;
@@ -414,50 +398,39 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
                                  : into_buffers(w.tree, buffers, next);
     w = Workload();  // the source arrays are not needed any more
     ckpt::Context context(context_options(false, partial));
-    reset_peak_rss();
-    before = peak_rss();
-    auto start = Clock::now();
+    meter.start();
     ckpt::Value loaded =
         ckpt::load_checkpointables(base, {{"state", target}}).at(0).second;
-    seconds = seconds_since(start);
   } else if (step == "memcpy") {
     std::vector<std::unique_ptr<Buffer>> copies;
-    reset_peak_rss();
-    before = peak_rss();
-    auto start = Clock::now();
+    meter.start();
     one_memcpy(w, memory, threads, copies);
-    seconds = seconds_since(start);
   } else if (step == "raw_write" || step == "raw_write_fsync") {
     fs::remove(raw_file);
     ::sync();
-    reset_peak_rss();
-    before = peak_rss();
-    auto start = Clock::now();
+    meter.start();
     raw_write(w, raw_file, step == "raw_write_fsync", threads);
-    seconds = seconds_since(start);
   } else if (step == "save" || step == "save_fsync" ||
              step == "save_immutable" || step == "async") {
     const ckpt::Value tree =
         step == "save_immutable" ? immutable_view(w.tree) : w.tree;
     settle(base);
     ckpt::Context context(context_options(step == "save_fsync"));
-    reset_peak_rss();
-    before = peak_rss();
-    auto start = Clock::now();
+    meter.start();
     if (step == "async") {
       ckpt::AsyncSave pending = ckpt::save_async(base, tree);
-      seconds = seconds_since(start);
+      const double blocking = meter.stop(out);
+      auto rest = Clock::now();
       pending.result();
-      out["total_seconds"] = seconds_since(start);
-    } else {
-      ckpt::save(base, tree);
-      seconds = seconds_since(start);
+      out["total_seconds"] =
+          blocking + std::chrono::duration<double>(Clock::now() - rest).count();
+      return out;
     }
+    ckpt::save(base, tree);
   } else {
     throw std::invalid_argument("unknown step " + step);
   }
-  out["seconds"] = seconds;
-  out["rss_extra_bytes"] = peak_rss() - before;
+  meter.stop(out);
   return out;
 }
 
