@@ -281,14 +281,15 @@ def workload_bytes(name, scale):
 
 
 def primer_bytes(workload, scale):
-    """What a step faults in, at most: the workload's bytes, bounded by a
-    quarter of the memory available now."""
+    """What a step faults in, at most: twice the workload's bytes (a save's
+    page cache and a tool's own buffers, or a load's arrays and what it
+    reads through), bounded by a quarter of the memory available now."""
     available = 0
     with open("/proc/meminfo") as f:
         for line in f:
             if line.startswith("MemAvailable:"):
                 available = int(line.split()[1]) * 1024
-    return min(workload_bytes(workload, scale), available // 4)
+    return min(2 * workload_bytes(workload, scale), available // 4)
 
 
 def run_json(argv):

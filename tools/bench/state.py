@@ -11,9 +11,11 @@ Before each timed step, bench.py (the parent) calls settle():
      the timed step: see tools/bench/README.md); without root it falls back
      to `files` and says so once;
   3. a load's inputs are read once (untimed), so every load starts with its
-     own files, and nothing else, in the page cache.
+     own files, and nothing else, in the page cache;
+  4. free memory is compacted into whole 2 MiB blocks
+     (/proc/sys/vm/compact_memory; root only, said once otherwise).
 Then the step's process primes memory (the same for every tool): it
-touches and frees as many bytes as the step will fault in
+touches, in huge pages, and frees as many bytes as the step will fault in
 (CKPT_BENCH_PRIMER_BYTES), right before its clock starts.
 
 StepMeter measures, around the timed part of a peer's step, what
@@ -83,14 +85,31 @@ def settle(scratch, cache_mode, inputs=()):
         drop_file_cache(scratch)
     for path in inputs:
         warm(path)
+    compact_memory()
+
+
+def compact_memory():
+    """Asks the kernel to compact free memory into whole 2 MiB blocks
+    (/proc/sys/vm/compact_memory, root only): otherwise whether a step that
+    faults in huge pages finds free blocks, or compacts memory itself
+    inside its timed part, depends on what ran before it."""
+    try:
+        with open("/proc/sys/vm/compact_memory", "w") as f:
+            f.write("1\n")
+    except OSError as e:
+        _once(f"bench: cannot compact memory ({e.strerror}); steps that "
+              "fault in huge pages may pay for it (run as root to fix)")
 
 
 def prime_memory():
-    """Touches CKPT_BENCH_PRIMER_BYTES of fresh memory, then frees it."""
+    """Touches CKPT_BENCH_PRIMER_BYTES of fresh memory, asked for in huge
+    pages, then frees it (step_meter.h's prime_memory says why)."""
     n = int(os.environ.get("CKPT_BENCH_PRIMER_BYTES", "0"))
     if n <= 0:
         return
     m = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        m.madvise(mmap.MADV_HUGEPAGE)
     try:
         import numpy as np
         np.frombuffer(m, dtype=np.uint8)[::mmap.PAGESIZE] = 1

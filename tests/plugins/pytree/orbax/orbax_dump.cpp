@@ -1,0 +1,155 @@
+// orbax_dump: what ckpt's C++ API loads from a checkpoint, written out for
+// orbax_interop.py to compare with what Orbax saved.
+//
+//   orbax_dump checkpoint PATH OUT    every checkpointable of PATH
+//   orbax_dump checkpointer ROOT OUT  every step of a Checkpointer root:
+//                                     its steps, metrics, and each step's
+//                                     checkpointables
+//
+// OUT/spec.json describes the values (the format orbax_write_cases.py
+// writes for what Orbax saved):
+//   array  {"array": {"dtype": NAME, "shape": [...], "file": "N.bin"}}
+//          (N.bin: the elements in C order, little-endian)
+//   scalar {"int": V} {"float": V} {"bool": V} {"str": V} {"none": true}
+//          (a float that is not finite as "nan", "inf", "-inf")
+//   dict   {"dict": [[KEY, VALUE], ...]}    list {"list": [VALUE, ...]}
+// A load that fails writes {"error": {"kind": KIND, "message": TEXT}}
+// instead, and the program still exits 0: refusing is an outcome the
+// driver checks against the cases README lists.
+#include <ckpt/checkpoint.h>
+#include <ckpt/checkpointer.h>
+#include <ckpt/errors.h>
+#include <ckpt/value.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+class Dumper {
+ public:
+  explicit Dumper(fs::path out) : out_(std::move(out)) {
+    fs::create_directories(out_);
+  }
+
+  json spec(const ckpt::Value& v) {
+    using K = ckpt::Value::Kind;
+    switch (v.kind()) {
+      case K::kNone:
+        return {{"none", true}};
+      case K::kBool:
+        return {{"bool", v.as_bool()}};
+      case K::kInt:
+        return {{"int", v.as_int()}};
+      case K::kDouble:
+        return {{"float", real(v.as_double())}};
+      case K::kString:
+        return {{"str", v.as_string()}};
+      case K::kArray:
+        return array(v.as_array());
+      case K::kDict: {
+        json items = json::array();
+        for (const auto& [key, child] : v.as_dict()) {
+          items.push_back(json::array({key, spec(child)}));
+        }
+        return {{"dict", items}};
+      }
+      case K::kList: {
+        json items = json::array();
+        for (const ckpt::Value& child : v.as_list()) {
+          items.push_back(spec(child));
+        }
+        return {{"list", items}};
+      }
+      case K::kJson:
+        return {{"json", v.as_json()}};
+      default:
+        return {{"unexpected_kind", static_cast<int>(v.kind())}};
+    }
+  }
+
+ private:
+  static json real(double d) {
+    if (std::isnan(d)) return "nan";
+    if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+    return d;
+  }
+
+  json array(const ckpt::Array& a) {
+    const ckpt::Array c = a.is_contiguous() ? a : a.contiguous_copy();
+    const std::string file = std::to_string(next_++) + ".bin";
+    std::ofstream(out_ / file, std::ios::binary)
+        .write(static_cast<const char*>(c.data()),
+               static_cast<std::streamsize>(c.nbytes()));
+    return {{"array",
+             {{"dtype", ckpt::dtype_name(c.dtype())},
+              {"shape", c.shape()},
+              {"file", file}}}};
+  }
+
+  fs::path out_;
+  int next_ = 0;
+};
+
+json error_of(const ckpt::Error& e) {
+  return {{"error", {{"kind", ckpt::error_kind_name(e.kind())}, {"message", e.what()}}}};
+}
+
+// Every checkpointable of `path`, by name.
+json dump_checkpoint(const fs::path& path, Dumper& dumper) {
+  try {
+    json out = json::object();
+    for (const auto& [name, value] : ckpt::load_checkpointables(path)) {
+      out[name] = dumper.spec(value);
+    }
+    return {{"checkpointables", out}};
+  } catch (const ckpt::Error& e) {
+    return error_of(e);
+  }
+}
+
+json dump_checkpointer(const fs::path& root, Dumper& dumper) {
+  try {
+    ckpt::Checkpointer checkpointer(root);
+    json steps = json::array();
+    for (const ckpt::CheckpointStep& step : checkpointer.checkpoints()) {
+      steps.push_back({{"step", step.step},
+                       {"metrics", step.metrics},
+                       {"content", dump_checkpoint(step.path, dumper)}});
+    }
+    const auto latest = checkpointer.latest();
+    return {{"steps", steps},
+            {"latest", latest ? json(latest->step) : json(nullptr)}};
+  } catch (const ckpt::Error& e) {
+    return error_of(e);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    std::cerr << "usage: orbax_dump checkpoint|checkpointer PATH OUT\n";
+    return 2;
+  }
+  const std::string mode = argv[1];
+  Dumper dumper(argv[3]);
+  json out;
+  if (mode == "checkpoint") {
+    out = dump_checkpoint(argv[2], dumper);
+  } else if (mode == "checkpointer") {
+    out = dump_checkpointer(argv[2], dumper);
+  } else {
+    std::cerr << "orbax_dump: unknown mode " << mode << "\n";
+    return 2;
+  }
+  std::ofstream(fs::path(argv[3]) / "spec.json") << out.dump(1) << "\n";
+  return 0;
+}
