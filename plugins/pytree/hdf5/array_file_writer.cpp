@@ -305,6 +305,26 @@ ArrayFileStructure record_structure(int fd, const std::vector<Pending>& pending,
   return structure;
 }
 
+// Gives the file, whose datasets HDF5 laid out but left as holes, all of
+// its blocks at once. Filling holes page by page makes the filesystem
+// reserve and map blocks for every page it is handed (ext4's delayed
+// allocation): one file of 1 GiB written so costs about 1.3x the kernel
+// time of 64 files of 16 MiB (tools/bench: W1 against numpy.save).
+// Allocated up front, the writes only fill blocks, and a full device says
+// so before any byte is written. Filesystems without fallocate go on as
+// before (Linux's fallocate, not posix_fallocate: glibc would emulate it
+// by writing zeros over the whole file).
+void allocate_whole_file(int fd, const std::string& file,
+                         const std::string& what) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size <= 0) return;
+  if (::fallocate(fd, 0, 0, st.st_size) == 0) return;
+  const int err = errno;
+  if (err == EOPNOTSUPP || err == EINVAL || err == ENOSYS) return;
+  ::close(fd);
+  throw_os_error(err, what + ": cannot write " + file);
+}
+
 }  // namespace
 
 ArrayFileStructure write_array_file(const std::string& file,
@@ -344,6 +364,7 @@ ArrayFileStructure write_array_file(const std::string& file,
   if (fd < 0) {
     throw_os_error(errno, what + ": cannot reopen " + file);
   }
+  allocate_whole_file(fd, file, what);
   for (const Pending& p : pending) {
     if (!(p.pieces
               ? pwrite_pieces(fd, *p.pieces, p.nbytes, p.file_offset)
