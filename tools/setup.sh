@@ -12,6 +12,8 @@ CKPT_DEMO_PACKAGES=(
   nlohmann-json3-dev libdlpack-dev libcli11-dev
   libprotobuf-dev protobuf-compiler
   libhdf5-dev libxxhash-dev libzstd-dev
+  # The repository's .venv (ckpt_python_env).
+  python3-venv
 )
 # What the tests add (tools/test.sh).
 CKPT_TEST_PACKAGES=(
@@ -47,6 +49,23 @@ ckpt_install_packages() {
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -q -o DPkg::Lock::Timeout=600
   $sudo apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}"
+}
+
+# ckpt_python_env: the repository's .venv, made by Debian's Python 3 with
+# the packages pinned in tools/python-requirements.txt (from PyPI). Made
+# once: skipped when .venv was made from exactly that file.
+CKPT_VENV_PYTHON=$PWD/.venv/bin/python
+ckpt_python_env() {
+  local req=tools/python-requirements.txt stamp=.venv/ckpt-requirements.txt
+  if [ -x .venv/bin/python ] && cmp -s "$req" "$stamp"; then
+    return 0
+  fi
+  echo "ckpt: making .venv from $req"
+  rm -f "$stamp"
+  /usr/bin/python3 -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    --no-input -r "$req"
+  cp "$req" "$stamp"
 }
 
 # ckpt_configure DIR [meson options...]: configures DIR once; later calls

@@ -16,6 +16,8 @@ quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; fi
 set -e
 ckpt_install_packages "${CKPT_TEST_PACKAGES[@]}"
+ckpt_python_env
+export CKPT_TEST_PYTHON=$CKPT_VENV_PYTHON
 ckpt_build build -Dtests=enabled
 if [ "$quick" = 1 ]; then
   set +e
@@ -147,6 +149,19 @@ for writers in 1 2 4; do
   done
 done
 rm -rf "$work"
+
+# Orbax -> ckpt: the pinned Orbax of .venv saves every case, ckpt loads
+# each (tests/plugins/pytree/orbax/orbax_interop.py); each case counts.
+echo "== Orbax interop"
+log=build/test-output-orbax.txt
+meson test -C build --suite orbax --print-errorlogs --verbose 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+p=$(grep -cE '^orbax -> ckpt [a-z0-9_]+: ok' "$log")
+f=$(grep -cE '^orbax -> ckpt [a-z0-9_]+: FAILED' "$log")
+if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+passed=$((passed + p))
+failed=$((failed + f))
+if [ "$rc" -ne 0 ]; then status=1; fi
 
 # The fuzz targets' seeds replayed by gcc under ASan+UBSan (the fuzz
 # suite of build-sanitize: replay_main.cpp, no libFuzzer); each target

@@ -99,7 +99,8 @@ class Dumper {
 };
 
 json error_of(const ckpt::Error& e) {
-  return {{"error", {{"kind", ckpt::error_kind_name(e.kind())}, {"message", e.what()}}}};
+  return {{"error",
+           {{"kind", ckpt::error_kind_name(e.kind())}, {"message", e.what()}}}};
 }
 
 // Every checkpointable of `path`, by name.
