@@ -42,8 +42,7 @@ TEST_CASE("ValueArena: copies stay where they are as the arena grows",
   }
 }
 
-TEST_CASE("ValueArena: blocks are zeroed, structs carry their size",
-          "[sdk]") {
+TEST_CASE("ValueArena: blocks are zeroed, structs carry their size", "[sdk]") {
   ValueArena arena;
   CHECK(arena.nodes(0) == nullptr);
   CHECK(arena.keys(0) == nullptr);
@@ -68,8 +67,7 @@ TEST_CASE("ValueArena: blocks are zeroed, structs carry their size",
   CHECK(std::string(arena.adopt(big)) == big);
 }
 
-TEST_CASE("ValueArena: keeps each owner alive as long as itself",
-          "[sdk]") {
+TEST_CASE("ValueArena: keeps each owner alive as long as itself", "[sdk]") {
   auto owner = std::make_shared<int>(7);
   std::weak_ptr<int> watch = owner;
   {
@@ -83,8 +81,7 @@ TEST_CASE("ValueArena: keeps each owner alive as long as itself",
   CHECK(watch.expired());
 }
 
-TEST_CASE("freeze: a deep OutValue is refused, a wide one is whole",
-          "[sdk]") {
+TEST_CASE("freeze: a deep OutValue is refused, a wide one is whole", "[sdk]") {
   using ckpt::sdk::OutValue;
   OutValue deep = OutValue::list();
   for (size_t i = 0; i < ckpt::sdk::kMaxValueDepth; ++i) {
