@@ -64,6 +64,22 @@ catch_counts() {
   fi
 }
 
+# run_counted LOG OK_RE FAIL_RE COMMAND...: runs COMMAND into LOG and adds
+# the lines matching OK_RE and FAIL_RE to the counts (one failure when the
+# command fails and no line says so).
+run_counted() {
+  local log=$1 ok=$2 bad=$3 rc p f
+  shift 3
+  "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  p=$(grep -cE "$ok" "$log")
+  f=$(grep -cE "$bad" "$log")
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ "$rc" -ne 0 ]; then status=1; fi
+}
+
 # Formatting and sizes are part of the build: an unformatted file, or one
 # too long, fails the run.
 echo "== formatting"
@@ -153,29 +169,18 @@ rm -rf "$work"
 # Orbax -> ckpt: the pinned Orbax of .venv saves every case, ckpt loads
 # each (tests/plugins/pytree/orbax/orbax_interop.py); each case counts.
 echo "== Orbax interop"
-log=build/test-output-orbax.txt
-meson test -C build --suite orbax --print-errorlogs --verbose 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-p=$(grep -cE '^orbax -> ckpt [a-z0-9_]+: ok' "$log")
-f=$(grep -cE '^orbax -> ckpt [a-z0-9_]+: FAILED' "$log")
-if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-passed=$((passed + p))
-failed=$((failed + f))
-if [ "$rc" -ne 0 ]; then status=1; fi
+run_counted build/test-output-orbax.txt '^orbax -> ckpt [a-z0-9_]+: ok' \
+  '^orbax -> ckpt [a-z0-9_]+: FAILED' \
+  meson test -C build --suite orbax --print-errorlogs --verbose
 
 # The fuzz targets' seeds replayed by gcc under ASan+UBSan (the fuzz
 # suite of build-sanitize: replay_main.cpp, no libFuzzer); each target
 # counts as one test case.
 echo "== fuzz seed replay in build-sanitize"
-log=build-sanitize/test-output-fuzz-replay.txt
-meson test -C build-sanitize --suite fuzz --print-errorlogs 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-p=$(grep -cE '^ *[0-9]+/[0-9]+ +(ckpt:)?fuzz_[a-z0-9_]+ +OK' "$log")
-f=$(grep -cE '^ *[0-9]+/[0-9]+ +(ckpt:)?fuzz_[a-z0-9_]+ +(FAIL|TIMEOUT|ERROR)' "$log")
-if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-passed=$((passed + p))
-failed=$((failed + f))
-if [ "$rc" -ne 0 ]; then status=1; fi
+run_counted build-sanitize/test-output-fuzz-replay.txt \
+  '^ *[0-9]+/[0-9]+ +(ckpt:)?fuzz_[a-z0-9_]+ +OK' \
+  '^ *[0-9]+/[0-9]+ +(ckpt:)?fuzz_[a-z0-9_]+ +(FAIL|TIMEOUT|ERROR)' \
+  meson test -C build-sanitize --suite fuzz --print-errorlogs
 
 # Fuzzing (tools/fuzz.sh, clang in ./build-fuzz): every target of
 # tests/fuzz replays its seeds and saved crashes, then fuzzes ~5 s; each

@@ -73,15 +73,10 @@ def warm(path):
 def settle(scratch, cache_mode, inputs=()):
     """The state before a timed step (see the module's comment)."""
     os.sync()
-    if cache_mode == "system":
-        try:
-            with open("/proc/sys/vm/drop_caches", "w") as f:
-                f.write("1\n")
-        except OSError as e:
-            _once(f"bench: cannot drop the system's page cache ({e.strerror}); "
-                  "dropping the scratch folder's files instead (--cache files)")
-            drop_file_cache(scratch)
-    else:
+    if cache_mode != "system" or not _write_knob(
+            "/proc/sys/vm/drop_caches",
+            "cannot drop the system's page cache ({}); dropping the scratch "
+            "folder's files instead (--cache files)"):
         drop_file_cache(scratch)
     for path in inputs:
         warm(path)
@@ -93,12 +88,21 @@ def compact_memory():
     (/proc/sys/vm/compact_memory, root only): otherwise whether a step that
     faults in huge pages finds free blocks, or compacts memory itself
     inside its timed part, depends on what ran before it."""
+    _write_knob("/proc/sys/vm/compact_memory",
+                "cannot compact memory ({}); steps that fault in huge pages "
+                "may pay for it (run as root to fix)")
+
+
+def _write_knob(path, failure):
+    """Writes 1 to the kernel knob `path`; False, and `failure` said once
+    (with the reason), when this process may not."""
     try:
-        with open("/proc/sys/vm/compact_memory", "w") as f:
+        with open(path, "w") as f:
             f.write("1\n")
+        return True
     except OSError as e:
-        _once(f"bench: cannot compact memory ({e.strerror}); steps that "
-              "fault in huge pages may pay for it (run as root to fix)")
+        _once("bench: " + failure.format(e.strerror))
+        return False
 
 
 def prime_memory():
