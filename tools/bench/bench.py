@@ -148,35 +148,139 @@ def torch_load(path):
     return torch.load(path)
 
 
+# ---- Orbax (what its users call), TensorStore's zarr3 directly, safetensors
+
+def jax_arrays(tree):
+    """The tree with its NumPy arrays as JAX arrays on the CPU (untimed:
+    an Orbax user's state is JAX arrays already)."""
+    import jax
+    import numpy as np
+    out = jax.tree_util.tree_map(
+        lambda v: jax.device_put(v) if isinstance(v, np.ndarray) else v, tree)
+    jax.block_until_ready(out)
+    return out
+
+
+def orbax_save(tree, path, compression=True):
+    from orbax.checkpoint import v1 as ocp
+    saving = ocp.options.ArrayOptions.Saving(use_compression=compression)
+    with ocp.Context(array_options=ocp.options.ArrayOptions(saving=saving)):
+        ocp.save_pytree(path, tree)
+
+
+def orbax_load(path):
+    import jax
+    from orbax.checkpoint import v1 as ocp
+    out = ocp.load_pytree(path)
+    jax.block_until_ready(out)
+    return out
+
+
+def tensorstore_save(tree, path):
+    """Each array a zarr v3 array of its own (TensorStore's defaults), all
+    opened and written concurrently; other leaves in a JSON file."""
+    import numpy as np
+    import tensorstore as ts
+    os.makedirs(path)
+    scalars, opens = {}, []
+    for i, (key, value) in enumerate(flatten(tree)):
+        if isinstance(value, np.ndarray):
+            spec = {"driver": "zarr3",
+                    "kvstore": {"driver": "file", "path": os.path.join(path, str(i))}}
+            opens.append((ts.open(spec, create=True, dtype=value.dtype,
+                                  shape=value.shape), value))
+        else:
+            scalars[key] = value
+    writes = [f.result().write(value) for f, value in opens]
+    for w in writes:
+        w.result()
+    with open(os.path.join(path, "scalars.json"), "w") as f:
+        json.dump(scalars, f)
+
+
+def tensorstore_load(path):
+    import tensorstore as ts
+    names = [n for n in os.listdir(path) if n != "scalars.json"]
+    opens = [ts.open({"driver": "zarr3", "kvstore": {
+        "driver": "file", "path": os.path.join(path, n)}}) for n in names]
+    reads = [f.result().read() for f in opens]
+    out = {n: r.result() for n, r in zip(names, reads)}
+    with open(os.path.join(path, "scalars.json")) as f:
+        out.update(json.load(f))
+    return out
+
+
+def safetensors_save(tree, path):
+    """Every array in one file; other leaves as JSON in its metadata."""
+    import numpy as np
+    from safetensors.numpy import save_file
+    leaves = dict(flatten(tree))
+    arrays = {k: v for k, v in leaves.items() if isinstance(v, np.ndarray)}
+    meta = {k: json.dumps(v) for k, v in leaves.items() if k not in arrays}
+    save_file(arrays, path, metadata=meta or None)
+
+
+def safetensors_load(path):
+    from safetensors.numpy import load_file
+    return load_file(path)
+
+
+class Peer:
+    def __init__(self, save, load, suffix, modules, prepare=None):
+        self.save, self.load, self.suffix = save, load, suffix
+        self.modules = modules  # imported before the clock starts
+        self.prepare = prepare  # turns the workload into what the peer saves
+
+
+def orbax_save_raw(tree, path):
+    orbax_save(tree, path, compression=False)
+
+
 PEERS = {
-    "h5py": (h5py_save, h5py_load, ".h5"),
-    "numpy.save": (npsave_save, npsave_load, ".npy.d"),
-    "numpy.savez": (npsavez_save, npsavez_load, ".npz"),
-    "torch.save": (torch_save, torch_load, ".pt"),
+    "h5py": Peer(h5py_save, h5py_load, ".h5", ["numpy", "h5py"]),
+    "numpy.save": Peer(npsave_save, npsave_load, ".npy.d", ["numpy"]),
+    "numpy.savez": Peer(npsavez_save, npsavez_load, ".npz", ["numpy"]),
+    "torch.save": Peer(torch_save, torch_load, ".pt", ["numpy", "torch"]),
+    "orbax": Peer(orbax_save, orbax_load, ".orbax",
+                  ["jax", "orbax.checkpoint"], jax_arrays),
+    "orbax, no compression": Peer(orbax_save_raw, orbax_load, ".orbax-raw",
+                                  ["jax", "orbax.checkpoint"], jax_arrays),
+    "tensorstore zarr3": Peer(tensorstore_save, tensorstore_load, ".zarr3",
+                              ["numpy", "tensorstore"]),
+    "safetensors": Peer(safetensors_save, safetensors_load, ".safetensors",
+                        ["numpy", "safetensors.numpy"]),
 }
+# Peers whose checkpoints ckpt loads too: a row of its own.
+CKPT_READS = {"orbax": "ckpt, Orbax's checkpoint"}
 
 
-def have_torch():
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        return False
+def available_peers():
+    """The peers whose modules this Python has (run bench.py with the
+    repository's .venv/bin/python for all of them)."""
+    import importlib.util
+    out = []
+    for name, peer in PEERS.items():
+        try:
+            if all(importlib.util.find_spec(m) for m in peer.modules):
+                out.append(name)
+        except ModuleNotFoundError:
+            pass
+    return out
 
 
 def run_peer_step(a):
     """One timed step of one peer in this (fresh) process; prints JSON."""
-    save, load, suffix = PEERS[a.peer]
+    import importlib
+    peer = PEERS[a.peer]
     path = peer_path(a.dir, a.workload, a.peer)
     # The peer's modules are imported before the clock starts.
-    import numpy  # noqa: F401
-    if a.peer == "h5py":
-        import h5py  # noqa: F401
-    if a.peer.startswith("torch"):
-        import torch  # noqa: F401
+    for module in peer.modules:
+        importlib.import_module(module)
     meter = StepMeter()
     if a.peer_step == "save":
         tree = make_workload(a.workload, a.scale)
+        if peer.prepare:
+            tree = peer.prepare(tree)
         if os.path.isdir(path):
             shutil.rmtree(path)
         elif os.path.exists(path):
@@ -184,15 +288,15 @@ def run_peer_step(a):
         os.sync()
         gc.collect()
         meter.start()
-        save(tree, path)
+        peer.save(tree, path)
     else:
         meter.start()
-        loaded = load(path)  # noqa: F841
+        loaded = peer.load(path)  # noqa: F841
     print(json.dumps(meter.stop()))
 
 
 def peer_path(scratch, workload, peer):
-    return os.path.join(scratch, f"peer-{workload}{PEERS[peer][2]}")
+    return os.path.join(scratch, f"peer-{workload}{PEERS[peer].suffix}")
 
 
 # ------------------------------------------------------------ the plan
@@ -258,9 +362,13 @@ def plan_round(workload, peers, round_number, scratch):
     # W4 shows how ckpt's cost grows with size and with what is asked for,
     # against the raw limit; the peers' rows are those of W1.
     for peer in (peers if workload != "W4" else []):
-        blocks.append([("peer", peer, "save", peer, []),
-                       ("peer", peer, "load", peer,
-                        [peer_path(scratch, workload, peer)])])
+        path = peer_path(scratch, workload, peer)
+        block = [("peer", peer, "save", peer, []),
+                 ("peer", peer, "load", peer, [path])]
+        if peer in CKPT_READS:
+            block.append(cpp(CKPT_READS[peer], "load",
+                             ["load", "--path", path], [path]))
+        blocks.append(block)
     rng.shuffle(blocks)
     return [entry for block in blocks for entry in block]
 
@@ -420,12 +528,21 @@ def summarize(workload, samples, info, peers):
     for p in peers:
         for step in ("save", "load"):
             series[f"{p}_{step}"] = seconds(samples[(p, step)])
+    orbax_read = (CKPT_READS["orbax"], "load")
+    if orbax_read in samples:
+        s["ckpt_orbax_load"] = med(samples[orbax_read])
+        series["ckpt_orbax_load"] = seconds(samples[orbax_read])
     s["series"] = series
     # ckpt against each peer, step by step, by the verdict rule.
     s["verdicts"] = [dict(verdict.compare(series[f"ckpt_{step}"],
                                           series[f"{p}_{step}"]),
                           step=step, peer=p)
                      for p in peers for step in ("save", "load")]
+    if "ckpt_orbax_load" in series:
+        # ckpt loading the very files Orbax wrote, against Orbax.
+        s["verdicts"].append(dict(
+            verdict.compare(series["ckpt_orbax_load"], series["orbax_load"]),
+            step="load of Orbax's files", peer="orbax"))
     # Where the time goes: the costs of the rows the verdicts compare.
     cost_rows = [("ckpt", "save"), (raw_w_row, "save"), ("ckpt", "load"),
                  (raw_r_row, "load")] + \
@@ -456,6 +573,8 @@ def summarize(workload, samples, info, peers):
                      None, s["raw_read_partial"]))
     for p in peers:
         rows.append((p, s["peers"][p]["save"], s["peers"][p]["load"]))
+    if "ckpt_orbax_load" in s:
+        rows.append((CKPT_READS["orbax"], None, s["ckpt_orbax_load"]))
     return rows, s
 
 
@@ -519,6 +638,12 @@ def targets(s):
               of_data("ckpt_async_save_rss"), ones, 1.1, False)
         ratio("load extra memory <= 1.1x the data", of_data("ckpt_load_rss"),
               ones, 1.1, False)
+    if w in ("W1", "W2", "W3") and "orbax_save" in series:
+        # Issue 24: ckpt's own format against Orbax's defaults.
+        ratio("save >= 3x faster than Orbax", series["orbax_save"],
+              series["ckpt_save"], 3, True)
+        ratio("load >= 3x faster than Orbax", series["orbax_load"],
+              series["ckpt_load"], 3, True)
     if w == "W4":
         ratio("1% partial load ~ 1% of a full load", series["ckpt_partial_load"],
               series["ckpt_load"], 0.03, False, percent=True)
@@ -583,7 +708,7 @@ def print_costs(tables):
 
 def print_targets(tables):
     print()
-    print("targets (issue 13), ratio of medians [95% interval]:")
+    print("targets (issues 13 and 24), ratio of medians [95% interval]:")
     for s, _ in tables:
         for text, measured, outcome in targets(s):
             print(f"  {text:62} {measured:>26}  {outcome}")
@@ -599,8 +724,10 @@ def draw(tables, note, png):
         return
     fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 4.6),
                              squeeze=False)
-    tools = ["raw limit", "ckpt", "h5py", "numpy.save", "numpy.savez", "torch.save"]
-    colors = ["#777777", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728"]
+    tools = ["raw limit", "ckpt", "h5py", "numpy.save", "numpy.savez", "torch.save",
+             "orbax", "orbax, no compression", "tensorstore zarr3", "safetensors"]
+    colors = ["#777777", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728",
+              "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
     for ax, (s, _) in zip(axes[0], tables):
         values = {"raw limit": (s["raw_write"], s["raw_read"]),
                   "ckpt": (s["ckpt_save"], s["ckpt_load"])}
@@ -682,7 +809,7 @@ def main():
         return 0
     note = (f"runs={a.runs} scale={a.scale} cpus={os.cpu_count()} "
             f"cache={a.cache} perf={'on' if perf else 'not offered'}")
-    peers = [p for p in PEERS if have_torch() or not p.startswith("torch")]
+    peers = available_peers()
     tables = []
     raw = {}
     for w in workloads:

@@ -342,7 +342,7 @@ void settle(const fs::path& path) {
 // Runs `step` of workload `w` once and returns its result object.
 nlohmann::json run_step(const std::string& step, const std::string& workload,
                         int scale, const fs::path& dir, Memory memory,
-                        int threads) {
+                        int threads, const std::string& load_path) {
   const fs::path base = dir / ("ckpt-" + workload);
   const fs::path unchecked = dir / ("ckpt-" + workload + "-unchecked");
   const fs::path raw_file = dir / ("raw-" + workload + ".bin");
@@ -375,7 +375,9 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
   if (is_ckpt_load) {
     ckpt::Context context(context_options(false));
     meter.start();
-    ckpt::Value loaded = ckpt::load(step == "load" ? base : unchecked);
+    ckpt::Value loaded = ckpt::load(!load_path.empty() ? fs::path(load_path)
+                                    : step == "load" ? base
+                                                     : unchecked);
     meter.stop(out);
     return out;
   }
@@ -475,6 +477,10 @@ int main(int argc, char** argv) {
                  "or mapped");
   app.add_option("--threads", threads, "raw baselines: 1 or 2")
       ->check(CLI::Range(1, 64));
+  std::string load_path;
+  app.add_option("--path", load_path,
+                 "--step load: the checkpoint to load instead of ckpt's "
+                 "own (one another tool wrote, e.g. Orbax)");
   bool integrity_only = false;
   app.add_flag("--integrity", integrity_only,
                "only loads, with and without integrity records, in turn");
@@ -489,7 +495,7 @@ int main(int argc, char** argv) {
     fs::create_directories(dir);
     if (!step.empty()) {
       std::cout << run_step(step, workload, scale, dir,
-                            memory_from_name(memory), threads)
+                            memory_from_name(memory), threads, load_path)
                        .dump()
                 << std::endl;
       return 0;
