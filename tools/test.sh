@@ -178,8 +178,8 @@ run_counted build/test-output-orbax.txt '^orbax -> ckpt [a-z0-9_]+: ok' \
 # counts as one test case.
 echo "== fuzz seed replay in build-sanitize"
 run_counted build-sanitize/test-output-fuzz-replay.txt \
-  '^ *[0-9]+/[0-9]+ +(ckpt:)?fuzz_[a-z0-9_]+ +OK' \
-  '^ *[0-9]+/[0-9]+ +(ckpt:)?fuzz_[a-z0-9_]+ +(FAIL|TIMEOUT|ERROR)' \
+  '^ *[0-9]+/[0-9]+ +ckpt:fuzz / fuzz_[a-z0-9_]+ +OK' \
+  '^ *[0-9]+/[0-9]+ +ckpt:fuzz / fuzz_[a-z0-9_]+ +(FAIL|TIMEOUT|ERROR)' \
   meson test -C build-sanitize --suite fuzz --print-errorlogs
 
 # Fuzzing (tools/fuzz.sh, clang in ./build-fuzz): every target of

@@ -376,8 +376,8 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
     ckpt::Context context(context_options(false));
     meter.start();
     ckpt::Value loaded = ckpt::load(!load_path.empty() ? fs::path(load_path)
-                                    : step == "load" ? base
-                                                     : unchecked);
+                                    : step == "load"   ? base
+                                                       : unchecked);
     meter.stop(out);
     return out;
   }
