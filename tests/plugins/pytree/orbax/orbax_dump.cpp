@@ -2,9 +2,10 @@
 // orbax_interop.py to compare with what Orbax saved.
 //
 //   orbax_dump checkpoint PATH OUT    every checkpointable of PATH
-//   orbax_dump checkpointer ROOT OUT  every step of a Checkpointer root:
-//                                     its steps, metrics, and each step's
-//                                     checkpointables
+//   orbax_dump checkpointer ROOT OUT  the steps of a Checkpointer root,
+//                                     with their metrics and folders (the
+//                                     driver loads each step's
+//                                     checkpointables with `checkpoint`)
 //
 // OUT/spec.json describes the values (the format orbax_write_cases.py
 // writes for what Orbax saved):
@@ -116,14 +117,14 @@ json dump_checkpoint(const fs::path& path, Dumper& dumper) {
   }
 }
 
-json dump_checkpointer(const fs::path& root, Dumper& dumper) {
+json dump_checkpointer(const fs::path& root) {
   try {
     ckpt::Checkpointer checkpointer(root);
     json steps = json::array();
     for (const ckpt::CheckpointStep& step : checkpointer.checkpoints()) {
       steps.push_back({{"step", step.step},
                        {"metrics", step.metrics},
-                       {"content", dump_checkpoint(step.path, dumper)}});
+                       {"path", step.path.string()}});
     }
     const auto latest = checkpointer.latest();
     return {{"steps", steps},
@@ -146,7 +147,7 @@ int main(int argc, char** argv) {
   if (mode == "checkpoint") {
     out = dump_checkpoint(argv[2], dumper);
   } else if (mode == "checkpointer") {
-    out = dump_checkpointer(argv[2], dumper);
+    out = dump_checkpointer(argv[2]);
   } else {
     std::cerr << "orbax_dump: unknown mode " << mode << "\n";
     return 2;

@@ -322,7 +322,7 @@ def check_case(a, case):
                 if e_step["metrics"] is not None and g_step["metrics"] != e_step["metrics"]:
                     problems.append(f"step {e_step['step']}: metrics "
                                     f"{g_step['metrics']} != {e_step['metrics']}")
-                step_path = os.path.join(path, str(e_step["step"]))
+                step_path = g_step["path"]
                 sub = []
                 check_checkpoint(a, step_path, expected_dir, e_step["content"],
                                  got_dir + f".step{e_step['step']}", sub)
