@@ -13,6 +13,7 @@
 #include "load/load_arrays.h"
 #include "load/load_plan.h"
 #include "orbax/orbax_storage.h"
+#include "orbax/orbax_writer.h"
 #include "records/tree_index.h"
 #include "records/tree_metadata.h"
 #include "runtime/options.h"
@@ -90,6 +91,8 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     // each process writes the pieces of sharded arrays placed on it.
     PyTreeOptions options = options_for(call);
     std::string what = describe(call);
+    if (options.orbax_storage)
+      return save_orbax(call, options, value, retained);
     auto snapshot = std::make_shared<Snapshot>(
         take_snapshot(value, options.pack_threshold_bytes, call.process_index,
                       call.is_primary_host, what));
@@ -170,6 +173,36 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
   }
 
  private:
+  // "storage": "orbax": the tree in Python Orbax's own storage, every
+  // array its own zarr array (nothing packed).
+  static ckpt::sdk::SaveWork save_orbax(const ckpt::sdk::Call& call,
+                                        const PyTreeOptions& options,
+                                        const ckpt_value& value,
+                                        ckpt::sdk::RetainedValue retained) {
+    const std::string what = describe(call);
+    if (call.process_count > 1) {
+      throw Error(CKPT_ERROR_UNIMPLEMENTED,
+                  what +
+                      ": \"storage\": \"orbax\" is written by one "
+                      "process; this save has " +
+                      std::to_string(call.process_count) +
+                      " (Orbax's per-process sub-databases are not written "
+                      "yet: save in ckpt's storage and `ckpt convert --to "
+                      "orbax` it)");
+    }
+    auto snapshot = std::make_shared<Snapshot>(take_snapshot(
+        value, 0, call.process_index, call.is_primary_host, what));
+    check_orbax_names(*snapshot, what);
+    if (!snapshot->references_caller_memory &&
+        !(snapshot->pieces && snapshot->pieces->references_caller_memory)) {
+      retained = ckpt::sdk::RetainedValue();
+    }
+    return [call, options, what, snapshot, retained = std::move(retained)] {
+      write_orbax_pytree(call.directory, *snapshot, options.orbax,
+                         call.file_mode, what);
+    };
+  }
+
   PyTreeOptions options_for(const ckpt::sdk::Call& call) const {
     return parse_options(call.options_json, config_);
   }

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "orbax/crc32c.h"
+#include "orbax/ocdbt_encode.h"
 #include "tree/cast.h"
 #include "tree/dtypes.h"
 
@@ -24,13 +25,8 @@ using json = nlohmann::json;
 constexpr uint32_t kManifestMagic = 0x0cdb3a2a;
 constexpr uint32_t kBtreeNodeMagic = 0x0cdb20de;
 
-void put_u32_le(std::string& out, uint32_t v) {
-  for (int k = 0; k < 4; ++k) out += static_cast<char>((v >> (8 * k)) & 0xff);
-}
-
-void put_u64_le(std::string& out, uint64_t v) {
-  for (int k = 0; k < 8; ++k) out += static_cast<char>((v >> (8 * k)) & 0xff);
-}
+using ckpt::pytree::ocdbt::put_u32_le;
+using ckpt::pytree::ocdbt::put_u64_le;
 
 void write_file(const fs::path& path, const std::string& bytes) {
   fs::create_directories(path.parent_path());
@@ -491,28 +487,12 @@ json tree_metadata(const std::vector<Leaf>& leaves, bool every_chunk,
 
 std::string varint(uint64_t v) {
   std::string out;
-  do {
-    uint8_t b = v & 0x7f;
-    v >>= 7;
-    if (v) b |= 0x80;
-    out += static_cast<char>(b);
-  } while (v);
+  ckpt::pytree::ocdbt::put_varint(out, v);
   return out;
 }
 
 std::string frame(uint32_t magic, const std::string& body, bool compress) {
-  std::string out;
-  for (int k = 3; k >= 0; --k)
-    out += static_cast<char>((magic >> (8 * k)) & 0xff);
-  out += std::string(8, '\0');  // length, below
-  out += varint(0);             // version
-  out += varint(compress ? 1 : 0);
-  out += compress ? zstd(body) : body;
-  const uint64_t length = out.size() + 4;
-  for (int k = 0; k < 8; ++k)
-    out[4 + k] = static_cast<char>((length >> (8 * k)) & 0xff);
-  put_u32_le(out, ckpt::pytree::crc32c(out.data(), out.size()));
-  return out;
+  return ckpt::pytree::ocdbt::encode_frame(magic, body, compress);
 }
 
 Written write_pytree(const fs::path& folder, const std::vector<Leaf>& leaves,

@@ -1,7 +1,8 @@
 // Writes pytrees in Python Orbax's storage for the tests: zarr v3 (or v2)
 // arrays in an OCDBT database (TensorStore's formats), encoded from the two
-// specifications, since nothing in Debian writes them. Used only by tests:
-// ckpt reads this storage and never writes it.
+// specifications, with the knobs reader tests need (zarr v2, big-endian,
+// skipped fill chunks, several processes, numbered manifests) that the
+// plugin's own writer (plugins/pytree/orbax/orbax_writer.h) never uses.
 //
 // The layout is Orbax's: the checkpointable's folder holds _METADATA, the
 // root database (manifest.ocdbt, d/) and one sub-database per process

@@ -1,0 +1,672 @@
+#include "orbax/orbax_writer.h"
+
+#include <ckpt/sdk/dtype.h>
+#include <ckpt/sdk/error.h>
+#include <ckpt/sdk/files.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+
+#include "orbax/crc32c.h"
+#include "orbax/ocdbt_encode.h"
+#include "orbax/orbax_storage.h"
+#include "runtime/parallel.h"
+#include "tree/cast.h"
+#include "tree/dtypes.h"
+
+namespace ckpt::pytree {
+
+namespace {
+
+namespace fs = std::filesystem;
+using ckpt::sdk::Error;
+using json = nlohmann::json;
+using ordered_json = nlohmann::ordered_json;
+
+// Orbax's database configuration (TensorStore's defaults as Orbax sets
+// them): values up to 1 KiB inline in the B+tree, nodes decoding to at
+// most 100 MB, zstd-compressed nodes.
+constexpr uint32_t kMaxInlineValueBytes = 1024;
+constexpr uint32_t kMaxDecodedNodeBytes = 100000000;
+constexpr uint8_t kVersionTreeArityLog2 = 4;
+// Entries per B+tree node.
+constexpr size_t kNodeEntries = 1024;
+// An array above this is split into inner chunks of at most this many
+// bytes along its first dimension (inside one zarr shard), compressed in
+// parallel; the bytes of work compressed before they are written.
+constexpr uint64_t kInnerChunkBytes = 64u << 20;
+constexpr uint64_t kBatchBytes = 256u << 20;
+// Shards of arrays up to this size are assembled in memory (and inlined
+// in the B+tree when they end up small enough).
+constexpr uint64_t kSmallArrayBytes = 64u << 10;
+constexpr const char* kProcessDatabase = "ocdbt.process_0/";
+constexpr const char* kStringsFile = "_strings.json";
+
+std::string random_hex(size_t bytes) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < bytes; ++i) {
+    const auto b = static_cast<unsigned>(rng() & 0xff);
+    s += digits[b >> 4];
+    s += digits[b & 15];
+  }
+  return s;
+}
+
+// One zarr array to write: an array leaf or a scalar as a 0-d array.
+struct ArrayOut {
+  std::string name;  // Orbax's parameter name
+  ckpt_dtype dtype = CKPT_DTYPE_INVALID;
+  std::vector<int64_t> shape;
+  const char* data = nullptr;  // C order
+  uint64_t nbytes = 0;
+  std::shared_ptr<char> owned;  // a scalar's bytes, an assembled array
+  std::vector<int64_t> inner;   // inner chunk shape
+  uint64_t inner_bytes = 0;
+  size_t inner_count = 0;
+  // The shard as it is written: its index, and where its bytes went.
+  std::string index;
+  std::string small;  // the whole shard, for small arrays
+  bool is_inline = false;
+  uint64_t offset = 0, length = 0;
+};
+
+// The inner chunk shape of `a`: the whole array, or for a large one a
+// slab of rows (a divisor of the first dimension, so that the inner chunks
+// tile the shard as zarr's sharding codec requires).
+void choose_inner_chunks(ArrayOut& a) {
+  a.inner = a.shape;
+  for (int64_t& d : a.inner) d = std::max<int64_t>(d, 1);
+  a.inner_bytes = a.nbytes;
+  a.inner_count = a.nbytes == 0 ? 0 : 1;
+  if (a.shape.empty() || a.nbytes <= kInnerChunkBytes || a.shape[0] <= 1) {
+    return;
+  }
+  const auto rows = static_cast<uint64_t>(a.shape[0]);
+  const uint64_t row_bytes = a.nbytes / rows;
+  const uint64_t max_rows = std::max<uint64_t>(1, kInnerChunkBytes / row_bytes);
+  // The fewest slabs: the smallest k >= rows / max_rows dividing rows.
+  for (uint64_t k = (rows + max_rows - 1) / max_rows, tries = 0;
+       k <= rows && tries < 65536; ++k, ++tries) {
+    if (rows % k != 0) continue;
+    // Slabs far below the target (a first dimension with no fitting
+    // divisor) would make a huge index: keep one chunk then.
+    if ((rows / k) * row_bytes < kInnerChunkBytes / 16) return;
+    a.inner[0] = static_cast<int64_t>(rows / k);
+    a.inner_bytes = (rows / k) * row_bytes;
+    a.inner_count = k;
+    return;
+  }
+}
+
+// Copies the C-order box `piece` (at `offset`, shape `box`) into the
+// C-order array `out` of shape `shape`; `item` bytes per element.
+void copy_box(const char* piece, const std::vector<int64_t>& offset,
+              const std::vector<int64_t>& box,
+              const std::vector<int64_t>& shape, size_t item, char* out) {
+  const size_t rank = shape.size();
+  const uint64_t rows = element_count(box) / static_cast<uint64_t>(box[rank - 1]);
+  const uint64_t row_bytes = static_cast<uint64_t>(box[rank - 1]) * item;
+  std::vector<int64_t> at(rank, 0);
+  for (uint64_t r = 0; r < rows; ++r) {
+    uint64_t linear = 0;
+    for (size_t d = 0; d < rank; ++d) {
+      linear = linear * static_cast<uint64_t>(shape[d]) +
+               static_cast<uint64_t>(offset[d] + at[d]);
+    }
+    std::memcpy(out + linear * item, piece + r * row_bytes, row_bytes);
+    for (size_t d = rank - 1; d-- > 0;) {
+      if (++at[d] < box[d]) break;
+      at[d] = 0;
+    }
+  }
+}
+
+json fill_value(ckpt_dtype dtype) {
+  switch (dtype) {
+    case CKPT_DTYPE_BOOL:
+      return false;
+    case CKPT_DTYPE_FLOAT16:
+    case CKPT_DTYPE_BFLOAT16:
+    case CKPT_DTYPE_FLOAT32:
+    case CKPT_DTYPE_FLOAT64:
+      return 0.0;
+    case CKPT_DTYPE_COMPLEX64:
+    case CKPT_DTYPE_COMPLEX128:
+      return json::array({0.0, 0.0});
+    default:
+      return 0;
+  }
+}
+
+std::string zarr_json(const ArrayOut& a, const OrbaxWriteOptions& o) {
+  json chain = json::array(
+      {{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}});
+  if (o.compress) {
+    chain.push_back(
+        {{"name", "zstd"},
+         {"configuration", {{"level", o.zstd_level}, {"checksum", false}}}});
+  }
+  std::vector<int64_t> chunk = a.shape;
+  for (int64_t& d : chunk) d = std::max<int64_t>(d, 1);
+  const json sharding = {
+      {"name", "sharding_indexed"},
+      {"configuration",
+       {{"chunk_shape", a.inner},
+        {"codecs", chain},
+        {"index_codecs",
+         json::array(
+             {{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+              {{"name", "crc32c"}}})},
+        {"index_location", "end"}}}};
+  const json meta = {
+      {"zarr_format", 3},
+      {"node_type", "array"},
+      {"shape", a.shape},
+      {"data_type", dtype_name(a.dtype)},
+      {"chunk_grid",
+       {{"name", "regular"}, {"configuration", {{"chunk_shape", chunk}}}}},
+      {"chunk_key_encoding", {{"name", "default"}}},
+      {"fill_value", fill_value(a.dtype)},
+      {"codecs", json::array({sharding})}};
+  return meta.dump();
+}
+
+// The one chunk's key of an array whose chunk is its whole shape.
+std::string chunk_key(const ArrayOut& a) {
+  std::string key = a.name + "/c";
+  for (size_t d = 0; d < a.shape.size(); ++d) key += "/0";
+  return key;
+}
+
+// The data file of the process's values: appended to, opened on first use.
+class ValueFile {
+ public:
+  ValueFile(std::string path, unsigned mode, std::string what)
+      : path_(std::move(path)), mode_(mode), what_(std::move(what)) {}
+  ~ValueFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  uint64_t append(const void* data, uint64_t n) {
+    if (fd_ < 0) {
+      fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                   static_cast<mode_t>(mode_));
+      if (fd_ < 0) ckpt::sdk::throw_os_error(errno, what_ + ": cannot create " + path_);
+    }
+    if (!ckpt::sdk::pwrite_full(fd_, data, n, size_)) {
+      ckpt::sdk::throw_os_error(errno, what_ + ": cannot write " + path_);
+    }
+    const uint64_t at = size_;
+    size_ += n;
+    return at;
+  }
+  void close() {
+    if (fd_ >= 0 && ::close(fd_) != 0) {
+      fd_ = -1;
+      ckpt::sdk::throw_os_error(errno, what_ + ": cannot write " + path_);
+    }
+    fd_ = -1;
+  }
+  bool used() const { return size_ > 0; }
+
+ private:
+  std::string path_;
+  unsigned mode_;
+  std::string what_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+// Compresses `n` bytes at `src` as one zstd frame.
+std::string zstd_frame(const char* src, uint64_t n, int level) {
+  struct FreeContext {
+    void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+  };
+  static thread_local std::unique_ptr<ZSTD_CCtx, FreeContext> context(
+      ZSTD_createCCtx());
+  if (!context) throw Error(CKPT_ERROR_INTERNAL, "zstd: out of memory");
+  std::string out(ZSTD_compressBound(n), '\0');
+  const size_t size = ZSTD_compressCCtx(context.get(), out.data(), out.size(),
+                                        src, n, level);
+  if (ZSTD_isError(size)) {
+    throw Error(CKPT_ERROR_INTERNAL,
+                std::string("zstd: ") + ZSTD_getErrorName(size));
+  }
+  out.resize(size);
+  return out;
+}
+
+// Writes every array's shard: the inner chunks of a batch are compressed
+// in parallel, then appended in order, so that each shard is one range of
+// the value file (or, small, a value of its own).
+void write_shards(std::vector<ArrayOut>& arrays, ValueFile& file,
+                  const OrbaxWriteOptions& o) {
+  struct Job {
+    ArrayOut* array;
+    size_t k;
+    std::string encoded;
+  };
+  std::vector<Job> jobs;
+  for (ArrayOut& a : arrays) {
+    for (size_t k = 0; k < a.inner_count; ++k) jobs.push_back({&a, k, {}});
+  }
+  size_t start = 0;
+  while (start < jobs.size()) {
+    size_t end = start;
+    uint64_t bytes = 0;
+    while (end < jobs.size() && (end == start || bytes < kBatchBytes)) {
+      bytes += jobs[end++].array->inner_bytes;
+    }
+    if (o.compress) {
+      parallel_for(end - start, threads_for(bytes), [&](size_t i) {
+        Job& j = jobs[start + i];
+        j.encoded = zstd_frame(j.array->data + j.k * j.array->inner_bytes,
+                               j.array->inner_bytes, o.zstd_level);
+      });
+    }
+    for (size_t i = start; i < end; ++i) {
+      Job& j = jobs[i];
+      ArrayOut& a = *j.array;
+      const char* piece = o.compress ? j.encoded.data()
+                                     : a.data + j.k * a.inner_bytes;
+      const uint64_t size = o.compress ? j.encoded.size() : a.inner_bytes;
+      const bool small = a.nbytes <= kSmallArrayBytes;
+      uint64_t at = 0;
+      if (small) {
+        at = a.small.size();
+        a.small.append(piece, size);
+      } else {
+        const uint64_t offset = file.append(piece, size);
+        if (j.k == 0) a.offset = offset;
+        at = offset - a.offset;
+      }
+      ocdbt::put_u64_le(a.index, at);
+      ocdbt::put_u64_le(a.index, size);
+      std::string().swap(j.encoded);
+      if (j.k + 1 < a.inner_count) continue;
+      ocdbt::put_u32_le(a.index, crc32c(a.index.data(), a.index.size()));
+      if (small) {
+        a.small += a.index;
+        a.length = a.small.size();
+        a.is_inline = a.length <= kMaxInlineValueBytes;
+        if (!a.is_inline) {
+          a.offset = file.append(a.small.data(), a.small.size());
+          std::string().swap(a.small);
+        }
+      } else {
+        const uint64_t at_index = file.append(a.index.data(), a.index.size());
+        a.length = at_index + a.index.size() - a.offset;
+      }
+      std::string().swap(a.index);
+    }
+    start = end;
+  }
+}
+
+
+// A value of the database: inline bytes, or a range of the value file.
+struct Entry {
+  std::string key;
+  ocdbt::LeafEntry value;  // key unset; ref.file 0: the value file
+};
+
+// One node of a level of the B+tree being built: its keys' range and where
+// it was stored.
+struct Built {
+  std::string first, last;  // absolute keys
+  size_t prefix = 0;        // its keys are stored relative to first[0, prefix)
+  ocdbt::DataRef ref;
+  uint64_t num_keys = 0, tree_bytes = 0, indirect_bytes = 0;
+};
+
+size_t common_prefix_length(const std::string& a, const std::string& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+
+// A B+tree over `entries` (sorted by key), its nodes appended to `nodes`
+// (the content of `node_file`); values refer to `value_file`. Returns the
+// generation whose root it is (root.file 0: node_file).
+ocdbt::Version build_tree(const std::vector<Entry>& entries,
+                          const ocdbt::DataFile& value_file,
+                          const ocdbt::DataFile& node_file, std::string& nodes) {
+  ocdbt::Version version;
+  version.generation = 1;
+  if (entries.empty()) {
+    version.root.offset = version.root.length = UINT64_MAX;
+    return version;
+  }
+  // Stores `node` and describes it.
+  auto store = [&](ocdbt::BtreeNode& node, Built built) {
+    const std::string bytes = encode_btree_node(node, node_file.base_path, true);
+    built.ref = {0, nodes.size(), bytes.size()};
+    built.tree_bytes += bytes.size();
+    nodes += bytes;
+    return built;
+  };
+  std::vector<Built> level;
+  const bool one_leaf = entries.size() <= kNodeEntries;
+  for (size_t s = 0; s < entries.size(); s += kNodeEntries) {
+    const size_t e = std::min(entries.size(), s + kNodeEntries);
+    Built b;
+    b.first = entries[s].key;
+    b.last = entries[e - 1].key;
+    b.prefix = one_leaf ? 0 : common_prefix_length(b.first, b.last);
+    ocdbt::BtreeNode node;
+    node.height = 0;
+    node.files = {value_file};
+    for (size_t i = s; i < e; ++i) {
+      node.leaves.push_back(entries[i].value);
+      node.leaves.back().key = entries[i].key.substr(b.prefix);
+      if (!entries[i].value.is_inline)
+        b.indirect_bytes += entries[i].value.ref.length;
+    }
+    b.num_keys = e - s;
+    level.push_back(store(node, std::move(b)));
+  }
+  uint8_t height = 0;
+  while (level.size() > 1) {
+    ++height;
+    const bool root = level.size() <= kNodeEntries;
+    std::vector<Built> up;
+    for (size_t s = 0; s < level.size(); s += kNodeEntries) {
+      const size_t e = std::min(level.size(), s + kNodeEntries);
+      Built b;
+      b.first = level[s].first;
+      b.last = level[e - 1].last;
+      b.prefix = root ? 0 : common_prefix_length(b.first, b.last);
+      ocdbt::BtreeNode node;
+      node.height = height;
+      node.files = {node_file};
+      for (size_t i = s; i < e; ++i) {
+        const Built& c = level[i];
+        ocdbt::InteriorEntry entry;
+        entry.key = c.first.substr(b.prefix);
+        entry.subtree_common_prefix_length = c.prefix - b.prefix;
+        entry.child = c.ref;
+        entry.num_keys = c.num_keys;
+        entry.num_tree_bytes = c.tree_bytes;
+        entry.num_indirect_value_bytes = c.indirect_bytes;
+        node.children.push_back(std::move(entry));
+        b.num_keys += c.num_keys;
+        b.tree_bytes += c.tree_bytes;
+        b.indirect_bytes += c.indirect_bytes;
+      }
+      up.push_back(store(node, std::move(b)));
+    }
+    level = std::move(up);
+  }
+  version.root_height = height;
+  version.root = level[0].ref;
+  version.num_keys = level[0].num_keys;
+  version.num_tree_bytes = level[0].tree_bytes;
+  version.num_indirect_value_bytes = level[0].indirect_bytes;
+  return version;
+}
+
+// Writes one database in `folder` + `database` (a folder name ending in
+// '/', or empty for the checkpointable's own): its nodes file and its
+// manifest over `entries`, whose values are in `value_file` (relative to
+// that database).
+void write_database(const std::string& folder, const std::string& database,
+                    const std::vector<Entry>& entries,
+                    const ocdbt::DataFile& value_file, unsigned mode) {
+  const ocdbt::DataFile node_file{"", "d/" + random_hex(16)};
+  std::string nodes;
+  ocdbt::Manifest m;
+  m.versions.push_back(build_tree(entries, value_file, node_file, nodes));
+  m.versions.back().commit_time = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  m.files = {node_file};
+  const std::string uuid = random_hex(8) + random_hex(8);
+  for (size_t i = 0; i < 16; ++i) {
+    m.config.uuid[i] = static_cast<unsigned char>(
+        std::stoi(uuid.substr(2 * i, 2), nullptr, 16));
+  }
+  m.config.max_inline_value_bytes = kMaxInlineValueBytes;
+  m.config.max_decoded_node_bytes = kMaxDecodedNodeBytes;
+  m.config.version_tree_arity_log2 = kVersionTreeArityLog2;
+  m.config.compression = 1;
+  m.config.zstd_level = 0;
+  const std::string base = folder + "/" + database;
+  if (!nodes.empty()) {
+    ckpt::sdk::write_file(base + node_file.relative_path, nodes, mode);
+  }
+  ckpt::sdk::write_file(base + "manifest.ocdbt", encode_manifest(m), mode);
+}
+
+// _METADATA in Orbax's shape.
+std::string orbax_metadata(const TreeMetadata& tree) {
+  ordered_json leaves = ordered_json::object();
+  for (const LeafRecord& leaf : tree.leaves) {
+    ordered_json keys = ordered_json::array();
+    for (const KeyEntry& k : leaf.path) {
+      keys.push_back({{"key", k.key}, {"key_type", static_cast<int>(k.type)}});
+    }
+    ordered_json value;
+    bool skip = false;
+    switch (leaf.kind) {
+      case LeafKind::kArray:
+        value["value_type"] = kArrayValueType;
+        break;
+      case LeafKind::kBool:
+      case LeafKind::kInt:
+      case LeafKind::kDouble:
+        value["value_type"] = kScalarValueType;
+        break;
+      case LeafKind::kString:
+        value["value_type"] = kStringValueType;
+        break;
+      case LeafKind::kNone:
+        value["value_type"] = kNoneValueType;
+        skip = true;
+        break;
+      case LeafKind::kEmptyDict:
+        value["value_type"] = kDictValueType;
+        skip = true;
+        break;
+      case LeafKind::kEmptyList:
+        value["value_type"] = kListValueType;
+        skip = true;
+        break;
+    }
+    value["skip_deserialize"] = skip;
+    leaves[key_path_repr(leaf.path)] = {{"key_metadata", keys},
+                                        {"value_metadata", value}};
+  }
+  const ordered_json meta = {{"tree_metadata", leaves},
+                             {"use_ocdbt", true},
+                             {"use_zarr3", true},
+                             {"store_array_data_equal_to_fill_value", true},
+                             {"custom_metadata", nullptr}};
+  return meta.dump();
+}
+
+// The bytes of every piece of every sharded array, by the piece's key path.
+std::map<std::string, const ArrayBytes*> piece_bytes(const Snapshot& snapshot) {
+  std::map<std::string, const ArrayBytes*> out;
+  if (!snapshot.pieces) return out;
+  for (const ArrayBytes& b : snapshot.pieces->arrays) {
+    out[key_path_repr(snapshot.pieces->metadata.leaves[b.leaf].path)] = &b;
+  }
+  return out;
+}
+
+// The arrays to write: array leaves, assembled from their pieces when
+// sharded, and scalars as 0-d arrays.
+std::vector<ArrayOut> arrays_of(const Snapshot& snapshot,
+                                const std::string& what) {
+  std::vector<const ArrayBytes*> bytes_of(snapshot.metadata.leaves.size(),
+                                          nullptr);
+  for (const ArrayBytes& b : snapshot.arrays) bytes_of[b.leaf] = &b;
+  const auto pieces = piece_bytes(snapshot);
+  std::vector<ArrayOut> out;
+  for (size_t i = 0; i < snapshot.metadata.leaves.size(); ++i) {
+    const LeafRecord& leaf = snapshot.metadata.leaves[i];
+    ArrayOut a;
+    a.name = orbax_param_name(leaf.path);
+    if (leaf.kind == LeafKind::kArray) {
+      a.dtype = leaf.dtype;
+      a.shape = leaf.shape;
+      const size_t item = ckpt::sdk::dtype_size(leaf.dtype);
+      a.nbytes = element_count(leaf.shape) * item;
+      if (leaf.sharded) {
+        a.owned.reset(new char[std::max<uint64_t>(1, a.nbytes)],
+                      std::default_delete<char[]>());
+        for (size_t k = 0; k < leaf.pieces.size(); ++k) {
+          const StoredPiece& p = leaf.pieces[k];
+          auto it = pieces.find(key_path_repr(piece_path(leaf.path, k)));
+          if (it == pieces.end()) {
+            throw Error(CKPT_ERROR_UNIMPLEMENTED,
+                        what + ": key path " + key_path_repr(leaf.path) +
+                            ": piece " + std::to_string(k) +
+                            " is placed on process " +
+                            std::to_string(p.process) +
+                            "; Orbax's storage is written by one process here");
+          }
+          if (element_count(p.shape) > 0) {
+            copy_box(static_cast<const char*>(it->second->data), p.offset,
+                     p.shape, leaf.shape, item, a.owned.get());
+          }
+        }
+        a.data = a.owned.get();
+      } else if (leaf.location.packed || !bytes_of[i]) {
+        if (a.nbytes != 0) {
+          throw Error(CKPT_ERROR_INTERNAL,
+                      what + ": key path " + key_path_repr(leaf.path) +
+                          ": array bytes missing from the snapshot");
+        }
+      } else {
+        a.data = static_cast<const char*>(bytes_of[i]->data);
+      }
+    } else if (leaf.kind == LeafKind::kBool || leaf.kind == LeafKind::kInt ||
+               leaf.kind == LeafKind::kDouble) {
+      a.owned.reset(new char[8](), std::default_delete<char[]>());
+      if (leaf.kind == LeafKind::kBool) {
+        a.dtype = CKPT_DTYPE_BOOL;
+        a.nbytes = 1;
+        a.owned.get()[0] = leaf.bool_value ? 1 : 0;
+      } else if (leaf.kind == LeafKind::kInt) {
+        a.dtype = CKPT_DTYPE_INT64;
+        a.nbytes = 8;
+        std::memcpy(a.owned.get(), &leaf.int_value, 8);
+      } else {
+        a.dtype = CKPT_DTYPE_FLOAT64;
+        a.nbytes = 8;
+        std::memcpy(a.owned.get(), &leaf.double_value, 8);
+      }
+      a.data = a.owned.get();
+    } else {
+      continue;
+    }
+    choose_inner_chunks(a);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace
+
+void check_orbax_names(const Snapshot& snapshot, const std::string& what) {
+  std::map<std::string, const LeafRecord*> seen;
+  for (const LeafRecord& leaf : snapshot.metadata.leaves) {
+    const std::string where = what + ": key path " + key_path_repr(leaf.path);
+    if (leaf.path.empty()) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + ": Orbax's storage names each leaf by its keys; "
+                          "save a dict or list, not a bare leaf");
+    }
+    for (const KeyEntry& k : leaf.path) {
+      if (k.key.find('/') != std::string::npos) {
+        throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                    where + ": the key '" + k.key +
+                        "' holds '/', which Orbax's storage cannot name");
+      }
+    }
+    const std::string name = orbax_param_name(leaf.path);
+    auto [it, fresh] = seen.emplace(name, &leaf);
+    if (!fresh) {
+      throw Error(CKPT_ERROR_INVALID_ARGUMENT,
+                  where + " and " + key_path_repr(it->second->path) +
+                      " both become Orbax's parameter name '" + name +
+                      "' (keys joined by '.'); rename one");
+    }
+  }
+}
+
+void write_orbax_pytree(const std::string& folder, const Snapshot& snapshot,
+                        const OrbaxWriteOptions& options, unsigned file_mode,
+                        const std::string& what) {
+  check_orbax_names(snapshot, what);
+  std::vector<ArrayOut> arrays = arrays_of(snapshot, what);
+  try {
+    fs::create_directories(fs::path(folder) / kProcessDatabase / "d");
+    fs::create_directories(fs::path(folder) / "d");
+  } catch (const fs::filesystem_error& e) {
+    throw Error(CKPT_ERROR_INTERNAL, what + ": cannot create the folders of "
+                                            "its OCDBT database in " +
+                                            folder + ": " + e.code().message());
+  }
+  const ocdbt::DataFile value_file{"", "d/" + random_hex(16)};
+  ValueFile file(folder + "/" + kProcessDatabase + value_file.relative_path,
+                 file_mode, what);
+  write_shards(arrays, file, options);
+  std::vector<Entry> entries;
+  for (ArrayOut& a : arrays) {
+    Entry meta;
+    meta.key = a.name + "/zarr.json";
+    meta.value.value = zarr_json(a, options);
+    if (meta.value.value.size() > kMaxInlineValueBytes) {
+      meta.value.is_inline = false;
+      meta.value.ref = {0, file.append(meta.value.value.data(),
+                                       meta.value.value.size()),
+                        meta.value.value.size()};
+      meta.value.value.clear();
+    }
+    entries.push_back(std::move(meta));
+    if (a.inner_count == 0) continue;
+    Entry chunk;
+    chunk.key = chunk_key(a);
+    if (a.is_inline) {
+      chunk.value.value = std::move(a.small);
+    } else {
+      chunk.value.is_inline = false;
+      chunk.value.ref = {0, a.offset, a.length};
+    }
+    entries.push_back(std::move(chunk));
+  }
+  file.close();
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& x, const Entry& y) { return x.key < y.key; });
+  write_database(folder, kProcessDatabase, entries, value_file, file_mode);
+  write_database(folder, "", entries,
+                 {kProcessDatabase, value_file.relative_path}, file_mode);
+  json strings = json::object();
+  for (const LeafRecord& leaf : snapshot.metadata.leaves) {
+    if (leaf.kind == LeafKind::kString) {
+      strings[orbax_param_name(leaf.path)] = leaf.string_value;
+    }
+  }
+  if (!strings.empty()) {
+    ckpt::sdk::write_file(ckpt::sdk::join_path(folder, kStringsFile),
+                          strings.dump(), file_mode);
+  }
+  ckpt::sdk::write_file(ckpt::sdk::join_path(folder, kMetadataFile),
+                        orbax_metadata(snapshot.metadata), file_mode);
+}
+
+}  // namespace ckpt::pytree
