@@ -20,8 +20,10 @@ int run_tree(const Common& common, const std::string& dir,
 int run_cat(const Common& common, const std::string& dir,
             const std::string& target, bool full);
 int run_verify(const Common& common, const std::string& dir);
+// `to`: "ckpt" (ckpt's own storage) or "orbax" (pytrees in Python Orbax's
+// storage, which Orbax's load_pytree restores).
 int run_convert(const Common& common, const std::string& src,
-                const std::string& dst);
+                const std::string& dst, const std::string& to);
 
 }  // namespace ckpt::tool
 

@@ -1,8 +1,9 @@
-// `ckpt convert SRC DST`: any checkpoint ckpt can read (Python Orbax's
-// included) written again as a ckpt checkpoint. Each checkpointable a
-// loaded plugin can load is loaded and saved by the handler ckpt resolves
-// for its value (a pytree into _METADATA + arrays.h5, which h5py reads);
-// one only the host app can load, or that no loaded plugin claims, is
+// `ckpt convert [--to orbax] SRC DST`: any checkpoint ckpt can read
+// (Python Orbax's included) written again as a ckpt checkpoint; with
+// --to orbax its pytrees go into Python Orbax's own storage. Each
+// checkpointable a loaded plugin can load is loaded and saved by the handler
+// ckpt resolves for its value (a pytree into _METADATA + arrays.h5, which h5py
+// reads); one only the host app can load, or that no loaded plugin claims, is
 // copied byte for byte and keeps its recorded handler. The custom metadata
 // and metrics come along. DST must not exist.
 #include <ckpt/checkpoint.h>
@@ -105,7 +106,7 @@ class FolderCopyHandler final : public Handler {
 }  // namespace
 
 int run_convert(const Common& common, const std::string& src,
-                const std::string& dst) {
+                const std::string& dst, const std::string& to) {
   const CheckpointInfo info = read_checkpoint_info(src);
   if (fs::exists(fs::symlink_status(dst))) {
     throw AlreadyExistsError("ckpt convert: " + dst +
@@ -152,6 +153,9 @@ int run_convert(const Common& common, const std::string& src,
   ContextOptions context_options;
   context_options.checkpointables_options =
       CheckpointablesOptions::create_with_handlers(copies);
+  if (to == "orbax") {
+    context_options.handler_options = {{"pytree", {{"storage", "orbax"}}}};
+  }
   Context context(context_options);
   save_checkpointables(dst, values, options);
   // What each became, now that it is saved.

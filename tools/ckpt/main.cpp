@@ -38,6 +38,24 @@ bool first_word_is_a_command(const CLI::App& app, int argc, char** argv) {
   return true;
 }
 
+// `ckpt convert [--to ckpt|orbax] SRC DST`.
+CLI::App* add_convert(CLI::App& app, std::string& src, std::string& dst,
+                      std::string& to) {
+  CLI::App* convert = app.add_subcommand(
+      "convert",
+      "Write a checkpoint (Orbax's too) again: pytrees into HDF5 files h5py "
+      "reads, or with --to orbax into Orbax's storage");
+  convert->add_option("SRC", src, "Checkpoint to read")->required();
+  convert->add_option("DST", dst, "New checkpoint (must not exist)")
+      ->required();
+  convert
+      ->add_option("--to", to,
+                   "Storage of the pytrees: ckpt (HDF5, the default) or orbax "
+                   "(OCDBT + zarr v3, as Orbax's save_pytree writes)")
+      ->check(CLI::IsMember({"ckpt", "orbax"}));
+  return convert;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -52,7 +70,7 @@ int main(int argc, char** argv) {
       "Extra plugin folder (repeatable), loaded after CKPT_PLUGIN_PATH");
   app.add_flag("--json", common.json, "Print JSON for scripts");
 
-  std::string dir, name, target;
+  std::string dir, name, target, to = "ckpt";
   bool full = false;
   auto* plugins = app.add_subcommand(
       "plugins", "The handler registry in registration order");
@@ -75,13 +93,7 @@ int main(int argc, char** argv) {
   auto* verify = app.add_subcommand(
       "verify", "Check completeness, checksums and that everything loads");
   verify->add_option("DIR", dir, "Checkpoint folder")->required();
-  auto* convert = app.add_subcommand(
-      "convert",
-      "Write a checkpoint (Orbax's too) again in ckpt's formats: pytrees "
-      "into HDF5 files h5py reads");
-  convert->add_option("SRC", dir, "Checkpoint to read")->required();
-  convert->add_option("DST", target, "New checkpoint (must not exist)")
-      ->required();
+  auto* convert = add_convert(app, dir, target, to);
   // --json and --plugin-path also after the subcommand.
   for (CLI::App* sub : {plugins, info, ls, tree, cat, verify, convert}) {
     sub->add_flag("--json", common.json, "Print JSON for scripts");
@@ -106,7 +118,7 @@ int main(int argc, char** argv) {
     if (*tree) return ckpt::tool::run_tree(common, dir, name);
     if (*cat) return ckpt::tool::run_cat(common, dir, target, full);
     if (*verify) return ckpt::tool::run_verify(common, dir);
-    if (*convert) return ckpt::tool::run_convert(common, dir, target);
+    if (*convert) return ckpt::tool::run_convert(common, dir, target, to);
   } catch (const ckpt::Error& e) {
     std::fprintf(stderr, "ckpt: %s\n", e.what());
     return 1;
