@@ -169,8 +169,8 @@ rm -rf "$work"
 # Orbax -> ckpt: the pinned Orbax of .venv saves every case, ckpt loads
 # each (tests/plugins/pytree/orbax/orbax_interop.py); each case counts.
 echo "== Orbax interop"
-run_counted build/test-output-orbax.txt '^orbax -> ckpt [a-z0-9_]+: ok' \
-  '^orbax -> ckpt [a-z0-9_]+: FAILED' \
+run_counted build/test-output-orbax.txt '^(orbax -> ckpt|ckpt -> orbax) [a-z0-9_]+: ok' \
+  '^(orbax -> ckpt|ckpt -> orbax) [a-z0-9_]+: FAILED' \
   meson test -C build --suite orbax --print-errorlogs --verbose
 
 # The fuzz targets' seeds replayed by gcc under ASan+UBSan (the fuzz

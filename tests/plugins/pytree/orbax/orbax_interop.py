@@ -289,6 +289,68 @@ def check_checkpoint(a, path, expected_dir, expected, got_dir, problems):
     return counts
 
 
+def prune(expected, got):
+    """`expected` without the dict entries `got` lacks (a partial load)."""
+    if "dict" in expected and "dict" in got:
+        have = dict(got["dict"])
+        return {"dict": [[k, prune(v, have[k])] for k, v in expected["dict"]
+                         if k in have]}
+    if "list" in expected and "list" in got and \
+            len(expected["list"]) == len(got["list"]):
+        return {"list": [prune(e, g) for e, g in
+                         zip(expected["list"], got["list"])]}
+    return expected
+
+
+def count_leaves(spec):
+    if "dict" in spec:
+        return sum(count_leaves(v) for _, v in spec["dict"])
+    if "list" in spec:
+        return sum(count_leaves(v) for v in spec["list"])
+    return 1
+
+
+def check_to_orbax(a, path, expected_dir, expected, work):
+    """ckpt -> Orbax: `ckpt convert --to orbax` of the checkpoint, then the
+    pinned Orbax restores each pytree three ways (plain, into a sharding the
+    saver never had, a partial load), compared with what was saved. Returns
+    (problems, ways restored)."""
+    converted = work + ".to_orbax"
+    shutil.rmtree(converted, ignore_errors=True)
+    r = run([a.ckpt, "convert", "--to", "orbax", path, converted])
+    if r.returncode != 0:
+        return [f"ckpt convert --to orbax: {r.stderr.strip()[-300:]}"], 0
+    problems, ways = [], 0
+    for name, spec in expected["checkpointables"].items():
+        if not os.path.exists(os.path.join(converted, name, "manifest.ocdbt")):
+            continue  # not a pytree: Orbax's pytree loader has no part
+        out = work + f".restored.{name}"
+        shutil.rmtree(out, ignore_errors=True)
+        r = run([sys.executable, os.path.join(HERE, "orbax_restore.py"),
+                 converted, name, out, "--how", "plain,sharded,partial"])
+        if r.returncode != 0:
+            problems.append(f"orbax_restore.py {name}: {r.stderr.strip()[-400:]}")
+            continue
+        for how in ("plain", "sharded", "partial"):
+            got = json.load(open(os.path.join(out, how, "spec.json")))
+            if "error" in got:
+                problems.append(f"Orbax {how} restore of {name}: {got['error']}")
+                continue
+            g = got["checkpointables"][name]
+            e = spec
+            if how == "partial":
+                e = prune(spec, g)
+                if count_leaves(g) >= count_leaves(spec) > 1:
+                    problems.append(f"Orbax partial restore of {name} "
+                                    "returned every leaf")
+            c = Compare(expected_dir, os.path.join(out, how))
+            c.tree(e, g, name)
+            problems += [f"Orbax {how} restore: {p}" for p in
+                         got["problems"][:5] + c.problems[:5]]
+            ways += 1
+    return problems, ways
+
+
 def check_case(a, case):
     name = case["name"]
     path = os.path.join(a.work, name)
@@ -297,10 +359,11 @@ def check_case(a, case):
     got_dir = os.path.join(a.work, "got", name)
     shutil.rmtree(got_dir, ignore_errors=True)
     problems = []
-    counts = None
+    counts = back = None
     if case["kind"] == "checkpoint":
         counts = check_checkpoint(a, path, expected_dir, expected, got_dir,
                                   problems)
+        back = check_to_orbax(a, path, expected_dir, expected, got_dir)
     else:
         r = run([a.dump, "checkpointer", path, got_dir])
         got = json.load(open(os.path.join(got_dir, "spec.json"))) \
@@ -327,7 +390,7 @@ def check_case(a, case):
                 check_checkpoint(a, step_path, expected_dir, e_step["content"],
                                  got_dir + f".step{e_step['step']}", sub)
                 problems += [f"step {e_step['step']}: {p}" for p in sub]
-    return problems, counts
+    return problems, counts, back
 
 
 def main():
@@ -353,7 +416,17 @@ def main():
     cases = json.load(open(os.path.join(a.work, "cases.json")))
     passed = failed = 0
     for case in cases:
-        problems, counts = check_case(a, case)
+        problems, counts, back = check_case(a, case)
+        if back is not None:
+            back_problems, ways = back
+            if back_problems or ways == 0:
+                failed += 1
+                print(f"ckpt -> orbax {case['name']}: FAILED")
+                for p in (back_problems or ["no pytree restored"])[:12]:
+                    print(f"    {p}")
+            else:
+                passed += 1
+                print(f"ckpt -> orbax {case['name']}: ok ({ways} restores)")
         extra = f" (h5py read {counts['read']} arrays, {counts['packed']} packed)" \
             if counts else ""
         if problems:
