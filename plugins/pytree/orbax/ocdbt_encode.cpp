@@ -33,8 +33,8 @@ std::string encode_table(const std::vector<DataFile>& files,
   std::vector<Stored> stored;
   for (size_t i = 0; i < files.size(); ++i) {
     if (files[i].base_path.compare(0, transitive.size(), transitive) != 0) {
-      throw std::logic_error("data file " + files[i].path() +
-                             " is not under " + transitive);
+      throw std::logic_error("data file " + files[i].path() + " is not under " +
+                             transitive);
     }
     stored.push_back({files[i].base_path.substr(transitive.size()),
                       files[i].relative_path, i});
@@ -56,8 +56,8 @@ std::string encode_table(const std::vector<DataFile>& files,
   put_varint(out, stored.size());
   for (size_t i = 1; i < stored.size(); ++i) put_varint(out, prefix[i]);
   for (size_t i = 0; i < stored.size(); ++i) {
-    put_varint(out, stored[i].base.size() + stored[i].relative.size() -
-                        prefix[i]);
+    put_varint(out,
+               stored[i].base.size() + stored[i].relative.size() - prefix[i]);
   }
   for (const Stored& s : stored) put_varint(out, s.base.size());
   for (size_t i = 0; i < stored.size(); ++i) {
@@ -108,8 +108,7 @@ void put_u64_le(std::string& out, uint64_t v) {
   for (int k = 0; k < 8; ++k) out += static_cast<char>((v >> (8 * k)) & 0xff);
 }
 
-std::string encode_frame(uint32_t magic, std::string_view body,
-                         bool compress) {
+std::string encode_frame(uint32_t magic, std::string_view body, bool compress) {
   std::string out;
   for (int k = 3; k >= 0; --k)
     out += static_cast<char>((magic >> (8 * k)) & 0xff);
@@ -151,7 +150,8 @@ std::string encode_btree_node(const BtreeNode& node,
     }
     for (const LeafEntry& e : node.leaves) body += e.is_inline ? '\0' : '\1';
     for (const LeafEntry& e : node.leaves) {
-      if (!e.is_inline) put_varint(body, index[checked_file(e.ref.file, files)]);
+      if (!e.is_inline)
+        put_varint(body, index[checked_file(e.ref.file, files)]);
     }
     for (const LeafEntry& e : node.leaves) {
       if (!e.is_inline) put_varint(body, e.ref.offset);
@@ -170,8 +170,10 @@ std::string encode_btree_node(const BtreeNode& node,
     for (const InteriorEntry& c : node.children) {
       put_varint(body, index[checked_file(c.child.file, files)]);
     }
-    for (const InteriorEntry& c : node.children) put_varint(body, c.child.offset);
-    for (const InteriorEntry& c : node.children) put_varint(body, c.child.length);
+    for (const InteriorEntry& c : node.children)
+      put_varint(body, c.child.offset);
+    for (const InteriorEntry& c : node.children)
+      put_varint(body, c.child.length);
     for (const InteriorEntry& c : node.children) put_varint(body, c.num_keys);
     for (const InteriorEntry& c : node.children) {
       put_varint(body, c.num_tree_bytes);

@@ -116,7 +116,8 @@ void copy_box(const char* piece, const std::vector<int64_t>& offset,
               const std::vector<int64_t>& box,
               const std::vector<int64_t>& shape, size_t item, char* out) {
   const size_t rank = shape.size();
-  const uint64_t rows = element_count(box) / static_cast<uint64_t>(box[rank - 1]);
+  const uint64_t rows =
+      element_count(box) / static_cast<uint64_t>(box[rank - 1]);
   const uint64_t row_bytes = static_cast<uint64_t>(box[rank - 1]) * item;
   std::vector<int64_t> at(rank, 0);
   for (uint64_t r = 0; r < rows; ++r) {
@@ -202,7 +203,8 @@ class ValueFile {
     if (fd_ < 0) {
       fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                    static_cast<mode_t>(mode_));
-      if (fd_ < 0) ckpt::sdk::throw_os_error(errno, what_ + ": cannot create " + path_);
+      if (fd_ < 0)
+        ckpt::sdk::throw_os_error(errno, what_ + ": cannot create " + path_);
     }
     if (!ckpt::sdk::pwrite_full(fd_, data, n, size_)) {
       ckpt::sdk::throw_os_error(errno, what_ + ": cannot write " + path_);
@@ -237,8 +239,8 @@ std::string zstd_frame(const char* src, uint64_t n, int level) {
       ZSTD_createCCtx());
   if (!context) throw Error(CKPT_ERROR_INTERNAL, "zstd: out of memory");
   std::string out(ZSTD_compressBound(n), '\0');
-  const size_t size = ZSTD_compressCCtx(context.get(), out.data(), out.size(),
-                                        src, n, level);
+  const size_t size =
+      ZSTD_compressCCtx(context.get(), out.data(), out.size(), src, n, level);
   if (ZSTD_isError(size)) {
     throw Error(CKPT_ERROR_INTERNAL,
                 std::string("zstd: ") + ZSTD_getErrorName(size));
@@ -278,8 +280,8 @@ void write_shards(std::vector<ArrayOut>& arrays, ValueFile& file,
     for (size_t i = start; i < end; ++i) {
       Job& j = jobs[i];
       ArrayOut& a = *j.array;
-      const char* piece = o.compress ? j.encoded.data()
-                                     : a.data + j.k * a.inner_bytes;
+      const char* piece =
+          o.compress ? j.encoded.data() : a.data + j.k * a.inner_bytes;
       const uint64_t size = o.compress ? j.encoded.size() : a.inner_bytes;
       const bool small = a.nbytes <= kSmallArrayBytes;
       uint64_t at = 0;
@@ -314,7 +316,6 @@ void write_shards(std::vector<ArrayOut>& arrays, ValueFile& file,
   }
 }
 
-
 // A value of the database: inline bytes, or a range of the value file.
 struct Entry {
   std::string key;
@@ -341,7 +342,8 @@ size_t common_prefix_length(const std::string& a, const std::string& b) {
 // generation whose root it is (root.file 0: node_file).
 ocdbt::Version build_tree(const std::vector<Entry>& entries,
                           const ocdbt::DataFile& value_file,
-                          const ocdbt::DataFile& node_file, std::string& nodes) {
+                          const ocdbt::DataFile& node_file,
+                          std::string& nodes) {
   ocdbt::Version version;
   version.generation = 1;
   if (entries.empty()) {
@@ -350,7 +352,8 @@ ocdbt::Version build_tree(const std::vector<Entry>& entries,
   }
   // Stores `node` and describes it.
   auto store = [&](ocdbt::BtreeNode& node, Built built) {
-    const std::string bytes = encode_btree_node(node, node_file.base_path, true);
+    const std::string bytes =
+        encode_btree_node(node, node_file.base_path, true);
     built.ref = {0, nodes.size(), bytes.size()};
     built.tree_bytes += bytes.size();
     nodes += bytes;
@@ -587,8 +590,9 @@ void check_orbax_names(const Snapshot& snapshot, const std::string& what) {
     const std::string where = what + ": key path " + key_path_repr(leaf.path);
     if (leaf.path.empty()) {
       throw Error(CKPT_ERROR_INVALID_ARGUMENT,
-                  where + ": Orbax's storage names each leaf by its keys; "
-                          "save a dict or list, not a bare leaf");
+                  where +
+                      ": Orbax's storage names each leaf by its keys; "
+                      "save a dict or list, not a bare leaf");
     }
     for (const KeyEntry& k : leaf.path) {
       if (k.key.find('/') != std::string::npos) {
@@ -617,9 +621,10 @@ void write_orbax_pytree(const std::string& folder, const Snapshot& snapshot,
     fs::create_directories(fs::path(folder) / kProcessDatabase / "d");
     fs::create_directories(fs::path(folder) / "d");
   } catch (const fs::filesystem_error& e) {
-    throw Error(CKPT_ERROR_INTERNAL, what + ": cannot create the folders of "
-                                            "its OCDBT database in " +
-                                            folder + ": " + e.code().message());
+    throw Error(CKPT_ERROR_INTERNAL, what +
+                                         ": cannot create the folders of "
+                                         "its OCDBT database in " +
+                                         folder + ": " + e.code().message());
   }
   const ocdbt::DataFile value_file{"", "d/" + random_hex(16)};
   ValueFile file(folder + "/" + kProcessDatabase + value_file.relative_path,
@@ -632,9 +637,9 @@ void write_orbax_pytree(const std::string& folder, const Snapshot& snapshot,
     meta.value.value = zarr_json(a, options);
     if (meta.value.value.size() > kMaxInlineValueBytes) {
       meta.value.is_inline = false;
-      meta.value.ref = {0, file.append(meta.value.value.data(),
-                                       meta.value.value.size()),
-                        meta.value.value.size()};
+      meta.value.ref = {
+          0, file.append(meta.value.value.data(), meta.value.value.size()),
+          meta.value.value.size()};
       meta.value.value.clear();
     }
     entries.push_back(std::move(meta));

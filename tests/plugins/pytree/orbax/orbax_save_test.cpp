@@ -43,7 +43,8 @@ Value mixed_tree() {
 std::vector<std::string> files_under(const fs::path& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file()) out.push_back(fs::relative(e.path(), dir).string());
+    if (e.is_regular_file())
+      out.push_back(fs::relative(e.path(), dir).string());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -75,9 +76,13 @@ TEST_CASE("storage orbax: every kind of leaf round-trips through ckpt",
         nlohmann::json::parse(read_text(dir / "state" / "_METADATA"));
     CHECK(meta.at("use_ocdbt") == true);
     CHECK(meta.at("use_zarr3") == true);
-    CHECK(meta.at("tree_metadata").at("('count',)").at("value_metadata")
+    CHECK(meta.at("tree_metadata")
+              .at("('count',)")
+              .at("value_metadata")
               .at("value_type") == "scalar");
-    CHECK(meta.at("tree_metadata").at("('nothing',)").at("value_metadata")
+    CHECK(meta.at("tree_metadata")
+              .at("('nothing',)")
+              .at("value_metadata")
               .at("skip_deserialize") == true);
     const auto files = files_under(dir / "state");
     CHECK(std::count(files.begin(), files.end(), "manifest.ocdbt") == 1);
@@ -111,12 +116,12 @@ TEST_CASE("storage orbax: a sharded array is stored as one global array",
     std::vector<int64_t> part;
     for (int64_t r = 0; r < b.shape[0]; ++r) {
       for (int64_t c = 0; c < b.shape[1]; ++c) {
-        part.push_back(all[static_cast<size_t>((b.offset[0] + r) * 6 +
-                                               b.offset[1] + c)]);
+        part.push_back(
+            all[static_cast<size_t>((b.offset[0] + r) * 6 + b.offset[1] + c)]);
       }
     }
-    s.shards.push_back({b.offset, Array::copy(DType::kInt64, b.shape,
-                                              part.data())});
+    s.shards.push_back(
+        {b.offset, Array::copy(DType::kInt64, b.shape, part.data())});
   }
   TempDir dir;
   save_with(dir / "ckpt", Value::dict({{"s", s}}), kOrbax);
@@ -133,8 +138,8 @@ TEST_CASE("storage orbax: its files are under the checkpoint's checksums",
   // Flip one byte of the big array's chunk in the process's value file.
   fs::path value_file;
   uintmax_t largest = 0;
-  for (const auto& e :
-       fs::directory_iterator(dir / "ckpt" / "state" / "ocdbt.process_0" / "d")) {
+  for (const auto& e : fs::directory_iterator(dir / "ckpt" / "state" /
+                                              "ocdbt.process_0" / "d")) {
     if (e.file_size() > largest) {
       largest = e.file_size();
       value_file = e.path();
@@ -173,8 +178,8 @@ TEST_CASE("storage orbax: what it cannot name or compress is refused",
     }
   };
   const Value one = Array::from<float>({1.0f}, {1});
-  refused(Value::dict({{"a.b", one}, {"a", Value::dict({{"b", one}})}}),
-          kOrbax, "both become Orbax's parameter name 'a.b'");
+  refused(Value::dict({{"a.b", one}, {"a", Value::dict({{"b", one}})}}), kOrbax,
+          "both become Orbax's parameter name 'a.b'");
   refused(Value::dict({{"x/y", one}}), kOrbax, "holds '/'");
   refused(one, kOrbax, "not a bare leaf");
   refused(Value::dict({{"a", one}}),
