@@ -545,6 +545,13 @@ void validate(const TreeMetadata& out, const Reader& reader) {
     }
   }
   if (!reader.has_format) return;  // Orbax: its arrays are not read here
+  // ckpt records every array's dtype, in every format (an unknown
+  // value_type is taken for an array, and must have one too).
+  for (const LeafRecord& leaf : out.leaves) {
+    if (leaf.kind == LeafKind::kArray && leaf.dtype == CKPT_DTYPE_INVALID) {
+      throw Damaged("key path " + key_path_repr(leaf.path) + ": no dtype");
+    }
+  }
   // From format 3 on, where arrays are and their checksums are in the tree
   // index alone (tree_index.h), not here.
   if (out.format >= kPyTreeFormat) return;
@@ -570,7 +577,6 @@ void validate(const TreeMetadata& out, const Reader& reader) {
   for (const LeafRecord& leaf : out.leaves) {
     if (leaf.kind != LeafKind::kArray) continue;
     const std::string where = "key path " + key_path_repr(leaf.path) + ": ";
-    if (leaf.dtype == CKPT_DTYPE_INVALID) throw Damaged(where + "no dtype");
     if (leaf.location.dataset.empty()) {
       throw Damaged(where + "no storage.dataset");
     }
