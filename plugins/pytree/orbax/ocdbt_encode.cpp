@@ -12,12 +12,6 @@ namespace ckpt::pytree::ocdbt {
 
 namespace {
 
-size_t common_prefix(std::string_view a, std::string_view b) {
-  size_t n = 0;
-  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
-  return n;
-}
-
 // The data file table of `files` as stored in a file of base path
 // `transitive`: sorted by (base path, relative path), each path stored as
 // the suffix after what it shares with the previous one (reaching into the
@@ -90,6 +84,12 @@ uint32_t checked_file(uint32_t file, size_t count) {
 }
 
 }  // namespace
+
+size_t common_prefix(std::string_view a, std::string_view b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  return n;
+}
 
 void put_varint(std::string& out, uint64_t v) {
   do {

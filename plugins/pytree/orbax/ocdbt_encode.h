@@ -14,6 +14,10 @@
 
 namespace ckpt::pytree::ocdbt {
 
+// How many leading bytes `a` and `b` share (keys and paths are stored as
+// the suffix after what they share with the previous one).
+size_t common_prefix(std::string_view a, std::string_view b);
+
 // LEB128, appended to `out`.
 void put_varint(std::string& out, uint64_t v);
 void put_u32_le(std::string& out, uint32_t v);

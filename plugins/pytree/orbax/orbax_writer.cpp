@@ -331,12 +331,6 @@ struct Built {
   uint64_t num_keys = 0, tree_bytes = 0, indirect_bytes = 0;
 };
 
-size_t common_prefix_length(const std::string& a, const std::string& b) {
-  size_t n = 0;
-  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
-  return n;
-}
-
 // A B+tree over `entries` (sorted by key), its nodes appended to `nodes`
 // (the content of `node_file`); values refer to `value_file`. Returns the
 // generation whose root it is (root.file 0: node_file).
@@ -366,7 +360,7 @@ ocdbt::Version build_tree(const std::vector<Entry>& entries,
     Built b;
     b.first = entries[s].key;
     b.last = entries[e - 1].key;
-    b.prefix = one_leaf ? 0 : common_prefix_length(b.first, b.last);
+    b.prefix = one_leaf ? 0 : ocdbt::common_prefix(b.first, b.last);
     ocdbt::BtreeNode node;
     node.height = 0;
     node.files = {value_file};
@@ -389,7 +383,7 @@ ocdbt::Version build_tree(const std::vector<Entry>& entries,
       Built b;
       b.first = level[s].first;
       b.last = level[e - 1].last;
-      b.prefix = root ? 0 : common_prefix_length(b.first, b.last);
+      b.prefix = root ? 0 : ocdbt::common_prefix(b.first, b.last);
       ocdbt::BtreeNode node;
       node.height = height;
       node.files = {node_file};
@@ -615,7 +609,6 @@ void check_orbax_names(const Snapshot& snapshot, const std::string& what) {
 void write_orbax_pytree(const std::string& folder, const Snapshot& snapshot,
                         const OrbaxWriteOptions& options, unsigned file_mode,
                         const std::string& what) {
-  check_orbax_names(snapshot, what);
   std::vector<ArrayOut> arrays = arrays_of(snapshot, what);
   try {
     fs::create_directories(fs::path(folder) / kProcessDatabase / "d");

@@ -26,8 +26,8 @@ struct OrbaxWriteOptions {
 void check_orbax_names(const Snapshot& snapshot, const std::string& what);
 
 // Writes the tree of `snapshot` into the checkpointable's `folder`, one
-// process's save. Files get `file_mode`. Throws sdk::Error naming `what`
-// and the file on a failed write.
+// process's save. REQUIRES: check_orbax_names(snapshot) passed. Files get
+// `file_mode`. Throws sdk::Error naming `what` and the file on a failed write.
 void write_orbax_pytree(const std::string& folder, const Snapshot& snapshot,
                         const OrbaxWriteOptions& options, unsigned file_mode,
                         const std::string& what);
