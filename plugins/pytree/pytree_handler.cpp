@@ -89,19 +89,26 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     // Many processes: plain arrays are the same on every process
     // (replicated), so the primary host alone writes them, as Orbax does;
     // each process writes the pieces of sharded arrays placed on it.
+    // Orbax's storage ("storage": "orbax") gives every array its own zarr
+    // array (nothing packed) and is written by one process.
     PyTreeOptions options = options_for(call);
     std::string what = describe(call);
-    if (options.orbax_storage)
-      return save_orbax(call, options, value, retained);
-    auto snapshot = std::make_shared<Snapshot>(
-        take_snapshot(value, options.pack_threshold_bytes, call.process_index,
-                      call.is_primary_host, what));
+    if (options.orbax_storage) refuse_orbax_storage_of_many(call, what);
+    auto snapshot = std::make_shared<Snapshot>(take_snapshot(
+        value, options.orbax_storage ? 0 : options.pack_threshold_bytes,
+        call.process_index, call.is_primary_host, what));
+    if (options.orbax_storage) check_orbax_names(*snapshot, what);
     if (!call.is_primary_host && !snapshot->pieces) return nullptr;
     if (!snapshot->references_caller_memory &&
         !(snapshot->pieces && snapshot->pieces->references_caller_memory)) {
       retained = ckpt::sdk::RetainedValue();
     }
     return [call, options, what, snapshot, retained = std::move(retained)] {
+      if (options.orbax_storage) {
+        write_orbax_pytree(call.directory, *snapshot, options.orbax,
+                           call.file_mode, what);
+        return;
+      }
       if (snapshot->pieces) {
         write_tree_files(call, options, what, *snapshot->pieces,
                          process_array_file(call.process_index),
@@ -173,34 +180,19 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
   }
 
  private:
-  // "storage": "orbax": the tree in Python Orbax's own storage, every
-  // array its own zarr array (nothing packed).
-  static ckpt::sdk::SaveWork save_orbax(const ckpt::sdk::Call& call,
-                                        const PyTreeOptions& options,
-                                        const ckpt_value& value,
-                                        ckpt::sdk::RetainedValue retained) {
-    const std::string what = describe(call);
-    if (call.process_count > 1) {
-      throw Error(CKPT_ERROR_UNIMPLEMENTED,
-                  what +
-                      ": \"storage\": \"orbax\" is written by one "
-                      "process; this save has " +
-                      std::to_string(call.process_count) +
-                      " (Orbax's per-process sub-databases are not written "
-                      "yet: save in ckpt's storage and `ckpt convert --to "
-                      "orbax` it)");
-    }
-    auto snapshot = std::make_shared<Snapshot>(take_snapshot(
-        value, 0, call.process_index, call.is_primary_host, what));
-    check_orbax_names(*snapshot, what);
-    if (!snapshot->references_caller_memory &&
-        !(snapshot->pieces && snapshot->pieces->references_caller_memory)) {
-      retained = ckpt::sdk::RetainedValue();
-    }
-    return [call, options, what, snapshot, retained = std::move(retained)] {
-      write_orbax_pytree(call.directory, *snapshot, options.orbax,
-                         call.file_mode, what);
-    };
+  // Orbax's storage has one root database over every process's chunks,
+  // which only a step after all processes wrote could make.
+  static void refuse_orbax_storage_of_many(const ckpt::sdk::Call& call,
+                                           const std::string& what) {
+    if (call.process_count <= 1) return;
+    throw Error(CKPT_ERROR_UNIMPLEMENTED,
+                what +
+                    ": \"storage\": \"orbax\" is written by one "
+                    "process; this save has " +
+                    std::to_string(call.process_count) +
+                    " (Orbax's per-process sub-databases are not written "
+                    "yet: save in ckpt's storage and `ckpt convert --to "
+                    "orbax` it)");
   }
 
   PyTreeOptions options_for(const ckpt::sdk::Call& call) const {

@@ -41,7 +41,6 @@ PyTreeOptions parse_options(const std::string& options_json,
                                     "Orbax's)");
       }
       if (type == "zstd") {
-        out.orbax.compress = true;
         if (c.is_object()) out.orbax.zstd_level = c.value("level", 3);
         if (out.orbax.zstd_level < 1 || out.orbax.zstd_level > 22) {
           throw std::invalid_argument("zstd level must be 1..22");
