@@ -166,6 +166,11 @@ for writers in 1 2 4; do
 done
 rm -rf "$work"
 
+# The benchmark's verdict rules; each case counts.
+echo "== benchmark verdict rules"
+run_counted build/test-output-bench-verdict.txt '^bench verdict [a-z0-9_]+: ok' \
+  '^bench verdict [a-z0-9_]+: FAILED' /usr/bin/python3 tests/tools/bench_verdict_test.py
+
 # Orbax -> ckpt: the pinned Orbax of .venv saves every case, ckpt loads
 # each (tests/plugins/pytree/orbax/orbax_interop.py); each case counts.
 echo "== Orbax interop"

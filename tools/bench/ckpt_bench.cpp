@@ -11,7 +11,8 @@
 //     without integrity records, in turn: the cost of the checks)
 //
 // Steps: ckpt's save, save_fsync, save_immutable, async (the blocking
-// tier), load, load_into (into the caller's buffers, already in memory),
+// tier), save_orbax (in Orbax's format: OCDBT, zarr3, zstd), load (of
+// --path when given), load_into (into the caller's buffers, already in memory),
 // load_partial (a 1% subset of the arrays), load_unchecked (a copy without
 // integrity records, made by prepare_unchecked); the baselines raw_write,
 // raw_write_fsync, raw_read, raw_read_partial and memcpy, with --memory and
@@ -311,10 +312,12 @@ void one_memcpy(const Workload& w, Memory memory, int threads,
   });
 }
 
-ckpt::ContextOptions context_options(bool fsync, bool partial = false) {
+ckpt::ContextOptions context_options(bool fsync, bool partial = false,
+                                     bool orbax = false) {
   ckpt::ContextOptions o;
   o.fsync = fsync;
   if (partial) o.handler_options = {{"pytree", {{"partial_load", true}}}};
+  if (orbax) o.handler_options = {{"pytree", {{"storage", "orbax"}}}};
   return o;
 }
 
@@ -346,6 +349,7 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
   const fs::path base = dir / ("ckpt-" + workload);
   const fs::path unchecked = dir / ("ckpt-" + workload + "-unchecked");
   const fs::path raw_file = dir / ("raw-" + workload + ".bin");
+  const fs::path orbax = dir / ("ckpt-" + workload + "-orbax");
   nlohmann::json out = {{"workload", workload}, {"step", step}};
   // The plugins are loaded (and their code paged in) before any step is
   // measured, as the peers import their modules first.
@@ -362,6 +366,7 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
     if (step == "remove_ckpt") {
       fs::remove_all(base);
       fs::remove_all(unchecked);
+      fs::remove_all(orbax);
     } else {
       fs::remove(raw_file);
     }
@@ -413,11 +418,14 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
     meter.start();
     raw_write(w, raw_file, step == "raw_write_fsync", threads);
   } else if (step == "save" || step == "save_fsync" ||
-             step == "save_immutable" || step == "async") {
+             step == "save_immutable" || step == "async" ||
+             step == "save_orbax") {
     const ckpt::Value tree =
         step == "save_immutable" ? immutable_view(w.tree) : w.tree;
-    settle(base);
-    ckpt::Context context(context_options(step == "save_fsync"));
+    const fs::path& target = step == "save_orbax" ? orbax : base;
+    settle(target);
+    ckpt::Context context(
+        context_options(step == "save_fsync", false, step == "save_orbax"));
     meter.start();
     if (step == "async") {
       ckpt::AsyncSave pending = ckpt::save_async(base, tree);
@@ -428,7 +436,7 @@ nlohmann::json run_step(const std::string& step, const std::string& workload,
           blocking + std::chrono::duration<double>(Clock::now() - rest).count();
       return out;
     }
-    ckpt::save(base, tree);
+    ckpt::save(target, tree);
   } else {
     throw std::invalid_argument("unknown step " + step);
   }

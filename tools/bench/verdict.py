@@ -7,6 +7,8 @@ excludes 1 (with at least MIN_SAMPLES rounds). Otherwise the verdict is a
 tie (noise). Targets ("at least 0.9x
 the raw limit") use the same interval: met when all of it is on the right
 side, missed when all of it is on the wrong side, undecided otherwise.
+Before either, bench.py takes again each sample that is a kernel outlier
+(kernel_outlier), for every tool alike.
 """
 import random
 import statistics
@@ -70,6 +72,37 @@ def target(low, high, threshold, at_least):
         if low > threshold:
             return "missed"
     return "undecided (noise)"
+
+
+# A kernel outlier: a sample whose system time is more than KERNEL_FACTOR
+# times its row's median and at least KERNEL_EXCESS seconds above it, while
+# what the tool itself controls (page faults, bytes read and written) is
+# within WORK_TOLERANCE of the row's medians. On the development VM about 1
+# step in 25 of any writer (ckpt, the raw write() loop) spends 0.4 s more
+# in the kernel this way, with no reclaim or compaction in /proc/vmstat;
+# a bootstrap of 5 rounds cannot tell one such sample from a slower tool.
+KERNEL_FACTOR = 3.0
+KERNEL_EXCESS = 0.1
+WORK_TOLERANCE = 0.1
+WORK_KEYS = ("minor_faults", "major_faults", "read_bytes", "write_bytes")
+
+
+def kernel_outlier(sample, row):
+    """Whether `sample` is a kernel outlier among the samples `row` of its
+    step (at least 3, with the costs measured)."""
+    key = "cpu_system_seconds"
+    if len(row) < 3 or any(key not in s for s in row):
+        return False
+    typical = median(s[key] for s in row)
+    if sample[key] <= KERNEL_FACTOR * typical or sample[key] - typical < KERNEL_EXCESS:
+        return False
+    for work in WORK_KEYS:
+        if any(work not in s for s in row):
+            continue
+        usual = median(s[work] for s in row)
+        if abs(sample[work] - usual) > WORK_TOLERANCE * usual + 64:
+            return False
+    return True
 
 
 def interval_text(c):
