@@ -26,8 +26,9 @@ const ProcessIdentity& this_process();
 // cannot be read (no such process).
 std::optional<uint64_t> start_ticks_of(int64_t pid);
 
-// Whether process `pid` of this host and boot still runs: it exists and,
-// when `start_ticks` is known, started then (a pid may be reused).
+// Whether process `pid` of this host and boot still runs: it exists, is
+// not a zombie (exited, not reaped yet) and, when `start_ticks` is known,
+// started then (a pid may be reused).
 bool process_runs(int64_t pid, const std::optional<uint64_t>& start_ticks);
 
 }  // namespace ckpt::internal

@@ -474,6 +474,40 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("a save whose process died but is not reaped yet (a zombie) is dead",
+          "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  // A child killed during a save, not yet reaped by its parent (as mpirun
+  // leaves rank 0 for a moment): kill(pid, 0) and its start time succeed.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  const std::string stat = "/proc/" + std::to_string(child) + "/stat";
+  auto state = [&] {
+    const std::string text = read_text(stat);
+    const size_t close = text.rfind(')');
+    return close + 2 < text.size() ? text[close + 2] : '?';
+  };
+  for (int i = 0; i < 2000 && state() != 'Z'; ++i) ::usleep(1000);
+  REQUIRE(state() == 'Z');
+  internal::SaveOwner zombie = internal::this_owner();
+  zombie.pid = child;
+  zombie.start_ticks = internal::start_ticks_of(child);
+  REQUIRE(zombie.start_ticks);
+  const fs::path folder = root / "3.orbax-checkpoint-tmp-1-2-3-abcdef01";
+  fs::create_directories(folder / "state");
+  write_text(folder / internal::kOwnerFile,
+             internal::owner_record_text(zombie));
+
+  const RootListing listing = list_checkpoint_root(root);
+  REQUIRE(listing.temporaries.size() == 1);
+  CHECK(listing.temporaries[0].owner == TemporaryFolder::Owner::kGone);
+  Checkpointer checkpointer(root);
+  CHECK_FALSE(fs::exists(folder));
+  int status = 0;
+  ::waitpid(child, &status, 0);
+}
+
 TEST_CASE("a root written in Orbax's step naming lists and loads",
           "[checkpointer]") {
   TempDir dir;
