@@ -81,6 +81,9 @@ struct CKPT_API CheckpointStep {
   nlohmann::json metrics;
   // Bytes of all its files.
   uint64_t size_bytes = 0;
+  // Still being saved (not committed): only in what a save decision policy
+  // sees, last, with `time` the moment its save started.
+  bool in_flight = false;
 };
 
 // ---- When to save ---------------------------------------------------------
@@ -95,8 +98,8 @@ class CKPT_API SaveDecisionPolicy {
  public:
   virtual ~SaveDecisionPolicy() = default;
   // Whether to save `step` (its time: now; no metrics), given the
-  // committed steps, ascending. Called only for steps newer than the
-  // newest committed one.
+  // committed steps, ascending, and last the step being saved, if one is
+  // (`in_flight`). Called only for steps newer than all of them.
   virtual bool should_save(const CheckpointStep& step,
                            const std::vector<CheckpointStep>& previous_steps,
                            const DecisionContext& context) const = 0;

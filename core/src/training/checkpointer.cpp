@@ -81,6 +81,7 @@ struct Checkpointer::State {
   AsyncSave in_flight;
   bool has_in_flight = false;
   int64_t in_flight_step = 0;
+  std::chrono::system_clock::time_point in_flight_started;
   bool preemption_agreed = false;  // every process knows of a notice
   bool preemption_saved = false;   // and a step after it committed
   bool closed = false;
@@ -150,9 +151,20 @@ bool Checkpointer::should_save(int64_t step) {
     DecisionContext context;
     context.is_saving_in_progress = is_saving_in_progress();
     context.reached_preemption = noticed && !s.preemption_saved;
+    // The step in flight counts from the moment its save started, as
+    // Orbax's do: a root with a save in flight is no longer empty.
+    std::vector<CheckpointStep> previous = checkpoints();
+    if (s.has_in_flight) {
+      CheckpointStep saving;
+      saving.step = s.in_flight_step;
+      saving.path = directory_ / s.options.step_name_format.name(saving.step);
+      saving.time = s.in_flight_started;
+      saving.in_flight = true;
+      previous.push_back(std::move(saving));
+    }
     local = context.reached_preemption ||
-            s.options.save_decision_policy->should_save(candidate,
-                                                        checkpoints(), context);
+            s.options.save_decision_policy->should_save(candidate, previous,
+                                                        context);
   }
   if (!many_processes) {
     s.preemption_agreed = noticed;
@@ -235,6 +247,7 @@ bool Checkpointer::save(int64_t step, const Checkpointables& checkpointables,
       ckpt::save_checkpointables_async(path, checkpointables, options);
   s.has_in_flight = true;
   s.in_flight_step = step;
+  s.in_flight_started = std::chrono::system_clock::now();
   if (!async || for_preemption) {
     wait();
     if (for_preemption) s.preemption_saved = true;

@@ -12,41 +12,13 @@
 #include <future>
 #include <thread>
 
+#include "gated.h"
 #include "test_util.h"
 
 using namespace ckpt;
 using namespace ckpt::test;
 
 namespace {
-
-// Snapshots `value` in its blocking tier; its background tier waits for
-// the gate to open, then writes (or fails with `fail_with`).
-class Gated : public StatefulCheckpointable {
- public:
-  int64_t value = 0;
-  std::string fail_with;
-  bool fail_in_blocking_tier = false;
-  std::promise<void> gate;
-  std::shared_future<void> opened = gate.get_future().share();
-
-  BackgroundWork save(const fs::path& dir) override {
-    if (fail_in_blocking_tier) throw InvalidArgumentError("not now");
-    int64_t snapshot = value;
-    std::shared_future<void> wait_for = opened;
-    std::string failure = fail_with;
-    return [dir, snapshot, wait_for, failure] {
-      wait_for.wait();
-      if (!failure.empty()) throw DataLossError(failure);
-      std::ofstream(dir / "value.txt") << snapshot;
-    };
-  }
-  BackgroundWork load(const fs::path& dir) override {
-    std::ifstream in(dir / "value.txt");
-    in >> value;
-    return {};
-  }
-  void open() { gate.set_value(); }
-};
 
 bool only_entry_is(const fs::path& dir, const std::string& name) {
   size_t n = 0;

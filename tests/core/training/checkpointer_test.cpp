@@ -9,6 +9,7 @@
 #include <future>
 
 #include "format/names.h"
+#include "gated.h"
 #include "save/save_owner.h"
 #include "test_util.h"
 
@@ -358,6 +359,66 @@ class BlockingState : public StatefulCheckpointable {
 };
 
 }  // namespace
+
+// What a save decision policy was shown, last call.
+struct Recording : SaveDecisionPolicy {
+  std::shared_ptr<std::vector<CheckpointStep>> seen =
+      std::make_shared<std::vector<CheckpointStep>>();
+  bool should_save(const CheckpointStep&,
+                   const std::vector<CheckpointStep>& previous,
+                   const DecisionContext&) const override {
+    *seen = previous;
+    return false;
+  }
+};
+
+TEST_CASE(
+    "the default policies skip a step while the first save is in flight, "
+    "without blocking",
+    "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  auto gated = std::make_shared<Gated>();
+  gated->value = 1;
+  Checkpointer checkpointer(root);  // initial + continuous + preemption
+  REQUIRE(checkpointer.save_checkpointables_async(
+      1, {{"x", Value::stateful(gated)}}));
+  // Step 1 is in flight until the gate opens: Orbax's InitialSavePolicy
+  // sees it (the root is no longer empty) and the continuous policy sees a
+  // save in progress, so step 2 is skipped at once.
+  std::future<bool> second = std::async(std::launch::async, [&] {
+    return checkpointer.save_pytree_async(2, tree_of(2));
+  });
+  const bool returned =
+      second.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  gated->open();
+  CHECK(returned);
+  CHECK_FALSE(second.get());
+  checkpointer.wait();
+  CHECK(steps_of(checkpointer.checkpoints()) == std::vector<int64_t>{1});
+  // Once it committed, the continuous policy saves again.
+  CHECK(checkpointer.save_pytree(3, tree_of(3)));
+  CHECK(steps_of(checkpointer.checkpoints()) == std::vector<int64_t>{1, 3});
+
+  SECTION("a policy tells the step in flight from the committed ones") {
+    Recording recording;
+    CheckpointerOptions options;
+    options.save_decision_policy = recording;
+    Checkpointer custom(dir / "custom", options);
+    auto slow = std::make_shared<Gated>();
+    REQUIRE(custom.save_checkpointables_async(7, {{"x", Value::stateful(slow)}},
+                                              std::nullopt, /*force=*/true));
+    CHECK_FALSE(custom.save_pytree(8, tree_of(8)));
+    REQUIRE(recording.seen->size() == 1);
+    CHECK(recording.seen->at(0).step == 7);
+    CHECK(recording.seen->at(0).in_flight);
+    slow->open();
+    custom.wait();
+    CHECK_FALSE(custom.save_pytree(9, tree_of(9)));
+    REQUIRE(recording.seen->size() == 1);
+    CHECK_FALSE(recording.seen->at(0).in_flight);
+  }
+}
 
 TEST_CASE("a step being loaded is deleted only after its load ends",
           "[checkpointer]") {
