@@ -2,6 +2,7 @@
 
 #include <ckpt/errors.h>
 #include <ckpt/layout.h>
+#include <ckpt/sdk/text.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -19,13 +20,13 @@ namespace ckpt::internal {
 
 void check_checkpointable_name(const std::string& name, bool allow_reserved) {
   auto fail = [&](const std::string& why) {
-    std::string shown;  // a NUL would end the message early
-    for (char c : name)
-      shown += c == '\0' ? std::string("\\0") : std::string(1, c);
-    throw InvalidArgumentError("invalid checkpointable name '" + shown +
-                               "': " + why);
+    throw InvalidArgumentError("invalid checkpointable name '" +
+                               sdk::escaped(name) + "': " + why);
   };
   if (name.empty()) fail("names may not be empty");
+  if (!sdk::is_utf8(name)) {
+    fail("it is not valid UTF-8 (names are recorded in JSON text)");
+  }
   if (!allow_reserved && (name == kMetricsName || name == kAutoName)) {
     fail("the name is reserved");
   }

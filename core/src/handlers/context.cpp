@@ -5,6 +5,7 @@
 #include <ckpt/plugins.h>
 
 #include "handlers/registry.h"
+#include "value/utf8_checks.h"
 
 namespace ckpt {
 
@@ -74,6 +75,8 @@ CheckpointablesOptions CheckpointablesOptions::create_with_handlers(
 
 Context::Context(ContextOptions options) : options_(std::move(options)) {
   check_multiprocessing(options_.multiprocessing);
+  internal::check_json_text(options_.handler_options,
+                            "Context: handler_options");
   std::shared_ptr<const HandlerRegistry> base =
       options_.checkpointables_options.registry;
   if (!options_.plugin_paths.empty()) {

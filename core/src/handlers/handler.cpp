@@ -4,6 +4,7 @@
 
 #include "handlers/handler_types.h"
 #include "plugin_host/startup.h"
+#include "value/utf8_checks.h"
 
 namespace ckpt {
 
@@ -31,6 +32,7 @@ HandlerPtr make_handler(const std::string& typestr,
         "no handler type '" + typestr +
         "' is loaded; known types: " + (known.empty() ? "none" : known));
   }
+  internal::check_json_text(config, "the configuration of handler " + typestr);
   return type->factory(config.is_null() ? nlohmann::json::object() : config);
 }
 

@@ -6,6 +6,7 @@
 #include "format/names.h"
 #include "multiprocess/sharding.h"
 #include "save/atomic_commit.h"
+#include "value/utf8_checks.h"
 
 namespace fs = std::filesystem;
 
@@ -46,12 +47,18 @@ SaveItems items_to_save(const fs::path& path,
     }
   };
   check_depth(nesting_depth(options.custom_metadata), "custom_metadata");
-  if (options.metrics) check_depth(nesting_depth(*options.metrics), "metrics");
+  check_json_text(options.custom_metadata, "custom_metadata");
+  if (options.metrics) {
+    check_depth(nesting_depth(*options.metrics), "metrics");
+    check_json_text(*options.metrics, "metrics");
+  }
   for (size_t i = 0; i < checkpointables.size(); ++i) {
     const std::string& name = checkpointables[i].first;
     internal::check_checkpointable_name(name, false);
     check_depth(nesting_depth(*checkpointables[i].second),
                 "checkpointable '" + name + "'");
+    check_value_text(*checkpointables[i].second,
+                     "checkpointable '" + name + "'");
     for (size_t j = 0; j < i; ++j) {
       if (name == checkpointables[j].first) {
         throw InvalidArgumentError("checkpointable '" + name +

@@ -4,6 +4,7 @@
 
 #include <ckpt/checkpoint.h>
 #include <ckpt/errors.h>
+#include <ckpt/sdk/text.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -111,9 +112,10 @@ std::chrono::system_clock::time_point modified_time(const fs::path& path) {
 
 void StepNameFormat::check() const {
   auto fail = [&](const std::string& why) {
-    throw InvalidArgumentError("invalid step name format (prefix '" + prefix +
-                               "'): " + why);
+    throw InvalidArgumentError("invalid step name format (prefix '" +
+                               sdk::escaped(prefix) + "'): " + why);
   };
+  if (!sdk::is_utf8(prefix)) fail("the prefix is not valid UTF-8");
   if (prefix.find_first_of(std::string("/\\\0", 3)) != std::string::npos) {
     fail("the prefix must be one plain name (no '/', '\\' or NUL)");
   }

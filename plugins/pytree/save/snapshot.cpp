@@ -2,6 +2,7 @@
 
 #include <ckpt/sdk/boxes.h>
 #include <ckpt/sdk/error.h>
+#include <ckpt/sdk/text.h>
 #include <ckpt/sdk/value.h>
 
 #include <cstring>
@@ -48,45 +49,6 @@ class Where {
   std::string suffix_;
 };
 
-// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code
-// points above U+10FFFF): what JSON text, and so _METADATA, can hold.
-bool is_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (s.size() - i <= n) return false;  // the sequence is cut short
-    for (size_t k = 1; k <= n; ++k) {
-      const unsigned char d = static_cast<unsigned char>(s[i + k]);
-      if ((d & 0xc0) != 0x80) return false;
-      cp = cp << 6 | (d & 0x3f);
-    }
-    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
-
 // Throws INVALID_ARGUMENT naming `what` and the key path when the dict `v`
 // at `path` has a key twice: its leaves would share a key path and the
 // checkpoint could not be loaded. Keys cross the plugin ABI NUL-terminated,
@@ -128,7 +90,7 @@ void flatten(const ckpt_value& v, KeyPath& path, std::vector<FlatLeaf>& out,
     for (size_t i = 0; i < v.count; ++i) {
       if (v.kind == CKPT_VALUE_DICT) {
         path.push_back({v.keys[i] ? v.keys[i] : "", KeyType::kDict});
-        if (!is_utf8(path.back().key)) {
+        if (!ckpt::sdk::is_utf8(path.back().key)) {
           throw Error(CKPT_ERROR_INVALID_ARGUMENT,
                       Where(what, path).str() +
                           ": the key is not valid UTF-8 (_METADATA is "
@@ -263,7 +225,7 @@ void record_plain_leaf(const ckpt_value& v, LeafRecord& leaf,
     case CKPT_VALUE_STRING:
       leaf.kind = LeafKind::kString;
       leaf.string_value = std::string(ckpt::sdk::string_of(v));
-      if (!is_utf8(leaf.string_value)) {
+      if (!ckpt::sdk::is_utf8(leaf.string_value)) {
         throw Error(CKPT_ERROR_INVALID_ARGUMENT,
                     where.str() +
                         ": the string is not valid UTF-8 (_METADATA is JSON "
