@@ -67,19 +67,40 @@ std::string temporary_name_suffix() {
 
 }  // namespace
 
+namespace {
+
+// "~<16 hex digits>": what ends a final name shortened to fit.
+std::string name_hash(const std::string& name) {
+  char hash[18];
+  std::snprintf(
+      hash, sizeof hash, "~%016llx",
+      static_cast<unsigned long long>(xxh3_of(name.data(), name.size())));
+  return hash;
+}
+
+}  // namespace
+
 fs::path temporary_path_for(const fs::path& final_path) {
   const std::string suffix =
       std::string(kTemporaryInfix) + temporary_name_suffix();
   std::string name = final_path.filename().string();
   constexpr size_t kNameMax = 255;
   if (name.size() + suffix.size() > kNameMax) {
-    char hash[18];
-    std::snprintf(
-        hash, sizeof hash, "~%016llx",
-        static_cast<unsigned long long>(xxh3_of(name.data(), name.size())));
-    name = name.substr(0, kNameMax - suffix.size() - 17) + hash;
+    name = name.substr(0, kNameMax - suffix.size() - 17) + name_hash(name);
   }
   return final_path.parent_path() / (name + suffix);
+}
+
+bool is_temporary_of(const std::string& name, const std::string& final_name) {
+  const size_t at = name.rfind(kTemporaryInfix);
+  if (at == std::string::npos) return false;
+  const std::string stem = name.substr(0, at);
+  if (stem == final_name) return true;
+  const std::string hash = name_hash(final_name);
+  return stem.size() > hash.size() &&
+         stem.compare(stem.size() - hash.size(), hash.size(), hash) == 0 &&
+         final_name.compare(0, stem.size() - hash.size(), stem, 0,
+                            stem.size() - hash.size()) == 0;
 }
 
 std::string host_boot_tag(const std::string& host, const std::string& boot_id) {

@@ -30,6 +30,10 @@ bool is_temporary_name(const std::string& name);
 std::filesystem::path temporary_path_for(
     const std::filesystem::path& final_path);
 
+// Whether temporary folder name `name` is one of a save to a path whose
+// final name is `final_name` (temporary_path_for, shortened or not).
+bool is_temporary_of(const std::string& name, const std::string& final_name);
+
 // 8 hex digits naming host and boot together.
 std::string host_boot_tag(const std::string& host, const std::string& boot_id);
 

@@ -15,6 +15,7 @@
 #include "plugin_host/startup.h"
 #include "save/save_inputs.h"
 #include "save/save_job.h"
+#include "save/save_owner.h"
 #include "util/error_conversion.h"
 
 namespace fs = std::filesystem;
@@ -49,6 +50,7 @@ AsyncSave start_save(const fs::path& path,
       internal::prepare_job(path, options, context, caller_waits, items, views);
   internal::check_destination(job->final_path, options.overwrite);
   internal::begin_save(job->final_path);
+  internal::remove_dead_temporaries_of(job->final_path);
   try {
     job->deadline = internal::deadline_after(context.options().async_timeout);
     job->temporary = std::make_unique<internal::TemporaryCheckpoint>(

@@ -4,9 +4,14 @@
 #include <ckpt/sdk/files.h>
 #include <ckpt/sdk/json.h>
 
+#include <mutex>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "format/names.h"
+#include "save/atomic_commit.h"
+#include "util/logging.h"
 
 namespace fs = std::filesystem;
 
@@ -105,6 +110,46 @@ FolderOwner owner_of_temporary(const fs::path& folder) {
   out.state = process_runs(named->pid, std::nullopt) ? OwnerState::kAlive
                                                      : OwnerState::kGone;
   return out;
+}
+
+bool remove_if_dead(const fs::path& folder, const FolderOwner& owner) {
+  if (owner.state != OwnerState::kGone) return false;
+  log(CKPT_LOG_INFO, "removing " + folder.string() +
+                         ", left by a save that died (" + owner.description +
+                         ")");
+  remove_quietly(folder);
+  return true;
+}
+
+void remove_dead_temporaries_of(const fs::path& final_path) {
+  const std::string final_name = final_path.filename().string();
+  std::vector<fs::path> ours;
+  std::error_code ec;
+  for (fs::directory_iterator it(final_path.parent_path(), ec), end;
+       !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (is_temporary_name(name) && is_temporary_of(name, final_name)) {
+      ours.push_back(it->path());
+    }
+  }
+  static std::mutex mutex;
+  static std::set<std::string> reported;
+  for (const fs::path& folder : ours) {
+    const FolderOwner owner = owner_of_temporary(folder);
+    if (remove_if_dead(folder, owner) || owner.state == OwnerState::kAlive) {
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    if (reported.insert(folder.string()).second) {
+      log(CKPT_LOG_WARNING,
+          "keeping " + folder.string() +
+              ", a temporary folder of an earlier "
+              "save to " +
+              final_path.string() + " (" + owner.description +
+              "): it may still be written; remove it once its save is known "
+              "to be dead");
+    }
+  }
 }
 
 }  // namespace ckpt::internal

@@ -47,6 +47,17 @@ struct FolderOwner {
 };
 FolderOwner owner_of_temporary(const std::filesystem::path& folder);
 
+// Removes temporary folder `folder` when its save died on this host and
+// boot (kGone), logging why; true when it did.
+bool remove_if_dead(const std::filesystem::path& folder,
+                    const FolderOwner& owner);
+
+// Before a save to `final_path`: removes the temporary folders of earlier
+// saves to it that died, by remove_if_dead's rules, and reports the others
+// (another host's, another boot's, not ckpt's) once per process. A save
+// in flight (its owner alive) is left alone.
+void remove_dead_temporaries_of(const std::filesystem::path& final_path);
+
 }  // namespace ckpt::internal
 
 #endif  // CKPT_SRC_SAVE_SAVE_OWNER_H_

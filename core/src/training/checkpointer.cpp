@@ -12,6 +12,7 @@
 
 #include "format/names.h"
 #include "save/atomic_commit.h"
+#include "save/save_owner.h"
 #include "training/checkpoint_root.h"
 #include "util/error_conversion.h"
 #include "util/logging.h"
@@ -110,11 +111,9 @@ Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
   s.steps = committed_steps(listing);
   for (TemporaryFolder& temporary : listing.temporaries) {
     if (s.primary && s.options.cleanup_temporary_folders &&
-        temporary.owner == TemporaryFolder::Owner::kGone) {
-      internal::log(CKPT_LOG_INFO, "removing " + temporary.path.string() +
-                                       ", left by a save that died (" +
-                                       temporary.owner_description + ")");
-      internal::remove_quietly(temporary.path);
+        internal::remove_if_dead(
+            temporary.path,
+            {temporary.owner, std::nullopt, temporary.owner_description})) {
       continue;
     }
     s.leftovers.push_back(std::move(temporary));

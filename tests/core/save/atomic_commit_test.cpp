@@ -2,8 +2,10 @@
 // folder a save writes before it becomes the checkpoint.
 #include "save/atomic_commit.h"
 
+#include <ckpt/checkpoint.h>
 #include <ckpt/errors.h>
 #include <ckpt/layout.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -283,4 +285,63 @@ TEST_CASE("syncing a missing folder is NotFoundError", "[commit]") {
   TempDir dir;
   CHECK_THROWS_AS(fsync_directory(dir / "missing"), NotFoundError);
   CHECK_NOTHROW(fsync_directory(dir.path()));
+}
+
+TEST_CASE(
+    "a save to P removes P's temporary folders left by dead saves and keeps "
+    "the others",
+    "[commit]") {
+  TempDir dir;
+  const fs::path p = dir / "model";
+  ckpt::Value tree = ckpt::Value::dict();
+  tree.set("w", ckpt::Value(1));
+  ckpt::save(p, tree);
+  // A save to P killed before its commit, by a process now gone.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ckpt::internal::SaveOwner dead = this_owner();
+  dead.pid = child;
+  dead.start_ticks.reset();
+  auto leftover = [&](const fs::path& at, const ckpt::internal::SaveOwner& o) {
+    fs::create_directories(at / "pytree");
+    write_text(at / "pytree" / "part", "partial");
+    write_text(at / kOwnerFile, ckpt::internal::owner_record_text(o));
+    return at;
+  };
+  const fs::path died = leftover(ckpt::internal::temporary_path_for(p), dead);
+  ckpt::internal::SaveOwner elsewhere = dead;
+  elsewhere.host += "-elsewhere";
+  const fs::path other_host =
+      leftover(ckpt::internal::temporary_path_for(p), elsewhere);
+  // Another checkpoint's dead save, whose name starts like P's.
+  const fs::path sibling =
+      leftover(ckpt::internal::temporary_path_for(dir / "model2"), dead);
+  // This process saving P right now (its owner alive) is left alone.
+  const fs::path alive =
+      leftover(ckpt::internal::temporary_path_for(p), this_owner());
+
+  ckpt::SaveOptions overwrite;
+  overwrite.overwrite = true;
+  ckpt::save(p, tree, overwrite);
+  CHECK_FALSE(fs::exists(died));
+  CHECK(fs::exists(other_host));
+  CHECK(fs::exists(sibling));
+  CHECK(fs::exists(alive));
+  CHECK(ckpt::load(p).at("w").as_int() == 1);
+}
+
+TEST_CASE("a shortened temporary name is still known as its save's",
+          "[commit]") {
+  const std::string long_name(250, 'n');
+  const std::string name =
+      ckpt::internal::temporary_path_for(fs::path("/x") / long_name)
+          .filename()
+          .string();
+  CHECK(name.size() <= 255);
+  CHECK(ckpt::internal::is_temporary_of(name, long_name));
+  CHECK_FALSE(ckpt::internal::is_temporary_of(name, std::string(250, 'm')));
+  CHECK_FALSE(
+      ckpt::internal::is_temporary_of(name, std::string(249, 'n') + "o"));
 }
