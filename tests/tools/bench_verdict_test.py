@@ -68,6 +68,20 @@ def case_one_outlier_among_five_makes_a_tie():
     assert verdict.compare(ckpt[:4] + [0.09], peer)["verdict"] == "faster"
 
 
+def case_a_difference_under_ten_percent_is_a_tie():
+    # Separated samples 5% apart, and a tight interval around 1.05: a tie,
+    # so that a true ratio near 1 reads alike in every run.
+    c = verdict.compare([1.05, 1.051, 1.052, 1.053, 1.054],
+                        [1.0, 1.001, 1.002, 1.003, 1.004])
+    assert c["separated"] and c["verdict"] == "tie (noise)", c
+    c = verdict.compare([1.2, 1.21, 1.22, 1.23, 1.24],
+                        [1.0, 1.001, 1.002, 1.003, 1.004])
+    assert c["verdict"] == "slower", c
+    c = verdict.compare([0.8, 0.81, 0.82, 0.83, 0.84],
+                        [1.0, 1.001, 1.002, 1.003, 1.004])
+    assert c["verdict"] == "faster", c
+
+
 def case_overlapping_samples_are_a_tie():
     c = verdict.compare([0.1, 0.2, 0.3, 0.4, 0.5], [0.15, 0.25, 0.35, 0.45, 0.2])
     assert c["verdict"] == "tie (noise)", c

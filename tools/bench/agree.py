@@ -1,12 +1,17 @@
 #!/usr/bin/python3
 """Do several benchmark runs agree? Prints, side by side, each run's
-verdicts (ckpt against each peer) and targets from the OUT.json files
-bench.py wrote, and whether every run reached the same verdict.
+verdicts (ckpt against each peer) and targets, judged again from the
+samples of the OUT.json files bench.py wrote by today's rules
+(verdict.py), and whether every run reached the same verdict.
 
     /usr/bin/python3 tools/bench/agree.py run1.json run2.json run3.json
 """
 import json
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
 
 
 def main(paths):
@@ -14,6 +19,9 @@ def main(paths):
     rows = {}  # (workload, what) -> per run: (figure, outcome)
     order = []
     for k, run in enumerate(runs):
+        for s in run["summaries"]:
+            s["verdicts"] = bench.verdicts_of(s)
+        run["targets"] = [t for s in run["summaries"] for t in bench.targets(s)]
         for s in run["summaries"]:
             w = s["workload"]
             for v in s.get("verdicts", []):

@@ -597,23 +597,7 @@ def summarize(workload, samples, info, peers):
             s[f"ckpt_orbax_format_{step}"] = med(samples[(ORBAX_FORMAT, step)])
             series[f"ckpt_orbax_format_{step}"] = seconds(samples[(ORBAX_FORMAT, step)])
     s["series"] = series
-    # ckpt against each peer, step by step, by the verdict rule.
-    s["verdicts"] = [dict(verdict.compare(series[f"ckpt_{step}"],
-                                          series[f"{p}_{step}"]),
-                          step=step, peer=p)
-                     for p in peers for step in ("save", "load")]
-    if "ckpt_orbax_load" in series:
-        # ckpt loading the very files Orbax wrote, against Orbax.
-        s["verdicts"].append(dict(
-            verdict.compare(series["ckpt_orbax_load"], series["orbax_load"]),
-            step="load of Orbax's files", peer="orbax"))
-    if "ckpt_orbax_format_save" in series and "orbax_save" in series:
-        # ckpt writing and reading Orbax's format, against Orbax itself.
-        for step in ("save", "load"):
-            s["verdicts"].append(dict(
-                verdict.compare(series[f"ckpt_orbax_format_{step}"],
-                                series[f"orbax_{step}"]),
-                step=f"{step} in Orbax's format", peer="orbax"))
+    s["verdicts"] = verdicts_of(s)
     # Where the time goes: the costs of the rows the verdicts compare.
     cost_rows = [("ckpt", "save"), (raw_w_row, "save"), ("ckpt", "load"),
                  (raw_r_row, "load")] + \
@@ -652,6 +636,28 @@ def summarize(workload, samples, info, peers):
         rows.append((ORBAX_FORMAT, s["ckpt_orbax_format_save"],
                      s["ckpt_orbax_format_load"]))
     return rows, s
+
+
+def verdicts_of(s):
+    """ckpt against each peer of workload summary `s`, step by step, by the
+    verdict rule (verdict.compare) on the series of samples."""
+    series = s["series"]
+    out = [dict(verdict.compare(series[f"ckpt_{step}"], series[f"{p}_{step}"]),
+                step=step, peer=p)
+           for p in s["peers"] for step in ("save", "load")]
+    if "ckpt_orbax_load" in series:
+        # ckpt loading the very files Orbax wrote, against Orbax.
+        out.append(dict(
+            verdict.compare(series["ckpt_orbax_load"], series["orbax_load"]),
+            step="load of Orbax's files", peer="orbax"))
+    if "ckpt_orbax_format_save" in series and "orbax_save" in series:
+        # ckpt writing and reading Orbax's format, against Orbax itself.
+        for step in ("save", "load"):
+            out.append(dict(
+                verdict.compare(series[f"ckpt_orbax_format_{step}"],
+                                series[f"orbax_{step}"]),
+                step=f"{step} in Orbax's format", peer="orbax"))
+    return out
 
 
 def targets(s):

@@ -1,12 +1,13 @@
 """Verdicts that hold on a noisy machine.
 
 A "faster than" verdict between two tools is given only when the difference
-holds across rounds: either every sample of one is below every sample of
-the other, or a bootstrap 95% interval of the ratio of their medians
-excludes 1 (with at least MIN_SAMPLES rounds). Otherwise the verdict is a
-tie (noise). Targets ("at least 0.9x
-the raw limit") use the same interval: met when all of it is on the right
-side, missed when all of it is on the wrong side, undecided otherwise.
+holds across rounds and is at least MIN_DIFFERENCE: either every sample of
+one is below every sample of the other, or a bootstrap 95% interval of the
+ratio of their medians lies wholly beyond 1 +- MIN_DIFFERENCE (with at
+least MIN_SAMPLES rounds). Otherwise the verdict is a tie (noise).
+Targets ("at least 0.9x the raw limit") use the same interval: met when
+all of it is on the right side, missed when all of it is on the wrong
+side, undecided otherwise.
 Before either, bench.py takes again each sample that is a kernel outlier
 (kernel_outlier), for every tool alike.
 """
@@ -41,6 +42,15 @@ def ratio_interval(a, b, resamples=RESAMPLES, seed=SEED):
     return ratio, low, high
 
 
+# The smallest difference a verdict claims: one tool is "faster" only when
+# it is at least this much faster (the ratio's interval, or with separated
+# samples the ratio itself, below 1 / (1 + MIN_DIFFERENCE)), "slower" when
+# the ratio is above 1 + MIN_DIFFERENCE. A true ratio near 1 then reads as
+# a tie in every run, not as "slower" in one run and a tie in the next (W1
+# save against numpy.save: 1.18x [1.00, 1.23], then 0.99x [0.83, 1.19]).
+MIN_DIFFERENCE = 0.10
+
+
 def compare(a, b):
     """How tool A's times `a` compare with tool B's `b`: a dict with
     "ratio" (median a / median b), "low", "high" (its 95% interval),
@@ -48,9 +58,13 @@ def compare(a, b):
     "verdict": "faster" (A is), "slower" or "tie (noise)"."""
     ratio, low, high = ratio_interval(a, b)
     separated = max(a) < min(b) or max(b) < min(a)
-    if (separated and max(a) < min(b)) or high < 1:
+    faster_than = 1 / (1 + MIN_DIFFERENCE)
+    slower_than = 1 + MIN_DIFFERENCE
+    if high < faster_than or (separated and max(a) < min(b) and
+                              ratio < faster_than):
         verdict = "faster"
-    elif (separated and max(b) < min(a)) or low > 1:
+    elif low > slower_than or (separated and max(b) < min(a) and
+                               ratio > slower_than):
         verdict = "slower"
     else:
         verdict = "tie (noise)"
