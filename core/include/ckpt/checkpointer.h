@@ -31,8 +31,9 @@
 //   save:  ContinuousCheckpointingPolicy, FixedIntervalPolicy,
 //          SpecificStepsPolicy, InitialSavePolicy,
 //          PreemptionCheckpointingPolicy, AnySavePolicy
-//   keep:  PreserveAll, LatestN, EveryNSeconds, EveryNSteps, CustomSteps,
-//          BestN, AnyPreservationPolicy
+//   keep:  PreserveAll, LatestN, EveryNSeconds, EveryNSteps,
+//          EveryNStepsClosest, LatestDuration, CustomSteps, BestN,
+//          AnyPreservationPolicy
 //
 // Guarantees beyond Orbax's:
 //  - At most one save is in flight; a save waits for the previous commit.
@@ -247,16 +248,53 @@ class CKPT_API EveryNSeconds final : public PreservationPolicy {
   double interval_secs_;
 };
 
-// Steps that are multiples of `interval_steps` (> 0).
+// Steps that are multiples of `interval_steps` (> 0); or, without
+// `exact_interval`, the oldest step, then each step at least
+// interval_steps after the last one kept before it. With `max_to_keep`,
+// only the newest that many of those.
 class CKPT_API EveryNSteps final : public PreservationPolicy {
  public:
-  explicit EveryNSteps(int64_t interval_steps);
+  explicit EveryNSteps(int64_t interval_steps, bool exact_interval = true,
+                       std::optional<size_t> max_to_keep = std::nullopt);
   std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
       const PreservationContext& context) const override;
 
  private:
   int64_t interval_steps_;
+  bool exact_interval_;
+  std::optional<size_t> max_to_keep_;
+};
+
+// For each multiple k * interval_steps (> 0), the step closest to it (the
+// newer of two equally close), and always the newest step: no drift when
+// steps are irregular. A step belongs to the multiple its step /
+// interval_steps rounds to, ties to the even multiple (as Python's
+// round()). With `max_to_keep`, only the newest that many of those.
+class CKPT_API EveryNStepsClosest final : public PreservationPolicy {
+ public:
+  explicit EveryNStepsClosest(int64_t interval_steps,
+                              std::optional<size_t> max_to_keep = std::nullopt);
+  std::vector<bool> should_preserve(
+      const std::vector<CheckpointStep>& checkpoints,
+      const PreservationContext& context) const override;
+
+ private:
+  int64_t interval_steps_;
+  std::optional<size_t> max_to_keep_;
+};
+
+// The steps committed within `duration` (>= 0) of now, and every step
+// after the first of them.
+class CKPT_API LatestDuration final : public PreservationPolicy {
+ public:
+  explicit LatestDuration(std::chrono::system_clock::duration duration);
+  std::vector<bool> should_preserve(
+      const std::vector<CheckpointStep>& checkpoints,
+      const PreservationContext& context) const override;
+
+ private:
+  std::chrono::system_clock::duration duration_;
 };
 
 // Exactly these steps.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "training/policy_steps.h"
@@ -59,19 +60,111 @@ std::vector<bool> EveryNSeconds::should_preserve(
   return keep;
 }
 
-EveryNSteps::EveryNSteps(int64_t interval_steps)
-    : interval_steps_(interval_steps) {
-  if (interval_steps_ <= 0) {
-    throw InvalidArgumentError("EveryNSteps: the interval must be > 0");
+namespace {
+
+// Orbax's max_to_keep: of the steps `keep` marks, only the newest `max`.
+void keep_newest(std::vector<bool>& keep, const std::optional<size_t>& max) {
+  if (!max) return;
+  size_t kept = 0;
+  for (size_t i = keep.size(); i-- > 0;) {
+    if (keep[i] && ++kept > *max) keep[i] = false;
   }
+}
+
+void check_interval(int64_t interval_steps, const char* policy) {
+  if (interval_steps <= 0) {
+    throw InvalidArgumentError(std::string(policy) +
+                               ": the interval must be > 0");
+  }
+}
+
+// The multiple of `n` (> 0) that step / n rounds to, ties to even, as
+// Python's round(step / n), in integers.
+int64_t closest_multiple(int64_t step, int64_t n) {
+  int64_t q = step / n;
+  int64_t r = step % n;
+  if (r < 0) {  // floor division for negative steps
+    --q;
+    r += n;
+  }
+  // r > n - r, without overflow: round up; equal: to the even quotient.
+  if (r > n - r || (r == n - r && q % 2 != 0)) ++q;
+  return q;
+}
+
+}  // namespace
+
+EveryNSteps::EveryNSteps(int64_t interval_steps, bool exact_interval,
+                         std::optional<size_t> max_to_keep)
+    : interval_steps_(interval_steps),
+      exact_interval_(exact_interval),
+      max_to_keep_(max_to_keep) {
+  check_interval(interval_steps_, "EveryNSteps");
 }
 
 std::vector<bool> EveryNSteps::should_preserve(
     const std::vector<CheckpointStep>& checkpoints,
     const PreservationContext&) const {
   std::vector<bool> keep(checkpoints.size());
+  std::optional<int64_t> previous;
   for (size_t i = 0; i < checkpoints.size(); ++i) {
-    keep[i] = checkpoints[i].step % interval_steps_ == 0;
+    const int64_t step = checkpoints[i].step;
+    if (exact_interval_) {
+      keep[i] = step % interval_steps_ == 0;
+    } else if (!previous || step - *previous >= interval_steps_) {
+      keep[i] = true;
+      previous = step;
+    }
+  }
+  keep_newest(keep, max_to_keep_);
+  return keep;
+}
+
+EveryNStepsClosest::EveryNStepsClosest(int64_t interval_steps,
+                                       std::optional<size_t> max_to_keep)
+    : interval_steps_(interval_steps), max_to_keep_(max_to_keep) {
+  check_interval(interval_steps_, "EveryNStepsClosest");
+}
+
+std::vector<bool> EveryNStepsClosest::should_preserve(
+    const std::vector<CheckpointStep>& checkpoints,
+    const PreservationContext&) const {
+  std::vector<bool> keep(checkpoints.size(), false);
+  if (checkpoints.empty()) return keep;
+  // multiple -> (index of the closest step, its distance)
+  std::map<int64_t, std::pair<size_t, uint64_t>> best;
+  for (size_t i = 0; i < checkpoints.size(); ++i) {
+    const int64_t step = checkpoints[i].step;
+    const int64_t k = closest_multiple(step, interval_steps_);
+    const uint64_t distance =
+        step >= k * interval_steps_
+            ? static_cast<uint64_t>(step - k * interval_steps_)
+            : static_cast<uint64_t>(k * interval_steps_ - step);
+    auto [at, fresh] = best.try_emplace(k, i, distance);
+    if (!fresh && distance <= at->second.second) at->second = {i, distance};
+  }
+  for (const auto& entry : best) keep[entry.second.first] = true;
+  keep.back() = true;
+  keep_newest(keep, max_to_keep_);
+  return keep;
+}
+
+LatestDuration::LatestDuration(std::chrono::system_clock::duration duration)
+    : duration_(duration) {
+  if (duration_.count() < 0) {
+    throw InvalidArgumentError("LatestDuration: the duration must be >= 0");
+  }
+}
+
+std::vector<bool> LatestDuration::should_preserve(
+    const std::vector<CheckpointStep>& checkpoints,
+    const PreservationContext&) const {
+  const auto now = std::chrono::system_clock::now();
+  std::vector<bool> keep(checkpoints.size(), false);
+  bool recent = false;
+  for (size_t i = 0; i < checkpoints.size(); ++i) {
+    recent = recent || now - checkpoints[i].time <= duration_;
+    keep[i] = recent;
   }
   return keep;
 }

@@ -185,6 +185,63 @@ TEST_CASE("preservation policies keep the steps Orbax's keep",
 }
 
 TEST_CASE(
+    "EveryNSteps' exact_interval and max_to_keep, EveryNStepsClosest and "
+    "LatestDuration keep the steps Orbax's keep",
+    "[checkpointer]") {
+  // Irregular steps; every expected list worked out by hand from
+  // preservation_policy.py (orbax-checkpoint 0.12.8).
+  std::vector<std::tuple<int64_t, int, std::optional<double>>> rows;
+  for (int64_t step : {0, 7, 12, 15, 19, 25, 31, 38, 44}) {
+    rows.emplace_back(step, 0, std::nullopt);
+  }
+  const auto steps = steps_table(rows);
+  using V = std::vector<int64_t>;
+  CHECK(kept(EveryNSteps(10), steps) == V{0});
+  CHECK(kept(EveryNSteps(5), steps) == V{0, 15, 25});
+  CHECK(kept(EveryNSteps(5, true, 2), steps) == V{15, 25});
+  // Not exact: the first step, then each >= 10 steps after the last kept.
+  CHECK(kept(EveryNSteps(10, false), steps) == V{0, 12, 25, 38});
+  CHECK(kept(EveryNSteps(10, false, 2), steps) == V{25, 38});
+  CHECK(kept(EveryNSteps(10, false, 0), steps).empty());
+  // Closest to each multiple of 10: 0 (0), 12 (10), 19 (20: 15 and 25 are
+  // 5 away, 19 is 1), 31 (30), 38 (40: 44 is 4 away); the newest always.
+  CHECK(kept(EveryNStepsClosest(10), steps) == V{0, 12, 19, 31, 38, 44});
+  CHECK(kept(EveryNStepsClosest(10, 3), steps) == V{31, 38, 44});
+  // Equally close: the newer.
+  CHECK(kept(EveryNStepsClosest(10), steps_table({{8, 0, {}}, {12, 0, {}}})) ==
+        V{12});
+  // Halves round to the even multiple, as Python's round(): 25 -> 20 and
+  // 35 -> 40, so neither is the closest of a multiple of its own.
+  CHECK(
+      kept(EveryNStepsClosest(10),
+           steps_table({{20, 0, {}}, {25, 0, {}}, {35, 0, {}}, {40, 0, {}}})) ==
+      V{20, 40});
+  CHECK(kept(EveryNStepsClosest(10), {}).empty());
+  CHECK_THROWS_AS(EveryNStepsClosest(0), InvalidArgumentError);
+  CHECK_THROWS_AS(EveryNSteps(-5, false), InvalidArgumentError);
+
+  // LatestDuration: committed 5 h, 3 h, 1 h and 10 min ago.
+  const auto now = SystemClock::now();
+  std::vector<CheckpointStep> recent(4);
+  const std::chrono::minutes ago[] = {
+      std::chrono::minutes(300), std::chrono::minutes(180),
+      std::chrono::minutes(60), std::chrono::minutes(10)};
+  for (size_t i = 0; i < 4; ++i) {
+    recent[i].step = static_cast<int64_t>(i + 1);
+    recent[i].time = now - ago[i];
+  }
+  CHECK(kept(LatestDuration(std::chrono::hours(2)), recent) == V{3, 4});
+  CHECK(kept(LatestDuration(std::chrono::hours(24)), recent) == V{1, 2, 3, 4});
+  CHECK(kept(LatestDuration(std::chrono::seconds(0)), recent).empty());
+  // Every step after the first recent one, even an older one (a clock
+  // that went back).
+  std::swap(recent[1].time, recent[3].time);
+  CHECK(kept(LatestDuration(std::chrono::hours(2)), recent) == V{2, 3, 4});
+  CHECK_THROWS_AS(LatestDuration(std::chrono::seconds(-1)),
+                  InvalidArgumentError);
+}
+
+TEST_CASE(
     "BestN breaks ties in favour of the newer step and keeps steps without "
     "metrics unless told not to",
     "[checkpointer]") {
