@@ -419,7 +419,31 @@ struct CKPT_API CheckpointerOptions {
   bool handle_preemption_signals = false;
   // Remove the temporary folders of dead saves when the root is opened.
   bool cleanup_temporary_folders = true;
-  // Stored in each step's _CHECKPOINT_METADATA.
+  // The root's own custom metadata (a JSON object), as Orbax's
+  // Checkpointer(custom_metadata=...): written once, by the primary host,
+  // to <root>/metadata/_ROOT_METADATA when the root has none yet (a root
+  // keeps what its first run wrote); empty: none is written. Read it back
+  // with root_metadata(). A step's own is StepSaveOptions::custom_metadata.
+  nlohmann::json custom_metadata = nlohmann::json::object();
+};
+
+// How one step is saved (Orbax's Checkpointer.save arguments).
+struct CKPT_API StepSaveOptions {
+  // A JSON object, saved as the `metrics` checkpointable.
+  std::optional<nlohmann::json> metrics;
+  // Save whatever the save decision policy says.
+  bool force = false;
+  // Replace the step if it exists. Unlike Orbax, which deletes the old step
+  // first, the old step stays loadable until the new one commits, and is
+  // kept when the policy skips the save.
+  bool overwrite = false;
+  // A JSON object stored in this step's _CHECKPOINT_METADATA.
+  nlohmann::json custom_metadata = nlohmann::json::object();
+};
+
+// The root's metadata (Orbax's RootMetadata).
+struct CKPT_API RootMetadata {
+  std::filesystem::path directory;
   nlohmann::json custom_metadata = nlohmann::json::object();
 };
 
@@ -472,6 +496,21 @@ class CKPT_API Checkpointer {
       int64_t step, const Checkpointables& checkpointables,
       const std::optional<nlohmann::json>& metrics = std::nullopt,
       bool force = false);
+  // The same, with every option of a step's save (metrics, force,
+  // overwrite, custom metadata). With `overwrite`, an existing step is no
+  // AlreadyExistsError: the policy decides as if it were not there (force
+  // skips it), a step in flight is waited for first, and the new step
+  // replaces the old one at its commit.
+  bool save_pytree(int64_t step, const Value& tree,
+                   const StepSaveOptions& options);
+  bool save_checkpointables(int64_t step,
+                            const Checkpointables& checkpointables,
+                            const StepSaveOptions& options);
+  bool save_pytree_async(int64_t step, const Value& tree,
+                         const StepSaveOptions& options);
+  bool save_checkpointables_async(int64_t step,
+                                  const Checkpointables& checkpointables,
+                                  const StepSaveOptions& options);
 
   // The committed steps, ascending, and the newest of them.
   std::vector<CheckpointStep> checkpoints() const;
@@ -487,6 +526,16 @@ class CKPT_API Checkpointer {
   Checkpointables load_checkpointables(
       std::optional<int64_t> step = std::nullopt,
       const Checkpointables& abstracts = {});
+  // What `step` (default: the newest committed) holds, without loading it,
+  // as ckpt::metadata / ckpt::checkpointables_metadata: its checkpoint
+  // metadata (times, metrics, custom metadata) and the checkpointables'.
+  Metadata metadata(std::optional<int64_t> step = std::nullopt);
+  CheckpointablesMetadata checkpointables_metadata(
+      std::optional<int64_t> step = std::nullopt);
+  // The root's custom metadata (CheckpointerOptions::custom_metadata, as
+  // the root's first run wrote it; empty when it has none). DataLossError
+  // naming the file when it is damaged.
+  RootMetadata root_metadata() const;
 
   bool is_saving_in_progress() const;
   // Waits for the save in flight to commit and applies the preservation
@@ -509,8 +558,8 @@ class CKPT_API Checkpointer {
   std::unique_ptr<State> state_;
 
   bool save(int64_t step, const Checkpointables& checkpointables,
-            const std::optional<nlohmann::json>& metrics, bool force,
-            bool async);
+            const StepSaveOptions& options, bool async);
+  bool decide(int64_t step, std::optional<int64_t> replacing);
 };
 
 }  // namespace ckpt

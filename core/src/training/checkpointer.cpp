@@ -3,6 +3,8 @@
 #include <ckpt/checkpointer.h>
 #include <ckpt/context.h>
 #include <ckpt/errors.h>
+#include <ckpt/sdk/files.h>
+#include <ckpt/sdk/json.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include "training/checkpoint_root.h"
 #include "util/error_conversion.h"
 #include "util/logging.h"
+#include "value/utf8_checks.h"
 
 namespace fs = std::filesystem;
 
@@ -86,13 +89,38 @@ struct Checkpointer::State {
   bool preemption_agreed = false;  // every process knows of a notice
   bool preemption_saved = false;   // and a step after it committed
   bool closed = false;
-
-  std::optional<int64_t> newest_step() const {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (steps.empty()) return std::nullopt;
-    return steps.back().step;
-  }
 };
+
+namespace {
+
+// Orbax's root metadata: <root>/metadata/_ROOT_METADATA, a JSON object
+// whose "custom_metadata" is the root's custom metadata.
+constexpr const char* kRootMetadataFolder = "metadata";
+constexpr const char* kRootMetadataFile = "_ROOT_METADATA";
+// A root's metadata is a small document; a larger file is not one.
+constexpr uintmax_t kMaxRootMetadataBytes = 16u << 20;
+
+fs::path root_metadata_path(const fs::path& root) {
+  return root / kRootMetadataFolder / kRootMetadataFile;
+}
+
+// Writes the root's custom metadata unless the root has some already: in
+// a temporary file first, renamed into place (no half-written file).
+void write_root_metadata(const fs::path& root, const nlohmann::json& custom) {
+  const fs::path path = root_metadata_path(root);
+  std::error_code ec;
+  if (fs::symlink_status(path, ec).type() != fs::file_type::not_found) return;
+  internal::with_errors_converted([&] {
+    fs::create_directories(path.parent_path());
+    const fs::path temporary = internal::temporary_path_for(path);
+    internal::write_file(
+        temporary, nlohmann::json{{"custom_metadata", custom}}.dump(), 0644);
+    fs::rename(temporary, path);
+    internal::fsync_directory(path.parent_path());
+  });
+}
+
+}  // namespace
 
 Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
     : directory_(fs::absolute(std::move(directory)).lexically_normal()),
@@ -109,6 +137,19 @@ Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
   RootListing listing =
       list_checkpoint_root(directory_, s.options.step_name_format);
   s.steps = committed_steps(listing);
+  if (!s.options.custom_metadata.is_object()) {
+    throw InvalidArgumentError(
+        "CheckpointerOptions: custom_metadata must be a JSON object");
+  }
+  if (!s.options.custom_metadata.empty()) {
+    internal::check_json_text(s.options.custom_metadata,
+                              "CheckpointerOptions: custom_metadata");
+    if (s.primary) write_root_metadata(directory_, s.options.custom_metadata);
+    // Every process reads the root's metadata once the primary wrote it.
+    if (s.collectives && s.collectives->process_count() > 1) {
+      s.collectives->barrier();
+    }
+  }
   for (TemporaryFolder& temporary : listing.temporaries) {
     if (s.primary && s.options.cleanup_temporary_folders &&
         internal::remove_if_dead(
@@ -130,15 +171,39 @@ Checkpointer::~Checkpointer() {
 }
 
 bool Checkpointer::should_save(int64_t step) {
+  return decide(step, std::nullopt);
+}
+
+// should_save(step), as if step `replacing` (one being overwritten) were
+// not in the root.
+bool Checkpointer::decide(int64_t step, std::optional<int64_t> replacing) {
   State& s = *state_;
   const bool many_processes =
       s.collectives && s.collectives->process_count() > 1;
   // The decision of a job is a collective, and so is the commit of a save
   // in flight, on its own thread: never both at once.
   if (many_processes) wait();
-  std::optional<int64_t> newest = s.newest_step();
-  if (s.has_in_flight && (!newest || s.in_flight_step > *newest)) {
-    newest = s.in_flight_step;  // as good as committed, for this decision
+  // The step in flight counts from the moment its save started, as
+  // Orbax's do: a root with a save in flight is no longer empty.
+  std::vector<CheckpointStep> previous = checkpoints();
+  if (replacing) {
+    previous.erase(std::remove_if(previous.begin(), previous.end(),
+                                  [&](const CheckpointStep& c) {
+                                    return c.step == *replacing;
+                                  }),
+                   previous.end());
+  }
+  if (s.has_in_flight) {
+    CheckpointStep saving;
+    saving.step = s.in_flight_step;
+    saving.path = directory_ / s.options.step_name_format.name(saving.step);
+    saving.time = s.in_flight_started;
+    saving.in_flight = true;
+    previous.push_back(std::move(saving));
+  }
+  std::optional<int64_t> newest;
+  for (const CheckpointStep& c : previous) {
+    if (!newest || c.step > *newest) newest = c.step;
   }
   bool local = false;
   const bool noticed = g_preempted.load() || s.preemption_agreed;
@@ -150,17 +215,6 @@ bool Checkpointer::should_save(int64_t step) {
     DecisionContext context;
     context.is_saving_in_progress = is_saving_in_progress();
     context.reached_preemption = noticed && !s.preemption_saved;
-    // The step in flight counts from the moment its save started, as
-    // Orbax's do: a root with a save in flight is no longer empty.
-    std::vector<CheckpointStep> previous = checkpoints();
-    if (s.has_in_flight) {
-      CheckpointStep saving;
-      saving.step = s.in_flight_step;
-      saving.path = directory_ / s.options.step_name_format.name(saving.step);
-      saving.time = s.in_flight_started;
-      saving.in_flight = true;
-      previous.push_back(std::move(saving));
-    }
     local = context.reached_preemption ||
             s.options.save_decision_policy->should_save(candidate, previous,
                                                         context);
@@ -185,62 +239,107 @@ bool Checkpointer::should_save(int64_t step) {
   return (decision || unsaved_notice) && (!newest || step > *newest);
 }
 
+namespace {
+
+StepSaveOptions step_options(const std::optional<nlohmann::json>& metrics,
+                             bool force) {
+  StepSaveOptions options;
+  options.metrics = metrics;
+  options.force = force;
+  return options;
+}
+
+}  // namespace
+
 bool Checkpointer::save_pytree(int64_t step, const Value& tree,
                                const std::optional<nlohmann::json>& metrics,
                                bool force) {
-  return save(step, {{kDefaultCheckpointableName, tree}}, metrics, force,
-              /*async=*/false);
+  return save_pytree(step, tree, step_options(metrics, force));
 }
 bool Checkpointer::save_checkpointables(
     int64_t step, const Checkpointables& checkpointables,
     const std::optional<nlohmann::json>& metrics, bool force) {
-  return save(step, checkpointables, metrics, force, /*async=*/false);
+  return save_checkpointables(step, checkpointables,
+                              step_options(metrics, force));
 }
 bool Checkpointer::save_pytree_async(
     int64_t step, const Value& tree,
     const std::optional<nlohmann::json>& metrics, bool force) {
-  return save(step, {{kDefaultCheckpointableName, tree}}, metrics, force,
-              /*async=*/true);
+  return save_pytree_async(step, tree, step_options(metrics, force));
 }
 bool Checkpointer::save_checkpointables_async(
     int64_t step, const Checkpointables& checkpointables,
     const std::optional<nlohmann::json>& metrics, bool force) {
-  return save(step, checkpointables, metrics, force, /*async=*/true);
+  return save_checkpointables_async(step, checkpointables,
+                                    step_options(metrics, force));
+}
+bool Checkpointer::save_pytree(int64_t step, const Value& tree,
+                               const StepSaveOptions& options) {
+  return save(step, {{kDefaultCheckpointableName, tree}}, options,
+              /*async=*/false);
+}
+bool Checkpointer::save_checkpointables(int64_t step,
+                                        const Checkpointables& checkpointables,
+                                        const StepSaveOptions& options) {
+  return save(step, checkpointables, options, /*async=*/false);
+}
+bool Checkpointer::save_pytree_async(int64_t step, const Value& tree,
+                                     const StepSaveOptions& options) {
+  return save(step, {{kDefaultCheckpointableName, tree}}, options,
+              /*async=*/true);
+}
+bool Checkpointer::save_checkpointables_async(
+    int64_t step, const Checkpointables& checkpointables,
+    const StepSaveOptions& options) {
+  return save(step, checkpointables, options, /*async=*/true);
 }
 
 bool Checkpointer::save(int64_t step, const Checkpointables& checkpointables,
-                        const std::optional<nlohmann::json>& metrics,
-                        bool force, bool async) {
+                        const StepSaveOptions& step_options, bool async) {
   State& s = *state_;
   if (s.closed) {
     throw InvalidArgumentError("the checkpointer of " + directory_.string() +
                                " is closed");
   }
+  const std::optional<nlohmann::json>& metrics = step_options.metrics;
   if (metrics && !metrics->is_object()) {
     throw InvalidArgumentError("the metrics of step " + std::to_string(step) +
                                " must be a JSON object");
   }
+  if (!step_options.custom_metadata.is_object()) {
+    throw InvalidArgumentError("the custom metadata of step " +
+                               std::to_string(step) + " must be a JSON object");
+  }
   const fs::path path = directory_ / s.options.step_name_format.name(step);
+  bool exists = false;
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     const bool listed =
         std::any_of(s.steps.begin(), s.steps.end(),
                     [&](const CheckpointStep& c) { return c.step == step; });
     std::error_code ec;
-    if (listed || (s.has_in_flight && s.in_flight_step == step) ||
-        fs::symlink_status(path, ec).type() != fs::file_type::not_found) {
-      throw AlreadyExistsError("step " + std::to_string(step) +
-                               " already exists: " + path.string());
-    }
+    exists = listed || (s.has_in_flight && s.in_flight_step == step) ||
+             fs::symlink_status(path, ec).type() != fs::file_type::not_found;
   }
+  if (exists && !step_options.overwrite) {
+    throw AlreadyExistsError("step " + std::to_string(step) +
+                             " already exists: " + path.string() +
+                             " (save with overwrite to replace it)");
+  }
+  // Its own save in flight commits before it is replaced.
+  if (exists && s.has_in_flight && s.in_flight_step == step) wait();
   // Decided before waiting for the save in flight, as Orbax does: a
   // policy that skips while a save is in flight (continuous) never blocks.
-  if (!should_save(step) && !force) return false;
+  if (!decide(step, exists ? std::optional<int64_t>(step) : std::nullopt) &&
+      !step_options.force) {
+    return false;
+  }
   const bool for_preemption = s.preemption_agreed && !s.preemption_saved;
   wait();  // one save in flight at most
 
   SaveOptions options;
-  options.custom_metadata = s.options.custom_metadata;
+  options.custom_metadata = step_options.custom_metadata;
+  options.overwrite = exists;
   if (metrics && !metrics->empty()) options.metrics = *metrics;
   s.in_flight =
       ckpt::save_checkpointables_async(path, checkpointables, options);
@@ -330,6 +429,56 @@ Checkpointables Checkpointer::load_checkpointables(
   return ckpt::load_checkpointables(loading.path(), abstracts);
 }
 
+Metadata Checkpointer::metadata(std::optional<int64_t> step) {
+  State& s = *state_;
+  LoadingStep loading(s.mutex, s.steps, s.loading, step, directory_);
+  return ckpt::metadata(loading.path());
+}
+
+CheckpointablesMetadata Checkpointer::checkpointables_metadata(
+    std::optional<int64_t> step) {
+  State& s = *state_;
+  LoadingStep loading(s.mutex, s.steps, s.loading, step, directory_);
+  return ckpt::checkpointables_metadata(loading.path());
+}
+
+RootMetadata Checkpointer::root_metadata() const {
+  RootMetadata out;
+  out.directory = directory_;
+  const fs::path path = root_metadata_path(directory_);
+  std::string text;
+  const bool found = internal::with_errors_converted([&] {
+    std::error_code ec;
+    const uintmax_t size = fs::file_size(path, ec);
+    if (!ec && size > kMaxRootMetadataBytes) {
+      throw DataLossError(path.string() + " holds " + std::to_string(size) +
+                          " bytes, more than a root's metadata may (" +
+                          std::to_string(kMaxRootMetadataBytes) + ")");
+    }
+    return sdk::read_file_if_exists(path.string(), text);
+  });
+  if (!found) return out;
+  const nlohmann::json j = internal::with_errors_converted(
+      [&] { return sdk::parse_json_from_disk(text, path.string()); });
+  if (!j.is_object()) {
+    throw DataLossError(path.string() + ": not a JSON object");
+  }
+  // As Orbax reads it: "custom_metadata" (an object or null), and any other
+  // key but Orbax's internal ones joins it.
+  for (const auto& [key, value] : j.items()) {
+    if (key == "custom_metadata") {
+      if (!value.is_object() && !value.is_null()) {
+        throw DataLossError(path.string() +
+                            ": custom_metadata is not a JSON object");
+      }
+      if (value.is_object()) out.custom_metadata.update(value);
+    } else if (key != "internal_metadata") {
+      out.custom_metadata[key] = value;
+    }
+  }
+  return out;
+}
+
 bool Checkpointer::is_saving_in_progress() const {
   return state_->has_in_flight && !state_->in_flight.done();
 }
@@ -349,6 +498,12 @@ void Checkpointer::wait() {
   std::vector<CheckpointStep> doomed;
   {
     std::lock_guard<std::mutex> lock(s.mutex);
+    // An overwritten step replaces its old entry.
+    s.steps.erase(std::remove_if(s.steps.begin(), s.steps.end(),
+                                 [&](const CheckpointStep& c) {
+                                   return c.step == committed.checkpoint.step;
+                                 }),
+                  s.steps.end());
     s.steps.push_back(committed.checkpoint);
     std::stable_sort(s.steps.begin(), s.steps.end(),
                      [](const CheckpointStep& a, const CheckpointStep& b) {

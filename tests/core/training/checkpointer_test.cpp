@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <future>
+#include <thread>
 
 #include "format/names.h"
 #include "gated.h"
@@ -474,6 +475,122 @@ TEST_CASE(
     CHECK_FALSE(custom.save_pytree(9, tree_of(9)));
     REQUIRE(recording.seen->size() == 1);
     CHECK_FALSE(recording.seen->at(0).in_flight);
+  }
+}
+
+TEST_CASE(
+    "overwrite replaces a step, the old one loadable until the new commits",
+    "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  Checkpointer checkpointer(root);  // initial + continuous + preemption
+  REQUIRE(checkpointer.save_pytree(1, tree_of(1)));
+  CHECK_THROWS_AS(checkpointer.save_pytree(1, tree_of(1)), AlreadyExistsError);
+  StepSaveOptions overwrite;
+  overwrite.overwrite = true;
+  // The policies decide as if step 1 were not there: the initial save.
+  CHECK(checkpointer.save_pytree(1, tree_of(7), overwrite));
+  CHECK(checkpointer.load_pytree(1).at("step").as_int() == 7);
+  CHECK(steps_of(checkpointer.checkpoints()) == std::vector<int64_t>{1});
+  REQUIRE(checkpointer.save_pytree(2, tree_of(2)));
+  // Step 1 is older than step 2: no policy saves it, and unlike Orbax
+  // (which deletes first) the old step 1 stays.
+  CHECK_FALSE(checkpointer.save_pytree(1, tree_of(8), overwrite));
+  CHECK(checkpointer.load_pytree(1).at("step").as_int() == 7);
+
+  SECTION("forced, async: the old step loads while the new is in flight") {
+    auto gated = std::make_shared<Gated>();
+    gated->value = 11;
+    overwrite.force = true;
+    REQUIRE(checkpointer.save_checkpointables_async(
+        1, {{"x", Value::stateful(gated)}}, overwrite));
+    CHECK(checkpointer.load_pytree(1).at("step").as_int() == 7);
+    gated->open();
+    checkpointer.wait();
+    CHECK(checkpointer.checkpointables_metadata(1).checkpoint.typestr_of("x"));
+    CHECK(steps_of(checkpointer.checkpoints()) == std::vector<int64_t>{1, 2});
+    CHECK(steps_on_disk(root) == std::vector<int64_t>{1, 2});
+  }
+  SECTION("a step in flight is waited for, then replaced") {
+    auto gated = std::make_shared<Gated>();
+    REQUIRE(checkpointer.save_checkpointables_async(
+        3, {{"x", Value::stateful(gated)}}, std::nullopt, /*force=*/true));
+    std::thread opener([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      gated->open();
+    });
+    overwrite.force = true;
+    CHECK(checkpointer.save_pytree(3, tree_of(33), overwrite));
+    opener.join();
+    CHECK(checkpointer.load_pytree(3).at("step").as_int() == 33);
+    CHECK(steps_of(checkpointer.checkpoints()) ==
+          std::vector<int64_t>{1, 2, 3});
+  }
+}
+
+TEST_CASE(
+    "a step's metadata without loading it; custom metadata per step, and "
+    "the root's once",
+    "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  CheckpointerOptions options;
+  options.custom_metadata = {{"run", "alpha"}};
+  {
+    Checkpointer checkpointer(root, options);
+    CHECK(fs::is_regular_file(root / "metadata" / "_ROOT_METADATA"));
+    CHECK(checkpointer.root_metadata().custom_metadata ==
+          nlohmann::json{{"run", "alpha"}});
+    StepSaveOptions step;
+    step.custom_metadata = {{"note", "first"}};
+    step.metrics = nlohmann::json{{"loss", 0.5}};
+    REQUIRE(checkpointer.save_pytree(1, tree_of(1), step));
+    const Metadata m = checkpointer.metadata(1);
+    CHECK(m.checkpoint.custom_metadata == nlohmann::json{{"note", "first"}});
+    CHECK(m.checkpoint.metrics == nlohmann::json{{"loss", 0.5}});
+    CHECK(m.metadata.find("step") != nullptr);
+    CHECK(checkpointer.metadata().checkpoint.path == root / "1");
+    const CheckpointablesMetadata all =
+        checkpointer.checkpointables_metadata(1);
+    REQUIRE_FALSE(all.metadata.empty());
+    CHECK(all.metadata.at(0).first == "state");
+    CHECK_THROWS_AS(checkpointer.metadata(9), NotFoundError);
+    StepSaveOptions not_object;
+    not_object.custom_metadata = nlohmann::json::array({1});
+    CHECK_THROWS_AS(checkpointer.save_pytree(2, tree_of(2), not_object),
+                    InvalidArgumentError);
+  }
+  // A root keeps what its first run wrote; the metadata folder is no step.
+  options.custom_metadata = {{"run", "beta"}};
+  Checkpointer again(root, options);
+  CHECK(again.root_metadata().custom_metadata ==
+        nlohmann::json{{"run", "alpha"}});
+  CHECK(steps_of(again.checkpoints()) == std::vector<int64_t>{1});
+  CHECK(again.metadata().checkpoint.custom_metadata ==
+        nlohmann::json{{"note", "first"}});
+
+  SECTION("Orbax's root metadata: unknown keys join the custom metadata") {
+    fs::remove(root / "metadata" / "_ROOT_METADATA");
+    write_text(root / "metadata" / "_ROOT_METADATA",
+               R"({"internal_metadata": {}, "custom_metadata": {"a": 1},)"
+               R"( "extra": 2})");
+    CHECK(again.root_metadata().custom_metadata ==
+          nlohmann::json{{"a", 1}, {"extra", 2}});
+  }
+  SECTION("none: empty") {
+    Checkpointer plain(dir / "plain");
+    CHECK(plain.root_metadata().custom_metadata.empty());
+    CHECK_FALSE(fs::exists(dir / "plain" / "metadata"));
+  }
+  SECTION("damaged: a data loss error naming the file") {
+    fs::remove(root / "metadata" / "_ROOT_METADATA");
+    write_text(root / "metadata" / "_ROOT_METADATA", "{\"custom_metadata\": [");
+    try {
+      again.root_metadata();
+      FAIL("no error");
+    } catch (const DataLossError& e) {
+      CHECK_THAT(e.what(), Catch::Contains("_ROOT_METADATA"));
+    }
   }
 }
 
