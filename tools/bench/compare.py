@@ -67,7 +67,7 @@ def compare_revisions(a, workloads, primer_of, perf):
     results = []
     for w in workloads:
         samples = {(step, who): [] for step, _ in STEPS for who in builds}
-        for r in range(a.runs):
+        for r in range(a.runs or 5):
             for k, (step, _) in enumerate(STEPS):
                 order = ["this", "rev"] if (r + k) % 2 == 0 else ["rev", "this"]
                 for who in order:
@@ -83,14 +83,14 @@ def compare_revisions(a, workloads, primer_of, perf):
                     stdout, _ = run_measured(argv, env, perf)
                     samples[(step, who)].append(
                         json.loads(stdout.strip().splitlines()[-1])["seconds"])
-            print(f"  compare {w}: round {r + 1} of {a.runs} done", file=sys.stderr)
+            print(f"  compare {w}: round {r + 1} of {a.runs or 5} done", file=sys.stderr)
         for step, label in STEPS:
             c = verdict.compare(samples[(step, "this")], samples[(step, "rev")])
             results.append(dict(c, workload=w, step=label,
                                 this=verdict.median(samples[(step, "this")]),
                                 rev=verdict.median(samples[(step, "rev")])))
     print(f"A/B: this build ({here}{dirty}) against {a.compare} ({sha[:12]}); "
-          f"runs={a.runs} scale={a.scale}; medians in seconds; ratio = this / {a.compare}")
+          f"runs={a.runs or 5} scale={a.scale}; medians in seconds; ratio = this / {a.compare}")
     print(f"{'workload':8} {'step':28} {'this s':>8} {'rev s':>8} "
           f"{'ratio [95% interval]':>26}  verdict (this build)")
     for c in results:
