@@ -112,11 +112,11 @@ FolderOwner owner_of_temporary(const fs::path& folder) {
   return out;
 }
 
-bool remove_if_dead(const fs::path& folder, const FolderOwner& owner) {
-  if (owner.state != OwnerState::kGone) return false;
+bool remove_if_dead(const fs::path& folder, OwnerState state,
+                    const std::string& description) {
+  if (state != OwnerState::kGone) return false;
   log(CKPT_LOG_INFO, "removing " + folder.string() +
-                         ", left by a save that died (" + owner.description +
-                         ")");
+                         ", left by a save that died (" + description + ")");
   remove_quietly(folder);
   return true;
 }
@@ -128,7 +128,7 @@ void remove_dead_temporaries_of(const fs::path& final_path) {
   for (fs::directory_iterator it(final_path.parent_path(), ec), end;
        !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (is_temporary_name(name) && is_temporary_of(name, final_name)) {
+    if (is_temporary_of(name, final_name)) {
       ours.push_back(it->path());
     }
   }
@@ -136,7 +136,8 @@ void remove_dead_temporaries_of(const fs::path& final_path) {
   static std::set<std::string> reported;
   for (const fs::path& folder : ours) {
     const FolderOwner owner = owner_of_temporary(folder);
-    if (remove_if_dead(folder, owner) || owner.state == OwnerState::kAlive) {
+    if (remove_if_dead(folder, owner.state, owner.description) ||
+        owner.state == OwnerState::kAlive) {
       continue;
     }
     std::lock_guard<std::mutex> lock(mutex);

@@ -49,8 +49,8 @@ FolderOwner owner_of_temporary(const std::filesystem::path& folder);
 
 // Removes temporary folder `folder` when its save died on this host and
 // boot (kGone), logging why; true when it did.
-bool remove_if_dead(const std::filesystem::path& folder,
-                    const FolderOwner& owner);
+bool remove_if_dead(const std::filesystem::path& folder, OwnerState state,
+                    const std::string& description);
 
 // Before a save to `final_path`: removes the temporary folders of earlier
 // saves to it that died, by remove_if_dead's rules, and reports the others

@@ -152,9 +152,8 @@ Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
   }
   for (TemporaryFolder& temporary : listing.temporaries) {
     if (s.primary && s.options.cleanup_temporary_folders &&
-        internal::remove_if_dead(
-            temporary.path,
-            {temporary.owner, std::nullopt, temporary.owner_description})) {
+        internal::remove_if_dead(temporary.path, temporary.owner,
+                                 temporary.owner_description)) {
       continue;
     }
     s.leftovers.push_back(std::move(temporary));
