@@ -203,45 +203,55 @@ std::optional<Value> metadata_of(const internal::OpenedCheckpoint& checkpoint,
 Checkpointables load_checkpointables(const fs::path& path,
                                      const Checkpointables& abstracts) {
   return internal::with_errors_converted([&] {
-    const internal::OpenedCheckpoint checkpoint =
-        internal::open_checkpoint(path);
-    return load_from(checkpoint, checkpoint.checkpointables(), abstracts);
+    Checkpointables out;
+    internal::with_opened_checkpoint(
+        path, [&](const internal::OpenedCheckpoint& checkpoint) {
+          out = load_from(checkpoint, checkpoint.checkpointables(), abstracts);
+        });
+    return out;
   });
 }
 
 Value load(const fs::path& path, const Value* abstract_value,
            const std::string& name) {
   return internal::with_errors_converted([&] {
-    const internal::OpenedCheckpoint checkpoint =
-        internal::open_checkpoint(path);
-    const std::vector<std::string> available = checkpoint.checkpointables();
-    const std::string resolved =
-        name == kAutoName ? auto_name(checkpoint, available) : name;
-    Value abstract_copy = abstract_value ? *abstract_value : Value();
-    return load_from(checkpoint, available, {{resolved, abstract_copy}})[0]
-        .second;
+    Value out;
+    internal::with_opened_checkpoint(
+        path, [&](const internal::OpenedCheckpoint& checkpoint) {
+          const std::vector<std::string> available =
+              checkpoint.checkpointables();
+          const std::string resolved =
+              name == kAutoName ? auto_name(checkpoint, available) : name;
+          Value abstract_copy = abstract_value ? *abstract_value : Value();
+          out = load_from(checkpoint, available, {{resolved, abstract_copy}})[0]
+                    .second;
+        });
+    return out;
   });
 }
 
 Metadata metadata(const fs::path& path, const std::string& name) {
   return internal::with_errors_converted([&] {
     Metadata out;
-    const internal::OpenedCheckpoint checkpoint =
-        internal::open_checkpoint(path);
-    out.checkpoint = checkpoint.info;
-    const std::string resolved =
-        name == kAutoName ? auto_name(checkpoint, checkpoint.checkpointables())
-                          : name;
-    out.name = resolved;
-    try {
-      if (auto value = metadata_of(checkpoint, resolved)) {
-        out.metadata = *value;
-      }
-    } catch (...) {
-      std::rethrow_exception(internal::current_exception_as_error(
-          "failed to read the metadata of checkpointable '" + resolved +
-          "' in " + path.string()));
-    }
+    internal::with_opened_checkpoint(
+        path, [&](const internal::OpenedCheckpoint& checkpoint) {
+          out = Metadata();
+          out.checkpoint = checkpoint.info;
+          const std::string resolved =
+              name == kAutoName
+                  ? auto_name(checkpoint, checkpoint.checkpointables())
+                  : name;
+          out.name = resolved;
+          try {
+            if (auto value = metadata_of(checkpoint, resolved)) {
+              out.metadata = *value;
+            }
+          } catch (...) {
+            std::rethrow_exception(internal::current_exception_as_error(
+                "failed to read the metadata of checkpointable '" + resolved +
+                "' in " + path.string()));
+          }
+        });
     return out;
   });
 }
@@ -249,28 +259,31 @@ Metadata metadata(const fs::path& path, const std::string& name) {
 CheckpointablesMetadata checkpointables_metadata(const fs::path& path) {
   return internal::with_errors_converted([&] {
     CheckpointablesMetadata out;
-    const internal::OpenedCheckpoint checkpoint =
-        internal::open_checkpoint(path);
-    out.checkpoint = checkpoint.info;
-    for (const std::string& name : checkpoint.checkpointables()) {
-      Value value;
-      try {
-        if (auto m = metadata_of(checkpoint, name)) value = *m;
-      } catch (const Error& e) {
-        // Orbax's rule: a handler without metadata yields none. Damaged
-        // metadata is never passed over.
-        if (e.kind() == ErrorKind::kDataLoss) {
-          throw DataLossError("the metadata of checkpointable '" + name +
-                              "' in " + path.string() +
-                              " is damaged: " + e.what());
-        }
-        internal::log(e.kind() == ErrorKind::kUnimplemented ? CKPT_LOG_DEBUG
-                                                            : CKPT_LOG_WARNING,
-                      "no metadata for checkpointable '" + name + "' in " +
-                          path.string() + ": " + e.what());
-      }
-      out.metadata.emplace_back(name, std::move(value));
-    }
+    internal::with_opened_checkpoint(
+        path, [&](const internal::OpenedCheckpoint& checkpoint) {
+          out = CheckpointablesMetadata();
+          out.checkpoint = checkpoint.info;
+          for (const std::string& name : checkpoint.checkpointables()) {
+            Value value;
+            try {
+              if (auto m = metadata_of(checkpoint, name)) value = *m;
+            } catch (const Error& e) {
+              // Orbax's rule: a handler without metadata yields none. Damaged
+              // metadata is never passed over.
+              if (e.kind() == ErrorKind::kDataLoss) {
+                throw DataLossError("the metadata of checkpointable '" + name +
+                                    "' in " + path.string() +
+                                    " is damaged: " + e.what());
+              }
+              internal::log(e.kind() == ErrorKind::kUnimplemented
+                                ? CKPT_LOG_DEBUG
+                                : CKPT_LOG_WARNING,
+                            "no metadata for checkpointable '" + name +
+                                "' in " + path.string() + ": " + e.what());
+            }
+            out.metadata.emplace_back(name, std::move(value));
+          }
+        });
     return out;
   });
 }

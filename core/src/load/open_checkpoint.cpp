@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cerrno>
+
 #include "format/checkpoint_metadata.h"
 #include "format/names.h"
 #include "util/error_conversion.h"
@@ -14,13 +16,20 @@ namespace fs = std::filesystem;
 namespace ckpt {
 
 CheckpointInfo read_checkpoint_info(const fs::path& path) {
-  return internal::open_checkpoint(path).info;
+  CheckpointInfo info;
+  internal::with_opened_checkpoint(
+      path, [&](const internal::OpenedCheckpoint& c) { info = c.info; });
+  return info;
 }
 
 bool check_checkpointable_bytes(const fs::path& path, const std::string& name) {
   return internal::with_errors_converted([&] {
     internal::check_checkpointable_name(name, true);
-    return internal::open_checkpoint(path).check(name);
+    bool checked = false;
+    internal::with_opened_checkpoint(
+        path,
+        [&](const internal::OpenedCheckpoint& c) { checked = c.check(name); });
+    return checked;
   });
 }
 
@@ -148,14 +157,15 @@ void check_format_version(const fs::path& path, const CheckpointInfo& info,
   }
 }
 
-}  // namespace
-
-OpenedCheckpoint open_checkpoint(const fs::path& path) {
+// Validates the layout of the folder `dir` opened and reads
+// _CHECKPOINT_METADATA and _CHECKSUMS through it.
+OpenedCheckpoint open_checkpoint(std::shared_ptr<const CheckpointDir> dir_ptr) {
+  const fs::path& path = dir_ptr->path();
   // "<tmp>/" and "<tmp>/." name the temporary folder too.
   fs::path named = path.lexically_normal();
   if (!named.has_filename()) named = named.parent_path();
   OpenedCheckpoint out;
-  out.dir = std::make_unique<CheckpointDir>(path);
+  out.dir = std::move(dir_ptr);
   if (is_temporary_name(named.filename().string())) {
     throw invalid_checkpoint(
         path,
@@ -191,6 +201,46 @@ OpenedCheckpoint open_checkpoint(const fs::path& path) {
   info.checksums_recorded = out.checksums.has_value();
   check_format_version(path, info, out.checksums.has_value());
   return out;
+}
+
+bool path_is_gone(const fs::path& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) != 0 && errno == ENOENT;
+}
+
+}  // namespace
+
+void with_opened_checkpoint(
+    const fs::path& path,
+    const std::function<void(const OpenedCheckpoint&)>& read) {
+  for (int attempt = 0;; ++attempt) {
+    std::shared_ptr<const CheckpointDir> dir;
+    try {
+      dir = std::make_shared<const CheckpointDir>(path);
+      read(open_checkpoint(dir));
+      return;
+    } catch (...) {
+      if (!dir || !dir->deleted()) throw;
+      if (path_is_gone(path)) {
+        throw NotFoundError("checkpoint " + path.string() +
+                            " was deleted while it was being read");
+      }
+      if (attempt < kReplacedRetries) continue;
+      const std::exception_ptr last = current_exception_as_error();
+      std::string why;
+      try {
+        std::rethrow_exception(last);
+      } catch (const Error& e) {
+        why = e.what();
+      }
+      throw TimeoutError(
+          "checkpoint " + path.string() + " was replaced " +
+          std::to_string(kReplacedRetries + 1) +
+          " times while it was being read (each try found a newer version; "
+          "no damage was seen); the last try: " +
+          why);
+    }
+  }
 }
 
 fs::path OpenedCheckpoint::folder_of(const std::string& name) const {

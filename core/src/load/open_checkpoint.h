@@ -7,6 +7,7 @@
 #include <ckpt/layout.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,7 +22,7 @@ namespace ckpt::internal {
 // read through it, so one load sees one version), _CHECKPOINT_METADATA
 // read and, when the checkpoint has them, checked against _CHECKSUMS.
 struct OpenedCheckpoint {
-  std::unique_ptr<CheckpointDir> dir;
+  std::shared_ptr<const CheckpointDir> dir;
   CheckpointInfo info;  // info.path: the path the caller named
   std::optional<ChecksumRecord> checksums;
 
@@ -35,9 +36,22 @@ struct OpenedCheckpoint {
   bool check(const std::string& name) const;
 };
 
-// Validates the layout and reads _CHECKPOINT_METADATA (and _CHECKSUMS);
-// the errors of read_checkpoint_info.
-OpenedCheckpoint open_checkpoint(const std::filesystem::path& path);
+// How many times a read opens its checkpoint again after finding it
+// replaced (see with_opened_checkpoint): 4 tries in all.
+inline constexpr int kReplacedRetries = 3;
+
+// Opens the checkpoint at `path` (validating its layout and reading
+// _CHECKPOINT_METADATA and _CHECKSUMS: the errors of read_checkpoint_info)
+// and runs `read` on it. One try sees one version of the folder. When a try
+// fails and the folder it opened has been deleted or replaced since (an
+// overwrite or a delete raced the read), the failure says nothing about the
+// checkpoint's bytes: the path is opened again, at most kReplacedRetries
+// times. The path gone is NotFoundError; still replaced on the last try,
+// TimeoutError. A failure on a folder still in place is passed on as is:
+// DataLossError means bytes at a stable path differ from their record.
+void with_opened_checkpoint(
+    const std::filesystem::path& path,
+    const std::function<void(const OpenedCheckpoint&)>& read);
 
 }  // namespace ckpt::internal
 

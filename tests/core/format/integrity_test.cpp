@@ -333,7 +333,10 @@ TEST_CASE("a 220-byte checkpoint name can be saved and loaded", "[integrity]") {
   CHECK(load(dir / name).at("a").as_int() == 6);
 }
 
-TEST_CASE("loads during overwrites return one whole version or an error",
+// The outcomes of loads racing a writer that overwrites the checkpoint
+// and, every sixteenth version, deletes it (renamed away, then removed, as
+// the Checkpointer deletes a step) before saving it again.
+TEST_CASE("loads racing overwrites and deletes see one whole version",
           "[integrity][concurrent]") {
   TempDir dir;
   const fs::path c = dir / "c";
@@ -344,35 +347,100 @@ TEST_CASE("loads during overwrites return one whole version or an error",
     SaveOptions o;
     o.overwrite = true;
     for (int v = 1; !stop; ++v) {
+      if (v % 16 == 0) {
+        fs::rename(c, dir / "away");
+        fs::remove_all(dir / "away");
+      }
       save_checkpointables(c, sample_items(v), o);
       written = v;
     }
   });
-  size_t loads = 0, errors = 0, mixed = 0;
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  size_t whole_new = 0, whole_old = 0, not_found = 0, data_loss = 0,
+         gave_up = 0, other = 0, mixed = 0;
   std::string last_error;
-  while (std::chrono::steady_clock::now() < end || loads < 20) {
+  const auto cap = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  size_t tries = 0;
+  while ((tries < 3000 || written < 200) &&
+         std::chrono::steady_clock::now() < cap) {
+    ++tries;
     try {
       Checkpointables got = load_checkpointables(c);
-      ++loads;
+      const int after = written;
       int64_t step = -1, noted = -2;
       for (const auto& [name, value] : got) {
         if (name == "params") step = value.at("step").as_int();
         if (name == "notes") noted = value.as_json()["version"].get<int64_t>();
       }
-      if (step != noted) ++mixed;
+      if (step != noted) {
+        ++mixed;
+      } else if (step >= after) {
+        ++whole_new;
+      } else {
+        ++whole_old;
+      }
     } catch (const Error& e) {
-      ++errors;
       last_error = e.what();
+      switch (e.kind()) {
+        case ErrorKind::kNotFound:
+          ++not_found;
+          break;
+        case ErrorKind::kDataLoss:
+          ++data_loss;
+          break;
+        case ErrorKind::kTimeout:
+          ++gave_up;
+          break;
+        default:
+          ++other;
+      }
     }
   }
   stop = true;
   writer.join();
-  std::cout << "concurrent: " << loads << " loads, " << errors << " errors, "
-            << mixed << " mixed versions, " << written << " overwrites\n";
+  std::cout << "loads racing " << written
+            << " overwrites and deletes: " << whole_new << " whole new, "
+            << whole_old << " whole old (replaced while read), " << not_found
+            << " not found, " << gave_up << " gave up (kept changing), "
+            << data_loss << " data loss, " << other << " other errors, "
+            << mixed << " mixed\n";
   if (!last_error.empty()) std::cout << "last error: " << last_error << "\n";
   CHECK(mixed == 0);
-  CHECK(loads > 0);
+  CHECK(data_loss == 0);
+  CHECK(other == 0);
+  CHECK(whole_new + whole_old > 0);
+}
+
+TEST_CASE(
+    "metadata and read_checkpoint_info racing overwrites never see damage",
+    "[integrity][concurrent]") {
+  TempDir dir;
+  const fs::path c = dir / "c";
+  save_checkpointables(c, sample_items(0));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    SaveOptions o;
+    o.overwrite = true;
+    for (int v = 1; !stop; ++v) save_checkpointables(c, sample_items(v), o);
+  });
+  size_t ok = 0, data_loss = 0, other = 0;
+  std::string last_error;
+  for (int i = 0; i < 1000; ++i) {
+    try {
+      const CheckpointablesMetadata m = checkpointables_metadata(c);
+      const CheckpointInfo info = read_checkpoint_info(c);
+      ok += !m.metadata.empty() && !info.item_handlers.empty();
+    } catch (const Error& e) {
+      last_error = e.what();
+      ++(e.kind() == ErrorKind::kDataLoss ? data_loss : other);
+    }
+  }
+  stop = true;
+  writer.join();
+  std::cout << "metadata racing overwrites: " << ok << " ok, " << data_loss
+            << " data loss, " << other << " other errors\n";
+  if (!last_error.empty()) std::cout << "last error: " << last_error << "\n";
+  CHECK(data_loss == 0);
+  CHECK(ok > 0);
 }
 
 TEST_CASE("a full disk fails the save and keeps the old checkpoint",
