@@ -3,6 +3,8 @@
 // the processes) from every process, then overwrites it while the last
 // process kills itself with SIGKILL in the middle of writing its part.
 // mpirun then ends the job; the old checkpoint must still be at DIR/ckpt.
+// `kill_child DIR again` overwrites DIR/ckpt once more, whole ("version"
+// 3), as the next run of a killed job does.
 #include <ckpt/checkpoint.h>
 #include <ckpt/context.h>
 #include <ckpt/mpi.h>
@@ -14,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <vector>
 
 namespace {
@@ -55,8 +58,9 @@ ckpt::ShardedArray w_of(int me, int count, int64_t base) {
 int main(int argc, char** argv) {
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: kill_child DIR\n");
+  const bool again = argc == 3 && std::string(argv[2]) == "again";
+  if (argc != 2 && !again) {
+    std::fprintf(stderr, "usage: kill_child DIR [again]\n");
     return 2;
   }
   const std::filesystem::path path = std::filesystem::path(argv[1]) / "ckpt";
@@ -66,11 +70,20 @@ int main(int argc, char** argv) {
     ckpt::Context context(options);
     const int me = context.process_index();
     const int count = context.process_count();
+    ckpt::SaveOptions overwrite;
+    overwrite.overwrite = true;
+    if (again) {
+      ckpt::save(
+          path,
+          ckpt::Value::dict({{"version", 3}, {"w", w_of(me, count, 200)}}),
+          overwrite);
+      std::printf("process %d: the second overwrite committed\n", me);
+      MPI_Finalize();
+      return 0;
+    }
     ckpt::save(path,
                ckpt::Value::dict({{"version", 1}, {"w", w_of(me, count, 0)}}));
     options.multiprocessing.collectives->barrier();
-    ckpt::SaveOptions overwrite;
-    overwrite.overwrite = true;
     ckpt::save_checkpointables(
         path,
         {{"state",

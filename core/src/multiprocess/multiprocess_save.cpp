@@ -9,6 +9,7 @@
 #include "multiprocess/collective_steps.h"
 #include "multiprocess/sharding.h"
 #include "save/save_job.h"
+#include "save/save_owner.h"
 
 namespace fs = std::filesystem;
 
@@ -165,6 +166,9 @@ AsyncSave start_multiprocess_save(const fs::path& path,
         *collectives, primary, final_path, items.names, [&] {
           if (local) std::rethrow_exception(local);
           check_destination(job->final_path, options.overwrite);
+          // Only the primary host runs this: one process removes what
+          // earlier saves to the path left when they died.
+          remove_dead_temporaries_of(job->final_path);
           job->deadline = deadline_after(o.async_timeout);
           job->temporary = std::make_unique<TemporaryCheckpoint>(
               job->final_path, o.directory_mode);

@@ -20,12 +20,15 @@ TEST_CASE(
     "[mpi][commit]") {
   TempDir dir;
   // Open MPI leaks at exit: no leak checks in the child.
-  const std::string command =
-      "ASAN_OPTIONS=detect_leaks=0 timeout 120 mpirun --allow-run-as-root "
-      "--oversubscribe -np 2 " +
-      std::string(CKPT_MPI_KILL_CHILD) + " " + dir.path().string() + " >" +
-      (dir.path() / "mpirun.log").string() + " 2>&1";
-  const int status = std::system(command.c_str());
+  const auto run = [&](const std::string& args, const std::string& log) {
+    const std::string command =
+        "ASAN_OPTIONS=detect_leaks=0 timeout 120 mpirun --allow-run-as-root "
+        "--oversubscribe -np 2 " +
+        std::string(CKPT_MPI_KILL_CHILD) + " " + dir.path().string() + args +
+        " >" + (dir.path() / log).string() + " 2>&1";
+    return std::system(command.c_str());
+  };
+  const int status = run("", "mpirun.log");
   INFO(read_text(dir.path() / "mpirun.log"));
   REQUIRE(status != -1);
   // The job ended with the killed process, not with the commit.
@@ -39,5 +42,21 @@ TEST_CASE(
             {{"version", 1},
              {"w", ckpt::Array::from<int64_t>({0, 1, 2, 3, 4, 5, 6, 7})}}));
   CHECK(ckpt::check_checkpointable_bytes(path, "state"));
+  const auto temporaries = [&] {
+    size_t n = 0;
+    for (const auto& entry : fs::directory_iterator(dir.path())) {
+      n += entry.path().filename().string().rfind("ckpt.orbax-checkpoint-tmp",
+                                                  0) == 0;
+    }
+    return n;
+  };
+  CHECK(temporaries() == 1);  // the dead save's
+
+  // The next run's multi-process save removes the dead save's folder.
+  const int again = run(" again", "again.log");
+  INFO(read_text(dir.path() / "again.log"));
+  CHECK(again == 0);
+  CHECK(ckpt::load(path).at("version").as_int() == 3);
+  CHECK(temporaries() == 0);
 }
 #endif
