@@ -57,7 +57,8 @@ const char* owner_key(TemporaryFolder::Owner owner) {
 }  // namespace
 
 int run_ls(const Common& common, const std::string& root) {
-  const RootListing listing = list_checkpoint_root(root);
+  const RootListing listing =
+      list_checkpoint_root(root, std::nullopt, /*with_sizes=*/true);
   if (common.json) {
     nlohmann::ordered_json out;
     out["root"] = root;
@@ -76,7 +77,7 @@ int run_ls(const Common& common, const std::string& root) {
       step["commit_timestamp_nsecs"] =
           s.committed ? nlohmann::ordered_json(nsecs_of(s.checkpoint.time))
                       : nlohmann::ordered_json(nullptr);
-      step["bytes"] = s.checkpoint.size_bytes;
+      step["bytes"] = s.checkpoint.size_bytes.value_or(0);
       step["metrics"] =
           nlohmann::ordered_json::parse(s.checkpoint.metrics.dump());
       if (!s.committed) step["problem"] = s.problem;
@@ -103,7 +104,7 @@ int run_ls(const Common& common, const std::string& root) {
         static_cast<long long>(s.checkpoint.step),
         s.committed ? "committed" : "incomplete",
         s.committed ? time_text(nsecs_of(s.checkpoint.time)).c_str() : "-",
-        human_bytes(s.checkpoint.size_bytes).c_str(),
+        human_bytes(s.checkpoint.size_bytes.value_or(0)).c_str(),
         s.committed ? metrics.c_str() : s.problem.c_str());
   }
   for (const TemporaryFolder& t : listing.temporaries) {

@@ -80,8 +80,9 @@ struct CKPT_API CheckpointStep {
   // The metrics saved with it (the `metrics` checkpointable); null when
   // none were.
   nlohmann::json metrics;
-  // Bytes of all its files.
-  uint64_t size_bytes = 0;
+  // Bytes of all its files, when measured: list_checkpoint_root with
+  // `with_sizes` walks every file of every step, so nothing else does.
+  std::optional<uint64_t> size_bytes;
   // Still being saved (not committed): only in what a save decision policy
   // sees, last, with `time` the moment its save started.
   bool in_flight = false;
@@ -398,10 +399,13 @@ struct CKPT_API RootListing {
 
 // Reads a root of step folders in `format` (nullopt: the format of the
 // folders found there, plain numbers when there are none). Touches nothing.
-// NotFoundError when `root` does not exist.
-CKPT_API RootListing list_checkpoint_root(
-    const std::filesystem::path& root,
-    const std::optional<StepNameFormat>& format = std::nullopt);
+// Reads each step's _CHECKPOINT_METADATA; `with_sizes` also walks its files
+// for size_bytes (which then takes a stat per file). NotFoundError when
+// `root` does not exist.
+CKPT_API RootListing
+list_checkpoint_root(const std::filesystem::path& root,
+                     const std::optional<StepNameFormat>& format = std::nullopt,
+                     bool with_sizes = false);
 
 // ---- The Checkpointer -----------------------------------------------------
 

@@ -166,7 +166,8 @@ std::optional<int64_t> StepNameFormat::parse(const std::string& name) const {
 
 namespace internal {
 
-StepFolder read_step_folder(const fs::path& folder, int64_t step) {
+StepFolder read_step_folder(const fs::path& folder, int64_t step,
+                            bool with_size) {
   StepFolder out;
   out.checkpoint.step = step;
   out.checkpoint.path = folder;
@@ -205,14 +206,15 @@ StepFolder read_step_folder(const fs::path& folder, int64_t step) {
     out.problem = e.what();
     out.checkpoint.time = modified_time(folder);
   }
-  out.checkpoint.size_bytes = bytes_under(folder);
+  if (with_size) out.checkpoint.size_bytes = bytes_under(folder);
   return out;
 }
 
 }  // namespace internal
 
 RootListing list_checkpoint_root(const fs::path& root,
-                                 const std::optional<StepNameFormat>& format) {
+                                 const std::optional<StepNameFormat>& format,
+                                 bool with_sizes) {
   internal::with_errors_converted([&] {
     if (!fs::exists(root)) {
       throw NotFoundError("checkpoint root " + root.string() +
@@ -235,7 +237,8 @@ RootListing list_checkpoint_root(const fs::path& root,
       continue;
     }
     if (const std::optional<int64_t> step = listing.format.parse(name)) {
-      listing.steps.push_back(internal::read_step_folder(root / name, *step));
+      listing.steps.push_back(
+          internal::read_step_folder(root / name, *step, with_sizes));
     }
   }
   std::sort(listing.steps.begin(), listing.steps.end(),

@@ -10,9 +10,10 @@
 namespace ckpt::internal {
 
 // What step folder `folder` of step `step` holds: committed (with its
-// commit time, metrics and size) or not, and why. Never throws for a
-// damaged folder.
-StepFolder read_step_folder(const std::filesystem::path& folder, int64_t step);
+// commit time and metrics, and its size when `with_size`) or not, and why.
+// Never throws for a damaged folder.
+StepFolder read_step_folder(const std::filesystem::path& folder, int64_t step,
+                            bool with_size = false);
 
 // Forgets a preemption notice (request_preemption), for tests that run
 // several checkpointers in one process.

@@ -340,7 +340,12 @@ TEST_CASE(
           std::vector<int64_t>{20, 40, 60, 70, 80});
     CHECK(checkpointer.latest()->step == 80);
     CHECK(checkpointer.latest()->metrics == nlohmann::json{{"loss", 1.0}});
-    CHECK(checkpointer.latest()->size_bytes > 0);
+    // Sizes are measured only when asked for: a root opens without
+    // walking every file.
+    CHECK_FALSE(checkpointer.latest()->size_bytes);
+    const RootListing sized =
+        list_checkpoint_root(root, std::nullopt, /*with_sizes=*/true);
+    CHECK(sized.steps.back().checkpoint.size_bytes.value_or(0) > 0);
     CHECK(checkpointer.latest()->path == root / "80");
   }
   CHECK(steps_on_disk(root) == std::vector<int64_t>{20, 40, 60, 70, 80});
