@@ -219,6 +219,83 @@ TEST_CASE(
   CHECK_FALSE(fs::exists(dir / "deep"));
 }
 
+TEST_CASE(
+    "ckpt ls shows which policy keeps each step and what the next prune "
+    "deletes",
+    "[tool][checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  CheckpointerOptions options;
+  options.preservation_policy = AnyPreservationPolicy(
+      {LatestN(2), BestN("loss", /*reverse=*/true, /*n=*/1)});
+  {
+    Checkpointer checkpointer(root, options);
+    const std::vector<std::pair<int64_t, double>> losses = {
+        {1, 0.9}, {2, 0.1}, {3, 0.5}, {4, 0.4}, {5, 0.3}};
+    for (const auto& [step, loss] : losses) {
+      REQUIRE(checkpointer.save_pytree(step, Value::dict({{"step", step}}),
+                                       nlohmann::json{{"loss", loss}}, true));
+    }
+  }
+  // Kept: 2 (the best loss), 4 and 5 (the latest two).
+  CommandResult text = ckpt_tool("ls " + root.string());
+  INFO(text.output);
+  REQUIRE(text.status == 0);
+  CHECK(text.output.find("AnyPreservationPolicy(LatestN(n=2), "
+                         "BestN(metric=loss, n=1, reverse=true))") !=
+        std::string::npos);
+  CHECK(text.output.find("LatestN(n=2), newest") != std::string::npos);
+  CHECK(text.output.find("recorded by the root's Checkpointer") !=
+        std::string::npos);
+  CHECK(text.output.find("next prune deletes: none of these steps") !=
+        std::string::npos);
+
+  CommandResult json = ckpt_tool("ls --json " + root.string());
+  REQUIRE(json.status == 0);
+  auto out = nlohmann::json::parse(json.output);
+  CHECK(out["preservation_policy"]["source"] == "recorded");
+  CHECK(out["preservation_policy"]["policy"] ==
+        options.preservation_policy->to_json());
+  REQUIRE(out["steps"].size() == 3);
+  CHECK(out["steps"][0]["step"] == 2);
+  CHECK(out["steps"][0]["kept_by"].size() == 1);
+  CHECK(out["steps"][1]["kept_by"] == nlohmann::json{"LatestN(n=2)"});
+  CHECK(out["steps"][2]["kept_by"] == nlohmann::json{"LatestN(n=2)", "newest"});
+  CHECK(out["next_prune_deletes"] == nlohmann::json::array());
+
+  // What another policy would keep, before a run switches to it.
+  json = ckpt_tool("ls --json " + root.string() +
+                   " --keep '{\"policy\": \"LatestN\", \"n\": 1}'");
+  REQUIRE(json.status == 0);
+  out = nlohmann::json::parse(json.output);
+  CHECK(out["preservation_policy"]["source"] == "--keep");
+  CHECK(out["next_prune_deletes"] == nlohmann::json{2, 4});
+  CHECK(out["steps"][0]["kept_by"] == nlohmann::json::array());
+  text = ckpt_tool("ls " + root.string() +
+                   " --keep '{\"policy\": \"LatestN\", \"n\": 1}'");
+  CHECK(text.output.find("next prune deletes: 2, 4") != std::string::npos);
+
+  // A bad policy is a one-line error naming what is wrong.
+  CommandResult bad =
+      ckpt_tool("ls " + root.string() + " --keep '{\"policy\": \"LatestN\"}'");
+  CHECK(bad.status == 1);
+  CHECK(bad.output.find("'n' is missing") != std::string::npos);
+  bad = ckpt_tool("ls " + root.string() + " --keep '{oops'");
+  CHECK(bad.status == 1);
+  CHECK(bad.output.find("--keep: not JSON") != std::string::npos);
+
+  // A root with no record (Python Orbax's) says so; listing still works.
+  fs::remove(root / ".ckpt_preservation_policy.json");
+  text = ckpt_tool("ls " + root.string());
+  REQUIRE(text.status == 0);
+  CHECK(text.output.find("no preservation policy is recorded") !=
+        std::string::npos);
+  json = ckpt_tool("ls --json " + root.string());
+  out = nlohmann::json::parse(json.output);
+  CHECK(out["steps"][0]["kept_by"].is_null());
+  CHECK(out["next_prune_deletes"].is_null());
+}
+
 TEST_CASE("ckpt verify passes a good checkpoint and names each problem",
           "[tool]") {
   TempDir dir;

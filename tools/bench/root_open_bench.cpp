@@ -5,8 +5,9 @@
 // Makes DIR/root (once; later runs reuse it) with N steps of F small files
 // each, as a Checkpointer saves them (a stateful checkpointable writing F
 // files, and metrics), then opens it R times, each in a fresh Checkpointer,
-// and prints the median time of the open, of latest(), and of
-// list_checkpoint_root with and without sizes. Defaults: 5000 steps of 200
+// and prints the median time of the open, of latest(), of checkpoints()
+// after it (which reads every step), and of list_checkpoint_root with and
+// without sizes. Defaults: 5000 steps of 200
 // files, 5 rounds.
 #include <ckpt/checkpoint.h>
 #include <ckpt/checkpointer.h>
@@ -98,7 +99,7 @@ int main(int argc, char** argv) {
   }
   const fs::path root = fs::path(argv[1]) / "root";
   make_root(root, steps, files);
-  std::vector<double> open, latest, listing, sized;
+  std::vector<double> open, latest, all, listing, sized;
   for (int r = 0; r < rounds; ++r) {
     auto start = std::chrono::steady_clock::now();
     ckpt::Checkpointer checkpointer(root);
@@ -106,6 +107,11 @@ int main(int argc, char** argv) {
     start = std::chrono::steady_clock::now();
     if (!checkpointer.latest()) return 1;
     latest.push_back(seconds_since(start));
+    start = std::chrono::steady_clock::now();
+    if (checkpointer.checkpoints().size() != static_cast<size_t>(steps)) {
+      return 1;
+    }
+    all.push_back(seconds_since(start));
     checkpointer.close();
     start = std::chrono::steady_clock::now();
     ckpt::list_checkpoint_root(root);
@@ -115,9 +121,10 @@ int main(int argc, char** argv) {
     sized.push_back(seconds_since(start));
   }
   std::printf(
-      "root of %d steps x %d files, median of %d: open %.3f s, latest() "
-      "%.6f s, list_checkpoint_root %.3f s, with sizes %.3f s\n",
-      steps, files, rounds, median(open), median(latest), median(listing),
-      median(sized));
+      "root of %d steps x %d files, median of %d: open %.4f s, latest() "
+      "%.6f s, then checkpoints() %.3f s; list_checkpoint_root %.3f s, with "
+      "sizes %.3f s\n",
+      steps, files, rounds, median(open), median(latest), median(all),
+      median(listing), median(sized));
   return 0;
 }

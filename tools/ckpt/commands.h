@@ -14,7 +14,10 @@ struct Common {
 
 int run_plugins(const Common& common);
 int run_info(const Common& common, const std::string& dir);
-int run_ls(const Common& common, const std::string& root);
+// `keep`: a preservation policy's JSON, or empty for the one the root's
+// Checkpointer recorded.
+int run_ls(const Common& common, const std::string& root,
+           const std::string& keep);
 int run_tree(const Common& common, const std::string& dir,
              const std::string& name);
 int run_cat(const Common& common, const std::string& dir,

@@ -1,5 +1,7 @@
-// `ckpt ls ROOT`: the step checkpoints of a training run's root folder,
-// oldest first, and the temporary folders beside them.
+// `ckpt ls ROOT [--keep POLICY]`: the step checkpoints of a training run's
+// root folder, oldest first, the temporary folders beside them, and which
+// preservation policy keeps each step (the one the root's Checkpointer
+// recorded, or --keep's) and what its next prune deletes.
 #include <ckpt/checkpointer.h>
 #include <ckpt/errors.h>
 
@@ -7,6 +9,7 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "commands.h"
 #include "format.h"
@@ -54,57 +57,175 @@ const char* owner_key(TemporaryFolder::Owner owner) {
   return "unknown";
 }
 
-}  // namespace
-
-int run_ls(const Common& common, const std::string& root) {
-  const RootListing listing =
-      list_checkpoint_root(root, std::nullopt, /*with_sizes=*/true);
-  if (common.json) {
-    nlohmann::ordered_json out;
-    out["root"] = root;
-    out["step_name_format"] = {
-        {"prefix", listing.format.prefix},
-        {"fixed_length",
-         listing.format.fixed_length
-             ? nlohmann::ordered_json(*listing.format.fixed_length)
-             : nlohmann::ordered_json(nullptr)}};
-    out["steps"] = nlohmann::ordered_json::array();
-    for (const StepFolder& s : listing.steps) {
-      nlohmann::ordered_json step;
-      step["step"] = s.checkpoint.step;
-      step["path"] = s.checkpoint.path.string();
-      step["state"] = s.committed ? "committed" : "incomplete";
-      step["commit_timestamp_nsecs"] =
-          s.committed ? nlohmann::ordered_json(nsecs_of(s.checkpoint.time))
-                      : nlohmann::ordered_json(nullptr);
-      step["bytes"] = s.checkpoint.size_bytes.value_or(0);
-      step["metrics"] =
-          nlohmann::ordered_json::parse(s.checkpoint.metrics.dump());
-      if (!s.committed) step["problem"] = s.problem;
-      out["steps"].push_back(step);
+// "LatestN(n=3)": a policy's class and its arguments, but those left at
+// their defaults.
+std::string policy_label(const nlohmann::json& policy) {
+  static const nlohmann::json kDefaults = {
+      {"BestN",
+       {{"reverse", false}, {"keep_checkpoints_without_metrics", true}}},
+      {"EveryNSteps", {{"exact_interval", true}}}};
+  const std::string name = policy.at("policy").get<std::string>();
+  const nlohmann::json defaults =
+      kDefaults.value(name, nlohmann::json::object());
+  std::string args;
+  for (const auto& [member, value] : policy.items()) {
+    if (member == "policy" || value.is_null() ||
+        defaults.value(member, nlohmann::json()) == value) {
+      continue;
     }
-    out["temporaries"] = nlohmann::ordered_json::array();
-    for (const TemporaryFolder& t : listing.temporaries) {
-      out["temporaries"].push_back(
-          {{"path", t.path.string()},
-           {"state", "leftover temporary"},
-           {"owner", owner_key(t.owner)},
-           {"owner_description", t.owner_description}});
+    if (!args.empty()) args += ", ";
+    if (member == "policies") {
+      for (const nlohmann::json& part : value) {
+        args += (&part == &value.front() ? "" : ", ") + policy_label(part);
+      }
+    } else {
+      args += member + "=" +
+              (value.is_string() ? value.get<std::string>() : value.dump());
     }
-    std::cout << out.dump(2) << "\n";
-    return 0;
   }
-  std::printf("%-12s %-11s %-24s %-10s %s\n", "STEP", "STATE", "COMMITTED",
-              "SIZE", "METRICS");
+  return name + "(" + args + ")";
+}
+
+// Which policy keeps each committed step, and where the policy came from.
+struct Keeping {
+  std::optional<nlohmann::json> policy;  // nullopt: none known
+  std::string source;                    // "recorded" or "--keep"
+  std::string note;                      // why no policy is known, when none is
+  std::vector<std::vector<std::string>> kept_by;  // per committed step
+};
+
+Keeping keeping_of(const std::string& root, const std::string& keep,
+                   const std::vector<CheckpointStep>& steps) {
+  Keeping out;
+  if (!keep.empty()) {
+    nlohmann::json parsed = nlohmann::json::parse(keep, nullptr, false);
+    if (parsed.is_discarded()) {
+      throw InvalidArgumentError("--keep: not JSON: " + keep);
+    }
+    out.policy = std::move(parsed);
+    out.source = "--keep";
+  } else {
+    try {
+      out.policy = recorded_preservation_policy(root);
+      out.source = "recorded";
+    } catch (const Error& e) {
+      out.note =
+          std::string("the root's policy record is unreadable: ") + e.what();
+    }
+    if (out.policy && out.policy->is_null()) {
+      out.policy.reset();
+      out.note =
+          "the root's Checkpointer keeps steps by a policy of the program's "
+          "own, which ckpt ls cannot run";
+    } else if (!out.policy && out.note.empty()) {
+      out.note = "no preservation policy is recorded at this root";
+    }
+  }
+  if (!out.policy) return out;
+  // Each policy of an AnyPreservationPolicy is asked on its own.
+  preservation_policy_from_json(*out.policy);  // the whole is valid
+  std::vector<nlohmann::json> parts = {*out.policy};
+  if (out.policy->at("policy") == "AnyPreservationPolicy") {
+    parts = out.policy->at("policies").get<std::vector<nlohmann::json>>();
+  }
+  out.kept_by.resize(steps.size());
+  for (const nlohmann::json& part : parts) {
+    const std::vector<bool> keep_part =
+        preservation_policy_from_json(part)->should_preserve(steps, {});
+    for (size_t i = 0; i < steps.size() && i < keep_part.size(); ++i) {
+      if (keep_part[i]) out.kept_by[i].push_back(policy_label(part));
+    }
+  }
+  // The Checkpointer never deletes the newest committed step.
+  if (!steps.empty()) out.kept_by.back().push_back("newest");
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const std::string& part : parts) out += (out.empty() ? "" : ", ") + part;
+  return out;
+}
+
+nlohmann::ordered_json ls_json(const std::string& root,
+                               const RootListing& listing,
+                               const Keeping& keeping) {
+  nlohmann::ordered_json out;
+  out["root"] = root;
+  out["step_name_format"] = {
+      {"prefix", listing.format.prefix},
+      {"fixed_length",
+       listing.format.fixed_length
+           ? nlohmann::ordered_json(*listing.format.fixed_length)
+           : nlohmann::ordered_json(nullptr)}};
+  out["preservation_policy"] =
+      keeping.policy
+          ? nlohmann::ordered_json{{"source", keeping.source},
+                                   {"policy", nlohmann::ordered_json::parse(
+                                                  keeping.policy->dump())}}
+          : nlohmann::ordered_json{{"source", nullptr},
+                                   {"policy", nullptr},
+                                   {"note", keeping.note}};
+  out["steps"] = nlohmann::ordered_json::array();
+  nlohmann::ordered_json doomed = nlohmann::ordered_json::array();
+  size_t committed = 0;
   for (const StepFolder& s : listing.steps) {
+    nlohmann::ordered_json step;
+    step["step"] = s.checkpoint.step;
+    step["path"] = s.checkpoint.path.string();
+    step["state"] = s.committed ? "committed" : "incomplete";
+    step["commit_timestamp_nsecs"] =
+        s.committed ? nlohmann::ordered_json(nsecs_of(s.checkpoint.time))
+                    : nlohmann::ordered_json(nullptr);
+    step["bytes"] = s.checkpoint.size_bytes.value_or(0);
+    step["metrics"] =
+        nlohmann::ordered_json::parse(s.checkpoint.metrics.dump());
+    if (!s.committed) step["problem"] = s.problem;
+    if (s.committed && keeping.policy) {
+      const std::vector<std::string>& by = keeping.kept_by[committed];
+      step["kept_by"] = by;
+      if (by.empty()) doomed.push_back(s.checkpoint.step);
+    } else {
+      step["kept_by"] = nullptr;
+    }
+    committed += s.committed ? 1 : 0;
+    out["steps"].push_back(step);
+  }
+  out["next_prune_deletes"] = keeping.policy ? doomed : nullptr;
+  out["temporaries"] = nlohmann::ordered_json::array();
+  for (const TemporaryFolder& t : listing.temporaries) {
+    out["temporaries"].push_back({{"path", t.path.string()},
+                                  {"state", "leftover temporary"},
+                                  {"owner", owner_key(t.owner)},
+                                  {"owner_description", t.owner_description}});
+  }
+  return out;
+}
+
+void print_ls(const std::string& root, const RootListing& listing,
+              const Keeping& keeping) {
+  std::printf("%-12s %-11s %-24s %-10s %-24s %s\n", "STEP", "STATE",
+              "COMMITTED", "SIZE", "KEPT BY", "METRICS");
+  std::vector<int64_t> doomed;
+  size_t committed = 0;
+  for (const StepFolder& s : listing.steps) {
+    std::string kept = "?";
+    if (s.committed && keeping.policy) {
+      const std::vector<std::string>& by = keeping.kept_by[committed];
+      kept = by.empty() ? "- (next prune)" : joined(by);
+      if (by.empty()) doomed.push_back(s.checkpoint.step);
+    } else if (!s.committed) {
+      kept = "-";
+    }
+    committed += s.committed ? 1 : 0;
     const std::string metrics =
         s.checkpoint.metrics.is_null() ? "-" : s.checkpoint.metrics.dump();
     std::printf(
-        "%-12lld %-11s %-24s %-10s %s\n",
+        "%-12lld %-11s %-24s %-10s %-24s %s\n",
         static_cast<long long>(s.checkpoint.step),
         s.committed ? "committed" : "incomplete",
         s.committed ? time_text(nsecs_of(s.checkpoint.time)).c_str() : "-",
-        human_bytes(s.checkpoint.size_bytes.value_or(0)).c_str(),
+        human_bytes(s.checkpoint.size_bytes.value_or(0)).c_str(), kept.c_str(),
         s.committed ? metrics.c_str() : s.problem.c_str());
   }
   for (const TemporaryFolder& t : listing.temporaries) {
@@ -114,6 +235,42 @@ int run_ls(const Common& common, const std::string& root) {
   }
   if (listing.steps.empty() && listing.temporaries.empty()) {
     std::printf("(no step checkpoints in %s)\n", root.c_str());
+  }
+  if (!keeping.policy) {
+    std::printf(
+        "\nKEPT BY is unknown: %s (--keep POLICY_JSON shows what a "
+        "policy keeps).\n",
+        keeping.note.c_str());
+    return;
+  }
+  std::printf("\npreservation policy (%s): %s\n",
+              keeping.source == "recorded"
+                  ? "recorded by the root's Checkpointer"
+                  : "from --keep",
+              policy_label(*keeping.policy).c_str());
+  std::string steps;
+  for (int64_t step : doomed) {
+    steps += (steps.empty() ? "" : ", ") + std::to_string(step);
+  }
+  std::printf("next prune deletes: %s (a newer step may make it delete more)\n",
+              doomed.empty() ? "none of these steps" : steps.c_str());
+}
+
+}  // namespace
+
+int run_ls(const Common& common, const std::string& root,
+           const std::string& keep) {
+  const RootListing listing =
+      list_checkpoint_root(root, std::nullopt, /*with_sizes=*/true);
+  std::vector<CheckpointStep> committed;
+  for (const StepFolder& s : listing.steps) {
+    if (s.committed) committed.push_back(s.checkpoint);
+  }
+  const Keeping keeping = keeping_of(root, keep, committed);
+  if (common.json) {
+    std::cout << ls_json(root, listing, keeping).dump(2) << "\n";
+  } else {
+    print_ls(root, listing, keeping);
   }
   return 0;
 }

@@ -80,6 +80,10 @@ int main(int argc, char** argv) {
   auto* ls = app.add_subcommand(
       "ls", "The step checkpoints of a root folder, oldest first");
   ls->add_option("ROOT", dir, "Root folder of step checkpoints")->required();
+  std::string keep;
+  ls->add_option("--keep", keep,
+                 "A preservation policy as JSON, to show what it keeps "
+                 "(default: the one the root's Checkpointer recorded)");
   auto* tree =
       app.add_subcommand("tree", "A pytree's structure from its metadata");
   tree->add_option("DIR", dir, "Checkpoint folder")->required();
@@ -114,7 +118,7 @@ int main(int argc, char** argv) {
     for (const auto& folder : plugin_paths) ckpt::load_plugin_folder(folder);
     if (*plugins) return ckpt::tool::run_plugins(common);
     if (*info) return ckpt::tool::run_info(common, dir);
-    if (*ls) return ckpt::tool::run_ls(common, dir);
+    if (*ls) return ckpt::tool::run_ls(common, dir, keep);
     if (*tree) return ckpt::tool::run_tree(common, dir, name);
     if (*cat) return ckpt::tool::run_cat(common, dir, target, full);
     if (*verify) return ckpt::tool::run_verify(common, dir);

@@ -105,6 +105,13 @@ class CKPT_API SaveDecisionPolicy {
   virtual bool should_save(const CheckpointStep& step,
                            const std::vector<CheckpointStep>& previous_steps,
                            const DecisionContext& context) const = 0;
+  // Whether the policy reads `time` or `metrics` of a step other than the
+  // newest committed one. A Checkpointer reads those from a step's folder
+  // only when a policy (or checkpoints()) needs them, so that a root of
+  // thousands of steps opens at once: a policy that answers false may see
+  // them unset on older steps. The default is true; each built-in policy
+  // answers for what it reads.
+  virtual bool reads_older_step_details() const { return true; }
 };
 
 // A SaveDecisionPolicy held by value: any policy converts to it.
@@ -131,6 +138,7 @@ class CKPT_API ContinuousCheckpointingPolicy final : public SaveDecisionPolicy {
   bool should_save(const CheckpointStep& step,
                    const std::vector<CheckpointStep>& previous_steps,
                    const DecisionContext& context) const override;
+  bool reads_older_step_details() const override { return false; }
 
  private:
   std::optional<double> minimum_interval_secs_;
@@ -143,6 +151,7 @@ class CKPT_API FixedIntervalPolicy final : public SaveDecisionPolicy {
   bool should_save(const CheckpointStep& step,
                    const std::vector<CheckpointStep>& previous_steps,
                    const DecisionContext& context) const override;
+  bool reads_older_step_details() const override { return false; }
 
  private:
   int64_t interval_;
@@ -155,6 +164,7 @@ class CKPT_API SpecificStepsPolicy final : public SaveDecisionPolicy {
   bool should_save(const CheckpointStep& step,
                    const std::vector<CheckpointStep>& previous_steps,
                    const DecisionContext& context) const override;
+  bool reads_older_step_details() const override { return false; }
 
  private:
   std::vector<int64_t> steps_;  // sorted
@@ -166,6 +176,7 @@ class CKPT_API InitialSavePolicy final : public SaveDecisionPolicy {
   bool should_save(const CheckpointStep& step,
                    const std::vector<CheckpointStep>& previous_steps,
                    const DecisionContext& context) const override;
+  bool reads_older_step_details() const override { return false; }
 };
 
 // Saves at the first step after a preemption notice.
@@ -174,6 +185,7 @@ class CKPT_API PreemptionCheckpointingPolicy final : public SaveDecisionPolicy {
   bool should_save(const CheckpointStep& step,
                    const std::vector<CheckpointStep>& previous_steps,
                    const DecisionContext& context) const override;
+  bool reads_older_step_details() const override { return false; }
 };
 
 // Saves when any of its policies says so.
@@ -183,6 +195,7 @@ class CKPT_API AnySavePolicy final : public SaveDecisionPolicy {
   bool should_save(const CheckpointStep& step,
                    const std::vector<CheckpointStep>& previous_steps,
                    const DecisionContext& context) const override;
+  bool reads_older_step_details() const override;
 
  private:
   std::vector<SaveDecisionPolicyRef> policies_;
@@ -200,6 +213,18 @@ class CKPT_API PreservationPolicy {
   virtual std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
       const PreservationContext& context) const = 0;
+  // The policy as JSON (preservation_policy_from_json reads it back): what
+  // a Checkpointer records at its root, so that `ckpt ls` can show which
+  // step each policy keeps. Null for a policy that JSON cannot describe:
+  // one of your own, or BestN with a metric function.
+  virtual nlohmann::json to_json() const { return nullptr; }
+  // Whether the policy reads `time` or `metrics` of a step other than the
+  // newest committed one. A Checkpointer reads those from a step's folder
+  // only when a policy (or checkpoints()) needs them, so that a root of
+  // thousands of steps opens at once: a policy that answers false may see
+  // them unset on older steps. The default is true; each built-in policy
+  // answers for what it reads.
+  virtual bool reads_older_step_details() const { return true; }
 };
 
 // A PreservationPolicy held by value: any policy converts to it.
@@ -222,6 +247,8 @@ class CKPT_API PreserveAll final : public PreservationPolicy {
   std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
       const PreservationContext& context) const override;
+  nlohmann::json to_json() const override;
+  bool reads_older_step_details() const override { return false; }
 };
 
 // The newest `n` steps (all of them when there are at most n).
@@ -231,6 +258,8 @@ class CKPT_API LatestN final : public PreservationPolicy {
   std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
       const PreservationContext& context) const override;
+  nlohmann::json to_json() const override;
+  bool reads_older_step_details() const override { return false; }
 
  private:
   size_t n_;
@@ -244,6 +273,7 @@ class CKPT_API EveryNSeconds final : public PreservationPolicy {
   std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
       const PreservationContext& context) const override;
+  nlohmann::json to_json() const override;
 
  private:
   double interval_secs_;
@@ -260,6 +290,8 @@ class CKPT_API EveryNSteps final : public PreservationPolicy {
   std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
       const PreservationContext& context) const override;
+  nlohmann::json to_json() const override;
+  bool reads_older_step_details() const override { return false; }
 
  private:
   int64_t interval_steps_;
@@ -279,6 +311,8 @@ class CKPT_API EveryNStepsClosest final : public PreservationPolicy {
   std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
       const PreservationContext& context) const override;
+  nlohmann::json to_json() const override;
+  bool reads_older_step_details() const override { return false; }
 
  private:
   int64_t interval_steps_;
@@ -293,6 +327,7 @@ class CKPT_API LatestDuration final : public PreservationPolicy {
   std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
       const PreservationContext& context) const override;
+  nlohmann::json to_json() const override;
 
  private:
   std::chrono::system_clock::duration duration_;
@@ -305,6 +340,8 @@ class CKPT_API CustomSteps final : public PreservationPolicy {
   std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
       const PreservationContext& context) const override;
+  nlohmann::json to_json() const override;
+  bool reads_older_step_details() const override { return false; }
 
  private:
   std::vector<int64_t> steps_;  // sorted
@@ -330,9 +367,11 @@ class CKPT_API BestN final : public PreservationPolicy {
   std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
       const PreservationContext& context) const override;
+  nlohmann::json to_json() const override;
 
  private:
   MetricFn get_metric_fn_;
+  std::optional<std::string> metric_name_;  // when made from a name
   bool reverse_;
   std::optional<size_t> n_;
   bool keep_without_metrics_;
@@ -345,10 +384,29 @@ class CKPT_API AnyPreservationPolicy final : public PreservationPolicy {
   std::vector<bool> should_preserve(
       const std::vector<CheckpointStep>& checkpoints,
       const PreservationContext& context) const override;
+  nlohmann::json to_json() const override;
+  bool reads_older_step_details() const override;
 
  private:
   std::vector<PreservationPolicyRef> policies_;
 };
+
+// A policy from its JSON (PreservationPolicy::to_json): an object whose
+// "policy" names the class and whose other members are its arguments, by
+// the names the constructors give them; durations in seconds
+// ("duration_secs"), BestN's metric by name ("metric"). For example
+// {"policy": "AnyPreservationPolicy", "policies": [{"policy": "LatestN",
+// "n": 3}, {"policy": "BestN", "metric": "loss", "reverse": true, "n": 1}]}.
+// InvalidArgumentError naming the member that is wrong.
+CKPT_API PreservationPolicyRef
+preservation_policy_from_json(const nlohmann::json& policy);
+
+// The preservation policy a Checkpointer last opened on `root` recorded
+// (<root>/.ckpt_preservation_policy.json): its to_json(), null
+// when JSON cannot describe it; nullopt when none is recorded (a root of
+// Python Orbax's). DataLossError naming the file when it is damaged.
+CKPT_API std::optional<nlohmann::json> recorded_preservation_policy(
+    const std::filesystem::path& root);
 
 // ---- Step folders ---------------------------------------------------------
 

@@ -212,9 +212,10 @@ StepFolder read_step_folder(const fs::path& folder, int64_t step,
 
 }  // namespace internal
 
-RootListing list_checkpoint_root(const fs::path& root,
-                                 const std::optional<StepNameFormat>& format,
-                                 bool with_sizes) {
+namespace internal {
+
+RootFolders list_root_folders(const fs::path& root,
+                              const std::optional<StepNameFormat>& format) {
   internal::with_errors_converted([&] {
     if (!fs::exists(root)) {
       throw NotFoundError("checkpoint root " + root.string() +
@@ -226,25 +227,42 @@ RootListing list_checkpoint_root(const fs::path& root,
     }
   });
   const std::vector<std::string> names = folders_in(root);
-  RootListing listing;
-  listing.format = format ? *format : detect_format(names);
+  RootFolders out;
+  out.format = format ? *format : detect_format(names);
   for (const std::string& name : names) {
     if (internal::is_temporary_name(name)) {
       const internal::FolderOwner owner =
           internal::owner_of_temporary(root / name);
-      listing.temporaries.push_back(
-          {root / name, owner.state, owner.description});
+      out.temporaries.push_back({root / name, owner.state, owner.description});
       continue;
     }
-    if (const std::optional<int64_t> step = listing.format.parse(name)) {
-      listing.steps.push_back(
-          internal::read_step_folder(root / name, *step, with_sizes));
+    if (const std::optional<int64_t> step = out.format.parse(name)) {
+      CheckpointStep found;
+      found.step = *step;
+      found.path = root / name;
+      out.steps.push_back(std::move(found));
     }
   }
-  std::sort(listing.steps.begin(), listing.steps.end(),
-            [](const StepFolder& a, const StepFolder& b) {
-              return a.checkpoint.step < b.checkpoint.step;
+  std::sort(out.steps.begin(), out.steps.end(),
+            [](const CheckpointStep& a, const CheckpointStep& b) {
+              return a.step < b.step;
             });
+  return out;
+}
+
+}  // namespace internal
+
+RootListing list_checkpoint_root(const fs::path& root,
+                                 const std::optional<StepNameFormat>& format,
+                                 bool with_sizes) {
+  internal::RootFolders folders = internal::list_root_folders(root, format);
+  RootListing listing;
+  listing.format = std::move(folders.format);
+  listing.temporaries = std::move(folders.temporaries);
+  for (const CheckpointStep& step : folders.steps) {
+    listing.steps.push_back(
+        internal::read_step_folder(step.path, step.step, with_sizes));
+  }
   return listing;
 }
 

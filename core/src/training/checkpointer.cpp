@@ -3,19 +3,19 @@
 #include <ckpt/checkpointer.h>
 #include <ckpt/context.h>
 #include <ckpt/errors.h>
-#include <ckpt/sdk/files.h>
-#include <ckpt/sdk/json.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "format/names.h"
 #include "save/atomic_commit.h"
 #include "save/save_owner.h"
 #include "training/checkpoint_root.h"
+#include "training/root_files.h"
 #include "util/error_conversion.h"
 #include "util/logging.h"
 #include "value/utf8_checks.h"
@@ -55,13 +55,45 @@ void install_preemption_handler() {
   });
 }
 
-// The committed steps of `listing`, ascending.
-std::vector<CheckpointStep> committed_steps(const RootListing& listing) {
-  std::vector<CheckpointStep> steps;
-  for (const StepFolder& folder : listing.steps) {
-    if (folder.committed) steps.push_back(folder.checkpoint);
+// Reads the steps of `steps` still in `unread` (seen by folder name only):
+// all of them, or (`all` false) from the newest back until the newest is
+// read. A step whose folder is not a whole checkpoint leaves `steps`.
+void read_details(std::vector<CheckpointStep>& steps, std::set<int64_t>& unread,
+                  bool all) {
+  if (unread.empty()) return;
+  std::vector<bool> drop(steps.size(), false);
+  for (size_t i = steps.size(); i-- > 0;) {
+    if (unread.erase(steps[i].step) == 0) {
+      if (!all) break;
+      continue;
+    }
+    StepFolder folder =
+        internal::read_step_folder(steps[i].path, steps[i].step);
+    if (!folder.committed) {
+      drop[i] = true;
+      continue;
+    }
+    steps[i] = std::move(folder.checkpoint);
+    if (!all) break;
   }
-  return steps;
+  size_t kept = 0;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (!drop[i]) steps[kept++] = std::move(steps[i]);
+  }
+  steps.resize(kept);
+}
+
+// Records the root's preservation policy for `ckpt ls`; a root that will
+// not take the record still checkpoints.
+void record_policy(const fs::path& root, const PreservationPolicy& policy) {
+  try {
+    internal::write_policy_record(root, policy.to_json());
+  } catch (const Error& e) {
+    internal::log(CKPT_LOG_WARNING,
+                  "could not record the preservation policy of " +
+                      root.string() +
+                      " (ckpt ls will not show it): " + e.what());
+  }
 }
 
 }  // namespace
@@ -78,7 +110,10 @@ struct Checkpointer::State {
 
   mutable std::mutex mutex;  // guards the members up to the next comment
   std::vector<CheckpointStep> steps;  // committed, ascending
-  std::map<int64_t, int> loading;     // step -> loads running
+  // Steps of `steps` known by folder name only (read_details): the newest
+  // is always read, so that a root of thousands of steps opens at once.
+  std::set<int64_t> unread;
+  std::map<int64_t, int> loading;  // step -> loads running
   std::vector<TemporaryFolder> leftovers;
 
   // Used by the thread that drives the Checkpointer only.
@@ -90,37 +125,6 @@ struct Checkpointer::State {
   bool preemption_saved = false;   // and a step after it committed
   bool closed = false;
 };
-
-namespace {
-
-// Orbax's root metadata: <root>/metadata/_ROOT_METADATA, a JSON object
-// whose "custom_metadata" is the root's custom metadata.
-constexpr const char* kRootMetadataFolder = "metadata";
-constexpr const char* kRootMetadataFile = "_ROOT_METADATA";
-// A root's metadata is a small document; a larger file is not one.
-constexpr uintmax_t kMaxRootMetadataBytes = 16u << 20;
-
-fs::path root_metadata_path(const fs::path& root) {
-  return root / kRootMetadataFolder / kRootMetadataFile;
-}
-
-// Writes the root's custom metadata unless the root has some already: in
-// a temporary file first, renamed into place (no half-written file).
-void write_root_metadata(const fs::path& root, const nlohmann::json& custom) {
-  const fs::path path = root_metadata_path(root);
-  std::error_code ec;
-  if (fs::symlink_status(path, ec).type() != fs::file_type::not_found) return;
-  internal::with_errors_converted([&] {
-    fs::create_directories(path.parent_path());
-    const fs::path temporary = internal::temporary_path_for(path);
-    internal::write_file(
-        temporary, nlohmann::json{{"custom_metadata", custom}}.dump(), 0644);
-    fs::rename(temporary, path);
-    internal::fsync_directory(path.parent_path());
-  });
-}
-
-}  // namespace
 
 Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
     : directory_(fs::absolute(std::move(directory)).lexically_normal()),
@@ -134,9 +138,11 @@ Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
   s.primary = context.is_primary_host();
   if (s.options.handle_preemption_signals) install_preemption_handler();
   internal::with_errors_converted([&] { fs::create_directories(directory_); });
-  RootListing listing =
-      list_checkpoint_root(directory_, s.options.step_name_format);
-  s.steps = committed_steps(listing);
+  internal::RootFolders listing =
+      internal::list_root_folders(directory_, s.options.step_name_format);
+  s.steps = std::move(listing.steps);
+  for (const CheckpointStep& step : s.steps) s.unread.insert(step.step);
+  read_details(s.steps, s.unread, /*all=*/false);
   if (!s.options.custom_metadata.is_object()) {
     throw InvalidArgumentError(
         "CheckpointerOptions: custom_metadata must be a JSON object");
@@ -144,12 +150,15 @@ Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
   if (!s.options.custom_metadata.empty()) {
     internal::check_json_text(s.options.custom_metadata,
                               "CheckpointerOptions: custom_metadata");
-    if (s.primary) write_root_metadata(directory_, s.options.custom_metadata);
+    if (s.primary) {
+      internal::write_root_metadata(directory_, s.options.custom_metadata);
+    }
     // Every process reads the root's metadata once the primary wrote it.
     if (s.collectives && s.collectives->process_count() > 1) {
       s.collectives->barrier();
     }
   }
+  if (s.primary) record_policy(directory_, *s.options.preservation_policy);
   for (TemporaryFolder& temporary : listing.temporaries) {
     if (s.primary && s.options.cleanup_temporary_folders &&
         internal::remove_if_dead(temporary.path, temporary.owner,
@@ -184,7 +193,15 @@ bool Checkpointer::decide(int64_t step, std::optional<int64_t> replacing) {
   if (many_processes) wait();
   // The step in flight counts from the moment its save started, as
   // Orbax's do: a root with a save in flight is no longer empty.
-  std::vector<CheckpointStep> previous = checkpoints();
+  std::vector<CheckpointStep> previous;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    read_details(
+        s.steps, s.unread,
+        replacing ||
+            s.options.save_decision_policy->reads_older_step_details());
+    previous = s.steps;
+  }
   if (replacing) {
     previous.erase(std::remove_if(previous.begin(), previous.end(),
                                   [&](const CheckpointStep& c) {
@@ -354,11 +371,13 @@ bool Checkpointer::save(int64_t step, const Checkpointables& checkpointables,
 
 std::vector<CheckpointStep> Checkpointer::checkpoints() const {
   std::lock_guard<std::mutex> lock(state_->mutex);
+  read_details(state_->steps, state_->unread, /*all=*/true);
   return state_->steps;
 }
 
 std::optional<CheckpointStep> Checkpointer::latest() const {
   std::lock_guard<std::mutex> lock(state_->mutex);
+  read_details(state_->steps, state_->unread, /*all=*/false);
   if (state_->steps.empty()) return std::nullopt;
   return state_->steps.back();
 }
@@ -444,43 +463,30 @@ CheckpointablesMetadata Checkpointer::checkpointables_metadata(
 RootMetadata Checkpointer::root_metadata() const {
   RootMetadata out;
   out.directory = directory_;
-  const fs::path path = root_metadata_path(directory_);
-  std::string text;
-  const bool found = internal::with_errors_converted([&] {
-    std::error_code ec;
-    const uintmax_t size = fs::file_size(path, ec);
-    if (!ec && size > kMaxRootMetadataBytes) {
-      throw DataLossError(path.string() + " holds " + std::to_string(size) +
-                          " bytes, more than a root's metadata may (" +
-                          std::to_string(kMaxRootMetadataBytes) + ")");
-    }
-    return sdk::read_file_if_exists(path.string(), text);
-  });
-  if (!found) return out;
-  const nlohmann::json j = internal::with_errors_converted(
-      [&] { return sdk::parse_json_from_disk(text, path.string()); });
-  if (!j.is_object()) {
-    throw DataLossError(path.string() + ": not a JSON object");
-  }
-  // As Orbax reads it: "custom_metadata" (an object or null), and any other
-  // key but Orbax's internal ones joins it.
-  for (const auto& [key, value] : j.items()) {
-    if (key == "custom_metadata") {
-      if (!value.is_object() && !value.is_null()) {
-        throw DataLossError(path.string() +
-                            ": custom_metadata is not a JSON object");
-      }
-      if (value.is_object()) out.custom_metadata.update(value);
-    } else if (key != "internal_metadata") {
-      out.custom_metadata[key] = value;
-    }
-  }
+  out.custom_metadata = internal::read_root_metadata(directory_);
   return out;
 }
 
 bool Checkpointer::is_saving_in_progress() const {
   return state_->has_in_flight && !state_->in_flight.done();
 }
+
+namespace {
+
+// The policy's answer for `steps`, never dropping the newest.
+std::vector<bool> preserved(const PreservationPolicy& policy,
+                            const std::vector<CheckpointStep>& steps) {
+  std::vector<bool> keep = policy.should_preserve(steps, {});
+  if (keep.size() != steps.size()) {
+    throw InvalidArgumentError(
+        "the preservation policy answered for " + std::to_string(keep.size()) +
+        " checkpoints instead of " + std::to_string(steps.size()));
+  }
+  if (!keep.empty()) keep.back() = true;  // never the newest committed step
+  return keep;
+}
+
+}  // namespace
 
 void Checkpointer::wait() {
   State& s = *state_;
@@ -503,21 +509,25 @@ void Checkpointer::wait() {
                                    return c.step == committed.checkpoint.step;
                                  }),
                   s.steps.end());
+    s.unread.erase(committed.checkpoint.step);
     s.steps.push_back(committed.checkpoint);
     std::stable_sort(s.steps.begin(), s.steps.end(),
                      [](const CheckpointStep& a, const CheckpointStep& b) {
                        return a.step < b.step;
                      });
-    // Every process computes the same answer; only the primary deletes.
-    std::vector<bool> keep =
-        s.options.preservation_policy->should_preserve(s.steps, {});
-    if (keep.size() != s.steps.size()) {
-      throw InvalidArgumentError("the preservation policy answered for " +
-                                 std::to_string(keep.size()) +
-                                 " checkpoints instead of " +
-                                 std::to_string(s.steps.size()));
+    const PreservationPolicy& policy = *s.options.preservation_policy;
+    if (policy.reads_older_step_details()) {
+      read_details(s.steps, s.unread, /*all=*/true);
     }
-    keep.back() = true;  // never the newest committed step
+    // Every process computes the same answer; only the primary deletes.
+    std::vector<bool> keep = preserved(policy, s.steps);
+    if (!s.unread.empty() &&
+        std::find(keep.begin(), keep.end(), false) != keep.end()) {
+      // Before deleting, every step counted must be a whole checkpoint, as
+      // when the root is read in full (deleting costs more than reading).
+      read_details(s.steps, s.unread, /*all=*/true);
+      keep = preserved(policy, s.steps);
+    }
     std::vector<CheckpointStep> kept;
     for (size_t i = 0; i < s.steps.size(); ++i) {
       if (keep[i] || s.loading.count(s.steps[i].step) > 0) {
@@ -553,10 +563,13 @@ void Checkpointer::close() {
 
 void Checkpointer::reload() {
   State& s = *state_;
-  std::vector<CheckpointStep> steps = committed_steps(
-      list_checkpoint_root(directory_, s.options.step_name_format));
+  internal::RootFolders listing =
+      internal::list_root_folders(directory_, s.options.step_name_format);
   std::lock_guard<std::mutex> lock(s.mutex);
-  s.steps = std::move(steps);
+  s.steps = std::move(listing.steps);
+  s.unread.clear();
+  for (const CheckpointStep& step : s.steps) s.unread.insert(step.step);
+  read_details(s.steps, s.unread, /*all=*/false);
 }
 
 bool Checkpointer::reached_preemption() const {

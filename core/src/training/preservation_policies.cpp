@@ -197,7 +197,9 @@ BestN::BestN(const std::string& metric_name, bool reverse,
           [metric_name](const nlohmann::json& metrics) {
             return metrics.at(metric_name).get<double>();
           },
-          reverse, n, keep_checkpoints_without_metrics) {}
+          reverse, n, keep_checkpoints_without_metrics) {
+  metric_name_ = metric_name;
+}
 
 std::vector<bool> BestN::should_preserve(
     const std::vector<CheckpointStep>& checkpoints,
@@ -250,6 +252,12 @@ std::vector<bool> AnyPreservationPolicy::should_preserve(
     for (size_t i = 0; i < keep.size(); ++i) keep[i] = keep[i] || one[i];
   }
   return keep;
+}
+
+bool AnyPreservationPolicy::reads_older_step_details() const {
+  return std::any_of(policies_.begin(), policies_.end(), [](const auto& p) {
+    return p->reads_older_step_details();
+  });
 }
 
 }  // namespace ckpt

@@ -83,4 +83,10 @@ bool AnySavePolicy::should_save(const CheckpointStep& step,
   });
 }
 
+bool AnySavePolicy::reads_older_step_details() const {
+  return std::any_of(policies_.begin(), policies_.end(), [](const auto& p) {
+    return p->reads_older_step_details();
+  });
+}
+
 }  // namespace ckpt

@@ -1,11 +1,13 @@
 // ckpt::Checkpointer and its policies (ckpt/checkpointer.h).
 #include <ckpt/checkpointer.h>
 #include <ckpt/errors.h>
+#include <ckpt/layout.h>
 #include <ckpt/stateful.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -834,4 +836,223 @@ TEST_CASE("metrics must be a JSON object", "[checkpointer]") {
   Checkpointer checkpointer(dir / "run");
   CHECK_THROWS_AS(checkpointer.save_pytree(1, tree_of(1), nlohmann::json(3)),
                   InvalidArgumentError);
+}
+
+// ---- Opening a large root --------------------------------------------------
+
+namespace {
+
+// Keeps every step, records what it was given, and says it reads nothing
+// but step numbers (or, `details`, everything).
+class RecordingPolicy final : public PreservationPolicy {
+ public:
+  RecordingPolicy(std::shared_ptr<std::vector<CheckpointStep>> seen,
+                  bool details)
+      : seen_(std::move(seen)), details_(details) {}
+  std::vector<bool> should_preserve(const std::vector<CheckpointStep>& steps,
+                                    const PreservationContext&) const override {
+    *seen_ = steps;
+    return std::vector<bool>(steps.size(), true);
+  }
+  bool reads_older_step_details() const override { return details_; }
+
+ private:
+  std::shared_ptr<std::vector<CheckpointStep>> seen_;
+  bool details_;
+};
+
+void save_steps_with_loss(const fs::path& root, int64_t first, int64_t last) {
+  Checkpointer checkpointer(root);
+  for (int64_t step = first; step <= last; ++step) {
+    REQUIRE(checkpointer.save_pytree(
+        step, tree_of(step), nlohmann::json{{"loss", step}}, /*force=*/true));
+  }
+}
+
+// Makes step folder `step` of `root` no whole checkpoint: its
+// _CHECKPOINT_METADATA no longer matches its record.
+void damage_step(const fs::path& root, int64_t step) {
+  const fs::path file =
+      root / std::to_string(step) / std::string(kCheckpointMetadataFile);
+  REQUIRE(fs::exists(file));
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << "{\"damaged\": 1}";
+}
+
+}  // namespace
+
+TEST_CASE("a Checkpointer opens a root reading only its newest step",
+          "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  save_steps_with_loss(root, 1, 3);
+
+  auto seen = std::make_shared<std::vector<CheckpointStep>>();
+  CheckpointerOptions options;
+  options.preservation_policy = RecordingPolicy(seen, /*details=*/false);
+  Checkpointer checkpointer(root, options);
+  // The newest step is read at once: its time and metrics are real.
+  REQUIRE(checkpointer.latest());
+  CHECK(checkpointer.latest()->step == 3);
+  CHECK(checkpointer.latest()->metrics == nlohmann::json{{"loss", 3}});
+  REQUIRE(checkpointer.save_pytree(4, tree_of(4), nlohmann::json{{"loss", 4}},
+                                   true));
+  // A policy that reads step numbers only is given the older steps unread.
+  REQUIRE(steps_of(*seen) == std::vector<int64_t>{1, 2, 3, 4});
+  CHECK((*seen)[0].metrics.is_null());
+  CHECK((*seen)[0].time == SystemClock::time_point{});
+  CHECK((*seen)[2].metrics == nlohmann::json{{"loss", 3}});
+  CHECK((*seen)[3].metrics == nlohmann::json{{"loss", 4}});
+  // checkpoints() reads them all, as a full read of the root would.
+  const std::vector<CheckpointStep> all = checkpointer.checkpoints();
+  REQUIRE(steps_of(all) == std::vector<int64_t>{1, 2, 3, 4});
+  for (const CheckpointStep& step : all) {
+    CHECK(step.metrics == nlohmann::json{{"loss", step.step}});
+    CHECK(step.time > SystemClock::time_point{});
+  }
+
+  // A policy that reads times or metrics is given every step read.
+  CheckpointerOptions reading;
+  reading.preservation_policy = RecordingPolicy(seen, /*details=*/true);
+  Checkpointer reopened(root, reading);
+  REQUIRE(
+      reopened.save_pytree(5, tree_of(5), nlohmann::json{{"loss", 5}}, true));
+  REQUIRE(steps_of(*seen) == std::vector<int64_t>{1, 2, 3, 4, 5});
+  for (const CheckpointStep& step : *seen) {
+    CHECK(step.metrics == nlohmann::json{{"loss", step.step}});
+  }
+}
+
+TEST_CASE("a root read lazily keeps and deletes what a full read would",
+          "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  save_steps_with_loss(root, 1, 5);
+  damage_step(root, 4);
+
+  CheckpointerOptions options;
+  options.preservation_policy = LatestN(2);
+  {
+    Checkpointer checkpointer(root, options);
+    REQUIRE(checkpointer.save_pytree(6, tree_of(6), std::nullopt, true));
+    // Step 4 is no checkpoint: the newest two are 5 and 6, and step 4's
+    // folder is left alone, as when every step is read at the open.
+    CHECK(steps_of(checkpointer.checkpoints()) == std::vector<int64_t>{5, 6});
+  }
+  CHECK(steps_on_disk(root) == std::vector<int64_t>{5, 6});
+  CHECK(fs::exists(root / "4"));
+
+  // A damaged newest step: the one before it is the latest.
+  damage_step(root, 6);
+  Checkpointer checkpointer(root, options);
+  REQUIRE(checkpointer.latest());
+  CHECK(checkpointer.latest()->step == 5);
+  CHECK(checkpointer.latest()->metrics == nlohmann::json{{"loss", 5}});
+  CHECK(checkpointer.load_pytree().at("step").as_int() == 5);
+}
+
+// ---- Policies as JSON (ckpt ls) ---------------------------------------------
+
+TEST_CASE("preservation policies round-trip through JSON and keep alike",
+          "[checkpointer]") {
+  const auto steps = steps_table({{0, 0, 0.9},
+                                  {100, 50, 0.4},
+                                  {210, 100, std::nullopt},
+                                  {300, 7200, 0.2},
+                                  {395, 7300, 0.7},
+                                  {500, 9000, 0.1}});
+  const std::vector<PreservationPolicyRef> policies = {
+      PreserveAll(),
+      LatestN(2),
+      EveryNSeconds(3600),
+      EveryNSteps(100),
+      EveryNSteps(100, /*exact_interval=*/false, /*max_to_keep=*/2),
+      EveryNStepsClosest(100, 3),
+      LatestDuration(std::chrono::hours(24 * 365 * 100)),
+      CustomSteps({100, 395}),
+      BestN("loss", /*reverse=*/true, /*n=*/2),
+      BestN("loss", false, 1, /*keep_checkpoints_without_metrics=*/false),
+      AnyPreservationPolicy({LatestN(1), BestN("loss", true, 1)}),
+  };
+  for (const PreservationPolicyRef& policy : policies) {
+    const nlohmann::json j = policy->to_json();
+    INFO(j.dump());
+    REQUIRE(j.is_object());
+    const PreservationPolicyRef back = preservation_policy_from_json(j);
+    CHECK(back->to_json() == j);
+    CHECK(kept(*back, steps) == kept(*policy, steps));
+  }
+  // What JSON cannot describe says so, and an Any of it too.
+  const BestN by_function(
+      [](const nlohmann::json& m) { return m.at("x").get<double>(); });
+  CHECK(by_function.to_json().is_null());
+  CHECK(AnyPreservationPolicy({LatestN(1), by_function}).to_json().is_null());
+}
+
+TEST_CASE("a preservation policy's bad JSON names the member",
+          "[checkpointer]") {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"([1])", "must be a JSON object"},
+      {R"({"n": 3})", "needs \"policy\""},
+      {R"({"policy": "LastN", "n": 3})", "unknown preservation policy 'LastN'"},
+      {R"({"policy": "LatestN"})", "'n' is missing"},
+      {R"({"policy": "LatestN", "n": -1})", "'n' must be an integer >= 0"},
+      {R"({"policy": "LatestN", "n": 2.5})", "'n' must be an integer >= 0"},
+      {R"({"policy": "LatestN", "n": 3, "max": 1})",
+       "'max' is not an argument of LatestN"},
+      {R"({"policy": "EveryNSteps", "interval_steps": 0})",
+       "'interval_steps' must be an integer >= 1"},
+      {R"({"policy": "EveryNSeconds", "interval_secs": "1h"})",
+       "'interval_secs' must be a number of seconds >= 0"},
+      {R"({"policy": "LatestDuration", "duration_secs": 1e300})",
+       "'duration_secs' is more than 1e12 seconds"},
+      {R"({"policy": "BestN", "metric": 1})",
+       "'metric' must be a metric's name"},
+      {R"({"policy": "BestN", "metric": "loss", "reverse": 1})",
+       "'reverse' must be true or false"},
+      {R"({"policy": "CustomSteps", "steps": [1, "2"]})",
+       "'steps' must be an integer >= 0"},
+      {R"({"policy": "AnyPreservationPolicy", "policies": {}})",
+       "'policies' must be an array of policies"},
+  };
+  for (const auto& [text, message] : cases) {
+    INFO(text);
+    CHECK_THAT(message_of<InvalidArgumentError>([&] {
+                 preservation_policy_from_json(nlohmann::json::parse(text));
+               }),
+               Catch::Contains(message));
+  }
+  nlohmann::json deep = {{"policy", "LatestN"}, {"n", 1}};
+  for (int i = 0; i < 40; ++i) {
+    deep = {{"policy", "AnyPreservationPolicy"}, {"policies", {deep}}};
+  }
+  CHECK_THAT(message_of<InvalidArgumentError>(
+                 [&] { preservation_policy_from_json(deep); }),
+             Catch::Contains("nests more than 16 policies deep"));
+}
+
+TEST_CASE("a Checkpointer records its preservation policy at the root",
+          "[checkpointer]") {
+  TempDir dir;
+  const fs::path root = dir / "run";
+  CHECK_FALSE(recorded_preservation_policy(dir.path()));
+  CheckpointerOptions options;
+  options.preservation_policy = LatestN(3);
+  { Checkpointer checkpointer(root, options); }
+  CHECK(recorded_preservation_policy(root) == LatestN(3).to_json());
+  // The next run's policy replaces it; one JSON cannot describe is null.
+  options.preservation_policy =
+      BestN([](const nlohmann::json& m) { return m.at("x").get<double>(); });
+  { Checkpointer checkpointer(root, options); }
+  const auto recorded = recorded_preservation_policy(root);
+  REQUIRE(recorded);
+  CHECK(recorded->is_null());
+  // A damaged record is an error naming it, and a Checkpointer replaces it.
+  const fs::path record = root / ".ckpt_preservation_policy.json";
+  std::ofstream(record, std::ios::trunc) << "[not json";
+  CHECK_THAT(
+      message_of<DataLossError>([&] { recorded_preservation_policy(root); }),
+      Catch::Contains(".ckpt_preservation_policy.json"));
+  options.preservation_policy = PreserveAll();
+  { Checkpointer checkpointer(root, options); }
+  CHECK(recorded_preservation_policy(root) == PreserveAll().to_json());
 }
