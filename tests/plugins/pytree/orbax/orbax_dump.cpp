@@ -3,9 +3,16 @@
 //
 //   orbax_dump checkpoint PATH OUT    every checkpointable of PATH
 //   orbax_dump checkpointer ROOT OUT  the steps of a Checkpointer root,
-//                                     with their metrics and folders (the
-//                                     driver loads each step's
-//                                     checkpointables with `checkpoint`)
+//                                     with their metrics, folders and the
+//                                     root's custom metadata (the driver
+//                                     loads each step's checkpointables
+//                                     with `checkpoint`)
+//   orbax_dump save-checkpointer ROOT OUT
+//                                     the other way: a Checkpointer saves
+//                                     steps with metrics into ROOT in
+//                                     Orbax's storage, keeping the latest
+//                                     3, with root metadata; OUT/spec.json
+//                                     is what Orbax should find there
 //
 // OUT/spec.json describes the values (the format orbax_write_cases.py
 // writes for what Orbax saved):
@@ -19,6 +26,7 @@
 // driver checks against the cases README lists.
 #include <ckpt/checkpoint.h>
 #include <ckpt/checkpointer.h>
+#include <ckpt/context.h>
 #include <ckpt/errors.h>
 #include <ckpt/value.h>
 
@@ -128,17 +136,62 @@ json dump_checkpointer(const fs::path& root) {
     }
     const auto latest = checkpointer.latest();
     return {{"steps", steps},
-            {"latest", latest ? json(latest->step) : json(nullptr)}};
+            {"latest", latest ? json(latest->step) : json(nullptr)},
+            {"root_metadata", checkpointer.root_metadata().custom_metadata}};
   } catch (const ckpt::Error& e) {
     return error_of(e);
   }
+}
+
+// Saves steps 0..5 of a small training state with a loss each, in Orbax's
+// storage, keeping the latest 3; returns what Orbax should find.
+json save_checkpointer(const fs::path& root, Dumper& dumper) {
+  ckpt::ContextOptions context_options;
+  context_options.handler_options = {{"pytree", {{"storage", "orbax"}}}};
+  ckpt::Context context(context_options);
+  ckpt::CheckpointerOptions options;
+  options.preservation_policy = ckpt::LatestN(3);
+  options.custom_metadata = {{"run", "ckpt-interop"}, {"lr", 0.001}};
+  ckpt::Checkpointer checkpointer(root, options);
+  json steps = json::array();
+  for (int64_t step = 0; step <= 5; ++step) {
+    std::vector<float> w(12);
+    for (size_t i = 0; i < w.size(); ++i) {
+      w[i] = static_cast<float>(step) + 0.25f * static_cast<float>(i);
+    }
+    const ckpt::Value state = ckpt::Value::dict(
+        {{"params", ckpt::Value::dict(
+                        {{"w", ckpt::Array::from<float>(w, {3, 4})},
+                         {"b", ckpt::Array::from<int32_t>(
+                                   {1, 2, static_cast<int32_t>(step)}, {3})}})},
+         {"step", step}});
+    const nlohmann::json metrics = {
+        {"loss", 1.0 / static_cast<double>(step + 1)}};
+    checkpointer.save_pytree(step, state, metrics, /*force=*/true);
+    checkpointer.wait();
+    steps.push_back(
+        {{"step", step},
+         {"metrics", metrics},
+         {"content",
+          {{"checkpointables",
+            {{ckpt::kDefaultCheckpointableName, dumper.spec(state)}}}}}});
+  }
+  checkpointer.close();
+  json kept = json::array();
+  for (size_t i = steps.size() - 3; i < steps.size(); ++i)
+    kept.push_back(steps[i]);
+  return {{"steps", kept},
+          {"latest", 5},
+          {"root_metadata", options.custom_metadata}};
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::cerr << "usage: orbax_dump checkpoint|checkpointer PATH OUT\n";
+    std::cerr
+        << "usage: orbax_dump checkpoint|checkpointer|save-checkpointer PATH "
+           "OUT\n";
     return 2;
   }
   const std::string mode = argv[1];
@@ -148,6 +201,8 @@ int main(int argc, char** argv) {
     out = dump_checkpoint(argv[2], dumper);
   } else if (mode == "checkpointer") {
     out = dump_checkpointer(argv[2]);
+  } else if (mode == "save-checkpointer") {
+    out = save_checkpointer(argv[2], dumper);
   } else {
     std::cerr << "orbax_dump: unknown mode " << mode << "\n";
     return 2;

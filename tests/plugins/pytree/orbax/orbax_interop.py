@@ -351,6 +351,63 @@ def check_to_orbax(a, path, expected_dir, expected, work):
     return problems, ways
 
 
+def compare_checkpointer(expected, got):
+    """Problems between two roots of steps in orbax_dump's checkpointer
+    format, but the steps' contents."""
+    problems = []
+    steps = [s["step"] for s in got["steps"]]
+    want = [s["step"] for s in expected["steps"]]
+    if steps != want or got["latest"] != expected["latest"]:
+        problems.append(f"steps {steps} (latest {got['latest']}), "
+                        f"not {want} (latest {expected['latest']})")
+    if "root_metadata" in expected and \
+            got.get("root_metadata") != expected["root_metadata"]:
+        problems.append(f"root metadata {got.get('root_metadata')} != "
+                        f"{expected['root_metadata']}")
+    for e_step in expected["steps"]:
+        g_step = next((s for s in got["steps"]
+                       if s["step"] == e_step["step"]), None)
+        if g_step is not None and e_step["metrics"] is not None and \
+                g_step["metrics"] != e_step["metrics"]:
+            problems.append(f"step {e_step['step']}: metrics "
+                            f"{g_step['metrics']} != {e_step['metrics']}")
+    return problems
+
+
+def check_checkpointer_to_orbax(a):
+    """ckpt -> Orbax for a root: a ckpt Checkpointer saves steps with
+    metrics and root metadata in Orbax's storage, keeping the latest 3;
+    ocp.training.Checkpointer lists the same steps, metrics and metadata
+    and restores every step, element for element."""
+    root = os.path.join(a.work, "ckpt_checkpointer")
+    expected_dir = root + ".expected"
+    r = run([a.dump, "save-checkpointer", root, expected_dir])
+    if r.returncode != 0:
+        return [f"orbax_dump save-checkpointer: {r.stderr.strip()[-300:]}"]
+    out = root + ".restored"
+    r = run([sys.executable, os.path.join(HERE, "orbax_restore.py"),
+             root, "-", out, "--how", "checkpointer"])
+    if r.returncode != 0:
+        return [f"orbax_restore.py: {r.stderr.strip()[-400:]}"]
+    got_dir = os.path.join(out, "checkpointer")
+    got = json.load(open(os.path.join(got_dir, "spec.json")))
+    if "error" in got:
+        return [f"Orbax's Checkpointer: {got['error']}"]
+    expected = json.load(open(os.path.join(expected_dir, "spec.json")))
+    problems = compare_checkpointer(expected, got)
+    for e_step in expected["steps"]:
+        g_step = next((s for s in got["steps"]
+                       if s["step"] == e_step["step"]), None)
+        if g_step is None:
+            continue
+        c = Compare(expected_dir, got_dir)
+        c.tree(e_step["content"]["checkpointables"]["state"],
+               g_step["content"]["checkpointables"]["state"],
+               f"step {e_step['step']}")
+        problems += c.problems[:5]
+    return problems
+
+
 def check_case(a, case):
     name = case["name"]
     path = os.path.join(a.work, name)
@@ -372,19 +429,12 @@ def check_case(a, case):
         if "error" in got:
             problems.append(f"Checkpointer: {got['error']['message'][:400]}")
         else:
-            steps = [s["step"] for s in got["steps"]]
-            want = [s["step"] for s in expected["steps"]]
-            if steps != want or got["latest"] != expected["latest"]:
-                problems.append(f"steps {steps} (latest {got['latest']}), "
-                                f"not {want} (latest {expected['latest']})")
+            problems += compare_checkpointer(expected, got)
             for e_step in expected["steps"]:
                 g_step = next((s for s in got["steps"]
                                if s["step"] == e_step["step"]), None)
                 if g_step is None:
                     continue
-                if e_step["metrics"] is not None and g_step["metrics"] != e_step["metrics"]:
-                    problems.append(f"step {e_step['step']}: metrics "
-                                    f"{g_step['metrics']} != {e_step['metrics']}")
                 step_path = g_step["path"]
                 sub = []
                 check_checkpoint(a, step_path, expected_dir, e_step["content"],
@@ -437,6 +487,16 @@ def main():
         else:
             passed += 1
             print(f"orbax -> ckpt {case['name']}: ok{extra}")
+    problems = check_checkpointer_to_orbax(a)
+    if problems:
+        failed += 1
+        print("ckpt -> orbax checkpointer root: FAILED")
+        for p in problems[:12]:
+            print(f"    {p}")
+    else:
+        passed += 1
+        print("ckpt -> orbax checkpointer root: ok (ocp.training.Checkpointer "
+              "listed steps, metrics, root metadata and restored each step)")
     if not a.keep and failed == 0:
         shutil.rmtree(a.work, ignore_errors=True)
     print(f"orbax interop: {passed} passed, {failed} failed")

@@ -13,6 +13,10 @@ Each way writes OUT/<way>/spec.json ({"error": text} when Orbax raised).
     (replicated otherwise), a sharding the saver never had; every restored
     array must be a jax.Array with that sharding.
 --how partial: with partial_load and an abstract tree of every other leaf.
+--how checkpointer: CHECKPOINT is a root of steps a ckpt Checkpointer
+    wrote (NAME is ignored): ocp.training.Checkpointer lists its steps,
+    their metrics, the latest and the root's metadata, and loads each step;
+    OUT/checkpointer/spec.json has orbax_dump.cpp's checkpointer format.
 """
 import argparse
 import os
@@ -95,18 +99,34 @@ def restore(checkpoint, name, how):
     return tree, problems
 
 
+def restore_checkpointer(root, out):
+    """What Orbax's own Checkpointer finds in a root ckpt wrote."""
+    e = Expect(out)
+    with ocp.training.Checkpointer(root) as c:
+        steps = [{"step": m.step, "metrics": m.metrics,
+                  "content": {"checkpointables": {"state": e.spec(c.load(m.step))}}}
+                 for m in c.checkpoints]
+        latest = c.latest.step if c.latest else None
+        root_metadata = dict(c.root_metadata().custom_metadata or {})
+    e.write({"steps": steps, "latest": latest, "root_metadata": root_metadata})
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint")
     parser.add_argument("name")
     parser.add_argument("out")
     parser.add_argument("--how", default="plain",
-                        help="comma-separated: plain, sharded, partial")
+                        help="comma-separated: plain, sharded, partial, "
+                        "checkpointer")
     a = parser.parse_args()
     checkpoint = os.path.abspath(a.checkpoint)  # Orbax wants it absolute
     for how in a.how.split(","):
         out = os.path.join(a.out, how)
         try:
+            if how == "checkpointer":
+                restore_checkpointer(checkpoint, out)
+                continue
             tree, problems = restore(checkpoint, a.name, how)
         except Exception as e:  # reported, compared as a failure
             os.makedirs(out, exist_ok=True)

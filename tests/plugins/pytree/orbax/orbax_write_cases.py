@@ -229,10 +229,12 @@ def write_all(out, large):
 
 
 def write_checkpointer(cases):
-    """A Checkpointer root of four steps with metrics."""
+    """A Checkpointer root of four steps with metrics and root metadata."""
     root = cases.path("v1_checkpointer")
     steps = []
-    with ocp.training.Checkpointer(root) as ckptr:
+    root_metadata = {"run": "orbax-interop", "lr": 0.001, "tags": ["a", "b"]}
+    with ocp.training.Checkpointer(root,
+                                   custom_metadata=root_metadata) as ckptr:
         for step in range(4):
             state = {"w": sample("float32", (4, 4), 40 + step), "step": step}
             metrics = {"loss": 1.0 / (step + 1), "accuracy": 0.5 + step / 10}
@@ -243,10 +245,12 @@ def write_checkpointer(cases):
     def spec_of(e):
         return {"steps": [{"step": s, "metrics": m,
                            "content": {"checkpointables": {"state": e.spec(st)}}}
-                          for s, st, m in steps], "latest": steps[-1][0]}
+                          for s, st, m in steps], "latest": steps[-1][0],
+                "root_metadata": root_metadata}
 
     cases.expect("v1_checkpointer", "checkpointer", spec_of,
-                 "ocp.training.Checkpointer, 4 steps with metrics")
+                 "ocp.training.Checkpointer, 4 steps with metrics and "
+                 "root metadata")
 
 
 def write_v0(cases, tree):
