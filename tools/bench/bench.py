@@ -40,11 +40,18 @@ import verdict  # noqa: E402
 
 
 def filled(n, seed):
-    """ckpt_bench.cpp's elements, bit for bit."""
+    """ckpt_bench.cpp's elements, bit for bit: float32 in [-0.5, 0.5) with
+    24 random bits each, as incompressible as trained weights."""
     import numpy as np
     x = np.arange(n, dtype=np.uint32) * np.uint32(2654435761)
     x += np.uint32((seed * 40503) & 0xFFFFFFFF)
-    return (x % np.uint32(1000)).astype(np.float32) * np.float32(0.001)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x7FEB352D)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    x ^= x >> np.uint32(16)
+    return ((x >> np.uint32(8)).astype(np.float32) * np.float32(2.0 ** -24)
+            - np.float32(0.5))
 
 
 def make_workload(name, scale):

@@ -54,11 +54,14 @@ struct Workload {
   uint64_t bytes = 0;
 };
 
-// The elements bench.py's peers build too, bit for bit: float32
-// ((i * 2654435761 + seed * 40503) mod 2^32 mod 1000) * 0.001. With
-// `shapes_only`, an array of that shape without memory: for steps that need
-// only the workload's shapes (loads, reads), so that their process holds
-// nothing else.
+// The elements bench.py's peers build too, bit for bit: the 32 bits
+// x = i * 2654435761 + seed * 40503 (mod 2^32), mixed by a 32-bit hash, of
+// which the top 24 make a float32 in [-0.5, 0.5). Each element has 24
+// random bits, so that, like trained weights, the data does not compress
+// (a compressing writer gains nothing a real checkpoint would not give
+// it). With `shapes_only`, an array of that shape without memory: for
+// steps that need only the workload's shapes (loads, reads), so that their
+// process holds nothing else.
 ckpt::Array filled(int64_t elements, uint32_t seed, bool shapes_only) {
   if (shapes_only) {
     return ckpt::Array::borrow(ckpt::DType::kFloat32, {elements}, nullptr);
@@ -67,8 +70,13 @@ ckpt::Array filled(int64_t elements, uint32_t seed, bool shapes_only) {
   float* p = a.data_as<float>();
   const uint32_t base = seed * 40503u;
   for (int64_t i = 0; i < elements; ++i) {
-    const uint32_t x = static_cast<uint32_t>(i) * 2654435761u + base;
-    p[i] = static_cast<float>(x % 1000u) * 0.001f;
+    uint32_t x = static_cast<uint32_t>(i) * 2654435761u + base;
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    p[i] = static_cast<float>(x >> 8) * (1.0f / 16777216.0f) - 0.5f;
   }
   return a;
 }

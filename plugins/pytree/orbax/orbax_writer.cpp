@@ -230,22 +230,30 @@ class ValueFile {
   uint64_t size_ = 0;
 };
 
+// One zstd frame: `size` bytes written at the start of a buffer of the
+// worst case's size. The buffer is not zero-filled, so pages past the frame
+// are never touched: a chunk that compresses well costs only its frame.
+struct ZstdFrame {
+  std::unique_ptr<char[]> bytes;
+  size_t size = 0;
+};
+
 // Compresses `n` bytes at `src` as one zstd frame.
-std::string zstd_frame(const char* src, uint64_t n, int level) {
+ZstdFrame zstd_frame(const char* src, uint64_t n, int level) {
   struct FreeContext {
     void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
   };
   static thread_local std::unique_ptr<ZSTD_CCtx, FreeContext> context(
       ZSTD_createCCtx());
   if (!context) throw Error(CKPT_ERROR_INTERNAL, "zstd: out of memory");
-  std::string out(ZSTD_compressBound(n), '\0');
-  const size_t size =
-      ZSTD_compressCCtx(context.get(), out.data(), out.size(), src, n, level);
-  if (ZSTD_isError(size)) {
+  const size_t bound = ZSTD_compressBound(n);
+  ZstdFrame out{std::unique_ptr<char[]>(new char[bound]), 0};
+  out.size =
+      ZSTD_compressCCtx(context.get(), out.bytes.get(), bound, src, n, level);
+  if (ZSTD_isError(out.size)) {
     throw Error(CKPT_ERROR_INTERNAL,
-                std::string("zstd: ") + ZSTD_getErrorName(size));
+                std::string("zstd: ") + ZSTD_getErrorName(out.size));
   }
-  out.resize(size);
   return out;
 }
 
@@ -257,7 +265,7 @@ void write_shards(std::vector<ArrayOut>& arrays, ValueFile& file,
   struct Job {
     ArrayOut* array;
     size_t k;
-    std::string encoded;
+    ZstdFrame encoded;
   };
   std::vector<Job> jobs;
   for (ArrayOut& a : arrays) {
@@ -281,8 +289,8 @@ void write_shards(std::vector<ArrayOut>& arrays, ValueFile& file,
       Job& j = jobs[i];
       ArrayOut& a = *j.array;
       const char* piece =
-          o.compress ? j.encoded.data() : a.data + j.k * a.inner_bytes;
-      const uint64_t size = o.compress ? j.encoded.size() : a.inner_bytes;
+          o.compress ? j.encoded.bytes.get() : a.data + j.k * a.inner_bytes;
+      const uint64_t size = o.compress ? j.encoded.size : a.inner_bytes;
       const bool small = a.nbytes <= kSmallArrayBytes;
       uint64_t at = 0;
       if (small) {
@@ -295,7 +303,7 @@ void write_shards(std::vector<ArrayOut>& arrays, ValueFile& file,
       }
       ocdbt::put_u64_le(a.index, at);
       ocdbt::put_u64_le(a.index, size);
-      std::string().swap(j.encoded);
+      j.encoded = ZstdFrame();
       if (j.k + 1 < a.inner_count) continue;
       ocdbt::put_u32_le(a.index, crc32c(a.index.data(), a.index.size()));
       if (small) {
