@@ -59,6 +59,17 @@ def case_separated_samples_are_a_verdict():
     assert c["verdict"] == "slower", c
 
 
+def case_three_rounds_decide_only_when_they_do_not_overlap():
+    # W2 against Orbax, three rounds each: every pair at least 300x apart.
+    ratio, low, high = verdict.ratio_interval([0.07, 0.08, 0.076],
+                                              [31.0, 32.5, 34.0])
+    assert high < 1 / 300 and verdict.target(1 / high, 1 / low, 3, True) == "met"
+    ratio, low, high = verdict.ratio_interval([0.1, 0.3, 0.2], [0.25, 0.4, 0.35])
+    assert low < 1 < high, (low, high)
+    assert verdict.compare([0.1, 0.3, 0.2], [0.25, 0.4, 0.35])["verdict"] == \
+        "tie (noise)"
+
+
 def case_one_outlier_among_five_makes_a_tie():
     # Why outliers are taken again: one 0.5 s sample among five against a
     # peer's 0.36 s puts the interval's upper end above 1.

@@ -4,6 +4,7 @@
 #include <ckpt/checkpointer.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
 
 #include "proto_samples.h"
 #include "test_util.h"
@@ -283,6 +284,18 @@ TEST_CASE(
   bad = ckpt_tool("ls " + root.string() + " --keep '{oops'");
   CHECK(bad.status == 1);
   CHECK(bad.output.find("--keep: not JSON") != std::string::npos);
+
+  // A record that names no policy ckpt knows: the listing still stands.
+  {
+    std::ofstream(root / ".ckpt_preservation_policy.json", std::ios::trunc)
+        << R"({"preservation_policy": {"policy": "KeepAll"}})";
+  }
+  text = ckpt_tool("ls " + root.string());
+  REQUIRE(text.status == 0);
+  CHECK(text.output.find("the root's policy record is unreadable") !=
+        std::string::npos);
+  CHECK(text.output.find("unknown preservation policy 'KeepAll'") !=
+        std::string::npos);
 
   // A root with no record (Python Orbax's) says so; listing still works.
   fs::remove(root / ".ckpt_preservation_policy.json");

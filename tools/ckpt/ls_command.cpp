@@ -122,8 +122,17 @@ Keeping keeping_of(const std::string& root, const std::string& keep,
     }
   }
   if (!out.policy) return out;
+  try {
+    preservation_policy_from_json(*out.policy);  // the whole is valid
+  } catch (const Error& e) {
+    if (out.source == "--keep") throw;
+    // A record edited by hand: the listing still stands.
+    out.note =
+        std::string("the root's policy record is unreadable: ") + e.what();
+    out.policy.reset();
+    return out;
+  }
   // Each policy of an AnyPreservationPolicy is asked on its own.
-  preservation_policy_from_json(*out.policy);  // the whole is valid
   std::vector<nlohmann::json> parts = {*out.policy};
   if (out.policy->at("policy") == "AnyPreservationPolicy") {
     parts = out.policy->at("policies").get<std::vector<nlohmann::json>>();
