@@ -151,7 +151,8 @@ PreservationPolicyRef from_json(const json& policy, int depth) {
   if (name == "AnyPreservationPolicy") {
     m.only({"policies"});
     const json& policies = m.need("policies");
-    if (!policies.is_array()) m.fail("policies", "must be an array of policies");
+    if (!policies.is_array())
+      m.fail("policies", "must be an array of policies");
     if (depth >= kMaxPolicyDepth) {
       m.fail("policies", "nests more than " + std::to_string(kMaxPolicyDepth) +
                              " policies deep");
