@@ -91,7 +91,7 @@ int run_cat(const Common& common, const std::string& dir,
   const Value& shown =
       descend(value, key_path, "checkpointable '" + name + "'");
   if (common.json) {
-    std::cout << to_json(shown).dump(2) << "\n";
+    write_json(std::cout, shown);
     return 0;
   }
   switch (shown.kind()) {

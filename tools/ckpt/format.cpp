@@ -165,8 +165,6 @@ void check_depth(size_t depth) {
   }
 }
 
-nlohmann::ordered_json to_json_at(const Value& value, size_t depth);
-
 }  // namespace
 
 std::string human_bytes(uint64_t bytes) {
@@ -251,16 +249,8 @@ std::string array_text(const Array& input, bool full) {
          (shape.empty() ? "" : ", shape=" + shape_text(shape)) + ")";
 }
 
-nlohmann::ordered_json to_json(const Value& value) {
-  return to_json_at(value, 0);
-}
-
-namespace {
-
-// to_json of `value`, inside `depth` dicts and lists.
-nlohmann::ordered_json to_json_at(const Value& value, size_t depth) {
+nlohmann::ordered_json leaf_json(const Value& value) {
   using K = Value::Kind;
-  if (value.is_tree_container()) check_depth(++depth);
   switch (value.kind()) {
     case K::kNone:
       return nullptr;
@@ -274,36 +264,6 @@ nlohmann::ordered_json to_json_at(const Value& value, size_t depth) {
       return value.as_string();
     case K::kJson:
       return nlohmann::ordered_json::parse(value.as_json().dump());
-    case K::kDict: {
-      nlohmann::ordered_json out = nlohmann::ordered_json::object();
-      for (const auto& [k, v] : value.as_dict()) out[k] = to_json_at(v, depth);
-      return out;
-    }
-    case K::kList: {
-      nlohmann::ordered_json out = nlohmann::ordered_json::array();
-      for (const auto& v : value.as_list()) {
-        out.push_back(to_json_at(v, depth));
-      }
-      return out;
-    }
-    case K::kArray: {
-      check_dimensions(value.as_array());
-      Array a = value.as_array().is_contiguous()
-                    ? value.as_array()
-                    : value.as_array().contiguous_copy();
-      std::function<nlohmann::ordered_json(size_t, int64_t)> nest =
-          [&](size_t dim, int64_t offset) -> nlohmann::ordered_json {
-        if (dim == a.shape().size()) return element_json(a, offset);
-        int64_t stride = 1;
-        for (size_t d = dim + 1; d < a.shape().size(); ++d)
-          stride *= a.shape()[d];
-        nlohmann::ordered_json out = nlohmann::ordered_json::array();
-        for (int64_t i = 0; i < a.shape()[dim]; ++i)
-          out.push_back(nest(dim + 1, offset + i * stride));
-        return out;
-      };
-      return nest(0, 0);
-    }
     case K::kArraySpec:
       return {{"dtype", dtype_name(value.as_array_spec().dtype)},
               {"shape", value.as_array_spec().shape}};
@@ -327,7 +287,94 @@ nlohmann::ordered_json to_json_at(const Value& value, size_t depth) {
   }
 }
 
+namespace {
+
+// Writes JSON as nlohmann's dump(2) lays it out, one item at a time: an
+// array of 2 GiB prints without a document of it in memory.
+class JsonWriter {
+ public:
+  explicit JsonWriter(std::ostream& out) : out_(out) {}
+
+  void value(const Value& v, size_t depth, size_t indent) {
+    using K = Value::Kind;
+    if (v.is_tree_container()) check_depth(++depth);
+    switch (v.kind()) {
+      case K::kDict: {
+        size_t i = 0;
+        open('{');
+        for (const auto& [k, child] : v.as_dict()) {
+          item(i++, indent);
+          out_ << nlohmann::ordered_json(k).dump() << ": ";
+          value(child, depth, indent + 2);
+        }
+        close('}', v.size(), indent);
+        return;
+      }
+      case K::kList: {
+        size_t i = 0;
+        open('[');
+        for (const auto& child : v.as_list()) {
+          item(i++, indent);
+          value(child, depth, indent + 2);
+        }
+        close(']', v.size(), indent);
+        return;
+      }
+      case K::kArray: {
+        check_dimensions(v.as_array());
+        const Array a = v.as_array().is_contiguous()
+                            ? v.as_array()
+                            : v.as_array().contiguous_copy();
+        array(a, 0, 0, indent);
+        return;
+      }
+      default: {
+        // A JSON leaf's own lines, indented where it sits.
+        std::string text = leaf_json(v).dump(2);
+        for (size_t at = text.find('\n'); at != std::string::npos;
+             at = text.find('\n', at + 1 + indent)) {
+          text.insert(at + 1, indent, ' ');
+        }
+        out_ << text;
+      }
+    }
+  }
+
+ private:
+  void array(const Array& a, size_t dim, int64_t offset, size_t indent) {
+    const Shape& shape = a.shape();
+    if (dim == shape.size()) {
+      out_ << element_json(a, offset).dump();
+      return;
+    }
+    int64_t stride = 1;
+    for (size_t d = dim + 1; d < shape.size(); ++d) stride *= shape[d];
+    const size_t n = static_cast<size_t>(shape[dim]);
+    open('[');
+    for (size_t i = 0; i < n; ++i) {
+      item(i, indent);
+      array(a, dim + 1, offset + static_cast<int64_t>(i) * stride, indent + 2);
+    }
+    close(']', n, indent);
+  }
+  void open(char bracket) { out_ << bracket; }
+  void item(size_t i, size_t indent) {
+    out_ << (i ? ",\n" : "\n") << std::string(indent + 2, ' ');
+  }
+  void close(char bracket, size_t size, size_t indent) {
+    if (size != 0) out_ << "\n" << std::string(indent, ' ');
+    out_ << bracket;
+  }
+
+  std::ostream& out_;
+};
+
 }  // namespace
+
+void write_json(std::ostream& out, const Value& value) {
+  JsonWriter(out).value(value, 0, 0);
+  out << "\n";
+}
 
 std::string tree_text(const Value& value, bool full) {
   std::ostringstream out;
@@ -360,7 +407,7 @@ std::string tree_text(const Value& value, bool full) {
         } else if (v.kind() == Value::Kind::kJson) {
           out << v.as_json().dump(2) << "\n";
         } else {
-          out << to_json(v).dump() << "\n";
+          out << leaf_json(v).dump() << "\n";
         }
       };
   walk(value, "", 0);

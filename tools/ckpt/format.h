@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <ostream>
 #include <string>
 
 namespace ckpt::tool {
@@ -27,9 +28,13 @@ uint64_t bytes_on_disk(const std::filesystem::path& path);
 // dimension when the array has more than 1000 elements (unless full).
 std::string array_text(const Array& array, bool full);
 
-// A value as JSON (arrays as nested lists of numbers; abstract leaves as
+// A leaf that is no container or array as JSON (abstract leaves as
 // {"dtype", "shape"} objects).
-nlohmann::ordered_json to_json(const Value& value);
+nlohmann::ordered_json leaf_json(const Value& value);
+// A value as indented JSON, written as it goes (arrays as nested lists of
+// numbers, other leaves as leaf_json): no document of it is built, so an
+// array of any size prints in the memory it already takes.
+void write_json(std::ostream& out, const Value& value);
 
 // One line per leaf of a tree: "key/path: text".
 std::string tree_text(const Value& value, bool full);

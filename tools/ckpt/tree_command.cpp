@@ -100,8 +100,8 @@ class TreePrinter {
       text = std::string(kind_name(v.scalar_kind()));
       leaf["type"] = text;
     } else {
-      text = to_json(v).dump();
-      leaf["value"] = to_json(v);
+      leaf["value"] = leaf_json(v);
+      text = leaf["value"].dump();
     }
     leaves_json_.push_back(leaf);
     return text;
