@@ -3,7 +3,8 @@ and ckpt loads each, three ways, every element compared with what Orbax
 saved:
   1. the C++ API (orbax_dump: load_checkpointables, or a Checkpointer over
      a root of steps, with their metrics);
-  2. `ckpt cat --json` of each checkpointable;
+  2. `ckpt cat --json` of each checkpointable (but those of more than
+     CAT_MAX_ELEMENTS array elements);
   3. `ckpt convert` to ckpt's own format, then h5py reads each array that
      has a dataset of its own there (arrays below the pack threshold share
      a packed dataset and are covered by 1 and 2).
@@ -243,6 +244,25 @@ def run(argv, **kw):
     return subprocess.run(argv, capture_output=True, text=True, **kw)
 
 
+# What the 2 GiB case writes at most at once: Orbax's checkpoint, ckpt's
+# conversions both ways and the arrays each way of loading dumps.
+LARGE_DISK_BYTES = 16 << 30
+
+# `ckpt cat --json` prints every element, about 20 bytes of text each: a
+# checkpointable of more elements (the 2 GiB case) is checked by the other
+# two ways only, which compare the same elements without a text of them.
+CAT_MAX_ELEMENTS = 1 << 24
+
+
+def count_elements(spec):
+    """The array elements a spec holds."""
+    if "array" in spec:
+        return math.prod(spec["array"]["shape"])
+    items = spec.get("dict", []) or []
+    children = [v for _, v in items] + (spec.get("list", []) or [])
+    return sum(count_elements(c) for c in children)
+
+
 def check_checkpoint(a, path, expected_dir, expected, got_dir, problems):
     """The three ways for one checkpoint folder; `expected` its spec."""
     r = run([a.dump, "checkpoint", path, got_dir])
@@ -263,6 +283,8 @@ def check_checkpoint(a, path, expected_dir, expected, got_dir, problems):
         c.tree(spec, got["checkpointables"][name], name)
     problems += [f"C++ API: {p}" for p in c.problems]
     for name, spec in expected["checkpointables"].items():
+        if count_elements(spec) > CAT_MAX_ELEMENTS:
+            continue  # counted in the C++ API and h5py ways
         r = run([a.ckpt, "cat", "--json", path, name])
         if r.returncode != 0:
             problems.append(f"ckpt cat {name}: {r.stderr.strip()[-300:]}")
@@ -449,13 +471,24 @@ def main():
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--work", required=True)
     parser.add_argument("--large", action="store_true")
+    parser.add_argument("--only-large", action="store_true",
+                        help="only the case of one array over 2 GiB; "
+                        "skipped (exit 77) without the disk it needs")
     parser.add_argument("--keep", action="store_true")
     a = parser.parse_args()
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
+    if a.only_large:
+        free = shutil.disk_usage(a.work).free
+        if free < LARGE_DISK_BYTES:
+            print(f"orbax interop: the 2 GiB case skipped: {free >> 30} GiB "
+                  f"free in {a.work}, it writes up to {LARGE_DISK_BYTES >> 30}")
+            return 77
     gen = [sys.executable, os.path.join(HERE, "orbax_write_cases.py"), a.work]
     if a.large:
         gen.append("--large")
+    if a.only_large:
+        gen.append("--only-large")
     r = run(gen)
     print(r.stdout.strip())
     if r.returncode != 0:
@@ -487,16 +520,18 @@ def main():
         else:
             passed += 1
             print(f"orbax -> ckpt {case['name']}: ok{extra}")
-    problems = check_checkpointer_to_orbax(a)
-    if problems:
-        failed += 1
-        print("ckpt -> orbax checkpointer root: FAILED")
-        for p in problems[:12]:
-            print(f"    {p}")
-    else:
-        passed += 1
-        print("ckpt -> orbax checkpointer root: ok (ocp.training.Checkpointer "
-              "listed steps, metrics, root metadata and restored each step)")
+    if not a.only_large:
+        problems = check_checkpointer_to_orbax(a)
+        if problems:
+            failed += 1
+            print("ckpt -> orbax checkpointer_root: FAILED")
+            for p in problems[:12]:
+                print(f"    {p}")
+        else:
+            passed += 1
+            print("ckpt -> orbax checkpointer_root: ok (ocp.training."
+                  "Checkpointer listed steps, metrics, root metadata and "
+                  "restored each step)")
     if not a.keep and failed == 0:
         shutil.rmtree(a.work, ignore_errors=True)
     print(f"orbax interop: {passed} passed, {failed} failed")

@@ -291,6 +291,12 @@ def write_large(cases):
 if __name__ == "__main__":
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    listed = write_all(out, "--large" in sys.argv[2:])
+    if "--only-large" in sys.argv[2:]:
+        cases = Cases(out)
+        write_large(cases)
+        cases.finish()
+        listed = cases.listed
+    else:
+        listed = write_all(out, "--large" in sys.argv[2:])
     print(f"orbax {ocp0.__version__ if hasattr(ocp0, '__version__') else ''}: "
           f"wrote {len(listed)} cases in {out}")
