@@ -203,39 +203,35 @@ std::optional<Value> metadata_of(const internal::OpenedCheckpoint& checkpoint,
 Checkpointables load_checkpointables(const fs::path& path,
                                      const Checkpointables& abstracts) {
   return internal::with_errors_converted([&] {
-    Checkpointables out;
-    internal::with_opened_checkpoint(
+    return internal::with_opened_checkpoint(
         path, [&](const internal::OpenedCheckpoint& checkpoint) {
-          out = load_from(checkpoint, checkpoint.checkpointables(), abstracts);
+          return load_from(checkpoint, checkpoint.checkpointables(), abstracts);
         });
-    return out;
   });
 }
 
 Value load(const fs::path& path, const Value* abstract_value,
            const std::string& name) {
   return internal::with_errors_converted([&] {
-    Value out;
-    internal::with_opened_checkpoint(
+    return internal::with_opened_checkpoint(
         path, [&](const internal::OpenedCheckpoint& checkpoint) {
           const std::vector<std::string> available =
               checkpoint.checkpointables();
           const std::string resolved =
               name == kAutoName ? auto_name(checkpoint, available) : name;
           Value abstract_copy = abstract_value ? *abstract_value : Value();
-          out = load_from(checkpoint, available, {{resolved, abstract_copy}})[0]
-                    .second;
+          return load_from(checkpoint, available,
+                           {{resolved, abstract_copy}})[0]
+              .second;
         });
-    return out;
   });
 }
 
 Metadata metadata(const fs::path& path, const std::string& name) {
   return internal::with_errors_converted([&] {
-    Metadata out;
-    internal::with_opened_checkpoint(
+    return internal::with_opened_checkpoint(
         path, [&](const internal::OpenedCheckpoint& checkpoint) {
-          out = Metadata();
+          Metadata out;
           out.checkpoint = checkpoint.info;
           const std::string resolved =
               name == kAutoName
@@ -251,17 +247,16 @@ Metadata metadata(const fs::path& path, const std::string& name) {
                 "failed to read the metadata of checkpointable '" + resolved +
                 "' in " + path.string()));
           }
+          return out;
         });
-    return out;
   });
 }
 
 CheckpointablesMetadata checkpointables_metadata(const fs::path& path) {
   return internal::with_errors_converted([&] {
-    CheckpointablesMetadata out;
-    internal::with_opened_checkpoint(
+    return internal::with_opened_checkpoint(
         path, [&](const internal::OpenedCheckpoint& checkpoint) {
-          out = CheckpointablesMetadata();
+          CheckpointablesMetadata out;
           out.checkpoint = checkpoint.info;
           for (const std::string& name : checkpoint.checkpointables()) {
             Value value;
@@ -283,8 +278,8 @@ CheckpointablesMetadata checkpointables_metadata(const fs::path& path) {
             }
             out.metadata.emplace_back(name, std::move(value));
           }
+          return out;
         });
-    return out;
   });
 }
 

@@ -16,20 +16,16 @@ namespace fs = std::filesystem;
 namespace ckpt {
 
 CheckpointInfo read_checkpoint_info(const fs::path& path) {
-  CheckpointInfo info;
-  internal::with_opened_checkpoint(
-      path, [&](const internal::OpenedCheckpoint& c) { info = c.info; });
-  return info;
+  return internal::with_opened_checkpoint(
+      path, [](const internal::OpenedCheckpoint& c) { return c.info; });
 }
 
 bool check_checkpointable_bytes(const fs::path& path, const std::string& name) {
   return internal::with_errors_converted([&] {
     internal::check_checkpointable_name(name, true);
-    bool checked = false;
-    internal::with_opened_checkpoint(
+    return internal::with_opened_checkpoint(
         path,
-        [&](const internal::OpenedCheckpoint& c) { checked = c.check(name); });
-    return checked;
+        [&](const internal::OpenedCheckpoint& c) { return c.check(name); });
   });
 }
 
@@ -210,7 +206,7 @@ bool path_is_gone(const fs::path& path) {
 
 }  // namespace
 
-void with_opened_checkpoint(
+void with_opened_checkpoint_tries(
     const fs::path& path,
     const std::function<void(const OpenedCheckpoint&)>& read) {
   for (int attempt = 0;; ++attempt) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "format/checkpoint_dir.h"
@@ -49,9 +50,19 @@ inline constexpr int kReplacedRetries = 3;
 // times. The path gone is NotFoundError; still replaced on the last try,
 // TimeoutError. A failure on a folder still in place is passed on as is:
 // DataLossError means bytes at a stable path differ from their record.
-void with_opened_checkpoint(
+void with_opened_checkpoint_tries(
     const std::filesystem::path& path,
     const std::function<void(const OpenedCheckpoint&)>& read);
+
+// The same, returning what the successful try of `read` returned.
+template <typename Read>
+auto with_opened_checkpoint(const std::filesystem::path& path, Read read) {
+  std::optional<decltype(read(std::declval<const OpenedCheckpoint&>()))> out;
+  with_opened_checkpoint_tries(path, [&](const OpenedCheckpoint& checkpoint) {
+    out = read(checkpoint);
+  });
+  return std::move(*out);
+}
 
 }  // namespace ckpt::internal
 
