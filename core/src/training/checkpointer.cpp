@@ -83,6 +83,17 @@ void read_details(std::vector<CheckpointStep>& steps, std::set<int64_t>& unread,
   steps.resize(kept);
 }
 
+// Makes `found` (steps known by folder name) the steps, and reads the
+// newest of them: what an open and a reload start from.
+void know_by_name(std::vector<CheckpointStep> found,
+                  std::vector<CheckpointStep>& steps,
+                  std::set<int64_t>& unread) {
+  steps = std::move(found);
+  unread.clear();
+  for (const CheckpointStep& step : steps) unread.insert(step.step);
+  read_details(steps, unread, /*all=*/false);
+}
+
 // Records the root's preservation policy for `ckpt ls`; a root that will
 // not take the record still checkpoints.
 void record_policy(const fs::path& root, const PreservationPolicy& policy) {
@@ -140,9 +151,7 @@ Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
   internal::with_errors_converted([&] { fs::create_directories(directory_); });
   internal::RootFolders listing =
       internal::list_root_folders(directory_, s.options.step_name_format);
-  s.steps = std::move(listing.steps);
-  for (const CheckpointStep& step : s.steps) s.unread.insert(step.step);
-  read_details(s.steps, s.unread, /*all=*/false);
+  know_by_name(std::move(listing.steps), s.steps, s.unread);
   if (!s.options.custom_metadata.is_object()) {
     throw InvalidArgumentError(
         "CheckpointerOptions: custom_metadata must be a JSON object");
@@ -566,10 +575,7 @@ void Checkpointer::reload() {
   internal::RootFolders listing =
       internal::list_root_folders(directory_, s.options.step_name_format);
   std::lock_guard<std::mutex> lock(s.mutex);
-  s.steps = std::move(listing.steps);
-  s.unread.clear();
-  for (const CheckpointStep& step : s.steps) s.unread.insert(step.step);
-  read_details(s.steps, s.unread, /*all=*/false);
+  know_by_name(std::move(listing.steps), s.steps, s.unread);
 }
 
 bool Checkpointer::reached_preemption() const {
