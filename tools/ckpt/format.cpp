@@ -301,7 +301,7 @@ class JsonWriter {
     switch (v.kind()) {
       case K::kDict: {
         size_t i = 0;
-        open('{');
+        out_ << '{';
         for (const auto& [k, child] : v.as_dict()) {
           item(i++, indent);
           out_ << nlohmann::ordered_json(k).dump() << ": ";
@@ -312,7 +312,7 @@ class JsonWriter {
       }
       case K::kList: {
         size_t i = 0;
-        open('[');
+        out_ << '[';
         for (const auto& child : v.as_list()) {
           item(i++, indent);
           value(child, depth, indent + 2);
@@ -350,14 +350,13 @@ class JsonWriter {
     int64_t stride = 1;
     for (size_t d = dim + 1; d < shape.size(); ++d) stride *= shape[d];
     const size_t n = static_cast<size_t>(shape[dim]);
-    open('[');
+    out_ << '[';
     for (size_t i = 0; i < n; ++i) {
       item(i, indent);
       array(a, dim + 1, offset + static_cast<int64_t>(i) * stride, indent + 2);
     }
     close(']', n, indent);
   }
-  void open(char bracket) { out_ << bracket; }
   void item(size_t i, size_t indent) {
     out_ << (i ? ",\n" : "\n") << std::string(indent + 2, ' ');
   }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -91,63 +92,85 @@ struct Keeping {
   std::optional<nlohmann::json> policy;  // nullopt: none known
   std::string source;                    // "recorded" or "--keep"
   std::string note;                      // why no policy is known, when none is
-  std::vector<std::vector<std::string>> kept_by;  // per committed step
+  // Per committed step: the policies keeping it ("newest" for the newest).
+  std::map<int64_t, std::vector<std::string>> kept_by;
+  std::vector<int64_t> next_prune_deletes;  // the steps no policy keeps
 };
 
-Keeping keeping_of(const std::string& root, const std::string& keep,
-                   const std::vector<CheckpointStep>& steps) {
-  Keeping out;
+// The policy to show: --keep's (a bad one is an error), or the one the
+// root's Checkpointer recorded (a missing or bad one is a note).
+void choose_policy(const std::string& root, const std::string& keep,
+                   Keeping& out) {
   if (!keep.empty()) {
     nlohmann::json parsed = nlohmann::json::parse(keep, nullptr, false);
     if (parsed.is_discarded()) {
       throw InvalidArgumentError("--keep: not JSON: " + keep);
     }
+    preservation_policy_from_json(parsed);  // names what is wrong
     out.policy = std::move(parsed);
     out.source = "--keep";
-  } else {
-    try {
-      out.policy = recorded_preservation_policy(root);
-      out.source = "recorded";
-    } catch (const Error& e) {
-      out.note =
-          std::string("the root's policy record is unreadable: ") + e.what();
-    }
-    if (out.policy && out.policy->is_null()) {
-      out.policy.reset();
-      out.note =
-          "the root's Checkpointer keeps steps by a policy of the program's "
-          "own, which ckpt ls cannot run";
-    } else if (!out.policy && out.note.empty()) {
-      out.note = "no preservation policy is recorded at this root";
-    }
+    return;
   }
-  if (!out.policy) return out;
   try {
-    preservation_policy_from_json(*out.policy);  // the whole is valid
+    out.policy = recorded_preservation_policy(root);
+    // A record edited by hand may name no policy ckpt knows.
+    if (out.policy && !out.policy->is_null()) {
+      preservation_policy_from_json(*out.policy);
+    }
   } catch (const Error& e) {
-    if (out.source == "--keep") throw;
-    // A record edited by hand: the listing still stands.
+    out.policy.reset();
     out.note =
         std::string("the root's policy record is unreadable: ") + e.what();
+    return;
+  }
+  if (!out.policy) {
+    out.note = "no preservation policy is recorded at this root";
+  } else if (out.policy->is_null()) {
     out.policy.reset();
-    return out;
+    out.note =
+        "the root's Checkpointer keeps steps by a policy of the program's "
+        "own, which ckpt ls cannot run";
+  } else {
+    out.source = "recorded";
+  }
+}
+
+Keeping keeping_of(const std::string& root, const std::string& keep,
+                   const RootListing& listing) {
+  Keeping out;
+  choose_policy(root, keep, out);
+  if (!out.policy) return out;
+  std::vector<CheckpointStep> steps;
+  for (const StepFolder& s : listing.steps) {
+    if (s.committed) steps.push_back(s.checkpoint);
   }
   // Each policy of an AnyPreservationPolicy is asked on its own.
   std::vector<nlohmann::json> parts = {*out.policy};
   if (out.policy->at("policy") == "AnyPreservationPolicy") {
     parts = out.policy->at("policies").get<std::vector<nlohmann::json>>();
   }
-  out.kept_by.resize(steps.size());
+  for (const CheckpointStep& step : steps) out.kept_by[step.step];
   for (const nlohmann::json& part : parts) {
     const std::vector<bool> keep_part =
         preservation_policy_from_json(part)->should_preserve(steps, {});
     for (size_t i = 0; i < steps.size() && i < keep_part.size(); ++i) {
-      if (keep_part[i]) out.kept_by[i].push_back(policy_label(part));
+      if (keep_part[i])
+        out.kept_by[steps[i].step].push_back(policy_label(part));
     }
   }
   // The Checkpointer never deletes the newest committed step.
-  if (!steps.empty()) out.kept_by.back().push_back("newest");
+  if (!steps.empty()) out.kept_by[steps.back().step].push_back("newest");
+  for (const auto& [step, by] : out.kept_by) {
+    if (by.empty()) out.next_prune_deletes.push_back(step);
+  }
   return out;
+}
+
+// The policies keeping committed step `s`; null when none is known.
+const std::vector<std::string>* kept_by(const Keeping& keeping,
+                                        const StepFolder& s) {
+  if (!s.committed || !keeping.policy) return nullptr;
+  return &keeping.kept_by.at(s.checkpoint.step);
 }
 
 std::string joined(const std::vector<std::string>& parts) {
@@ -176,8 +199,6 @@ nlohmann::ordered_json ls_json(const std::string& root,
                                    {"policy", nullptr},
                                    {"note", keeping.note}};
   out["steps"] = nlohmann::ordered_json::array();
-  nlohmann::ordered_json doomed = nlohmann::ordered_json::array();
-  size_t committed = 0;
   for (const StepFolder& s : listing.steps) {
     nlohmann::ordered_json step;
     step["step"] = s.checkpoint.step;
@@ -190,17 +211,14 @@ nlohmann::ordered_json ls_json(const std::string& root,
     step["metrics"] =
         nlohmann::ordered_json::parse(s.checkpoint.metrics.dump());
     if (!s.committed) step["problem"] = s.problem;
-    if (s.committed && keeping.policy) {
-      const std::vector<std::string>& by = keeping.kept_by[committed];
-      step["kept_by"] = by;
-      if (by.empty()) doomed.push_back(s.checkpoint.step);
-    } else {
-      step["kept_by"] = nullptr;
-    }
-    committed += s.committed ? 1 : 0;
+    const std::vector<std::string>* by = kept_by(keeping, s);
+    step["kept_by"] =
+        by ? nlohmann::ordered_json(*by) : nlohmann::ordered_json(nullptr);
     out["steps"].push_back(step);
   }
-  out["next_prune_deletes"] = keeping.policy ? doomed : nullptr;
+  out["next_prune_deletes"] =
+      keeping.policy ? nlohmann::ordered_json(keeping.next_prune_deletes)
+                     : nlohmann::ordered_json(nullptr);
   out["temporaries"] = nlohmann::ordered_json::array();
   for (const TemporaryFolder& t : listing.temporaries) {
     out["temporaries"].push_back({{"path", t.path.string()},
@@ -215,18 +233,12 @@ void print_ls(const std::string& root, const RootListing& listing,
               const Keeping& keeping) {
   std::printf("%-12s %-11s %-24s %-10s %-24s %s\n", "STEP", "STATE",
               "COMMITTED", "SIZE", "KEPT BY", "METRICS");
-  std::vector<int64_t> doomed;
-  size_t committed = 0;
   for (const StepFolder& s : listing.steps) {
-    std::string kept = "?";
-    if (s.committed && keeping.policy) {
-      const std::vector<std::string>& by = keeping.kept_by[committed];
-      kept = by.empty() ? "- (next prune)" : joined(by);
-      if (by.empty()) doomed.push_back(s.checkpoint.step);
-    } else if (!s.committed) {
-      kept = "-";
-    }
-    committed += s.committed ? 1 : 0;
+    const std::vector<std::string>* by = kept_by(keeping, s);
+    const std::string kept = !s.committed  ? "-"
+                             : !by         ? "?"
+                             : by->empty() ? "- (next prune)"
+                                           : joined(*by);
     const std::string metrics =
         s.checkpoint.metrics.is_null() ? "-" : s.checkpoint.metrics.dump();
     std::printf(
@@ -258,11 +270,11 @@ void print_ls(const std::string& root, const RootListing& listing,
                   : "from --keep",
               policy_label(*keeping.policy).c_str());
   std::string steps;
-  for (int64_t step : doomed) {
+  for (int64_t step : keeping.next_prune_deletes) {
     steps += (steps.empty() ? "" : ", ") + std::to_string(step);
   }
   std::printf("next prune deletes: %s (a newer step may make it delete more)\n",
-              doomed.empty() ? "none of these steps" : steps.c_str());
+              steps.empty() ? "none of these steps" : steps.c_str());
 }
 
 }  // namespace
@@ -271,11 +283,7 @@ int run_ls(const Common& common, const std::string& root,
            const std::string& keep) {
   const RootListing listing =
       list_checkpoint_root(root, std::nullopt, /*with_sizes=*/true);
-  std::vector<CheckpointStep> committed;
-  for (const StepFolder& s : listing.steps) {
-    if (s.committed) committed.push_back(s.checkpoint);
-  }
-  const Keeping keeping = keeping_of(root, keep, committed);
+  const Keeping keeping = keeping_of(root, keep, listing);
   if (common.json) {
     std::cout << ls_json(root, listing, keeping).dump(2) << "\n";
   } else {
