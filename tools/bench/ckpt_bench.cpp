@@ -39,9 +39,12 @@
 
 #include "buffer.h"
 #include "step_meter.h"
+#include "timing.h"
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using ckpt_bench::Clock;
+using ckpt_bench::median;
+using ckpt_bench::seconds_since;
 
 namespace {
 
@@ -203,15 +206,6 @@ void copy_without_checks(const fs::path& from, const fs::path& to) {
   j.erase("ckpt_format_version");
   std::ofstream(to / ckpt::kCheckpointMetadataFile, std::ios::trunc)
       << j.dump();
-}
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 void fail(const std::string& what) {

@@ -35,17 +35,15 @@
 #include <vector>
 
 #include "buffer.h"
+#include "timing.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kCols = 1024;  // 4 KiB rows of float32
+using ckpt_bench::median;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+constexpr int64_t kCols = 1024;  // 4 KiB rows of float32
 
 // Seconds from a barrier before `step` to a barrier after it.
 double timed(const std::function<void()>& step) {

@@ -22,9 +22,15 @@
 #include <string>
 #include <vector>
 
+#include "timing.h"
+
 namespace fs = std::filesystem;
 
 namespace {
+
+using ckpt_bench::Clock;
+using ckpt_bench::median;
+using ckpt_bench::seconds_since;
 
 class ManyFiles final : public ckpt::StatefulCheckpointable {
  public:
@@ -59,16 +65,6 @@ void make_root(const fs::path& root, int steps, int files) {
   }
 }
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-      .count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,22 +97,22 @@ int main(int argc, char** argv) {
   make_root(root, steps, files);
   std::vector<double> open, latest, all, listing, sized;
   for (int r = 0; r < rounds; ++r) {
-    auto start = std::chrono::steady_clock::now();
+    auto start = Clock::now();
     ckpt::Checkpointer checkpointer(root);
     open.push_back(seconds_since(start));
-    start = std::chrono::steady_clock::now();
+    start = Clock::now();
     if (!checkpointer.latest()) return 1;
     latest.push_back(seconds_since(start));
-    start = std::chrono::steady_clock::now();
+    start = Clock::now();
     if (checkpointer.checkpoints().size() != static_cast<size_t>(steps)) {
       return 1;
     }
     all.push_back(seconds_since(start));
     checkpointer.close();
-    start = std::chrono::steady_clock::now();
+    start = Clock::now();
     ckpt::list_checkpoint_root(root);
     listing.push_back(seconds_since(start));
-    start = std::chrono::steady_clock::now();
+    start = Clock::now();
     ckpt::list_checkpoint_root(root, std::nullopt, /*with_sizes=*/true);
     sized.push_back(seconds_since(start));
   }
