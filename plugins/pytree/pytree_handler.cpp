@@ -90,10 +90,11 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     // (replicated), so the primary host alone writes them, as Orbax does;
     // each process writes the pieces of sharded arrays placed on it.
     // Orbax's storage ("storage": "orbax") gives every array its own zarr
-    // array (nothing packed) and is written by one process.
+    // array (nothing packed); each process writes its own sub-database,
+    // and finalize_save the root database over them all.
     PyTreeOptions options = options_for(call);
     std::string what = describe(call);
-    if (options.orbax_storage) refuse_orbax_storage_of_many(call, what);
+    if (options.orbax_storage) require_finalize_of_many(call, what);
     auto snapshot = std::make_shared<Snapshot>(take_snapshot(
         value, options.orbax_storage ? 0 : options.pack_threshold_bytes,
         call.process_index, call.is_primary_host, what));
@@ -105,8 +106,7 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
     }
     return [call, options, what, snapshot, retained = std::move(retained)] {
       if (options.orbax_storage) {
-        write_orbax_pytree(call.directory, *snapshot, options.orbax,
-                           call.file_mode, what);
+        write_orbax_pytree(call, *snapshot, options.orbax, what);
         return;
       }
       if (snapshot->pieces) {
@@ -119,6 +119,12 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
                          kMetadataFile);
       }
     };
+  }
+
+  void finalize_save(const ckpt::sdk::Call& call) override {
+    if (call.process_count > 1 && options_for(call).orbax_storage) {
+      merge_orbax_databases(call, describe(call));
+    }
   }
 
   ckpt::sdk::LoadWork load(const ckpt::sdk::Call& call,
@@ -181,18 +187,18 @@ class PyTreeHandler final : public ckpt::sdk::Handler {
 
  private:
   // Orbax's storage has one root database over every process's chunks,
-  // which only a step after all processes wrote could make.
-  static void refuse_orbax_storage_of_many(const ckpt::sdk::Call& call,
-                                           const std::string& what) {
-    if (call.process_count <= 1) return;
+  // which finalize_save writes once all processes wrote theirs: a host
+  // older than ABI 1.4 never calls it.
+  static void require_finalize_of_many(const ckpt::sdk::Call& call,
+                                       const std::string& what) {
+    if (call.process_count <= 1 || ckpt::sdk::host_abi_minor() >= 4) return;
     throw Error(CKPT_ERROR_UNIMPLEMENTED,
                 what +
-                    ": \"storage\": \"orbax\" is written by one "
-                    "process; this save has " +
-                    std::to_string(call.process_count) +
-                    " (Orbax's per-process sub-databases are not written "
-                    "yet: save in ckpt's storage and `ckpt convert --to "
-                    "orbax` it)");
+                    ": \"storage\": \"orbax\" by many processes needs a "
+                    "ckpt core of ABI 1.4 or later (this one is 1." +
+                    std::to_string(ckpt::sdk::host_abi_minor()) +
+                    "): save in ckpt's storage and `ckpt convert --to "
+                    "orbax` it");
   }
 
   PyTreeOptions options_for(const ckpt::sdk::Call& call) const {

@@ -433,3 +433,65 @@ TEST_CASE("an async sharded save snapshots the shards and commits once",
   CHECK(spec.global_shape == global);
   CHECK(spec.boxes == ckpt::split_evenly(global, 0, count()));
 }
+
+TEST_CASE("Orbax's storage from every process: one database over theirs",
+          "[mpi][sharded][orbax]") {
+  SharedFolder dir("orbax");
+  const fs::path path = dir.path() / "ckpt";
+  // Rows of 3 (the last cut by the edge), a 2-d block grid, every dtype.
+  const ckpt::Shape global = {static_cast<int64_t>(3 * count() - 1), 4};
+  std::vector<Box> rows;
+  for (int64_t r = 0; r < global[0]; r += 3) {
+    rows.push_back({{r, 0}, {std::min<int64_t>(3, global[0] - r), 4}});
+  }
+  const ckpt::Shape square = {8, 8};
+  const std::vector<Box> blocks = grid(square, 2, 2);
+  ckpt::ContextOptions options = mp_options();
+  options.handler_options = {{"pytree", {{"storage", "orbax"}}}};
+  {
+    ckpt::Context context(options);
+    ckpt::Value::Dict tree;
+    for (DType dtype : ckpt::test::all_dtypes()) {
+      tree.emplace_back(std::string(ckpt::dtype_name(dtype)),
+                        sharded(dtype, global, rows, me(), count()));
+    }
+    tree.emplace_back("blocks",
+                      sharded(DType::kFloat32, square, blocks, me(), count()));
+    tree.emplace_back("step", 7);
+    ckpt::save_checkpointables(path, {{"params", ckpt::Value::dict(tree)}});
+  }
+  // Every process that held a piece wrote its own database.
+  for (int p = 0; p < count(); ++p) {
+    CHECK(fs::exists(path / "params" / ("ocdbt.process_" + std::to_string(p)) /
+                     "manifest.ocdbt"));
+  }
+  const ckpt::Value loaded = ckpt::load(path, nullptr, "params");
+  for (DType dtype : ckpt::test::all_dtypes()) {
+    INFO(ckpt::dtype_name(dtype));
+    CHECK(loaded.at(ckpt::dtype_name(dtype)).as_array() ==
+          whole(dtype, global));
+  }
+  CHECK(loaded.at("blocks").as_array() == whole(DType::kFloat32, square));
+  CHECK(loaded.at("step").as_int() == 7);
+  if (count() == 1) return;
+  // Pieces on no grid (1 row, then 2 each) cannot be chunks of one zarr
+  // array: refused by every process, naming the leaf; nothing committed.
+  std::vector<Box> uneven = {{{0, 0}, {1, 4}}};
+  for (int p = 1; p < count(); ++p) {
+    uneven.push_back({{2 * p - 1, 0}, {2, 4}});
+  }
+  const ckpt::Shape uneven_shape = {2 * count() - 1, 4};
+  ckpt::Context context(options);
+  try {
+    ckpt::save_checkpointables(
+        dir.path() / "uneven",
+        {{"params",
+          ckpt::Value::dict({{"u", sharded(DType::kInt32, uneven_shape, uneven,
+                                           me(), count())}})}});
+    FAIL("saved pieces on no grid");
+  } catch (const ckpt::UnimplementedError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("('u',)"));
+    CHECK_THAT(e.what(), Catch::Contains("regular grid"));
+  }
+  CHECK_FALSE(fs::exists(dir.path() / "uneven"));
+}

@@ -6,6 +6,8 @@
 // {"type": T, "data": ..., "loaded_by": <typestr>} so tests see who ran.
 // Saving {"type": "os-error", "data": "<errno>"} fails in the blocking tier
 // with that OS error (std::system_error, as std::filesystem throws).
+// finalize_save (ABI 1.4) copies toy.txt, as it is then, to finalized.txt;
+// for the tag "finalize-error" it fails instead.
 #include <ckpt/sdk/plugin.h>
 
 #include <fstream>
@@ -69,6 +71,19 @@ class ToyHandler final : public ckpt::sdk::Handler {
       out << tag << "\n" << text;
       if (!out) throw Error(CKPT_ERROR_INTERNAL, "cannot write " + path);
     };
+  }
+
+  void finalize_save(const ckpt::sdk::Call& call) override {
+    std::ifstream in(call.directory + "/toy.txt");
+    std::stringstream text;
+    text << in.rdbuf();
+    if (text.str().rfind("finalize-error", 0) == 0) {
+      throw Error(CKPT_ERROR_DATA_LOSS,
+                  "toy finalize refused " + call.directory);
+    }
+    std::ofstream out(call.directory + "/finalized.txt");
+    out << (in ? text.str() : "no toy.txt") << " (of " << call.process_count
+        << ")";
   }
 
   ckpt::sdk::LoadWork load(const ckpt::sdk::Call& call, const ckpt_value*,

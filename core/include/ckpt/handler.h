@@ -78,6 +78,13 @@ class CKPT_API Handler {
   // The checkpointable's metadata; nullopt = none. Throws
   // UnimplementedError when the handler has no metadata.
   virtual std::optional<Value> metadata(const CallContext& call) const;
+
+  // After every process's save of the checkpointable succeeded (background
+  // tiers included), on the primary host only, before the commit: writes
+  // what depends on every process's files (e.g. one index over per-process
+  // files) into call.directory. A throw fails the save. Does nothing unless
+  // overridden (ABI 1.4's finalize_save for a plugin).
+  virtual void finalize_save(const CallContext& call) const;
 };
 
 using HandlerPtr = std::shared_ptr<const Handler>;

@@ -19,6 +19,8 @@ std::optional<Value> Handler::metadata(const CallContext& call) const {
                            call.checkpointable_name + "'");
 }
 
+void Handler::finalize_save(const CallContext& call) const { (void)call; }
+
 HandlerPtr make_handler(const std::string& typestr,
                         const nlohmann::json& config) {
   internal::start_up();

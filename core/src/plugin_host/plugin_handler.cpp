@@ -148,6 +148,17 @@ class PluginHandler final : public Handler {
     return metadata;
   }
 
+  void finalize_save(const CallContext& call) const override {
+    if (!table_->finalize_save) return;
+    CCallContext c_call(call);
+    ckpt_finalize_args args{};
+    args.struct_size = CKPT_FINALIZE_ARGS_STRUCT_SIZE;
+    args.context = c_call.get();
+    if (ckpt_error* error = table_->finalize_save(instance_, &args)) {
+      throw_c_error(error, what());
+    }
+  }
+
  private:
   std::string what() const {
     return "handler " + info_->typestr + " (" + info_->origin + ")";

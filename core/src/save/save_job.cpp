@@ -193,6 +193,19 @@ std::exception_ptr background_error(SaveJob& job) {
   return error;
 }
 
+// Lets each handler finish what spans every process's files (the primary
+// host's last step before the commit); errors name the checkpointable.
+void finalize_saves(SaveJob& job) {
+  for (size_t i = 0; i < job.calls.size(); ++i) {
+    try {
+      job.handlers[i]->finalize_save(job.calls[i]);
+    } catch (...) {
+      std::rethrow_exception(internal::current_exception_as_error(
+          failed_to_save(job, job.names[i])));
+    }
+  }
+}
+
 // Commits the temporary folder; errors name the checkpoint.
 void commit_now(SaveJob& job) {
   try {
@@ -213,6 +226,7 @@ std::exception_ptr conclude(SaveJob& job, std::exception_ptr mine) {
   if (!job.collectives) {
     if (mine) return mine;
     try {
+      finalize_saves(job);
       commit_now(job);
       return nullptr;
     } catch (...) {
@@ -224,7 +238,10 @@ std::exception_ptr conclude(SaveJob& job, std::exception_ptr mine) {
         internal::agree_on_outcome(*job.collectives, job.final_path, mine);
     if (error) return error;
     return internal::announce_commit(*job.collectives, job.primary_host,
-                                     job.final_path, [&] { commit_now(job); });
+                                     job.final_path, [&] {
+                                       finalize_saves(job);
+                                       commit_now(job);
+                                     });
   } catch (...) {
     return internal::current_exception_as_error("saving " +
                                                 job.final_path.string());
@@ -434,10 +451,11 @@ void run_blocking_tiers(SaveJob& job, const Context& context,
     const fs::path folder = job.temporary->add_folder(
         name, {info.self_checked_files, info.self_checked_prefixes});
     job.names.push_back(name);
+    job.calls.push_back(internal::call_context(context, name, folder));
     job.info.item_handlers.emplace_back(name, handlers[i]->typestr());
     try {
-      job.futures.push_back(handlers[i]->save(
-          internal::call_context(context, name, folder), *items.values[i]));
+      job.futures.push_back(
+          handlers[i]->save(job.calls.back(), *items.values[i]));
     } catch (...) {
       std::rethrow_exception(
           internal::current_exception_as_error(failed_to_save(job, name)));

@@ -62,10 +62,11 @@ struct SaveJob {
   Clock::time_point deadline;
   std::chrono::milliseconds timeout{0};
   // Per checkpointable whose blocking tier started: its name, handler,
-  // background tier, and whether the save may end while that tier still
+  // call, background tier, and whether the save may end while that tier still
   // runs (may_leave_running).
   std::vector<std::string> names;
   std::vector<HandlerPtr> handlers;
+  std::vector<CallContext> calls;  // what each save was called with
   std::vector<std::future<void>> futures;
   std::vector<bool> may_leave_running;
   // The values the save made or changed (SaveItems::owned), kept until

@@ -199,6 +199,42 @@ std::optional<ValueLocation> Database::find(std::string_view key) const {
   }
 }
 
+void Database::for_each(const Visit& visit) const {
+  if (manifest_.versions.empty()) return;
+  const Version& latest = manifest_.versions.back();
+  if (latest.root.missing()) return;
+  // Depth first, children in order: a stack of the nodes still to visit,
+  // each with the prefix its keys are relative to.
+  struct Pending {
+    DataFile file;
+    DataRef ref;
+    uint8_t height;
+    std::string prefix, inclusive_min;
+  };
+  std::vector<Pending> stack = {{manifest_.files[latest.root.file], latest.root,
+                                 latest.root_height, "", ""}};
+  while (!stack.empty()) {
+    Pending p = std::move(stack.back());
+    stack.pop_back();
+    std::shared_ptr<const BtreeNode> n =
+        node(p.file, p.ref, p.height, p.inclusive_min);
+    if (n->height == 0) {
+      for (const LeafEntry& e : n->leaves) {
+        visit(p.prefix + e.key, e,
+              e.is_inline ? nullptr : &n->files[e.ref.file]);
+      }
+      continue;
+    }
+    for (auto it = n->children.rbegin(); it != n->children.rend(); ++it) {
+      stack.push_back(
+          {n->files[it->child.file], it->child,
+           static_cast<uint8_t>(n->height - 1),
+           p.prefix + it->key.substr(0, it->subtree_common_prefix_length),
+           it->key.substr(it->subtree_common_prefix_length)});
+    }
+  }
+}
+
 std::string Database::read(const ValueLocation& where) const {
   if (where.is_inline) return std::string(where.inline_value);
   return files_.read(where.file, where.offset, where.length, kRole, "value");

@@ -6,6 +6,7 @@
 #ifndef CKPT_PLUGINS_PYTREE_ORBAX_OCDBT_DATABASE_H_
 #define CKPT_PLUGINS_PYTREE_ORBAX_OCDBT_DATABASE_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,6 +53,15 @@ class Database {
   // after checking that the file holds its range: DATA_LOSS naming the
   // file otherwise.
   std::string read(const ValueLocation& where) const;
+
+  // Calls visit(key, entry, file) for every key of the latest generation,
+  // in key order: `key` whole, `entry` as stored in its leaf node (its key
+  // relative), `file` the data file of a value that is not inline (its path
+  // relative to the database's folder), else null. Throws DATA_LOSS naming
+  // the file of a damaged or missing node.
+  using Visit = std::function<void(
+      const std::string& key, const LeafEntry& entry, const DataFile* file)>;
+  void for_each(const Visit& visit) const;
 
   const Manifest& manifest() const { return manifest_; }
   const orbax::FolderFiles& files() const { return files_; }

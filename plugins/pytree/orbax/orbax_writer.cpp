@@ -14,10 +14,12 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <set>
 
 #include "orbax/crc32c.h"
+#include "orbax/ocdbt_database.h"
 #include "orbax/ocdbt_encode.h"
 #include "orbax/orbax_storage.h"
 #include "runtime/parallel.h"
@@ -49,7 +51,6 @@ constexpr uint64_t kBatchBytes = 256u << 20;
 // Shards of arrays up to this size are assembled in memory (and inlined
 // in the B+tree when they end up small enough).
 constexpr uint64_t kSmallArrayBytes = 64u << 10;
-constexpr const char* kProcessDatabase = "ocdbt.process_0/";
 constexpr const char* kStringsFile = "_strings.json";
 
 std::string random_hex(size_t bytes) {
@@ -64,37 +65,51 @@ std::string random_hex(size_t bytes) {
   return s;
 }
 
-// One zarr array to write: an array leaf or a scalar as a 0-d array.
+// One zarr array to write: an array leaf, or a scalar as a 0-d array.
 struct ArrayOut {
   std::string name;  // Orbax's parameter name
   ckpt_dtype dtype = CKPT_DTYPE_INVALID;
   std::vector<int64_t> shape;
-  const char* data = nullptr;  // C order
-  uint64_t nbytes = 0;
-  std::shared_ptr<char> owned;  // a scalar's bytes, an assembled array
-  std::vector<int64_t> inner;   // inner chunk shape
+  // The chunk grid's chunk shape: each chunk is one zarr shard (the whole
+  // array, or one piece of a sharded array).
+  std::vector<int64_t> chunk;
+  uint64_t chunk_bytes = 0;
+  std::vector<int64_t> inner;  // inner chunk shape
   uint64_t inner_bytes = 0;
   size_t inner_count = 0;
-  // The shard as it is written: its index, and where its bytes went.
+  bool described_here = true;  // this process writes its zarr.json
+};
+
+// One chunk (zarr shard) of an array that this process writes.
+struct ChunkOut {
+  size_t array = 0;             // index into the arrays being written
+  std::vector<int64_t> grid;    // its place in the chunk grid
+  const char* data = nullptr;   // chunk_bytes, C order
+  std::shared_ptr<char> owned;  // a scalar's bytes, an assembled chunk
+  // As it is written: its index, and where its bytes went.
   std::string index;
-  std::string small;  // the whole shard, for small arrays
+  std::string small;  // the whole shard, for small chunks
   bool is_inline = false;
   uint64_t offset = 0, length = 0;
 };
 
-// The inner chunk shape of `a`: the whole array, or for a large one a
-// slab of rows (a divisor of the first dimension, so that the inner chunks
-// tile the shard as zarr's sharding codec requires).
+struct WriteSet {
+  std::vector<ArrayOut> arrays;
+  std::vector<ChunkOut> chunks;
+};
+
+// The inner chunk shape of `a`'s chunks: the whole chunk, or for a large
+// one a slab of rows (a divisor of the chunk's first dimension, so that the
+// inner chunks tile the shard as zarr's sharding codec requires).
 void choose_inner_chunks(ArrayOut& a) {
-  a.inner = a.shape;
-  for (int64_t& d : a.inner) d = std::max<int64_t>(d, 1);
-  a.inner_bytes = a.nbytes;
-  a.inner_count = a.nbytes == 0 ? 0 : 1;
-  if (a.shape.empty() || a.nbytes <= kInnerChunkBytes || a.shape[0] <= 1) {
+  a.inner = a.chunk;
+  a.inner_bytes = a.chunk_bytes;
+  a.inner_count = element_count(a.shape) == 0 ? 0 : 1;
+  if (a.chunk.empty() || a.chunk_bytes <= kInnerChunkBytes || a.chunk[0] <= 1) {
     return;
   }
-  const auto rows = static_cast<uint64_t>(a.shape[0]);
-  const uint64_t row_bytes = a.nbytes / rows;
+  const auto rows = static_cast<uint64_t>(a.chunk[0]);
+  const uint64_t row_bytes = a.chunk_bytes / rows;
   const uint64_t max_rows = std::max<uint64_t>(1, kInnerChunkBytes / row_bytes);
   // The fewest slabs: the smallest k >= rows / max_rows dividing rows.
   for (uint64_t k = (rows + max_rows - 1) / max_rows, tries = 0;
@@ -159,8 +174,6 @@ std::string zarr_json(const ArrayOut& a, const OrbaxWriteOptions& o) {
         {{"name", "zstd"},
          {"configuration", {{"level", o.zstd_level}, {"checksum", false}}}});
   }
-  std::vector<int64_t> chunk = a.shape;
-  for (int64_t& d : chunk) d = std::max<int64_t>(d, 1);
   const json sharding = {
       {"name", "sharding_indexed"},
       {"configuration",
@@ -177,17 +190,17 @@ std::string zarr_json(const ArrayOut& a, const OrbaxWriteOptions& o) {
       {"shape", a.shape},
       {"data_type", dtype_name(a.dtype)},
       {"chunk_grid",
-       {{"name", "regular"}, {"configuration", {{"chunk_shape", chunk}}}}},
+       {{"name", "regular"}, {"configuration", {{"chunk_shape", a.chunk}}}}},
       {"chunk_key_encoding", {{"name", "default"}}},
       {"fill_value", fill_value(a.dtype)},
       {"codecs", json::array({sharding})}};
   return meta.dump();
 }
 
-// The one chunk's key of an array whose chunk is its whole shape.
-std::string chunk_key(const ArrayOut& a) {
+// The key of chunk `c` of array `a` (zarr v3's default key encoding).
+std::string chunk_key(const ArrayOut& a, const ChunkOut& c) {
   std::string key = a.name + "/c";
-  for (size_t d = 0; d < a.shape.size(); ++d) key += "/0";
+  for (int64_t g : c.grid) key += "/" + std::to_string(g);
   return key;
 }
 
@@ -257,19 +270,20 @@ ZstdFrame zstd_frame(const char* src, uint64_t n, int level) {
   return out;
 }
 
-// Writes every array's shard: the inner chunks of a batch are compressed
+// Writes every chunk's shard: the inner chunks of a batch are compressed
 // in parallel, then appended in order, so that each shard is one range of
 // the value file (or, small, a value of its own).
-void write_shards(std::vector<ArrayOut>& arrays, ValueFile& file,
-                  const OrbaxWriteOptions& o) {
+void write_shards(WriteSet& set, ValueFile& file, const OrbaxWriteOptions& o) {
   struct Job {
-    ArrayOut* array;
+    ChunkOut* chunk;
+    const ArrayOut* array;
     size_t k;
     ZstdFrame encoded;
   };
   std::vector<Job> jobs;
-  for (ArrayOut& a : arrays) {
-    for (size_t k = 0; k < a.inner_count; ++k) jobs.push_back({&a, k, {}});
+  for (ChunkOut& c : set.chunks) {
+    const ArrayOut& a = set.arrays[c.array];
+    for (size_t k = 0; k < a.inner_count; ++k) jobs.push_back({&c, &a, k, {}});
   }
   size_t start = 0;
   while (start < jobs.size()) {
@@ -281,53 +295,55 @@ void write_shards(std::vector<ArrayOut>& arrays, ValueFile& file,
     if (o.compress) {
       parallel_for(end - start, threads_for(bytes), [&](size_t i) {
         Job& j = jobs[start + i];
-        j.encoded = zstd_frame(j.array->data + j.k * j.array->inner_bytes,
+        j.encoded = zstd_frame(j.chunk->data + j.k * j.array->inner_bytes,
                                j.array->inner_bytes, o.zstd_level);
       });
     }
     for (size_t i = start; i < end; ++i) {
       Job& j = jobs[i];
-      ArrayOut& a = *j.array;
+      ChunkOut& c = *j.chunk;
+      const ArrayOut& a = *j.array;
       const char* piece =
-          o.compress ? j.encoded.bytes.get() : a.data + j.k * a.inner_bytes;
+          o.compress ? j.encoded.bytes.get() : c.data + j.k * a.inner_bytes;
       const uint64_t size = o.compress ? j.encoded.size : a.inner_bytes;
-      const bool small = a.nbytes <= kSmallArrayBytes;
+      const bool small = a.chunk_bytes <= kSmallArrayBytes;
       uint64_t at = 0;
       if (small) {
-        at = a.small.size();
-        a.small.append(piece, size);
+        at = c.small.size();
+        c.small.append(piece, size);
       } else {
         const uint64_t offset = file.append(piece, size);
-        if (j.k == 0) a.offset = offset;
-        at = offset - a.offset;
+        if (j.k == 0) c.offset = offset;
+        at = offset - c.offset;
       }
-      ocdbt::put_u64_le(a.index, at);
-      ocdbt::put_u64_le(a.index, size);
+      ocdbt::put_u64_le(c.index, at);
+      ocdbt::put_u64_le(c.index, size);
       j.encoded = ZstdFrame();
       if (j.k + 1 < a.inner_count) continue;
-      ocdbt::put_u32_le(a.index, crc32c(a.index.data(), a.index.size()));
+      ocdbt::put_u32_le(c.index, crc32c(c.index.data(), c.index.size()));
       if (small) {
-        a.small += a.index;
-        a.length = a.small.size();
-        a.is_inline = a.length <= kMaxInlineValueBytes;
-        if (!a.is_inline) {
-          a.offset = file.append(a.small.data(), a.small.size());
-          std::string().swap(a.small);
+        c.small += c.index;
+        c.length = c.small.size();
+        c.is_inline = c.length <= kMaxInlineValueBytes;
+        if (!c.is_inline) {
+          c.offset = file.append(c.small.data(), c.small.size());
+          std::string().swap(c.small);
         }
       } else {
-        const uint64_t at_index = file.append(a.index.data(), a.index.size());
-        a.length = at_index + a.index.size() - a.offset;
+        const uint64_t at_index = file.append(c.index.data(), c.index.size());
+        c.length = at_index + c.index.size() - c.offset;
       }
-      std::string().swap(a.index);
+      std::string().swap(c.index);
+      c.owned.reset();  // its bytes are written
     }
     start = end;
   }
 }
 
-// A value of the database: inline bytes, or a range of the value file.
+// A value of the database: inline bytes, or a range of a data file.
 struct Entry {
   std::string key;
-  ocdbt::LeafEntry value;  // key unset; ref.file 0: the value file
+  ocdbt::LeafEntry value;  // key unset; ref.file: an index of value files
 };
 
 // One node of a level of the B+tree being built: its keys' range and where
@@ -340,10 +356,10 @@ struct Built {
 };
 
 // A B+tree over `entries` (sorted by key), its nodes appended to `nodes`
-// (the content of `node_file`); values refer to `value_file`. Returns the
+// (the content of `node_file`); values refer to `value_files`. Returns the
 // generation whose root it is (root.file 0: node_file).
 ocdbt::Version build_tree(const std::vector<Entry>& entries,
-                          const ocdbt::DataFile& value_file,
+                          const std::vector<ocdbt::DataFile>& value_files,
                           const ocdbt::DataFile& node_file,
                           std::string& nodes) {
   ocdbt::Version version;
@@ -371,12 +387,17 @@ ocdbt::Version build_tree(const std::vector<Entry>& entries,
     b.prefix = one_leaf ? 0 : ocdbt::common_prefix(b.first, b.last);
     ocdbt::BtreeNode node;
     node.height = 0;
-    node.files = {value_file};
+    // The node's file table: the value files its entries refer to.
+    std::map<uint32_t, uint32_t> table;
     for (size_t i = s; i < e; ++i) {
       node.leaves.push_back(entries[i].value);
-      node.leaves.back().key = entries[i].key.substr(b.prefix);
-      if (!entries[i].value.is_inline)
-        b.indirect_bytes += entries[i].value.ref.length;
+      ocdbt::LeafEntry& leaf = node.leaves.back();
+      leaf.key = entries[i].key.substr(b.prefix);
+      if (leaf.is_inline) continue;
+      b.indirect_bytes += leaf.ref.length;
+      auto [it, fresh] = table.emplace(leaf.ref.file, node.files.size());
+      if (fresh) node.files.push_back(value_files.at(leaf.ref.file));
+      leaf.ref.file = it->second;
     }
     b.num_keys = e - s;
     level.push_back(store(node, std::move(b)));
@@ -423,15 +444,16 @@ ocdbt::Version build_tree(const std::vector<Entry>& entries,
 
 // Writes one database in `folder` + `database` (a folder name ending in
 // '/', or empty for the checkpointable's own): its nodes file and its
-// manifest over `entries`, whose values are in `value_file` (relative to
-// that database).
+// manifest over `entries` (sorted by key), whose values are in
+// `value_files` (relative to that database).
 void write_database(const std::string& folder, const std::string& database,
                     const std::vector<Entry>& entries,
-                    const ocdbt::DataFile& value_file, unsigned mode) {
+                    const std::vector<ocdbt::DataFile>& value_files,
+                    unsigned mode) {
   const ocdbt::DataFile node_file{"", "d/" + random_hex(16)};
   std::string nodes;
   ocdbt::Manifest m;
-  m.versions.push_back(build_tree(entries, value_file, node_file, nodes));
+  m.versions.push_back(build_tree(entries, value_files, node_file, nodes));
   m.versions.back().commit_time = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(
           std::chrono::system_clock::now().time_since_epoch())
@@ -511,77 +533,185 @@ std::map<std::string, const ArrayBytes*> piece_bytes(const Snapshot& snapshot) {
   return out;
 }
 
-// The arrays to write: array leaves, assembled from their pieces when
-// sharded, and scalars as 0-d arrays.
-std::vector<ArrayOut> arrays_of(const Snapshot& snapshot,
-                                const std::string& what) {
+// The chunk shape of the regular grid that the pieces of sharded `leaf`
+// tile, one piece per cell (a cell at the array's far edge cut by it, as
+// zarr's grid allows); nullopt when they tile none, or the array is empty.
+std::optional<std::vector<int64_t>> piece_grid(const LeafRecord& leaf) {
+  const size_t rank = leaf.shape.size();
+  if (rank == 0 || element_count(leaf.shape) == 0) return std::nullopt;
+  std::vector<int64_t> chunk(rank, 0);
+  for (const StoredPiece& p : leaf.pieces) {
+    for (size_t d = 0; d < rank; ++d) chunk[d] = std::max(chunk[d], p.shape[d]);
+  }
+  uint64_t cells = 1;
+  for (size_t d = 0; d < rank; ++d) {
+    if (chunk[d] <= 0) return std::nullopt;
+    cells *= static_cast<uint64_t>((leaf.shape[d] + chunk[d] - 1) / chunk[d]);
+    if (cells > leaf.pieces.size()) return std::nullopt;
+  }
+  if (cells != leaf.pieces.size()) return std::nullopt;
+  std::set<std::vector<int64_t>> seen;
+  for (const StoredPiece& p : leaf.pieces) {
+    for (size_t d = 0; d < rank; ++d) {
+      if (p.offset[d] % chunk[d] != 0 ||
+          p.shape[d] != std::min(chunk[d], leaf.shape[d] - p.offset[d])) {
+        return std::nullopt;
+      }
+    }
+    if (!seen.insert(p.offset).second) return std::nullopt;
+  }
+  return chunk;
+}
+
+// Adds array `a` to `set`; its chunk shape is set, its inner chunks are
+// chosen here. Returns its index.
+size_t add_array(WriteSet& set, ArrayOut a) {
+  a.chunk_bytes = element_count(a.chunk) * ckpt::sdk::dtype_size(a.dtype);
+  choose_inner_chunks(a);
+  set.arrays.push_back(std::move(a));
+  return set.arrays.size() - 1;
+}
+
+// Adds to `set` the chunks of sharded array `a` (chunk shape unset) that
+// this process holds: one per piece on the grid the pieces tile, or with
+// one process the whole array assembled from its pieces.
+void add_sharded(WriteSet& set, ArrayOut a, const LeafRecord& leaf,
+                 const std::map<std::string, const ArrayBytes*>& pieces,
+                 const ckpt::sdk::Call& call, const std::string& what) {
+  const size_t item = ckpt::sdk::dtype_size(leaf.dtype);
+  const std::string where = what + ": key path " + key_path_repr(leaf.path);
+  const std::optional<std::vector<int64_t>> grid = piece_grid(leaf);
+  if (!grid && call.process_count > 1 && element_count(leaf.shape) > 0) {
+    throw Error(CKPT_ERROR_UNIMPLEMENTED,
+                where +
+                    ": its pieces do not tile a regular grid (equal boxes, "
+                    "the last of a dimension cut by the array's edge), and "
+                    "Orbax's storage of a save by many processes stores "
+                    "each piece as one chunk of such a grid; save in ckpt's "
+                    "storage and `ckpt convert --to orbax` it");
+  }
+  a.chunk = grid ? *grid : a.shape;
+  for (int64_t& d : a.chunk) d = std::max<int64_t>(d, 1);
+  const size_t index = add_array(set, std::move(a));
+  const ArrayOut& array = set.arrays[index];
+  if (array.inner_count == 0) return;
+  ChunkOut whole;
+  if (!grid) {
+    whole.array = index;
+    whole.grid.assign(leaf.shape.size(), 0);
+    whole.owned.reset(new char[array.chunk_bytes],
+                      std::default_delete<char[]>());
+    whole.data = whole.owned.get();
+  }
+  for (size_t k = 0; k < leaf.pieces.size(); ++k) {
+    const StoredPiece& p = leaf.pieces[k];
+    auto it = pieces.find(key_path_repr(piece_path(leaf.path, k)));
+    if (it == pieces.end()) {
+      if (p.process == call.process_index) {
+        throw Error(CKPT_ERROR_INTERNAL, where + ": piece " +
+                                             std::to_string(k) +
+                                             " is missing from the snapshot");
+      }
+      continue;  // another process writes it
+    }
+    const char* bytes = static_cast<const char*>(it->second->data);
+    if (!grid) {
+      copy_box(bytes, p.offset, p.shape, leaf.shape, item, whole.owned.get());
+      continue;
+    }
+    ChunkOut c;
+    c.array = index;
+    for (size_t d = 0; d < p.offset.size(); ++d) {
+      c.grid.push_back(p.offset[d] / array.chunk[d]);
+    }
+    if (p.shape == array.chunk) {
+      c.data = bytes;
+    } else {
+      // A cell cut by the array's edge is stored whole, the rest fill.
+      c.owned.reset(new char[array.chunk_bytes](),
+                    std::default_delete<char[]>());
+      copy_box(bytes, std::vector<int64_t>(p.shape.size(), 0), p.shape,
+               array.chunk, item, c.owned.get());
+      c.data = c.owned.get();
+    }
+    set.chunks.push_back(std::move(c));
+  }
+  if (!grid) set.chunks.push_back(std::move(whole));
+}
+
+// What this process writes: the primary host every array leaf and every
+// scalar (as a 0-d array) with its zarr.json; every process the chunks of
+// the pieces of sharded arrays placed on it.
+WriteSet write_set(const Snapshot& snapshot, const ckpt::sdk::Call& call,
+                   const std::string& what) {
   std::vector<const ArrayBytes*> bytes_of(snapshot.metadata.leaves.size(),
                                           nullptr);
   for (const ArrayBytes& b : snapshot.arrays) bytes_of[b.leaf] = &b;
   const auto pieces = piece_bytes(snapshot);
-  std::vector<ArrayOut> out;
+  WriteSet set;
   for (size_t i = 0; i < snapshot.metadata.leaves.size(); ++i) {
     const LeafRecord& leaf = snapshot.metadata.leaves[i];
     ArrayOut a;
     a.name = orbax_param_name(leaf.path);
+    a.described_here = call.is_primary_host;
+    if (leaf.kind == LeafKind::kArray && leaf.sharded) {
+      a.dtype = leaf.dtype;
+      a.shape = leaf.shape;
+      add_sharded(set, std::move(a), leaf, pieces, call, what);
+      continue;
+    }
+    if (!call.is_primary_host) continue;
+    ChunkOut c;
     if (leaf.kind == LeafKind::kArray) {
       a.dtype = leaf.dtype;
       a.shape = leaf.shape;
-      const size_t item = ckpt::sdk::dtype_size(leaf.dtype);
-      a.nbytes = element_count(leaf.shape) * item;
-      if (leaf.sharded) {
-        a.owned.reset(new char[std::max<uint64_t>(1, a.nbytes)],
-                      std::default_delete<char[]>());
-        for (size_t k = 0; k < leaf.pieces.size(); ++k) {
-          const StoredPiece& p = leaf.pieces[k];
-          auto it = pieces.find(key_path_repr(piece_path(leaf.path, k)));
-          if (it == pieces.end()) {
-            throw Error(CKPT_ERROR_UNIMPLEMENTED,
-                        what + ": key path " + key_path_repr(leaf.path) +
-                            ": piece " + std::to_string(k) +
-                            " is placed on process " +
-                            std::to_string(p.process) +
-                            "; Orbax's storage is written by one process here");
-          }
-          if (element_count(p.shape) > 0) {
-            copy_box(static_cast<const char*>(it->second->data), p.offset,
-                     p.shape, leaf.shape, item, a.owned.get());
-          }
-        }
-        a.data = a.owned.get();
-      } else if (leaf.location.packed || !bytes_of[i]) {
-        if (a.nbytes != 0) {
+      if (leaf.location.packed || !bytes_of[i]) {
+        if (element_count(leaf.shape) != 0) {
           throw Error(CKPT_ERROR_INTERNAL,
                       what + ": key path " + key_path_repr(leaf.path) +
                           ": array bytes missing from the snapshot");
         }
       } else {
-        a.data = static_cast<const char*>(bytes_of[i]->data);
+        c.data = static_cast<const char*>(bytes_of[i]->data);
       }
     } else if (leaf.kind == LeafKind::kBool || leaf.kind == LeafKind::kInt ||
                leaf.kind == LeafKind::kDouble) {
-      a.owned.reset(new char[8](), std::default_delete<char[]>());
+      c.owned.reset(new char[8](), std::default_delete<char[]>());
       if (leaf.kind == LeafKind::kBool) {
         a.dtype = CKPT_DTYPE_BOOL;
-        a.nbytes = 1;
-        a.owned.get()[0] = leaf.bool_value ? 1 : 0;
+        c.owned.get()[0] = leaf.bool_value ? 1 : 0;
       } else if (leaf.kind == LeafKind::kInt) {
         a.dtype = CKPT_DTYPE_INT64;
-        a.nbytes = 8;
-        std::memcpy(a.owned.get(), &leaf.int_value, 8);
+        std::memcpy(c.owned.get(), &leaf.int_value, 8);
       } else {
         a.dtype = CKPT_DTYPE_FLOAT64;
-        a.nbytes = 8;
-        std::memcpy(a.owned.get(), &leaf.double_value, 8);
+        std::memcpy(c.owned.get(), &leaf.double_value, 8);
       }
-      a.data = a.owned.get();
+      c.data = c.owned.get();
     } else {
       continue;
     }
-    choose_inner_chunks(a);
-    out.push_back(std::move(a));
+    a.chunk = a.shape;
+    for (int64_t& d : a.chunk) d = std::max<int64_t>(d, 1);
+    c.array = add_array(set, std::move(a));
+    c.grid.assign(set.arrays[c.array].shape.size(), 0);
+    if (set.arrays[c.array].inner_count > 0) set.chunks.push_back(std::move(c));
   }
-  return out;
+  return set;
+}
+
+std::string process_database(int process) {
+  return "ocdbt.process_" + std::to_string(process) + "/";
+}
+
+void create_folder(const fs::path& path, const std::string& what) {
+  try {
+    fs::create_directories(path);
+  } catch (const fs::filesystem_error& e) {
+    throw Error(CKPT_ERROR_INTERNAL,
+                what + ": cannot create " + path.string() +
+                    " for its OCDBT database: " + e.code().message());
+  }
 }
 
 }  // namespace
@@ -614,25 +744,21 @@ void check_orbax_names(const Snapshot& snapshot, const std::string& what) {
   }
 }
 
-void write_orbax_pytree(const std::string& folder, const Snapshot& snapshot,
-                        const OrbaxWriteOptions& options, unsigned file_mode,
+void write_orbax_pytree(const ckpt::sdk::Call& call, const Snapshot& snapshot,
+                        const OrbaxWriteOptions& options,
                         const std::string& what) {
-  std::vector<ArrayOut> arrays = arrays_of(snapshot, what);
-  try {
-    fs::create_directories(fs::path(folder) / kProcessDatabase / "d");
-    fs::create_directories(fs::path(folder) / "d");
-  } catch (const fs::filesystem_error& e) {
-    throw Error(CKPT_ERROR_INTERNAL, what +
-                                         ": cannot create the folders of "
-                                         "its OCDBT database in " +
-                                         folder + ": " + e.code().message());
-  }
-  const ocdbt::DataFile value_file{"", "d/" + random_hex(16)};
-  ValueFile file(folder + "/" + kProcessDatabase + value_file.relative_path,
-                 file_mode, what);
-  write_shards(arrays, file, options);
+  const std::string& folder = call.directory;
+  WriteSet set = write_set(snapshot, call, what);
+  const std::string database = process_database(call.process_index);
+  create_folder(fs::path(folder) / database / "d", what);
+  const std::vector<ocdbt::DataFile> value_files = {
+      {"", "d/" + random_hex(16)}};
+  ValueFile file(folder + "/" + database + value_files[0].relative_path,
+                 call.file_mode, what);
+  write_shards(set, file, options);
   std::vector<Entry> entries;
-  for (ArrayOut& a : arrays) {
+  for (const ArrayOut& a : set.arrays) {
+    if (!a.described_here) continue;
     Entry meta;
     meta.key = a.name + "/zarr.json";
     meta.value.value = zarr_json(a, options);
@@ -644,23 +770,30 @@ void write_orbax_pytree(const std::string& folder, const Snapshot& snapshot,
       meta.value.value.clear();
     }
     entries.push_back(std::move(meta));
-    if (a.inner_count == 0) continue;
+  }
+  for (ChunkOut& c : set.chunks) {
     Entry chunk;
-    chunk.key = chunk_key(a);
-    if (a.is_inline) {
-      chunk.value.value = std::move(a.small);
+    chunk.key = chunk_key(set.arrays[c.array], c);
+    if (c.is_inline) {
+      chunk.value.value = std::move(c.small);
     } else {
       chunk.value.is_inline = false;
-      chunk.value.ref = {0, a.offset, a.length};
+      chunk.value.ref = {0, c.offset, c.length};
     }
     entries.push_back(std::move(chunk));
   }
   file.close();
   std::sort(entries.begin(), entries.end(),
             [](const Entry& x, const Entry& y) { return x.key < y.key; });
-  write_database(folder, kProcessDatabase, entries, value_file, file_mode);
-  write_database(folder, "", entries,
-                 {kProcessDatabase, value_file.relative_path}, file_mode);
+  write_database(folder, database, entries, value_files, call.file_mode);
+  if (call.process_count == 1) {
+    // The root database refers to the same values; with many processes,
+    // merge_orbax_databases writes it once every process's is there.
+    create_folder(fs::path(folder) / "d", what);
+    write_database(folder, "", entries,
+                   {{database, value_files[0].relative_path}}, call.file_mode);
+  }
+  if (!call.is_primary_host) return;
   json strings = json::object();
   for (const LeafRecord& leaf : snapshot.metadata.leaves) {
     if (leaf.kind == LeafKind::kString) {
@@ -669,10 +802,49 @@ void write_orbax_pytree(const std::string& folder, const Snapshot& snapshot,
   }
   if (!strings.empty()) {
     ckpt::sdk::write_file(ckpt::sdk::join_path(folder, kStringsFile),
-                          strings.dump(), file_mode);
+                          strings.dump(), call.file_mode);
   }
   ckpt::sdk::write_file(ckpt::sdk::join_path(folder, kMetadataFile),
-                        orbax_metadata(snapshot.metadata), file_mode);
+                        orbax_metadata(snapshot.metadata), call.file_mode);
+}
+
+void merge_orbax_databases(const ckpt::sdk::Call& call,
+                           const std::string& what) {
+  std::vector<Entry> entries;
+  std::vector<ocdbt::DataFile> files;
+  std::map<std::string, uint32_t> file_index;  // by path
+  for (int p = 0; p < call.process_count; ++p) {
+    const std::string database = process_database(p);
+    const std::string path = ckpt::sdk::join_path(call.directory, database);
+    std::error_code ec;
+    // A process that held nothing of the tree wrote no database.
+    if (!fs::exists(path + "manifest.ocdbt", ec)) continue;
+    ocdbt::Database db(path, what);
+    db.for_each([&](const std::string& key, const ocdbt::LeafEntry& e,
+                    const ocdbt::DataFile* f) {
+      Entry out{key, e};
+      if (f) {
+        const ocdbt::DataFile root{database + f->base_path, f->relative_path};
+        auto [it, fresh] = file_index.emplace(
+            root.path(), static_cast<uint32_t>(files.size()));
+        if (fresh) files.push_back(root);
+        out.value.ref.file = it->second;
+      }
+      entries.push_back(std::move(out));
+    });
+  }
+  std::stable_sort(
+      entries.begin(), entries.end(),
+      [](const Entry& x, const Entry& y) { return x.key < y.key; });
+  for (size_t i = 1; i < entries.size(); ++i) {
+    if (entries[i].key == entries[i - 1].key) {
+      throw Error(CKPT_ERROR_INTERNAL,
+                  what + ": two processes wrote the key '" + entries[i].key +
+                      "' of its OCDBT database");
+    }
+  }
+  create_folder(fs::path(call.directory) / "d", what);
+  write_database(call.directory, "", entries, files, call.file_mode);
 }
 
 }  // namespace ckpt::pytree

@@ -122,6 +122,46 @@ TEST_CASE(
   CHECK(std::strstr(report.save_error, std::strerror(EACCES)) != nullptr);
 }
 
+TEST_CASE(
+    "finalize_save (1.4) runs after the background tier, before the "
+    "commit",
+    "[abi]") {
+  load_toy_plugin();
+  auto registry = local_registry();
+  registry->add(
+      make_handler("test.FooHandler", {{"handles", {"Foo", "finalize-error"}}}),
+      std::string("t"));
+  ContextOptions o;
+  o.checkpointables_options.registry = registry;
+  o.fsync = false;
+  Context context(o);
+  TempDir dir;
+  // toy.txt is written by the background tier: finalize saw it whole, and
+  // what it wrote is committed and checksummed like the rest.
+  save_checkpointables(dir / "c", {{"t", toy("Foo", "one")}});
+  CHECK(read_text(dir / "c" / "t" / "finalized.txt") == "Foo\none (of 1)");
+  CHECK(read_text(dir / "c" / "_CHECKSUMS").find("finalized.txt") !=
+        std::string::npos);
+  // A failing finalize fails the save, naming the checkpointable, and
+  // nothing is committed: the checkpoint there stays as it was.
+  SaveOptions overwrite;
+  overwrite.overwrite = true;
+  const std::string m = message_of<DataLossError>([&] {
+    save_checkpointables(dir / "c", {{"t", toy("finalize-error", "two")}},
+                         overwrite);
+  });
+  CHECK_THAT(m, Catch::Contains("checkpointable 't'"));
+  CHECK_THAT(m, Catch::Contains("toy finalize refused"));
+  CHECK(read_text(dir / "c" / "t" / "toy.txt") == "Foo\none");
+  CHECK(load_checkpointables(dir / "c", {{"t", Value()}})
+            .at(0)
+            .second.at("data")
+            .as_string() == "one");
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    CHECK(e.path().filename() == "c");  // no temporary folder left
+  }
+}
+
 TEST_CASE("the same OS error from a plugin is a PermissionDeniedError here",
           "[abi][errors]") {
   load_toy_plugin();
@@ -147,9 +187,16 @@ TEST_CASE("struct size constants end at each struct's last field", "[abi]") {
   CHECK(sizeof(ckpt_shard) == 4 * 8);
   CHECK(CKPT_HANDLER_TYPE_STRUCT_SIZE_1_2 ==
         offsetof(ckpt_handler_type, num_self_checked_files) + sizeof(size_t));
+  CHECK(CKPT_HANDLER_TYPE_STRUCT_SIZE_1_3 ==
+        offsetof(ckpt_handler_type, num_self_checked_prefixes) +
+            sizeof(size_t));
+  CHECK(CKPT_FINALIZE_ARGS_STRUCT_SIZE == sizeof(ckpt_finalize_args));
   ckpt_handler_type old_type{};
   old_type.struct_size = CKPT_HANDLER_TYPE_STRUCT_SIZE_1_0;
   CHECK_FALSE(CKPT_HAS_FIELD(&old_type, ckpt_handler_type, capabilities));
-  old_type.struct_size = CKPT_HANDLER_TYPE_STRUCT_SIZE;
+  old_type.struct_size = CKPT_HANDLER_TYPE_STRUCT_SIZE_1_3;
   CHECK(CKPT_HAS_FIELD(&old_type, ckpt_handler_type, capabilities));
+  CHECK_FALSE(CKPT_HAS_FIELD(&old_type, ckpt_handler_type, finalize_save));
+  old_type.struct_size = CKPT_HANDLER_TYPE_STRUCT_SIZE;
+  CHECK(CKPT_HAS_FIELD(&old_type, ckpt_handler_type, finalize_save));
 }

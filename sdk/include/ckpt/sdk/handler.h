@@ -120,6 +120,13 @@ class Handler {
     (void)call;
     throw Error(CKPT_ERROR_UNIMPLEMENTED, "metadata is not supported");
   }
+
+  // After every process's save of the checkpointable succeeded, on the
+  // primary host only, before the commit (ABI 1.4's finalize_save): writes
+  // what depends on every process's files into call.directory. A throw
+  // fails the save. Never called by a host older than 1.4
+  // (host_abi_minor()).
+  virtual void finalize_save(const Call& call) { (void)call; }
 };
 
 }  // namespace ckpt::sdk

@@ -179,6 +179,16 @@ struct TypeGlue {
       return current_exception_to_error("metadata failed");
     }
   }
+  static ckpt_error* finalize_save(void* instance,
+                                   const ckpt_finalize_args* args) {
+    try {
+      static_cast<Handler*>(instance)->finalize_save(
+          Call::from(*args->context));
+      return nullptr;
+    } catch (...) {
+      return current_exception_to_error("finalizing the save failed");
+    }
+  }
 };
 
 }  // namespace detail
@@ -238,6 +248,7 @@ class Registrar {
     type.save = &detail::TypeGlue<H>::save;
     type.load = &detail::TypeGlue<H>::load;
     type.metadata = &detail::TypeGlue<H>::metadata;
+    type.finalize_save = &detail::TypeGlue<H>::finalize_save;
     check(host().register_handler_type(plugin_, &type));
   }
 

@@ -14,98 +14,29 @@
 //                                     3, with root metadata; OUT/spec.json
 //                                     is what Orbax should find there
 //
-// OUT/spec.json describes the values (the format orbax_write_cases.py
-// writes for what Orbax saved):
-//   array  {"array": {"dtype": NAME, "shape": [...], "file": "N.bin"}}
-//          (N.bin: the elements in C order, little-endian)
-//   scalar {"int": V} {"float": V} {"bool": V} {"str": V} {"none": true}
-//          (a float that is not finite as "nan", "inf", "-inf")
-//   dict   {"dict": [[KEY, VALUE], ...]}    list {"list": [VALUE, ...]}
-// A load that fails writes {"error": {"kind": KIND, "message": TEXT}}
-// instead, and the program still exits 0: refusing is an outcome the
-// driver checks against the cases README lists.
+// OUT/spec.json describes the values in spec_dump.h's format. A load that
+// fails writes {"error": {"kind": KIND, "message": TEXT}} instead, and the
+// program still exits 0: refusing is an outcome the driver checks against
+// the cases README lists.
 #include <ckpt/checkpoint.h>
 #include <ckpt/checkpointer.h>
 #include <ckpt/context.h>
 #include <ckpt/errors.h>
 #include <ckpt/value.h>
 
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "spec_dump.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
-
-class Dumper {
- public:
-  explicit Dumper(fs::path out) : out_(std::move(out)) {
-    fs::create_directories(out_);
-  }
-
-  json spec(const ckpt::Value& v) {
-    using K = ckpt::Value::Kind;
-    switch (v.kind()) {
-      case K::kNone:
-        return {{"none", true}};
-      case K::kBool:
-        return {{"bool", v.as_bool()}};
-      case K::kInt:
-        return {{"int", v.as_int()}};
-      case K::kDouble:
-        return {{"float", real(v.as_double())}};
-      case K::kString:
-        return {{"str", v.as_string()}};
-      case K::kArray:
-        return array(v.as_array());
-      case K::kDict: {
-        json items = json::array();
-        for (const auto& [key, child] : v.as_dict()) {
-          items.push_back(json::array({key, spec(child)}));
-        }
-        return {{"dict", items}};
-      }
-      case K::kList: {
-        json items = json::array();
-        for (const ckpt::Value& child : v.as_list()) {
-          items.push_back(spec(child));
-        }
-        return {{"list", items}};
-      }
-      case K::kJson:
-        return {{"json", v.as_json()}};
-      default:
-        return {{"unexpected_kind", static_cast<int>(v.kind())}};
-    }
-  }
-
- private:
-  static json real(double d) {
-    if (std::isnan(d)) return "nan";
-    if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
-    return d;
-  }
-
-  json array(const ckpt::Array& a) {
-    const ckpt::Array c = a.is_contiguous() ? a : a.contiguous_copy();
-    const std::string file = std::to_string(next_++) + ".bin";
-    std::ofstream(out_ / file, std::ios::binary)
-        .write(static_cast<const char*>(c.data()),
-               static_cast<std::streamsize>(c.nbytes()));
-    return {{"array",
-             {{"dtype", ckpt::dtype_name(c.dtype())},
-              {"shape", c.shape()},
-              {"file", file}}}};
-  }
-
-  fs::path out_;
-  int next_ = 0;
-};
+using orbax_test::Dumper;
 
 json error_of(const ckpt::Error& e) {
   return {{"error",

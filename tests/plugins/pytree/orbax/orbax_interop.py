@@ -9,8 +9,13 @@ saved:
      has a dataset of its own there (arrays below the pack threshold share
      a packed dataset and are covered by 1 and 2).
 
+Then ckpt -> Orbax: each checkpoint again through `ckpt convert --to
+orbax`, a ckpt Checkpointer root in Orbax's storage, and (--mpi-save) one
+checkpoint saved by 4 MPI processes; the pinned Orbax restores each.
+
     .venv/bin/python orbax_interop.py --dump BUILD/tests/orbax_dump \
-        --ckpt BUILD/tools/ckpt --work DIR [--large] [--keep]
+        --ckpt BUILD/tools/ckpt --work DIR [--large] [--keep] \
+        [--mpi-save BUILD/tests/orbax_mpi_save --mpirun mpirun]
 
 Prints a line per case and way, then "orbax interop: N passed, N failed"
 (a case passes when all three ways match). Runs under the repository's
@@ -333,23 +338,30 @@ def count_leaves(spec):
 
 
 def check_to_orbax(a, path, expected_dir, expected, work):
-    """ckpt -> Orbax: `ckpt convert --to orbax` of the checkpoint, then the
-    pinned Orbax restores each pytree three ways (plain, into a sharding the
-    saver never had, a partial load), compared with what was saved. Returns
-    (problems, ways restored)."""
+    """ckpt -> Orbax: `ckpt convert --to orbax` of the checkpoint, then
+    orbax_restores of what it wrote. Returns (problems, ways restored)."""
     converted = work + ".to_orbax"
     shutil.rmtree(converted, ignore_errors=True)
     r = run([a.ckpt, "convert", "--to", "orbax", path, converted])
     if r.returncode != 0:
         return [f"ckpt convert --to orbax: {r.stderr.strip()[-300:]}"], 0
+    return orbax_restores(converted, expected_dir, expected, work)
+
+
+def orbax_restores(checkpoint, expected_dir, expected, work):
+    """The pinned Orbax restores each pytree of `checkpoint` (ckpt wrote it
+    in Orbax's storage) three ways (plain, into a sharding the saver never
+    had, a partial load), compared with what was saved. Returns (problems,
+    ways restored)."""
     problems, ways = [], 0
     for name, spec in expected["checkpointables"].items():
-        if not os.path.exists(os.path.join(converted, name, "manifest.ocdbt")):
+        if not os.path.exists(os.path.join(checkpoint, name,
+                                           "manifest.ocdbt")):
             continue  # not a pytree: Orbax's pytree loader has no part
         out = work + f".restored.{name}"
         shutil.rmtree(out, ignore_errors=True)
         r = run([sys.executable, os.path.join(HERE, "orbax_restore.py"),
-                 converted, name, out, "--how", "plain,sharded,partial"])
+                 checkpoint, name, out, "--how", "plain,sharded,partial"])
         if r.returncode != 0:
             problems.append(f"orbax_restore.py {name}: {r.stderr.strip()[-400:]}")
             continue
@@ -371,6 +383,34 @@ def check_to_orbax(a, path, expected_dir, expected, work):
                          got["problems"][:5] + c.problems[:5]]
             ways += 1
     return problems, ways
+
+
+def check_mpi_to_orbax(a):
+    """ckpt -> Orbax from many processes: 4 MPI processes save sharded
+    arrays (and replicated ones, scalars, a string) into one checkpoint in
+    Orbax's storage; one Orbax process restores it three ways, ckpt loads
+    it three ways (check_checkpoint), and `ckpt verify` passes. Returns
+    (problems, ways)."""
+    path = os.path.join(a.work, "mpi_sharded")
+    expected_dir = path + ".expected"
+    r = run([a.mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "4",
+             a.mpi_save, path, expected_dir],
+            env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+    if r.returncode != 0:
+        return [f"orbax_mpi_save: {(r.stdout + r.stderr).strip()[-600:]}"], 0
+    expected = json.load(open(os.path.join(expected_dir, "spec.json")))
+    processes = sorted(d for d in os.listdir(os.path.join(path, "state"))
+                       if d.startswith("ocdbt.process_"))
+    problems = []
+    if len(processes) != 4:
+        problems.append(f"sub-databases {processes}, not one per process")
+    r = run([a.ckpt, "verify", path])
+    if r.returncode != 0:
+        problems.append(f"ckpt verify: {(r.stdout + r.stderr).strip()[-300:]}")
+    got_dir = os.path.join(a.work, "got", "mpi_sharded")
+    check_checkpoint(a, path, expected_dir, expected, got_dir, problems)
+    back, ways = orbax_restores(path, expected_dir, expected, got_dir)
+    return problems + back, ways
 
 
 def compare_checkpointer(expected, got):
@@ -475,6 +515,9 @@ def main():
                         help="only the case of one array over 2 GiB; "
                         "skipped (exit 77) without the disk it needs")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--mpi-save", help="orbax_mpi_save: adds the case "
+                        "of a save by 4 MPI processes")
+    parser.add_argument("--mpirun", default="mpirun")
     a = parser.parse_args()
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
@@ -520,6 +563,17 @@ def main():
         else:
             passed += 1
             print(f"orbax -> ckpt {case['name']}: ok{extra}")
+    if a.mpi_save and not a.only_large:
+        problems, ways = check_mpi_to_orbax(a)
+        if problems or ways == 0:
+            failed += 1
+            print("ckpt -> orbax mpi_4_processes: FAILED")
+            for p in (problems or ["no pytree restored"])[:12]:
+                print(f"    {p}")
+        else:
+            passed += 1
+            print(f"ckpt -> orbax mpi_4_processes: ok ({ways} restores by "
+                  "one Orbax process; ckpt loads it back three ways)")
     if not a.only_large:
         problems = check_checkpointer_to_orbax(a)
         if problems:

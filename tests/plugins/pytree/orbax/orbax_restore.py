@@ -61,7 +61,7 @@ def every_other(tree, state):
         out = {}
         for k, v in tree.items():
             sub = every_other(v, state)
-            if sub is not SKIP and sub != {}:
+            if sub is not SKIP and not (isinstance(sub, dict) and not sub):
                 out[k] = sub
         return out
     if isinstance(tree, (list, tuple)):
@@ -79,6 +79,12 @@ def restore(checkpoint, name, how):
     if how == "plain":
         return ocp.load_pytree(checkpoint, checkpointable_name=name), problems
     meta = ocp.pytree_metadata(checkpoint, checkpointable_name=name).metadata
+    if meta is None:
+        # Orbax's metadata cannot describe a bool scalar (its scalar leaf
+        # handler knows ints and floats only; it logs "Unsupported dtype:
+        # bool" and returns None, for trees it saved itself too): the
+        # abstract tree is then a plain restore (NumPy arrays for arrays).
+        meta = ocp.load_pytree(checkpoint, checkpointable_name=name)
     if how == "sharded":
         abstract, _ = sharded_abstract(meta)
         tree = ocp.load_pytree(checkpoint, abstract, checkpointable_name=name)

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 
+#include "orbax/ocdbt_database.h"
 #include "plugins/pytree/pytree_test_util.h"
 #include "test_util.h"
 
@@ -109,25 +110,65 @@ TEST_CASE("storage orbax: an array above 64 MiB is split into inner chunks",
 
 TEST_CASE("storage orbax: a sharded array is stored as one global array",
           "[pytree][orbax]") {
+  // Its chunk grid is the pieces' boxes where they tile one (the last cell
+  // of a dimension may be cut by the edge); else, from one process, one
+  // chunk of the whole array.
+  struct Split {
+    int columns_of;  // 0: split_evenly into 4 (2, 2, 1, 1: no grid)
+    std::vector<int64_t> chunk;
+    std::vector<std::string> chunk_keys;
+  };
+  const std::vector<Split> splits = {
+      {2, {8, 2}, {"s/c/0/0", "s/c/0/1", "s/c/0/2"}},
+      {4, {8, 4}, {"s/c/0/0", "s/c/0/1"}},
+      {0, {8, 6}, {"s/c/0/0"}}};
   std::vector<int64_t> all(8 * 6);
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i * 3);
-  ShardedArray s{DType::kInt64, {8, 6}, {}, nullptr};
-  for (const Box& b : split_evenly({8, 6}, 1, 3)) {
-    std::vector<int64_t> part;
-    for (int64_t r = 0; r < b.shape[0]; ++r) {
-      for (int64_t c = 0; c < b.shape[1]; ++c) {
-        part.push_back(
-            all[static_cast<size_t>((b.offset[0] + r) * 6 + b.offset[1] + c)]);
+  for (const Split& split : splits) {
+    INFO("columns of " << split.columns_of);
+    std::vector<Box> boxes;
+    if (split.columns_of == 0) {
+      boxes = split_evenly({8, 6}, 1, 4);
+    } else {
+      for (int64_t c = 0; c < 6; c += split.columns_of) {
+        boxes.push_back(
+            {{0, c}, {8, std::min<int64_t>(split.columns_of, 6 - c)}});
       }
     }
-    s.shards.push_back(
-        {b.offset, Array::copy(DType::kInt64, b.shape, part.data())});
+    ShardedArray s{DType::kInt64, {8, 6}, {}, nullptr};
+    for (const Box& b : boxes) {
+      std::vector<int64_t> part;
+      for (int64_t r = 0; r < b.shape[0]; ++r) {
+        for (int64_t c = 0; c < b.shape[1]; ++c) {
+          part.push_back(all[static_cast<size_t>((b.offset[0] + r) * 6 +
+                                                 b.offset[1] + c)]);
+        }
+      }
+      s.shards.push_back(
+          {b.offset, Array::copy(DType::kInt64, b.shape, part.data())});
+    }
+    TempDir dir;
+    save_with(dir / "ckpt", Value::dict({{"s", s}}), kOrbax);
+    const Value got = load(dir / "ckpt");
+    CHECK(got.at("s").as_array() ==
+          Array::copy(DType::kInt64, {8, 6}, all.data()));
+    std::vector<std::string> keys;
+    std::string zarr_json;
+    pytree::ocdbt::Database db((dir / "ckpt" / "state").string(), "test");
+    db.for_each([&](const std::string& key, const pytree::ocdbt::LeafEntry& e,
+                    const pytree::ocdbt::DataFile*) {
+      if (key == "s/zarr.json") {
+        zarr_json = e.value;
+      } else {
+        keys.push_back(key);
+      }
+    });
+    CHECK(keys == split.chunk_keys);
+    CHECK(nlohmann::json::parse(zarr_json)
+              .at("chunk_grid")
+              .at("configuration")
+              .at("chunk_shape") == split.chunk);
   }
-  TempDir dir;
-  save_with(dir / "ckpt", Value::dict({{"s", s}}), kOrbax);
-  const Value got = load(dir / "ckpt");
-  CHECK(got.at("s").as_array() ==
-        Array::copy(DType::kInt64, {8, 6}, all.data()));
 }
 
 TEST_CASE("storage orbax: its files are under the checkpoint's checksums",
