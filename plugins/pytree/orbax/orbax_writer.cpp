@@ -8,19 +8,18 @@
 #include <zstd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <random>
 #include <set>
 
 #include "orbax/crc32c.h"
 #include "orbax/ocdbt_database.h"
 #include "orbax/ocdbt_encode.h"
+#include "orbax/ocdbt_writer.h"
 #include "orbax/orbax_storage.h"
 #include "runtime/parallel.h"
 #include "tree/cast.h"
@@ -35,14 +34,6 @@ using ckpt::sdk::Error;
 using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 
-// Orbax's database configuration (TensorStore's defaults as Orbax sets
-// them): values up to 1 KiB inline in the B+tree, nodes decoding to at
-// most 100 MB, zstd-compressed nodes.
-constexpr uint32_t kMaxInlineValueBytes = 1024;
-constexpr uint32_t kMaxDecodedNodeBytes = 100000000;
-constexpr uint8_t kVersionTreeArityLog2 = 4;
-// Entries per B+tree node.
-constexpr size_t kNodeEntries = 1024;
 // An array above this is split into inner chunks of at most this many
 // bytes along its first dimension (inside one zarr shard), compressed in
 // parallel; the bytes of work compressed before they are written.
@@ -52,18 +43,6 @@ constexpr uint64_t kBatchBytes = 256u << 20;
 // in the B+tree when they end up small enough).
 constexpr uint64_t kSmallArrayBytes = 64u << 10;
 constexpr const char* kStringsFile = "_strings.json";
-
-std::string random_hex(size_t bytes) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < bytes; ++i) {
-    const auto b = static_cast<unsigned>(rng() & 0xff);
-    s += digits[b >> 4];
-    s += digits[b & 15];
-  }
-  return s;
-}
 
 // One zarr array to write: an array leaf, or a scalar as a 0-d array.
 struct ArrayOut {
@@ -324,7 +303,7 @@ void write_shards(WriteSet& set, ValueFile& file, const OrbaxWriteOptions& o) {
       if (small) {
         c.small += c.index;
         c.length = c.small.size();
-        c.is_inline = c.length <= kMaxInlineValueBytes;
+        c.is_inline = c.length <= ocdbt::kMaxInlineValueBytes;
         if (!c.is_inline) {
           c.offset = file.append(c.small.data(), c.small.size());
           std::string().swap(c.small);
@@ -338,142 +317,6 @@ void write_shards(WriteSet& set, ValueFile& file, const OrbaxWriteOptions& o) {
     }
     start = end;
   }
-}
-
-// A value of the database: inline bytes, or a range of a data file.
-struct Entry {
-  std::string key;
-  ocdbt::LeafEntry value;  // key unset; ref.file: an index of value files
-};
-
-// One node of a level of the B+tree being built: its keys' range and where
-// it was stored.
-struct Built {
-  std::string first, last;  // absolute keys
-  size_t prefix = 0;        // its keys are stored relative to first[0, prefix)
-  ocdbt::DataRef ref;
-  uint64_t num_keys = 0, tree_bytes = 0, indirect_bytes = 0;
-};
-
-// A B+tree over `entries` (sorted by key), its nodes appended to `nodes`
-// (the content of `node_file`); values refer to `value_files`. Returns the
-// generation whose root it is (root.file 0: node_file).
-ocdbt::Version build_tree(const std::vector<Entry>& entries,
-                          const std::vector<ocdbt::DataFile>& value_files,
-                          const ocdbt::DataFile& node_file,
-                          std::string& nodes) {
-  ocdbt::Version version;
-  version.generation = 1;
-  if (entries.empty()) {
-    version.root.offset = version.root.length = UINT64_MAX;
-    return version;
-  }
-  // Stores `node` and describes it.
-  auto store = [&](ocdbt::BtreeNode& node, Built built) {
-    const std::string bytes =
-        encode_btree_node(node, node_file.base_path, true);
-    built.ref = {0, nodes.size(), bytes.size()};
-    built.tree_bytes += bytes.size();
-    nodes += bytes;
-    return built;
-  };
-  std::vector<Built> level;
-  const bool one_leaf = entries.size() <= kNodeEntries;
-  for (size_t s = 0; s < entries.size(); s += kNodeEntries) {
-    const size_t e = std::min(entries.size(), s + kNodeEntries);
-    Built b;
-    b.first = entries[s].key;
-    b.last = entries[e - 1].key;
-    b.prefix = one_leaf ? 0 : ocdbt::common_prefix(b.first, b.last);
-    ocdbt::BtreeNode node;
-    node.height = 0;
-    // The node's file table: the value files its entries refer to.
-    std::map<uint32_t, uint32_t> table;
-    for (size_t i = s; i < e; ++i) {
-      node.leaves.push_back(entries[i].value);
-      ocdbt::LeafEntry& leaf = node.leaves.back();
-      leaf.key = entries[i].key.substr(b.prefix);
-      if (leaf.is_inline) continue;
-      b.indirect_bytes += leaf.ref.length;
-      auto [it, fresh] = table.emplace(leaf.ref.file, node.files.size());
-      if (fresh) node.files.push_back(value_files.at(leaf.ref.file));
-      leaf.ref.file = it->second;
-    }
-    b.num_keys = e - s;
-    level.push_back(store(node, std::move(b)));
-  }
-  uint8_t height = 0;
-  while (level.size() > 1) {
-    ++height;
-    const bool root = level.size() <= kNodeEntries;
-    std::vector<Built> up;
-    for (size_t s = 0; s < level.size(); s += kNodeEntries) {
-      const size_t e = std::min(level.size(), s + kNodeEntries);
-      Built b;
-      b.first = level[s].first;
-      b.last = level[e - 1].last;
-      b.prefix = root ? 0 : ocdbt::common_prefix(b.first, b.last);
-      ocdbt::BtreeNode node;
-      node.height = height;
-      node.files = {node_file};
-      for (size_t i = s; i < e; ++i) {
-        const Built& c = level[i];
-        ocdbt::InteriorEntry entry;
-        entry.key = c.first.substr(b.prefix);
-        entry.subtree_common_prefix_length = c.prefix - b.prefix;
-        entry.child = c.ref;
-        entry.num_keys = c.num_keys;
-        entry.num_tree_bytes = c.tree_bytes;
-        entry.num_indirect_value_bytes = c.indirect_bytes;
-        node.children.push_back(std::move(entry));
-        b.num_keys += c.num_keys;
-        b.tree_bytes += c.tree_bytes;
-        b.indirect_bytes += c.indirect_bytes;
-      }
-      up.push_back(store(node, std::move(b)));
-    }
-    level = std::move(up);
-  }
-  version.root_height = height;
-  version.root = level[0].ref;
-  version.num_keys = level[0].num_keys;
-  version.num_tree_bytes = level[0].tree_bytes;
-  version.num_indirect_value_bytes = level[0].indirect_bytes;
-  return version;
-}
-
-// Writes one database in `folder` + `database` (a folder name ending in
-// '/', or empty for the checkpointable's own): its nodes file and its
-// manifest over `entries` (sorted by key), whose values are in
-// `value_files` (relative to that database).
-void write_database(const std::string& folder, const std::string& database,
-                    const std::vector<Entry>& entries,
-                    const std::vector<ocdbt::DataFile>& value_files,
-                    unsigned mode) {
-  const ocdbt::DataFile node_file{"", "d/" + random_hex(16)};
-  std::string nodes;
-  ocdbt::Manifest m;
-  m.versions.push_back(build_tree(entries, value_files, node_file, nodes));
-  m.versions.back().commit_time = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
-  m.files = {node_file};
-  const std::string uuid = random_hex(8) + random_hex(8);
-  for (size_t i = 0; i < 16; ++i) {
-    m.config.uuid[i] = static_cast<unsigned char>(
-        std::stoi(uuid.substr(2 * i, 2), nullptr, 16));
-  }
-  m.config.max_inline_value_bytes = kMaxInlineValueBytes;
-  m.config.max_decoded_node_bytes = kMaxDecodedNodeBytes;
-  m.config.version_tree_arity_log2 = kVersionTreeArityLog2;
-  m.config.compression = 1;
-  m.config.zstd_level = 0;
-  const std::string base = folder + "/" + database;
-  if (!nodes.empty()) {
-    ckpt::sdk::write_file(base + node_file.relative_path, nodes, mode);
-  }
-  ckpt::sdk::write_file(base + "manifest.ocdbt", encode_manifest(m), mode);
 }
 
 // _METADATA in Orbax's shape.
@@ -752,17 +595,17 @@ void write_orbax_pytree(const ckpt::sdk::Call& call, const Snapshot& snapshot,
   const std::string database = process_database(call.process_index);
   create_folder(fs::path(folder) / database / "d", what);
   const std::vector<ocdbt::DataFile> value_files = {
-      {"", "d/" + random_hex(16)}};
+      {"", "d/" + ocdbt::random_hex(16)}};
   ValueFile file(folder + "/" + database + value_files[0].relative_path,
                  call.file_mode, what);
   write_shards(set, file, options);
-  std::vector<Entry> entries;
+  std::vector<ocdbt::Entry> entries;
   for (const ArrayOut& a : set.arrays) {
     if (!a.described_here) continue;
-    Entry meta;
+    ocdbt::Entry meta;
     meta.key = a.name + "/zarr.json";
     meta.value.value = zarr_json(a, options);
-    if (meta.value.value.size() > kMaxInlineValueBytes) {
+    if (meta.value.value.size() > ocdbt::kMaxInlineValueBytes) {
       meta.value.is_inline = false;
       meta.value.ref = {
           0, file.append(meta.value.value.data(), meta.value.value.size()),
@@ -772,7 +615,7 @@ void write_orbax_pytree(const ckpt::sdk::Call& call, const Snapshot& snapshot,
     entries.push_back(std::move(meta));
   }
   for (ChunkOut& c : set.chunks) {
-    Entry chunk;
+    ocdbt::Entry chunk;
     chunk.key = chunk_key(set.arrays[c.array], c);
     if (c.is_inline) {
       chunk.value.value = std::move(c.small);
@@ -784,14 +627,17 @@ void write_orbax_pytree(const ckpt::sdk::Call& call, const Snapshot& snapshot,
   }
   file.close();
   std::sort(entries.begin(), entries.end(),
-            [](const Entry& x, const Entry& y) { return x.key < y.key; });
-  write_database(folder, database, entries, value_files, call.file_mode);
+            [](const ocdbt::Entry& x, const ocdbt::Entry& y) {
+              return x.key < y.key;
+            });
+  ocdbt::write_database(folder, database, entries, value_files, call.file_mode);
   if (call.process_count == 1) {
     // The root database refers to the same values; with many processes,
     // merge_orbax_databases writes it once every process's is there.
     create_folder(fs::path(folder) / "d", what);
-    write_database(folder, "", entries,
-                   {{database, value_files[0].relative_path}}, call.file_mode);
+    ocdbt::write_database(folder, "", entries,
+                          {{database, value_files[0].relative_path}},
+                          call.file_mode);
   }
   if (!call.is_primary_host) return;
   json strings = json::object();
@@ -810,32 +656,20 @@ void write_orbax_pytree(const ckpt::sdk::Call& call, const Snapshot& snapshot,
 
 void merge_orbax_databases(const ckpt::sdk::Call& call,
                            const std::string& what) {
-  std::vector<Entry> entries;
+  std::vector<ocdbt::Entry> entries;
   std::vector<ocdbt::DataFile> files;
-  std::map<std::string, uint32_t> file_index;  // by path
   for (int p = 0; p < call.process_count; ++p) {
     const std::string database = process_database(p);
     const std::string path = ckpt::sdk::join_path(call.directory, database);
     std::error_code ec;
     // A process that held nothing of the tree wrote no database.
     if (!fs::exists(path + "manifest.ocdbt", ec)) continue;
-    ocdbt::Database db(path, what);
-    db.for_each([&](const std::string& key, const ocdbt::LeafEntry& e,
-                    const ocdbt::DataFile* f) {
-      Entry out{key, e};
-      if (f) {
-        const ocdbt::DataFile root{database + f->base_path, f->relative_path};
-        auto [it, fresh] = file_index.emplace(
-            root.path(), static_cast<uint32_t>(files.size()));
-        if (fresh) files.push_back(root);
-        out.value.ref.file = it->second;
-      }
-      entries.push_back(std::move(out));
-    });
+    ocdbt::add_entries(ocdbt::Database(path, what), database, entries, files);
   }
-  std::stable_sort(
-      entries.begin(), entries.end(),
-      [](const Entry& x, const Entry& y) { return x.key < y.key; });
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const ocdbt::Entry& x, const ocdbt::Entry& y) {
+                     return x.key < y.key;
+                   });
   for (size_t i = 1; i < entries.size(); ++i) {
     if (entries[i].key == entries[i - 1].key) {
       throw Error(CKPT_ERROR_INTERNAL,
@@ -844,7 +678,7 @@ void merge_orbax_databases(const ckpt::sdk::Call& call,
     }
   }
   create_folder(fs::path(call.directory) / "d", what);
-  write_database(call.directory, "", entries, files, call.file_mode);
+  ocdbt::write_database(call.directory, "", entries, files, call.file_mode);
 }
 
 }  // namespace ckpt::pytree
