@@ -83,7 +83,8 @@ Array global_array(DType dtype, const Shape& shape, int seed) {
 Array cut(const Array& whole, const Box& box) {
   Array piece = Array::zeros(whole.dtype(), box.shape);
   const size_t rank = box.shape.size();
-  const size_t item = whole.nbytes() / std::max<int64_t>(1, whole.num_elements());
+  const size_t item =
+      whole.nbytes() / std::max<int64_t>(1, whole.num_elements());
   const Shape& shape = whole.shape();
   std::vector<int64_t> at(rank, 0);
   auto* out = static_cast<unsigned char*>(piece.data());
@@ -146,12 +147,12 @@ int run(const std::filesystem::path& dir, const std::filesystem::path& out) {
   MPI_Comm_rank(MPI_COMM_WORLD, &me);
   MPI_Comm_size(MPI_COMM_WORLD, &count);
   const std::vector<std::pair<std::string, Global>> arrays = {
-      {"rows", sharded(DType::kFloat32, {16, 6}, grid({16, 6}, {4, 6}), 1, me,
-                       count)},
-      {"cols", sharded(DType::kInt32, {5, 12}, grid({5, 12}, {5, 3}), 2, me,
-                       count)},
-      {"blocks", sharded(DType::kBFloat16, {8, 8}, grid({8, 8}, {4, 4}), 3, me,
-                         count)},
+      {"rows",
+       sharded(DType::kFloat32, {16, 6}, grid({16, 6}, {4, 6}), 1, me, count)},
+      {"cols",
+       sharded(DType::kInt32, {5, 12}, grid({5, 12}, {5, 3}), 2, me, count)},
+      {"blocks",
+       sharded(DType::kBFloat16, {8, 8}, grid({8, 8}, {4, 4}), 3, me, count)},
       {"edge", sharded(DType::kFloat64, {10}, grid({10}, {3}), 4, me, count)},
       {"mask", sharded(DType::kBool, {12}, grid({12}, {3}), 5, me, count)},
       {"replicated", sharded(DType::kFloat32, {4, 4}, grid({4, 4}, {4, 4}), 6,
@@ -159,8 +160,8 @@ int run(const std::filesystem::path& dir, const std::filesystem::path& out) {
       // 4 MiB: its chunks go to the data files, not inline.
       {"big", sharded(DType::kFloat32, {1024, 1024},
                       grid({1024, 1024}, {256, 1024}), 7, me, count)},
-      {"bytes", sharded(DType::kUInt8, {8, 4}, grid({8, 4}, {2, 4}), 8, me,
-                        count)}};
+      {"bytes",
+       sharded(DType::kUInt8, {8, 4}, grid({8, 4}, {2, 4}), 8, me, count)}};
   Value::Dict params_mine, params_whole;
   for (const auto& [name, g] : arrays) {
     params_mine.emplace_back(name, g.mine);
@@ -184,10 +185,9 @@ int run(const std::filesystem::path& dir, const std::filesystem::path& out) {
   }
   if (me == 0) {
     orbax_test::Dumper dumper(out);
-    const nlohmann::ordered_json spec = {
-        {"checkpointables",
-         {{ckpt::kDefaultCheckpointableName,
-           dumper.spec(tree(params_whole))}}}};
+    const nlohmann::ordered_json spec = {{"checkpointables",
+                                          {{ckpt::kDefaultCheckpointableName,
+                                            dumper.spec(tree(params_whole))}}}};
     std::ofstream(out / "spec.json") << spec.dump(1) << "\n";
   }
   return 0;
