@@ -12,8 +12,9 @@ CKPT_DEMO_PACKAGES=(
   nlohmann-json3-dev libdlpack-dev libcli11-dev
   libprotobuf-dev protobuf-compiler
   libhdf5-dev libxxhash-dev libzstd-dev
-  # The repository's .venv (ckpt_python_env).
-  python3-venv
+  # The repository's .venv (ckpt_python_env), and the headers the Python
+  # package's extension is built against.
+  python3-venv python3-dev
 )
 # What the tests add (tools/test.sh).
 CKPT_TEST_PACKAGES=(

@@ -18,7 +18,9 @@ set -e
 ckpt_install_packages "${CKPT_TEST_PACKAGES[@]}"
 ckpt_python_env
 export CKPT_TEST_PYTHON=$CKPT_VENV_PYTHON
-ckpt_build build -Dtests=enabled
+# The Python package too, for the pinned .venv (python/tests).
+ckpt_build build -Dtests=enabled -Dpython=build \
+  -Dpython_path="$CKPT_VENV_PYTHON"
 if [ "$quick" = 1 ]; then
   set +e
   meson test -C build --suite fast --print-errorlogs
@@ -177,6 +179,16 @@ echo "== Orbax interop"
 run_counted build/test-output-orbax.txt '^(orbax -> ckpt|ckpt -> orbax) [a-z0-9_]+: ok' \
   '^(orbax -> ckpt|ckpt -> orbax) [a-z0-9_]+: FAILED' \
   meson test -C build --suite orbax --print-errorlogs --verbose
+
+# The Python package: its pytest suite on the build in build/python (each
+# test counts), then `pip install .` into a fresh venv (one case).
+echo "== Python package"
+run_counted build/test-output-python.txt '^python/tests/.*::.* PASSED' \
+  '^python/tests/.*::.* (FAILED|ERROR)' \
+  env PYTHONPATH=build/python CKPT_TOOL=build/tools/ckpt \
+  "$CKPT_VENV_PYTHON" -m pytest python/tests -v -p no:cacheprovider --color=no
+run_counted build/test-output-wheel.txt '^python wheel: ok' \
+  '^python wheel: FAILED' tools/wheel-test.sh
 
 # The fuzz targets' seeds replayed by gcc under ASan+UBSan (the fuzz
 # suite of build-sanitize: replay_main.cpp, no libFuzzer); each target

@@ -1,0 +1,218 @@
+"""ckpt: fast, atomic, checksummed checkpoints of trees of arrays.
+
+Orbax's v1 API shape over ckpt's C++ core::
+
+    import ckpt, numpy as np
+    ckpt.save_pytree("/tmp/c", {"w": np.arange(6.0), "step": 3})
+    tree = ckpt.load_pytree("/tmp/c")
+
+Trees are dicts (str keys), lists, tuples (restored as lists), None, bool,
+int, float, str and arrays: NumPy arrays, JAX arrays on the CPU, PyTorch
+tensors, anything with ``__dlpack__`` or the buffer protocol. A save writes
+from the arrays' own memory (no copy); an async save copies only what may
+change while it runs (NumPy arrays; JAX arrays are immutable). Loads return
+NumPy arrays that own ckpt's buffers (bfloat16 as ``ml_dtypes.bfloat16``).
+The GIL is released while ckpt reads and writes.
+
+Errors are ``ckpt.Error`` subclasses, each also the builtin a Python user
+expects (``ckpt.NotFoundError`` is a ``FileNotFoundError``): see
+``ckpt.errors``.
+"""
+
+import atexit
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from . import errors
+from ._ckpt import AsyncSave, wait_for_pending_saves
+from . import _ckpt
+from .errors import (AlreadyExistsError, DataLossError, Error,  # noqa: F401
+                     InternalError, InvalidArgumentError, InvalidLayoutError,
+                     IOError, NoEntryError, NoSpaceError, NotFoundError,
+                     PermissionDeniedError, PluginError, TimeoutError,
+                     UnimplementedError)
+
+__all__ = [
+    "save_pytree", "save_pytree_async", "load_pytree", "save", "save_async",
+    "load", "save_checkpointables", "save_checkpointables_async",
+    "load_checkpointables", "metadata", "pytree_metadata",
+    "checkpointables_metadata", "Context", "ArraySpec", "CheckpointMetadata",
+    "AsyncSave", "wait_for_pending_saves", "errors", "Error",
+] + errors.__all__
+
+#: The name a pytree is saved under: Orbax's ``checkpointable_name``.
+STATE = "state"
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """An array's shape and dtype without its data: what metadata returns
+    for an array leaf, and a load target (``dtype`` None: as saved)."""
+    shape: tuple
+    dtype: Any = None
+
+
+@dataclass(frozen=True)
+class CheckpointMetadata:
+    """What a checkpoint records besides its data (Orbax's
+    ``CheckpointMetadata``): ``metadata`` is the abstract tree (ArraySpec
+    for arrays, the type for scalars) or, for ``checkpointables_metadata``,
+    a dict of them by checkpointable."""
+    metadata: Any
+    path: str = ""
+    item_handlers: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    custom_metadata: dict = field(default_factory=dict)
+    init_timestamp_nsecs: Optional[int] = None
+    commit_timestamp_nsecs: Optional[int] = None
+
+
+def _path(path) -> str:
+    return os.fspath(path)
+
+
+def _metadata_json(custom_metadata) -> str:
+    try:
+        return json.dumps({} if custom_metadata is None else custom_metadata)
+    except TypeError as e:
+        raise InvalidArgumentError(f"custom_metadata is not JSON: {e}") from e
+
+
+def save_checkpointables(path, checkpointables: dict, *,
+                         overwrite: bool = False,
+                         custom_metadata: Optional[dict] = None) -> None:
+    """Saves several named objects (a dict name -> tree or value) into one
+    checkpoint, atomically: ``path`` appears once every one is written.
+    AlreadyExistsError when ``path`` exists, unless ``overwrite``."""
+    _ckpt.save(_path(path), dict(checkpointables), overwrite,
+               _metadata_json(custom_metadata), False)
+
+
+def save_checkpointables_async(path, checkpointables: dict, *,
+                               overwrite: bool = False,
+                               custom_metadata: Optional[dict] = None
+                               ) -> AsyncSave:
+    """As save_checkpointables, returning once the values are snapshotted:
+    ``.result()`` waits for the commit (and raises what failed)."""
+    return _ckpt.save(_path(path), dict(checkpointables), overwrite,
+                      _metadata_json(custom_metadata), True)
+
+
+def save_pytree(path, pytree, *, checkpointable_name: str = STATE,
+                overwrite: bool = False,
+                custom_metadata: Optional[dict] = None) -> None:
+    """Saves a tree of arrays and scalars; returns once it is committed."""
+    save_checkpointables(path, {checkpointable_name: pytree},
+                         overwrite=overwrite, custom_metadata=custom_metadata)
+
+
+def save_pytree_async(path, pytree, *, checkpointable_name: str = STATE,
+                      overwrite: bool = False,
+                      custom_metadata: Optional[dict] = None) -> AsyncSave:
+    """As save_pytree, returning an AsyncSave once the tree is snapshotted
+    (NumPy arrays copied; JAX arrays, immutable, are not)."""
+    return save_checkpointables_async(
+        path, {checkpointable_name: pytree}, overwrite=overwrite,
+        custom_metadata=custom_metadata)
+
+
+def load_pytree(path, abstract_tree=None, *,
+                checkpointable_name: Optional[str] = None):
+    """Loads a tree. ``abstract_tree`` (None: as saved) gives the leaves to
+    load and their target: ``ArraySpec`` or ``jax.ShapeDtypeStruct`` (an
+    array of that dtype), a writable NumPy array (filled in place), a
+    scalar's type. ``checkpointable_name`` None: ``state``, or the first
+    pytree of the checkpoint."""
+    if isinstance(abstract_tree, CheckpointMetadata):
+        abstract_tree = abstract_tree.metadata
+    return _ckpt.load(_path(path), abstract_tree,
+                      checkpointable_name or _ckpt.AUTO)
+
+
+def load_checkpointables(path, abstract_checkpointables: Optional[dict] = None
+                         ) -> dict:
+    """Loads the named checkpointables (None as a value: as saved), or every
+    one when ``abstract_checkpointables`` is None."""
+    if isinstance(abstract_checkpointables, CheckpointMetadata):
+        abstract_checkpointables = abstract_checkpointables.metadata
+    return _ckpt.load_checkpointables(_path(path), abstract_checkpointables)
+
+
+def _checkpoint_metadata(tree, info_json: str) -> CheckpointMetadata:
+    info = json.loads(info_json)
+    return CheckpointMetadata(metadata=tree, **info)
+
+
+def pytree_metadata(path, *, checkpointable_name: Optional[str] = None
+                    ) -> CheckpointMetadata:
+    """The abstract tree of a saved pytree (ArraySpec leaves), with what the
+    checkpoint records; loads no array."""
+    tree, info, _ = _ckpt.metadata(_path(path),
+                                   checkpointable_name or _ckpt.AUTO)
+    return _checkpoint_metadata(tree, info)
+
+
+def checkpointables_metadata(path) -> CheckpointMetadata:
+    """Every checkpointable's metadata (None for handlers without), by
+    name, with what the checkpoint records."""
+    items, info = _ckpt.checkpointables_metadata(_path(path))
+    return _checkpoint_metadata(items, info)
+
+
+# Orbax 0.12's names (save_pytree / load_pytree are its older ones).
+save = save_pytree
+save_async = save_pytree_async
+load = load_pytree
+metadata = pytree_metadata
+
+
+class Context:
+    """Options for the ckpt calls made inside ``with ckpt.Context(...):`` on
+    this thread (Orbax's ``ocp.Context``).
+
+    handler_options: per handler, e.g. ``{"pytree": {"storage": "orbax"}}``
+        (write Orbax's own storage) or ``{"pytree": {"compression":
+        "zstd"}}``.
+    fsync: make each commit durable (default True).
+    file_mode: permission bits of new files (default 0o644).
+    async_timeout: seconds a save may take (default 1200).
+    plugin_paths: folders of handler plugins to load.
+    """
+
+    def __init__(self, *, handler_options: Optional[dict] = None,
+                 fsync: Optional[bool] = None,
+                 file_mode: Optional[int] = None,
+                 async_timeout: Optional[float] = None,
+                 plugin_paths=None):
+        options = {}
+        if handler_options is not None:
+            options["handler_options"] = handler_options
+        if fsync is not None:
+            options["fsync"] = bool(fsync)
+        if file_mode is not None:
+            options["file_mode"] = int(file_mode)
+        if async_timeout is not None:
+            options["async_timeout"] = float(async_timeout)
+        if plugin_paths is not None:
+            options["plugin_paths"] = [os.fspath(p) for p in plugin_paths]
+        try:
+            text = json.dumps(options)
+        except TypeError as e:
+            raise InvalidArgumentError(f"Context options are not JSON: {e}") \
+                from e
+        self._context = _ckpt.Context(text)
+
+    def __enter__(self):
+        self._context.enter()
+        return self
+
+    def __exit__(self, *exc):
+        self._context.exit()
+        return False
+
+
+# Saves still in flight when the interpreter exits are finished first:
+# their arrays are Python objects.
+atexit.register(wait_for_pending_saves)

@@ -1,0 +1,391 @@
+#include "convert.h"
+
+#include <ckpt/errors.h>
+#include <nanobind/ndarray.h>
+
+#include <climits>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace nb = nanobind;
+
+namespace ckpt::python {
+
+namespace {
+
+using Code = nb::dlpack::dtype_code;
+
+// ckpt's dtype of a DLPack dtype; nullopt when ckpt has none.
+std::optional<DType> dtype_of(nb::dlpack::dtype t) {
+  if (t.lanes != 1) return std::nullopt;
+  const auto code = static_cast<Code>(t.code);
+  switch (code) {
+    case Code::Bool:
+      return t.bits == 8 ? std::optional(DType::kBool) : std::nullopt;
+    case Code::Int:
+      switch (t.bits) {
+        case 8:
+          return DType::kInt8;
+        case 16:
+          return DType::kInt16;
+        case 32:
+          return DType::kInt32;
+        case 64:
+          return DType::kInt64;
+      }
+      return std::nullopt;
+    case Code::UInt:
+      switch (t.bits) {
+        case 8:
+          return DType::kUInt8;
+        case 16:
+          return DType::kUInt16;
+        case 32:
+          return DType::kUInt32;
+        case 64:
+          return DType::kUInt64;
+      }
+      return std::nullopt;
+    case Code::Float:
+      switch (t.bits) {
+        case 16:
+          return DType::kFloat16;
+        case 32:
+          return DType::kFloat32;
+        case 64:
+          return DType::kFloat64;
+      }
+      return std::nullopt;
+    case Code::Bfloat:
+      return t.bits == 16 ? std::optional(DType::kBFloat16) : std::nullopt;
+    case Code::Complex:
+      if (t.bits == 64) return DType::kComplex64;
+      if (t.bits == 128) return DType::kComplex128;
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
+// The DLPack dtype NumPy gets for `dtype` (bfloat16 as uint16, viewed as
+// ml_dtypes.bfloat16 afterwards).
+nb::dlpack::dtype dlpack_of(DType dtype) {
+  const auto bits = static_cast<uint8_t>(8 * dtype_size(dtype));
+  auto make = [&](Code code) {
+    return nb::dlpack::dtype{static_cast<uint8_t>(code), bits, 1};
+  };
+  switch (dtype) {
+    case DType::kBool:
+      return make(Code::Bool);
+    case DType::kInt8:
+    case DType::kInt16:
+    case DType::kInt32:
+    case DType::kInt64:
+      return make(Code::Int);
+    case DType::kUInt8:
+    case DType::kUInt16:
+    case DType::kUInt32:
+    case DType::kUInt64:
+    case DType::kBFloat16:
+      return make(Code::UInt);
+    case DType::kFloat16:
+    case DType::kFloat32:
+    case DType::kFloat64:
+      return make(Code::Float);
+    case DType::kComplex64:
+    case DType::kComplex128:
+      return make(Code::Complex);
+  }
+  return make(Code::UInt);
+}
+
+std::string shown(nb::handle h) {
+  try {
+    std::string text = nb::repr(h).c_str();
+    if (text.size() > 80) text = text.substr(0, 77) + "...";
+    return text;
+  } catch (const nb::python_error&) {
+    return "<" + std::string(nb::type_name(h.type()).c_str()) + ">";
+  }
+}
+
+[[noreturn]] void refuse(const std::string& where, const std::string& why) {
+  throw InvalidArgumentError(where + ": " + why);
+}
+
+// Drops a reference to a Python object from any thread: takes the GIL,
+// and leaks the reference once the interpreter is gone (process exit).
+template <class T>
+std::shared_ptr<void> python_owner(T object) {
+  return std::shared_ptr<void>(new T(std::move(object)), [](void* p) {
+    if (!Py_IsInitialized()) return;
+    nb::gil_scoped_acquire gil;
+    delete static_cast<T*>(p);
+  });
+}
+
+bool is_jax_array(nb::handle h) {
+  const nb::handle type = h.type();
+  if (!nb::hasattr(type, "__module__")) return false;
+  const std::string module = nb::str(type.attr("__module__")).c_str();
+  return module.rfind("jax", 0) == 0;
+}
+
+// A NumPy array of ml_dtypes.bfloat16 (which neither the buffer protocol
+// nor DLPack names): its bits viewed as uint16.
+std::optional<nb::object> bfloat16_bits(nb::handle h) {
+  nb::object numpy = nb::module_::import_("numpy");
+  if (!nb::isinstance(h, numpy.attr("ndarray"))) return std::nullopt;
+  nb::object dtype = h.attr("dtype");
+  if (std::string(nb::str(dtype.attr("name")).c_str()) != "bfloat16") {
+    return std::nullopt;
+  }
+  return h.attr("view")(numpy.attr("uint16"));
+}
+
+Value array_value(nb::ndarray<> array, std::optional<DType> dtype,
+                  bool immutable, const std::string& where) {
+  if (array.device_type() != nb::device::cpu::value) {
+    refuse(where,
+           "an array on a device that is not the CPU: move it to the "
+           "CPU first");
+  }
+  if (!dtype) dtype = dtype_of(array.dtype());
+  if (!dtype) {
+    const auto t = array.dtype();
+    refuse(where, "an array of a dtype ckpt does not store (DLPack code " +
+                      std::to_string(t.code) + ", " + std::to_string(t.bits) +
+                      " bits); ckpt stores bool, int8-64, uint8-64, "
+                      "float16/32/64, bfloat16, complex64/128");
+  }
+  Shape shape;
+  std::vector<int64_t> strides;
+  bool negative = false;
+  for (size_t d = 0; d < array.ndim(); ++d) {
+    shape.push_back(static_cast<int64_t>(array.shape(d)));
+    strides.push_back(array.stride(d));
+    negative = negative || array.stride(d) < 0;
+  }
+  if (negative) {
+    refuse(where,
+           "an array with negative strides (a reversed view): pass "
+           "numpy.ascontiguousarray of it");
+  }
+  void* data = array.data();
+  return Value(Array::share(*dtype, std::move(shape), data,
+                            python_owner(std::move(array)), immutable,
+                            std::move(strides)));
+}
+
+Value spec_value(nb::handle h, const std::string& where) {
+  nb::object shape = h.attr("shape");
+  Shape dims;
+  for (nb::handle d : shape) dims.push_back(nb::cast<int64_t>(d));
+  nb::object dtype = h.attr("dtype");
+  std::optional<DType> d;
+  if (!dtype.is_none()) {
+    nb::object name =
+        nb::module_::import_("numpy").attr("dtype")(dtype).attr("name");
+    try {
+      d = dtype_from_name(nb::str(name).c_str());
+    } catch (const Error&) {
+      refuse(where, "an abstract array of dtype " + shown(name) +
+                        ", which ckpt does not store");
+    }
+  }
+  return Value(ArraySpec{d, std::move(dims)});
+}
+
+bool looks_like_spec(nb::handle h) {
+  return nb::hasattr(h, "shape") && nb::hasattr(h, "dtype") &&
+         !nb::hasattr(h, "__dlpack__") && !nb::hasattr(h, "__array__") &&
+         !nb::hasattr(h, "__array_interface__");
+}
+
+// A scalar's type, as metadata gives it (bool, int, float, str): load
+// that scalar.
+std::optional<Value> scalar_type_spec(PyObject* p) {
+  if (!PyType_Check(p)) return std::nullopt;
+  if (p == reinterpret_cast<PyObject*>(&PyBool_Type)) {
+    return Value::scalar_spec(Value::Kind::kBool);
+  }
+  if (p == reinterpret_cast<PyObject*>(&PyLong_Type)) {
+    return Value::scalar_spec(Value::Kind::kInt);
+  }
+  if (p == reinterpret_cast<PyObject*>(&PyFloat_Type)) {
+    return Value::scalar_spec(Value::Kind::kDouble);
+  }
+  if (p == reinterpret_cast<PyObject*>(&PyUnicode_Type)) {
+    return Value::scalar_spec(Value::Kind::kString);
+  }
+  return std::nullopt;
+}
+
+// An array (or NumPy scalar) as a Value; nullopt when `h` is none.
+std::optional<Value> array_like(nb::handle h, const std::string& where) {
+  if (std::optional<nb::object> bits = bfloat16_bits(h)) {
+    nb::ndarray<> array;
+    if (nb::try_cast(*bits, array, false)) {
+      return array_value(std::move(array), DType::kBFloat16, false, where);
+    }
+  }
+  nb::ndarray<> array;
+  if (nb::try_cast(h, array, false)) {
+    return array_value(std::move(array), std::nullopt, is_jax_array(h), where);
+  }
+  nb::object numpy = nb::module_::import_("numpy");
+  if (nb::isinstance(h, numpy.attr("generic"))) {
+    // A NumPy scalar (np.float32(1), np.complex128(...)): as the 0-d
+    // array it is, which DLPack speaks for every dtype.
+    return to_value(numpy.attr("asarray")(h), where);
+  }
+  return std::nullopt;
+}
+
+// A NumPy array over the memory of `a`, which it keeps alive (no copy).
+nb::object array_python(const Array& a) {
+  std::vector<size_t> shape;
+  for (int64_t d : a.shape()) shape.push_back(static_cast<size_t>(d));
+  auto* keep = new Array(a);
+  nb::capsule owner(keep,
+                    [](void* p) noexcept { delete static_cast<Array*>(p); });
+  nb::object array =
+      nb::ndarray<nb::numpy>(a.data(), shape.size(), shape.data(), owner,
+                             a.strides().empty() ? nullptr : a.strides().data(),
+                             dlpack_of(a.dtype()))
+          .cast();
+  if (a.dtype() == DType::kBFloat16) {
+    array =
+        array.attr("view")(nb::module_::import_("ml_dtypes").attr("bfloat16"));
+  }
+  return array;
+}
+
+nb::object spec_python(const ArraySpec& s) {
+  nb::list shape;
+  for (int64_t d : s.shape) shape.append(d);
+  nb::object dtype = nb::none();
+  if (s.dtype) {
+    const std::string_view name = dtype_name(*s.dtype);
+    nb::object numpy = nb::module_::import_("numpy");
+    dtype = name == "bfloat16"
+                ? numpy.attr("dtype")(
+                      nb::module_::import_("ml_dtypes").attr("bfloat16"))
+                : numpy.attr("dtype")(nb::str(name.data(), name.size()));
+  }
+  return nb::module_::import_("ckpt").attr("ArraySpec")(nb::tuple(shape),
+                                                        dtype);
+}
+
+}  // namespace
+
+Value to_value(nb::handle h, const std::string& where) {
+  if (h.is_none()) return Value();
+  PyObject* p = h.ptr();
+  if (PyBool_Check(p)) return Value(p == Py_True);
+  if (PyLong_Check(p)) {
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(p, &overflow);
+    if (overflow != 0) {
+      refuse(where, "the int " + shown(h) + " does not fit in 64 bits");
+    }
+    return Value(v);
+  }
+  if (PyFloat_Check(p)) return Value(PyFloat_AsDouble(p));
+  if (PyUnicode_Check(p)) {
+    Py_ssize_t size = 0;
+    const char* text = PyUnicode_AsUTF8AndSize(p, &size);
+    if (!text) {
+      PyErr_Clear();
+      refuse(where, "a str that is not valid Unicode (lone surrogates)");
+    }
+    return Value(std::string(text, static_cast<size_t>(size)));
+  }
+  if (PyDict_Check(p)) {
+    Value::Dict items;
+    for (auto [key, child] : nb::borrow<nb::dict>(h)) {
+      if (!PyUnicode_Check(key.ptr())) {
+        refuse(where, "the key " + shown(key) + " is a " +
+                          nb::type_name(key.type()).c_str() +
+                          "; checkpoint keys are str");
+      }
+      const std::string k = nb::str(key).c_str();
+      items.emplace_back(k, to_value(child, where + "['" + k + "']"));
+    }
+    return Value::dict(std::move(items));
+  }
+  if (PyList_Check(p) || PyTuple_Check(p)) {
+    Value::List items;
+    size_t i = 0;
+    for (nb::handle child : h) {
+      items.push_back(to_value(child, where + "[" + std::to_string(i++) + "]"));
+    }
+    return Value::list(std::move(items));
+  }
+  if (std::optional<Value> array = array_like(h, where)) return *array;
+  if (std::optional<Value> spec = scalar_type_spec(p)) return *spec;
+  if (looks_like_spec(h)) return spec_value(h, where);
+  if (nb::hasattr(h, "dtype") && nb::hasattr(h, "shape")) {
+    refuse(where, "an array of dtype " + shown(h.attr("dtype")) +
+                      ", which ckpt does not store (it stores bool, "
+                      "int8-64, uint8-64, float16/32/64, bfloat16, "
+                      "complex64/128)");
+  }
+  refuse(where, "a " + std::string(nb::type_name(h.type()).c_str()) +
+                    ", which ckpt cannot save (it saves None, bool, int, "
+                    "float, str, dicts, lists, tuples and arrays)");
+}
+
+nb::object to_python(const Value& v) {
+  using K = Value::Kind;
+  switch (v.kind()) {
+    case K::kNone:
+      return nb::none();
+    case K::kBool:
+      return nb::bool_(v.as_bool());
+    case K::kInt:
+      return nb::int_(v.as_int());
+    case K::kDouble:
+      return nb::float_(v.as_double());
+    case K::kString:
+      return nb::str(v.as_string().data(), v.as_string().size());
+    case K::kDict: {
+      nb::dict out;
+      for (const auto& [key, child] : v.as_dict()) {
+        out[nb::str(key.data(), key.size())] = to_python(child);
+      }
+      return std::move(out);
+    }
+    case K::kList: {
+      nb::list out;
+      for (const Value& child : v.as_list()) out.append(to_python(child));
+      return std::move(out);
+    }
+    case K::kJson:
+      return nb::module_::import_("json").attr("loads")(v.as_json().dump());
+    case K::kArray:
+      return array_python(v.as_array());
+    case K::kArraySpec:
+      return spec_python(v.as_array_spec());
+    case K::kScalarSpec: {
+      nb::handle builtins = nb::module_::import_("builtins");
+      switch (v.scalar_kind()) {
+        case K::kBool:
+          return builtins.attr("bool");
+        case K::kInt:
+          return builtins.attr("int");
+        case K::kDouble:
+          return builtins.attr("float");
+        default:
+          return builtins.attr("str");
+      }
+    }
+    default:
+      throw UnimplementedError(
+          "a loaded value of a kind Python's ckpt does not return yet (" +
+          std::to_string(static_cast<int>(v.kind())) + "): load it from C++");
+  }
+}
+
+}  // namespace ckpt::python

@@ -1,0 +1,33 @@
+// Python objects to ckpt::Value and back, with the GIL held.
+//
+// To a Value: None, bool, int (64-bit), float, str, dict (str keys), list
+// and tuple, ckpt.ArraySpec and anything with `shape` and `dtype` but no
+// data (jax.ShapeDtypeStruct) as an ArraySpec, and arrays: anything with
+// the buffer protocol or __dlpack__ on the CPU (NumPy, JAX, PyTorch), whose
+// memory the Value shares without a copy. JAX arrays are immutable: an
+// async save writes them without a snapshot.
+//
+// From a Value: arrays become NumPy arrays that own ckpt's buffers (no
+// copy; bfloat16 as ml_dtypes.bfloat16), ArraySpecs ckpt.ArraySpec, JSON
+// values Python's.
+#ifndef CKPT_PYTHON_SRC_CONVERT_H_
+#define CKPT_PYTHON_SRC_CONVERT_H_
+
+#include <ckpt/value.h>
+#include <nanobind/nanobind.h>
+
+#include <string>
+
+namespace ckpt::python {
+
+// Throws ckpt::InvalidArgumentError naming the key path ("tree['a'][0]")
+// of what cannot be saved: a key that is not a str, an int beyond 64 bits,
+// an object of no supported kind, an array of a dtype ckpt lacks or not on
+// the CPU.
+Value to_value(nanobind::handle object, const std::string& where);
+
+nanobind::object to_python(const Value& value);
+
+}  // namespace ckpt::python
+
+#endif  // CKPT_PYTHON_SRC_CONVERT_H_

@@ -1,0 +1,258 @@
+// ckpt._ckpt: the C++ API for ckpt/__init__.py, which gives it Orbax's v1
+// shape. Every call converts its Python arguments with the GIL held (a bad
+// leaf is an InvalidArgumentError naming its key path), then runs ckpt with
+// the GIL released. ckpt's errors become ckpt.errors' classes.
+#include <ckpt/checkpoint.h>
+#include <ckpt/context.h>
+#include <ckpt/errors.h>
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "convert.h"
+
+namespace nb = nanobind;
+using nlohmann::json;
+
+namespace ckpt::python {
+
+namespace {
+
+// The class of ckpt.errors for `kind`.
+nb::object error_class(ErrorKind kind) {
+  static const char* const names[] = {"InternalError",
+                                      "InvalidArgumentError",
+                                      "NotFoundError",
+                                      "AlreadyExistsError",
+                                      "NoEntryError",
+                                      "InvalidLayoutError",
+                                      "TimeoutError",
+                                      "PluginError",
+                                      "DataLossError",
+                                      "UnimplementedError",
+                                      "PermissionDeniedError",
+                                      "NoSpaceError",
+                                      "IOError"};
+  const auto i = static_cast<size_t>(kind);
+  nb::object errors = nb::module_::import_("ckpt.errors");
+  return errors.attr(i < std::size(names) ? names[i] : "Error");
+}
+
+json parse_json(const std::string& text, const char* what) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw InvalidArgumentError(std::string(what) + " is not JSON: " + e.what());
+  }
+}
+
+// A Context made current by `with`, on the thread that entered it.
+class ScopedContext {
+ public:
+  explicit ScopedContext(const std::string& options_json)
+      : options_(parse_options(options_json)) {}
+
+  void enter() {
+    if (context_) throw InvalidArgumentError("this Context is already entered");
+    context_ = std::make_unique<Context>(options_);
+    thread_ = std::this_thread::get_id();
+  }
+  void exit() {
+    if (!context_) return;
+    if (thread_ != std::this_thread::get_id()) {
+      throw InvalidArgumentError(
+          "a Context must be left on the thread that entered it");
+    }
+    context_.reset();
+  }
+
+ private:
+  static ContextOptions parse_options(const std::string& text) {
+    const json j = parse_json(text, "the Context's options");
+    ContextOptions o;
+    if (j.contains("handler_options")) o.handler_options = j["handler_options"];
+    if (j.contains("fsync")) o.fsync = j["fsync"].get<bool>();
+    if (j.contains("file_mode")) o.file_mode = j["file_mode"].get<unsigned>();
+    if (j.contains("async_timeout")) {
+      o.async_timeout = std::chrono::milliseconds(
+          static_cast<int64_t>(j["async_timeout"].get<double>() * 1000.0));
+    }
+    if (j.contains("plugin_paths")) {
+      for (const auto& p : j["plugin_paths"]) {
+        o.plugin_paths.emplace_back(p.get<std::string>());
+      }
+    }
+    return o;
+  }
+
+  ContextOptions options_;
+  std::unique_ptr<Context> context_;
+  std::thread::id thread_;
+};
+
+class PendingSave {
+ public:
+  explicit PendingSave(AsyncSave save) : save_(std::move(save)) {}
+  void result(std::optional<double> timeout_seconds) const {
+    nb::gil_scoped_release release;
+    if (timeout_seconds) {
+      save_.result(std::chrono::milliseconds(
+          static_cast<int64_t>(*timeout_seconds * 1000.0)));
+    } else {
+      save_.result();
+    }
+  }
+  bool done() const { return save_.done(); }
+  std::string path() const { return save_.path().string(); }
+
+ private:
+  AsyncSave save_;
+};
+
+Checkpointables checkpointables_of(nb::dict items) {
+  Checkpointables out;
+  for (auto [key, value] : items) {
+    if (!PyUnicode_Check(key.ptr())) {
+      throw InvalidArgumentError(
+          "checkpointable names are str, not " +
+          std::string(nb::type_name(key.type()).c_str()));
+    }
+    const std::string name = nb::str(key).c_str();
+    out.emplace_back(name, to_value(value, name));
+  }
+  return out;
+}
+
+// Saves `items`; an AsyncSave when `async`, else None once committed.
+nb::object save(const std::string& path, nb::dict items, bool overwrite,
+                const std::string& custom_metadata_json, bool async) {
+  SaveOptions options;
+  options.overwrite = overwrite;
+  options.custom_metadata = parse_json(custom_metadata_json, "custom_metadata");
+  Checkpointables checkpointables = checkpointables_of(items);
+  if (async) {
+    AsyncSave s;
+    {
+      nb::gil_scoped_release release;
+      s = save_checkpointables_async(path, checkpointables, options);
+      checkpointables.clear();  // the save keeps what it needs
+    }
+    return nb::cast(PendingSave(std::move(s)));
+  }
+  {
+    nb::gil_scoped_release release;
+    save_checkpointables(path, checkpointables, options);
+    checkpointables.clear();
+  }
+  return nb::none();
+}
+
+nb::object load(const std::string& path, nb::handle abstract,
+                const std::string& name) {
+  std::optional<Value> target;
+  if (!abstract.is_none()) target = to_value(abstract, "abstract_tree");
+  Value loaded;
+  {
+    nb::gil_scoped_release release;
+    loaded = ckpt::load(path, target ? &*target : nullptr, name);
+    target.reset();
+  }
+  return to_python(loaded);
+}
+
+nb::dict load_checkpointables(const std::string& path, nb::handle abstracts) {
+  Checkpointables wanted;
+  if (!abstracts.is_none())
+    wanted = checkpointables_of(nb::cast<nb::dict>(abstracts));
+  Checkpointables loaded;
+  {
+    nb::gil_scoped_release release;
+    loaded = ckpt::load_checkpointables(path, wanted);
+    wanted.clear();
+  }
+  nb::dict out;
+  for (const auto& [name, value] : loaded)
+    out[nb::str(name.c_str())] = to_python(value);
+  return out;
+}
+
+// What a checkpoint records, as JSON text for ckpt/__init__.py.
+std::string info_json(const CheckpointInfo& info) {
+  json handlers = json::object();
+  for (const auto& [name, typestr] : info.item_handlers)
+    handlers[name] = typestr;
+  json out = {{"path", info.path.string()},
+              {"item_handlers", handlers},
+              {"metrics", info.metrics},
+              {"custom_metadata", info.custom_metadata},
+              {"init_timestamp_nsecs", nullptr},
+              {"commit_timestamp_nsecs", nullptr}};
+  if (info.init_timestamp_nsecs)
+    out["init_timestamp_nsecs"] = *info.init_timestamp_nsecs;
+  if (info.commit_timestamp_nsecs)
+    out["commit_timestamp_nsecs"] = *info.commit_timestamp_nsecs;
+  return out.dump();
+}
+
+nb::tuple metadata(const std::string& path, const std::string& name) {
+  Metadata m;
+  {
+    nb::gil_scoped_release release;
+    m = ckpt::metadata(path, name);
+  }
+  return nb::make_tuple(to_python(m.metadata), info_json(m.checkpoint), m.name);
+}
+
+nb::tuple checkpointables_metadata(const std::string& path) {
+  CheckpointablesMetadata m;
+  {
+    nb::gil_scoped_release release;
+    m = ckpt::checkpointables_metadata(path);
+  }
+  nb::dict items;
+  for (const auto& [name, value] : m.metadata)
+    items[nb::str(name.c_str())] = to_python(value);
+  return nb::make_tuple(items, info_json(m.checkpoint));
+}
+
+}  // namespace
+
+}  // namespace ckpt::python
+
+NB_MODULE(_ckpt, m) {
+  using namespace ckpt::python;
+  m.doc() = "ckpt's C++ API (use the ckpt package, not this module)";
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const ckpt::Error& e) {
+      PyErr_SetString(error_class(e.kind()).ptr(), e.what());
+    }
+  });
+  nb::class_<ScopedContext>(m, "Context")
+      .def(nb::init<const std::string&>())
+      .def("enter", &ScopedContext::enter)
+      .def("exit", &ScopedContext::exit);
+  nb::class_<PendingSave>(m, "AsyncSave")
+      .def("result", &PendingSave::result, nb::arg("timeout") = nb::none())
+      .def("done", &PendingSave::done)
+      .def_prop_ro("path", &PendingSave::path);
+  m.def("save", &save, nb::arg("path"), nb::arg("items"), nb::arg("overwrite"),
+        nb::arg("custom_metadata_json"), nb::arg("is_async"));
+  m.def("load", &load, nb::arg("path"), nb::arg("abstract").none(),
+        nb::arg("name"));
+  m.def("load_checkpointables", &load_checkpointables, nb::arg("path"),
+        nb::arg("abstracts").none());
+  m.def("metadata", &metadata, nb::arg("path"), nb::arg("name"));
+  m.def("checkpointables_metadata", &checkpointables_metadata, nb::arg("path"));
+  m.def("wait_for_pending_saves", [] {
+    nb::gil_scoped_release release;
+    ckpt::wait_for_pending_saves();
+  });
+  m.attr("AUTO") = ckpt::kAutoName;
+}
