@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from . import errors
+from . import errors, handlers
 from ._ckpt import AsyncSave, wait_for_pending_saves
 from . import _ckpt
 from .errors import (AlreadyExistsError, DataLossError, Error,  # noqa: F401
@@ -39,7 +39,8 @@ __all__ = [
     "load", "save_checkpointables", "save_checkpointables_async",
     "load_checkpointables", "metadata", "pytree_metadata",
     "checkpointables_metadata", "Context", "ArraySpec", "CheckpointMetadata",
-    "AsyncSave", "wait_for_pending_saves", "errors", "Error",
+    "AsyncSave", "wait_for_pending_saves", "errors", "handlers", "training",
+    "Error",
 ] + errors.__all__
 
 #: The name a pytree is saved under: Orbax's ``checkpointable_name``.
@@ -127,8 +128,37 @@ def load_pytree(path, abstract_tree=None, *,
     pytree of the checkpoint."""
     if isinstance(abstract_tree, CheckpointMetadata):
         abstract_tree = abstract_tree.metadata
-    return _ckpt.load(_path(path), abstract_tree,
+    tree = _ckpt.load(_path(path), abstract_tree,
                       checkpointable_name or _ckpt.AUTO)
+    return _as_jax(abstract_tree, tree)
+
+
+def _is_shape_dtype_struct(leaf) -> bool:
+    return type(leaf).__name__ == "ShapeDtypeStruct" and \
+        type(leaf).__module__.startswith("jax")
+
+
+def _as_jax(abstract, tree):
+    """`tree` with each array whose abstract leaf is a
+    jax.ShapeDtypeStruct as a jax.Array: with its sharding when it has one
+    (each device gets its slice), else on the default device through
+    DLPack (no copy on the CPU)."""
+    if isinstance(abstract, dict) and isinstance(tree, dict):
+        return {k: _as_jax(abstract.get(k), v) for k, v in tree.items()}
+    if isinstance(abstract, (list, tuple)) and isinstance(tree, list):
+        return [_as_jax(a, v) for a, v in zip(abstract, tree)] + \
+            tree[len(abstract):]
+    if not _is_shape_dtype_struct(abstract):
+        return tree
+    import jax
+    sharding = getattr(abstract, "sharding", None)
+    if sharding is None:
+        try:
+            return jax.dlpack.from_dlpack(tree)
+        except Exception:  # alignment or dtype DLPack cannot carry
+            return jax.numpy.asarray(tree)
+    return jax.make_array_from_callback(tree.shape, sharding,
+                                        lambda index: tree[index])
 
 
 def load_checkpointables(path, abstract_checkpointables: Optional[dict] = None
@@ -179,9 +209,12 @@ class Context:
     file_mode: permission bits of new files (default 0o644).
     async_timeout: seconds a save may take (default 1200).
     plugin_paths: folders of handler plugins to load.
+    registry: a ``ckpt.handlers.Registry`` to resolve handlers in (default:
+        the global registry as it is when the Context is made).
     """
 
-    def __init__(self, *, handler_options: Optional[dict] = None,
+    def __init__(self, *, registry=None,
+                 handler_options: Optional[dict] = None,
                  fsync: Optional[bool] = None,
                  file_mode: Optional[int] = None,
                  async_timeout: Optional[float] = None,
@@ -202,7 +235,8 @@ class Context:
         except TypeError as e:
             raise InvalidArgumentError(f"Context options are not JSON: {e}") \
                 from e
-        self._context = _ckpt.Context(text)
+        self._context = _ckpt.Context(
+            text, None if registry is None else registry._registry)
 
     def __enter__(self):
         self._context.enter()
@@ -212,6 +246,8 @@ class Context:
         self._context.exit()
         return False
 
+
+from . import training  # noqa: E402 (it uses the helpers above)
 
 # Saves still in flight when the interpreter exits are finished first:
 # their arrays are Python objects.

@@ -67,3 +67,25 @@ class IOError(Error, OSError):  # noqa: A001 (ckpt.errors.IOError)
 
 __all__ = [name for name, value in dict(globals()).items()
            if isinstance(value, type) and issubclass(value, Error)]
+
+# ckpt's kinds (ckpt::error_kind_name) and their classes.
+_BY_KIND = {
+    "internal": InternalError,
+    "invalid argument": InvalidArgumentError,
+    "not found": NotFoundError,
+    "already exists": AlreadyExistsError,
+    "no entry": NoEntryError,
+    "invalid layout": InvalidLayoutError,
+    "timeout": TimeoutError,
+    "plugin error": PluginError,
+    "data loss": DataLossError,
+    "unimplemented": UnimplementedError,
+    "permission denied": PermissionDeniedError,
+    "no space": NoSpaceError,
+    "I/O error": IOError,
+}
+
+
+def kind_class(kind: str) -> type:
+    """The class of ckpt's error kind ``kind`` ("not found", ...)."""
+    return _BY_KIND.get(kind, Error)

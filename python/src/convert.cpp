@@ -9,6 +9,7 @@
 #include <vector>
 
 namespace nb = nanobind;
+using nlohmann::json;
 
 namespace ckpt::python {
 
@@ -117,13 +118,15 @@ std::string shown(nb::handle h) {
 // Drops a reference to a Python object from any thread: takes the GIL,
 // and leaks the reference once the interpreter is gone (process exit).
 template <class T>
-std::shared_ptr<void> python_owner(T object) {
-  return std::shared_ptr<void>(new T(std::move(object)), [](void* p) {
+std::shared_ptr<T> python_owner(T object) {
+  return std::shared_ptr<T>(new T(std::move(object)), [](T* p) {
     if (!Py_IsInitialized()) return;
     nb::gil_scoped_acquire gil;
-    delete static_cast<T*>(p);
+    delete p;
   });
 }
+
+constexpr const char* kPythonObject = "python";
 
 bool is_jax_array(nb::handle h) {
   const nb::handle type = h.type();
@@ -381,11 +384,80 @@ nb::object to_python(const Value& v) {
           return builtins.attr("str");
       }
     }
+    case K::kObject:
+      if (v.as_object().typestr == kPythonObject) {
+        return *std::static_pointer_cast<nb::object>(v.as_object().object);
+      }
+      [[fallthrough]];
     default:
       throw UnimplementedError(
           "a loaded value of a kind Python's ckpt does not return yet (" +
           std::to_string(static_cast<int>(v.kind())) + "): load it from C++");
   }
+}
+
+json parse_json(const std::string& text, const char* what) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw InvalidArgumentError(std::string(what) + " is not JSON: " + e.what());
+  }
+}
+
+std::shared_ptr<nb::object> shared_object(nb::object object) {
+  return python_owner(std::move(object));
+}
+
+Value checkpointable_value(nb::handle object, const std::string& name) {
+  try {
+    return to_value(object, name);
+  } catch (const InvalidArgumentError&) {
+    if (PyDict_Check(object.ptr()) || PyList_Check(object.ptr()) ||
+        PyTuple_Check(object.ptr())) {
+      throw;  // a tree with a bad leaf: the error names it
+    }
+    return Value::object(kPythonObject,
+                         python_owner(nb::borrow<nb::object>(object)));
+  }
+}
+
+Checkpointables checkpointables_of(nb::dict items) {
+  Checkpointables out;
+  for (auto [key, value] : items) {
+    if (!PyUnicode_Check(key.ptr())) {
+      throw InvalidArgumentError(
+          "checkpointable names are str, not " +
+          std::string(nb::type_name(key.type()).c_str()));
+    }
+    const std::string name = nb::str(key).c_str();
+    out.emplace_back(name, checkpointable_value(value, name));
+  }
+  return out;
+}
+
+nb::dict checkpointables_python(const Checkpointables& items) {
+  nb::dict out;
+  for (const auto& [name, value] : items) {
+    out[nb::str(name.data(), name.size())] = to_python(value);
+  }
+  return out;
+}
+
+std::string info_json(const CheckpointInfo& info) {
+  json handlers = json::object();
+  for (const auto& [name, typestr] : info.item_handlers)
+    handlers[name] = typestr;
+  json out = {{"path", info.path.string()},
+              {"item_handlers", handlers},
+              {"metrics", info.metrics},
+              {"custom_metadata", info.custom_metadata},
+              {"init_timestamp_nsecs", nullptr},
+              {"commit_timestamp_nsecs", nullptr}};
+  if (info.init_timestamp_nsecs)
+    out["init_timestamp_nsecs"] = *info.init_timestamp_nsecs;
+  if (info.commit_timestamp_nsecs)
+    out["commit_timestamp_nsecs"] = *info.commit_timestamp_nsecs;
+  return out.dump();
 }
 
 }  // namespace ckpt::python

@@ -13,9 +13,12 @@
 #ifndef CKPT_PYTHON_SRC_CONVERT_H_
 #define CKPT_PYTHON_SRC_CONVERT_H_
 
+#include <ckpt/checkpoint.h>
 #include <ckpt/value.h>
 #include <nanobind/nanobind.h>
 
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace ckpt::python {
@@ -27,6 +30,26 @@ namespace ckpt::python {
 Value to_value(nanobind::handle object, const std::string& where);
 
 nanobind::object to_python(const Value& value);
+
+// A checkpointable's value: to_value, or, when `object` itself (not a leaf
+// inside a dict, list or tuple) is of no kind ckpt knows, the Python
+// object as is (a UserObject of typestr "python"), for a Python handler.
+Value checkpointable_value(nanobind::handle object, const std::string& name);
+
+// Keeps `object` alive from C++, on any thread: the last holder takes the
+// GIL to drop it (and leaks it once the interpreter is gone).
+std::shared_ptr<nanobind::object> shared_object(nanobind::object object);
+
+// A dict name -> value as checkpointables (names must be str).
+Checkpointables checkpointables_of(nanobind::dict items);
+nanobind::dict checkpointables_python(const Checkpointables& items);
+
+// InvalidArgumentError naming `what` when `text` is not JSON.
+nlohmann::json parse_json(const std::string& text, const char* what);
+
+// What a checkpoint records (times, metrics, custom metadata, handlers),
+// as JSON text for ckpt/__init__.py.
+std::string info_json(const CheckpointInfo& info);
 
 }  // namespace ckpt::python
 

@@ -15,6 +15,8 @@
 #include <thread>
 
 #include "convert.h"
+#include "handlers.h"
+#include "training.h"
 
 namespace nb = nanobind;
 using nlohmann::json;
@@ -25,37 +27,18 @@ namespace {
 
 // The class of ckpt.errors for `kind`.
 nb::object error_class(ErrorKind kind) {
-  static const char* const names[] = {"InternalError",
-                                      "InvalidArgumentError",
-                                      "NotFoundError",
-                                      "AlreadyExistsError",
-                                      "NoEntryError",
-                                      "InvalidLayoutError",
-                                      "TimeoutError",
-                                      "PluginError",
-                                      "DataLossError",
-                                      "UnimplementedError",
-                                      "PermissionDeniedError",
-                                      "NoSpaceError",
-                                      "IOError"};
-  const auto i = static_cast<size_t>(kind);
-  nb::object errors = nb::module_::import_("ckpt.errors");
-  return errors.attr(i < std::size(names) ? names[i] : "Error");
-}
-
-json parse_json(const std::string& text, const char* what) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw InvalidArgumentError(std::string(what) + " is not JSON: " + e.what());
-  }
+  return nb::module_::import_("ckpt.errors")
+      .attr("kind_class")(error_kind_name(kind));
 }
 
 // A Context made current by `with`, on the thread that entered it.
 class ScopedContext {
  public:
-  explicit ScopedContext(const std::string& options_json)
-      : options_(parse_options(options_json)) {}
+  // `registry`: a ckpt.handlers Registry, or None for the default.
+  ScopedContext(const std::string& options_json, nb::handle registry)
+      : options_(parse_options(options_json)) {
+    options_.checkpointables_options.registry = registry_of(registry);
+  }
 
   void enter() {
     if (context_) throw InvalidArgumentError("this Context is already entered");
@@ -114,20 +97,6 @@ class PendingSave {
   AsyncSave save_;
 };
 
-Checkpointables checkpointables_of(nb::dict items) {
-  Checkpointables out;
-  for (auto [key, value] : items) {
-    if (!PyUnicode_Check(key.ptr())) {
-      throw InvalidArgumentError(
-          "checkpointable names are str, not " +
-          std::string(nb::type_name(key.type()).c_str()));
-    }
-    const std::string name = nb::str(key).c_str();
-    out.emplace_back(name, to_value(value, name));
-  }
-  return out;
-}
-
 // Saves `items`; an AsyncSave when `async`, else None once committed.
 nb::object save(const std::string& path, nb::dict items, bool overwrite,
                 const std::string& custom_metadata_json, bool async) {
@@ -181,24 +150,6 @@ nb::dict load_checkpointables(const std::string& path, nb::handle abstracts) {
   return out;
 }
 
-// What a checkpoint records, as JSON text for ckpt/__init__.py.
-std::string info_json(const CheckpointInfo& info) {
-  json handlers = json::object();
-  for (const auto& [name, typestr] : info.item_handlers)
-    handlers[name] = typestr;
-  json out = {{"path", info.path.string()},
-              {"item_handlers", handlers},
-              {"metrics", info.metrics},
-              {"custom_metadata", info.custom_metadata},
-              {"init_timestamp_nsecs", nullptr},
-              {"commit_timestamp_nsecs", nullptr}};
-  if (info.init_timestamp_nsecs)
-    out["init_timestamp_nsecs"] = *info.init_timestamp_nsecs;
-  if (info.commit_timestamp_nsecs)
-    out["commit_timestamp_nsecs"] = *info.commit_timestamp_nsecs;
-  return out.dump();
-}
-
 nb::tuple metadata(const std::string& path, const std::string& name) {
   Metadata m;
   {
@@ -235,7 +186,8 @@ NB_MODULE(_ckpt, m) {
     }
   });
   nb::class_<ScopedContext>(m, "Context")
-      .def(nb::init<const std::string&>())
+      .def(nb::init<const std::string&, nb::handle>(), nb::arg("options"),
+           nb::arg("registry").none())
       .def("enter", &ScopedContext::enter)
       .def("exit", &ScopedContext::exit);
   nb::class_<PendingSave>(m, "AsyncSave")
@@ -255,4 +207,6 @@ NB_MODULE(_ckpt, m) {
     ckpt::wait_for_pending_saves();
   });
   m.attr("AUTO") = ckpt::kAutoName;
+  bind_training(m);
+  bind_handlers(m);
 }

@@ -2,7 +2,13 @@
 with PYTHONPATH=build/python, in the pinned .venv."""
 import os
 
-import pytest
+# JAX on the CPU with 4 devices, for the sharded loads (before any import
+# of jax).
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=4").strip()
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture

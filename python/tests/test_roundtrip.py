@@ -163,3 +163,42 @@ def test_orbax_quick_start_with_ckpt(tmp_path):
     ocp.save_checkpointables(tmp_path / "2", {"pytree": pytree,
                                               "extra": {"step": 1}})
     assert ocp.load_checkpointables(tmp_path / "2")["extra"] == {"step": 1}
+
+
+def test_shape_dtype_structs_come_back_as_jax_arrays(tmp_path):
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+    devices = jax.devices()
+    assert len(devices) == 4  # conftest.py asks XLA for 4 CPU devices
+    mesh = jax.sharding.Mesh(np.array(devices), ("x",))
+    sharding = NamedSharding(mesh, PartitionSpec("x"))
+    rows = 4 * len(devices)
+    tree = {"w": np.arange(rows * 3, dtype=np.float32).reshape(rows, 3),
+            "b": np.arange(5, dtype=np.float32)}
+    ckpt.save_pytree(tmp_path / "c", tree)
+    got = ckpt.load_pytree(tmp_path / "c", {
+        "w": jax.ShapeDtypeStruct((rows, 3), np.float32, sharding=sharding),
+        "b": jax.ShapeDtypeStruct((5,), np.float32)})
+    assert isinstance(got["w"], jax.Array) and got["w"].sharding == sharding
+    assert isinstance(got["b"], jax.Array)
+    np.testing.assert_array_equal(np.asarray(got["w"]), tree["w"])
+    np.testing.assert_array_equal(np.asarray(got["b"]), tree["b"])
+
+
+class DLPackOnly:
+    """An array that speaks only DLPack (as a PyTorch tensor does)."""
+
+    def __init__(self, array):
+        self._array = array
+
+    def __dlpack__(self, **kwargs):
+        return self._array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._array.__dlpack_device__()
+
+
+def test_anything_with_dlpack_saves(path):
+    w = np.arange(12, dtype=np.int16).reshape(3, 4)
+    ckpt.save_pytree(path, {"w": DLPackOnly(w)})
+    np.testing.assert_array_equal(ckpt.load_pytree(path)["w"], w)

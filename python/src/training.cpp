@@ -1,0 +1,211 @@
+#include "training.h"
+
+#include <ckpt/checkpointer.h>
+#include <ckpt/errors.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "convert.h"
+
+namespace nb = nanobind;
+using nlohmann::json;
+
+namespace ckpt::python {
+
+namespace {
+
+// A save decision policy from ckpt/training.py's JSON:
+// {"policy": NAME, ...arguments}.
+SaveDecisionPolicyRef decision_policy(const json& j) {
+  const std::string name = j.value("policy", "");
+  if (name == "ContinuousCheckpointingPolicy") {
+    std::optional<double> interval;
+    if (j.contains("minimum_interval_secs") &&
+        !j["minimum_interval_secs"].is_null()) {
+      interval = j["minimum_interval_secs"].get<double>();
+    }
+    return ContinuousCheckpointingPolicy(interval);
+  }
+  if (name == "FixedIntervalPolicy") {
+    return FixedIntervalPolicy(j.at("interval").get<int64_t>());
+  }
+  if (name == "SpecificStepsPolicy") {
+    return SpecificStepsPolicy(j.at("steps").get<std::vector<int64_t>>());
+  }
+  if (name == "InitialSavePolicy") return InitialSavePolicy();
+  if (name == "PreemptionCheckpointingPolicy") {
+    return PreemptionCheckpointingPolicy();
+  }
+  if (name == "AnySavePolicy") {
+    std::vector<SaveDecisionPolicyRef> policies;
+    for (const json& p : j.at("policies")) policies.push_back(decision_policy(p));
+    return AnySavePolicy(std::move(policies));
+  }
+  throw InvalidArgumentError("unknown save decision policy " + j.dump());
+}
+
+CheckpointerOptions checkpointer_options(const std::string& text) {
+  const json j = parse_json(text, "the Checkpointer's options");
+  CheckpointerOptions o;
+  try {
+    if (j.contains("save_decision_policy")) {
+      o.save_decision_policy = decision_policy(j["save_decision_policy"]);
+    }
+    if (j.contains("preservation_policy")) {
+      o.preservation_policy =
+          preservation_policy_from_json(j["preservation_policy"]);
+    }
+    if (j.contains("custom_metadata")) o.custom_metadata = j["custom_metadata"];
+    if (j.contains("step_prefix")) {
+      o.step_name_format.prefix = j["step_prefix"].get<std::string>();
+    }
+    if (j.contains("handle_preemption_signals")) {
+      o.handle_preemption_signals = j["handle_preemption_signals"].get<bool>();
+    }
+  } catch (const json::exception& e) {
+    throw InvalidArgumentError(std::string("a Checkpointer option: ") +
+                               e.what());
+  }
+  return o;
+}
+
+// A step as JSON text for ckpt/training.py.
+std::string step_json(const CheckpointStep& s) {
+  return json{{"step", s.step},
+              {"path", s.path.string()},
+              {"time", std::chrono::duration<double>(
+                           s.time.time_since_epoch())
+                           .count()},
+              {"metrics", s.metrics}}
+      .dump();
+}
+
+class PyCheckpointer {
+ public:
+  PyCheckpointer(const std::string& directory, const std::string& options) {
+    CheckpointerOptions o = checkpointer_options(options);
+    nb::gil_scoped_release release;
+    checkpointer_ = std::make_unique<Checkpointer>(directory, std::move(o));
+  }
+
+  bool save(int64_t step, nb::dict items, const std::string& options_json,
+            bool async) {
+    const json j = parse_json(options_json, "the step's options");
+    StepSaveOptions o;
+    if (j.contains("metrics") && !j["metrics"].is_null()) {
+      o.metrics = j["metrics"];
+    }
+    o.force = j.value("force", false);
+    o.overwrite = j.value("overwrite", false);
+    if (j.contains("custom_metadata")) o.custom_metadata = j["custom_metadata"];
+    Checkpointables checkpointables = checkpointables_of(items);
+    Checkpointer& c = get();
+    nb::gil_scoped_release release;
+    const bool saved = async ? c.save_checkpointables_async(step,
+                                                            checkpointables, o)
+                             : c.save_checkpointables(step, checkpointables, o);
+    checkpointables.clear();
+    return saved;
+  }
+
+  nb::dict load(std::optional<int64_t> step, nb::handle abstracts) {
+    Checkpointables wanted;
+    if (!abstracts.is_none()) {
+      wanted = checkpointables_of(nb::cast<nb::dict>(abstracts));
+    }
+    Checkpointables loaded;
+    {
+      Checkpointer& c = get();
+      nb::gil_scoped_release release;
+      loaded = c.load_checkpointables(step, wanted);
+      wanted.clear();
+    }
+    return checkpointables_python(loaded);
+  }
+
+  nb::tuple metadata(std::optional<int64_t> step) {
+    CheckpointablesMetadata m;
+    {
+      Checkpointer& c = get();
+      nb::gil_scoped_release release;
+      m = c.checkpointables_metadata(step);
+    }
+    return nb::make_tuple(checkpointables_python(m.metadata),
+                          info_json(m.checkpoint));
+  }
+
+  nb::list checkpoints() {
+    nb::list out;
+    for (const CheckpointStep& s : get().checkpoints()) {
+      out.append(nb::str(step_json(s).c_str()));
+    }
+    return out;
+  }
+
+  bool should_save(int64_t step) {
+    Checkpointer& c = get();
+    nb::gil_scoped_release release;
+    return c.should_save(step);
+  }
+
+  std::string root_metadata() {
+    return get().root_metadata().custom_metadata.dump();
+  }
+
+  void wait() {
+    Checkpointer& c = get();
+    nb::gil_scoped_release release;
+    c.wait();
+  }
+
+  void close() {
+    if (!checkpointer_) return;
+    nb::gil_scoped_release release;
+    checkpointer_->close();
+  }
+
+  void reload() {
+    Checkpointer& c = get();
+    nb::gil_scoped_release release;
+    c.reload();
+  }
+
+  bool is_saving_in_progress() { return get().is_saving_in_progress(); }
+  bool reached_preemption() { return get().reached_preemption(); }
+  bool may_exit() { return get().may_exit(); }
+
+ private:
+  Checkpointer& get() {
+    if (!checkpointer_) throw InvalidArgumentError("the Checkpointer is closed");
+    return *checkpointer_;
+  }
+
+  std::unique_ptr<Checkpointer> checkpointer_;
+};
+
+}  // namespace
+
+void bind_training(nb::module_& m) {
+  nb::class_<PyCheckpointer>(m, "Checkpointer")
+      .def(nb::init<const std::string&, const std::string&>())
+      .def("save", &PyCheckpointer::save)
+      .def("load", &PyCheckpointer::load, nb::arg("step").none(),
+           nb::arg("abstracts").none())
+      .def("metadata", &PyCheckpointer::metadata, nb::arg("step").none())
+      .def("checkpoints", &PyCheckpointer::checkpoints)
+      .def("should_save", &PyCheckpointer::should_save)
+      .def("root_metadata", &PyCheckpointer::root_metadata)
+      .def("wait", &PyCheckpointer::wait)
+      .def("close", &PyCheckpointer::close)
+      .def("reload", &PyCheckpointer::reload)
+      .def("is_saving_in_progress", &PyCheckpointer::is_saving_in_progress)
+      .def("reached_preemption", &PyCheckpointer::reached_preemption)
+      .def("may_exit", &PyCheckpointer::may_exit);
+  m.def("request_preemption", [] { request_preemption(); });
+}
+
+}  // namespace ckpt::python

@@ -1,0 +1,115 @@
+"""ckpt.training.Checkpointer from Python: policies, metrics, root
+metadata, and a training loop killed with SIGKILL that resumes."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import ckpt
+from ckpt import training
+from ckpt.training import preservation_policies as pp
+from ckpt.training import save_decision_policies as sdp
+
+
+def state_of(step):
+    return {"w": np.full((64, 64), float(step)), "step": step}
+
+
+def test_steps_metrics_and_policies(tmp_path):
+    root = tmp_path / "run"
+    with training.Checkpointer(
+            root, save_decision_policy=sdp.FixedIntervalPolicy(2),
+            preservation_policy=pp.AnyPreservationPolicy(
+                [pp.LatestN(2), pp.BestN("loss", reverse=True, n=1)]),
+            custom_metadata={"lr": 0.1}) as c:
+        saved = [s for s in range(10)
+                 if c.save_pytree(s, state_of(s),
+                                  metrics={"loss": abs(s - 4) + 0.5})]
+        assert saved == [0, 2, 4, 6, 8]
+        c.wait()
+        assert [s.step for s in c.checkpoints] == [4, 6, 8]  # best + latest 2
+        assert c.latest.step == 8
+        assert c.checkpoints[0].metrics == {"loss": 0.5}
+        assert c.root_metadata().custom_metadata == {"lr": 0.1}
+        got = c.load_pytree(4)
+        assert got["step"] == 4
+        np.testing.assert_array_equal(got["w"], state_of(4)["w"])
+        assert c.load_pytree()["step"] == 8
+        meta = c.pytree_metadata(6)
+        assert meta.metadata["w"] == ckpt.ArraySpec((64, 64),
+                                                    np.dtype("float64"))
+        assert meta.metrics == {"loss": 2.5}
+        with pytest.raises(ckpt.NotFoundError):
+            c.load_pytree(5)
+        with pytest.raises(ckpt.AlreadyExistsError):
+            c.save_pytree(8, state_of(8), force=True)
+    # A second run finds what the first committed.
+    c = training.Checkpointer(root)
+    assert [s.step for s in c.checkpoints] == [4, 6, 8]
+    c.close()
+    assert c.load_pytree()["step"] == 8  # loads still work
+    with pytest.raises(ckpt.Error, match="closed"):
+        c.save_pytree(10, state_of(10), force=True)
+
+
+def test_async_saves_and_bad_policies(tmp_path):
+    with training.Checkpointer(tmp_path / "r",
+                               preservation_policy=pp.LatestN(3)) as c:
+        for s in range(6):
+            c.save_pytree_async(s, state_of(s), force=True)
+        c.wait()
+        assert [s.step for s in c.checkpoints] == [3, 4, 5]
+    with pytest.raises(ckpt.InvalidArgumentError, match="LatestN"):
+        training.Checkpointer(tmp_path / "bad",
+                              preservation_policy=pp.LatestN(-1))
+
+
+LOOP = r"""
+import sys, time
+import numpy as np
+from ckpt import training
+from ckpt.training import preservation_policies as pp
+root, last = sys.argv[1], int(sys.argv[2])
+with training.Checkpointer(root, preservation_policy=pp.LatestN(4)) as c:
+    start = c.latest.step + 1 if c.latest else 0
+    print("start", start, flush=True)
+    for step in range(start, last + 1):
+        state = {"w": np.full(1 << 20, float(step)), "step": step}
+        c.save_pytree_async(step, state, metrics={"step": step}, force=True)
+        print("saved", step, flush=True)
+"""
+
+
+def test_a_loop_killed_mid_save_resumes(tmp_path):
+    root = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-c", LOOP, str(root), "1000"],
+                             stdout=subprocess.PIPE, text=True)
+    # Let it commit a few steps, then kill it while it saves.
+    for line in child.stdout:
+        if line.startswith("saved") and int(line.split()[1]) >= 6:
+            break
+    time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    before = training.Checkpointer(root)
+    committed = [s.step for s in before.checkpoints]
+    before.close()
+    assert committed, "nothing committed before the kill"
+    # Every step listed loads whole; the next run resumes after the newest.
+    out = subprocess.run([sys.executable, "-c", LOOP, str(root),
+                          str(committed[-1] + 3)],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[0] == f"start {committed[-1] + 1}"
+    with training.Checkpointer(root) as c:
+        steps = [s.step for s in c.checkpoints]
+        assert steps[-1] == committed[-1] + 3
+        for s in steps:
+            got = c.load_pytree(s)
+            assert got["step"] == s
+            assert float(got["w"][0]) == s and float(got["w"][-1]) == s
+    leftovers = [p for p in os.listdir(root) if "tmp" in p]
+    assert leftovers == []
