@@ -22,6 +22,7 @@ expects (``ckpt.NotFoundError`` is a ``FileNotFoundError``): see
 import atexit
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -35,11 +36,12 @@ from .errors import (AlreadyExistsError, DataLossError, Error,  # noqa: F401
                      UnimplementedError)
 
 __all__ = [
-    "save_pytree", "save_pytree_async", "load_pytree", "save", "save_async",
-    "load", "save_checkpointables", "save_checkpointables_async",
-    "load_checkpointables", "metadata", "pytree_metadata",
+    "save_pytree", "save_pytree_async", "load_pytree", "load_pytree_async",
+    "save", "save_async", "load", "load_async", "save_checkpointables",
+    "save_checkpointables_async", "load_checkpointables",
+    "load_checkpointables_async", "metadata", "pytree_metadata",
     "checkpointables_metadata", "Context", "ArraySpec", "CheckpointMetadata",
-    "AsyncSave", "wait_for_pending_saves", "errors", "handlers", "training",
+    "AsyncSave", "AsyncLoad", "wait_for_pending_saves", "errors", "handlers", "training",
     "Error",
 ] + errors.__all__
 
@@ -170,6 +172,48 @@ def load_checkpointables(path, abstract_checkpointables: Optional[dict] = None
     return _ckpt.load_checkpointables(_path(path), abstract_checkpointables)
 
 
+class AsyncLoad:
+    """A load running on a thread of its own (the GIL released while ckpt
+    reads): ``result()`` returns what it loaded or raises what failed;
+    ``timeout`` in seconds (TimeoutError past it; the load goes on)."""
+
+    def __init__(self, load, *args, **kwargs):
+        self._done = threading.Event()
+        self._value = self._error = None
+
+        def run():
+            try:
+                self._value = load(*args, **kwargs)
+            except BaseException as e:  # raised by result()
+                self._error = e
+            finally:
+                self._done.set()
+        threading.Thread(target=run, daemon=True).start()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self, timeout: Optional[float] = None):
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"the load did not finish within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def load_pytree_async(path, abstract_tree=None, *,
+                      checkpointable_name: Optional[str] = None) -> AsyncLoad:
+    """As load_pytree, in the background: ``.result()`` gives the tree."""
+    return AsyncLoad(load_pytree, path, abstract_tree,
+                     checkpointable_name=checkpointable_name)
+
+
+def load_checkpointables_async(path, abstract_checkpointables=None
+                               ) -> AsyncLoad:
+    """As load_checkpointables, in the background."""
+    return AsyncLoad(load_checkpointables, path, abstract_checkpointables)
+
+
 def _checkpoint_metadata(tree, info_json: str) -> CheckpointMetadata:
     info = json.loads(info_json)
     return CheckpointMetadata(metadata=tree, **info)
@@ -195,6 +239,7 @@ def checkpointables_metadata(path) -> CheckpointMetadata:
 save = save_pytree
 save_async = save_pytree_async
 load = load_pytree
+load_async = load_pytree_async
 metadata = pytree_metadata
 
 

@@ -226,12 +226,134 @@ std::optional<Value> scalar_type_spec(PyObject* p) {
 }
 
 // An array (or NumPy scalar) as a Value; nullopt when `h` is none.
+// The dtype of a buffer's struct format ("<f", "d", "Zf", "?", ...) of
+// items of `itemsize` bytes; nullopt for any other (big-endian, records,
+// bfloat16's opaque format).
+std::optional<DType> dtype_of_format(const char* format, Py_ssize_t itemsize) {
+  std::string f = format ? format : "B";
+  if (!f.empty() && (f[0] == '<' || f[0] == '=' || f[0] == '@')) {
+    f.erase(0, 1);
+  }
+  const bool is_complex = f.size() == 2 && f[0] == 'Z';
+  if (is_complex) f.erase(0, 1);
+  if (f.size() != 1) return std::nullopt;
+  const char c = f[0];
+  if (is_complex) {
+    if (c == 'f' && itemsize == 8) return DType::kComplex64;
+    if (c == 'd' && itemsize == 16) return DType::kComplex128;
+    return std::nullopt;
+  }
+  if (c == '?' && itemsize == 1) return DType::kBool;
+  if (c == 'e' && itemsize == 2) return DType::kFloat16;
+  if (c == 'f' && itemsize == 4) return DType::kFloat32;
+  if (c == 'd' && itemsize == 8) return DType::kFloat64;
+  static const std::string kSigned = "bhilq", kUnsigned = "BHILQ";
+  const bool is_signed = kSigned.find(c) != std::string::npos;
+  if (!is_signed && kUnsigned.find(c) == std::string::npos) return std::nullopt;
+  switch (itemsize) {
+    case 1:
+      return is_signed ? DType::kInt8 : DType::kUInt8;
+    case 2:
+      return is_signed ? DType::kInt16 : DType::kUInt16;
+    case 4:
+      return is_signed ? DType::kInt32 : DType::kUInt32;
+    case 8:
+      return is_signed ? DType::kInt64 : DType::kUInt64;
+  }
+  return std::nullopt;
+}
+
+// A NumPy array through the buffer protocol: the cheapest way in (no
+// DLPack capsule, no Python call); nullopt when `h` is no ndarray or its
+// dtype has no plain format (bfloat16, big-endian: the other ways then).
+std::optional<Value> numpy_array(nb::handle h, const std::string& where) {
+  static nb::handle ndarray =
+      nb::object(nb::module_::import_("numpy").attr("ndarray")).release();
+  if (Py_TYPE(h.ptr()) != reinterpret_cast<PyTypeObject*>(ndarray.ptr())) {
+    return std::nullopt;
+  }
+  auto view = std::make_unique<Py_buffer>();
+  if (PyObject_GetBuffer(h.ptr(), view.get(), PyBUF_RECORDS_RO) != 0) {
+    PyErr_Clear();
+    return std::nullopt;
+  }
+  // Released (with the GIL) by the last Array sharing the memory.
+  std::shared_ptr<Py_buffer> buffer(view.release(), [](Py_buffer* b) {
+    if (Py_IsInitialized()) {
+      nb::gil_scoped_acquire gil;
+      PyBuffer_Release(b);
+    }
+    delete b;
+  });
+  const std::optional<DType> dtype =
+      dtype_of_format(buffer->format, buffer->itemsize);
+  if (!dtype) return std::nullopt;
+  Shape shape;
+  std::vector<int64_t> strides;
+  for (int d = 0; d < buffer->ndim; ++d) {
+    shape.push_back(buffer->shape[d]);
+    if (buffer->strides[d] < 0 || buffer->strides[d] % buffer->itemsize != 0) {
+      refuse(where,
+             "an array with negative or uneven strides (a reversed "
+             "view): pass numpy.ascontiguousarray of it");
+    }
+    strides.push_back(buffer->strides[d] / buffer->itemsize);
+  }
+  void* data = buffer->buf;
+  return Value(Array::share(*dtype, std::move(shape), data, buffer,
+                            /*immutable=*/false, std::move(strides)));
+}
+
+// A jax.Array spread over several devices of this process, as a
+// ShardedArray of its addressable shards (each on one device, through
+// DLPack: no copy); nullopt for anything else.
+std::optional<Value> sharded_jax_array(nb::handle h, const std::string& where) {
+  if (!is_jax_array(h) || !nb::hasattr(h, "addressable_shards")) {
+    return std::nullopt;
+  }
+  nb::object shards = h.attr("addressable_shards");
+  if (nb::len(shards) <= 1) return std::nullopt;
+  if (nb::cast<bool>(h.attr("sharding").attr("is_fully_replicated"))) {
+    // Every device holds it all: one copy is the array.
+    return to_value(shards[0].attr("data"), where);
+  }
+  if (!nb::cast<bool>(h.attr("is_fully_addressable"))) {
+    refuse(where,
+           "a jax.Array with shards on other processes: save it "
+           "from C++ with a multi-process Context (Python's ckpt "
+           "saves from one process)");
+  }
+  ShardedArray out;
+  for (nb::handle d : h.attr("shape")) {
+    out.global_shape.push_back(nb::cast<int64_t>(d));
+  }
+  size_t k = 0;
+  for (nb::handle shard : shards) {
+    const std::string at = where + " (shard " + std::to_string(k++) + ")";
+    Value piece = to_value(shard.attr("data"), at);
+    if (piece.kind() != Value::Kind::kArray) refuse(at, "not an array");
+    Shape offset;
+    for (nb::handle slice : shard.attr("index")) {
+      nb::object start = slice.attr("start");
+      offset.push_back(start.is_none() ? 0 : nb::cast<int64_t>(start));
+    }
+    out.dtype = piece.as_array().dtype();
+    out.shards.push_back({std::move(offset), piece.as_array()});
+  }
+  return Value(std::move(out));
+}
+
+// An array (or NumPy scalar) as a Value; nullopt when `h` is none.
 std::optional<Value> array_like(nb::handle h, const std::string& where) {
+  if (std::optional<Value> array = numpy_array(h, where)) return array;
   if (std::optional<nb::object> bits = bfloat16_bits(h)) {
     nb::ndarray<> array;
     if (nb::try_cast(*bits, array, false)) {
       return array_value(std::move(array), DType::kBFloat16, false, where);
     }
+  }
+  if (std::optional<Value> sharded = sharded_jax_array(h, where)) {
+    return sharded;
   }
   nb::ndarray<> array;
   if (nb::try_cast(h, array, false)) {
@@ -331,9 +453,9 @@ Value to_value(nb::handle h, const std::string& where) {
   if (looks_like_spec(h)) return spec_value(h, where);
   if (nb::hasattr(h, "dtype") && nb::hasattr(h, "shape")) {
     refuse(where, "an array of dtype " + shown(h.attr("dtype")) +
-                      ", which ckpt does not store (it stores bool, "
-                      "int8-64, uint8-64, float16/32/64, bfloat16, "
-                      "complex64/128)");
+                      " that ckpt cannot read (it stores bool, int8-64, "
+                      "uint8-64, float16/32/64, bfloat16, complex64/128, "
+                      "on the CPU, through the buffer protocol or DLPack)");
   }
   refuse(where, "a " + std::string(nb::type_name(h.type()).c_str()) +
                     ", which ckpt cannot save (it saves None, bool, int, "
@@ -371,6 +493,11 @@ nb::object to_python(const Value& v) {
       return array_python(v.as_array());
     case K::kArraySpec:
       return spec_python(v.as_array_spec());
+    case K::kShardedSpec: {
+      // A sharded array's metadata: Python sees the global array.
+      const ShardedSpec& spec = v.as_sharded_spec();
+      return spec_python(ArraySpec{spec.dtype, spec.global_shape});
+    }
     case K::kScalarSpec: {
       nb::handle builtins = nb::module_::import_("builtins");
       switch (v.scalar_kind()) {

@@ -61,16 +61,14 @@ nb::object python_of(const Value& v) { return to_python(v); }
 class PyHandler final : public Handler {
  public:
   PyHandler(nb::object handler, HandlerInfo info)
-      : handler_(shared_object(std::move(handler))),
-        info_(std::move(info)) {}
+      : handler_(shared_object(std::move(handler))), info_(std::move(info)) {}
 
   const HandlerInfo& info() const override { return info_; }
 
   bool is_handleable(const Value& value) const override {
     nb::gil_scoped_acquire gil;
     try {
-      return nb::cast<bool>(
-          handler_->attr("is_handleable")(python_of(value)));
+      return nb::cast<bool>(handler_->attr("is_handleable")(python_of(value)));
     } catch (const std::exception&) {
       return false;  // as a plugin's: an error answers no
     }
@@ -139,8 +137,7 @@ class PyHandler final : public Handler {
           try {
             nb::gil_scoped_acquire gil;
             try {
-              promise->set_value(
-                  checkpointable_value((*background)(), name));
+              promise->set_value(checkpointable_value((*background)(), name));
             } catch (const nb::python_error& e) {
               rethrow_as_ckpt(e, what);
             }
@@ -158,8 +155,8 @@ class PyHandler final : public Handler {
       throw UnimplementedError(what() + " has no metadata");
     }
     try {
-      nb::object m = helpers().attr("_metadata")(*handler_,
-                                                 call.directory.string());
+      nb::object m =
+          helpers().attr("_metadata")(*handler_, call.directory.string());
       if (m.is_none()) return std::nullopt;
       return checkpointable_value(m, call.checkpointable_name);
     } catch (const nb::python_error& e) {
@@ -168,9 +165,7 @@ class PyHandler final : public Handler {
   }
 
  private:
-  static nb::object helpers() {
-    return nb::module_::import_("ckpt.handlers");
-  }
+  static nb::object helpers() { return nb::module_::import_("ckpt.handlers"); }
   std::string what() const { return "Python handler " + info_.typestr; }
 
   std::shared_ptr<nb::object> handler_;
@@ -236,11 +231,11 @@ void bind_handlers(nb::module_& m) {
       .def("entries", [](const PyRegistry& r) {
         std::vector<std::string> out;
         for (const RegistryEntry& e : r.registry->get_all_entries()) {
-          out.push_back(json{{"typestr", e.handler->typestr()},
-                             {"name", e.checkpointable_name
-                                          ? json(*e.checkpointable_name)
-                                          : json(nullptr)}}
-                            .dump());
+          out.push_back(
+              json{{"typestr", e.handler->typestr()},
+                   {"name", e.checkpointable_name ? json(*e.checkpointable_name)
+                                                  : json(nullptr)}}
+                  .dump());
         }
         return out;
       });

@@ -42,7 +42,8 @@ SaveDecisionPolicyRef decision_policy(const json& j) {
   }
   if (name == "AnySavePolicy") {
     std::vector<SaveDecisionPolicyRef> policies;
-    for (const json& p : j.at("policies")) policies.push_back(decision_policy(p));
+    for (const json& p : j.at("policies"))
+      policies.push_back(decision_policy(p));
     return AnySavePolicy(std::move(policies));
   }
   throw InvalidArgumentError("unknown save decision policy " + j.dump());
@@ -75,12 +76,12 @@ CheckpointerOptions checkpointer_options(const std::string& text) {
 
 // A step as JSON text for ckpt/training.py.
 std::string step_json(const CheckpointStep& s) {
-  return json{{"step", s.step},
-              {"path", s.path.string()},
-              {"time", std::chrono::duration<double>(
-                           s.time.time_since_epoch())
-                           .count()},
-              {"metrics", s.metrics}}
+  return json{
+      {"step", s.step},
+      {"path", s.path.string()},
+      {"time",
+       std::chrono::duration<double>(s.time.time_since_epoch()).count()},
+      {"metrics", s.metrics}}
       .dump();
 }
 
@@ -105,9 +106,9 @@ class PyCheckpointer {
     Checkpointables checkpointables = checkpointables_of(items);
     Checkpointer& c = get();
     nb::gil_scoped_release release;
-    const bool saved = async ? c.save_checkpointables_async(step,
-                                                            checkpointables, o)
-                             : c.save_checkpointables(step, checkpointables, o);
+    const bool saved =
+        async ? c.save_checkpointables_async(step, checkpointables, o)
+              : c.save_checkpointables(step, checkpointables, o);
     checkpointables.clear();
     return saved;
   }
@@ -180,7 +181,8 @@ class PyCheckpointer {
 
  private:
   Checkpointer& get() {
-    if (!checkpointer_) throw InvalidArgumentError("the Checkpointer is closed");
+    if (!checkpointer_)
+      throw InvalidArgumentError("the Checkpointer is closed");
     return *checkpointer_;
   }
 

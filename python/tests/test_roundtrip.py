@@ -149,20 +149,49 @@ def test_overwrite(path):
 
 
 def test_orbax_quick_start_with_ckpt(tmp_path):
-    # Orbax v1's quick start, `ocp` replaced by `ckpt`.
+    # Orbax v1's "Introduction to Checkpointing" set-up and first steps,
+    # `ocp` replaced by `ckpt`: a tree of sharded jax.Arrays saved, loaded
+    # as saved, and loaded into an abstract tree of ShapeDtypeStructs
+    # carrying the shardings.
+    import jax
     ocp = ckpt
-    pytree = {"a": np.arange(8), "b": {"c": 42, "d": np.arange(16)}}
-    path = tmp_path / "my-checkpoints" / "1"
-    path.parent.mkdir()
+    directory = tmp_path / "my-checkpoints"
+    pytree = {
+        "a": np.arange(64).reshape((8, 8)),
+        "b": np.arange(16),
+        "c": np.asarray(4.5),
+    }
+    mesh = jax.sharding.Mesh(jax.devices(), ("x",))
+    shardings = {
+        "a": jax.sharding.NamedSharding(
+            mesh, jax.sharding.PartitionSpec("x", None)),
+        "b": jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
+        "c": jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
+    }
+    pytree = jax.tree.map(
+        lambda arr, sharding: jax.make_array_from_callback(
+            arr.shape, sharding, lambda idx: arr[idx]),
+        pytree, shardings)
+    path = directory / "ckpt0"
     ocp.save_pytree(path, pytree)
-    restored = ocp.load_pytree(path)
-    assert_same(pytree, restored)
-    abstract = ocp.metadata(path).metadata
-    restored = ocp.load_pytree(path, abstract)
-    assert_same(pytree, restored)
-    ocp.save_checkpointables(tmp_path / "2", {"pytree": pytree,
-                                              "extra": {"step": 1}})
-    assert ocp.load_checkpointables(tmp_path / "2")["extra"] == {"step": 1}
+    loaded = ocp.load_pytree(path)
+    for k in pytree:
+        np.testing.assert_array_equal(loaded[k], np.asarray(pytree[k]))
+    abstract_pytree = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+        pytree)
+    loaded = ocp.load_pytree(path, abstract_pytree)
+    for k in pytree:
+        assert loaded[k].sharding == pytree[k].sharding
+        np.testing.assert_array_equal(np.asarray(loaded[k]),
+                                      np.asarray(pytree[k]))
+    metadata = ocp.metadata(path)
+    assert metadata.metadata["a"] == ckpt.ArraySpec(
+        (8, 8), np.dtype(pytree["a"].dtype))
+    ocp.save_checkpointables(directory / "ckpt1",
+                             {"pytree": pytree, "extra": {"step": 1}})
+    assert ocp.load_checkpointables(directory / "ckpt1")["extra"] == \
+        {"step": 1}
 
 
 def test_shape_dtype_structs_come_back_as_jax_arrays(tmp_path):

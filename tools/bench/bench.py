@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The pytree benchmark: ckpt against the raw limit (write()/read() of the
-same bytes), h5py, numpy.save, numpy.savez and torch.save/torch.load.
+same bytes), h5py, numpy.save, numpy.savez, torch.save/torch.load, Orbax,
+TensorStore zarr3, safetensors, and ckpt from Python (its package).
 
     /usr/bin/python3 tools/bench/bench.py [--runs 5] [--scale 1] \
         [--workloads W1,W2,W3] [--dir /tmp/ckpt-bench] [--build build] \
@@ -232,11 +233,36 @@ def safetensors_load(path):
     return load_file(path)
 
 
+# ckpt from Python: the same library through its Python package, to show
+# what the binding costs.
+PYTHON = "ckpt from Python"
+
+
+def ckpt_python_save(tree, path):
+    """ckpt's Python package (python/), as the C++ row saves: no fsync."""
+    import ckpt
+    with ckpt.Context(fsync=False):
+        ckpt.save_pytree(path, tree)
+
+
+def ckpt_python_load(path):
+    import ckpt
+    return ckpt.load_pytree(path)
+
+
 class Peer:
-    def __init__(self, save, load, suffix, modules, prepare=None):
+    def __init__(self, save, load, suffix, modules, prepare=None, warm=None):
         self.save, self.load, self.suffix = save, load, suffix
         self.modules = modules  # imported before the clock starts
         self.prepare = prepare  # turns the workload into what the peer saves
+        # Run before the clock too: what the library does once per process
+        # (ckpt loads its plugins; ckpt_bench makes its Context untimed).
+        self.warm = warm
+
+
+def ckpt_python_warm():
+    from ckpt import handlers
+    handlers.handler_types()
 
 
 def orbax_save_raw(tree, path):
@@ -256,6 +282,8 @@ PEERS = {
                               ["numpy", "tensorstore"]),
     "safetensors": Peer(safetensors_save, safetensors_load, ".safetensors",
                         ["numpy", "safetensors.numpy"]),
+    PYTHON: Peer(ckpt_python_save, ckpt_python_load, ".ckpt-py",
+                 ["numpy", "ckpt"], warm=ckpt_python_warm),
 }
 # Peers whose checkpoints ckpt loads too: a row of its own.
 CKPT_READS = {"orbax": "ckpt, Orbax's checkpoint"}
@@ -285,6 +313,8 @@ def run_peer_step(a):
     # The peer's modules are imported before the clock starts.
     for module in peer.modules:
         importlib.import_module(module)
+    if peer.warm:
+        peer.warm()
     meter = StepMeter()
     if a.peer_step == "save":
         tree = make_workload(a.workload, a.scale)
@@ -703,15 +733,17 @@ def targets(s):
         return [v / s["bytes"] for v in series[key]]
 
     def all_faster(step):
-        found = [v["verdict"] for v in s["verdicts"] if v["step"] == step]
+        # Against the other tools: ckpt from Python is ckpt itself.
+        mine = [v for v in s["verdicts"]
+                if v["step"] == step and v["peer"] != PYTHON]
+        found = [v["verdict"] for v in mine]
         if any(v == "slower" for v in found):
             outcome = "missed"
         elif all(v == "faster" for v in found):
             outcome = "met"
         else:
             outcome = "undecided (noise)"
-        shown = ", ".join(f"{v['peer']} {v['ratio']:.2f}x"
-                          for v in s["verdicts"] if v["step"] == step)
+        shown = ", ".join(f"{v['peer']} {v['ratio']:.2f}x" for v in mine)
         out.append((f"{w} {step} faster than every peer", shown, outcome))
 
     if w in ("W1", "W4"):
@@ -752,6 +784,16 @@ def targets(s):
               series["orbax_save"], series["ckpt_orbax_format_save"], 1, True)
         ratio("load of ckpt's Orbax files at least as fast as Orbax",
               series["orbax_load"], series["ckpt_orbax_format_load"], 1, True)
+    if w in ("W1", "W2", "W3") and f"{PYTHON}_save" in series:
+        # Issue 26: the binding adds no copies; and against Orbax.
+        for step in ("save", "load"):
+            ratio(f"{step} from Python within 10% of C++",
+                  series[f"{PYTHON}_{step}"], series[f"ckpt_{step}"], 1.1,
+                  False)
+            if f"orbax_{step}" in series:
+                ratio(f"{step} from Python >= 3x faster than Orbax",
+                      series[f"orbax_{step}"], series[f"{PYTHON}_{step}"], 3,
+                      True)
     if w == "W4":
         ratio("1% partial load ~ 1% of a full load", series["ckpt_partial_load"],
               series["ckpt_load"], 0.03, False, percent=True)
@@ -908,11 +950,20 @@ def main():
     parser.add_argument("--compare", metavar="REV",
                         help="A/B: this build against revision REV's, step "
                         "by step (ckpt rows only)")
+    parser.add_argument("--peers", help="comma-separated peers to race "
+                        "(default: every one this Python has)")
     # Internal: one step of one peer, in a fresh process.
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     parser.add_argument("--peer-step", help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
     a = parser.parse_args()
+    # ckpt's Python package of this build, for the "ckpt from Python" peer
+    # (and its fresh processes).
+    package = os.path.join(os.path.abspath(a.build), "python")
+    if os.path.isdir(os.path.join(package, "ckpt")):
+        sys.path.insert(0, package)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [package, os.environ.get("PYTHONPATH")]))
     if a.peer:
         run_peer_step(a)
         return 0
@@ -926,6 +977,14 @@ def main():
     note = (f"runs={a.runs or 'W1 9, others 5'} scale={a.scale} cpus={os.cpu_count()} "
             f"cache={a.cache} perf={'on' if perf else 'not offered'}")
     peers = available_peers()
+    if a.peers is not None:
+        wanted = list(filter(None, a.peers.split(",")))
+        missing = [p for p in wanted if p not in peers]
+        if missing:
+            print(f"bench: peers not available here: {missing} (known: "
+                  f"{sorted(PEERS)}; run with the repository's .venv)")
+            return 2
+        peers = wanted
     tables = []
     raw = {}
     for w in workloads:
