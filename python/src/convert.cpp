@@ -8,6 +8,13 @@
 #include <optional>
 #include <vector>
 
+// NumPy's C API, in this file only (init_numpy imports it), from the
+// NumPy the package is built against: quoted, and found through -iquote
+// (meson.build), because a Debian python3-numpy's older headers sit in
+// the Python include folder, which <> would search first.
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include "numpy/arrayobject.h"
+
 namespace nb = nanobind;
 using nlohmann::json;
 
@@ -67,38 +74,6 @@ std::optional<DType> dtype_of(nb::dlpack::dtype t) {
     default:
       return std::nullopt;
   }
-}
-
-// The DLPack dtype NumPy gets for `dtype` (bfloat16 as uint16, viewed as
-// ml_dtypes.bfloat16 afterwards).
-nb::dlpack::dtype dlpack_of(DType dtype) {
-  const auto bits = static_cast<uint8_t>(8 * dtype_size(dtype));
-  auto make = [&](Code code) {
-    return nb::dlpack::dtype{static_cast<uint8_t>(code), bits, 1};
-  };
-  switch (dtype) {
-    case DType::kBool:
-      return make(Code::Bool);
-    case DType::kInt8:
-    case DType::kInt16:
-    case DType::kInt32:
-    case DType::kInt64:
-      return make(Code::Int);
-    case DType::kUInt8:
-    case DType::kUInt16:
-    case DType::kUInt32:
-    case DType::kUInt64:
-    case DType::kBFloat16:
-      return make(Code::UInt);
-    case DType::kFloat16:
-    case DType::kFloat32:
-    case DType::kFloat64:
-      return make(Code::Float);
-    case DType::kComplex64:
-    case DType::kComplex128:
-      return make(Code::Complex);
-  }
-  return make(Code::UInt);
 }
 
 std::string shown(nb::handle h) {
@@ -226,81 +201,81 @@ std::optional<Value> scalar_type_spec(PyObject* p) {
 }
 
 // An array (or NumPy scalar) as a Value; nullopt when `h` is none.
-// The dtype of a buffer's struct format ("<f", "d", "Zf", "?", ...) of
-// items of `itemsize` bytes; nullopt for any other (big-endian, records,
-// bfloat16's opaque format).
-std::optional<DType> dtype_of_format(const char* format, Py_ssize_t itemsize) {
-  std::string f = format ? format : "B";
-  if (!f.empty() && (f[0] == '<' || f[0] == '=' || f[0] == '@')) {
-    f.erase(0, 1);
-  }
-  const bool is_complex = f.size() == 2 && f[0] == 'Z';
-  if (is_complex) f.erase(0, 1);
-  if (f.size() != 1) return std::nullopt;
-  const char c = f[0];
-  if (is_complex) {
-    if (c == 'f' && itemsize == 8) return DType::kComplex64;
-    if (c == 'd' && itemsize == 16) return DType::kComplex128;
+// ckpt's dtype of a NumPy array of a built-in dtype in native byte order;
+// nullopt for any other (bfloat16 and other user dtypes, records,
+// strings, big-endian).
+std::optional<DType> numpy_dtype(PyArrayObject* a) {
+  if (!PyArray_ISNOTSWAPPED(a)) return std::nullopt;
+  const int size = static_cast<int>(PyArray_ITEMSIZE(a));
+  auto by_size = [&](DType d1, DType d2, DType d4,
+                     DType d8) -> std::optional<DType> {
+    switch (size) {
+      case 1:
+        return d1;
+      case 2:
+        return d2;
+      case 4:
+        return d4;
+      case 8:
+        return d8;
+    }
     return std::nullopt;
+  };
+  switch (PyArray_TYPE(a)) {
+    case NPY_BOOL:
+      return DType::kBool;
+    case NPY_BYTE:
+    case NPY_SHORT:
+    case NPY_INT:
+    case NPY_LONG:
+    case NPY_LONGLONG:
+      return by_size(DType::kInt8, DType::kInt16, DType::kInt32, DType::kInt64);
+    case NPY_UBYTE:
+    case NPY_USHORT:
+    case NPY_UINT:
+    case NPY_ULONG:
+    case NPY_ULONGLONG:
+      return by_size(DType::kUInt8, DType::kUInt16, DType::kUInt32,
+                     DType::kUInt64);
+    case NPY_HALF:
+      return DType::kFloat16;
+    case NPY_FLOAT:
+      return DType::kFloat32;
+    case NPY_DOUBLE:
+      return DType::kFloat64;
+    case NPY_CFLOAT:
+      return DType::kComplex64;
+    case NPY_CDOUBLE:
+      return DType::kComplex128;
+    default:
+      return std::nullopt;
   }
-  if (c == '?' && itemsize == 1) return DType::kBool;
-  if (c == 'e' && itemsize == 2) return DType::kFloat16;
-  if (c == 'f' && itemsize == 4) return DType::kFloat32;
-  if (c == 'd' && itemsize == 8) return DType::kFloat64;
-  static const std::string kSigned = "bhilq", kUnsigned = "BHILQ";
-  const bool is_signed = kSigned.find(c) != std::string::npos;
-  if (!is_signed && kUnsigned.find(c) == std::string::npos) return std::nullopt;
-  switch (itemsize) {
-    case 1:
-      return is_signed ? DType::kInt8 : DType::kUInt8;
-    case 2:
-      return is_signed ? DType::kInt16 : DType::kUInt16;
-    case 4:
-      return is_signed ? DType::kInt32 : DType::kUInt32;
-    case 8:
-      return is_signed ? DType::kInt64 : DType::kUInt64;
-  }
-  return std::nullopt;
 }
 
-// A NumPy array through the buffer protocol: the cheapest way in (no
-// DLPack capsule, no Python call); nullopt when `h` is no ndarray or its
-// dtype has no plain format (bfloat16, big-endian: the other ways then).
+// A NumPy array through NumPy's C API: the cheapest way in (no DLPack
+// capsule, no buffer export, no Python call); nullopt when `h` is no
+// ndarray or its dtype is not a built-in one (bfloat16: the other ways).
 std::optional<Value> numpy_array(nb::handle h, const std::string& where) {
-  static nb::handle ndarray =
-      nb::object(nb::module_::import_("numpy").attr("ndarray")).release();
-  if (Py_TYPE(h.ptr()) != reinterpret_cast<PyTypeObject*>(ndarray.ptr())) {
-    return std::nullopt;
-  }
-  auto view = std::make_unique<Py_buffer>();
-  if (PyObject_GetBuffer(h.ptr(), view.get(), PyBUF_RECORDS_RO) != 0) {
-    PyErr_Clear();
-    return std::nullopt;
-  }
-  // Released (with the GIL) by the last Array sharing the memory.
-  std::shared_ptr<Py_buffer> buffer(view.release(), [](Py_buffer* b) {
-    if (Py_IsInitialized()) {
-      nb::gil_scoped_acquire gil;
-      PyBuffer_Release(b);
-    }
-    delete b;
-  });
-  const std::optional<DType> dtype =
-      dtype_of_format(buffer->format, buffer->itemsize);
+  if (!PyArray_CheckExact(h.ptr())) return std::nullopt;
+  auto* a = reinterpret_cast<PyArrayObject*>(h.ptr());
+  const std::optional<DType> dtype = numpy_dtype(a);
   if (!dtype) return std::nullopt;
+  const npy_intp item = PyArray_ITEMSIZE(a);
   Shape shape;
   std::vector<int64_t> strides;
-  for (int d = 0; d < buffer->ndim; ++d) {
-    shape.push_back(buffer->shape[d]);
-    if (buffer->strides[d] < 0 || buffer->strides[d] % buffer->itemsize != 0) {
+  for (int d = 0; d < PyArray_NDIM(a); ++d) {
+    shape.push_back(PyArray_DIMS(a)[d]);
+    const npy_intp stride = PyArray_STRIDES(a)[d];
+    if (stride < 0 || stride % item != 0) {
       refuse(where,
              "an array with negative or uneven strides (a reversed "
              "view): pass numpy.ascontiguousarray of it");
     }
-    strides.push_back(buffer->strides[d] / buffer->itemsize);
+    strides.push_back(stride / item);
   }
-  void* data = buffer->buf;
-  return Value(Array::share(*dtype, std::move(shape), data, buffer,
+  // The array object keeps its memory; the Arrays keep the array.
+  return Value(Array::share(*dtype, std::move(shape), PyArray_DATA(a),
+                            python_owner(nb::borrow<nb::object>(h)),
                             /*immutable=*/false, std::move(strides)));
 }
 
@@ -368,21 +343,89 @@ std::optional<Value> array_like(nb::handle h, const std::string& where) {
   return std::nullopt;
 }
 
-// A NumPy array over the memory of `a`, which it keeps alive (no copy).
+// NumPy's descriptor of `dtype` (a new reference): bfloat16 is
+// ml_dtypes'.
+PyArray_Descr* descr_of(DType dtype) {
+  if (dtype == DType::kBFloat16) {
+    static PyObject* bfloat16 =
+        nb::module_::import_("numpy")
+            .attr("dtype")(nb::module_::import_("ml_dtypes").attr("bfloat16"))
+            .release()
+            .ptr();
+    Py_INCREF(bfloat16);
+    return reinterpret_cast<PyArray_Descr*>(bfloat16);
+  }
+  int type = NPY_UINT8;
+  switch (dtype) {
+    case DType::kBool:
+      type = NPY_BOOL;
+      break;
+    case DType::kInt8:
+      type = NPY_INT8;
+      break;
+    case DType::kInt16:
+      type = NPY_INT16;
+      break;
+    case DType::kInt32:
+      type = NPY_INT32;
+      break;
+    case DType::kInt64:
+      type = NPY_INT64;
+      break;
+    case DType::kUInt8:
+      type = NPY_UINT8;
+      break;
+    case DType::kUInt16:
+      type = NPY_UINT16;
+      break;
+    case DType::kUInt32:
+      type = NPY_UINT32;
+      break;
+    case DType::kUInt64:
+      type = NPY_UINT64;
+      break;
+    case DType::kFloat16:
+      type = NPY_FLOAT16;
+      break;
+    case DType::kFloat32:
+      type = NPY_FLOAT32;
+      break;
+    case DType::kFloat64:
+      type = NPY_FLOAT64;
+      break;
+    case DType::kComplex64:
+      type = NPY_COMPLEX64;
+      break;
+    case DType::kComplex128:
+      type = NPY_COMPLEX128;
+      break;
+    case DType::kBFloat16:
+      break;
+  }
+  return PyArray_DescrFromType(type);
+}
+
+// A NumPy array over the memory of `a`, which it keeps alive (no copy),
+// made with NumPy's C API: no Python call per array.
 nb::object array_python(const Array& a) {
-  std::vector<size_t> shape;
-  for (int64_t d : a.shape()) shape.push_back(static_cast<size_t>(d));
-  auto* keep = new Array(a);
-  nb::capsule owner(keep,
+  std::vector<npy_intp> dims(a.shape().begin(), a.shape().end());
+  std::vector<npy_intp> strides;
+  for (int64_t stride : a.strides()) {
+    strides.push_back(static_cast<npy_intp>(stride) *
+                      static_cast<npy_intp>(dtype_size(a.dtype())));
+  }
+  PyObject* out = PyArray_NewFromDescr(
+      &PyArray_Type, descr_of(a.dtype()), static_cast<int>(dims.size()),
+      dims.data(), strides.empty() ? nullptr : strides.data(), a.data(),
+      NPY_ARRAY_WRITEABLE, nullptr);
+  if (!out) throw nb::python_error();
+  nb::object array = nb::steal(out);
+  nb::capsule owner(new Array(a),
                     [](void* p) noexcept { delete static_cast<Array*>(p); });
-  nb::object array =
-      nb::ndarray<nb::numpy>(a.data(), shape.size(), shape.data(), owner,
-                             a.strides().empty() ? nullptr : a.strides().data(),
-                             dlpack_of(a.dtype()))
-          .cast();
-  if (a.dtype() == DType::kBFloat16) {
-    array =
-        array.attr("view")(nb::module_::import_("ml_dtypes").attr("bfloat16"));
+  // The array holds the capsule, which holds ckpt's buffer.
+  if (PyArray_SetBaseObject(reinterpret_cast<PyArrayObject*>(out),
+                            owner.release().ptr()) != 0) {
+    throw nb::python_error();
   }
   return array;
 }
@@ -585,6 +628,10 @@ std::string info_json(const CheckpointInfo& info) {
   if (info.commit_timestamp_nsecs)
     out["commit_timestamp_nsecs"] = *info.commit_timestamp_nsecs;
   return out.dump();
+}
+
+void init_numpy() {
+  if (_import_array() < 0) throw nb::python_error();
 }
 
 }  // namespace ckpt::python

@@ -23,6 +23,9 @@
 
 namespace ckpt::python {
 
+// Imports NumPy's C API (once, when the module loads).
+void init_numpy();
+
 // Throws ckpt::InvalidArgumentError naming the key path ("tree['a'][0]")
 // of what cannot be saved: a key that is not a str, an int beyond 64 bits,
 // an object of no supported kind, an array of a dtype ckpt lacks or not on

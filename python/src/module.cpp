@@ -109,14 +109,12 @@ nb::object save(const std::string& path, nb::dict items, bool overwrite,
     {
       nb::gil_scoped_release release;
       s = save_checkpointables_async(path, checkpointables, options);
-      checkpointables.clear();  // the save keeps what it needs
     }
     return nb::cast(PendingSave(std::move(s)));
   }
   {
     nb::gil_scoped_release release;
     save_checkpointables(path, checkpointables, options);
-    checkpointables.clear();
   }
   return nb::none();
 }
@@ -129,7 +127,6 @@ nb::object load(const std::string& path, nb::handle abstract,
   {
     nb::gil_scoped_release release;
     loaded = ckpt::load(path, target ? &*target : nullptr, name);
-    target.reset();
   }
   return to_python(loaded);
 }
@@ -142,7 +139,6 @@ nb::dict load_checkpointables(const std::string& path, nb::handle abstracts) {
   {
     nb::gil_scoped_release release;
     loaded = ckpt::load_checkpointables(path, wanted);
-    wanted.clear();
   }
   nb::dict out;
   for (const auto& [name, value] : loaded)
@@ -178,6 +174,7 @@ nb::tuple checkpointables_metadata(const std::string& path) {
 NB_MODULE(_ckpt, m) {
   using namespace ckpt::python;
   m.doc() = "ckpt's C++ API (use the ckpt package, not this module)";
+  init_numpy();
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);

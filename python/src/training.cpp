@@ -109,7 +109,6 @@ class PyCheckpointer {
     const bool saved =
         async ? c.save_checkpointables_async(step, checkpointables, o)
               : c.save_checkpointables(step, checkpointables, o);
-    checkpointables.clear();
     return saved;
   }
 
@@ -123,7 +122,6 @@ class PyCheckpointer {
       Checkpointer& c = get();
       nb::gil_scoped_release release;
       loaded = c.load_checkpointables(step, wanted);
-      wanted.clear();
     }
     return checkpointables_python(loaded);
   }
