@@ -24,6 +24,21 @@ namespace {
 
 using Code = nb::dlpack::dtype_code;
 
+// ckpt's integer dtype of `bytes` bytes; nullopt for another size.
+std::optional<DType> integer_dtype(bool is_signed, int bytes) {
+  switch (bytes) {
+    case 1:
+      return is_signed ? DType::kInt8 : DType::kUInt8;
+    case 2:
+      return is_signed ? DType::kInt16 : DType::kUInt16;
+    case 4:
+      return is_signed ? DType::kInt32 : DType::kUInt32;
+    case 8:
+      return is_signed ? DType::kInt64 : DType::kUInt64;
+  }
+  return std::nullopt;
+}
+
 // ckpt's dtype of a DLPack dtype; nullopt when ckpt has none.
 std::optional<DType> dtype_of(nb::dlpack::dtype t) {
   if (t.lanes != 1) return std::nullopt;
@@ -32,29 +47,8 @@ std::optional<DType> dtype_of(nb::dlpack::dtype t) {
     case Code::Bool:
       return t.bits == 8 ? std::optional(DType::kBool) : std::nullopt;
     case Code::Int:
-      switch (t.bits) {
-        case 8:
-          return DType::kInt8;
-        case 16:
-          return DType::kInt16;
-        case 32:
-          return DType::kInt32;
-        case 64:
-          return DType::kInt64;
-      }
-      return std::nullopt;
     case Code::UInt:
-      switch (t.bits) {
-        case 8:
-          return DType::kUInt8;
-        case 16:
-          return DType::kUInt16;
-        case 32:
-          return DType::kUInt32;
-        case 64:
-          return DType::kUInt64;
-      }
-      return std::nullopt;
+      return integer_dtype(code == Code::Int, t.bits / 8);
     case Code::Float:
       switch (t.bits) {
         case 16:
@@ -200,27 +194,12 @@ std::optional<Value> scalar_type_spec(PyObject* p) {
   return std::nullopt;
 }
 
-// An array (or NumPy scalar) as a Value; nullopt when `h` is none.
 // ckpt's dtype of a NumPy array of a built-in dtype in native byte order;
 // nullopt for any other (bfloat16 and other user dtypes, records,
 // strings, big-endian).
 std::optional<DType> numpy_dtype(PyArrayObject* a) {
   if (!PyArray_ISNOTSWAPPED(a)) return std::nullopt;
   const int size = static_cast<int>(PyArray_ITEMSIZE(a));
-  auto by_size = [&](DType d1, DType d2, DType d4,
-                     DType d8) -> std::optional<DType> {
-    switch (size) {
-      case 1:
-        return d1;
-      case 2:
-        return d2;
-      case 4:
-        return d4;
-      case 8:
-        return d8;
-    }
-    return std::nullopt;
-  };
   switch (PyArray_TYPE(a)) {
     case NPY_BOOL:
       return DType::kBool;
@@ -229,14 +208,13 @@ std::optional<DType> numpy_dtype(PyArrayObject* a) {
     case NPY_INT:
     case NPY_LONG:
     case NPY_LONGLONG:
-      return by_size(DType::kInt8, DType::kInt16, DType::kInt32, DType::kInt64);
+      return integer_dtype(true, size);
     case NPY_UBYTE:
     case NPY_USHORT:
     case NPY_UINT:
     case NPY_ULONG:
     case NPY_ULONGLONG:
-      return by_size(DType::kUInt8, DType::kUInt16, DType::kUInt32,
-                     DType::kUInt64);
+      return integer_dtype(false, size);
     case NPY_HALF:
       return DType::kFloat16;
     case NPY_FLOAT:

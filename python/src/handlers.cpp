@@ -51,10 +51,6 @@ namespace {
   throw PluginError(message);
 }
 
-// What a Python handler sees of `v`: the Python object it was given, or
-// the value as Python. REQUIRES: the GIL.
-nb::object python_of(const Value& v) { return to_python(v); }
-
 // A class with Orbax's CheckpointableHandler methods, as a handler; the
 // calls go through ckpt/handlers.py's _save_blocking, _load_blocking and
 // _metadata, which run coroutines and tell the tiers apart.
@@ -68,7 +64,7 @@ class PyHandler final : public Handler {
   bool is_handleable(const Value& value) const override {
     nb::gil_scoped_acquire gil;
     try {
-      return nb::cast<bool>(handler_->attr("is_handleable")(python_of(value)));
+      return nb::cast<bool>(handler_->attr("is_handleable")(to_python(value)));
     } catch (const std::exception&) {
       return false;  // as a plugin's: an error answers no
     }
@@ -81,7 +77,7 @@ class PyHandler final : public Handler {
         return Answer::kNo;
       }
       nb::object answer =
-          handler_->attr("is_abstract_handleable")(python_of(abstract));
+          handler_->attr("is_abstract_handleable")(to_python(abstract));
       if (answer.is_none()) return Answer::kDefer;
       return nb::cast<bool>(answer) ? Answer::kYes : Answer::kNo;
     } catch (const std::exception&) {
@@ -96,7 +92,7 @@ class PyHandler final : public Handler {
       nb::gil_scoped_acquire gil;
       try {
         nb::object work = helpers().attr("_save_blocking")(
-            *handler_, call.directory.string(), python_of(value));
+            *handler_, call.directory.string(), to_python(value));
         if (!work.is_none()) background = shared_object(std::move(work));
       } catch (const nb::python_error& e) {
         rethrow_as_ckpt(e, what());
@@ -125,7 +121,7 @@ class PyHandler final : public Handler {
       try {
         background = shared_object(helpers().attr("_load_blocking")(
             *handler_, call.directory.string(),
-            abstract ? python_of(*abstract) : nb::none()));
+            abstract ? to_python(*abstract) : nb::none()));
       } catch (const nb::python_error& e) {
         rethrow_as_ckpt(e, what());
       }

@@ -162,7 +162,6 @@ class PyCheckpointer {
   }
 
   void close() {
-    if (!checkpointer_) return;
     nb::gil_scoped_release release;
     checkpointer_->close();
   }
@@ -178,11 +177,7 @@ class PyCheckpointer {
   bool may_exit() { return get().may_exit(); }
 
  private:
-  Checkpointer& get() {
-    if (!checkpointer_)
-      throw InvalidArgumentError("the Checkpointer is closed");
-    return *checkpointer_;
-  }
+  Checkpointer& get() { return *checkpointer_; }
 
   std::unique_ptr<Checkpointer> checkpointer_;
 };
