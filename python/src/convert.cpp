@@ -230,19 +230,36 @@ std::optional<DType> numpy_dtype(PyArrayObject* a) {
   }
 }
 
-// A NumPy array through NumPy's C API: the cheapest way in (no DLPack
-// capsule, no buffer export, no Python call); nullopt when `h` is no
-// ndarray or its dtype is not a built-in one (bfloat16: the other ways).
+// A C-contiguous NumPy array of a built-in dtype: the common leaf, taken
+// through NumPy's C API (no DLPack capsule, no buffer export, no Python
+// call, no strides) and never refused, so its key path is not needed.
+std::optional<Value> contiguous_numpy(PyObject* p) {
+  if (!PyArray_CheckExact(p)) return std::nullopt;
+  auto* a = reinterpret_cast<PyArrayObject*>(p);
+  if (!PyArray_IS_C_CONTIGUOUS(a)) return std::nullopt;
+  const std::optional<DType> dtype = numpy_dtype(a);
+  if (!dtype) return std::nullopt;
+  Shape shape(PyArray_DIMS(a), PyArray_DIMS(a) + PyArray_NDIM(a));
+  // The array object keeps its memory; the Arrays keep the array.
+  return Value(Array::share(*dtype, std::move(shape), PyArray_DATA(a),
+                            python_owner(nb::borrow<nb::object>(p)),
+                            /*immutable=*/false));
+}
+
+// Any other NumPy array of a built-in dtype (a strided view); nullopt
+// when `h` is no ndarray or its dtype is not a built-in one (bfloat16:
+// the other ways).
 std::optional<Value> numpy_array(nb::handle h, const std::string& where) {
+  if (std::optional<Value> array = contiguous_numpy(h.ptr())) return array;
   if (!PyArray_CheckExact(h.ptr())) return std::nullopt;
   auto* a = reinterpret_cast<PyArrayObject*>(h.ptr());
   const std::optional<DType> dtype = numpy_dtype(a);
   if (!dtype) return std::nullopt;
   const npy_intp item = PyArray_ITEMSIZE(a);
-  Shape shape;
+  Shape shape(PyArray_DIMS(a), PyArray_DIMS(a) + PyArray_NDIM(a));
   std::vector<int64_t> strides;
+  strides.reserve(shape.size());
   for (int d = 0; d < PyArray_NDIM(a); ++d) {
-    shape.push_back(PyArray_DIMS(a)[d]);
     const npy_intp stride = PyArray_STRIDES(a)[d];
     if (stride < 0 || stride % item != 0) {
       refuse(where,
@@ -251,7 +268,6 @@ std::optional<Value> numpy_array(nb::handle h, const std::string& where) {
     }
     strides.push_back(stride / item);
   }
-  // The array object keeps its memory; the Arrays keep the array.
   return Value(Array::share(*dtype, std::move(shape), PyArray_DATA(a),
                             python_owner(nb::borrow<nb::object>(h)),
                             /*immutable=*/false, std::move(strides)));
@@ -426,6 +442,18 @@ nb::object spec_python(const ArraySpec& s) {
 
 }  // namespace
 
+// The UTF-8 of a str; `what` names it in the refusal.
+std::string utf8_of(PyObject* p, const std::string& where, const char* what) {
+  Py_ssize_t size = 0;
+  const char* text = PyUnicode_AsUTF8AndSize(p, &size);
+  if (!text) {
+    PyErr_Clear();
+    refuse(where,
+           std::string(what) + " that is not valid Unicode (lone surrogates)");
+  }
+  return std::string(text, static_cast<size_t>(size));
+}
+
 Value to_value(nb::handle h, const std::string& where) {
   if (h.is_none()) return Value();
   PyObject* p = h.ptr();
@@ -440,13 +468,7 @@ Value to_value(nb::handle h, const std::string& where) {
   }
   if (PyFloat_Check(p)) return Value(PyFloat_AsDouble(p));
   if (PyUnicode_Check(p)) {
-    Py_ssize_t size = 0;
-    const char* text = PyUnicode_AsUTF8AndSize(p, &size);
-    if (!text) {
-      PyErr_Clear();
-      refuse(where, "a str that is not valid Unicode (lone surrogates)");
-    }
-    return Value(std::string(text, static_cast<size_t>(size)));
+    return Value(utf8_of(p, where, "a str"));
   }
   if (PyDict_Check(p)) {
     Value::Dict items;
@@ -456,8 +478,13 @@ Value to_value(nb::handle h, const std::string& where) {
                           nb::type_name(key.type()).c_str() +
                           "; checkpoint keys are str");
       }
-      const std::string k = nb::str(key).c_str();
-      items.emplace_back(k, to_value(child, where + "['" + k + "']"));
+      std::string k = utf8_of(key.ptr(), where, "a key");
+      if (std::optional<Value> array = contiguous_numpy(child.ptr())) {
+        items.emplace_back(std::move(k), std::move(*array));
+        continue;
+      }
+      std::string at = where + "['" + k + "']";
+      items.emplace_back(std::move(k), to_value(child, at));
     }
     return Value::dict(std::move(items));
   }
@@ -465,7 +492,11 @@ Value to_value(nb::handle h, const std::string& where) {
     Value::List items;
     size_t i = 0;
     for (nb::handle child : h) {
-      items.push_back(to_value(child, where + "[" + std::to_string(i++) + "]"));
+      std::optional<Value> array = contiguous_numpy(child.ptr());
+      items.push_back(
+          array ? std::move(*array)
+                : to_value(child, where + "[" + std::to_string(i) + "]"));
+      ++i;
     }
     return Value::list(std::move(items));
   }
