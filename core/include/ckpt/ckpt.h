@@ -10,6 +10,7 @@
 #include <ckpt/handler.h>
 #include <ckpt/plugins.h>
 #include <ckpt/registry.h>
+#include <ckpt/remote.h>
 #include <ckpt/stateful.h>
 #include <ckpt/value.h>
 

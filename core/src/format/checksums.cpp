@@ -148,6 +148,24 @@ uint64_t xxh3_of(const void* data, size_t size) {
   return XXH3_64bits(data, size);
 }
 
+FileDigest xxh3_of_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_os_error(errno, "cannot open " + path);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw_os_error(errno, "cannot stat " + path);
+  if (!S_ISREG(st.st_mode)) {
+    throw InvalidArgumentError(path + " is not a regular file");
+  }
+  const uint64_t xxh3 = hash_fd(fd, static_cast<uint64_t>(st.st_size), path);
+  const off_t end = ::lseek(fd, 0, SEEK_CUR);
+  if (end < 0) throw_os_error(errno, "cannot read " + path);
+  return {static_cast<uint64_t>(end), xxh3};
+}
+
 const FileRecord* ChecksumRecord::find(std::string_view path) const {
   auto it = std::lower_bound(
       records.begin(), records.end(), path,

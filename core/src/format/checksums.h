@@ -49,6 +49,13 @@ struct ChecksumRecord {
 // XXH3-64 of `size` bytes.
 uint64_t xxh3_of(const void* data, size_t size);
 
+// XXH3-64 of the regular file at `path`, and its size.
+struct FileDigest {
+  uint64_t size = 0;
+  uint64_t xxh3 = 0;
+};
+FileDigest xxh3_of_file(const std::string& path);
+
 // The files of a checkpointable's folder whose handler checks their bytes
 // itself (HandlerInfo::self_checked_files and _prefixes).
 struct SelfCheckedFiles {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <sstream>
+#include <string_view>
 #include <vector>
 
 #include "format/checksums.h"
@@ -44,6 +45,26 @@ void check_checkpointable_name(const std::string& name, bool allow_reserved) {
     fail("it is the name of a checkpoint file");
   }
   if (is_temporary_name(name)) fail("it is the name of a temporary folder");
+}
+
+void check_relative_key(const std::string& path, const std::string& what) {
+  const auto refuse = [&](const std::string& why) {
+    throw InvalidArgumentError(what + " '" + path.substr(0, 200) + "' " + why);
+  };
+  if (path.empty()) refuse("is empty");
+  if (path.size() > 1024) refuse("is longer than 1024 bytes");
+  if (path.find('\0') != std::string::npos) refuse("holds a NUL byte");
+  if (path.front() == '/') refuse("is absolute");
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    const std::string_view part(path.data() + start, end - start);
+    if (part.empty() || part == "." || part == "..") {
+      refuse("has an empty, '.' or '..' component");
+    }
+    start = end + 1;
+  }
 }
 
 bool is_temporary_name(const std::string& name) {

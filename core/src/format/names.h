@@ -21,6 +21,12 @@ namespace ckpt::internal {
 // (no '/', '\0', '.', '..'), not hidden, not a temporary folder name.
 void check_checkpointable_name(const std::string& name, bool allow_reserved);
 
+// InvalidArgumentError naming `what` unless `path` is a relative,
+// '/'-separated path of at most 1024 bytes whose components are not empty,
+// "." or "..", without '\0': a path that stays below the folder it is
+// joined to (a key of a RemoteStore, a file of a remote checkpoint).
+void check_relative_key(const std::string& path, const std::string& what);
+
 // True when `name` is the name of a temporary save folder.
 bool is_temporary_name(const std::string& name);
 
