@@ -12,6 +12,8 @@ CKPT_DEMO_PACKAGES=(
   nlohmann-json3-dev libdlpack-dev libcli11-dev
   libprotobuf-dev protobuf-compiler
   libhdf5-dev libxxhash-dev libzstd-dev
+  # ckpt-s3: HTTP, and the hashes and HMACs of its request signatures.
+  libcurl4-openssl-dev libssl-dev
   # The repository's .venv (ckpt_python_env), and the headers the Python
   # package's extension is built against.
   python3-venv python3-dev

@@ -2,7 +2,8 @@
 # Quick start 2, the full gate CI runs: install what is needed, build, and
 # run every test twice: in ./build (release), and in ./build-sanitize under
 # AddressSanitizer and UndefinedBehaviorSanitizer; the MPI tests under
-# mpirun; the fuzz seeds replayed in the sanitizer build; then a short run
+# mpirun; the S3 tests against a local S3 server (moto); the fuzz seeds
+# replayed in the sanitizer build; then a short run
 # of every fuzz target under libFuzzer (tools/fuzz.sh); and the
 # format and size checks. Ends with one line "N passed, N failed" counting
 # the test cases that ran (each fuzz target is one).
@@ -107,6 +108,22 @@ for dir in build build-sanitize; do
   failed=$((failed + f))
   if [ "$rc" -ne 0 ]; then status=1; fi
 done
+# ckpt-s3 against moto's S3 server and the fault-injecting proxy, which
+# tests/s3/s3_env.py starts and stops around each run.
+for dir in build build-sanitize; do
+  echo "== S3 tests in $dir"
+  log="$dir/test-output-s3.txt"
+  "$CKPT_VENV_PYTHON" tests/s3/s3_env.py -- "$dir/tests/s3_tests" --order lex \
+    2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  catch_counts "$log" "$dir/tests/s3_tests" "$rc"
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ "$rc" -ne 0 ]; then status=1; fi
+done
+# ckpt-s3's request signatures against botocore's; each request counts.
+run_counted build/test-output-s3-signer.txt '^ok  ' '^FAIL  ' \
+  "$CKPT_VENV_PYTHON" tests/s3/sigv4_check.py build/tests/sigv4_vectors
 # The multi-process tests: one run per process count, counted from process
 # 0's report (a failure on another process fails the run and is named).
 # Open MPI leaks at exit: LeakSanitizer stays off under mpirun.

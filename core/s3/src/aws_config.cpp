@@ -1,8 +1,9 @@
 #include "aws_config.h"
 
+#include <ckpt/errors.h>
+
 #include <algorithm>
 #include <cctype>
-#include <ckpt/errors.h>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -38,7 +39,8 @@ IniFile read_ini(const std::string& path) {
   std::string text(static_cast<size_t>(kMaxConfigBytes) + 1, '\0');
   in.read(text.data(), kMaxConfigBytes + 1);
   if (in.gcount() > kMaxConfigBytes) {
-    throw InvalidArgumentError(path + " is larger than 1 MiB: not an AWS "
+    throw InvalidArgumentError(path +
+                               " is larger than 1 MiB: not an AWS "
                                "config file");
   }
   text.resize(static_cast<size_t>(in.gcount()));
@@ -149,7 +151,8 @@ ResolvedConfig resolve_config(const S3Options& options,
   }
   out.host = endpoint.substr(colon + 3);
   while (!out.host.empty() && out.host.back() == '/') out.host.pop_back();
-  if (out.host.empty() || out.host.find_first_of("/?#@ ") != std::string::npos) {
+  if (out.host.empty() ||
+      out.host.find_first_of("/?#@ ") != std::string::npos) {
     throw InvalidArgumentError("the S3 endpoint '" + endpoint +
                                "' must be scheme://host[:port] alone");
   }

@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include <ckpt/errors.h>
 #include <curl/curl.h>
 #include <unistd.h>
 
@@ -7,7 +8,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <ckpt/errors.h>
 #include <memory>
 #include <mutex>
 
@@ -68,14 +68,14 @@ size_t on_write(char* data, size_t size, size_t count, void* user) {
   if (to_fd) {
     size_t done = 0;
     while (done < n) {
-      const ssize_t w = ::pwrite(x->request->fd, data + done, n - done,
-                                 x->request->fd_offset + r.body_bytes +
-                                     static_cast<int64_t>(done));
+      const ssize_t w = ::pwrite(
+          x->request->fd, data + done, n - done,
+          x->request->fd_offset + r.body_bytes + static_cast<int64_t>(done));
       if (w < 0 && errno == EINTR) continue;
       if (w < 0) {
         x->sink_failed = true;
-        x->sink_error = std::string("cannot write the file: ") +
-                        std::strerror(errno);
+        x->sink_error =
+            std::string("cannot write the file: ") + std::strerror(errno);
         return 0;
       }
       done += static_cast<size_t>(w);
@@ -115,7 +115,8 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
   std::string value = line.substr(colon + 1);
   const size_t start = value.find_first_not_of(" \t");
   const size_t end = value.find_last_not_of(" \t\r\n");
-  value = start == std::string::npos ? "" : value.substr(start, end - start + 1);
+  value =
+      start == std::string::npos ? "" : value.substr(start, end - start + 1);
   x->response->headers[name] = value;
   return n;
 }
@@ -154,8 +155,9 @@ HttpResponse perform(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(request.connect_timeout_seconds * 1000));
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
-                   std::max(1L, static_cast<long>(request.stall_timeout_seconds)));
+  curl_easy_setopt(
+      curl, CURLOPT_LOW_SPEED_TIME,
+      std::max(1L, static_cast<long>(request.stall_timeout_seconds)));
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &on_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &exchange);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_write);
@@ -172,9 +174,8 @@ HttpResponse perform(const HttpRequest& request) {
   if (code != CURLE_OK) {
     response.status = 0;
     response.local_error = exchange.sink_failed;
-    response.transport_error = exchange.sink_failed
-                                   ? exchange.sink_error
-                                   : curl_easy_strerror(code);
+    response.transport_error =
+        exchange.sink_failed ? exchange.sink_error : curl_easy_strerror(code);
     return response;
   }
   long status = 0;

@@ -1,4 +1,6 @@
 // s3_store(): RemoteStore over S3's REST protocol (ckpt/s3.h).
+#include <ckpt/errors.h>
+#include <ckpt/s3.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -6,8 +8,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <ckpt/errors.h>
-#include <ckpt/s3.h>
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
@@ -170,8 +170,8 @@ class S3Store : public RemoteStore {
 
   void get_file(const std::string& key,
                 const std::string& local_path) override {
-    Fd file{::open(local_path.c_str(),
-                   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
+    Fd file{::open(local_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                   0644)};
     if (file.fd < 0) throw_os_error(errno, "cannot create " + local_path);
     // The first part tells the size; the rest come in parallel.
     const int64_t part = options_.part_size;
@@ -200,7 +200,8 @@ class S3Store : public RemoteStore {
       for (const std::string& item : s3::xml_all(r.body, "Contents")) {
         const std::string key = s3::xml_first(item, "Key");
         const std::string size = s3::xml_first(item, "Size");
-        if (key.compare(0, base.size(), base) != 0 || key.size() == base.size()) {
+        if (key.compare(0, base.size(), base) != 0 ||
+            key.size() == base.size()) {
           continue;
         }
         RemoteObject object;
@@ -251,9 +252,9 @@ class S3Store : public RemoteStore {
     std::string bytes(static_cast<size_t>(size), '\0');
     int64_t done = 0;
     while (done < size) {
-      const ssize_t n = ::pread(fd, bytes.data() + done,
-                                static_cast<size_t>(size - done),
-                                static_cast<off_t>(offset + done));
+      const ssize_t n =
+          ::pread(fd, bytes.data() + done, static_cast<size_t>(size - done),
+                  static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw_os_error(errno, "cannot read " + path);
       if (n == 0) throw IOError(path + " shrank while it was uploaded");
@@ -316,8 +317,8 @@ class S3Store : public RemoteStore {
       done.body_size = body.size();
       const HttpResponse r =
           exchange("POST", key, {{"uploadId", upload_id}},
-                   {{"Content-Length", std::to_string(body.size())}}, done,
-                   {}, s3::sha256_hex(body.data(), body.size()));
+                   {{"Content-Length", std::to_string(body.size())}}, done, {},
+                   s3::sha256_hex(body.data(), body.size()));
       // S3 may answer 200 and put the error in the body.
       if (r.body.find("<Error>") != std::string::npos) {
         throw IOError("completing the upload of " + shown(key) + ": " +
@@ -342,11 +343,11 @@ class S3Store : public RemoteStore {
     HttpRequest request;
     request.fd = fd;
     request.fd_offset = offset;
-    const HttpResponse r = exchange(
-        "GET", key, {},
-        {{"Range", "bytes=" + std::to_string(offset) + "-" +
-                       std::to_string(offset + length - 1)}},
-        request, {416}, "", first ? -1 : length);
+    const HttpResponse r =
+        exchange("GET", key, {},
+                 {{"Range", "bytes=" + std::to_string(offset) + "-" +
+                                std::to_string(offset + length - 1)}},
+                 request, {416}, "", first ? -1 : length);
     if (r.status == 416) return 0;  // an empty object
     const std::string range = r.header("content-range");
     const size_t slash = range.rfind('/');
@@ -430,9 +431,10 @@ HttpResponse S3Store::exchange(const std::string& method,
     if (!retryable(r, code) || attempt >= tries) {
       fail(method, key, r, code, attempt);
     }
-    const double cap = std::min(
-        options_.max_backoff_seconds,
-        options_.initial_backoff_seconds * static_cast<double>(1 << std::min(attempt - 1, 20)));
+    const double cap =
+        std::min(options_.max_backoff_seconds,
+                 options_.initial_backoff_seconds *
+                     static_cast<double>(1 << std::min(attempt - 1, 20)));
     std::uniform_real_distribution<double> jitter(0, cap);
     std::this_thread::sleep_for(std::chrono::duration<double>(jitter(random)));
     r = HttpResponse();
@@ -445,8 +447,10 @@ void S3Store::fail(const std::string& method, const std::string& key,
   const std::string what = method + " " + shown(key);
   const std::string message = s3::xml_first(r.body, "Message");
   const std::string detail =
-      code.empty() ? "" : " " + code + (message.empty() ? "" : " (" + message + ")");
-  if (r.status == 0 && r.local_error) throw IOError(what + ": " + r.transport_error);
+      code.empty() ? ""
+                   : " " + code + (message.empty() ? "" : " (" + message + ")");
+  if (r.status == 0 && r.local_error)
+    throw IOError(what + ": " + r.transport_error);
   if (r.status == 403 || r.status == 401) {
     throw PermissionDeniedError("s3://" + bucket_ + ": access denied to " +
                                 what + ": HTTP " + std::to_string(r.status) +
@@ -454,12 +458,14 @@ void S3Store::fail(const std::string& method, const std::string& key,
   }
   if (r.status == 404) {
     if (code == "NoSuchBucket") {
-      throw NotFoundError("s3://" + bucket_ + ": no such bucket (" + what + ")");
+      throw NotFoundError("s3://" + bucket_ + ": no such bucket (" + what +
+                          ")");
     }
     throw NotFoundError(shown(key) + ": no such key");
   }
-  const std::string last =
-      r.status == 0 ? r.transport_error : "HTTP " + std::to_string(r.status) + detail;
+  const std::string last = r.status == 0
+                               ? r.transport_error
+                               : "HTTP " + std::to_string(r.status) + detail;
   if (tries > 1) {
     throw IOError(what + " failed after " + std::to_string(tries) +
                   " tries; the last: " + last);
@@ -471,7 +477,8 @@ bool valid_bucket(const std::string& b) {
   if (b.size() < 3 || b.size() > 63) return false;
   for (char c : b) {
     if (!(std::islower(static_cast<unsigned char>(c)) ||
-          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.')) {
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-' ||
+          c == '.')) {
       return false;
     }
   }
@@ -499,8 +506,9 @@ std::shared_ptr<RemoteStore> s3_store(const std::string& url,
         " is no S3 bucket name (3-63 of a-z, 0-9, '-', '.')");
   }
   if (options.part_size < kLeastPart) {
-    throw InvalidArgumentError("S3Options::part_size is below S3's least "
-                               "part, 5 MiB");
+    throw InvalidArgumentError(
+        "S3Options::part_size is below S3's least "
+        "part, 5 MiB");
   }
   return std::make_shared<S3Store>(bucket, prefix, options);
 }

@@ -1,11 +1,11 @@
 #include "sigv4.h"
 
+#include <ckpt/errors.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include <algorithm>
 #include <cctype>
-#include <ckpt/errors.h>
 #include <ctime>
 #include <map>
 
@@ -44,7 +44,8 @@ std::string hmac(const std::string& key, const std::string& data) {
 }
 
 std::string lower(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : text)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return text;
 }
 
@@ -74,9 +75,9 @@ std::string sha256_hex(const void* data, size_t size) {
 std::string md5_base64(const void* data, size_t size) {
   const std::string d = digest(EVP_md5(), data, size);
   unsigned char out[32];
-  const int n = EVP_EncodeBlock(
-      out, reinterpret_cast<const unsigned char*>(d.data()),
-      static_cast<int>(d.size()));
+  const int n =
+      EVP_EncodeBlock(out, reinterpret_cast<const unsigned char*>(d.data()),
+                      static_cast<int>(d.size()));
   return std::string(reinterpret_cast<char*>(out), static_cast<size_t>(n));
 }
 
@@ -132,24 +133,24 @@ void sign(SignedRequest& request, const Credentials& credentials,
     canonical_headers += name + ":" + value + "\n";
     signed_headers += (signed_headers.empty() ? "" : ";") + name;
   }
-  const std::string canonical_request =
-      request.method + "\n" + request.path + "\n" +
-      canonical_query(request.query) + "\n" + canonical_headers + "\n" +
-      signed_headers + "\n" + payload_sha256;
+  const std::string canonical_request = request.method + "\n" + request.path +
+                                        "\n" + canonical_query(request.query) +
+                                        "\n" + canonical_headers + "\n" +
+                                        signed_headers + "\n" + payload_sha256;
   const std::string day = amz_date.substr(0, 8);
   const std::string scope = day + "/" + region + "/s3/aws4_request";
   const std::string string_to_sign =
       "AWS4-HMAC-SHA256\n" + amz_date + "\n" + scope + "\n" +
       sha256_hex(canonical_request.data(), canonical_request.size());
-  const std::string key = hmac(
-      hmac(hmac(hmac("AWS4" + credentials.secret_access_key, day), region),
-           "s3"),
-      "aws4_request");
+  const std::string key =
+      hmac(hmac(hmac(hmac("AWS4" + credentials.secret_access_key, day), region),
+                "s3"),
+           "aws4_request");
   const std::string signature = hmac(key, string_to_sign);
   request.headers.emplace_back(
       "Authorization",
-      "AWS4-HMAC-SHA256 Credential=" + credentials.access_key_id + "/" +
-          scope + ", SignedHeaders=" + signed_headers + ", Signature=" +
+      "AWS4-HMAC-SHA256 Credential=" + credentials.access_key_id + "/" + scope +
+          ", SignedHeaders=" + signed_headers + ", Signature=" +
           hex(reinterpret_cast<const unsigned char*>(signature.data()),
               signature.size()));
 }

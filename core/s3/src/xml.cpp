@@ -67,7 +67,8 @@ std::vector<std::string> xml_all(const std::string& xml,
     const size_t end = xml.find(close, start);
     if (end == std::string::npos) break;
     const std::string inner = xml.substr(start, end - start);
-    out.push_back(inner.find('<') == std::string::npos ? decoded(inner) : inner);
+    out.push_back(inner.find('<') == std::string::npos ? decoded(inner)
+                                                       : inner);
     at = xml.find(open, end + close.size());
   }
   return out;
@@ -82,12 +83,23 @@ std::string xml_escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;

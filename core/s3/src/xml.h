@@ -9,7 +9,8 @@ namespace ckpt::s3 {
 
 // The contents of every <tag>...</tag> in `xml`, in order (not nested in
 // one another), with entities decoded for text.
-std::vector<std::string> xml_all(const std::string& xml, const std::string& tag);
+std::vector<std::string> xml_all(const std::string& xml,
+                                 const std::string& tag);
 // The first one's, or "".
 std::string xml_first(const std::string& xml, const std::string& tag);
 // `text` with & < > " ' as entities.

@@ -4,14 +4,14 @@
 // beside its target first (".ckpt-put-*", never listed), then takes its
 // place by rename (put_file) or by link (put_if_absent: link(2) fails
 // when the name exists, so of two writers exactly one wins).
+#include <ckpt/errors.h>
+#include <ckpt/remote.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <ckpt/errors.h>
-#include <ckpt/remote.h>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -45,8 +45,8 @@ class DirectoryStore : public RemoteStore {
     fs::copy_file(local_path, temp, fs::copy_options::overwrite_existing, ec);
     if (ec) {
       fs::remove(temp, ec);
-      throw_os_error(ec.value(), "cannot copy " + local_path + " to " +
-                                     target.string());
+      throw_os_error(ec.value(),
+                     "cannot copy " + local_path + " to " + target.string());
     }
     fs::rename(temp, target, ec);
     if (ec) {
@@ -91,9 +91,9 @@ class DirectoryStore : public RemoteStore {
     std::string out(static_cast<size_t>(count), '\0');
     int64_t done = 0;
     while (done < count) {
-      const ssize_t n = ::pread(fd, out.data() + done,
-                                static_cast<size_t>(count - done),
-                                static_cast<off_t>(offset + done));
+      const ssize_t n =
+          ::pread(fd, out.data() + done, static_cast<size_t>(count - done),
+                  static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw_os_error(errno, "cannot read " + path.string());
       if (n == 0) {
@@ -171,9 +171,8 @@ class DirectoryStore : public RemoteStore {
   }
 
   fs::path temp_beside(const fs::path& target) {
-    return target.parent_path() /
-           (kTempPrefix + std::to_string(::getpid()) + "-" +
-            std::to_string(counter_.fetch_add(1)));
+    return target.parent_path() / (kTempPrefix + std::to_string(::getpid()) +
+                                   "-" + std::to_string(counter_.fetch_add(1)));
   }
 
   static void write_file(const fs::path& path, const std::string& bytes) {

@@ -1,13 +1,13 @@
 // Checkpoints in a RemoteStore (ckpt/remote.h): upload, commit record,
 // download, removal.
+#include <ckpt/errors.h>
+#include <ckpt/layout.h>
+#include <ckpt/remote.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <ckpt/errors.h>
-#include <ckpt/layout.h>
-#include <ckpt/remote.h>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -34,6 +34,8 @@ constexpr int kRecordVersion = 1;
 // fit in far less).
 constexpr int64_t kMaxRecordBytes = 64 << 20;
 constexpr int64_t kMaxFileSize = int64_t{1} << 50;
+// A file whose bytes differ from the record is fetched this often in all.
+constexpr int kDownloadTries = 3;
 
 std::string join_key(const std::string& prefix, const std::string& rest) {
   return prefix.empty() ? rest : prefix + "/" + rest;
@@ -64,7 +66,8 @@ bool parse_hex64(const std::string& text, uint64_t& out) {
 std::string new_attempt_name() {
   std::random_device random;
   const uint64_t bits =
-      (static_cast<uint64_t>(random()) << 32) ^ static_cast<uint64_t>(random()) ^
+      (static_cast<uint64_t>(random()) << 32) ^
+      static_cast<uint64_t>(random()) ^
       static_cast<uint64_t>(
           std::chrono::steady_clock::now().time_since_epoch().count()) ^
       (static_cast<uint64_t>(::getpid()) << 40);
@@ -122,7 +125,8 @@ LocalTree walk(const fs::path& root, int parallelism) {
   for (; it != end; it.increment(ec)) {
     if (ec) throw_os_error(ec.value(), "cannot read " + root.string());
     const fs::file_status status = it->symlink_status(ec);
-    const std::string rel = it->path().lexically_relative(root).generic_string();
+    const std::string rel =
+        it->path().lexically_relative(root).generic_string();
     if (fs::is_directory(status)) {
       tree.folders.push_back(rel);
     } else if (fs::is_regular_file(status)) {
@@ -140,24 +144,24 @@ LocalTree walk(const fs::path& root, int parallelism) {
     tree.files[i].xxh3 = digest.xxh3;
   });
   std::sort(tree.folders.begin(), tree.folders.end());
-  std::sort(tree.files.begin(), tree.files.end(),
-            [](const RemoteFile& a, const RemoteFile& b) {
-              return a.path < b.path;
-            });
+  std::sort(
+      tree.files.begin(), tree.files.end(),
+      [](const RemoteFile& a, const RemoteFile& b) { return a.path < b.path; });
   return tree;
 }
 
 std::string record_text(const std::string& attempt, const LocalTree& tree) {
   json files = json::array();
   for (const RemoteFile& f : tree.files) {
-    files.push_back({{"path", f.path}, {"size", f.size}, {"xxh3", hex64(f.xxh3)}});
+    files.push_back(
+        {{"path", f.path}, {"size", f.size}, {"xxh3", hex64(f.xxh3)}});
   }
   return json{{"format", kRecordFormat},
               {"version", kRecordVersion},
               {"attempt", attempt},
               {"folders", tree.folders},
               {"files", std::move(files)}}
-             .dump(1);
+      .dump(1);
 }
 
 struct ParsedRecord {
@@ -175,7 +179,8 @@ ParsedRecord parse_record(const std::string& text, const std::string& shown) {
     throw damaged("it is no ckpt remote checkpoint record");
   }
   const json& version = doc["version"];
-  if (!version.is_number_integer() || version.get<int64_t>() != kRecordVersion) {
+  if (!version.is_number_integer() ||
+      version.get<int64_t>() != kRecordVersion) {
     throw UnimplementedError("the commit record " + shown +
                              " has a version this ckpt does not read (" +
                              version.dump() + "; it reads 1)");
@@ -306,7 +311,8 @@ void upload_checkpoint(const std::string& local_dir, RemoteStore& store,
     // The files did not change while they went up.
     const LocalTree after = walk(root, options.parallelism);
     for (size_t i = 0; i < tree.files.size(); ++i) {
-      if (i >= after.files.size() || after.files[i].path != tree.files[i].path ||
+      if (i >= after.files.size() ||
+          after.files[i].path != tree.files[i].path ||
           after.files[i].xxh3 != tree.files[i].xxh3) {
         throw DataLossError("cannot upload " + local_dir + ": " +
                             tree.files[i].path + " changed during the upload");
@@ -337,8 +343,7 @@ void download_checkpoint(RemoteStore& store, const std::string& prefix,
   const fs::path final_path = fs::absolute(local_dir);
   std::error_code ec;
   if (fs::exists(fs::symlink_status(final_path, ec))) {
-    throw AlreadyExistsError("cannot download to " + local_dir +
-                             ": it exists");
+    throw AlreadyExistsError("cannot download to " + local_dir + ": it exists");
   }
   const std::set<std::string> asked(only.begin(), only.end());
   for (const std::string& name : asked) {
@@ -348,9 +353,8 @@ void download_checkpoint(RemoteStore& store, const std::string& prefix,
     }
     for (const std::string& f : record.folders) found = found || f == name;
     if (!found) {
-      throw NotFoundError("the checkpoint at " +
-                          join_key(store.url(), prefix) + " has no '" + name +
-                          "'");
+      throw NotFoundError("the checkpoint at " + join_key(store.url(), prefix) +
+                          " has no '" + name + "'");
     }
   }
   const fs::path temp = internal::temporary_path_for(final_path);
@@ -377,14 +381,23 @@ void download_checkpoint(RemoteStore& store, const std::string& prefix,
       fs::create_directories(target.parent_path(), mk);
       if (mk) throw_os_error(mk.value(), "cannot create " + target.string());
       const std::string key = checkpoint.key_of(f.path);
-      store.get_file(key, target.string());
-      const internal::FileDigest got = internal::xxh3_of_file(target.string());
-      if (got.size != static_cast<uint64_t>(f.size) || got.xxh3 != f.xxh3) {
-        throw DataLossError(
-            "downloaded " + store.url() + "/" + key + " differs from its " +
-            "commit record (" + std::to_string(got.size) + " bytes, xxh3 " +
-            hex64(got.xxh3) + "; recorded " + std::to_string(f.size) +
-            " bytes, xxh3 " + hex64(f.xxh3) + ")");
+      // Bytes damaged on the way are fetched again; bytes damaged in the
+      // store stay damaged, and are reported.
+      for (int attempt = 1;; ++attempt) {
+        store.get_file(key, target.string());
+        const internal::FileDigest got =
+            internal::xxh3_of_file(target.string());
+        if (got.size == static_cast<uint64_t>(f.size) && got.xxh3 == f.xxh3) {
+          break;
+        }
+        if (attempt == kDownloadTries) {
+          throw DataLossError(
+              "downloaded " + store.url() + "/" + key + " differs from its " +
+              "commit record in " + std::to_string(kDownloadTries) +
+              " tries (" + std::to_string(got.size) + " bytes, xxh3 " +
+              hex64(got.xxh3) + "; recorded " + std::to_string(f.size) +
+              " bytes, xxh3 " + hex64(f.xxh3) + ")");
+        }
       }
     });
     fs::rename(temp, final_path, ec);
@@ -407,8 +420,8 @@ void remove_remote_checkpoint(RemoteStore& store, const std::string& prefix) {
                                      prefix.empty() ? 0 : prefix.size() + 1;
                                  const size_t slash = o.key.find('/', start);
                                  return slash == std::string::npos ||
-                                        !is_attempt_name(o.key.substr(
-                                            start, slash - start));
+                                        !is_attempt_name(
+                                            o.key.substr(start, slash - start));
                                }),
                 objects.end());
   parallel_for(objects.size(), 8,

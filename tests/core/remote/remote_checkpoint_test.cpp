@@ -34,8 +34,8 @@ Value sample_tree() {
 // A checkpoint with a pytree `state` and a JSON `config`.
 fs::path saved_checkpoint(const TempDir& dir) {
   const fs::path path = dir / "local";
-  save_checkpointables(path, {{"state", sample_tree()},
-                              {"config", Value::json({{"lr", 0.1}})}});
+  save_checkpointables(
+      path, {{"state", sample_tree()}, {"config", Value::json({{"lr", 0.1}})}});
   return path;
 }
 
@@ -178,15 +178,15 @@ TEST_CASE("hostile commit records are refused before any file is fetched",
   };
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"not json {", "not JSON"},
-      {record({{{"path", "../../etc/passwd"}, {"size", 1},
+      {record({{{"path", "../../etc/passwd"},
+                {"size", 1},
                 {"xxh3", "0000000000000000"}}}),
        "'..' component"},
       {record({{{"path", "/abs"}, {"size", 1}, {"xxh3", "0000000000000000"}}}),
        "is absolute"},
       {record({{{"path", "a"}, {"size", -1}, {"xxh3", "0000000000000000"}}}),
        "not a valid size"},
-      {record({{{"path", "a"}, {"size", 1}, {"xxh3", "zz"}}}),
-       "16 hex digits"},
+      {record({{{"path", "a"}, {"size", 1}, {"xxh3", "zz"}}}), "16 hex digits"},
       {record({{{"path", "a"}, {"size", 1}, {"xxh3", "0000000000000000"}},
                {{"path", "a"}, {"size", 1}, {"xxh3", "0000000000000000"}}}),
        "listed twice"},
@@ -203,11 +203,11 @@ TEST_CASE("hostile commit records are refused before any file is fetched",
     const std::string prefix = "h" + std::to_string(i++);
     REQUIRE(store->put_if_absent(prefix + "/_CKPT_REMOTE", text));
     INFO(text);
-    CHECK_THAT(message_of<DataLossError>([&] {
-                 download_checkpoint(*store, prefix, (dir / "out").string());
-               }),
-               Catch::Contains(prefix + "/_CKPT_REMOTE") &&
-                   Catch::Contains(why));
+    CHECK_THAT(
+        message_of<DataLossError>([&] {
+          download_checkpoint(*store, prefix, (dir / "out").string());
+        }),
+        Catch::Contains(prefix + "/_CKPT_REMOTE") && Catch::Contains(why));
     CHECK_FALSE(fs::exists(dir / "out"));
   }
   CHECK_THAT(message_of<NotFoundError>([&] {
@@ -233,8 +233,8 @@ TEST_CASE("the directory store refuses keys that leave its folder",
           "[remote]") {
   TempDir dir;
   auto store = directory_store((dir / "store").string());
-  for (const std::string key : {"../x", "a/../../x", "/etc/passwd", "", "a//b",
-                                "./a"}) {
+  for (const std::string key :
+       {"../x", "a/../../x", "/etc/passwd", "", "a//b", "./a"}) {
     INFO(key);
     CHECK_THROWS_AS(store->put_if_absent(key, "x"), InvalidArgumentError);
     CHECK_THROWS_AS(store->get(key), InvalidArgumentError);
