@@ -57,8 +57,7 @@ std::shared_ptr<RemoteStore> store_at(const std::string& prefix,
                                       S3Options options = fast_retries()) {
   options.endpoint =
       env(through_proxy ? "CKPT_TEST_S3_PROXY" : "CKPT_TEST_S3_ENDPOINT");
-  return s3_store("s3://" + env("CKPT_TEST_S3_BUCKET") + "/" + prefix,
-                  options);
+  return s3_store("s3://" + env("CKPT_TEST_S3_BUCKET") + "/" + prefix, options);
 }
 
 nlohmann::json control(const std::string& method, const std::string& body) {
@@ -117,9 +116,8 @@ Value sample_tree() {
 }
 
 fs::path saved_checkpoint(const TempDir& dir) {
-  save_checkpointables(dir / "local",
-                       {{"state", sample_tree()},
-                        {"config", Value::json({{"lr", 0.5}})}});
+  save_checkpointables(dir / "local", {{"state", sample_tree()},
+                                       {"config", Value::json({{"lr", 0.5}})}});
   return dir / "local";
 }
 
@@ -134,7 +132,8 @@ TEST_CASE("objects go up, come back, are listed and removed", "[s3]") {
   CHECK(store->get("a dir/small ü+&=.txt") == small);
   CHECK(store->get("a dir/small ü+&=.txt", 7, 4) == "ckpt");
   CHECK(store->get("a dir/small ü+&=.txt", 7) == "ckpt");
-  CHECK_THROWS_AS(store->get("a dir/small ü+&=.txt", 100), InvalidArgumentError);
+  CHECK_THROWS_AS(store->get("a dir/small ü+&=.txt", 100),
+                  InvalidArgumentError);
   CHECK(store->put_if_absent("record", "first"));
   CHECK_FALSE(store->put_if_absent("record", "second"));
   CHECK(store->get("record") == "first");
@@ -147,8 +146,8 @@ TEST_CASE("objects go up, come back, are listed and removed", "[s3]") {
   const std::vector<RemoteObject> all = store->list("");
   std::vector<std::string> keys;
   for (const RemoteObject& o : all) keys.push_back(o.key);
-  CHECK(keys == std::vector<std::string>{"a dir/small ü+&=.txt", "empty",
-                                         "record"});
+  CHECK(keys ==
+        std::vector<std::string>{"a dir/small ü+&=.txt", "empty", "record"});
   CHECK(all[0].size == static_cast<int64_t>(small.size()));
   CHECK(store->list("a dir/").size() == 1);
   CHECK(store->list("nothing/").empty());
@@ -214,8 +213,7 @@ TEST_CASE("a checkpoint goes up to S3 and comes back whole", "[s3]") {
              Catch::Contains("already committed"));
 }
 
-TEST_CASE("faults on the way are retried and the bytes arrive intact",
-          "[s3]") {
+TEST_CASE("faults on the way are retried and the bytes arrive intact", "[s3]") {
   const std::string prefix = fresh_prefix();
   auto direct = store_at(prefix);
   auto proxied = store_at(prefix, /*through_proxy=*/true);
@@ -248,15 +246,19 @@ TEST_CASE("a damaged download of a checkpoint is fetched again", "[s3]") {
   auto proxied = store_at(prefix, /*through_proxy=*/true);
   TempDir dir;
   upload_checkpoint(saved_checkpoint(dir).string(), *store_at(prefix), "s");
-  inject({{"method", "GET"}, {"path", "config/data.json"},
-          {"fault", "bitflip"}, {"times", 1}});
+  inject({{"method", "GET"},
+          {"path", "config/data.json"},
+          {"fault", "bitflip"},
+          {"times", 1}});
   download_checkpoint(*proxied, "s", (dir / "back").string());
   CHECK(seen("config/data.json") ==
         std::vector<std::string>{"GET bitflip", "GET ok"});
   CHECK(load_checkpointables(dir / "back").size() == 2);
   // Damaged every time: DataLoss naming the file, nothing made.
-  inject({{"method", "GET"}, {"path", "config/data.json"},
-          {"fault", "bitflip"}, {"times", 100}});
+  inject({{"method", "GET"},
+          {"path", "config/data.json"},
+          {"fault", "bitflip"},
+          {"times", 100}});
   CHECK_THAT(message_of<DataLossError>([&] {
                download_checkpoint(*proxied, "s", (dir / "again").string());
              }),
@@ -277,24 +279,22 @@ TEST_CASE("retries are bounded: then IOError naming key, tries and status",
   control("DELETE", "");
 }
 
-TEST_CASE("an unreachable endpoint is IOError after the retry budget",
-          "[s3]") {
+TEST_CASE("an unreachable endpoint is IOError after the retry budget", "[s3]") {
   S3Options options = fast_retries();
   options.max_attempts = 2;
   options.endpoint = "http://127.0.0.1:1";
   auto store = s3_store("s3://" + env("CKPT_TEST_S3_BUCKET") + "/x", options);
   TempDir dir;
   const fs::path local = saved_checkpoint(dir);
-  CHECK_THAT(message_of<IOError>(
-                 [&] { upload_checkpoint(local.string(), *store, "s"); }),
-             Catch::Contains("failed after 2 tries") &&
-                 Catch::Contains("onnect"));
+  CHECK_THAT(
+      message_of<IOError>(
+          [&] { upload_checkpoint(local.string(), *store, "s"); }),
+      Catch::Contains("failed after 2 tries") && Catch::Contains("onnect"));
   // The local checkpoint is untouched.
   CHECK(load(local, nullptr, "state") == sample_tree());
 }
 
-TEST_CASE("wrong credentials are PermissionDenied naming the bucket",
-          "[s3]") {
+TEST_CASE("wrong credentials are PermissionDenied naming the bucket", "[s3]") {
   const std::string bucket = env("CKPT_TEST_S3_BUCKET");
   S3Options options = fast_retries();
   options.endpoint = env("CKPT_TEST_S3_ENDPOINT");

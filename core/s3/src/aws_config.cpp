@@ -60,6 +60,32 @@ std::string value_of(const std::map<std::string, std::string>* s,
   return it == s->end() ? "" : it->second;
 }
 
+// Sets out.scheme and out.host from `endpoint` ("scheme://host[:port]").
+void parse_endpoint(const std::string& endpoint, ResolvedConfig& out) {
+  const size_t colon = endpoint.find("://");
+  out.scheme = colon == std::string::npos ? "" : endpoint.substr(0, colon);
+  if (out.scheme != "http" && out.scheme != "https") {
+    throw InvalidArgumentError("the S3 endpoint '" + endpoint +
+                               "' is no http:// or https:// URL");
+  }
+  out.host = endpoint.substr(colon + 3);
+  while (!out.host.empty() && out.host.back() == '/') out.host.pop_back();
+  if (out.host.empty() ||
+      out.host.find_first_of("/?#@ ") != std::string::npos) {
+    throw InvalidArgumentError("the S3 endpoint '" + endpoint +
+                               "' must be scheme://host[:port] alone");
+  }
+  // A default port is not part of the Host header curl sends.
+  for (const char* port : {":80", ":443"}) {
+    const std::string p = port;
+    if (out.host.size() > p.size() &&
+        out.host.compare(out.host.size() - p.size(), p.size(), p) == 0 &&
+        (p == ":80") == (out.scheme == "http")) {
+      out.host.resize(out.host.size() - p.size());
+    }
+  }
+}
+
 }  // namespace
 
 IniFile parse_ini(const std::string& text) {
@@ -143,28 +169,7 @@ ResolvedConfig resolve_config(const S3Options& options,
   }
   const bool aws = endpoint.empty();
   if (aws) endpoint = "https://s3." + out.region + ".amazonaws.com";
-  const size_t colon = endpoint.find("://");
-  out.scheme = colon == std::string::npos ? "" : endpoint.substr(0, colon);
-  if (out.scheme != "http" && out.scheme != "https") {
-    throw InvalidArgumentError("the S3 endpoint '" + endpoint +
-                               "' is no http:// or https:// URL");
-  }
-  out.host = endpoint.substr(colon + 3);
-  while (!out.host.empty() && out.host.back() == '/') out.host.pop_back();
-  if (out.host.empty() ||
-      out.host.find_first_of("/?#@ ") != std::string::npos) {
-    throw InvalidArgumentError("the S3 endpoint '" + endpoint +
-                               "' must be scheme://host[:port] alone");
-  }
-  // A default port is not part of the Host header curl sends.
-  for (const char* port : {":80", ":443"}) {
-    const std::string p = port;
-    if (out.host.size() > p.size() &&
-        out.host.compare(out.host.size() - p.size(), p.size(), p) == 0 &&
-        (p == ":80") == (out.scheme == "http")) {
-      out.host.resize(out.host.size() - p.size());
-    }
-  }
+  parse_endpoint(endpoint, out);
   switch (options.addressing) {
     case S3Options::Addressing::kPath:
       out.path_style = true;
