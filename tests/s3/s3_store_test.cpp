@@ -328,3 +328,64 @@ TEST_CASE("s3 URLs and options are checked", "[s3]") {
   CHECK(is_s3_url("s3://b/k"));
   CHECK_FALSE(is_s3_url("/s3://b"));
 }
+
+namespace {
+
+// `ckpt ARGS` against the S3 server (AWS_ENDPOINT_URL), output and status.
+test::CommandResult tool(const std::string& args) {
+  return test::run_command("AWS_ENDPOINT_URL=" + env("CKPT_TEST_S3_ENDPOINT") +
+                           " " CKPT_TOOL " " + args + " 2>&1");
+}
+
+}  // namespace
+
+TEST_CASE("the tool copies, lists and reads checkpoints in S3", "[s3]") {
+  TempDir dir;
+  const std::string root =
+      "s3://" + env("CKPT_TEST_S3_BUCKET") + "/" + fresh_prefix();
+  const fs::path local = saved_checkpoint(dir);
+  auto up = tool("cp " + local.string() + " " + root + "/step_3");
+  INFO(up.output);
+  REQUIRE(up.status == 0);
+  CHECK_THAT(up.output, Catch::Contains("every byte checked"));
+  REQUIRE(tool("cp " + local.string() + " " + root + "/ckpt_12").status == 0);
+  REQUIRE(tool("cp " + root + "/step_3 " + root + "/copied").status == 0);
+
+  const auto ls = tool("ls " + root + " --json");
+  INFO(ls.output);
+  REQUIRE(ls.status == 0);
+  const auto listing = nlohmann::json::parse(ls.output);
+  REQUIRE(listing["steps"].size() == 2);
+  CHECK(listing["steps"][0]["step"] == 3);
+  CHECK(listing["steps"][1]["name"] == "ckpt_12");
+  CHECK(listing["other_checkpoints"] == nlohmann::json{"copied"});
+
+  const auto info = tool("info " + root + "/step_3");
+  INFO(info.output);
+  CHECK(info.status == 0);
+  CHECK_THAT(info.output, Catch::Contains("state"));
+  const auto cat = tool("cat " + root + "/copied config");
+  INFO(cat.output);
+  CHECK(cat.status == 0);
+  CHECK_THAT(cat.output, Catch::Contains("0.5"));
+  CHECK(tool("tree " + root + "/step_3 state").status == 0);
+  const auto verify = tool("verify " + root + "/step_3");
+  INFO(verify.output);
+  CHECK(verify.status == 0);
+
+  auto down = tool("cp " + root + "/step_3 " + (dir / "down").string());
+  INFO(down.output);
+  REQUIRE(down.status == 0);
+  CHECK(load(dir / "down", nullptr, "state") == sample_tree());
+
+  const auto again = tool("cp " + local.string() + " " + root + "/step_3");
+  CHECK(again.status == 1);
+  CHECK_THAT(again.output, Catch::Contains("already committed"));
+  const auto missing = tool("info " + root + "/step_99");
+  CHECK(missing.status == 1);
+  CHECK_THAT(missing.output, Catch::Contains("no checkpoint is committed"));
+  const auto local_only =
+      tool("cp " + local.string() + " " + (dir / "x").string());
+  CHECK(local_only.status == 1);
+  CHECK_THAT(local_only.output, Catch::Contains("must be an s3:// URL"));
+}

@@ -5,6 +5,7 @@
 #define CKPT_TOOLS_CKPT_COMMANDS_H_
 
 #include <string>
+#include <vector>
 
 namespace ckpt::tool {
 
@@ -27,6 +28,28 @@ int run_verify(const Common& common, const std::string& dir);
 // storage, which Orbax's load_pytree restores).
 int run_convert(const Common& common, const std::string& src,
                 const std::string& dst, const std::string& to);
+// `ckpt cp SRC DST`: a checkpoint between the local disk and S3.
+int run_cp(const Common& common, const std::string& src,
+           const std::string& dst);
+// `ckpt ls s3://bucket/root`: the steps committed in a remote root.
+int run_ls_remote(const Common& common, const std::string& url);
+
+// A checkpoint the commands read: `path` itself when it is local; an
+// s3:// checkpoint is downloaded (checked) into a temporary folder, removed
+// again at scope end. `only`: the checkpointables to fetch (empty: all).
+class FetchedCheckpoint {
+ public:
+  explicit FetchedCheckpoint(const std::string& path,
+                             const std::vector<std::string>& only = {});
+  ~FetchedCheckpoint();
+  FetchedCheckpoint(const FetchedCheckpoint&) = delete;
+  FetchedCheckpoint& operator=(const FetchedCheckpoint&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::string temp_;
+};
 
 }  // namespace ckpt::tool
 

@@ -2,6 +2,7 @@
 // Exit codes: 0 ok, 1 problem found, 2 usage error.
 #include <ckpt/errors.h>
 #include <ckpt/plugins.h>
+#include <ckpt/s3.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -76,30 +77,37 @@ int main(int argc, char** argv) {
       "plugins", "The handler registry in registration order");
   auto* info = app.add_subcommand(
       "info", "Layout, timestamps, checkpointables and their handlers");
-  info->add_option("DIR", dir, "Checkpoint folder")->required();
+  info->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
   auto* ls = app.add_subcommand(
       "ls", "The step checkpoints of a root folder, oldest first");
-  ls->add_option("ROOT", dir, "Root folder of step checkpoints")->required();
+  ls->add_option("ROOT", dir,
+                 "Root folder of step checkpoints, or an s3:// root")
+      ->required();
   std::string keep;
   ls->add_option("--keep", keep,
                  "A preservation policy as JSON, to show what it keeps "
                  "(default: the one the root's Checkpointer recorded)");
   auto* tree =
       app.add_subcommand("tree", "A pytree's structure from its metadata");
-  tree->add_option("DIR", dir, "Checkpoint folder")->required();
+  tree->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
   tree->add_option("NAME", name,
                    "Checkpointable (default: the pytree AUTO finds)");
   auto* cat =
       app.add_subcommand("cat", "Print a checkpointable or one key path of it");
-  cat->add_option("DIR", dir, "Checkpoint folder")->required();
+  cat->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
   cat->add_option("NAME", target, "NAME or NAME/key/path")->required();
   cat->add_flag("--full", full, "Print every array element");
   auto* verify = app.add_subcommand(
       "verify", "Check completeness, checksums and that everything loads");
-  verify->add_option("DIR", dir, "Checkpoint folder")->required();
+  verify->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
   auto* convert = add_convert(app, dir, target, to);
+  auto* cp = app.add_subcommand(
+      "cp", "Copy a checkpoint between the local disk and S3 (s3://...)");
+  cp->add_option("SRC", dir, "Checkpoint to copy")->required();
+  cp->add_option("DST", target, "Where the copy goes (must not exist)")
+      ->required();
   // --json and --plugin-path also after the subcommand.
-  for (CLI::App* sub : {plugins, info, ls, tree, cat, verify, convert}) {
+  for (CLI::App* sub : {plugins, info, ls, tree, cat, verify, convert, cp}) {
     sub->add_flag("--json", common.json, "Print JSON for scripts");
     sub->add_option("--plugin-path", plugin_paths,
                     "Extra plugin folder (repeatable)");
@@ -117,12 +125,23 @@ int main(int argc, char** argv) {
   try {
     for (const auto& folder : plugin_paths) ckpt::load_plugin_folder(folder);
     if (*plugins) return ckpt::tool::run_plugins(common);
-    if (*info) return ckpt::tool::run_info(common, dir);
+    if (*cp) return ckpt::tool::run_cp(common, dir, target);
+    if (*ls && ckpt::is_s3_url(dir)) {
+      return ckpt::tool::run_ls_remote(common, dir);
+    }
     if (*ls) return ckpt::tool::run_ls(common, dir, keep);
-    if (*tree) return ckpt::tool::run_tree(common, dir, name);
-    if (*cat) return ckpt::tool::run_cat(common, dir, target, full);
-    if (*verify) return ckpt::tool::run_verify(common, dir);
-    if (*convert) return ckpt::tool::run_convert(common, dir, target, to);
+    // A checkpoint in S3 is read from a checked copy in a temporary folder
+    // (cat: only the checkpointable it prints).
+    std::vector<std::string> only;
+    if (*cat) only.push_back(target.substr(0, target.find('/')));
+    const ckpt::tool::FetchedCheckpoint local(dir, only);
+    if (*info) return ckpt::tool::run_info(common, local.path());
+    if (*tree) return ckpt::tool::run_tree(common, local.path(), name);
+    if (*cat) return ckpt::tool::run_cat(common, local.path(), target, full);
+    if (*verify) return ckpt::tool::run_verify(common, local.path());
+    if (*convert) {
+      return ckpt::tool::run_convert(common, local.path(), target, to);
+    }
   } catch (const ckpt::Error& e) {
     std::fprintf(stderr, "ckpt: %s\n", e.what());
     return 1;
