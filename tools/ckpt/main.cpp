@@ -57,6 +57,29 @@ CLI::App* add_convert(CLI::App& app, std::string& src, std::string& dst,
   return convert;
 }
 
+// `ckpt ls ROOT [--keep POLICY]`.
+CLI::App* add_ls(CLI::App& app, std::string& root, std::string& keep) {
+  CLI::App* ls = app.add_subcommand(
+      "ls", "The step checkpoints of a root folder, oldest first");
+  ls->add_option("ROOT", root,
+                 "Root folder of step checkpoints, or an s3:// root")
+      ->required();
+  ls->add_option("--keep", keep,
+                 "A preservation policy as JSON, to show what it keeps "
+                 "(default: the one the root's Checkpointer recorded)");
+  return ls;
+}
+
+// `ckpt cp SRC DST`.
+CLI::App* add_cp(CLI::App& app, std::string& src, std::string& dst) {
+  CLI::App* cp = app.add_subcommand(
+      "cp", "Copy a checkpoint between the local disk and S3 (s3://...)");
+  cp->add_option("SRC", src, "Checkpoint to copy")->required();
+  cp->add_option("DST", dst, "Where the copy goes (must not exist)")
+      ->required();
+  return cp;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -78,15 +101,8 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand(
       "info", "Layout, timestamps, checkpointables and their handlers");
   info->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
-  auto* ls = app.add_subcommand(
-      "ls", "The step checkpoints of a root folder, oldest first");
-  ls->add_option("ROOT", dir,
-                 "Root folder of step checkpoints, or an s3:// root")
-      ->required();
   std::string keep;
-  ls->add_option("--keep", keep,
-                 "A preservation policy as JSON, to show what it keeps "
-                 "(default: the one the root's Checkpointer recorded)");
+  auto* ls = add_ls(app, dir, keep);
   auto* tree =
       app.add_subcommand("tree", "A pytree's structure from its metadata");
   tree->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
@@ -101,11 +117,7 @@ int main(int argc, char** argv) {
       "verify", "Check completeness, checksums and that everything loads");
   verify->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
   auto* convert = add_convert(app, dir, target, to);
-  auto* cp = app.add_subcommand(
-      "cp", "Copy a checkpoint between the local disk and S3 (s3://...)");
-  cp->add_option("SRC", dir, "Checkpoint to copy")->required();
-  cp->add_option("DST", target, "Where the copy goes (must not exist)")
-      ->required();
+  auto* cp = add_cp(app, dir, target);
   // --json and --plugin-path also after the subcommand.
   for (CLI::App* sub : {plugins, info, ls, tree, cat, verify, convert, cp}) {
     sub->add_flag("--json", common.json, "Print JSON for scripts");
@@ -132,16 +144,15 @@ int main(int argc, char** argv) {
     if (*ls) return ckpt::tool::run_ls(common, dir, keep);
     // A checkpoint in S3 is read from a checked copy in a temporary folder
     // (cat: only the checkpointable it prints).
-    std::vector<std::string> only;
-    if (*cat) only.push_back(target.substr(0, target.find('/')));
-    const ckpt::tool::FetchedCheckpoint local(dir, only);
-    if (*info) return ckpt::tool::run_info(common, local.path());
-    if (*tree) return ckpt::tool::run_tree(common, local.path(), name);
-    if (*cat) return ckpt::tool::run_cat(common, local.path(), target, full);
-    if (*verify) return ckpt::tool::run_verify(common, local.path());
-    if (*convert) {
-      return ckpt::tool::run_convert(common, local.path(), target, to);
-    }
+    const ckpt::tool::FetchedCheckpoint local(
+        dir, *cat ? std::vector<std::string>{target.substr(0, target.find('/'))}
+                  : std::vector<std::string>{});
+    const std::string& path = local.path();
+    if (*info) return ckpt::tool::run_info(common, path);
+    if (*tree) return ckpt::tool::run_tree(common, path, name);
+    if (*cat) return ckpt::tool::run_cat(common, path, target, full);
+    if (*verify) return ckpt::tool::run_verify(common, path);
+    if (*convert) return ckpt::tool::run_convert(common, path, target, to);
   } catch (const ckpt::Error& e) {
     std::fprintf(stderr, "ckpt: %s\n", e.what());
     return 1;

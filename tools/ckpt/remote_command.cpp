@@ -42,7 +42,8 @@ std::shared_ptr<RemoteStore> store_of(const std::string& url,
 std::optional<int64_t> step_of(const std::string& name) {
   StepNameFormat format;
   const size_t underscore = name.rfind('_');
-  if (underscore != std::string::npos) format.prefix = name.substr(0, underscore);
+  if (underscore != std::string::npos)
+    format.prefix = name.substr(0, underscore);
   const size_t digits =
       name.size() - (underscore == std::string::npos ? 0 : underscore + 1);
   try {
@@ -138,7 +139,8 @@ int run_ls_remote(const Common& common, const std::string& url) {
                     {"bytes", bytes}});
   }
   if (common.json) {
-    std::cout << nlohmann::json{{"root", url}, {"steps", rows},
+    std::cout << nlohmann::json{{"root", url},
+                                {"steps", rows},
                                 {"other_checkpoints", others}}
                      .dump(2)
               << "\n";
