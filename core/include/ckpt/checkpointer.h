@@ -54,6 +54,7 @@
 
 #include <ckpt/checkpoint.h>
 #include <ckpt/export.h>
+#include <ckpt/remote.h>
 #include <ckpt/value.h>
 
 #include <chrono>
@@ -86,6 +87,11 @@ struct CKPT_API CheckpointStep {
   // Still being saved (not committed): only in what a save decision policy
   // sees, last, with `time` the moment its save started.
   bool in_flight = false;
+  // Where it is (RemoteTierOptions): on the local disk, persisted in the
+  // remote store, or both. A step only in the store has no metrics and its
+  // `time` is its commit time there.
+  bool local = true;
+  bool remote = false;
 };
 
 // ---- When to save ---------------------------------------------------------
@@ -465,6 +471,31 @@ list_checkpoint_root(const std::filesystem::path& root,
                      const std::optional<StepNameFormat>& format = std::nullopt,
                      bool with_sizes = false);
 
+// ---- The remote tier -----------------------------------------------------
+
+// A Checkpointer's steps beyond the local disk. Each step commits locally
+// as without it; a background uploader then persists it to `store` under
+// its step name (ckpt/remote.h: its files first, its commit record last,
+// so that a reader of the store never sees a partial step). checkpoints()
+// and latest() cover the steps of both places (CheckpointStep::local and
+// ::remote say which), and a step only in the store is downloaded when it
+// is loaded (only the checkpointables the load asks for). The preservation
+// policy prunes both places. In a job of many processes the primary host
+// uploads and prunes.
+struct CKPT_API RemoteTierOptions {
+  // E.g. ckpt::s3_store("s3://bucket/run") (ckpt/s3.h); null: no remote
+  // tier.
+  std::shared_ptr<RemoteStore> store;
+  // Once persisted, local copies beyond the newest `keep_local` local steps
+  // are removed (never one not yet persisted); nullopt: they stay.
+  std::optional<int> keep_local;
+  // Committed steps waiting for their upload, at most: a save that would
+  // make more waits for the oldest upload first. The only time a save
+  // waits for the remote tier.
+  int max_pending_uploads = 2;
+  RemoteCopyOptions copy;
+};
+
 // ---- The Checkpointer -----------------------------------------------------
 
 struct CKPT_API CheckpointerOptions {
@@ -487,6 +518,8 @@ struct CKPT_API CheckpointerOptions {
   // keeps what its first run wrote); empty: none is written. Read it back
   // with root_metadata(). A step's own is StepSaveOptions::custom_metadata.
   nlohmann::json custom_metadata = nlohmann::json::object();
+  // Steps persisted beyond the local disk too (see RemoteTierOptions).
+  RemoteTierOptions remote;
 };
 
 // How one step is saved (Orbax's Checkpointer.save arguments).
@@ -603,7 +636,13 @@ class CKPT_API Checkpointer {
   // Waits for the save in flight to commit and applies the preservation
   // policy; rethrows the save's failure.
   void wait();
-  // wait(), then no more saves.
+  // Waits until every committed step is persisted in the remote tier (and
+  // the pruning there is done); rethrows the first upload failure since the
+  // last call (the step stays local, and is uploaded again when a
+  // Checkpointer next opens the root). Returns at once without a remote
+  // tier.
+  void wait_for_uploads();
+  // wait(), wait_for_uploads(), then no more saves.
   void close();
   // Re-reads the root (steps another process added or removed).
   void reload();
@@ -621,6 +660,9 @@ class CKPT_API Checkpointer {
 
   bool save(int64_t step, const Checkpointables& checkpointables,
             const StepSaveOptions& options, bool async);
+  void open_remote_tier();
+  void drop_local_copies();
+  static void remove_step_folder(const std::filesystem::path& path);
   bool decide(int64_t step, std::optional<int64_t> replacing);
 };
 

@@ -15,6 +15,7 @@
 #include "save/atomic_commit.h"
 #include "save/save_owner.h"
 #include "training/checkpoint_root.h"
+#include "training/remote_tier.h"
 #include "training/root_files.h"
 #include "util/error_conversion.h"
 #include "util/logging.h"
@@ -135,6 +136,9 @@ struct Checkpointer::State {
   bool preemption_agreed = false;  // every process knows of a notice
   bool preemption_saved = false;   // and a step after it committed
   bool closed = false;
+
+  // Last, so that it stops first: its uploader calls back into the state.
+  std::unique_ptr<internal::RemoteTier> remote;
 };
 
 Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
@@ -176,6 +180,60 @@ Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
     }
     s.leftovers.push_back(std::move(temporary));
   }
+  if (s.options.remote.store) open_remote_tier();
+}
+
+void Checkpointer::open_remote_tier() {
+  State& s = *state_;
+  s.remote = std::make_unique<internal::RemoteTier>(
+      s.options.remote, s.options.step_name_format, [this](int64_t step) {
+        {
+          std::lock_guard<std::mutex> lock(state_->mutex);
+          for (CheckpointStep& c : state_->steps) c.remote |= c.step == step;
+        }
+        drop_local_copies();
+      });
+  std::vector<CheckpointStep> remote = s.remote->list(directory_);
+  std::lock_guard<std::mutex> lock(s.mutex);
+  const std::set<int64_t> in_store =
+      internal::merge_remote_steps(s.steps, std::move(remote));
+  // What an earlier run committed here but did not persist (it died, or
+  // its uploads failed) goes up now.
+  if (!s.primary) return;
+  for (const CheckpointStep& c : s.steps) {
+    if (!c.local || in_store.count(c.step)) continue;
+    if (!internal::read_step_folder(c.path, c.step).committed) continue;
+    s.remote->upload(c.step, c.path, /*replace=*/false, /*no_wait=*/true);
+  }
+}
+
+// Removes the local copies of persisted steps beyond the newest keep_local
+// local ones (never the newest step, nor one being loaded).
+void Checkpointer::drop_local_copies() {
+  State& s = *state_;
+  if (!s.options.remote.keep_local || !s.primary) return;
+  std::vector<fs::path> doomed;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    int kept = 0;
+    for (size_t i = s.steps.size(); i-- > 0;) {
+      CheckpointStep& c = s.steps[i];
+      if (!c.local) continue;
+      if (kept < *s.options.remote.keep_local || !c.remote ||
+          i + 1 == s.steps.size() || s.loading.count(c.step)) {
+        ++kept;
+        continue;
+      }
+      if (s.unread.erase(c.step)) {  // its details before its files go
+        StepFolder folder = internal::read_step_folder(c.path, c.step);
+        if (folder.committed) c = std::move(folder.checkpoint);
+      }
+      c.local = false;
+      c.remote = true;
+      doomed.push_back(c.path);
+    }
+  }
+  for (const fs::path& path : doomed) remove_step_folder(path);
 }
 
 Checkpointer::~Checkpointer() {
@@ -432,7 +490,7 @@ class LoadingStep {
     std::lock_guard<std::mutex> lock(mutex_);
     if (--loading_[checkpoint_.step] == 0) loading_.erase(checkpoint_.step);
   }
-  const fs::path& path() const { return checkpoint_.path; }
+  const CheckpointStep& checkpoint() const { return checkpoint_; }
 
  private:
   std::mutex& mutex_;
@@ -446,27 +504,35 @@ Value Checkpointer::load_pytree(std::optional<int64_t> step,
                                 const Value* abstract_tree) {
   State& s = *state_;
   LoadingStep loading(s.mutex, s.steps, s.loading, step, directory_);
-  return load(loading.path(), abstract_tree);
+  const internal::StepCopy copy(s.remote.get(), loading.checkpoint(),
+                                {kDefaultCheckpointableName});
+  return load(copy.path(), abstract_tree);
 }
 
 Checkpointables Checkpointer::load_checkpointables(
     std::optional<int64_t> step, const Checkpointables& abstracts) {
   State& s = *state_;
   LoadingStep loading(s.mutex, s.steps, s.loading, step, directory_);
-  return ckpt::load_checkpointables(loading.path(), abstracts);
+  std::vector<std::string> only;
+  for (const auto& [name, abstract] : abstracts) only.push_back(name);
+  const internal::StepCopy copy(s.remote.get(), loading.checkpoint(), only);
+  return ckpt::load_checkpointables(copy.path(), abstracts);
 }
 
 Metadata Checkpointer::metadata(std::optional<int64_t> step) {
   State& s = *state_;
   LoadingStep loading(s.mutex, s.steps, s.loading, step, directory_);
-  return ckpt::metadata(loading.path());
+  const internal::StepCopy copy(s.remote.get(), loading.checkpoint(),
+                                {kDefaultCheckpointableName});
+  return ckpt::metadata(copy.path());
 }
 
 CheckpointablesMetadata Checkpointer::checkpointables_metadata(
     std::optional<int64_t> step) {
   State& s = *state_;
   LoadingStep loading(s.mutex, s.steps, s.loading, step, directory_);
-  return ckpt::checkpointables_metadata(loading.path());
+  const internal::StepCopy copy(s.remote.get(), loading.checkpoint(), {});
+  return ckpt::checkpointables_metadata(copy.path());
 }
 
 RootMetadata Checkpointer::root_metadata() const {
@@ -510,12 +576,16 @@ void Checkpointer::wait() {
         " committed but does not read back: " + committed.problem);
   }
   std::vector<CheckpointStep> doomed;
+  bool replaced_remote = false;
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     // An overwritten step replaces its old entry.
     s.steps.erase(std::remove_if(s.steps.begin(), s.steps.end(),
                                  [&](const CheckpointStep& c) {
-                                   return c.step == committed.checkpoint.step;
+                                   const bool same =
+                                       c.step == committed.checkpoint.step;
+                                   replaced_remote |= same && c.remote;
+                                   return same;
                                  }),
                   s.steps.end());
     s.unread.erase(committed.checkpoint.step);
@@ -549,25 +619,39 @@ void Checkpointer::wait() {
   }
   if (!s.primary) return;
   for (const CheckpointStep& old : doomed) {
-    // Renamed away first, so that it disappears at once; the temporary
-    // name says whose it is, should this process die while removing it.
-    const fs::path away = internal::temporary_path_for(old.path);
-    std::error_code ec;
-    fs::rename(old.path, away, ec);
-    if (ec) {
-      internal::log(CKPT_LOG_WARNING,
-                    "could not delete step " + std::to_string(old.step) + " (" +
-                        old.path.string() + "): " + ec.message());
-      continue;
-    }
-    internal::remove_quietly(away);
+    if (old.local) remove_step_folder(old.path);
+    // Also when its upload is still queued: the removal comes after it.
+    if (s.remote) s.remote->remove(old.step);
   }
+  // Waits only while max_pending_uploads uploads are queued.
+  if (s.remote) {
+    s.remote->upload(committed.checkpoint.step, path, replaced_remote);
+  }
+}
+
+void Checkpointer::remove_step_folder(const fs::path& path) {
+  // Renamed away first, so that it disappears at once; the temporary name
+  // says whose it is, should this process die while removing it.
+  const fs::path away = internal::temporary_path_for(path);
+  std::error_code ec;
+  fs::rename(path, away, ec);
+  if (ec) {
+    internal::log(CKPT_LOG_WARNING, "could not delete step folder " +
+                                        path.string() + ": " + ec.message());
+    return;
+  }
+  internal::remove_quietly(away);
+}
+
+void Checkpointer::wait_for_uploads() {
+  if (state_->remote) state_->remote->finish();
 }
 
 void Checkpointer::close() {
   if (state_->closed) return;
   state_->closed = true;
   wait();
+  wait_for_uploads();
 }
 
 void Checkpointer::reload() {
