@@ -9,9 +9,15 @@
 // Started again, it resumes from the latest step. On SIGTERM or SIGINT it
 // saves the step it is at, waits for the commit and exits.
 //
+// With CKPT_REMOTE_ROOT=s3://bucket/prefix set, every step is also
+// persisted to S3 in the background (credentials and endpoint as the AWS
+// tools read them), only the newest step stays on the local disk, and a
+// run on a machine with an empty disk resumes from the newest remote step.
+//
 //   ./build/examples/training_loop [CHECKPOINT_ROOT] [STEPS]
 #include <ckpt/ckpt.h>
 #include <ckpt/proto.h>
+#include <ckpt/s3.h>
 
 #include <chrono>
 #include <cmath>
@@ -92,6 +98,11 @@ int run(int argc, char** argv) {
   options.preservation_policy = ckpt::AnyPreservationPolicy(
       {ckpt::LatestN(3), ckpt::BestN("loss", /*reverse=*/true, 2)});
   options.handle_preemption_signals = true;
+  if (const char* remote = std::getenv("CKPT_REMOTE_ROOT")) {
+    options.remote.store = ckpt::s3_store(remote);
+    options.remote.keep_local = 1;
+    std::printf("persisting steps to %s\n", remote);
+  }
   ckpt::Checkpointer checkpointer(root, options);
 
   // Resume: parameters into our own buffers, the iterator in place.
@@ -149,8 +160,10 @@ int run(int argc, char** argv) {
 
   std::printf("\nkept (latest 3 and best 2 by loss):\n");
   for (const ckpt::CheckpointStep& c : checkpointer.checkpoints()) {
-    std::printf("  step %3lld  loss %.4f  %s\n", static_cast<long long>(c.step),
-                c.metrics.value("loss", 0.0), c.path.c_str());
+    std::printf("  step %3lld  loss %.4f  %s%s\n",
+                static_cast<long long>(c.step), c.metrics.value("loss", 0.0),
+                c.local ? c.path.c_str() : "",
+                c.remote ? (c.local ? " (and remote)" : "remote only") : "");
   }
 
   // Restore a subset of the newest step: the iterator, not the parameters.

@@ -88,8 +88,7 @@ struct CKPT_API CheckpointStep {
   // sees, last, with `time` the moment its save started.
   bool in_flight = false;
   // Where it is (RemoteTierOptions): on the local disk, persisted in the
-  // remote store, or both. A step only in the store has no metrics and its
-  // `time` is its commit time there.
+  // remote store, or both.
   bool local = true;
   bool remote = false;
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "format/checkpoint_metadata.h"
 #include "format/names.h"
 #include "save/atomic_commit.h"
 #include "util/error_conversion.h"
@@ -56,20 +57,22 @@ std::vector<CheckpointStep> RemoteTier::list(const fs::path& root) const {
     c.path = root / name;
     c.local = false;
     c.remote = true;
-    // The commit time: the step's own _CHECKPOINT_METADATA (small).
+    // Its commit time and metrics: its own _CHECKPOINT_METADATA (small).
     try {
       const RemoteCheckpoint remote =
           open_remote_checkpoint(*options_.store, name);
-      const nlohmann::json meta = nlohmann::json::parse(
-          options_.store->get(remote.key_of(kCheckpointMetadataFile), 0,
-                              1 << 20),
-          nullptr, false);
-      if (meta.is_object() && meta.contains("commit_timestamp_nsecs") &&
-          meta["commit_timestamp_nsecs"].is_number_integer()) {
+      const std::string text = options_.store->get(
+          remote.key_of(kCheckpointMetadataFile), 0, 1 << 20);
+      const nlohmann::json meta = nlohmann::json::parse(text, nullptr, false);
+      CheckpointInfo info;
+      if (meta.is_object()) read_checkpoint_metadata_fields(meta, text, info);
+      if (info.commit_timestamp_nsecs) {
         c.time = std::chrono::system_clock::time_point(
             std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                std::chrono::nanoseconds(
-                    meta["commit_timestamp_nsecs"].get<int64_t>())));
+                std::chrono::nanoseconds(*info.commit_timestamp_nsecs)));
+      }
+      if (info.metrics.is_object() && !info.metrics.empty()) {
+        c.metrics = info.metrics;
       }
     } catch (const Error& e) {
       log(CKPT_LOG_WARNING, "remote step " + url_ + "/" + name +

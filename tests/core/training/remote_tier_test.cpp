@@ -84,10 +84,11 @@ TEST_CASE("steps go up behind the local disk and are listed in both",
   auto store = directory_store((dir / "store").string());
   {
     Checkpointer c(dir / "local", remote_options(store));
-    for (int64_t step : {1, 2, 3}) c.save_pytree(step, tree_of(step));
+    for (int64_t step : {1, 2, 3}) {
+      c.save_pytree(step, tree_of(step), nlohmann::json{{"loss", step}});
+    }
     c.wait_for_uploads();
-    CHECK(remote_steps(*store) ==
-          std::vector<std::string>{"1", "2", "3"});
+    CHECK(remote_steps(*store) == std::vector<std::string>{"1", "2", "3"});
     const auto where = places(c);
     CHECK(where.at(3) == std::make_pair(true, true));
     c.close();
@@ -98,6 +99,7 @@ TEST_CASE("steps go up behind the local disk and are listed in both",
   CHECK(fresh.latest()->step == 3);
   CHECK_FALSE(fresh.latest()->local);
   CHECK(fresh.latest()->remote);
+  CHECK(fresh.latest()->metrics == nlohmann::json{{"loss", 3}});
   CHECK(fresh.load_pytree() == tree_of(3));
   CHECK(fresh.load_pytree(1) == tree_of(1));
   CHECK(fresh.metadata(2).name == "state");
