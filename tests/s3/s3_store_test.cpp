@@ -2,6 +2,7 @@
 // fault-injecting proxy before it: run under tests/s3/s3_env.py, which
 // starts both and sets CKPT_TEST_S3_*.
 #include <ckpt/checkpoint.h>
+#include <ckpt/checkpointer.h>
 #include <ckpt/errors.h>
 #include <ckpt/remote.h>
 #include <ckpt/s3.h>
@@ -48,6 +49,18 @@ S3Options fast_retries() {
   options.max_backoff_seconds = 0.05;
   options.stall_timeout_seconds = 1;
   options.part_size = 5 << 20;
+  return options;
+}
+
+S3Options s3_options_with(int max_attempts) {
+  S3Options options = fast_retries();
+  options.max_attempts = max_attempts;
+  return options;
+}
+
+S3Options fast_retries_at(const std::string& endpoint) {
+  S3Options options = fast_retries();
+  options.endpoint = endpoint;
   return options;
 }
 
@@ -388,4 +401,113 @@ TEST_CASE("the tool copies, lists and reads checkpoints in S3", "[s3]") {
       tool("cp " + local.string() + " " + (dir / "x").string());
   CHECK(local_only.status == 1);
   CHECK_THAT(local_only.output, Catch::Contains("must be an s3:// URL"));
+}
+
+TEST_CASE("a Checkpointer on S3: foreign keys stay, steps are found", "[s3]") {
+  const std::string prefix = fresh_prefix();
+  auto store = store_at(prefix);
+  TempDir dir;
+  // Keys of others under the prefix: never steps, never touched.
+  write_file(dir / "note", "theirs");
+  store->put_file("README.txt", (dir / "note").string());
+  store->put_file("7/notes.txt", (dir / "note").string());
+  store->put_file("other_run/_CKPT_REMOTE", (dir / "note").string());
+  CheckpointerOptions options;
+  options.remote.store = store;
+  options.preservation_policy = LatestN(1);
+  {
+    Checkpointer c(dir / "a", options);
+    CHECK(c.checkpoints().empty());
+    c.save_pytree(1, sample_tree());
+    c.save_pytree(2, sample_tree());
+    c.close();
+  }
+  Checkpointer fresh(dir / "b", options);
+  REQUIRE(fresh.checkpoints().size() == 1);
+  CHECK(fresh.latest()->step == 2);
+  CHECK(fresh.load_pytree() == sample_tree());
+  for (const std::string key :
+       {"README.txt", "7/notes.txt", "other_run/_CKPT_REMOTE"}) {
+    CHECK(store->get(key) == "theirs");
+  }
+  CHECK(store->list("1/").empty());
+}
+
+TEST_CASE("an unreachable store is a clear error; local steps stay whole",
+          "[s3]") {
+  TempDir dir;
+  {
+    Checkpointer local_only(dir / "local");
+    local_only.save_pytree(1, sample_tree());
+  }
+  S3Options s3 = fast_retries();
+  s3.max_attempts = 2;
+  s3.endpoint = "http://127.0.0.1:1";
+  CheckpointerOptions options;
+  options.remote.store =
+      s3_store("s3://" + env("CKPT_TEST_S3_BUCKET") + "/x", s3);
+  // Which step is newest cannot be known: opening the root fails.
+  CHECK_THAT(
+      message_of<IOError>([&] { Checkpointer c(dir / "local", options); }),
+      Catch::Contains("s3://" + env("CKPT_TEST_S3_BUCKET") + "/x") &&
+          Catch::Contains("failed after 2 tries"));
+  CHECK(load(dir / "local" / "1") == sample_tree());
+  // A store that goes away after the open: the save commits locally, the
+  // upload's failure comes at close.
+  options.remote.store =
+      store_at(fresh_prefix(), /*through_proxy=*/true, s3_options_with(2));
+  Checkpointer c(dir / "other", options);
+  inject({{"fault", "drop"}, {"times", 1000}});
+  c.save_pytree(5, sample_tree());
+  CHECK_THAT(message_of<IOError>([&] { c.close(); }),
+             Catch::Contains("failed after 2 tries"));
+  control("DELETE", "");
+  CHECK(load(dir / "other" / "5") == sample_tree());
+}
+
+TEST_CASE("SIGKILL during an upload: no partial step; the next run uploads",
+          "[s3]") {
+  TempDir dir;
+  const std::string root =
+      "s3://" + env("CKPT_TEST_S3_BUCKET") + "/" + fresh_prefix();
+  // Uploads of the example's arrays stall (5 s each) behind the proxy; the
+  // loop is killed while they hang.
+  inject({{"method", "PUT"},
+          {"path", "arrays.h5"},
+          {"fault", "stall"},
+          {"times", 1000}});
+  const std::string run = CKPT_BUILD_ROOT "/examples/training_loop " +
+                          (dir / "local").string() + " ";
+  const auto killed =
+      test::run_command("CKPT_REMOTE_ROOT=" + root + " AWS_ENDPOINT_URL=" +
+                        env("CKPT_TEST_S3_PROXY") + " timeout -s KILL 4 " +
+                        run + "1000000 > /dev/null 2>&1");
+  CHECK(killed.status != 0);
+  control("DELETE", "");
+  // The remote root shows whole steps only.
+  auto store = s3_store(root, fast_retries_at(env("CKPT_TEST_S3_ENDPOINT")));
+  for (const RemoteObject& o : store->list("")) {
+    const size_t slash = o.key.find('/');
+    if (o.key.substr(slash + 1) != kRemoteCommitRecord) continue;
+    const RemoteCheckpoint c =
+        open_remote_checkpoint(*store, o.key.substr(0, slash));
+    for (const RemoteFile& f : c.files) {
+      CHECK(store->list(c.key_of(f.path)).size() == 1);
+    }
+  }
+  const size_t local_steps = Checkpointer(dir / "local").checkpoints().size();
+  REQUIRE(local_steps > 0);
+  // The next run (no faults now) persists what the killed one did not.
+  const auto next =
+      test::run_command("CKPT_REMOTE_ROOT=" + root + " AWS_ENDPOINT_URL=" +
+                        env("CKPT_TEST_S3_ENDPOINT") + " " + run + "10 2>&1");
+  INFO(next.output);
+  CHECK(next.status == 0);
+  CheckpointerOptions options;
+  options.remote.store = store;
+  Checkpointer after(dir / "local", options);
+  for (const CheckpointStep& c : after.checkpoints()) {
+    INFO(c.step);
+    CHECK(c.remote);
+  }
 }
