@@ -14,6 +14,9 @@
 // tools read them), only the newest step stays on the local disk, and a
 // run on a machine with an empty disk resumes from the newest remote step.
 //
+// CKPT_EXAMPLE_STEP_MS=N makes each training step take N ms more (a
+// stand-in for real work, as tools/bench/s3_bench.py uses it).
+//
 //   ./build/examples/training_loop [CHECKPOINT_ROOT] [STEPS]
 #include <ckpt/ckpt.h>
 #include <ckpt/proto.h>
@@ -25,6 +28,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "run_config.pb.h"
 
@@ -72,6 +76,8 @@ double ms_since(Clock::time_point start) {
 int run(int argc, char** argv) {
   const fs::path root = argc > 1 ? argv[1] : "demo-checkpoints";
   const int64_t steps_per_run = argc > 2 ? std::atoll(argv[2]) : 60;
+  const char* step_ms_text = std::getenv("CKPT_EXAMPLE_STEP_MS");
+  const int64_t step_ms = step_ms_text ? std::atoll(step_ms_text) : 0;
 
   ckpt::example::RunConfig config;
   config.set_model("mlp");
@@ -136,6 +142,7 @@ int run(int argc, char** argv) {
     for (float& w : kernel) w = w * 0.999f + 0.001f * std::sin(step);
     for (float& b : bias) b += 0.01f;
     for (int i = 0; i < 64; ++i) iterator->next();
+    std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
     const double loss = 1.0 / step + 0.05 * std::sin(0.7 * step);
 
     auto start = Clock::now();
