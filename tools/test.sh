@@ -98,28 +98,28 @@ if ! ./tools/check-size.sh; then
   status=1
 fi
 
+# run_catch LOG NAME COMMAND...: runs a Catch2 test binary (COMMAND) into
+# LOG and adds its test cases to the counts.
+run_catch() {
+  local log=$1 name=$2 rc
+  shift 2
+  "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  catch_counts "$log" "$name" "$rc"
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ "$rc" -ne 0 ]; then status=1; fi
+}
+
 for dir in build build-sanitize; do
   echo "== tests in $dir"
-  log="$dir/test-output.txt"
-  "$dir/tests/ckpt_tests" --order lex 2>&1 | tee "$log"
-  rc=${PIPESTATUS[0]}
-  catch_counts "$log" "$dir/tests/ckpt_tests" "$rc"
-  passed=$((passed + p))
-  failed=$((failed + f))
-  if [ "$rc" -ne 0 ]; then status=1; fi
-done
-# ckpt-s3 against moto's S3 server and the fault-injecting proxy, which
-# tests/s3/s3_env.py starts and stops around each run.
-for dir in build build-sanitize; do
+  run_catch "$dir/test-output.txt" "$dir/tests/ckpt_tests" \
+    "$dir/tests/ckpt_tests" --order lex
+  # ckpt-s3 against moto's S3 server and the fault-injecting proxy, which
+  # tests/s3/s3_env.py starts and stops around the run.
   echo "== S3 tests in $dir"
-  log="$dir/test-output-s3.txt"
-  "$CKPT_VENV_PYTHON" tests/s3/s3_env.py -- "$dir/tests/s3_tests" --order lex \
-    2>&1 | tee "$log"
-  rc=${PIPESTATUS[0]}
-  catch_counts "$log" "$dir/tests/s3_tests" "$rc"
-  passed=$((passed + p))
-  failed=$((failed + f))
-  if [ "$rc" -ne 0 ]; then status=1; fi
+  run_catch "$dir/test-output-s3.txt" "$dir/tests/s3_tests" \
+    "$CKPT_VENV_PYTHON" tests/s3/s3_env.py -- "$dir/tests/s3_tests" --order lex
 done
 # ckpt-s3's request signatures against botocore's; each request counts.
 run_counted build/test-output-s3-signer.txt '^ok  ' '^FAIL  ' \

@@ -1,12 +1,12 @@
 // s3_store(): RemoteStore over S3's REST protocol (ckpt/s3.h).
 #include <ckpt/errors.h>
 #include <ckpt/s3.h>
+#include <ckpt/sdk/parallel.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -63,33 +63,6 @@ class Slots {
   std::condition_variable cv_;
   int free_;
 };
-
-// Runs fn(i) for i in [0, count) on up to `threads` threads; rethrows the
-// first failure once all stopped.
-template <class Fn>
-void run_parallel(size_t count, int threads, Fn fn) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < count && !failed;) {
-      try {
-        fn(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-        failed = true;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  const size_t n = std::min<size_t>(count, static_cast<size_t>(threads));
-  for (size_t t = 1; t < n; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-}
 
 // The length a 206's Content-Range promises ("bytes a-b/size"), or
 // `fallback` when it has none.
@@ -178,12 +151,10 @@ class S3Store : public RemoteStore {
     const int64_t first = fetch_range(key, file.fd, 0, part, true);
     if (first <= part) return;
     const int64_t parts = (first + part - 1) / part;
-    run_parallel(static_cast<size_t>(parts - 1), options_.parallelism,
-                 [&](size_t i) {
-                   const int64_t offset = static_cast<int64_t>(i + 1) * part;
-                   fetch_range(key, file.fd, offset,
-                               std::min(part, first - offset), false);
-                 });
+    sdk::parallel_for(static_cast<size_t>(parts - 1), threads(), [&](size_t i) {
+      const int64_t offset = static_cast<int64_t>(i + 1) * part;
+      fetch_range(key, file.fd, offset, std::min(part, first - offset), false);
+    });
   }
 
   std::vector<RemoteObject> list(const std::string& prefix) override {
@@ -236,6 +207,9 @@ class S3Store : public RemoteStore {
   std::string join(const std::string& key) const {
     return prefix_.empty() ? key : prefix_ + "/" + key;
   }
+  size_t threads() const {
+    return static_cast<size_t>(std::max(1, options_.parallelism));
+  }
   std::string shown(const std::string& key) const {
     return "s3://" + bucket_ + "/" + join(key);
   }
@@ -287,7 +261,7 @@ class S3Store : public RemoteStore {
     const size_t parts = static_cast<size_t>((size + part - 1) / part);
     std::vector<std::string> etags(parts);
     try {
-      run_parallel(parts, options_.parallelism, [&](size_t i) {
+      sdk::parallel_for(parts, threads(), [&](size_t i) {
         const int64_t offset = static_cast<int64_t>(i) * part;
         const std::string bytes =
             read_range(fd, offset, std::min(part, size - offset), path);

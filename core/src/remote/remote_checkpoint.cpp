@@ -3,20 +3,18 @@
 #include <ckpt/errors.h>
 #include <ckpt/layout.h>
 #include <ckpt/remote.h>
+#include <ckpt/sdk/parallel.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <exception>
 #include <filesystem>
-#include <mutex>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "format/checksums.h"
@@ -80,34 +78,10 @@ bool is_attempt_name(const std::string& name) {
          parse_hex64(name.substr(8), ignored);
 }
 
-// Runs fn(i) for i in [0, count) on up to `parallelism` threads; the first
-// failure stops the rest from starting and is rethrown.
-template <class Fn>
-void parallel_for(size_t count, int parallelism, Fn fn) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&] {
-    for (;;) {
-      const size_t i = next.fetch_add(1);
-      if (i >= count || failed.load()) return;
-      try {
-        fn(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-        failed = true;
-      }
-    }
-  };
-  const size_t threads =
-      std::min<size_t>(count, static_cast<size_t>(std::max(1, parallelism)));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
+// fn(i) for i in [0, count), on up to `parallelism` threads.
+void parallel_for(size_t count, int parallelism,
+                  const std::function<void(size_t)>& fn) {
+  sdk::parallel_for(count, static_cast<size_t>(std::max(1, parallelism)), fn);
 }
 
 struct LocalTree {

@@ -5,9 +5,10 @@
 #ifndef CKPT_PLUGINS_PYTREE_RUNTIME_PARALLEL_H_
 #define CKPT_PLUGINS_PYTREE_RUNTIME_PARALLEL_H_
 
+#include <ckpt/sdk/parallel.h>
+
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 
 namespace ckpt::pytree {
 
@@ -16,12 +17,8 @@ namespace ckpt::pytree {
 size_t threads_for(uint64_t bytes);
 constexpr uint64_t kParallelBytes = 8u << 20;
 
-// Runs task(i) for every i in [0, count) on up to `threads` threads (the
-// calling one included), each taking the next index. Returns once every
-// started task has ended; rethrows the first exception a task threw, and
-// then the indices not yet taken are not run.
-void parallel_for(size_t count, size_t threads,
-                  const std::function<void(size_t)>& task);
+// The SDK's loop over threads.
+using sdk::parallel_for;
 
 }  // namespace ckpt::pytree
 
