@@ -658,8 +658,11 @@ void Checkpointer::reload() {
   State& s = *state_;
   internal::RootFolders listing =
       internal::list_root_folders(directory_, s.options.step_name_format);
+  std::vector<CheckpointStep> remote;
+  if (s.remote) remote = s.remote->list(directory_);
   std::lock_guard<std::mutex> lock(s.mutex);
   know_by_name(std::move(listing.steps), s.steps, s.unread);
+  internal::merge_remote_steps(s.steps, std::move(remote));
 }
 
 bool Checkpointer::reached_preemption() const {

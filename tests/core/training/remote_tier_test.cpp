@@ -122,6 +122,9 @@ TEST_CASE("local copies beyond keep_local go once persisted", "[remote]") {
   CHECK_FALSE(fs::exists(dir / "local" / "10"));
   CHECK(fs::exists(dir / "local" / "30"));
   CHECK(c.load_pytree(10) == tree_of(10));
+  // A reload sees both places again.
+  c.reload();
+  CHECK(places(c) == where);
   c.close();
 }
 
