@@ -472,6 +472,7 @@ Value to_value(nb::handle h, const std::string& where) {
   }
   if (PyDict_Check(p)) {
     Value::Dict items;
+    items.reserve(static_cast<size_t>(PyDict_Size(p)));
     for (auto [key, child] : nb::borrow<nb::dict>(h)) {
       if (!PyUnicode_Check(key.ptr())) {
         refuse(where, "the key " + shown(key) + " is a " +
@@ -490,6 +491,7 @@ Value to_value(nb::handle h, const std::string& where) {
   }
   if (PyList_Check(p) || PyTuple_Check(p)) {
     Value::List items;
+    items.reserve(static_cast<size_t>(Py_SIZE(p)));
     size_t i = 0;
     for (nb::handle child : h) {
       std::optional<Value> array = contiguous_numpy(child.ptr());
