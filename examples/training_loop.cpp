@@ -137,6 +137,9 @@ int run(int argc, char** argv) {
         static_cast<long long>(iterator->position));
   }
 
+  // Where the dataset was at the newest save (the resumed step's, or a
+  // save of this run's), to check the restore against at the end.
+  int64_t saved_epoch = iterator->epoch, saved_position = iterator->position;
   for (int64_t step = first; step < first + steps_per_run; ++step) {
     // "Training": touch every parameter and advance the data.
     for (float& w : kernel) w = w * 0.999f + 0.001f * std::sin(step);
@@ -152,6 +155,8 @@ int run(int argc, char** argv) {
              {"config", ckpt::proto_value(config)},
              {"dataset", ckpt::Value::stateful(iterator)}},
             nlohmann::json{{"loss", loss}})) {
+      saved_epoch = iterator->epoch;
+      saved_position = iterator->position;
       std::printf(
           "step %3lld: loss %.4f, save started; training resumed "
           "after %.2f ms\n",
@@ -173,6 +178,10 @@ int run(int argc, char** argv) {
                 c.remote ? (c.local ? " (and remote)" : "remote only") : "");
   }
 
+  if (!checkpointer.latest()) {
+    std::printf("no step saved yet (a save every 10 steps)\n");
+    return 0;
+  }
   // Restore a subset of the newest step: the iterator, not the parameters.
   auto restored = std::make_shared<DatasetIterator>();
   checkpointer.load_checkpointables(
@@ -182,9 +191,11 @@ int run(int argc, char** argv) {
       "epoch %lld, position %lld)\n",
       static_cast<long long>(restored->epoch),
       static_cast<long long>(restored->position),
-      static_cast<long long>(iterator->epoch),
-      static_cast<long long>(iterator->position));
-  return restored->position == iterator->position ? 0 : 1;
+      static_cast<long long>(saved_epoch),
+      static_cast<long long>(saved_position));
+  return restored->epoch == saved_epoch && restored->position == saved_position
+             ? 0
+             : 1;
 }
 
 int main(int argc, char** argv) {
