@@ -32,12 +32,6 @@ constexpr std::string_view kEnd = "end ";
 constexpr int kMaxFolderDepth = 64;
 constexpr size_t kHashBuffer = 1 << 20;
 
-std::string hex16(uint64_t v) {
-  char out[17];
-  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(v));
-  return out;
-}
-
 std::string encode_path(const std::string& path) {
   static const char* digits = "0123456789ABCDEF";
   std::string out;
@@ -96,18 +90,6 @@ bool parse_u64(std::string_view s, uint64_t& out) {
   return true;
 }
 
-bool parse_hex16(std::string_view s, uint64_t& out) {
-  if (s.size() != 16) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    int d = hex_digit(c);
-    if (d < 0) return false;
-    v = (v << 4) | static_cast<uint64_t>(d);
-  }
-  out = v;
-  return true;
-}
-
 bool decode_path(std::string_view s, std::string& out) {
   out.clear();
   for (size_t i = 0; i < s.size(); ++i) {
@@ -143,6 +125,24 @@ std::string parent_of(const std::string& path) {
 }
 
 }  // namespace
+
+std::string hex16(uint64_t v) {
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(v));
+  return out;
+}
+
+bool parse_hex16(std::string_view s, uint64_t& out) {
+  if (s.size() != 16) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    int d = hex_digit(c);
+    if (d < 0) return false;
+    v = (v << 4) | static_cast<uint64_t>(d);
+  }
+  out = v;
+  return true;
+}
 
 uint64_t xxh3_of(const void* data, size_t size) {
   return XXH3_64bits(data, size);

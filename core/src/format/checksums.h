@@ -46,6 +46,11 @@ struct ChecksumRecord {
   const FileRecord* find(std::string_view path) const;
 };
 
+// A 64-bit hash as 16 lower-case hex digits, and back (exactly 16 digits,
+// either case; false for anything else).
+std::string hex16(uint64_t v);
+bool parse_hex16(std::string_view s, uint64_t& out);
+
 // XXH3-64 of `size` bytes.
 uint64_t xxh3_of(const void* data, size_t size);
 

@@ -39,27 +39,6 @@ std::string join_key(const std::string& prefix, const std::string& rest) {
   return prefix.empty() ? rest : prefix + "/" + rest;
 }
 
-std::string hex64(uint64_t v) {
-  char text[17];
-  std::snprintf(text, sizeof text, "%016llx",
-                static_cast<unsigned long long>(v));
-  return text;
-}
-
-bool parse_hex64(const std::string& text, uint64_t& out) {
-  if (text.size() != 16) return false;
-  uint64_t v = 0;
-  for (char c : text) {
-    int d = -1;
-    if (c >= '0' && c <= '9') d = c - '0';
-    if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    if (d < 0) return false;
-    v = v << 4 | static_cast<uint64_t>(d);
-  }
-  out = v;
-  return true;
-}
-
 // A name no other upload picks: time, process and randomness.
 std::string new_attempt_name() {
   std::random_device random;
@@ -69,13 +48,13 @@ std::string new_attempt_name() {
       static_cast<uint64_t>(
           std::chrono::steady_clock::now().time_since_epoch().count()) ^
       (static_cast<uint64_t>(::getpid()) << 40);
-  return "attempt-" + hex64(bits);
+  return "attempt-" + internal::hex16(bits);
 }
 
 bool is_attempt_name(const std::string& name) {
   uint64_t ignored = 0;
   return name.size() == 24 && name.rfind("attempt-", 0) == 0 &&
-         parse_hex64(name.substr(8), ignored);
+         internal::parse_hex16(name.substr(8), ignored);
 }
 
 // fn(i) for i in [0, count), on up to `parallelism` threads.
@@ -127,8 +106,9 @@ LocalTree walk(const fs::path& root, int parallelism) {
 std::string record_text(const std::string& attempt, const LocalTree& tree) {
   json files = json::array();
   for (const RemoteFile& f : tree.files) {
-    files.push_back(
-        {{"path", f.path}, {"size", f.size}, {"xxh3", hex64(f.xxh3)}});
+    files.push_back({{"path", f.path},
+                     {"size", f.size},
+                     {"xxh3", internal::hex16(f.xxh3)}});
   }
   return json{{"format", kRecordFormat},
               {"version", kRecordVersion},
@@ -193,7 +173,8 @@ ParsedRecord parse_record(const std::string& text, const std::string& shown) {
     }
     file.size = size.get<int64_t>();
     const json& xxh3 = f["xxh3"];
-    if (!xxh3.is_string() || !parse_hex64(xxh3.get<std::string>(), file.xxh3)) {
+    if (!xxh3.is_string() ||
+        !internal::parse_hex16(xxh3.get<std::string>(), file.xxh3)) {
       throw damaged("the xxh3 of " + file.path + " is not 16 hex digits");
     }
     if (!seen.insert(file.path).second) {
@@ -365,12 +346,13 @@ void download_checkpoint(RemoteStore& store, const std::string& prefix,
           break;
         }
         if (attempt == kDownloadTries) {
-          throw DataLossError(
-              "downloaded " + store.url() + "/" + key + " differs from its " +
-              "commit record in " + std::to_string(kDownloadTries) +
-              " tries (" + std::to_string(got.size) + " bytes, xxh3 " +
-              hex64(got.xxh3) + "; recorded " + std::to_string(f.size) +
-              " bytes, xxh3 " + hex64(f.xxh3) + ")");
+          throw DataLossError("downloaded " + store.url() + "/" + key +
+                              " differs from its " + "commit record in " +
+                              std::to_string(kDownloadTries) + " tries (" +
+                              std::to_string(got.size) + " bytes, xxh3 " +
+                              internal::hex16(got.xxh3) + "; recorded " +
+                              std::to_string(f.size) + " bytes, xxh3 " +
+                              internal::hex16(f.xxh3) + ")");
         }
       }
     });
