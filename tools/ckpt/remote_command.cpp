@@ -116,11 +116,7 @@ int run_ls_remote(const Common& common, const std::string& url) {
   // Committed steps: folders directly below the root with a commit record.
   std::map<int64_t, std::string> steps;
   std::vector<std::string> others;
-  const std::string record = std::string("/") + kRemoteCommitRecord;
-  for (const RemoteObject& o : store->list("")) {
-    const size_t slash = o.key.find('/');
-    if (slash == std::string::npos || o.key.substr(slash) != record) continue;
-    const std::string name = o.key.substr(0, slash);
+  for (const std::string& name : list_remote_checkpoints(*store)) {
     const std::optional<int64_t> step = step_of(name);
     if (step) {
       steps[*step] = name;

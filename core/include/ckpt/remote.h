@@ -101,6 +101,11 @@ struct CKPT_API RemoteCheckpoint {
 CKPT_API RemoteCheckpoint open_remote_checkpoint(RemoteStore& store,
                                                  const std::string& prefix);
 
+// The names of the checkpoints committed directly below the store's root
+// (each a prefix holding a commit record), sorted; other keys are passed
+// over.
+CKPT_API std::vector<std::string> list_remote_checkpoints(RemoteStore& store);
+
 // Uploads the committed checkpoint at `local_dir` to `prefix`, then
 // commits it there. AlreadyExistsError when a checkpoint is already
 // committed at `prefix` (this upload's files are then removed).

@@ -228,6 +228,18 @@ std::string RemoteCheckpoint::key_of(const std::string& path) const {
   return join_key(join_key(prefix, attempt), path);
 }
 
+std::vector<std::string> list_remote_checkpoints(RemoteStore& store) {
+  std::vector<std::string> names;
+  const std::string record = std::string("/") + kRemoteCommitRecord;
+  for (const RemoteObject& o : store.list("")) {
+    const size_t slash = o.key.find('/');
+    if (slash != std::string::npos && o.key.substr(slash) == record) {
+      names.push_back(o.key.substr(0, slash));
+    }
+  }
+  return names;  // sorted, as list() is
+}
+
 RemoteCheckpoint open_remote_checkpoint(RemoteStore& store,
                                         const std::string& prefix) {
   return read_record(store, prefix).checkpoint;

@@ -45,11 +45,7 @@ RemoteTier::~RemoteTier() {
 
 std::vector<CheckpointStep> RemoteTier::list(const fs::path& root) const {
   std::vector<CheckpointStep> out;
-  const std::string record = std::string("/") + kRemoteCommitRecord;
-  for (const RemoteObject& o : options_.store->list("")) {
-    const size_t slash = o.key.find('/');
-    if (slash == std::string::npos || o.key.substr(slash) != record) continue;
-    const std::string name = o.key.substr(0, slash);
+  for (const std::string& name : list_remote_checkpoints(*options_.store)) {
     const std::optional<int64_t> step = format_.parse(name);
     if (!step) continue;  // another checkpoint, or a foreign key
     CheckpointStep c;
