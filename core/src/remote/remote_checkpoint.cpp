@@ -15,10 +15,12 @@
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "format/checksums.h"
 #include "format/names.h"
+#include "remote/remote_upload.h"
 
 namespace ckpt {
 namespace {
@@ -63,49 +65,11 @@ void parallel_for(size_t count, int parallelism,
   sdk::parallel_for(count, static_cast<size_t>(std::max(1, parallelism)), fn);
 }
 
-struct LocalTree {
-  std::vector<std::string> folders;
-  std::vector<RemoteFile> files;
-};
-
-// Every folder and regular file under `root`, hashed; anything else (a
-// link, a device) is InvalidArgumentError naming it.
-LocalTree walk(const fs::path& root, int parallelism) {
-  LocalTree tree;
-  std::error_code ec;
-  fs::recursive_directory_iterator it(root, ec), end;
-  if (ec) throw_os_error(ec.value(), "cannot read " + root.string());
-  for (; it != end; it.increment(ec)) {
-    if (ec) throw_os_error(ec.value(), "cannot read " + root.string());
-    const fs::file_status status = it->symlink_status(ec);
-    const std::string rel =
-        it->path().lexically_relative(root).generic_string();
-    if (fs::is_directory(status)) {
-      tree.folders.push_back(rel);
-    } else if (fs::is_regular_file(status)) {
-      tree.files.push_back({rel, 0, 0});
-    } else {
-      throw InvalidArgumentError(it->path().string() +
-                                 " is neither a folder nor a regular file; "
-                                 "a checkpoint holds only those");
-    }
-  }
-  parallel_for(tree.files.size(), parallelism, [&](size_t i) {
-    const internal::FileDigest digest =
-        internal::xxh3_of_file((root / tree.files[i].path).string());
-    tree.files[i].size = static_cast<int64_t>(digest.size);
-    tree.files[i].xxh3 = digest.xxh3;
-  });
-  std::sort(tree.folders.begin(), tree.folders.end());
-  std::sort(
-      tree.files.begin(), tree.files.end(),
-      [](const RemoteFile& a, const RemoteFile& b) { return a.path < b.path; });
-  return tree;
-}
-
-std::string record_text(const std::string& attempt, const LocalTree& tree) {
+std::string record_text(const std::string& attempt,
+                        const std::vector<std::string>& folders,
+                        const std::vector<RemoteFile>& tree_files) {
   json files = json::array();
-  for (const RemoteFile& f : tree.files) {
+  for (const RemoteFile& f : tree_files) {
     files.push_back({{"path", f.path},
                      {"size", f.size},
                      {"xxh3", internal::hex16(f.xxh3)}});
@@ -113,7 +77,7 @@ std::string record_text(const std::string& attempt, const LocalTree& tree) {
   return json{{"format", kRecordFormat},
               {"version", kRecordVersion},
               {"attempt", attempt},
-              {"folders", tree.folders},
+              {"folders", folders},
               {"files", std::move(files)}}
       .dump(1);
 }
@@ -205,14 +169,6 @@ ParsedRecord read_record(RemoteStore& store, const std::string& prefix) {
   return record;
 }
 
-void remove_attempt(RemoteStore& store, const std::string& prefix,
-                    const std::string& attempt, int parallelism) {
-  const std::vector<RemoteObject> objects =
-      store.list(join_key(prefix, attempt) + "/");
-  parallel_for(objects.size(), parallelism,
-               [&](size_t i) { store.remove(objects[i].key); });
-}
-
 // Whether `path` lies in a top-level entry `only` asks for; the files
 // directly at the checkpoint's root (its own metadata) always do.
 bool wanted(const std::string& path, bool is_folder,
@@ -259,40 +215,18 @@ void upload_checkpoint(const std::string& local_dir, RemoteStore& store,
                              std::string(kCheckpointMetadataFile) + ")");
   }
   if (!prefix.empty()) internal::check_relative_key(prefix, "the prefix");
-  const std::string shown = join_key(store.url(), prefix);
-  const LocalTree tree = walk(root, options.parallelism);
+  internal::LocalTree tree = internal::list_local_tree(root);
   const std::string attempt = new_attempt_name();
-  const std::string attempt_prefix = join_key(prefix, attempt);
   try {
-    // The largest files first: they set the upload's length.
-    std::vector<size_t> order(tree.files.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return tree.files[a].size > tree.files[b].size;
-    });
-    parallel_for(order.size(), options.parallelism, [&](size_t i) {
-      const RemoteFile& f = tree.files[order[i]];
-      store.put_file(join_key(attempt_prefix, f.path),
-                     (root / f.path).string());
-    });
-    // The files did not change while they went up.
-    const LocalTree after = walk(root, options.parallelism);
-    for (size_t i = 0; i < tree.files.size(); ++i) {
-      if (i >= after.files.size() ||
-          after.files[i].path != tree.files[i].path ||
-          after.files[i].xxh3 != tree.files[i].xxh3) {
-        throw DataLossError("cannot upload " + local_dir + ": " +
-                            tree.files[i].path + " changed during the upload");
-      }
-    }
-    if (!store.put_if_absent(join_key(prefix, kRemoteCommitRecord),
-                             record_text(attempt, tree))) {
-      throw AlreadyExistsError("cannot upload " + local_dir + " to " + shown +
-                               ": a checkpoint is already committed there");
-    }
+    tree.files =
+        internal::upload_files(root, store, join_key(prefix, attempt),
+                               std::move(tree.files), options.parallelism);
+    internal::commit_remote_checkpoint(store, prefix, attempt, tree.folders,
+                                       std::move(tree.files), local_dir);
   } catch (...) {
     try {
-      remove_attempt(store, prefix, attempt, options.parallelism);
+      internal::remove_remote_attempt(store, prefix, attempt,
+                                      options.parallelism);
     } catch (const std::exception&) {
       // The first error is the one to report; the attempt stays, unnamed
       // by any record, for remove_remote_checkpoint.
@@ -396,4 +330,124 @@ void remove_remote_checkpoint(RemoteStore& store, const std::string& prefix) {
                [&](size_t i) { store.remove(objects[i].key); });
 }
 
+namespace internal {
+
+LocalTree list_local_tree(const fs::path& root) {
+  LocalTree tree;
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) {
+    throw NotFoundError("cannot read " + root.string() + ": no such folder");
+  }
+  fs::recursive_directory_iterator it(root, ec), end;
+  if (ec) throw_os_error(ec.value(), "cannot read " + root.string());
+  for (; it != end; it.increment(ec)) {
+    if (ec) throw_os_error(ec.value(), "cannot read " + root.string());
+    const fs::file_status status = it->symlink_status(ec);
+    const std::string rel =
+        it->path().lexically_relative(root).generic_string();
+    if (fs::is_directory(status)) {
+      tree.folders.push_back(rel);
+    } else if (fs::is_regular_file(status)) {
+      tree.files.push_back({rel, 0, 0});
+    } else {
+      throw InvalidArgumentError(it->path().string() +
+                                 " is neither a folder nor a regular file; "
+                                 "a checkpoint holds only those");
+    }
+  }
+  std::sort(tree.folders.begin(), tree.folders.end());
+  std::sort(
+      tree.files.begin(), tree.files.end(),
+      [](const RemoteFile& a, const RemoteFile& b) { return a.path < b.path; });
+  return tree;
+}
+
+std::string shared_attempt_name(const fs::path& root) {
+  const fs::path metadata = root / kCheckpointMetadataFile;
+  std::error_code ec;
+  if (!fs::is_regular_file(metadata, ec)) {
+    throw NotFoundError("cannot upload " + root.string() +
+                        ": it is no committed checkpoint (no " +
+                        std::string(kCheckpointMetadataFile) + ")");
+  }
+  return "attempt-" + hex16(xxh3_of_file(metadata.string()).xxh3);
+}
+
+int uploader_of(const std::string& path, int count, int primary) {
+  constexpr std::string_view kTag = "process_";
+  for (size_t at = path.find(kTag); at != std::string::npos;
+       at = path.find(kTag, at + 1)) {
+    size_t end = at + kTag.size();
+    int64_t k = 0;
+    while (end < path.size() && path[end] >= '0' && path[end] <= '9' &&
+           k < count) {
+      k = k * 10 + (path[end++] - '0');
+    }
+    const bool digits = end > at + kTag.size();
+    const bool bounded =
+        end == path.size() || path[end] < '0' || path[end] > '9';
+    if (digits && bounded && k < count) return static_cast<int>(k);
+  }
+  return primary;
+}
+
+std::vector<RemoteFile> upload_files(const fs::path& root, RemoteStore& store,
+                                     const std::string& attempt_prefix,
+                                     std::vector<RemoteFile> files,
+                                     int parallelism) {
+  const auto hash_all = [&](std::vector<RemoteFile>& out) {
+    parallel_for(out.size(), parallelism, [&](size_t i) {
+      const FileDigest digest = xxh3_of_file((root / out[i].path).string());
+      out[i].size = static_cast<int64_t>(digest.size);
+      out[i].xxh3 = digest.xxh3;
+    });
+  };
+  hash_all(files);
+  // The largest files first: they set the upload's length.
+  std::vector<size_t> order(files.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return files[a].size > files[b].size;
+  });
+  parallel_for(order.size(), parallelism, [&](size_t i) {
+    const RemoteFile& f = files[order[i]];
+    store.put_file(join_key(attempt_prefix, f.path), (root / f.path).string());
+  });
+  // The files did not change while they went up.
+  std::vector<RemoteFile> after = files;
+  hash_all(after);
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (after[i].size != files[i].size || after[i].xxh3 != files[i].xxh3) {
+      throw DataLossError("cannot upload " + root.string() + ": " +
+                          files[i].path + " changed during the upload");
+    }
+  }
+  return files;
+}
+
+void commit_remote_checkpoint(RemoteStore& store, const std::string& prefix,
+                              const std::string& attempt,
+                              const std::vector<std::string>& folders,
+                              std::vector<RemoteFile> files,
+                              const std::string& source) {
+  std::sort(
+      files.begin(), files.end(),
+      [](const RemoteFile& a, const RemoteFile& b) { return a.path < b.path; });
+  if (!store.put_if_absent(join_key(prefix, kRemoteCommitRecord),
+                           record_text(attempt, folders, files))) {
+    throw AlreadyExistsError("cannot upload " + source + " to " +
+                             join_key(store.url(), prefix) +
+                             ": a checkpoint is already committed there");
+  }
+}
+
+void remove_remote_attempt(RemoteStore& store, const std::string& prefix,
+                           const std::string& attempt, int parallelism) {
+  const std::vector<RemoteObject> objects =
+      store.list(join_key(prefix, attempt) + "/");
+  parallel_for(objects.size(), parallelism,
+               [&](size_t i) { store.remove(objects[i].key); });
+}
+
+}  // namespace internal
 }  // namespace ckpt
