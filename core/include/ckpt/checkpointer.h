@@ -479,8 +479,11 @@ list_checkpoint_root(const std::filesystem::path& root,
 // and latest() cover the steps of both places (CheckpointStep::local and
 // ::remote say which), and a step only in the store is downloaded when it
 // is loaded (only the checkpointables the load asks for). The preservation
-// policy prunes both places. In a job of many processes the primary host
-// uploads and prunes.
+// policy prunes both places. In a job of many processes each process
+// uploads the files it wrote (the primary those written for all), and the
+// primary commits a step once all parts are up: it learns that at the
+// job's next should_save() or wait_for_uploads(), which every process
+// calls; only the primary prunes.
 struct CKPT_API RemoteTierOptions {
   // E.g. ckpt::s3_store("s3://bucket/run") (ckpt/s3.h); null: no remote
   // tier.
@@ -639,7 +642,7 @@ class CKPT_API Checkpointer {
   // the pruning there is done); rethrows the first upload failure since the
   // last call (the step stays local, and is uploaded again when a
   // Checkpointer next opens the root). Returns at once without a remote
-  // tier.
+  // tier. In a job of many processes every process calls it (close() does).
   void wait_for_uploads();
   // wait(), wait_for_uploads(), then no more saves.
   void close();
@@ -661,6 +664,7 @@ class CKPT_API Checkpointer {
             const StepSaveOptions& options, bool async);
   void open_remote_tier();
   void drop_local_copies();
+  void mark_persisted(const std::vector<int64_t>& steps);
   static void remove_step_folder(const std::filesystem::path& path);
   bool decide(int64_t step, std::optional<int64_t> replacing);
 };

@@ -185,12 +185,16 @@ Checkpointer::Checkpointer(fs::path directory, CheckpointerOptions options)
 
 void Checkpointer::open_remote_tier() {
   State& s = *state_;
+  internal::TierProcess process;
+  if (s.collectives) {
+    process.index = s.collectives->process_index();
+    process.count = s.collectives->process_count();
+    process.primary = s.primary_host;
+  }
   s.remote = std::make_unique<internal::RemoteTier>(
-      s.options.remote, s.options.step_name_format, [this](int64_t step) {
-        {
-          std::lock_guard<std::mutex> lock(state_->mutex);
-          for (CheckpointStep& c : state_->steps) c.remote |= c.step == step;
-        }
+      s.options.remote, s.options.step_name_format, process,
+      [this](int64_t step) {
+        mark_persisted({step});
         drop_local_copies();
       });
   std::vector<CheckpointStep> remote = s.remote->list(directory_);
@@ -199,11 +203,17 @@ void Checkpointer::open_remote_tier() {
       internal::merge_remote_steps(s.steps, std::move(remote));
   // What an earlier run committed here but did not persist (it died, or
   // its uploads failed) goes up now.
-  if (!s.primary) return;
   for (const CheckpointStep& c : s.steps) {
     if (!c.local || in_store.count(c.step)) continue;
     if (!internal::read_step_folder(c.path, c.step).committed) continue;
     s.remote->upload(c.step, c.path, /*replace=*/false, /*no_wait=*/true);
+  }
+}
+
+void Checkpointer::mark_persisted(const std::vector<int64_t>& steps) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  for (CheckpointStep& c : state_->steps) {
+    c.remote |= std::find(steps.begin(), steps.end(), c.step) != steps.end();
   }
 }
 
@@ -308,16 +318,21 @@ bool Checkpointer::decide(int64_t step, std::optional<int64_t> replacing) {
   }
   // Every process must decide alike: the primary's decision, or any
   // process's preemption notice.
+  // The remote tier's reports travel with it.
   const std::vector<std::string> all = s.collectives->all_gather(
-      std::string{local ? '1' : '0', noticed ? '1' : '0'});
+      std::string{local ? '1' : '0', noticed ? '1' : '0'} +
+      (s.remote ? s.remote->report() : std::string()));
   bool decision = false;
+  std::vector<std::string> reports;
   for (size_t p = 0; p < all.size(); ++p) {
-    if (all[p].size() != 2) throw InternalError("bad should_save agreement");
+    if (all[p].size() < 2) throw InternalError("bad should_save agreement");
+    reports.push_back(all[p].substr(2));
     if (all[p][1] == '1') s.preemption_agreed = true;
     if (static_cast<int>(p) == s.primary_host && all[p][0] == '1') {
       decision = true;
     }
   }
+  if (s.remote) mark_persisted(s.remote->absorb(reports));
   const bool unsaved_notice = s.preemption_agreed && !s.preemption_saved;
   return (decision || unsaved_notice) && (!newest || step > *newest);
 }
@@ -617,9 +632,8 @@ void Checkpointer::wait() {
     }
     s.steps = std::move(kept);
   }
-  if (!s.primary) return;
   for (const CheckpointStep& old : doomed) {
-    if (old.local) remove_step_folder(old.path);
+    if (old.local && s.primary) remove_step_folder(old.path);
     // Also when its upload is still queued: the removal comes after it.
     if (s.remote) s.remote->remove(old.step);
   }
@@ -644,7 +658,13 @@ void Checkpointer::remove_step_folder(const fs::path& path) {
 }
 
 void Checkpointer::wait_for_uploads() {
-  if (state_->remote) state_->remote->finish();
+  State& s = *state_;
+  if (!s.remote) return;
+  if (!s.collectives || s.collectives->process_count() == 1) {
+    s.remote->finish();
+    return;
+  }
+  mark_persisted(s.remote->finish_job(*s.collectives, directory_));
 }
 
 void Checkpointer::close() {
