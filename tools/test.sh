@@ -125,7 +125,8 @@ done
 run_counted build/test-output-s3-signer.txt '^ok  ' '^FAIL  ' \
   "$CKPT_VENV_PYTHON" tests/s3/sigv4_check.py build/tests/sigv4_vectors
 # The multi-process tests: one run per process count, counted from process
-# 0's report (a failure on another process fails the run and is named).
+# 0's report (a failure on another process fails the run and is named),
+# with an S3 server for the remote tier's (tests/s3/s3_env.py).
 # Open MPI leaks at exit: LeakSanitizer stays off under mpirun.
 for dir in build build-sanitize; do
   exe="$dir/tests/mpi/ckpt_mpi_tests"
@@ -138,8 +139,9 @@ for dir in build build-sanitize; do
   for np in 1 2 4; do
     echo "== MPI tests in $dir, $np processes"
     log="$dir/test-output-mpi-$np.txt"
-    ASAN_OPTIONS=detect_leaks=0 timeout 600 mpirun --allow-run-as-root \
-      --oversubscribe -np "$np" "$exe" --order lex --use-colour no 2>&1 |
+    ASAN_OPTIONS=detect_leaks=0 timeout 600 "$CKPT_VENV_PYTHON" \
+      tests/s3/s3_env.py -- mpirun --allow-run-as-root --oversubscribe \
+      -np "$np" "$exe" --order lex --use-colour no 2>&1 |
       tee "$log"
     rc=${PIPESTATUS[0]}
     catch_counts "$log" "$exe with $np processes" "$rc"

@@ -297,6 +297,11 @@ def main():
                      "AWS_ENDPOINT_URL_S3"):
             env.pop(name, None)
         child = subprocess.Popen(argv, env=env)
+
+        # Stopped (a timeout's SIGTERM): the command first, then the server.
+        def stop(signum, frame):
+            child.send_signal(signum)
+        signal.signal(signal.SIGTERM, stop)
         try:
             return child.wait()
         except KeyboardInterrupt:
