@@ -377,6 +377,14 @@ TEST_CASE("the tool copies, lists and reads checkpoints in S3", "[s3]") {
   INFO(info.output);
   CHECK(info.status == 0);
   CHECK_THAT(info.output, Catch::Contains("state"));
+  // Named by its URL, never by the local copy read.
+  CHECK_THAT(info.output, Catch::Contains(root + "/step_3"));
+  CHECK_THAT(info.output, !Catch::Contains("ckpt-fetch"));
+  const auto no_key = tool("tree " + root + "/step_3 no_such_name");
+  INFO(no_key.output);
+  CHECK(no_key.status == 1);
+  CHECK_THAT(no_key.output, Catch::Contains(root + "/step_3") &&
+                                !Catch::Contains("ckpt-fetch"));
   const auto cat = tool("cat " + root + "/copied config");
   INFO(cat.output);
   CHECK(cat.status == 0);

@@ -11,6 +11,9 @@ namespace ckpt::tool {
 
 struct Common {
   bool json = false;
+  // The name to show for the checkpoint read (an s3:// URL read from a
+  // local copy); empty: its path.
+  std::string shown_as;
 };
 
 int run_plugins(const Common& common);

@@ -37,10 +37,10 @@ struct Row {
   bool present = true;
 };
 
-void print_json(const CheckpointInfo& info, const std::vector<Row>& rows,
-                uint64_t total) {
+void print_json(const CheckpointInfo& info, const std::string& shown,
+                const std::vector<Row>& rows, uint64_t total) {
   nlohmann::ordered_json out;
-  out["path"] = info.path.string();
+  out["path"] = shown;
   out["layout"] = info.layout == LayoutVersion::kV1            ? "v1"
                   : info.layout == LayoutVersion::kV0Composite ? "v0-composite"
                                                                : "v0-flat";
@@ -78,9 +78,9 @@ void print_json(const CheckpointInfo& info, const std::vector<Row>& rows,
   std::cout << out.dump(2) << "\n";
 }
 
-void print_text(const CheckpointInfo& info, const std::vector<Row>& rows,
-                uint64_t total) {
-  std::printf("checkpoint  %s\n", info.path.c_str());
+void print_text(const CheckpointInfo& info, const std::string& shown,
+                const std::vector<Row>& rows, uint64_t total) {
+  std::printf("checkpoint  %s\n", shown.c_str());
   std::printf("layout      %s\n", layout_text(info.layout));
   std::printf("complete    yes (committed %s)\n",
               time_text(info.commit_timestamp_nsecs).c_str());
@@ -165,10 +165,12 @@ int run_info(const Common& common, const std::string& dir) {
   }
   const uint64_t total = bytes_on_disk(info.path);
 
+  const std::string shown =
+      common.shown_as.empty() ? info.path.string() : common.shown_as;
   if (common.json) {
-    print_json(info, rows, total);
+    print_json(info, shown, rows, total);
   } else {
-    print_text(info, rows, total);
+    print_text(info, shown, rows, total);
   }
   return 0;
 }

@@ -80,6 +80,36 @@ CLI::App* add_cp(CLI::App& app, std::string& src, std::string& dst) {
   return cp;
 }
 
+// --json and --plugin-path, also after the subcommand.
+void add_common_flags(std::initializer_list<CLI::App*> commands,
+                      ckpt::tool::Common& common,
+                      std::vector<std::string>& plugin_paths) {
+  for (CLI::App* sub : commands) {
+    sub->add_flag("--json", common.json, "Print JSON for scripts");
+    sub->add_option("--plugin-path", plugin_paths,
+                    "Extra plugin folder (repeatable)");
+  }
+}
+
+// A command reading the checkpoint DIR.
+CLI::App* add_reader(CLI::App& app, const char* name, const char* what,
+                     std::string& dir) {
+  CLI::App* command = app.add_subcommand(name, what);
+  command->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
+  return command;
+}
+
+// `text` with each `from` (when not empty) replaced by `to`: a checkpoint
+// read from a local copy is named by its URL.
+std::string replaced(std::string text, const std::string& from,
+                     const std::string& to) {
+  for (size_t at = from.empty() ? std::string::npos : text.find(from);
+       at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -98,32 +128,26 @@ int main(int argc, char** argv) {
   bool full = false;
   auto* plugins = app.add_subcommand(
       "plugins", "The handler registry in registration order");
-  auto* info = app.add_subcommand(
-      "info", "Layout, timestamps, checkpointables and their handlers");
-  info->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
+  auto* info =
+      add_reader(app, "info",
+                 "Layout, timestamps, checkpointables and their handlers", dir);
   std::string keep;
   auto* ls = add_ls(app, dir, keep);
   auto* tree =
-      app.add_subcommand("tree", "A pytree's structure from its metadata");
-  tree->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
+      add_reader(app, "tree", "A pytree's structure from its metadata", dir);
   tree->add_option("NAME", name,
                    "Checkpointable (default: the pytree AUTO finds)");
-  auto* cat =
-      app.add_subcommand("cat", "Print a checkpointable or one key path of it");
-  cat->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
+  auto* cat = add_reader(app, "cat",
+                         "Print a checkpointable or one key path of it", dir);
   cat->add_option("NAME", target, "NAME or NAME/key/path")->required();
   cat->add_flag("--full", full, "Print every array element");
-  auto* verify = app.add_subcommand(
-      "verify", "Check completeness, checksums and that everything loads");
-  verify->add_option("DIR", dir, "Checkpoint folder or s3:// URL")->required();
+  auto* verify = add_reader(
+      app, "verify", "Check completeness, checksums and that everything loads",
+      dir);
   auto* convert = add_convert(app, dir, target, to);
   auto* cp = add_cp(app, dir, target);
-  // --json and --plugin-path also after the subcommand.
-  for (CLI::App* sub : {plugins, info, ls, tree, cat, verify, convert, cp}) {
-    sub->add_flag("--json", common.json, "Print JSON for scripts");
-    sub->add_option("--plugin-path", plugin_paths,
-                    "Extra plugin folder (repeatable)");
-  }
+  add_common_flags({plugins, info, ls, tree, cat, verify, convert, cp}, common,
+                   plugin_paths);
 
   if (!first_word_is_a_command(app, argc, argv)) return 2;
 
@@ -134,6 +158,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
 
+  std::string fetched;  // the local copy of an s3:// checkpoint
   try {
     for (const auto& folder : plugin_paths) ckpt::load_plugin_folder(folder);
     if (*plugins) return ckpt::tool::run_plugins(common);
@@ -148,16 +173,18 @@ int main(int argc, char** argv) {
         dir, *cat ? std::vector<std::string>{target.substr(0, target.find('/'))}
                   : std::vector<std::string>{});
     const std::string& path = local.path();
+    if (path != dir) {
+      common.shown_as = dir;
+      fetched = path;
+    }
     if (*info) return ckpt::tool::run_info(common, path);
     if (*tree) return ckpt::tool::run_tree(common, path, name);
     if (*cat) return ckpt::tool::run_cat(common, path, target, full);
     if (*verify) return ckpt::tool::run_verify(common, path);
     if (*convert) return ckpt::tool::run_convert(common, path, target, to);
-  } catch (const ckpt::Error& e) {
-    std::fprintf(stderr, "ckpt: %s\n", e.what());
-    return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "ckpt: %s\n", e.what());
+    std::fprintf(stderr, "ckpt: %s\n",
+                 replaced(e.what(), fetched, dir).c_str());
     return 1;
   }
   return 2;
