@@ -518,4 +518,14 @@ TEST_CASE("SIGKILL during an upload: no partial step; the next run uploads",
     INFO(c.step);
     CHECK(c.remote);
   }
+  // Nothing of the killed uploads is left: each step's keys are its
+  // record and its committed attempt's files.
+  for (const std::string& name : list_remote_checkpoints(*store)) {
+    const RemoteCheckpoint c = open_remote_checkpoint(*store, name);
+    for (const RemoteObject& o : store->list(name + "/")) {
+      INFO(o.key);
+      CHECK((o.key == name + "/" + kRemoteCommitRecord ||
+             o.key.rfind(name + "/" + c.attempt + "/", 0) == 0));
+    }
+  }
 }

@@ -39,20 +39,24 @@ class DirectoryStore : public RemoteStore {
 
   void put_file(const std::string& key,
                 const std::string& local_path) override {
-    const fs::path target = writable_path_of(key);
-    const fs::path temp = temp_beside(target);
-    std::error_code ec;
-    fs::copy_file(local_path, temp, fs::copy_options::overwrite_existing, ec);
-    if (ec) {
-      fs::remove(temp, ec);
-      throw_os_error(ec.value(),
-                     "cannot copy " + local_path + " to " + target.string());
-    }
-    fs::rename(temp, target, ec);
-    if (ec) {
+    // A removal of another key may take the (empty) folder just made: it
+    // is made again, a few times.
+    for (int tries = 1;; ++tries) {
+      const fs::path target = writable_path_of(key);
+      const fs::path temp = temp_beside(target);
+      std::error_code ec;
+      fs::copy_file(local_path, temp, fs::copy_options::overwrite_existing, ec);
+      const bool copied = !ec;
+      if (copied) fs::rename(temp, target, ec);
+      if (!ec) return;
       std::error_code ignored;
       fs::remove(temp, ignored);
-      throw_os_error(ec.value(), "cannot write " + target.string());
+      const bool folder_gone =
+          ec.value() == ENOENT && fs::exists(local_path, ignored);
+      if (folder_gone && tries < 5) continue;
+      throw_os_error(ec.value(), copied ? "cannot write " + target.string()
+                                        : "cannot copy " + local_path + " to " +
+                                              target.string());
     }
   }
 

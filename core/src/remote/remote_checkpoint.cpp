@@ -21,6 +21,7 @@
 #include "format/checksums.h"
 #include "format/names.h"
 #include "remote/remote_upload.h"
+#include "util/logging.h"
 
 namespace ckpt {
 namespace {
@@ -315,19 +316,7 @@ void remove_remote_checkpoint(RemoteStore& store, const std::string& prefix) {
   if (!prefix.empty()) internal::check_relative_key(prefix, "the prefix");
   store.remove(join_key(prefix, kRemoteCommitRecord));
   // Every attempt's files, committed or not; other keys are left alone.
-  std::vector<RemoteObject> objects = store.list(join_key(prefix, "attempt-"));
-  objects.erase(std::remove_if(objects.begin(), objects.end(),
-                               [&](const RemoteObject& o) {
-                                 const size_t start =
-                                     prefix.empty() ? 0 : prefix.size() + 1;
-                                 const size_t slash = o.key.find('/', start);
-                                 return slash == std::string::npos ||
-                                        !is_attempt_name(
-                                            o.key.substr(start, slash - start));
-                               }),
-                objects.end());
-  parallel_for(objects.size(), 8,
-               [&](size_t i) { store.remove(objects[i].key); });
+  internal::remove_remote_attempts_but(store, prefix, "", 8);
 }
 
 namespace internal {
@@ -439,12 +428,40 @@ void commit_remote_checkpoint(RemoteStore& store, const std::string& prefix,
                              join_key(store.url(), prefix) +
                              ": a checkpoint is already committed there");
   }
+  // What uploads to `prefix` left unfinished (killed, or beaten to the
+  // record and still removing theirs) is no checkpoint now, nor will be.
+  try {
+    remove_remote_attempts_but(store, prefix, attempt, 8);
+  } catch (const std::exception& e) {
+    log(CKPT_LOG_WARNING, "committed " + join_key(store.url(), prefix) +
+                              ", but could not remove what earlier uploads "
+                              "left there: " +
+                              e.what());
+  }
 }
 
 void remove_remote_attempt(RemoteStore& store, const std::string& prefix,
                            const std::string& attempt, int parallelism) {
   const std::vector<RemoteObject> objects =
       store.list(join_key(prefix, attempt) + "/");
+  parallel_for(objects.size(), parallelism,
+               [&](size_t i) { store.remove(objects[i].key); });
+}
+
+void remove_remote_attempts_but(RemoteStore& store, const std::string& prefix,
+                                const std::string& kept, int parallelism) {
+  const size_t start = prefix.empty() ? 0 : prefix.size() + 1;
+  std::vector<RemoteObject> objects = store.list(join_key(prefix, "attempt-"));
+  objects.erase(std::remove_if(objects.begin(), objects.end(),
+                               [&](const RemoteObject& o) {
+                                 const size_t slash = o.key.find('/', start);
+                                 if (slash == std::string::npos) return true;
+                                 const std::string attempt =
+                                     o.key.substr(start, slash - start);
+                                 return attempt == kept ||
+                                        !is_attempt_name(attempt);
+                               }),
+                objects.end());
   parallel_for(objects.size(), parallelism,
                [&](size_t i) { store.remove(objects[i].key); });
 }

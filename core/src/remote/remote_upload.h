@@ -44,13 +44,19 @@ std::vector<RemoteFile> upload_files(const std::filesystem::path& root,
                                      int parallelism);
 
 // Commits the checkpoint uploaded to `prefix`/`attempt`/ by writing its
-// record (naming `folders` and `files`) if none is there. `source` names
+// record (naming `folders` and `files`) if none is there, then removes
+// the files of other attempts there (unfinished uploads). `source` names
 // what was uploaded, for the AlreadyExistsError when one is.
 void commit_remote_checkpoint(RemoteStore& store, const std::string& prefix,
                               const std::string& attempt,
                               const std::vector<std::string>& folders,
                               std::vector<RemoteFile> files,
                               const std::string& source);
+
+// Removes the files of every attempt under `prefix` but `kept` (empty:
+// all); other keys stay.
+void remove_remote_attempts_but(RemoteStore& store, const std::string& prefix,
+                                const std::string& kept, int parallelism);
 
 // Removes the files of `prefix`/`attempt`/ (not its record).
 void remove_remote_attempt(RemoteStore& store, const std::string& prefix,

@@ -239,10 +239,8 @@ void RemoteTier::commit(const Task& task) {
   if (task.replace) {
     // The step it overwrote: its record, then its attempts (not this one).
     store.remove(name + "/" + kRemoteCommitRecord);
-    const std::string ours = name + "/" + task.attempt + "/";
-    for (const RemoteObject& o : store.list(name + "/attempt-")) {
-      if (o.key.rfind(ours, 0) != 0) store.remove(o.key);
-    }
+    remove_remote_attempts_but(store, name, task.attempt,
+                               options_.copy.parallelism);
   }
   try {
     commit_remote_checkpoint(store, name, task.attempt, task.folders,

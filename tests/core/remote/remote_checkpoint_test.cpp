@@ -118,6 +118,25 @@ TEST_CASE("a second upload to a committed prefix is AlreadyExists",
   download_checkpoint(*store, "s", (dir / "back").string());
 }
 
+TEST_CASE("a commit removes what unfinished uploads left under its prefix",
+          "[remote]") {
+  TempDir dir;
+  auto store = directory_store((dir / "store").string());
+  // A killed upload's files, and a key of someone else.
+  write_text(dir / "partial", "partial");
+  write_text(dir / "theirs", "theirs");
+  store->put_file("s/attempt-00000000000000aa/state/x",
+                  (dir / "partial").string());
+  store->put_file("s/attempt-00000000000000bb/y", (dir / "partial").string());
+  store->put_file("s/attempt-notes.txt", (dir / "theirs").string());
+  REQUIRE(attempts_under(*store, "s") == 3);
+  upload_checkpoint(saved_checkpoint(dir).string(), *store, "s");
+  CHECK(keys_of(*store, "s/attempt-00000000000000").empty());
+  CHECK(store->get("s/attempt-notes.txt") == "theirs");
+  download_checkpoint(*store, "s", (dir / "back").string());
+  CHECK(load(dir / "back", nullptr, "state") == sample_tree());
+}
+
 TEST_CASE("concurrent writers of one prefix: one wins, the rest are told",
           "[remote]") {
   TempDir dir;
