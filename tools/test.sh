@@ -200,11 +200,13 @@ run_counted build/test-output-orbax.txt '^(orbax -> ckpt|ckpt -> orbax) [a-z0-9_
   meson test -C build --suite orbax --print-errorlogs --verbose
 
 # The Python package: its pytest suite on the build in build/python (each
-# test counts), then `pip install .` into a fresh venv (one case).
+# test counts; with an S3 server for ckpt.remote's), then `pip install .`
+# into a fresh venv (one case).
 echo "== Python package"
 run_counted build/test-output-python.txt '^python/tests/.*::.* PASSED' \
   '^python/tests/.*::.* (FAILED|ERROR)' \
   env PYTHONPATH=build/python CKPT_TOOL=build/tools/ckpt \
+  "$CKPT_VENV_PYTHON" tests/s3/s3_env.py -- \
   "$CKPT_VENV_PYTHON" -m pytest python/tests -v -p no:cacheprovider --color=no
 run_counted build/test-output-wheel.txt '^python wheel: ok' \
   '^python wheel: FAILED' tools/wheel-test.sh

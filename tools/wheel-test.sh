@@ -20,4 +20,11 @@ ckpt.save_pytree('$work/c', {'w': np.arange(6.0)})
 print(ckpt.load_pytree('$work/c'))" 2>&1) || fail "$out"
 echo "$out"
 [ "$out" = "{'w': array([0., 1., 2., 3., 4., 5.])}" ] || fail "unexpected output"
+# ckpt.remote: ckpt-s3 is in the wheel too (here on a folder store).
+out=$(cd "$work" && "$work/venv/bin/python" -c "
+import ckpt.remote
+ckpt.remote.upload_checkpoint('$work/c', '$work/store/c')
+print(ckpt.remote.list_checkpoints('$work/store'))" 2>&1) || fail "$out"
+echo "$out"
+[ "$out" = "['c']" ] || fail "unexpected output"
 echo "python wheel: ok"

@@ -42,6 +42,7 @@ __all__ = [
     "load_checkpointables_async", "metadata", "pytree_metadata",
     "checkpointables_metadata", "Context", "ArraySpec", "CheckpointMetadata",
     "AsyncSave", "AsyncLoad", "wait_for_pending_saves", "errors", "handlers", "training",
+    "remote",
     "Error",
 ] + errors.__all__
 
@@ -292,7 +293,7 @@ class Context:
         return False
 
 
-from . import training  # noqa: E402 (it uses the helpers above)
+from . import remote, training  # noqa: E402 (they use the helpers above)
 
 # Saves still in flight when the interpreter exits are finished first:
 # their arrays are Python objects.

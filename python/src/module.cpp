@@ -16,6 +16,7 @@
 
 #include "convert.h"
 #include "handlers.h"
+#include "remote.h"
 #include "training.h"
 
 namespace nb = nanobind;
@@ -205,5 +206,6 @@ NB_MODULE(_ckpt, m) {
   });
   m.attr("AUTO") = ckpt::kAutoName;
   bind_training(m);
+  bind_remote(m);
   bind_handlers(m);
 }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "convert.h"
+#include "remote.h"
 
 namespace nb = nanobind;
 using nlohmann::json;
@@ -67,6 +68,15 @@ CheckpointerOptions checkpointer_options(const std::string& text) {
     if (j.contains("handle_preemption_signals")) {
       o.handle_preemption_signals = j["handle_preemption_signals"].get<bool>();
     }
+    if (j.contains("remote")) {
+      const json& r = j["remote"];
+      o.remote.store = store_at(r.at("url").get<std::string>());
+      if (r.contains("keep_local") && !r["keep_local"].is_null()) {
+        o.remote.keep_local = r["keep_local"].get<int>();
+      }
+      o.remote.max_pending_uploads =
+          r.value("max_pending_uploads", o.remote.max_pending_uploads);
+    }
   } catch (const json::exception& e) {
     throw InvalidArgumentError(std::string("a Checkpointer option: ") +
                                e.what());
@@ -81,7 +91,9 @@ std::string step_json(const CheckpointStep& s) {
       {"path", s.path.string()},
       {"time",
        std::chrono::duration<double>(s.time.time_since_epoch()).count()},
-      {"metrics", s.metrics}}
+      {"metrics", s.metrics},
+      {"local", s.local},
+      {"remote", s.remote}}
       .dump();
 }
 
@@ -161,6 +173,12 @@ class PyCheckpointer {
     c.wait();
   }
 
+  void wait_for_uploads() {
+    Checkpointer& c = get();
+    nb::gil_scoped_release release;
+    c.wait_for_uploads();
+  }
+
   void close() {
     nb::gil_scoped_release release;
     checkpointer_->close();
@@ -195,6 +213,7 @@ void bind_training(nb::module_& m) {
       .def("should_save", &PyCheckpointer::should_save)
       .def("root_metadata", &PyCheckpointer::root_metadata)
       .def("wait", &PyCheckpointer::wait)
+      .def("wait_for_uploads", &PyCheckpointer::wait_for_uploads)
       .def("close", &PyCheckpointer::close)
       .def("reload", &PyCheckpointer::reload)
       .def("is_saving_in_progress", &PyCheckpointer::is_saving_in_progress)

@@ -32,11 +32,14 @@ STATE = "state"
 
 @dataclass(frozen=True)
 class CheckpointStep:
-    """One committed step: its number, folder, commit time and metrics."""
+    """One committed step: its number, folder, commit time and metrics,
+    and where it is (on the local disk, in the remote store, or both)."""
     step: int
     path: str
     time: datetime.datetime
     metrics: Optional[dict] = None
+    local: bool = True
+    remote: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,29 @@ class Checkpointer:
     custom_metadata: the root's metadata, written by its first run.
     step_prefix: step folders named ``<prefix>_<step>``.
     handle_preemption_signals: SIGTERM is a preemption notice.
+    remote: a store the steps are persisted to in the background once
+        committed locally (``s3://bucket/run``, or a folder; see
+        ckpt.remote). ``checkpoints`` covers the steps of both places; a
+        step only in the store is downloaded when loaded; the
+        preservation policy prunes both.
+    keep_local: with ``remote``, the local copies of persisted steps beyond
+        the newest ``keep_local`` are removed (default: all stay).
+    max_pending_uploads: with ``remote``, committed steps waiting for their
+        upload at most; a save that would make more waits.
     """
 
     def __init__(self, directory, *, save_decision_policy=None,
                  preservation_policy=None,
                  custom_metadata: Optional[dict] = None,
                  step_prefix: Optional[str] = None,
-                 handle_preemption_signals: bool = False):
+                 handle_preemption_signals: bool = False,
+                 remote=None, keep_local: Optional[int] = None,
+                 max_pending_uploads: int = 2):
         options = {"handle_preemption_signals": handle_preemption_signals}
+        if remote is not None:
+            options["remote"] = {"url": os.fspath(remote),
+                                 "keep_local": keep_local,
+                                 "max_pending_uploads": max_pending_uploads}
         if save_decision_policy is not None:
             options["save_decision_policy"] = save_decision_policy.to_json()
         if preservation_policy is not None:
@@ -155,7 +173,8 @@ class Checkpointer:
                 step=s["step"], path=s["path"],
                 time=datetime.datetime.fromtimestamp(
                     s["time"], tz=datetime.timezone.utc),
-                metrics=s["metrics"]))
+                metrics=s["metrics"], local=s["local"],
+                remote=s["remote"]))
         return out
 
     @property
@@ -188,8 +207,15 @@ class Checkpointer:
         """Re-reads the root (steps another process added or removed)."""
         self._c.reload()
 
+    def wait_for_uploads(self) -> None:
+        """Waits until every committed step is persisted in the remote
+        store; raises the first upload failure since the last call (the
+        step stays local, and goes up when the root is next opened)."""
+        self._c.wait_for_uploads()
+
     def close(self) -> None:
-        """Waits for the save in flight, then takes no more saves."""
+        """Waits for the save in flight and for the uploads, then takes no
+        more saves."""
         self._c.close()
 
     def __enter__(self):
