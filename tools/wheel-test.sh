@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `pip install .` of the Python package into a fresh venv (Debian's Python
-# 3), then README's first Python lines in it. Prints "python wheel: ok" or
+# 3), then README's first Python lines in it, ckpt.remote and the ckpt
+# tool. Prints "python wheel: ok" or
 # "python wheel: FAILED" (tools/test.sh counts the line).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +28,11 @@ ckpt.remote.upload_checkpoint('$work/c', '$work/store/c')
 print(ckpt.remote.list_checkpoints('$work/store'))" 2>&1) || fail "$out"
 echo "$out"
 [ "$out" = "['c']" ] || fail "unexpected output"
+# The ckpt tool, as the package's script.
+out=$("$work/venv/bin/ckpt" info "$work/c" 2>&1) || fail "$out"
+echo "$out"
+case "$out" in
+  *"checkpoint  $work/c"*ckpt.pytree.PyTreeHandler*) ;;
+  *) fail "unexpected output of ckpt info" ;;
+esac
 echo "python wheel: ok"
