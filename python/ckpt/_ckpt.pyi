@@ -36,7 +36,8 @@ class Registry:
 
 
 class Checkpointer:
-    def __init__(self, directory: str, options: str) -> None: ...
+    def __init__(self, directory: str, options: str,
+                 metric_functions: list[Any]) -> None: ...
     def save(self, step: int, items: dict[str, Any], options: str,
              is_async: bool) -> bool: ...
     def load(self, step: Optional[int],

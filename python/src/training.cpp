@@ -8,6 +8,8 @@
 #include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <vector>
 
 #include "convert.h"
 #include "remote.h"
@@ -50,7 +52,68 @@ SaveDecisionPolicyRef decision_policy(const json& j) {
   throw InvalidArgumentError("unknown save decision policy " + j.dump());
 }
 
-CheckpointerOptions checkpointer_options(const std::string& text) {
+// A Python function the Checkpointer's policy calls: released under the
+// GIL whichever thread drops it, and cleared by the garbage collector when
+// it is part of a cycle (the function's globals holding the Checkpointer).
+struct FunctionRef {
+  nb::object function;
+};
+using PyFunction = std::shared_ptr<FunctionRef>;
+
+PyFunction hold(nb::handle function) {
+  return PyFunction(new FunctionRef{nb::borrow(function)}, [](FunctionRef* f) {
+    nb::gil_scoped_acquire gil;
+    delete f;
+  });
+}
+
+// BestN's metric as a Python function of the step's metrics (a dict): a
+// step whose function raises, or returns None or no number, counts as one
+// without metrics (BestN catches what this throws).
+BestN::MetricFn python_metric(PyFunction function) {
+  return [function](const json& metrics) -> double {
+    nb::gil_scoped_acquire gil;
+    try {
+      if (!function->function.is_valid()) throw std::runtime_error("gone");
+      const nb::object value = function->function(
+          nb::module_::import_("json").attr("loads")(metrics.dump()));
+      if (value.is_none()) throw std::runtime_error("no metric");
+      return nb::cast<double>(value);
+    } catch (const nb::python_error& e) {
+      throw std::runtime_error(e.what());  // dropped here, under the GIL
+    }
+  };
+}
+
+// A preservation policy from ckpt/training's JSON, as the core reads it,
+// but for a BestN of a Python function ("python_metric_fn": its index in
+// `functions`), also inside an AnyPreservationPolicy.
+PreservationPolicyRef preservation_policy(
+    const json& j, const std::vector<PyFunction>& functions) {
+  const std::string name = j.value("policy", "");
+  if (name == "BestN" && j.contains("python_metric_fn")) {
+    const size_t index = j["python_metric_fn"].get<size_t>();
+    if (index >= functions.size()) {
+      throw InvalidArgumentError("BestN: no metric function " +
+                                 std::to_string(index));
+    }
+    std::optional<size_t> n;
+    if (j.contains("n") && !j["n"].is_null()) n = j["n"].get<size_t>();
+    return BestN(python_metric(functions[index]), j.value("reverse", false), n,
+                 j.value("keep_checkpoints_without_metrics", true));
+  }
+  if (name == "AnyPreservationPolicy") {
+    std::vector<PreservationPolicyRef> policies;
+    for (const json& p : j.at("policies")) {
+      policies.push_back(preservation_policy(p, functions));
+    }
+    return AnyPreservationPolicy(std::move(policies));
+  }
+  return preservation_policy_from_json(j);
+}
+
+CheckpointerOptions checkpointer_options(
+    const std::string& text, const std::vector<PyFunction>& functions) {
   const json j = parse_json(text, "the Checkpointer's options");
   CheckpointerOptions o;
   try {
@@ -59,7 +122,7 @@ CheckpointerOptions checkpointer_options(const std::string& text) {
     }
     if (j.contains("preservation_policy")) {
       o.preservation_policy =
-          preservation_policy_from_json(j["preservation_policy"]);
+          preservation_policy(j["preservation_policy"], functions);
     }
     if (j.contains("custom_metadata")) o.custom_metadata = j["custom_metadata"];
     if (j.contains("step_prefix")) {
@@ -99,8 +162,10 @@ std::string step_json(const CheckpointStep& s) {
 
 class PyCheckpointer {
  public:
-  PyCheckpointer(const std::string& directory, const std::string& options) {
-    CheckpointerOptions o = checkpointer_options(options);
+  PyCheckpointer(const std::string& directory, const std::string& options,
+                 nb::list metric_functions) {
+    for (nb::handle f : metric_functions) functions_.push_back(hold(f));
+    CheckpointerOptions o = checkpointer_options(options, functions_);
     nb::gil_scoped_release release;
     checkpointer_ = std::make_unique<Checkpointer>(directory, std::move(o));
   }
@@ -194,17 +259,53 @@ class PyCheckpointer {
   bool reached_preemption() { return get().reached_preemption(); }
   bool may_exit() { return get().may_exit(); }
 
+  // The garbage collector's view (tp_traverse, tp_clear): the functions
+  // held. Cleared only once the save in flight and the uploads are done,
+  // so that no policy runs without its metric.
+  int traverse(visitproc visit, void* arg) const {
+    for (const PyFunction& f : functions_) {
+      Py_VISIT(f->function.ptr());
+    }
+    return 0;
+  }
+  void clear() {
+    try {
+      close();
+    } catch (const std::exception&) {
+      // Collected without close(): what failed was the caller's to see.
+    }
+    for (const PyFunction& f : functions_) f->function.reset();
+  }
+
  private:
   Checkpointer& get() { return *checkpointer_; }
 
+  std::vector<PyFunction> functions_;
   std::unique_ptr<Checkpointer> checkpointer_;
 };
+
+int checkpointer_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  if (!nb::inst_ready(self)) return 0;
+  return nb::inst_ptr<PyCheckpointer>(self)->traverse(visit, arg);
+}
+
+int checkpointer_clear(PyObject* self) {
+  if (nb::inst_ready(self)) nb::inst_ptr<PyCheckpointer>(self)->clear();
+  return 0;
+}
+
+PyType_Slot checkpointer_slots[] = {
+    {Py_tp_traverse, reinterpret_cast<void*>(checkpointer_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(checkpointer_clear)},
+    {0, nullptr}};
 
 }  // namespace
 
 void bind_training(nb::module_& m) {
-  nb::class_<PyCheckpointer>(m, "Checkpointer")
-      .def(nb::init<const std::string&, const std::string&>())
+  nb::class_<PyCheckpointer>(m, "Checkpointer",
+                             nb::type_slots(checkpointer_slots))
+      .def(nb::init<const std::string&, const std::string&, nb::list>())
       .def("save", &PyCheckpointer::save)
       .def("load", &PyCheckpointer::load, nb::arg("step").none(),
            nb::arg("abstracts").none())

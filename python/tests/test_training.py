@@ -56,6 +56,48 @@ def test_steps_metrics_and_policies(tmp_path):
         c.save_pytree(10, state_of(10), force=True)
 
 
+def test_best_n_by_a_python_function_of_the_metrics(tmp_path):
+    seen = []
+
+    def accuracy(metrics):  # Orbax's get_metric_fn
+        seen.append(metrics)
+        if metrics.get("broken"):
+            raise KeyError("no accuracy")
+        return metrics["eval"]["accuracy"]
+
+    policy = pp.AnyPreservationPolicy([
+        pp.LatestN(1),
+        pp.BestN(get_metric_fn=accuracy, n=2,
+                 keep_checkpoints_without_metrics=False)])
+    accuracies = {1: 0.5, 2: 0.9, 3: 0.7, 4: 0.8, 5: 0.1}
+    with training.Checkpointer(tmp_path / "run",
+                               preservation_policy=policy) as c:
+        for step, acc in accuracies.items():
+            c.save_pytree_async(step, state_of(step), force=True,
+                                metrics={"eval": {"accuracy": acc}})
+        c.save_pytree(6, state_of(6), force=True, metrics={"broken": True})
+        c.save_pytree(7, state_of(7), force=True,
+                      metrics={"eval": {"accuracy": 0.0}})
+        # The two most accurate, and the newest; step 6's function raised:
+        # a step without the metric, not kept.
+        assert [s.step for s in c.checkpoints] == [2, 4, 7]
+    assert {"eval": {"accuracy": 0.9}} in seen
+    # By position, as a name or a function; one of them only.
+    smallest = pp.BestN(lambda m: m["loss"], reverse=True, n=1)
+    with training.Checkpointer(tmp_path / "loss",
+                               preservation_policy=smallest) as c:
+        for step, loss in [(1, 0.3), (2, 0.1), (3, 0.2)]:
+            c.save_pytree(step, state_of(step), force=True,
+                          metrics={"loss": loss})
+        assert [s.step for s in c.checkpoints] == [2, 3]
+    with pytest.raises(ValueError, match="one of"):
+        pp.BestN("loss", get_metric_fn=len)
+    with pytest.raises(ValueError, match="one of"):
+        pp.BestN()
+    with pytest.raises(ValueError, match="no JSON form"):
+        smallest.to_json()
+
+
 def test_async_saves_and_bad_policies(tmp_path):
     with training.Checkpointer(tmp_path / "r",
                                preservation_policy=pp.LatestN(3)) as c:
@@ -113,3 +155,4 @@ def test_a_loop_killed_mid_save_resumes(tmp_path):
             assert float(got["w"][0]) == s and float(got["w"][-1]) == s
     leftovers = [p for p in os.listdir(root) if "tmp" in p]
     assert leftovers == []
+

@@ -93,15 +93,19 @@ class Checkpointer:
                                  "max_pending_uploads": max_pending_uploads}
         if save_decision_policy is not None:
             options["save_decision_policy"] = save_decision_policy.to_json()
+        # BestN's metric functions go beside the JSON, named by index.
+        functions = []
         if preservation_policy is not None:
-            options["preservation_policy"] = preservation_policy.to_json()
+            options["preservation_policy"] = preservation_policy._to_json(
+                functions)
         if custom_metadata is not None:
             options["custom_metadata"] = json.loads(
                 _metadata_json(custom_metadata))
         if step_prefix is not None:
             options["step_prefix"] = step_prefix
         self.directory = os.fspath(directory)
-        self._c = _ckpt.Checkpointer(self.directory, json.dumps(options))
+        self._c = _ckpt.Checkpointer(self.directory, json.dumps(options),
+                                     functions)
 
     def _save(self, step, checkpointables, force, metrics, overwrite,
               custom_metadata, is_async):
