@@ -169,6 +169,14 @@ class PyCheckpointer {
     nb::gil_scoped_release release;
     checkpointer_ = std::make_unique<Checkpointer>(directory, std::move(o));
   }
+  // Dropped without close(): the saves in flight finish first, and may
+  // need the GIL (a Python handler, a BestN's function).
+  ~PyCheckpointer() {
+    nb::gil_scoped_release release;
+    checkpointer_.reset();
+  }
+  PyCheckpointer(const PyCheckpointer&) = delete;
+  PyCheckpointer& operator=(const PyCheckpointer&) = delete;
 
   bool save(int64_t step, nb::dict items, const std::string& options_json,
             bool async) {

@@ -156,3 +156,54 @@ def test_a_loop_killed_mid_save_resumes(tmp_path):
     leftovers = [p for p in os.listdir(root) if "tmp" in p]
     assert leftovers == []
 
+
+DROPPED = r"""
+import sys, time
+import ckpt
+from ckpt import training
+from ckpt.training import preservation_policies as pp
+
+class Note:
+    def __init__(self, text):
+        self.text = text
+
+class SlowNoteHandler:
+    typestr = "test.SlowNoteHandler"
+    def is_handleable(self, value):
+        return isinstance(value, Note)
+    def is_abstract_handleable(self, abstract):
+        return abstract is Note or None
+    async def save(self, directory, value):
+        text = value.text
+        async def write():
+            time.sleep(0.3)  # still writing when the Checkpointer is dropped
+            (directory / "note.txt").write_text(text)
+        return write()
+    async def load(self, directory, abstract=None):
+        async def read():
+            return Note((directory / "note.txt").read_text())
+        return read()
+    async def metadata(self, directory):
+        return {}
+
+ckpt.handlers.register_handler(SlowNoteHandler)
+c = training.Checkpointer(sys.argv[1], preservation_policy=pp.BestN(
+    lambda m: m["loss"], reverse=True, n=1))
+for step in (1, 2):
+    c.save_checkpointables_async(step, {"note": Note(str(step))},
+                                 force=True, metrics={"loss": 3 - step})
+del c  # without close(): the save in flight finishes, under the GIL
+print("dropped", flush=True)
+"""
+
+
+def test_a_checkpointer_dropped_mid_save_finishes_it(tmp_path):
+    # The background tier of a Python handler and BestN's function both
+    # take the GIL while the Checkpointer waits for them.
+    root = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-c", DROPPED, str(root)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "dropped\n"
+    assert (root / "2" / "note" / "note.txt").read_text() == "2"
+    assert not (root / "1").exists()  # step 2's loss is lower
