@@ -126,14 +126,17 @@ def load_pytree(path, abstract_tree=None, *,
                 checkpointable_name: Optional[str] = None):
     """Loads a tree. ``abstract_tree`` (None: as saved) gives the leaves to
     load and their target: ``ArraySpec`` or ``jax.ShapeDtypeStruct`` (an
-    array of that dtype), a writable NumPy array (filled in place), a
+    array of that dtype; a ``jax.Array`` comes back), a writable NumPy array
+    or ``torch.Tensor`` on the CPU (filled and returned: in place when
+    C-contiguous of the saved dtype, else by a copy), a ``torch.Tensor``
+    on the "meta" device (a new tensor of its dtype), a
     scalar's type. ``checkpointable_name`` None: ``state``, or the first
     pytree of the checkpoint."""
     if isinstance(abstract_tree, CheckpointMetadata):
         abstract_tree = abstract_tree.metadata
     tree = _ckpt.load(_path(path), abstract_tree,
                       checkpointable_name or _ckpt.AUTO)
-    return _as_jax(abstract_tree, tree)
+    return _as_targets(abstract_tree, tree)
 
 
 def _is_shape_dtype_struct(leaf) -> bool:
@@ -141,16 +144,26 @@ def _is_shape_dtype_struct(leaf) -> bool:
         type(leaf).__module__.startswith("jax")
 
 
-def _as_jax(abstract, tree):
-    """`tree` with each array whose abstract leaf is a
-    jax.ShapeDtypeStruct as a jax.Array: with its sharding when it has one
-    (each device gets its slice), else on the default device through
-    DLPack (no copy on the CPU)."""
+def _is_torch_tensor(leaf) -> bool:
+    return type(leaf).__module__.startswith("torch") and \
+        hasattr(leaf, "data_ptr")
+
+
+def _as_targets(abstract, tree):
+    """`tree` with each array loaded for a target of another library as
+    that library's array: for a jax.ShapeDtypeStruct a jax.Array, with its
+    sharding when it has one (each device gets its slice), else on the
+    default device through DLPack (no copy on the CPU); for a NumPy array
+    or a torch.Tensor, that array, filled."""
     if isinstance(abstract, dict) and isinstance(tree, dict):
-        return {k: _as_jax(abstract.get(k), v) for k, v in tree.items()}
+        return {k: _as_targets(abstract.get(k), v) for k, v in tree.items()}
     if isinstance(abstract, (list, tuple)) and isinstance(tree, list):
-        return [_as_jax(a, v) for a, v in zip(abstract, tree)] + \
+        return [_as_targets(a, v) for a, v in zip(abstract, tree)] + \
             tree[len(abstract):]
+    if _is_torch_tensor(abstract):
+        return _as_torch(abstract, tree)
+    if _is_numpy_array(abstract):
+        return _filled(abstract, tree)
     if not _is_shape_dtype_struct(abstract):
         return tree
     import jax
@@ -164,13 +177,50 @@ def _as_jax(abstract, tree):
                                         lambda index: tree[index])
 
 
+def _is_numpy_array(leaf) -> bool:
+    return type(leaf).__module__ == "numpy" and hasattr(leaf, "flags")
+
+
+def _filled(target, array):
+    """`target` (a NumPy array of the abstract tree) holding `array`, what
+    was loaded for it: the same memory when the load could fill it in
+    place (C-contiguous), else copied into it."""
+    import numpy as np
+    if not isinstance(array, np.ndarray) or not target.flags.writeable or \
+            target.shape != array.shape:
+        return array
+    if array.__array_interface__["data"][0] != \
+            target.__array_interface__["data"][0]:
+        np.copyto(target, array, casting="unsafe")
+    return target
+
+
+def _as_torch(target, array):
+    """As _filled, for a torch.Tensor on the CPU (a Parameter too)."""
+    import numpy as np
+    import torch
+    if not isinstance(array, np.ndarray):
+        return array
+    if array.dtype.name == "bfloat16":  # NumPy's bfloat16 speaks no DLPack
+        loaded = torch.from_numpy(array.view(np.uint16)).view(torch.bfloat16)
+    else:
+        loaded = torch.from_numpy(array)
+    if tuple(target.shape) != array.shape or target.device.type != "cpu":
+        return loaded
+    if array.__array_interface__["data"][0] != target.data_ptr():
+        with torch.no_grad():
+            target.copy_(loaded)
+    return target
+
+
 def load_checkpointables(path, abstract_checkpointables: Optional[dict] = None
                          ) -> dict:
     """Loads the named checkpointables (None as a value: as saved), or every
     one when ``abstract_checkpointables`` is None."""
     if isinstance(abstract_checkpointables, CheckpointMetadata):
         abstract_checkpointables = abstract_checkpointables.metadata
-    return _ckpt.load_checkpointables(_path(path), abstract_checkpointables)
+    loaded = _ckpt.load_checkpointables(_path(path), abstract_checkpointables)
+    return _as_targets(abstract_checkpointables, loaded)
 
 
 class AsyncLoad:

@@ -157,8 +157,12 @@ Value spec_value(nb::handle h, const std::string& where) {
   nb::object dtype = h.attr("dtype");
   std::optional<DType> d;
   if (!dtype.is_none()) {
+    // A torch.dtype prints as "torch.float32"; NumPy names the others.
+    const std::string torch_name = nb::str(dtype).c_str();
     nb::object name =
-        nb::module_::import_("numpy").attr("dtype")(dtype).attr("name");
+        torch_name.rfind("torch.", 0) == 0
+            ? nb::str(torch_name.substr(6).c_str())
+            : nb::module_::import_("numpy").attr("dtype")(dtype).attr("name");
     try {
       d = dtype_from_name(nb::str(name).c_str());
     } catch (const Error&) {
@@ -230,10 +234,18 @@ std::optional<DType> numpy_dtype(PyArrayObject* a) {
   }
 }
 
+// Whether a NumPy array of an abstract tree is read-only, so that a load
+// must not fill it (marked immutable). An array to save is never marked:
+// a read-only view may still change through its base, so an async save
+// snapshots it.
+bool read_only_target(PyArrayObject* a, Use use) {
+  return use == Use::kTarget && !PyArray_ISWRITEABLE(a);
+}
+
 // A C-contiguous NumPy array of a built-in dtype: the common leaf, taken
 // through NumPy's C API (no DLPack capsule, no buffer export, no Python
 // call, no strides) and never refused, so its key path is not needed.
-std::optional<Value> contiguous_numpy(PyObject* p) {
+std::optional<Value> contiguous_numpy(PyObject* p, Use use) {
   if (!PyArray_CheckExact(p)) return std::nullopt;
   auto* a = reinterpret_cast<PyArrayObject*>(p);
   if (!PyArray_IS_C_CONTIGUOUS(a)) return std::nullopt;
@@ -243,14 +255,17 @@ std::optional<Value> contiguous_numpy(PyObject* p) {
   // The array object keeps its memory; the Arrays keep the array.
   return Value(Array::share(*dtype, std::move(shape), PyArray_DATA(a),
                             python_owner(nb::borrow<nb::object>(p)),
-                            /*immutable=*/false));
+                            read_only_target(a, use)));
 }
 
 // Any other NumPy array of a built-in dtype (a strided view); nullopt
 // when `h` is no ndarray or its dtype is not a built-in one (bfloat16:
 // the other ways).
-std::optional<Value> numpy_array(nb::handle h, const std::string& where) {
-  if (std::optional<Value> array = contiguous_numpy(h.ptr())) return array;
+std::optional<Value> numpy_array(nb::handle h, const std::string& where,
+                                 Use use) {
+  if (std::optional<Value> array = contiguous_numpy(h.ptr(), use)) {
+    return array;
+  }
   if (!PyArray_CheckExact(h.ptr())) return std::nullopt;
   auto* a = reinterpret_cast<PyArrayObject*>(h.ptr());
   const std::optional<DType> dtype = numpy_dtype(a);
@@ -270,13 +285,14 @@ std::optional<Value> numpy_array(nb::handle h, const std::string& where) {
   }
   return Value(Array::share(*dtype, std::move(shape), PyArray_DATA(a),
                             python_owner(nb::borrow<nb::object>(h)),
-                            /*immutable=*/false, std::move(strides)));
+                            read_only_target(a, use), std::move(strides)));
 }
 
 // A jax.Array spread over several devices of this process, as a
 // ShardedArray of its addressable shards (each on one device, through
 // DLPack: no copy); nullopt for anything else.
-std::optional<Value> sharded_jax_array(nb::handle h, const std::string& where) {
+std::optional<Value> sharded_jax_array(nb::handle h, const std::string& where,
+                                       Use use) {
   if (!is_jax_array(h) || !nb::hasattr(h, "addressable_shards")) {
     return std::nullopt;
   }
@@ -284,7 +300,7 @@ std::optional<Value> sharded_jax_array(nb::handle h, const std::string& where) {
   if (nb::len(shards) <= 1) return std::nullopt;
   if (nb::cast<bool>(h.attr("sharding").attr("is_fully_replicated"))) {
     // Every device holds it all: one copy is the array.
-    return to_value(shards[0].attr("data"), where);
+    return to_value(shards[0].attr("data"), where, use);
   }
   if (!nb::cast<bool>(h.attr("is_fully_addressable"))) {
     refuse(where,
@@ -299,7 +315,7 @@ std::optional<Value> sharded_jax_array(nb::handle h, const std::string& where) {
   size_t k = 0;
   for (nb::handle shard : shards) {
     const std::string at = where + " (shard " + std::to_string(k++) + ")";
-    Value piece = to_value(shard.attr("data"), at);
+    Value piece = to_value(shard.attr("data"), at, use);
     if (piece.kind() != Value::Kind::kArray) refuse(at, "not an array");
     Shape offset;
     for (nb::handle slice : shard.attr("index")) {
@@ -313,15 +329,16 @@ std::optional<Value> sharded_jax_array(nb::handle h, const std::string& where) {
 }
 
 // An array (or NumPy scalar) as a Value; nullopt when `h` is none.
-std::optional<Value> array_like(nb::handle h, const std::string& where) {
-  if (std::optional<Value> array = numpy_array(h, where)) return array;
+std::optional<Value> array_like(nb::handle h, const std::string& where,
+                                Use use) {
+  if (std::optional<Value> array = numpy_array(h, where, use)) return array;
   if (std::optional<nb::object> bits = bfloat16_bits(h)) {
     nb::ndarray<> array;
     if (nb::try_cast(*bits, array, false)) {
       return array_value(std::move(array), DType::kBFloat16, false, where);
     }
   }
-  if (std::optional<Value> sharded = sharded_jax_array(h, where)) {
+  if (std::optional<Value> sharded = sharded_jax_array(h, where, use)) {
     return sharded;
   }
   nb::ndarray<> array;
@@ -332,7 +349,7 @@ std::optional<Value> array_like(nb::handle h, const std::string& where) {
   if (nb::isinstance(h, numpy.attr("generic"))) {
     // A NumPy scalar (np.float32(1), np.complex128(...)): as the 0-d
     // array it is, which DLPack speaks for every dtype.
-    return to_value(numpy.attr("asarray")(h), where);
+    return to_value(numpy.attr("asarray")(h), where, use);
   }
   return std::nullopt;
 }
@@ -454,7 +471,26 @@ std::string utf8_of(PyObject* p, const std::string& where, const char* what) {
   return std::string(text, static_cast<size_t>(size));
 }
 
-Value to_value(nb::handle h, const std::string& where) {
+// The type of a torch.Tensor's device ("cpu", "cuda", "meta"); empty for
+// other objects.
+std::string device_type(nb::handle h) {
+  if (!nb::hasattr(h, "device")) return "";
+  nb::object device = h.attr("device");
+  if (!nb::hasattr(device, "type")) return "";
+  return nb::str(device.attr("type")).c_str();
+}
+
+// An array whose DLPack export failed for its device (a torch.Tensor on
+// "cuda" or "meta"): refused with the device named.
+void refuse_off_the_cpu(nb::handle h, const std::string& where) {
+  const std::string type = device_type(h);
+  if (type.empty() || type == "cpu") return;
+  refuse(where, "an array on the device '" + type +
+                    "': ckpt saves arrays on the CPU (move it there first, "
+                    "e.g. tensor.cpu())");
+}
+
+Value to_value(nb::handle h, const std::string& where, Use use) {
   if (h.is_none()) return Value();
   PyObject* p = h.ptr();
   if (PyBool_Check(p)) return Value(p == Py_True);
@@ -480,12 +516,12 @@ Value to_value(nb::handle h, const std::string& where) {
                           "; checkpoint keys are str");
       }
       std::string k = utf8_of(key.ptr(), where, "a key");
-      if (std::optional<Value> array = contiguous_numpy(child.ptr())) {
+      if (std::optional<Value> array = contiguous_numpy(child.ptr(), use)) {
         items.emplace_back(std::move(k), std::move(*array));
         continue;
       }
       std::string at = where + "['" + k + "']";
-      items.emplace_back(std::move(k), to_value(child, at));
+      items.emplace_back(std::move(k), to_value(child, at, use));
     }
     return Value::dict(std::move(items));
   }
@@ -494,18 +530,22 @@ Value to_value(nb::handle h, const std::string& where) {
     items.reserve(static_cast<size_t>(Py_SIZE(p)));
     size_t i = 0;
     for (nb::handle child : h) {
-      std::optional<Value> array = contiguous_numpy(child.ptr());
+      std::optional<Value> array = contiguous_numpy(child.ptr(), use);
       items.push_back(
           array ? std::move(*array)
-                : to_value(child, where + "[" + std::to_string(i) + "]"));
+                : to_value(child, where + "[" + std::to_string(i) + "]", use));
       ++i;
     }
     return Value::list(std::move(items));
   }
-  if (std::optional<Value> array = array_like(h, where)) return *array;
+  if (std::optional<Value> array = array_like(h, where, use)) return *array;
   if (std::optional<Value> spec = scalar_type_spec(p)) return *spec;
   if (looks_like_spec(h)) return spec_value(h, where);
   if (nb::hasattr(h, "dtype") && nb::hasattr(h, "shape")) {
+    if (use == Use::kTarget && device_type(h) == "meta") {
+      return spec_value(h, where);  // a tensor without data: its spec
+    }
+    refuse_off_the_cpu(h, where);
     refuse(where, "an array of dtype " + shown(h.attr("dtype")) +
                       " that ckpt cannot read (it stores bool, int8-64, "
                       "uint8-64, float16/32/64, bfloat16, complex64/128, "
@@ -589,9 +629,10 @@ std::shared_ptr<nb::object> shared_object(nb::object object) {
   return python_owner(std::move(object));
 }
 
-Value checkpointable_value(nb::handle object, const std::string& name) {
+Value checkpointable_value(nb::handle object, const std::string& name,
+                           Use use) {
   try {
-    return to_value(object, name);
+    return to_value(object, name, use);
   } catch (const InvalidArgumentError&) {
     if (PyDict_Check(object.ptr()) || PyList_Check(object.ptr()) ||
         PyTuple_Check(object.ptr())) {
@@ -602,7 +643,7 @@ Value checkpointable_value(nb::handle object, const std::string& name) {
   }
 }
 
-Checkpointables checkpointables_of(nb::dict items) {
+Checkpointables checkpointables_of(nb::dict items, Use use) {
   Checkpointables out;
   for (auto [key, value] : items) {
     if (!PyUnicode_Check(key.ptr())) {
@@ -611,7 +652,7 @@ Checkpointables checkpointables_of(nb::dict items) {
           std::string(nb::type_name(key.type()).c_str()));
     }
     const std::string name = nb::str(key).c_str();
-    out.emplace_back(name, checkpointable_value(value, name));
+    out.emplace_back(name, checkpointable_value(value, name, use));
   }
   return out;
 }

@@ -26,25 +26,31 @@ namespace ckpt::python {
 // Imports NumPy's C API (once, when the module loads).
 void init_numpy();
 
+// What a tree is converted for: to be saved, or as a load's abstract tree,
+// whose writable arrays the load fills in place (a read-only NumPy array is
+// marked immutable there, so it is not).
+enum class Use { kSave, kTarget };
+
 // Throws ckpt::InvalidArgumentError naming the key path ("tree['a'][0]")
 // of what cannot be saved: a key that is not a str, an int beyond 64 bits,
 // an object of no supported kind, an array of a dtype ckpt lacks or not on
 // the CPU.
-Value to_value(nanobind::handle object, const std::string& where);
+Value to_value(nanobind::handle object, const std::string& where, Use use);
 
 nanobind::object to_python(const Value& value);
 
 // A checkpointable's value: to_value, or, when `object` itself (not a leaf
 // inside a dict, list or tuple) is of no kind ckpt knows, the Python
 // object as is (a UserObject of typestr "python"), for a Python handler.
-Value checkpointable_value(nanobind::handle object, const std::string& name);
+Value checkpointable_value(nanobind::handle object, const std::string& name,
+                           Use use);
 
 // Keeps `object` alive from C++, on any thread: the last holder takes the
 // GIL to drop it (and leaks it once the interpreter is gone).
 std::shared_ptr<nanobind::object> shared_object(nanobind::object object);
 
 // A dict name -> value as checkpointables (names must be str).
-Checkpointables checkpointables_of(nanobind::dict items);
+Checkpointables checkpointables_of(nanobind::dict items, Use use);
 nanobind::dict checkpointables_python(const Checkpointables& items);
 
 // InvalidArgumentError naming `what` when `text` is not JSON.

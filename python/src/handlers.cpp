@@ -133,7 +133,8 @@ class PyHandler final : public Handler {
           try {
             nb::gil_scoped_acquire gil;
             try {
-              promise->set_value(checkpointable_value((*background)(), name));
+              promise->set_value(
+                  checkpointable_value((*background)(), name, Use::kSave));
             } catch (const nb::python_error& e) {
               rethrow_as_ckpt(e, what);
             }
@@ -154,7 +155,7 @@ class PyHandler final : public Handler {
       nb::object m =
           helpers().attr("_metadata")(*handler_, call.directory.string());
       if (m.is_none()) return std::nullopt;
-      return checkpointable_value(m, call.checkpointable_name);
+      return checkpointable_value(m, call.checkpointable_name, Use::kSave);
     } catch (const nb::python_error& e) {
       rethrow_as_ckpt(e, what());
     }

@@ -104,7 +104,7 @@ nb::object save(const std::string& path, nb::dict items, bool overwrite,
   SaveOptions options;
   options.overwrite = overwrite;
   options.custom_metadata = parse_json(custom_metadata_json, "custom_metadata");
-  Checkpointables checkpointables = checkpointables_of(items);
+  Checkpointables checkpointables = checkpointables_of(items, Use::kSave);
   if (async) {
     AsyncSave s;
     {
@@ -123,7 +123,8 @@ nb::object save(const std::string& path, nb::dict items, bool overwrite,
 nb::object load(const std::string& path, nb::handle abstract,
                 const std::string& name) {
   std::optional<Value> target;
-  if (!abstract.is_none()) target = to_value(abstract, "abstract_tree");
+  if (!abstract.is_none())
+    target = to_value(abstract, "abstract_tree", Use::kTarget);
   Value loaded;
   {
     nb::gil_scoped_release release;
@@ -135,7 +136,7 @@ nb::object load(const std::string& path, nb::handle abstract,
 nb::dict load_checkpointables(const std::string& path, nb::handle abstracts) {
   Checkpointables wanted;
   if (!abstracts.is_none())
-    wanted = checkpointables_of(nb::cast<nb::dict>(abstracts));
+    wanted = checkpointables_of(nb::cast<nb::dict>(abstracts), Use::kTarget);
   Checkpointables loaded;
   {
     nb::gil_scoped_release release;

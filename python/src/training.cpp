@@ -188,7 +188,7 @@ class PyCheckpointer {
     o.force = j.value("force", false);
     o.overwrite = j.value("overwrite", false);
     if (j.contains("custom_metadata")) o.custom_metadata = j["custom_metadata"];
-    Checkpointables checkpointables = checkpointables_of(items);
+    Checkpointables checkpointables = checkpointables_of(items, Use::kSave);
     Checkpointer& c = get();
     nb::gil_scoped_release release;
     const bool saved =
@@ -200,7 +200,7 @@ class PyCheckpointer {
   nb::dict load(std::optional<int64_t> step, nb::handle abstracts) {
     Checkpointables wanted;
     if (!abstracts.is_none()) {
-      wanted = checkpointables_of(nb::cast<nb::dict>(abstracts));
+      wanted = checkpointables_of(nb::cast<nb::dict>(abstracts), Use::kTarget);
     }
     Checkpointables loaded;
     {

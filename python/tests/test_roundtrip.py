@@ -115,7 +115,21 @@ def test_loading_into_a_numpy_array_fills_it(path):
     target = np.zeros(6)
     got = ckpt.load_pytree(path, {"w": target})
     np.testing.assert_array_equal(target, np.arange(6.0))
-    assert np.shares_memory(got["w"], target)
+    assert got["w"] is target
+    # A view: filled in place when contiguous, else by a copy; a read-only
+    # array is left alone.
+    base = np.zeros((2, 6))
+    row = base[1]
+    assert ckpt.load_pytree(path, {"w": row})["w"] is row
+    np.testing.assert_array_equal(base[1], np.arange(6.0))
+    strided = np.zeros(12)[::2]
+    assert ckpt.load_pytree(path, {"w": strided})["w"] is strided
+    np.testing.assert_array_equal(strided, np.arange(6.0))
+    read_only = np.zeros(6)
+    read_only.flags.writeable = False
+    got = ckpt.load_pytree(path, {"w": read_only})["w"]
+    assert got is not read_only and not read_only.any()
+    np.testing.assert_array_equal(got, np.arange(6.0))
 
 
 def test_jax_shape_dtype_struct_is_an_abstract_array(path):

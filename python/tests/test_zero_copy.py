@@ -1,13 +1,14 @@
 """Arrays cross the binding without copies: the peak memory of a save and
 of a load, each in a fresh process, grows by about the array's size once
-(the array itself), never twice. An async save copies a NumPy array (it may
-change) but not a JAX array (immutable)."""
+(the array itself), never twice. An async save copies a NumPy array or a
+torch tensor (they may change) but not a JAX array (immutable)."""
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import ckpt
 
@@ -38,6 +39,10 @@ if what == "load":
 if what == "jax_async":
     import jax.numpy as jnp
     w = jnp.ones(size // 4, dtype=jnp.float32)
+elif what.startswith("torch"):
+    import torch
+    w = torch.ones(size // 4, dtype=torch.float32)
+    what = what[len("torch_"):]
 else:
     w = np.ones(size // 4, dtype=np.float32)
 before = peak()
@@ -59,6 +64,15 @@ def run(what, path):
 def test_a_save_writes_from_the_arrays_memory(tmp_path):
     growth = run("save", tmp_path / "a")["growth"]
     assert growth < SIZE // 4, f"a save grew by {growth / MIB:.0f} MiB"
+
+
+def test_a_save_writes_from_a_torch_tensors_memory(tmp_path):
+    pytest.importorskip("torch")
+    growth = run("torch_save", tmp_path / "a")["growth"]
+    assert growth < SIZE // 4, f"a save grew by {growth / MIB:.0f} MiB"
+    # A tensor may change: an async save snapshots it.
+    growth = run("torch_async", tmp_path / "b")["growth"]
+    assert growth > SIZE * 3 // 4, "the snapshot of a mutable tensor"
 
 
 def test_an_async_save_copies_numpy_but_not_jax(tmp_path):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .. import _ckpt
-from .. import _metadata_json, _checkpoint_metadata
+from .. import _as_targets, _checkpoint_metadata, _metadata_json
 from . import preservation_policies, save_decision_policies
 
 __all__ = ["Checkpointer", "CheckpointStep", "RootMetadata",
@@ -152,12 +152,14 @@ class Checkpointer:
 
     def load_pytree(self, step: Optional[int] = None, abstract_pytree=None):
         """Loads the pytree of ``step`` (default: the newest committed)."""
-        return self._c.load(step, {STATE: abstract_pytree})[STATE]
+        return _as_targets(abstract_pytree,
+                           self._c.load(step, {STATE: abstract_pytree})[STATE])
 
     def load_checkpointables(self, step: Optional[int] = None,
                              abstract_checkpointables: Optional[dict] = None
                              ) -> dict:
-        return self._c.load(step, abstract_checkpointables)
+        return _as_targets(abstract_checkpointables,
+                           self._c.load(step, abstract_checkpointables))
 
     def pytree_metadata(self, step: Optional[int] = None):
         items, info = self._c.metadata(step)
