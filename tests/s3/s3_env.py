@@ -13,6 +13,12 @@ with COMMAND's status:
     CKPT_TEST_S3_BUCKET     B
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: a user allowed all of S3
     AWS_REGION              us-east-1
+    CKPT_TEST_S3_ROLE_ARN   a role allowed all of S3, which that user may
+                            assume (sts:AssumeRole): temporary credentials
+    CKPT_TEST_CREDENTIALS   http://127.0.0.1:PORT, the instance metadata
+                            service, a container credentials endpoint and
+                            STS's web identity exchange, handing out the
+                            role's credentials (credential_sources.py)
 
 The server checks every request's credentials and signature (moto's IAM
 checks, on after the setup's requests).
@@ -52,6 +58,9 @@ except ImportError:
     # Run by any Python (meson's): go on under the repository's .venv.
     python = os.path.join(VENV_BIN, "python")
     os.execv(python, [python] + sys.argv)
+
+import credential_sources  # noqa: E402  (beside this file)
+
 
 def free_port():
     with socket.socket() as s:
@@ -235,12 +244,14 @@ def wait_for(port, timeout=60):
 
 
 # Requests moto serves before it checks credentials and signatures: the
-# bucket, the user, its key and its policy below.
-SETUP_ACTIONS = 4
+# bucket, the user, its key and its policy, the role and its policy below.
+SETUP_ACTIONS = 6
+ROLE = credential_sources.ROLE_NAME
 
 
 def create_bucket_and_user(endpoint, bucket):
-    """Creates the bucket and a user allowed all of S3; its key pair."""
+    """Creates the bucket, a user allowed all of S3 and to assume the role
+    ROLE, and ROLE, allowed all of S3; the user's key pair."""
     import boto3
     setup = dict(endpoint_url=endpoint, region_name="us-east-1",
                  aws_access_key_id="AKIDSETUP", aws_secret_access_key="setup")
@@ -249,8 +260,16 @@ def create_bucket_and_user(endpoint, bucket):
     iam.create_user(UserName="ckpt-test")
     key = iam.create_access_key(UserName="ckpt-test")["AccessKey"]
     policy = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        {"Effect": "Allow", "Action": ["s3:*", "sts:AssumeRole"],
+         "Resource": "*"}]}
     iam.put_user_policy(UserName="ckpt-test", PolicyName="s3",
+                        PolicyDocument=json.dumps(policy))
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "*"},
+         "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+    policy["Statement"][0]["Action"] = "s3:*"
+    iam.put_role_policy(RoleName=ROLE, PolicyName="s3",
                         PolicyDocument=json.dumps(policy))
     return key["AccessKeyId"], key["SecretAccessKey"]
 
@@ -275,12 +294,17 @@ def main():
         wait_for(server_port)
         endpoint = f"http://127.0.0.1:{server_port}"
         access_key, secret_key = create_bucket_and_user(endpoint, bucket)
+        role_arn = f"arn:aws:iam::123456789012:role/{ROLE}"
         faults = Faults()
         proxy = ThreadingHTTPServer(("127.0.0.1", proxy_port),
                                     make_proxy_handler(faults, server_port))
         control = ThreadingHTTPServer(("127.0.0.1", control_port),
                                       make_control_handler(faults))
-        for s in (proxy, control):
+        issuer = credential_sources.Issuer(endpoint, access_key, secret_key,
+                                           role_arn)
+        sources = ThreadingHTTPServer(("127.0.0.1", 0),
+                                      credential_sources.make_handler(issuer))
+        for s in (proxy, control, sources):
             s.daemon_threads = True
             threading.Thread(target=s.serve_forever, daemon=True).start()
         env = dict(os.environ)
@@ -292,9 +316,16 @@ def main():
             "AWS_ACCESS_KEY_ID": access_key,
             "AWS_SECRET_ACCESS_KEY": secret_key,
             "AWS_REGION": "us-east-1",
+            "CKPT_TEST_S3_ROLE_ARN": role_arn,
+            "CKPT_TEST_CREDENTIALS":
+                f"http://127.0.0.1:{sources.server_address[1]}",
         })
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
-                     "AWS_ENDPOINT_URL_S3"):
+                     "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_STS",
+                     "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+                     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                     "AWS_EC2_METADATA_SERVICE_ENDPOINT"):
             env.pop(name, None)
         child = subprocess.Popen(argv, env=env)
 

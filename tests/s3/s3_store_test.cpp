@@ -18,39 +18,18 @@
 #include <vector>
 
 #include "http.h"
+#include "s3/s3_test_util.h"
 #include "test_util.h"
 
 using namespace ckpt;
 namespace fs = std::filesystem;
+using ckpt::test::env;
+using ckpt::test::fast_retries;
+using ckpt::test::fresh_prefix;
 using ckpt::test::message_of;
 using ckpt::test::TempDir;
 
 namespace {
-
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  if (!value) {
-    throw std::runtime_error(std::string(name) +
-                             " is not set: run under tests/s3/s3_env.py");
-  }
-  return value;
-}
-
-// A prefix of its own for each test case, so that cases never meet.
-std::string fresh_prefix() {
-  static std::atomic<int> n{0};
-  std::random_device random;
-  return "t" + std::to_string(random() % 100000) + "-" + std::to_string(n++);
-}
-
-S3Options fast_retries() {
-  S3Options options;
-  options.initial_backoff_seconds = 0.01;
-  options.max_backoff_seconds = 0.05;
-  options.stall_timeout_seconds = 1;
-  options.part_size = 5 << 20;
-  return options;
-}
 
 S3Options s3_options_with(int max_attempts) {
   S3Options options = fast_retries();
@@ -74,17 +53,8 @@ std::shared_ptr<RemoteStore> store_at(const std::string& prefix,
 }
 
 nlohmann::json control(const std::string& method, const std::string& body) {
-  s3::HttpRequest request;
-  request.method = method;
-  request.url = env("CKPT_TEST_S3_CONTROL") + "/faults";
-  request.body = body.data();
-  request.body_size = body.size();
-  if (method == "POST") {
-    request.headers = {{"Content-Length", std::to_string(body.size())}};
-  }
-  const s3::HttpResponse r = s3::perform(request);
-  REQUIRE(r.status == 200);
-  return nlohmann::json::parse(r.body);
+  return ckpt::test::http_json(method, env("CKPT_TEST_S3_CONTROL") + "/faults",
+                               body);
 }
 
 void inject(const nlohmann::json& rule) {

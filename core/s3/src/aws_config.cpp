@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 namespace ckpt::s3 {
@@ -86,6 +88,117 @@ void parse_endpoint(const std::string& endpoint, ResolvedConfig& out) {
   }
 }
 
+// The profile in use and its sections of the two files (null: none).
+struct Profile {
+  std::string name;
+  std::string credentials_path;
+  const std::map<std::string, std::string>* credentials = nullptr;
+  const std::map<std::string, std::string>* config = nullptr;
+};
+
+// A service's endpoint as the AWS tools find it: AWS_ENDPOINT_URL_<ID>,
+// AWS_ENDPOINT_URL, the profile's endpoint_url; "" for AWS's own.
+std::string endpoint_of(const char* service_variable, const Profile& p) {
+  for (const std::string& e : {env(service_variable), env("AWS_ENDPOINT_URL"),
+                               value_of(p.config, "endpoint_url")}) {
+    if (!e.empty()) return e;
+  }
+  return "";
+}
+
+// A web identity token exchanged at STS for a role (EKS's service
+// accounts): AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE, or the
+// profile's role_arn and web_identity_token_file; null when not set.
+std::shared_ptr<CredentialProvider> web_identity(const std::string& region,
+                                                 const Profile& p) {
+  std::string role = env("AWS_ROLE_ARN");
+  std::string token_file = env("AWS_WEB_IDENTITY_TOKEN_FILE");
+  std::string session = env("AWS_ROLE_SESSION_NAME");
+  if (role.empty() || token_file.empty()) {
+    role = value_of(p.config, "role_arn");
+    token_file = value_of(p.config, "web_identity_token_file");
+    session = value_of(p.config, "role_session_name");
+  }
+  if (role.empty() || token_file.empty()) return nullptr;
+  if (session.empty()) {
+    session = "ckpt-" + std::to_string(std::time(nullptr));
+  }
+  std::string sts = endpoint_of("AWS_ENDPOINT_URL_STS", p);
+  if (sts.empty()) sts = "https://sts." + region + ".amazonaws.com";
+  while (!sts.empty() && sts.back() == '/') sts.pop_back();
+  return std::make_shared<CredentialProvider>(
+      "STS at " + sts, [sts, role, token_file, session] {
+        return fetch_with_web_identity(sts, role, token_file, session);
+      });
+}
+
+// A container's credentials endpoint (ECS, EKS Pod Identity):
+// AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (at the ECS agent) or _FULL_URI,
+// with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE's or _TOKEN's token; null
+// when neither URI is set.
+std::shared_ptr<CredentialProvider> container_credentials() {
+  std::string url = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+  url = url.empty() ? env("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+                    : "http://169.254.170.2" + url;
+  if (url.empty()) return nullptr;
+  const std::string token = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+  const std::string token_file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+  return std::make_shared<CredentialProvider>(
+      "the container credentials endpoint " + url, [url, token, token_file] {
+        return fetch_from_container(url, token, token_file);
+      });
+}
+
+// The credentials of the first source that has them (ckpt/s3.h lists
+// the order).
+std::shared_ptr<CredentialProvider> find_credentials(const S3Options& options,
+                                                     const std::string& bucket,
+                                                     const std::string& region,
+                                                     const Profile& p) {
+  const std::string looked =
+      "no AWS credentials for s3://" + bucket +
+      ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or profile '" +
+      p.name + "' in " +
+      (p.credentials_path.empty() ? std::string("~/.aws/credentials")
+                                  : p.credentials_path);
+  const auto fixed = [&](Credentials c) {
+    if (c.secret_access_key.empty()) throw PermissionDeniedError(looked);
+    return std::make_shared<CredentialProvider>(std::move(c));
+  };
+  if (!options.access_key_id.empty()) {
+    return fixed({options.access_key_id, options.secret_access_key,
+                  options.session_token});
+  }
+  if (!env("AWS_ACCESS_KEY_ID").empty()) {
+    return fixed({env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"),
+                  env("AWS_SESSION_TOKEN")});
+  }
+  if (auto web = web_identity(region, p)) return web;
+  for (const auto* s : {p.credentials, p.config}) {
+    if (value_of(s, "aws_access_key_id").empty()) continue;
+    return fixed({value_of(s, "aws_access_key_id"),
+                  value_of(s, "aws_secret_access_key"),
+                  value_of(s, "aws_session_token")});
+  }
+  if (auto container = container_credentials()) return container;
+  std::string disabled = env("AWS_EC2_METADATA_DISABLED");
+  std::transform(
+      disabled.begin(), disabled.end(), disabled.begin(),
+      [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (disabled == "true") throw PermissionDeniedError(looked);
+  std::string imds = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+  if (imds.empty()) imds = "http://169.254.169.254";
+  while (!imds.empty() && imds.back() == '/') imds.pop_back();
+  try {
+    return std::make_shared<CredentialProvider>(
+        "the instance metadata service at " + imds,
+        [imds] { return fetch_from_instance_metadata(imds); });
+  } catch (const PermissionDeniedError& e) {
+    // Not on an instance with a role: say where else to put them.
+    throw PermissionDeniedError(looked + "; " + e.what());
+  }
+}
+
 }  // namespace
 
 IniFile parse_ini(const std::string& text) {
@@ -116,57 +229,27 @@ IniFile parse_ini(const std::string& text) {
 
 ResolvedConfig resolve_config(const S3Options& options,
                               const std::string& bucket) {
-  std::string profile = options.profile;
-  if (profile.empty()) profile = env("AWS_PROFILE");
-  if (profile.empty()) profile = "default";
-  const std::string credentials_path =
-      home_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
-  const std::string config_path = home_file("AWS_CONFIG_FILE", "config");
-  const IniFile credentials_file = read_ini(credentials_path);
-  const IniFile config_file = read_ini(config_path);
-  const auto* from_credentials = section(credentials_file, profile);
-  const auto* from_config = section(
-      config_file, profile == "default" ? profile : "profile " + profile);
+  Profile p;
+  p.name = options.profile;
+  if (p.name.empty()) p.name = env("AWS_PROFILE");
+  if (p.name.empty()) p.name = "default";
+  p.credentials_path = home_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+  const IniFile credentials_file = read_ini(p.credentials_path);
+  const IniFile config_file = read_ini(home_file("AWS_CONFIG_FILE", "config"));
+  p.credentials = section(credentials_file, p.name);
+  p.config =
+      section(config_file, p.name == "default" ? p.name : "profile " + p.name);
 
   ResolvedConfig out;
-  Credentials& c = out.credentials;
-  if (!options.access_key_id.empty()) {
-    c = {options.access_key_id, options.secret_access_key,
-         options.session_token};
-  } else if (!env("AWS_ACCESS_KEY_ID").empty()) {
-    c = {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"),
-         env("AWS_SESSION_TOKEN")};
-  } else {
-    for (const auto* s : {from_credentials, from_config}) {
-      if (value_of(s, "aws_access_key_id").empty()) continue;
-      c = {value_of(s, "aws_access_key_id"),
-           value_of(s, "aws_secret_access_key"),
-           value_of(s, "aws_session_token")};
-      break;
-    }
-  }
-  if (c.access_key_id.empty() || c.secret_access_key.empty()) {
-    throw PermissionDeniedError(
-        "no AWS credentials for s3://" + bucket +
-        ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or profile '" +
-        profile + "' in " +
-        (credentials_path.empty() ? std::string("~/.aws/credentials")
-                                  : credentials_path));
-  }
-
   out.region = options.region;
   for (const std::string& r :
        {env("AWS_REGION"), env("AWS_DEFAULT_REGION"),
-        value_of(from_config, "region"), std::string("us-east-1")}) {
+        value_of(p.config, "region"), std::string("us-east-1")}) {
     if (out.region.empty()) out.region = r;
   }
 
   std::string endpoint = options.endpoint;
-  for (const std::string& e :
-       {env("AWS_ENDPOINT_URL_S3"), env("AWS_ENDPOINT_URL"),
-        value_of(from_config, "endpoint_url")}) {
-    if (endpoint.empty()) endpoint = e;
-  }
+  if (endpoint.empty()) endpoint = endpoint_of("AWS_ENDPOINT_URL_S3", p);
   const bool aws = endpoint.empty();
   if (aws) endpoint = "https://s3." + out.region + ".amazonaws.com";
   parse_endpoint(endpoint, out);
@@ -182,6 +265,8 @@ ResolvedConfig resolve_config(const S3Options& options,
       break;
   }
   if (!out.path_style) out.host = bucket + "." + out.host;
+  // Last: a source may take a few seconds to answer, or to not answer.
+  out.credentials = find_credentials(options, bucket, out.region, p);
   return out;
 }
 

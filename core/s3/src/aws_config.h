@@ -6,14 +6,15 @@
 #include <ckpt/s3.h>
 
 #include <map>
+#include <memory>
 #include <string>
 
-#include "sigv4.h"
+#include "credentials.h"
 
 namespace ckpt::s3 {
 
 struct ResolvedConfig {
-  Credentials credentials;
+  std::shared_ptr<CredentialProvider> credentials;
   std::string region;
   std::string scheme;  // "http" or "https"
   std::string host;    // "127.0.0.1:9000", "s3.us-east-1.amazonaws.com"
@@ -21,7 +22,9 @@ struct ResolvedConfig {
 };
 
 // InvalidArgumentError for a malformed endpoint; PermissionDeniedError
-// when no credentials are found (naming where it looked).
+// when no credentials are found (naming where it looked), or when the
+// source the environment names (a web identity, a container endpoint)
+// gives none. Credentials a source hands out are fetched once here.
 ResolvedConfig resolve_config(const S3Options& options,
                               const std::string& bucket);
 

@@ -158,6 +158,8 @@ HttpResponse perform(const HttpRequest& request) {
   curl_easy_setopt(
       curl, CURLOPT_LOW_SPEED_TIME,
       std::max(1L, static_cast<long>(request.stall_timeout_seconds)));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(request.total_timeout_seconds * 1000));
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &on_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &exchange);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_write);

@@ -24,6 +24,7 @@ struct HttpRequest {
   int64_t max_body = int64_t{1} << 30;
   double connect_timeout_seconds = 10;
   double stall_timeout_seconds = 30;
+  double total_timeout_seconds = 0;  // the whole exchange; 0: no limit
 };
 
 struct HttpResponse {

@@ -375,7 +375,7 @@ HttpResponse S3Store::exchange(const std::string& method,
   for (int attempt = 1;; ++attempt) {
     s3::SignedRequest signed_request{method, config_.host, path, query,
                                      headers};
-    s3::sign(signed_request, config_.credentials, config_.region,
+    s3::sign(signed_request, config_.credentials->current(), config_.region,
              s3::amz_date_now(), hash);
     request.headers = signed_request.headers;
     slots_.acquire();

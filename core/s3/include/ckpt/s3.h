@@ -7,14 +7,26 @@
 // Credentials, region and endpoint are found as every AWS tool finds them,
 // each from the first place that has it:
 //   - credentials: S3Options; AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
-//     AWS_SESSION_TOKEN; the profile's aws_access_key_id, ... in
-//     ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE), then in
-//     ~/.aws/config (AWS_CONFIG_FILE);
+//     AWS_SESSION_TOKEN; a web identity token exchanged at STS
+//     (AssumeRoleWithWebIdentity: AWS_ROLE_ARN and
+//     AWS_WEB_IDENTITY_TOKEN_FILE, or the profile's role_arn and
+//     web_identity_token_file; EKS's service accounts); the profile's
+//     aws_access_key_id, ... in ~/.aws/credentials
+//     (AWS_SHARED_CREDENTIALS_FILE), then in ~/.aws/config
+//     (AWS_CONFIG_FILE); a container's credentials endpoint
+//     (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI, with
+//     AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]; ECS, EKS Pod Identity);
+//     the instance metadata service (IMDSv2 at
+//     AWS_EC2_METADATA_SERVICE_ENDPOINT, default http://169.254.169.254;
+//     off with AWS_EC2_METADATA_DISABLED=true). Credentials from the last
+//     three expire: they are fetched when the store is made and again
+//     before they expire;
 //   - the profile: S3Options::profile, AWS_PROFILE, "default";
 //   - region: S3Options, AWS_REGION, AWS_DEFAULT_REGION, the profile's
 //     region, us-east-1;
 //   - endpoint: S3Options, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the
-//     profile's endpoint_url, https://s3.<region>.amazonaws.com.
+//     profile's endpoint_url, https://s3.<region>.amazonaws.com (STS's:
+//     AWS_ENDPOINT_URL_STS, then the same but S3Options').
 // Requests are signed with AWS Signature Version 4 (payloads signed too:
 // S3 refuses a body that does not match its hash).
 //
