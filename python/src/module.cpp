@@ -13,6 +13,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "convert.h"
 #include "handlers.h"
@@ -32,7 +33,15 @@ nb::object error_class(ErrorKind kind) {
       .attr("kind_class")(error_kind_name(kind));
 }
 
-// A Context made current by `with`, on the thread that entered it.
+// A Context entered and left from Python. Contexts stack per thread, as
+// the core's do; Python cannot promise the order a `with` gives (manual
+// __enter__/__exit__, a generator suspended inside one, an object dropped
+// on another thread), so the order is checked here: a Context is left
+// innermost first, on its own thread. One dropped while still entered and
+// not innermost (or on another thread) stays on its thread's stack until
+// it is innermost there, and is left then: when the Contexts over it are
+// left, or when its thread enters or leaves another. Freeing it earlier
+// would leave the thread's stack pointing at freed memory.
 class ScopedContext {
  public:
   // `registry`: a ckpt.handlers Registry, or None for the default.
@@ -40,11 +49,26 @@ class ScopedContext {
       : options_(parse_options(options_json)) {
     options_.checkpointables_options.registry = registry_of(registry);
   }
+  ~ScopedContext() {
+    if (!context_) return;
+    if (innermost()) {
+      exit();
+    } else {
+      entry_->owner = nullptr;
+      entry_->orphan = std::move(context_);
+    }
+  }
+  ScopedContext(const ScopedContext&) = delete;
+  ScopedContext& operator=(const ScopedContext&) = delete;
 
   void enter() {
     if (context_) throw InvalidArgumentError("this Context is already entered");
+    leave_orphans();
     context_ = std::make_unique<Context>(options_);
     thread_ = std::this_thread::get_id();
+    entry_ = std::make_shared<Entry>();
+    entry_->owner = this;
+    entered().push_back(entry_);
   }
   void exit() {
     if (!context_) return;
@@ -52,7 +76,16 @@ class ScopedContext {
       throw InvalidArgumentError(
           "a Context must be left on the thread that entered it");
     }
+    if (!innermost()) {
+      throw InvalidArgumentError(
+          "a Context must be left after the Contexts entered inside it "
+          "(innermost first)");
+    }
+    leave_orphans();  // entered after this one
     context_.reset();
+    entered().pop_back();
+    entry_.reset();
+    leave_orphans();  // entered before it, dropped since
   }
 
  private:
@@ -74,9 +107,44 @@ class ScopedContext {
     return o;
   }
 
+  // A place on a thread's stack: its ScopedContext, or (owner null) the
+  // Context of one dropped while entered. Touched under the GIL only.
+  struct Entry {
+    ScopedContext* owner = nullptr;
+    std::unique_ptr<Context> orphan;
+    // An orphan is left by leave_orphans() on its own thread; one whose
+    // thread ended first is never freed (freeing it here, on any thread,
+    // would reset this thread's current Context).
+    ~Entry() { [[maybe_unused]] Context* never_freed = orphan.release(); }
+  };
+  // The Contexts this thread has entered, innermost last.
+  static std::vector<std::shared_ptr<Entry>>& entered() {
+    thread_local std::vector<std::shared_ptr<Entry>> stack;
+    return stack;
+  }
+  // Leaves the dropped Contexts at the top of this thread's stack,
+  // innermost first.
+  static void leave_orphans() {
+    auto& stack = entered();
+    while (!stack.empty() && !stack.back()->owner) {
+      stack.back()->orphan.reset();
+      stack.pop_back();
+    }
+  }
+  // Whether this is the innermost Context of its thread still held.
+  bool innermost() const {
+    if (thread_ != std::this_thread::get_id()) return false;
+    const auto& stack = entered();
+    for (auto it = stack.rbegin(); it != stack.rend(); ++it) {
+      if ((*it)->owner) return *it == entry_;
+    }
+    return false;
+  }
+
   ContextOptions options_;
   std::unique_ptr<Context> context_;
   std::thread::id thread_;
+  std::shared_ptr<Entry> entry_;
 };
 
 class PendingSave {

@@ -149,3 +149,47 @@ def test_the_cpp_tool_reads_python_and_python_reads_its_conversion(
     got = ckpt.load_pytree(converted)
     np.testing.assert_array_equal(got["w"], tree["w"])
     assert got["s"] == "hi"
+
+
+def test_contexts_are_left_innermost_first(path, tmp_path):
+    outer = ckpt.Context(handler_options={"pytree": {"storage": "orbax"}})
+    inner = ckpt.Context(fsync=False)
+    outer.__enter__()
+    inner.__enter__()
+    with pytest.raises(ckpt.InvalidArgumentError, match="innermost first"):
+        outer.__exit__(None, None, None)
+    inner.__exit__(None, None, None)
+    ckpt.save_pytree(path, {"w": np.arange(3.0)})  # outer's options still
+    assert (path / "state" / "manifest.ocdbt").exists()
+    outer.__exit__(None, None, None)
+    ckpt.save_pytree(tmp_path / "plain", {"w": np.arange(3.0)})
+    assert (tmp_path / "plain" / "state" / "arrays.h5").exists()
+
+
+def test_a_context_dropped_while_entered(tmp_path):
+    # Entered on another thread and dropped here, or dropped under a
+    # Context entered later: left when it is innermost on its thread, never
+    # freed under that thread's feet.
+    box = {}
+
+    def enter_elsewhere():
+        box["c"] = ckpt.Context(handler_options={"pytree": {"storage": "orbax"}})
+        box["c"].__enter__()
+        ckpt.save_pytree(tmp_path / "there", {"w": np.arange(3.0)})
+
+    t = threading.Thread(target=enter_elsewhere)
+    t.start()
+    t.join()
+    with pytest.raises(ckpt.InvalidArgumentError, match="thread"):
+        box["c"].__exit__(None, None, None)
+    del box["c"]
+    outer = ckpt.Context(handler_options={"pytree": {"storage": "orbax"}})
+    outer.__enter__()
+    inner = ckpt.Context(fsync=False)
+    inner.__enter__()
+    del outer  # dropped under `inner`: left with it
+    inner.__exit__(None, None, None)
+    ckpt.save_pytree(tmp_path / "later", {"w": np.arange(3.0)})
+    assert (tmp_path / "later" / "state" / "arrays.h5").exists()
+    np.testing.assert_array_equal(
+        ckpt.load_pytree(tmp_path / "there")["w"], np.arange(3.0))
