@@ -15,11 +15,12 @@
 
 #include <ckpt/checkpoint.h>
 #include <ckpt/value.h>
-#include <nanobind/nanobind.h>
 
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "casters.h"
 
 namespace ckpt::python {
 

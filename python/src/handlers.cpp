@@ -3,9 +3,6 @@
 #include <ckpt/abi.h>
 #include <ckpt/errors.h>
 #include <ckpt/plugins.h>
-#include <nanobind/stl/optional.h>
-#include <nanobind/stl/string.h>
-#include <nanobind/stl/vector.h>
 
 #include <future>
 #include <nlohmann/json.hpp>

@@ -7,9 +7,10 @@
 
 #include <ckpt/handler.h>
 #include <ckpt/registry.h>
-#include <nanobind/nanobind.h>
 
 #include <memory>
+
+#include "casters.h"
 
 namespace ckpt::python {
 

@@ -5,9 +5,6 @@
 #include <ckpt/checkpoint.h>
 #include <ckpt/context.h>
 #include <ckpt/errors.h>
-#include <nanobind/nanobind.h>
-#include <nanobind/stl/optional.h>
-#include <nanobind/stl/string.h>
 
 #include <chrono>
 #include <memory>

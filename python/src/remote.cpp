@@ -1,10 +1,10 @@
 #include "remote.h"
 
 #include <ckpt/s3.h>
-#include <nanobind/stl/string.h>
-#include <nanobind/stl/vector.h>
 
 #include <vector>
+
+#include "casters.h"
 
 namespace nb = nanobind;
 

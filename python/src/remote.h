@@ -5,10 +5,11 @@
 #define CKPT_PYTHON_SRC_REMOTE_H_
 
 #include <ckpt/remote.h>
-#include <nanobind/nanobind.h>
 
 #include <memory>
 #include <string>
+
+#include "casters.h"
 
 namespace ckpt::python {
 

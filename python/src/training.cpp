@@ -2,8 +2,6 @@
 
 #include <ckpt/checkpointer.h>
 #include <ckpt/errors.h>
-#include <nanobind/stl/optional.h>
-#include <nanobind/stl/string.h>
 
 #include <chrono>
 #include <memory>

@@ -3,7 +3,7 @@
 #ifndef CKPT_PYTHON_SRC_TRAINING_H_
 #define CKPT_PYTHON_SRC_TRAINING_H_
 
-#include <nanobind/nanobind.h>
+#include "casters.h"
 
 namespace ckpt::python {
 
