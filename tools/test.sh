@@ -39,7 +39,8 @@ if [ "$quick" = 1 ]; then
   exit $rc
 fi
 ckpt_build build-sanitize -Dtests=enabled -Db_sanitize=address,undefined \
-  -Db_lundef=false -Dbuildtype=debug
+  -Db_lundef=false -Dbuildtype=debug -Dpython=build \
+  -Dpython_path="$CKPT_VENV_PYTHON"
 set +e
 
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -210,6 +211,12 @@ run_counted build/test-output-python.txt '^python/tests/.*::.* PASSED' \
   "$CKPT_VENV_PYTHON" -m pytest python/tests -v -p no:cacheprovider --color=no
 run_counted build/test-output-wheel.txt '^python wheel: ok' \
   '^python wheel: FAILED' tools/wheel-test.sh
+# The same suite on the package of build-sanitize, under ASan and UBSan
+# (python/meson.build preloads their runtime into the interpreter).
+echo "== Python package in build-sanitize"
+run_counted build-sanitize/test-output-python.txt \
+  '^\.\./python/tests/.*::.* PASSED' '^\.\./python/tests/.*::.* (FAILED|ERROR)' \
+  meson test -C build-sanitize --suite python --print-errorlogs --verbose
 
 # The fuzz targets' seeds replayed by gcc under ASan+UBSan (the fuzz
 # suite of build-sanitize: replay_main.cpp, no libFuzzer); each target
