@@ -98,6 +98,9 @@ void RemoteTier::upload(int64_t step, const fs::path& folder, bool replace,
     });
   }
   if (many()) pending_[step] = Pending{replace, false, {}};
+  // Saved again while the last save's upload waits or runs: this upload
+  // replaces whatever that one commits, if it commits.
+  if (uploads_of_step_[step]++ > 0 && !many()) replace = true;
   queue_.push_back({Task::Kind::kUpload, step, folder, replace, {}, {}, {}});
   ++uploads_queued_;
   changed_.notify_all();
@@ -152,7 +155,12 @@ void RemoteTier::run() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.pop_front();
-      if (task.kind == Task::Kind::kUpload) --uploads_queued_;
+      if (task.kind == Task::Kind::kUpload) {
+        --uploads_queued_;
+        if (--uploads_of_step_[task.step] == 0) {
+          uploads_of_step_.erase(task.step);
+        }
+      }
       busy_ = false;
     }
     changed_.notify_all();
@@ -180,6 +188,8 @@ void RemoteTier::perform(const Task& task) {
       upload_part(task);
       return;
     }
+    // Saved again since: the newer save's upload follows.
+    if (saved_again(task.step)) return;
     if (task.replace) remove_remote_checkpoint(*options_.store, name);
     try {
       upload_checkpoint(task.folder.string(), *options_.store, name,
@@ -190,8 +200,21 @@ void RemoteTier::perform(const Task& task) {
     }
     if (on_persisted_) on_persisted_(task.step);
   } catch (const std::exception& e) {
+    if (task.kind == Task::Kind::kUpload && !many() && saved_again(task.step)) {
+      // Its folder was replaced under it ("changed during the upload"):
+      // the newer save's upload persists the step.
+      log(CKPT_LOG_INFO, "step " + std::to_string(task.step) +
+                             " was saved again during its upload: " + e.what());
+      return;
+    }
     fail(task, e.what());
   }
+}
+
+bool RemoteTier::saved_again(int64_t step) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto it = uploads_of_step_.find(step);
+  return it != uploads_of_step_.end() && it->second > 1;
 }
 
 void RemoteTier::fail(const Task& task, const std::string& what) {

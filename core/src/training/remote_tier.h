@@ -124,6 +124,8 @@ class RemoteTier {
   void upload_part(const Task& task);
   void commit(const Task& task);
   void fail(const Task& task, const std::string& what);
+  // Whether an upload of `step` is queued behind the running one.
+  bool saved_again(int64_t step);
   // Queues the commit or the removal of a step whose parts are all in.
   void settle(int64_t step, Pending pending, std::vector<int64_t>& persisted);
 
@@ -139,6 +141,9 @@ class RemoteTier {
   std::condition_variable changed_;
   std::deque<Task> queue_;
   size_t uploads_queued_ = 0;
+  // Uploads queued or running, by step: a step saved again (overwrite)
+  // while its upload waits or runs has two.
+  std::map<int64_t, int> uploads_of_step_;
   bool busy_ = false;
   bool stop_ = false;
   std::exception_ptr error_;

@@ -1,13 +1,16 @@
 // The Checkpointer's remote tier (RemoteTierOptions), over a directory
 // store: uploads behind the local disk, steps in both places, restarts on
 // an empty disk, pruning in both places, local copies dropped once
-// persisted, failed uploads finished by the next run, two writers.
+// persisted, failed uploads finished by the next run, two writers, a step
+// saved again during its upload.
 #include <ckpt/checkpointer.h>
 #include <ckpt/errors.h>
 #include <ckpt/remote.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <condition_variable>
+#include <mutex>
 
 #include "test_util.h"
 
@@ -74,6 +77,39 @@ class FlakyStore : public RemoteStore {
  private:
   std::shared_ptr<RemoteStore> inner_;
   std::atomic<int> failures_;
+};
+
+// A store whose first file upload waits until the test lets it go.
+class GatedStore : public FlakyStore {
+ public:
+  explicit GatedStore(std::shared_ptr<RemoteStore> inner)
+      : FlakyStore(std::move(inner), 0) {}
+  void put_file(const std::string& key, const std::string& path) override {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (!held_) {
+        held_ = true;
+        changed_.notify_all();
+        changed_.wait(lock, [&] { return released_; });
+      }
+    }
+    FlakyStore::put_file(key, path);
+  }
+  void wait_until_held() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return held_; });
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    released_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool held_ = false;
+  bool released_ = false;
 };
 
 }  // namespace
@@ -184,4 +220,26 @@ TEST_CASE("two writers of one remote root: one wins each step", "[remote]") {
   b.close();
   Checkpointer reader(dir / "c", remote_options(store));
   CHECK(reader.load_pytree(7) == tree_of(7));
+}
+
+TEST_CASE("a step saved again during its upload goes up as saved last",
+          "[remote]") {
+  TempDir dir;
+  auto store = directory_store((dir / "store").string());
+  auto gated = std::make_shared<GatedStore>(store);
+  Checkpointer c(dir / "local", remote_options(gated));
+  c.save_pytree(1, tree_of(1));
+  gated->wait_until_held();  // step 1's upload is under way
+  StepSaveOptions again;
+  again.force = true;
+  again.overwrite = true;
+  c.save_pytree(1, tree_of(100), again);
+  gated->release();
+  // The first upload's folder changed under it: no error, the second
+  // upload persists the step.
+  c.wait_for_uploads();
+  CHECK(remote_steps(*store) == std::vector<std::string>{"1"});
+  c.close();
+  Checkpointer reader(dir / "elsewhere", remote_options(store));
+  CHECK(reader.load_pytree(1) == tree_of(100));
 }
