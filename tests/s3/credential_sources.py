@@ -12,7 +12,8 @@ token included.
 
 GET BASE/control gives how many credentials each source handed out;
 POST BASE/control {"lifetime": SECONDS} sets the Expiration the next
-ones report (default 900 s, what moto grants); DELETE resets both.
+ones report (default 900 s, what moto grants), {"corrupt": true} puts a
+line break into the key id the next ones carry; DELETE resets them.
 """
 import datetime
 import json
@@ -42,6 +43,7 @@ class Issuer:
     def reset(self):
         with self.lock:
             self.lifetime = 900
+            self.corrupt = False
             self.counts = {"imds": 0, "container": 0, "sts": 0}
 
     def issue(self, source):
@@ -49,12 +51,14 @@ class Issuer:
             self.counts[source] += 1
             n = sum(self.counts.values())
             lifetime = self.lifetime
+            corrupt = self.corrupt
         c = self.sts.assume_role(RoleArn=self.role_arn,
                                  RoleSessionName=f"ckpt-test-{n}",
                                  DurationSeconds=900)["Credentials"]
         expires = datetime.datetime.now(datetime.timezone.utc) + \
             datetime.timedelta(seconds=lifetime)
-        return {"AccessKeyId": c["AccessKeyId"],
+        return {"AccessKeyId": c["AccessKeyId"] +
+                ("\r\nX-Injected: 1" if corrupt else ""),
                 "SecretAccessKey": c["SecretAccessKey"],
                 "Token": c["SessionToken"],
                 "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -142,6 +146,7 @@ def make_handler(issuer):
             body = json.loads(self.rfile.read(length) or b"{}")
             with issuer.lock:
                 issuer.lifetime = int(body.get("lifetime", issuer.lifetime))
+                issuer.corrupt = bool(body.get("corrupt", issuer.corrupt))
             self.reply(200, "{}")
 
         def do_DELETE(self):

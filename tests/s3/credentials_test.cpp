@@ -178,11 +178,17 @@ TEST_CASE("credentials from a container endpoint", "[s3][credentials]") {
   e.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://192.0.2.1/creds");
   CHECK_THAT(message_of<PermissionDeniedError>([] { store(); }),
              Catch::Contains("use https"));
-  // A header injected through the token is refused.
+  // A header injected through the token, or through the credentials
+  // the source answers with, is refused.
   e.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", url);
   e.set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "a\r\nX-Injected: 1");
   CHECK_THAT(message_of<PermissionDeniedError>([] { store(); }),
              Catch::Contains("control characters"));
+  e.set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "test-container-token");
+  ckpt::test::http_json("POST", env("CKPT_TEST_CREDENTIALS") + "/control",
+                        R"({"corrupt": true})");
+  CHECK_THAT(message_of<PermissionDeniedError>([] { store(); }),
+             Catch::Contains("credentials holding control characters"));
 }
 
 TEST_CASE("credentials from a web identity token at STS", "[s3][credentials]") {

@@ -59,6 +59,24 @@ HttpResponse ask(const std::string& method, const std::string& url,
   return r;
 }
 
+// Whether `text` may go into a header: no control characters.
+bool printable(const std::string& text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](unsigned char c) { return c >= 0x20 && c != 0x7f; });
+}
+
+// `c` as a source gave it: refused unless its parts can go into headers.
+TimedCredentials checked(const std::string& source, TimedCredentials c) {
+  const Credentials& k = c.credentials;
+  if (k.access_key_id.empty() || k.secret_access_key.empty()) {
+    refuse(source, "an answer without credentials");
+  }
+  if (!printable(k.access_key_id) || !printable(k.session_token)) {
+    refuse(source, "credentials holding control characters");
+  }
+  return c;
+}
+
 const std::string* string_field(const nlohmann::json& j, const char* key) {
   const auto it = j.find(key);
   if (it == j.end() || !it->is_string() ||
@@ -78,11 +96,8 @@ TimedCredentials from_json(const std::string& source, const HttpResponse& r) {
   }
   const std::string* id = string_field(j, "AccessKeyId");
   const std::string* secret = string_field(j, "SecretAccessKey");
-  if (!id || !secret) {
-    refuse(source, "an answer without AccessKeyId and SecretAccessKey");
-  }
   TimedCredentials out;
-  out.credentials = {*id, *secret, ""};
+  out.credentials = {id ? *id : "", secret ? *secret : "", ""};
   if (const std::string* token = string_field(j, "Token")) {
     out.credentials.session_token = *token;
   }
@@ -92,7 +107,7 @@ TimedCredentials from_json(const std::string& source, const HttpResponse& r) {
       refuse(source, "an Expiration that is no UTC time: " + *expiration);
     }
   }
-  return out;
+  return checked(source, std::move(out));
 }
 
 // The host of an http(s) URL, without port or brackets.
@@ -107,12 +122,6 @@ std::string host_of(const std::string& url) {
     return end == std::string::npos ? "" : rest.substr(1, end - 1);
   }
   return rest.substr(0, rest.find(':'));
-}
-
-// Whether `text` may go into a header: no control characters.
-bool printable(const std::string& text) {
-  return std::all_of(text.begin(), text.end(),
-                     [](unsigned char c) { return c >= 0x20 && c != 0x7f; });
 }
 
 // A token file's text without its trailing white space.
@@ -279,16 +288,12 @@ TimedCredentials fetch_with_web_identity(const std::string& sts_endpoint,
   out.credentials = {xml_first(block, "AccessKeyId"),
                      xml_first(block, "SecretAccessKey"),
                      xml_first(block, "SessionToken")};
-  if (out.credentials.access_key_id.empty() ||
-      out.credentials.secret_access_key.empty()) {
-    refuse(source, "an answer without credentials");
-  }
   const std::string expiration = xml_first(block, "Expiration");
   out.expiration = parse_expiration(expiration);
   if (!out.expiration) {
     refuse(source, "an Expiration that is no UTC time: " + expiration);
   }
-  return out;
+  return checked(source, std::move(out));
 }
 
 }  // namespace ckpt::s3
